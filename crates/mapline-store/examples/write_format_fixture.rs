@@ -1,0 +1,46 @@
+//! Writes `tests/fixtures/format-<STORAGE_FORMAT>.redb`, the file the compatibility test opens.
+//! Run once when a new storage format is introduced, and commit the file:
+//! `cargo run -p mapline-store --example write_format_fixture`
+
+use mapline_store::{Author, NewUpdate, PlanRecord, STORAGE_FORMAT, Snapshot, Store, UpdateRecord};
+use uuid::Uuid;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/format-{STORAGE_FORMAT}.redb"));
+    let _ = std::fs::remove_file(&path);
+    let store = Store::open(&path)?;
+    store.set_admin_token_hash(&[1; 32])?;
+    let plan = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001);
+    let record = |update: Vec<u8>| UpdateRecord {
+        author: Author::System,
+        client_ids: vec![1],
+        received_at_ms: 1_700_000_000_000,
+        update,
+    };
+    let plan_record = PlanRecord {
+        title: format!("Format {STORAGE_FORMAT} fixture"),
+        buyer_org: "Buyer".into(),
+        seller_org: "Seller".into(),
+        go_live: "2027-04-01".into(),
+        created_at_ms: 1_700_000_000_000,
+    };
+    // The empty Yjs update: both counts zero.
+    store.create_plan(plan, &plan_record, &record(vec![0, 0]), &[])?;
+    store.commit_batch(
+        &[NewUpdate {
+            plan_id: plan,
+            record: record(vec![0, 0]),
+        }],
+        &[(
+            plan,
+            Snapshot {
+                covers_seq: 1,
+                taken_at_ms: 1,
+                state: vec![0, 0],
+            },
+        )],
+    )?;
+    println!("wrote {}", path.display());
+    Ok(())
+}

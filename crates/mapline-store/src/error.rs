@@ -1,0 +1,36 @@
+use crate::records::PlanId;
+
+/// The data file could not be opened as a Mapline store.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create the folder for the data file: {0}")]
+    Folder(#[source] std::io::Error),
+    #[error("cannot open the data file: {0}")]
+    Database(#[from] redb::DatabaseError),
+    #[error("the data file has storage format {found}; this version reads format {supported}")]
+    FormatVersion { found: u32, supported: u32 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A read or write of the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage transaction failed: {0}")]
+    Transaction(#[from] redb::TransactionError),
+    #[error("storage table failed: {0}")]
+    Table(#[from] redb::TableError),
+    #[error("storage read or write failed: {0}")]
+    Storage(#[from] redb::StorageError),
+    #[error("storage commit failed: {0}")]
+    Commit(#[from] redb::CommitError),
+    #[error("stored record in {table} at {key} cannot be decoded")]
+    Corrupt { table: &'static str, key: String },
+    #[error("plan {0} already exists")]
+    PlanExists(PlanId),
+    #[error("plan {0} does not exist")]
+    NoSuchPlan(PlanId),
+}
+
+/// Result of a store operation.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

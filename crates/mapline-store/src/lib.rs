@@ -1,0 +1,20 @@
+//! `mapline-store` owns the redb data file: plans, share links (hashed tokens only), each plan's
+//! append-only update log with who sent every update, and snapshots that keep cold loads short.
+//!
+//! It stores Yjs updates as opaque bytes and never needs a yrs type; it knows nothing of sockets
+//! or async. Every write is one redb transaction, so a batch of updates from many plans costs
+//! one fsync (group commit). The layout is documented in docs/storage.md.
+
+mod error;
+mod records;
+mod store;
+
+pub use error::{OpenError, Result, StoreError};
+pub use records::{
+    Author, NewUpdate, PlanId, PlanRecord, Role, Seq, ShareId, ShareRecord, Side, Snapshot,
+    UpdateRecord,
+};
+pub use store::{DocumentLoad, STORAGE_FORMAT, Store};
+
+#[cfg(test)]
+mod tests;

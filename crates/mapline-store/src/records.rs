@@ -1,0 +1,111 @@
+//! The values Mapline keeps. Every stored value is one format byte followed by the record in
+//! postcard encoding (see docs/storage.md); the format byte lets a later version read old data.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use uuid::Uuid;
+
+/// A plan's id (UUID v7, so ids sort by creation time).
+pub type PlanId = Uuid;
+/// A share link's id.
+pub type ShareId = Uuid;
+/// Position of an update in its plan's log; the first update of a plan is 1.
+pub type Seq = u64;
+
+/// Which side of the deal a person is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Side {
+    Buyer,
+    Seller,
+}
+
+/// What a share link allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    Editor,
+    Viewer,
+}
+
+/// A plan's creation record (its document lives in the update log).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanRecord {
+    pub title: String,
+    pub buyer_org: String,
+    pub seller_org: String,
+    /// `YYYY-MM-DD`, as given at creation.
+    pub go_live: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+}
+
+/// A share link. The token itself is never stored, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareRecord {
+    pub id: ShareId,
+    pub plan_id: PlanId,
+    pub side: Side,
+    pub role: Role,
+    /// Who the link was given to, e.g. "Dev Patel (champion)".
+    pub label: String,
+    pub token_hash: [u8; 32],
+    pub created_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// Who an update came from: always the authenticated principal, never a client-claimed name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Author {
+    /// Written by the server itself (a plan's first update, the demo plan).
+    System,
+    /// Sent over a connection authenticated with the admin credential.
+    Admin,
+    /// Sent over a connection authenticated with this share link.
+    Share { id: ShareId, side: Side },
+}
+
+/// One entry of a plan's update log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateRecord {
+    pub author: Author,
+    /// Yjs client ids whose insertions the update carries.
+    pub client_ids: Vec<u64>,
+    /// Server time the update was received, milliseconds since the Unix epoch.
+    pub received_at_ms: i64,
+    /// The Yjs update, lib0 v1 encoding, exactly as received.
+    pub update: Vec<u8>,
+}
+
+/// An update to append to a plan's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUpdate {
+    pub plan_id: PlanId,
+    pub record: UpdateRecord,
+}
+
+/// A plan's whole document state as of a log position, so loading needs only the tail after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The last log position the state includes.
+    pub covers_seq: Seq,
+    pub taken_at_ms: i64,
+    /// The document state as one Yjs update (lib0 v1).
+    pub state: Vec<u8>,
+}
+
+/// The format byte in front of every stored value.
+pub(crate) const RECORD_FORMAT: u8 = 1;
+
+pub(crate) fn encode<T: Serialize>(record: &T) -> Vec<u8> {
+    let mut out = vec![RECORD_FORMAT];
+    // postcard only fails on writer errors or unsupported serde features; a Vec writer with
+    // these plain structs has neither, so an error here is a bug in this crate.
+    postcard::to_io(record, &mut out).expect("postcard encodes plain records into a Vec");
+    out
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    match bytes.split_first() {
+        Some((&RECORD_FORMAT, body)) => postcard::from_bytes(body).ok(),
+        _ => None,
+    }
+}
