@@ -1,1 +1,155 @@
+//! `mapline-server` owns Mapline's network edge: the y-websocket sync endpoint and its rooms,
+//! the group-commit writer that makes every update durable before anyone sees it, share-link
+//! authentication, the JSON API, health, metrics and the web client's files.
+//!
+//! Data flow of one update: a connection task decodes it ([`protocol`]), hands it to the writer
+//! thread, which commits a batch of updates from every room in one redb transaction and only
+//! then applies each to its room, which relays it to the other connections and acknowledges it
+//! to its sender. See ARCHITECTURE.md.
 
+mod api;
+mod auth;
+mod conn;
+mod metrics;
+mod outbox;
+pub mod plans;
+pub mod protocol;
+mod room;
+mod rooms;
+mod web;
+mod writer;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use mapline_store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use auth::{new_admin_token, token_hash};
+pub use outbox::CloseCode;
+pub use writer::now_ms;
+
+/// Settings of a running server, validated by the binary.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Origin used in share links (`https://plans.example.com`); relative links when `None`.
+    pub public_url: Option<String>,
+    /// Largest accepted WebSocket message.
+    pub max_message_bytes: usize,
+    /// Messages that may wait for one connection before it counts as not reading.
+    pub outbound_queue: usize,
+    /// How long a plan with no connections stays in memory.
+    pub room_idle: Duration,
+    /// Folder with the built web client, if any.
+    pub web_root: Option<PathBuf>,
+    /// SHA-256 of the admin credential.
+    pub admin_token_hash: [u8; 32],
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            max_message_bytes: 1024 * 1024,
+            outbound_queue: 1024,
+            room_idle: Duration::from_secs(60),
+            web_root: None,
+            admin_token_hash: [0; 32],
+        }
+    }
+}
+
+/// Shared state of a running server.
+pub struct App {
+    config: ServerConfig,
+    store: Arc<Store>,
+    auth: auth::Authenticator,
+    rooms: rooms::Rooms,
+    writer: writer::WriterHandle,
+    metrics: Arc<metrics::Metrics>,
+    /// Cancelled when the server starts shutting down; every connection closes with 1001.
+    shutdown: CancellationToken,
+    /// Counts open WebSocket connections so shutdown can wait for their close frames.
+    connections: TaskTracker,
+    next_conn: AtomicU64,
+}
+
+impl App {
+    fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// The server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot start the writer thread: {0}")]
+    Writer(#[source] std::io::Error),
+    #[error("serving failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Serves on `listener` until `shutdown` resolves, then stops accepting, closes every WebSocket
+/// with 1001, finishes the commit in flight, snapshots the plans in memory and returns.
+pub async fn run(
+    listener: TcpListener,
+    store: Arc<Store>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let metrics = Arc::new(metrics::Metrics::default());
+    let (writer, writer_thread) =
+        writer::spawn(store.clone(), metrics.clone()).map_err(RunError::Writer)?;
+    let app = Arc::new(App {
+        auth: auth::Authenticator::new(config.admin_token_hash),
+        rooms: rooms::Rooms::new(store.clone(), metrics.clone()),
+        config,
+        store,
+        writer: writer.clone(),
+        metrics,
+        shutdown: CancellationToken::new(),
+        connections: TaskTracker::new(),
+        next_conn: AtomicU64::new(1),
+    });
+
+    let sweeper = tokio::spawn(retire_idle_rooms(app.clone()));
+    let stopping = app.shutdown.clone();
+    let result = axum::serve(listener, api::router(app.clone()))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            stopping.cancel();
+        })
+        .await;
+    app.shutdown.cancel();
+    sweeper.abort();
+    app.connections.close();
+    app.connections.wait().await;
+
+    for room in app.rooms.all() {
+        let _ = writer.send(writer::WriteRequest::Snapshot { room }).await;
+    }
+    let _ = writer.send(writer::WriteRequest::Stop).await;
+    let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    result.map_err(RunError::Serve)
+}
+
+async fn retire_idle_rooms(app: Arc<App>) {
+    let period = (app.config.room_idle / 4).max(Duration::from_millis(250));
+    let mut ticks = tokio::time::interval(period);
+    loop {
+        ticks.tick().await;
+        for room in app.rooms.retire_idle(app.config.room_idle) {
+            tracing::debug!(plan_id = %room.plan_id(), "room retired");
+            let _ = app
+                .writer
+                .send(writer::WriteRequest::Snapshot { room })
+                .await;
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! The HTTP surface: JSON API, the sync endpoint's checks before the upgrade, health and
+//! metrics, and the web client's files. Every error is `{ "error": { "code", "message" } }`.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use mapline_plan::NewPlan;
+use mapline_store::{PlanId, Role, Side, StoreError};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::App;
+use crate::auth::{AuthError, Principal};
+use crate::conn::{self, ConnectionParams};
+use crate::plans::{self, MAX_LABEL_CHARS};
+use crate::writer::now_ms;
+
+/// Largest accepted JSON body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// An API error: status, stable machine-readable code, and a message for people.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn no_such_plan() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "plan_not_found",
+            "no plan has this id",
+        )
+    }
+
+    fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the server failed; try again",
+        )
+    }
+
+    fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Invalid => {
+                Self::new(StatusCode::UNAUTHORIZED, "invalid_token", error.to_string())
+            }
+            AuthError::Revoked => {
+                Self::new(StatusCode::UNAUTHORIZED, "share_revoked", error.to_string())
+            }
+            AuthError::Expired => {
+                Self::new(StatusCode::UNAUTHORIZED, "share_expired", error.to_string())
+            }
+            AuthError::Store(error) => Self::internal(error),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::PlanExists(id) => Self::new(
+                StatusCode::CONFLICT,
+                "plan_exists",
+                format!("plan {id} already exists"),
+            ),
+            StoreError::NoSuchPlan(_) => Self::no_such_plan(),
+            other => Self::internal(other),
+        }
+    }
+}
+
+/// A JSON body whose every rejection is an [`ApiError`].
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    let text = rejection.body_text();
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with `Content-Type: application/json`",
+        ),
+        JsonRejection::JsonSyntaxError(_) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", text)
+        }
+        JsonRejection::JsonDataError(_) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", text)
+        }
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+        ),
+        _ => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", text),
+    }
+}
+
+/// The routes, with the app as state.
+pub fn router(app: Arc<App>) -> Router {
+    let web = crate::web::service(app.config.web_root.as_deref());
+    Router::new()
+        .route("/api/plans", post(create_plan).get(list_plans))
+        .route("/api/plans/{plan_id}/shares", post(create_share))
+        .route("/api/{*rest}", any(api_not_found))
+        .route("/sync/{plan_id}", get(sync))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback_service(web)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(app)
+}
+
+async fn api_not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    app.metrics.stored_bytes.set(app.store.file_bytes() as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Resolves the caller from `Authorization: Bearer` or, for WebSocket clients that cannot set
+/// headers, a `token` query parameter.
+async fn authenticate(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+) -> Result<Principal, ApiError> {
+    let token = bearer(headers)
+        .or(query_token)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing_token",
+                "send a token as `Authorization: Bearer <token>`",
+            )
+        })?;
+    let token = token.to_owned();
+    let app = app.clone();
+    let principal =
+        tokio::task::spawn_blocking(move || app.auth.authenticate(&app.store, &token, now_ms()))
+            .await
+            .map_err(ApiError::internal)??;
+    Ok(principal)
+}
+
+fn require_admin(principal: &Principal) -> Result<(), ApiError> {
+    match principal {
+        Principal::Admin => Ok(()),
+        Principal::Share(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin_only",
+            "this needs the admin credential; a share link cannot do it",
+        )),
+    }
+}
+
+fn parse_plan_id(raw: &str) -> Result<PlanId, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::no_such_plan())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreatePlanBody {
+    title: String,
+    buyer_org: String,
+    seller_org: String,
+    go_live: String,
+    /// An id chosen by the caller (e.g. derived from a CRM deal), making creation idempotent.
+    #[serde(default)]
+    id: Option<Uuid>,
+}
+
+async fn create_plan(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<ApiJson<CreatePlanBody>, ApiError>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&authenticate(&app, &headers, None).await?)?;
+    let ApiJson(body) = body?;
+    let plan = NewPlan::parse(
+        &body.title,
+        &body.buyer_org,
+        &body.seller_org,
+        &body.go_live,
+    )
+    .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let id = body.id.unwrap_or_else(Uuid::now_v7);
+    let first_update = mapline_plan::new_plan_update(&plan, plans::server_client_id());
+    let store = app.store.clone();
+    let shares = tokio::task::spawn_blocking(move || {
+        plans::create_plan(&store, id, &plan, first_update, now_ms())
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    tracing::info!(plan_id = %id, "plan created");
+    let public_url = app.config.public_url.as_deref();
+    let shares: Vec<_> = shares.iter().map(|s| s.view(public_url)).collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "shares": shares })),
+    ))
+}
+
+async fn list_plans(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&authenticate(&app, &headers, None).await?)?;
+    let store = app.store.clone();
+    let plans = tokio::task::spawn_blocking(move || store.plans())
+        .await
+        .map_err(ApiError::internal)??;
+    let plans: Vec<_> = plans
+        .into_iter()
+        .map(|(id, plan)| {
+            json!({
+                "id": id,
+                "title": plan.title,
+                "buyerOrg": plan.buyer_org,
+                "sellerOrg": plan.seller_org,
+                "goLive": plan.go_live,
+                "createdAt": chrono::DateTime::from_timestamp_millis(plan.created_at_ms).map(|t| t.to_rfc3339()),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "plans": plans })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum SideBody {
+    Buyer,
+    Seller,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RoleBody {
+    Editor,
+    Viewer,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateShareBody {
+    side: SideBody,
+    role: RoleBody,
+    label: String,
+    /// RFC 3339; the link stops working then.
+    #[serde(default)]
+    expires_at: Option<String>,
+}
+
+async fn create_share(
+    State(app): State<Arc<App>>,
+    Path(plan_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<ApiJson<CreateShareBody>, ApiError>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&authenticate(&app, &headers, None).await?)?;
+    let plan_id = parse_plan_id(&plan_id)?;
+    let ApiJson(body) = body?;
+    let label = body.label.trim().to_owned();
+    if label.is_empty() {
+        return Err(ApiError::invalid("`label` must name who the link is for"));
+    }
+    if label.chars().count() > MAX_LABEL_CHARS {
+        return Err(ApiError::invalid(format!(
+            "`label` is longer than {MAX_LABEL_CHARS} characters"
+        )));
+    }
+    let now = now_ms();
+    let expires_at_ms = match body.expires_at.as_deref() {
+        None => None,
+        Some(text) => {
+            let at = chrono::DateTime::parse_from_rfc3339(text)
+                .map_err(|_| {
+                    ApiError::invalid(format!(
+                        "`expiresAt` must be an RFC 3339 time, got {text:?}"
+                    ))
+                })?
+                .timestamp_millis();
+            if at <= now {
+                return Err(ApiError::invalid("`expiresAt` is in the past"));
+            }
+            Some(at)
+        }
+    };
+    let side = match body.side {
+        SideBody::Buyer => Side::Buyer,
+        SideBody::Seller => Side::Seller,
+    };
+    let role = match body.role {
+        RoleBody::Editor => Role::Editor,
+        RoleBody::Viewer => Role::Viewer,
+    };
+    let share = plans::issue_share(plan_id, side, role, &label, expires_at_ms, now);
+    let store = app.store.clone();
+    let record = share.record.clone();
+    tokio::task::spawn_blocking(move || store.insert_share(&record))
+        .await
+        .map_err(ApiError::internal)??;
+    tracing::info!(plan_id = %plan_id, share_id = %share.record.id, "share created");
+    Ok((
+        StatusCode::CREATED,
+        Json(share.view(app.config.public_url.as_deref())),
+    ))
+}
+
+#[derive(Deserialize)]
+struct SyncQuery {
+    #[serde(default)]
+    token: Option<String>,
+    /// `1` to receive durability acknowledgements and refusal notices.
+    #[serde(default)]
+    acks: Option<String>,
+}
+
+async fn sync(
+    State(app): State<Arc<App>>,
+    Path(plan_id): Path<String>,
+    query: Result<Query<SyncQuery>, QueryRejection>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let principal = authenticate(&app, &headers, query.token.as_deref()).await?;
+    let plan_id = parse_plan_id(&plan_id)?;
+    if !principal.can_read(plan_id) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_plan",
+            "this link is for another plan",
+        ));
+    }
+    // A share exists only for an existing plan; admin may name any id, so check it.
+    if matches!(principal, Principal::Admin) {
+        let store = app.store.clone();
+        let exists = tokio::task::spawn_blocking(move || store.plan(plan_id))
+            .await
+            .map_err(ApiError::internal)??
+            .is_some();
+        if !exists {
+            return Err(ApiError::no_such_plan());
+        }
+    }
+    let upgrade = upgrade.map_err(|e| {
+        ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "upgrade_required",
+            format!("open this as a WebSocket: {}", e.body_text()),
+        )
+    })?;
+    let params = ConnectionParams {
+        plan_id,
+        principal,
+        wants_acks: query.acks.as_deref() == Some("1"),
+    };
+    let max = app.config.max_message_bytes;
+    let guard = app.connections.token();
+    Ok(upgrade
+        .max_message_size(max)
+        .max_frame_size(max)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(max.saturating_mul(2).max(64 * 1024))
+        .on_upgrade(move |socket| async move {
+            conn::serve(socket, app, params).await;
+            drop(guard);
+        }))
+}
+
+/// Used when no web client is built: a page that says so instead of a bare 404.
+pub(crate) async fn no_web_client() -> Html<&'static str> {
+    Html(include_str!("no-web-client.html"))
+}

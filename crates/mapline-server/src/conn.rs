@@ -1,0 +1,246 @@
+//! One WebSocket connection: joins the plan's room, decodes each message, hands updates to the
+//! writer and drains its outbox to the socket. Whatever goes wrong with this connection — a bad
+//! frame, a slow reader — closes this connection only, with a specific code.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use bytes::Bytes;
+use futures_util::{SinkExt as _, StreamExt as _};
+use mapline_store::{Author, PlanId, UpdateRecord};
+use tracing::Instrument as _;
+
+use crate::App;
+use crate::auth::Principal;
+use crate::outbox::{CloseCode, CloseReason, Closer, Outbox};
+use crate::protocol::{self, Incoming, ProtocolError};
+use crate::room::{ConnId, Room};
+use crate::writer::{WriteRequest, now_ms};
+
+/// How long a close frame may take to reach a client before the socket is dropped anyway.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a connection was opened with, checked before the upgrade.
+pub struct ConnectionParams {
+    pub plan_id: PlanId,
+    pub principal: Principal,
+    pub wants_acks: bool,
+}
+
+/// Serves one upgraded connection until it closes.
+pub async fn serve(socket: WebSocket, app: Arc<App>, params: ConnectionParams) {
+    let conn_id = app.next_conn_id();
+    let span = tracing::info_span!(
+        "conn",
+        plan_id = %params.plan_id,
+        share_id = ?params.principal.share_id(),
+        conn_id,
+    );
+    async move {
+        app.metrics.connections_open.inc();
+        let end = run(socket, &app, conn_id, params).await;
+        app.metrics
+            .connections_closed
+            .get_or_create(&crate::metrics::CloseLabel {
+                code: end.code.code(),
+            })
+            .inc();
+        app.metrics.connections_open.dec();
+        tracing::info!(code = end.code.code(), reason = %end.reason, "connection closed");
+    }
+    .instrument(span)
+    .await;
+}
+
+async fn run(
+    socket: WebSocket,
+    app: &App,
+    conn_id: ConnId,
+    params: ConnectionParams,
+) -> CloseReason {
+    let closer = Closer::default();
+    let (outbox, mut outgoing) = Outbox::new(app.config.outbound_queue, closer.clone());
+    let (mut sink, mut stream) = socket.split();
+
+    let room = loop {
+        let room = match app.rooms.open(params.plan_id).await {
+            Ok(room) => room,
+            Err(error) => {
+                tracing::error!(%error, "cannot open the plan");
+                let end = CloseReason::new(CloseCode::ServerError, "the plan could not be loaded");
+                send_close(&mut sink, &end).await;
+                return end;
+            }
+        };
+        if room
+            .join(conn_id, outbox.clone(), params.wants_acks)
+            .is_ok()
+        {
+            break room;
+        }
+    };
+    tracing::info!(
+        wants_acks = params.wants_acks,
+        writable = params.principal.can_write(),
+        "connected"
+    );
+
+    let end = {
+        let send_loop = async {
+            while let Some(message) = outgoing.recv().await {
+                if sink.send(Message::Binary(message)).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let receive_loop = receive(&mut stream, app, &room, conn_id, &params);
+        tokio::select! {
+            end = receive_loop => end,
+            () = send_loop => None,
+            end = closer.requested() => Some(end),
+            () = app.shutdown.cancelled() => Some(CloseReason::new(CloseCode::GoingAway, "server shutting down")),
+        }
+    };
+    room.leave(conn_id);
+    match end {
+        Some(end) => {
+            if end.code != CloseCode::Normal {
+                tracing::warn!(code = end.code.code(), reason = %end.reason, "closing connection");
+            }
+            send_close(&mut sink, &end).await;
+            end
+        }
+        None => CloseReason::new(CloseCode::Normal, "client disconnected"),
+    }
+}
+
+async fn send_close<S>(sink: &mut S, end: &CloseReason)
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    let frame = CloseFrame {
+        code: end.code.code(),
+        reason: end.reason.clone().into(),
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+}
+
+/// Reads messages until the connection ends. `None` means the peer went away (nothing to send).
+async fn receive<S>(
+    stream: &mut S,
+    app: &App,
+    room: &Arc<Room>,
+    conn_id: ConnId,
+    params: &ConnectionParams,
+) -> Option<CloseReason>
+where
+    S: futures_util::Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    loop {
+        let message = match stream.next().await? {
+            Ok(message) => message,
+            Err(error) => return Some(read_error(&error, app.config.max_message_bytes)),
+        };
+        let frame = match message {
+            Message::Binary(frame) => frame,
+            Message::Text(_) => {
+                return Some(CloseReason::new(
+                    CloseCode::TextFrame,
+                    "text frames are not part of the protocol; send binary y-websocket messages",
+                ));
+            }
+            Message::Close(_) => return Some(CloseReason::new(CloseCode::Normal, "bye")),
+            Message::Ping(_) | Message::Pong(_) => continue,
+        };
+        if let Err(end) = handle(frame, app, room, conn_id, params).await {
+            return Some(end);
+        }
+    }
+}
+
+fn read_error(error: &axum::Error, max: usize) -> CloseReason {
+    let text = error.to_string();
+    if text.contains("too long") || text.contains("Space limit") || text.contains("too big") {
+        CloseReason::new(
+            CloseCode::MessageTooLarge,
+            format!("message larger than the limit of {max} bytes"),
+        )
+    } else {
+        CloseReason::new(
+            CloseCode::MalformedMessage,
+            format!("bad WebSocket frame: {text}"),
+        )
+    }
+}
+
+async fn handle(
+    frame: Bytes,
+    app: &App,
+    room: &Arc<Room>,
+    conn_id: ConnId,
+    params: &ConnectionParams,
+) -> Result<(), CloseReason> {
+    match protocol::decode(&frame) {
+        Ok(Incoming::SyncStep1(sv)) => room.answer_sync_step1(conn_id, &sv),
+        Ok(Incoming::Update { update, raw }) => {
+            app.metrics.updates_received.inc();
+            if !params.principal.can_write() {
+                if !protocol::is_empty(&update) {
+                    app.metrics.updates_refused.inc();
+                    tracing::warn!(bytes = raw.len(), "update from a read-only link refused");
+                    room.notify_refused(
+                        conn_id,
+                        "this link is read-only; the change was not saved",
+                    );
+                }
+                return Ok(());
+            }
+            room.begin_write();
+            let request = if protocol::is_empty(&update) {
+                WriteRequest::Noop {
+                    room: room.clone(),
+                    origin: conn_id,
+                }
+            } else {
+                let author = match &params.principal {
+                    Principal::Admin => Author::Admin,
+                    Principal::Share(share) => Author::Share {
+                        id: share.id,
+                        side: share.side,
+                    },
+                };
+                WriteRequest::Update {
+                    room: room.clone(),
+                    origin: conn_id,
+                    record: UpdateRecord {
+                        author,
+                        client_ids: protocol::client_ids(&update),
+                        received_at_ms: now_ms(),
+                        update: raw.to_vec(),
+                    },
+                    update,
+                }
+            };
+            if app.writer.send(request).await.is_err() {
+                return Err(CloseReason::new(
+                    CloseCode::GoingAway,
+                    "server shutting down",
+                ));
+            }
+        }
+        Ok(Incoming::Awareness(update)) => room.relay_awareness(conn_id, update),
+        Ok(Incoming::AwarenessQuery) => room.answer_awareness_query(conn_id),
+        Ok(Incoming::Auth) => {}
+        Err(error) => {
+            let code = match error {
+                ProtocolError::BadUpdate(_) => CloseCode::BadUpdate,
+                ProtocolError::Malformed(_) | ProtocolError::UnknownTag(_) => {
+                    CloseCode::MalformedMessage
+                }
+            };
+            return Err(CloseReason::new(code, error.to_string()));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,332 @@
+//! A room is one plan's document in memory, with the connections editing it.
+//!
+//! Invariant: the room's document holds exactly the durable prefix of the plan's log — only the
+//! writer thread applies updates, after their commit, in log order. So whatever a room serves
+//! (a sync step 2, a broadcast) is already on disk, and a snapshot of the document is the state
+//! as of `last_seq`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mapline_store::{DocumentLoad, PlanId, Seq, Snapshot};
+use yrs::sync::{Awareness, AwarenessUpdate};
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+
+use crate::metrics::Metrics;
+use crate::outbox::{CloseCode, CloseReason, Outbox};
+use crate::protocol;
+
+/// Identifies a connection within the server's lifetime.
+pub type ConnId = u64;
+
+/// Updates between two automatic snapshots: bounds the log tail a cold load replays.
+pub const SNAPSHOT_EVERY: u64 = 256;
+
+/// The room was retired (unloaded) between being found and being joined: open it again.
+#[derive(Debug)]
+pub struct Retired;
+
+struct Member {
+    outbox: Outbox,
+    wants_acks: bool,
+    /// Awareness client ids this connection announced, removed when it leaves.
+    awareness_clients: HashSet<u64>,
+    /// Update messages from this connection that are durable (or were empty).
+    durable_messages: u64,
+}
+
+struct RoomState {
+    awareness: Awareness,
+    members: HashMap<ConnId, Member>,
+    last_seq: Seq,
+    snapshot_seq: Seq,
+    retired: bool,
+    idle_since: Option<Instant>,
+}
+
+/// One plan in memory.
+pub struct Room {
+    plan_id: PlanId,
+    state: Mutex<RoomState>,
+    /// Updates handed to the writer and not yet applied; a room with any is never retired.
+    pending_writes: AtomicUsize,
+    metrics: Arc<Metrics>,
+}
+
+impl Room {
+    /// Rebuilds a plan's document from its snapshot and log tail. CPU-bound: call it off the
+    /// async runtime. A stored update that no longer applies is logged and skipped, never fatal.
+    pub fn load(plan_id: PlanId, load: DocumentLoad, metrics: Arc<Metrics>) -> Self {
+        let doc = Doc::new();
+        {
+            let mut txn = doc.transact_mut();
+            let snapshot = load
+                .snapshot
+                .as_ref()
+                .map(|s| (s.covers_seq, s.state.as_slice()));
+            let tail = load
+                .tail
+                .iter()
+                .map(|(seq, bytes)| (*seq, bytes.as_slice()));
+            for (seq, bytes) in snapshot.into_iter().chain(tail) {
+                let applied = Update::decode_v1(bytes)
+                    .map_err(|e| e.to_string())
+                    .and_then(|u| txn.apply_update(u).map_err(|e| e.to_string()));
+                if let Err(error) = applied {
+                    tracing::error!(plan_id = %plan_id, seq, error, "stored update does not apply; skipped");
+                }
+            }
+        }
+        let snapshot_seq = load.snapshot.as_ref().map_or(0, |s| s.covers_seq);
+        Self {
+            plan_id,
+            state: Mutex::new(RoomState {
+                awareness: Awareness::new(doc),
+                members: HashMap::new(),
+                last_seq: load.last_seq,
+                snapshot_seq,
+                retired: false,
+                idle_since: Some(Instant::now()),
+            }),
+            pending_writes: AtomicUsize::new(0),
+            metrics,
+        }
+    }
+
+    /// The plan this room holds.
+    pub fn plan_id(&self) -> PlanId {
+        self.plan_id
+    }
+
+    fn lock(&self) -> MutexGuard<'_, RoomState> {
+        // A panic while holding the lock cannot leave the document half-written (yrs applies an
+        // update inside one transaction), so a poisoned lock is still safe to use.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds a connection. It is sent the server's sync step 1 (so it uploads what the server
+    /// lacks, e.g. offline edits) and the current awareness. Registering and reading the state
+    /// happen under one lock: no update can fall between what it is served and what it is sent.
+    pub fn join(&self, conn: ConnId, outbox: Outbox, wants_acks: bool) -> Result<(), Retired> {
+        let mut state = self.lock();
+        if state.retired {
+            return Err(Retired);
+        }
+        let sv = state.awareness.doc().transact().state_vector();
+        outbox.push(protocol::sync_step1(sv));
+        if let Some(message) = awareness_of_all(&state.awareness) {
+            outbox.push(message);
+        }
+        state.members.insert(
+            conn,
+            Member {
+                outbox,
+                wants_acks,
+                awareness_clients: HashSet::new(),
+                durable_messages: 0,
+            },
+        );
+        state.idle_since = None;
+        Ok(())
+    }
+
+    /// Removes a connection; its awareness entries are removed and the removal broadcast.
+    pub fn leave(&self, conn: ConnId) {
+        let mut state = self.lock();
+        let Some(member) = state.members.remove(&conn) else {
+            return;
+        };
+        let clients: Vec<_> = member.awareness_clients.into_iter().collect();
+        for &client in &clients {
+            state
+                .awareness
+                .remove_state(yrs::block::ClientID::new(client));
+        }
+        if !clients.is_empty() {
+            let ids = clients.into_iter().map(yrs::block::ClientID::new);
+            if let Ok(update) = state.awareness.update_with_clients(ids) {
+                broadcast(&state.members, None, &protocol::awareness(update));
+            }
+        }
+        if state.members.is_empty() {
+            state.idle_since = Some(Instant::now());
+        }
+    }
+
+    /// Answers a client's sync step 1 with everything durable it lacks.
+    pub fn answer_sync_step1(&self, conn: ConnId, sv: &StateVector) {
+        let state = self.lock();
+        let diff = state
+            .awareness
+            .doc()
+            .transact()
+            .encode_state_as_update_v1(sv);
+        if let Some(member) = state.members.get(&conn) {
+            member.outbox.push(protocol::sync_step2(diff));
+        }
+    }
+
+    /// Applies a connection's awareness update and relays it to the others if it changed
+    /// anything. Awareness is presence, not plan data: it is never stored.
+    pub fn relay_awareness(&self, conn: ConnId, update: AwarenessUpdate) {
+        let mut state = self.lock();
+        let message = protocol::awareness(update.clone());
+        let Ok(Some(summary)) = state.awareness.apply_update_summary(update) else {
+            return;
+        };
+        if let Some(member) = state.members.get_mut(&conn) {
+            for client in summary.added.iter().chain(&summary.updated) {
+                member.awareness_clients.insert(client.get());
+            }
+            for client in &summary.removed {
+                member.awareness_clients.remove(&client.get());
+            }
+        }
+        broadcast(&state.members, Some(conn), &message);
+    }
+
+    /// Sends a connection everyone's awareness state (its answer to an awareness query).
+    pub fn answer_awareness_query(&self, conn: ConnId) {
+        let state = self.lock();
+        if let (Some(member), Some(message)) =
+            (state.members.get(&conn), awareness_of_all(&state.awareness))
+        {
+            member.outbox.push(message);
+        }
+    }
+
+    /// Tells a read-only connection, if it asked for notices, that its update was refused.
+    pub fn notify_refused(&self, conn: ConnId, reason: &str) {
+        let state = self.lock();
+        if let Some(member) = state.members.get(&conn).filter(|m| m.wants_acks) {
+            member.outbox.push(protocol::refused(reason));
+        }
+    }
+
+    /// Called before handing an update to the writer: the room stays loaded until it is applied.
+    pub fn begin_write(&self) {
+        self.pending_writes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn end_write(&self) {
+        self.pending_writes.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Writer thread, after commit: applies a durable update, relays it to every other
+    /// connection and acknowledges it to its sender. Returns a snapshot when one is due.
+    pub fn apply_durable(
+        &self,
+        seq: Seq,
+        update: Update,
+        raw: &[u8],
+        origin: ConnId,
+        now_ms: i64,
+    ) -> Option<(PlanId, Snapshot)> {
+        let mut state = self.lock();
+        if let Err(error) = state.awareness.doc().transact_mut().apply_update(update) {
+            tracing::error!(plan_id = %self.plan_id, seq, %error, "durable update does not apply");
+        }
+        state.last_seq = seq;
+        let sent = broadcast(&state.members, Some(origin), &protocol::update(raw));
+        self.metrics.updates_broadcast.inc_by(sent);
+        acknowledge(&mut state, origin);
+        let due = state.last_seq - state.snapshot_seq >= SNAPSHOT_EVERY;
+        let snapshot = due.then(|| self.snapshot_locked(&mut state, now_ms));
+        drop(state);
+        self.end_write();
+        snapshot
+    }
+
+    /// Writer thread: an empty update needs no storage, but its acknowledgement keeps its place
+    /// in the connection's order.
+    pub fn acknowledge_noop(&self, origin: ConnId) {
+        acknowledge(&mut self.lock(), origin);
+        self.end_write();
+    }
+
+    /// Writer thread: the commit holding this connection's update failed. The update was never
+    /// acknowledged or relayed; closing the connection makes the client resend it on reconnect.
+    pub fn reject_unsaved(&self, origin: ConnId) {
+        if let Some(member) = self.lock().members.get(&origin) {
+            member.outbox.close(CloseReason::new(
+                CloseCode::ServerError,
+                "storage failure: your last changes were not saved; reconnect to resend them",
+            ));
+        }
+        self.end_write();
+    }
+
+    /// A snapshot of the document if the log moved past the last one.
+    pub fn snapshot_if_behind(&self, now_ms: i64) -> Option<(PlanId, Snapshot)> {
+        let mut state = self.lock();
+        (state.last_seq > state.snapshot_seq).then(|| self.snapshot_locked(&mut state, now_ms))
+    }
+
+    fn snapshot_locked(&self, state: &mut RoomState, now_ms: i64) -> (PlanId, Snapshot) {
+        state.snapshot_seq = state.last_seq;
+        let bytes = state
+            .awareness
+            .doc()
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        (
+            self.plan_id,
+            Snapshot {
+                covers_seq: state.last_seq,
+                taken_at_ms: now_ms,
+                state: bytes,
+            },
+        )
+    }
+
+    /// Retires the room if nobody is connected, no write is in flight and it has been idle for
+    /// `idle_after`. A retired room refuses joins, so no connection can ever attach to a copy
+    /// of the plan that is no longer the one in the registry.
+    pub fn try_retire(&self, idle_after: Duration, now: Instant) -> bool {
+        let mut state = self.lock();
+        let idle = state
+            .idle_since
+            .is_some_and(|since| now.duration_since(since) >= idle_after);
+        if state.members.is_empty() && idle && self.pending_writes.load(Ordering::SeqCst) == 0 {
+            state.retired = true;
+        }
+        state.retired
+    }
+}
+
+fn acknowledge(state: &mut RoomState, origin: ConnId) {
+    let RoomState {
+        awareness, members, ..
+    } = state;
+    if let Some(member) = members.get_mut(&origin) {
+        member.durable_messages += 1;
+        if member.wants_acks {
+            let sv = awareness.doc().transact().state_vector();
+            member
+                .outbox
+                .push(protocol::durable_ack(member.durable_messages, &sv));
+        }
+    }
+}
+
+/// Queues a message for every member but `except`; returns how many it was queued for.
+fn broadcast(members: &HashMap<ConnId, Member>, except: Option<ConnId>, message: &Bytes) -> u64 {
+    let mut sent = 0;
+    for (id, member) in members {
+        if Some(*id) != except && member.outbox.push(message.clone()) {
+            sent += 1;
+        }
+    }
+    sent
+}
+
+fn awareness_of_all(awareness: &Awareness) -> Option<Bytes> {
+    let update = awareness.update().ok()?;
+    (!update.clients.is_empty()).then(|| protocol::awareness(update))
+}

@@ -1,0 +1,192 @@
+//! The `mapline` binary: parses the command line into a validated config, opens the store,
+//! settles the admin credential, optionally seeds the demo plan, and runs the server.
+
+use std::io::IsTerminal as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand};
+use mapline_server::{ServerConfig, new_admin_token, now_ms, plans, token_hash};
+use mapline_store::Store;
+
+/// Mapline: mutual action plans that buyers and sellers edit together, live and offline, with
+/// every moved date on record.
+#[derive(Parser)]
+#[command(name = "mapline", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: y-websocket sync at /sync/{planId}, the JSON API at /api, the web client.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "MAPLINE_ADDR", default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// The redb data file; it and its folder are created if missing.
+    #[arg(long, env = "MAPLINE_DATA", default_value = "./data/mapline.redb")]
+    data: PathBuf,
+    /// The admin credential. Without one, the stored one is used, or a new one is generated on
+    /// first start, printed once, and only its hash stored.
+    #[arg(long, env = "MAPLINE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// If the store holds no plan, create the demo plan and print its buyer and seller links.
+    #[arg(long, env = "MAPLINE_DEMO")]
+    demo: bool,
+    /// Origin for share links, e.g. https://plans.example.com (links are relative without it).
+    #[arg(long, env = "MAPLINE_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Largest WebSocket message accepted; larger ones close the connection with 4413.
+    #[arg(long, env = "MAPLINE_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
+    max_message_bytes: usize,
+    /// Folder of the built web client, served at /.
+    #[arg(long, env = "MAPLINE_WEB", default_value = "web/dist")]
+    web: PathBuf,
+    /// Seconds a plan with nobody connected stays in memory.
+    #[arg(long, env = "MAPLINE_ROOM_IDLE_SECS", default_value_t = 60)]
+    room_idle_secs: u64,
+    /// Log filter (tracing syntax), e.g. `info` or `mapline_server=debug`.
+    #[arg(long, env = "MAPLINE_LOG", default_value = "info")]
+    log: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log).context("bad --log filter")?,
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let public_url = args
+        .public_url
+        .as_deref()
+        .map(validate_public_url)
+        .transpose()?;
+    if args.max_message_bytes < 1024 {
+        bail!("--max-message-bytes must be at least 1024");
+    }
+
+    let store = Store::open(&args.data)
+        .with_context(|| format!("opening the data file {}", args.data.display()))?;
+    let admin_token_hash = settle_admin_token(&store, args.admin_token.as_deref())?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.addr)
+            .await
+            .with_context(|| format!("listening on {}", args.addr))?;
+        let origin = format!(
+            "http://{}",
+            listener.local_addr().context("reading the bound address")?
+        );
+        println!("Mapline listening on {origin}");
+        if args.demo {
+            seed_demo(&store, public_url.as_deref().unwrap_or(&origin))?;
+        }
+        let config = ServerConfig {
+            public_url,
+            max_message_bytes: args.max_message_bytes,
+            room_idle: Duration::from_secs(args.room_idle_secs),
+            web_root: Some(args.web),
+            admin_token_hash,
+            ..ServerConfig::default()
+        };
+        mapline_server::run(listener, Arc::new(store), config, shutdown_signal())
+            .await
+            .context("serving")
+    })
+}
+
+fn validate_public_url(url: &str) -> anyhow::Result<String> {
+    let url = url.trim_end_matches('/');
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains(['?', '#']) {
+        bail!("--public-url must be an origin such as https://plans.example.com, got {url:?}");
+    }
+    Ok(url.to_owned())
+}
+
+/// The admin credential's hash: the configured token's, else the stored one, else a new token
+/// generated, stored as a hash, and printed this once.
+fn settle_admin_token(store: &Store, configured: Option<&str>) -> anyhow::Result<[u8; 32]> {
+    if let Some(token) = configured {
+        if token.len() < 16 {
+            bail!("--admin-token must be at least 16 characters");
+        }
+        return Ok(token_hash(token));
+    }
+    if let Some(hash) = store
+        .admin_token_hash()
+        .context("reading the admin credential")?
+    {
+        return Ok(hash);
+    }
+    let token = new_admin_token();
+    let hash = token_hash(&token);
+    store
+        .set_admin_token_hash(&hash)
+        .context("storing the admin credential")?;
+    println!("Admin token (shown only now; keep it): {token}");
+    Ok(hash)
+}
+
+fn seed_demo(store: &Store, origin: &str) -> anyhow::Result<()> {
+    if !store.is_empty().context("reading plans")? {
+        println!(
+            "Demo: the store already holds plans; its links were printed when it was created."
+        );
+        return Ok(());
+    }
+    let (id, shares) =
+        plans::create_demo_plan(store, now_ms()).context("creating the demo plan")?;
+    println!("Demo plan {id} created. Open it as:");
+    for share in shares {
+        let view = share.view(Some(origin));
+        println!(
+            "  {} ({} {}): {}",
+            view.label, view.side, view.role, view.url
+        );
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
