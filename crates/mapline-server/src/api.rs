@@ -435,8 +435,9 @@ async fn sync(
         .max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(4 * 1024)
+        // Frames go straight to the socket; what waits is bounded by the connection's outbox,
+        // so no cap here (one would refuse a large plan's sync step 2 outright).
         .write_buffer_size(0)
-        .max_write_buffer_size(max.saturating_mul(2).max(64 * 1024))
         .on_upgrade(move |socket| async move {
             conn::serve(socket, app, params).await;
             drop(guard);

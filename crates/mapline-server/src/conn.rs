@@ -60,7 +60,7 @@ async fn run(
     params: ConnectionParams,
 ) -> CloseReason {
     let closer = Closer::default();
-    let (outbox, mut outgoing) = Outbox::new(app.config.outbound_queue, closer.clone());
+    let (outbox, mut outgoing) = Outbox::new(app.config.outbox, closer.clone());
     let (mut sink, mut stream) = socket.split();
 
     let room = loop {
@@ -109,6 +109,7 @@ async fn run(
                 tracing::warn!(code = end.code.code(), reason = %end.reason, "closing connection");
             }
             send_close(&mut sink, &end).await;
+            drain_until_closed(&mut stream).await;
             end
         }
         None => CloseReason::new(CloseCode::Normal, "client disconnected"),
@@ -124,6 +125,23 @@ where
         reason: end.reason.clone().into(),
     };
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+}
+
+/// After sending a close frame, reads (and drops) whatever the client still sends until it
+/// answers the close. Dropping a socket with unread input makes the kernel reset the connection,
+/// and the client would then see 1006 instead of the close code and reason it was sent.
+async fn drain_until_closed<S>(stream: &mut S)
+where
+    S: futures_util::Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let drain = async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, drain).await;
 }
 
 /// Reads messages until the connection ends. `None` means the peer went away (nothing to send).

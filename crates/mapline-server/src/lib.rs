@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use auth::{new_admin_token, token_hash};
-pub use outbox::CloseCode;
+pub use outbox::{CloseCode, OutboxLimits};
 pub use writer::now_ms;
 
 /// Settings of a running server, validated by the binary.
@@ -41,8 +41,8 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// Largest accepted WebSocket message.
     pub max_message_bytes: usize,
-    /// Messages that may wait for one connection before it counts as not reading.
-    pub outbound_queue: usize,
+    /// How much may wait for one connection before it counts as not reading and is closed.
+    pub outbox: OutboxLimits,
     /// How long a plan with no connections stays in memory.
     pub room_idle: Duration,
     /// Folder with the built web client, if any.
@@ -56,7 +56,10 @@ impl Default for ServerConfig {
         Self {
             public_url: None,
             max_message_bytes: 1024 * 1024,
-            outbound_queue: 1024,
+            outbox: OutboxLimits {
+                messages: 1024,
+                bytes: 4 * 1024 * 1024,
+            },
             room_idle: Duration::from_secs(60),
             web_root: None,
             admin_token_hash: [0; 32],

@@ -2,6 +2,7 @@
 //! the connection with a reason. A full queue means the client stopped reading: it is closed
 //! (it resyncs on reconnect) rather than skipped or allowed to slow the room.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -87,34 +88,80 @@ impl Closer {
     }
 }
 
+/// Limits of one connection's queue of outgoing messages.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxLimits {
+    pub messages: usize,
+    pub bytes: usize,
+}
+
 /// The sending side of one connection, as rooms see it.
 #[derive(Clone)]
 pub struct Outbox {
     queue: mpsc::Sender<Bytes>,
+    queued_bytes: Arc<AtomicUsize>,
+    max_bytes: usize,
     closer: Closer,
 }
 
+/// The receiving side, drained by the connection task onto the socket.
+pub struct OutboxReceiver {
+    queue: mpsc::Receiver<Bytes>,
+    queued_bytes: Arc<AtomicUsize>,
+}
+
+impl OutboxReceiver {
+    /// The next message to send; `None` once every sender is gone.
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        let message = self.queue.recv().await?;
+        self.queued_bytes
+            .fetch_sub(message.len(), Ordering::Relaxed);
+        Some(message)
+    }
+}
+
 impl Outbox {
-    /// An outbox and the receiver the connection task drains, holding at most `capacity`
-    /// messages.
-    pub fn new(capacity: usize, closer: Closer) -> (Self, mpsc::Receiver<Bytes>) {
-        let (queue, receiver) = mpsc::channel(capacity);
-        (Self { queue, closer }, receiver)
+    /// An outbox and the receiver the connection task drains.
+    pub fn new(limits: OutboxLimits, closer: Closer) -> (Self, OutboxReceiver) {
+        let (queue, receiver) = mpsc::channel(limits.messages);
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let outbox = Self {
+            queue,
+            queued_bytes: queued_bytes.clone(),
+            max_bytes: limits.bytes,
+            closer,
+        };
+        let receiver = OutboxReceiver {
+            queue: receiver,
+            queued_bytes,
+        };
+        (outbox, receiver)
     }
 
     /// Queues a message without waiting. Returns false if it was not queued: the connection is
-    /// gone, or its queue is full, in which case the connection is told to close.
+    /// gone, or its queue is full (by count or bytes), in which case it is told to close.
     pub fn push(&self, message: Bytes) -> bool {
-        match self.queue.try_send(message) {
+        let size = message.len();
+        let before = self.queued_bytes.fetch_add(size, Ordering::Relaxed);
+        // The limit is on what piles up: one message, however large (a newcomer's sync step 2
+        // of a big plan), always fits into an empty queue.
+        let result = if before > 0 && before + size > self.max_bytes {
+            Err(mpsc::error::TrySendError::Full(message))
+        } else {
+            self.queue.try_send(message)
+        };
+        match result {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.closer.close(CloseReason::new(
-                    CloseCode::SlowConsumer,
-                    "send buffer full: the client is not reading; reconnect to resync",
-                ));
+            Err(error) => {
+                self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+                if let mpsc::error::TrySendError::Full(_) = error {
+                    self.closer.close(CloseReason::new(
+                        CloseCode::SlowConsumer,
+                        "send buffer full: the client is not reading; reconnect to resync",
+                    ));
+                }
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
 
@@ -131,10 +178,35 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_closes_the_connection_as_slow() {
         let closer = Closer::default();
-        let (outbox, _receiver) = Outbox::new(2, closer.clone());
+        let limits = OutboxLimits {
+            messages: 2,
+            bytes: 100,
+        };
+        let (outbox, _receiver) = Outbox::new(limits, closer.clone());
         assert!(outbox.push(Bytes::from_static(b"1")));
         assert!(outbox.push(Bytes::from_static(b"2")));
         assert!(!outbox.push(Bytes::from_static(b"3")));
+        assert_eq!(closer.requested().await.code, CloseCode::SlowConsumer);
+    }
+
+    #[tokio::test]
+    async fn queued_bytes_are_bounded_and_released_when_sent() {
+        let closer = Closer::default();
+        let limits = OutboxLimits {
+            messages: 10,
+            bytes: 10,
+        };
+        let (outbox, mut receiver) = Outbox::new(limits, closer.clone());
+        assert!(outbox.push(Bytes::from_static(b"123456")));
+        assert_eq!(receiver.recv().await.as_deref(), Some(&b"123456"[..]));
+        assert!(
+            outbox.push(Bytes::from_static(b"123456")),
+            "sent bytes no longer count"
+        );
+        assert!(
+            !outbox.push(Bytes::from_static(b"123456")),
+            "12 queued bytes exceed 10"
+        );
         assert_eq!(closer.requested().await.code, CloseCode::SlowConsumer);
     }
 

@@ -220,7 +220,7 @@ mod tests {
 
     #[test]
     fn client_ids_name_the_authors_of_insertions() {
-        let doc = Doc::with_client_id(yrs::block::ClientID::new(4242));
+        let doc = Doc::with_client_id(4242);
         doc.get_or_insert_map("meta")
             .insert(&mut doc.transact_mut(), "a", "b");
         let raw = doc

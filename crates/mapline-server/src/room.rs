@@ -23,8 +23,12 @@ use crate::protocol;
 /// Identifies a connection within the server's lifetime.
 pub type ConnId = u64;
 
-/// Updates between two automatic snapshots: bounds the log tail a cold load replays.
+/// Fewest updates between two automatic snapshots: bounds the log tail a cold load replays.
 pub const SNAPSHOT_EVERY: u64 = 256;
+/// A snapshot also waits until the tail holds at least 1/`SNAPSHOT_GROWTH` of the last
+/// snapshot's bytes, so the cost of writing snapshots stays proportional to the data ingested
+/// however large a plan grows.
+pub const SNAPSHOT_GROWTH: usize = 4;
 
 /// The room was retired (unloaded) between being found and being joined: open it again.
 #[derive(Debug)]
@@ -44,6 +48,9 @@ struct RoomState {
     members: HashMap<ConnId, Member>,
     last_seq: Seq,
     snapshot_seq: Seq,
+    /// Size of the last snapshot and of the updates after it.
+    snapshot_bytes: usize,
+    tail_bytes: usize,
     retired: bool,
     idle_since: Option<Instant>,
 }
@@ -82,6 +89,8 @@ impl Room {
             }
         }
         let snapshot_seq = load.snapshot.as_ref().map_or(0, |s| s.covers_seq);
+        let snapshot_bytes = load.snapshot.as_ref().map_or(0, |s| s.state.len());
+        let tail_bytes = load.tail.iter().map(|(_, bytes)| bytes.len()).sum();
         Self {
             plan_id,
             state: Mutex::new(RoomState {
@@ -89,6 +98,8 @@ impl Room {
                 members: HashMap::new(),
                 last_seq: load.last_seq,
                 snapshot_seq,
+                snapshot_bytes,
+                tail_bytes,
                 retired: false,
                 idle_since: Some(Instant::now()),
             }),
@@ -233,10 +244,12 @@ impl Room {
             tracing::error!(plan_id = %self.plan_id, seq, %error, "durable update does not apply");
         }
         state.last_seq = seq;
+        state.tail_bytes += raw.len();
         let sent = broadcast(&state.members, Some(origin), &protocol::update(raw));
         self.metrics.updates_broadcast.inc_by(sent);
         acknowledge(&mut state, origin);
-        let due = state.last_seq - state.snapshot_seq >= SNAPSHOT_EVERY;
+        let due = state.last_seq - state.snapshot_seq >= SNAPSHOT_EVERY
+            && state.tail_bytes * SNAPSHOT_GROWTH >= state.snapshot_bytes;
         let snapshot = due.then(|| self.snapshot_locked(&mut state, now_ms));
         drop(state);
         self.end_write();
@@ -275,6 +288,8 @@ impl Room {
             .doc()
             .transact()
             .encode_state_as_update_v1(&StateVector::default());
+        state.snapshot_bytes = bytes.len();
+        state.tail_bytes = 0;
         (
             self.plan_id,
             Snapshot {

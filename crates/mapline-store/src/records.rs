@@ -72,6 +72,7 @@ pub struct UpdateRecord {
     /// Server time the update was received, milliseconds since the Unix epoch.
     pub received_at_ms: i64,
     /// The Yjs update, lib0 v1 encoding, exactly as received.
+    #[serde(with = "serde_bytes")]
     pub update: Vec<u8>,
 }
 
@@ -89,6 +90,7 @@ pub struct Snapshot {
     pub covers_seq: Seq,
     pub taken_at_ms: i64,
     /// The document state as one Yjs update (lib0 v1).
+    #[serde(with = "serde_bytes")]
     pub state: Vec<u8>,
 }
 

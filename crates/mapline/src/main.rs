@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
-use mapline_server::{ServerConfig, new_admin_token, now_ms, plans, token_hash};
+use mapline_server::{OutboxLimits, ServerConfig, new_admin_token, now_ms, plans, token_hash};
 use mapline_store::Store;
 
 /// Mapline: mutual action plans that buyers and sellers edit together, live and offline, with
@@ -108,6 +108,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             room_idle: Duration::from_secs(args.room_idle_secs),
             web_root: Some(args.web),
             admin_token_hash,
+            outbox: OutboxLimits {
+                messages: 1024,
+                // Room for a few of the largest messages, however small the limit is set.
+                bytes: args
+                    .max_message_bytes
+                    .saturating_mul(4)
+                    .max(4 * 1024 * 1024),
+            },
             ..ServerConfig::default()
         };
         mapline_server::run(listener, Arc::new(store), config, shutdown_signal())
@@ -127,7 +135,7 @@ fn validate_public_url(url: &str) -> anyhow::Result<String> {
 /// The admin credential's hash: the configured token's, else the stored one, else a new token
 /// generated, stored as a hash, and printed this once.
 fn settle_admin_token(store: &Store, configured: Option<&str>) -> anyhow::Result<[u8; 32]> {
-    if let Some(token) = configured {
+    if let Some(token) = configured.filter(|t| !t.is_empty()) {
         if token.len() < 16 {
             bail!("--admin-token must be at least 16 characters");
         }
