@@ -15,7 +15,7 @@ npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 
 echo "==> black-box tests"
 cd tests/js
-node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
+node --test --test-force-exit --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination=../../target/blackbox.tap ./*.test.js
 # Print the plain closing line from the TAP summary.
 pass=$(grep -E '^# pass ' ../../target/blackbox.tap | awk '{print $3}')

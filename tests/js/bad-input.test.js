@@ -29,7 +29,7 @@ async function roomIsUnaffected () {
   await waitFor(() => observer.map('meta').get('costOfInaction') === `round ${round}`, { what: 'the room to keep relaying' })
   assert.ok(editor.provider.wsconnected && observer.provider.wsconnected, 'the other clients stayed connected')
   const newcomer = client(server, plan.id, plan.buyer)
-  await synced(newcomer)
+  await synced(newcomer, 20000)
   await waitFor(() => newcomer.map('meta').get('costOfInaction') === `round ${round}`)
   assert.equal(newcomer.map('meta').get('objective'), 'stored before the attacks')
   destroy(newcomer)
@@ -69,6 +69,15 @@ test('a text frame closes the connection with 4415', async () => {
   await roomIsUnaffected()
 })
 
+test('a message far over the limit is cut off without disturbing the room', async () => {
+  const bad = rawSocket(server, plan.id, plan.seller)
+  await bad.opened
+  bad.ws.send(randomBytes(3 * 1024 * 1024))
+  const closed = await bad.closed
+  assert.ok([4413, 1006].includes(closed.code), `closed with ${closed.code}`)
+  await roomIsUnaffected()
+})
+
 test('a message over --max-message-bytes closes the connection with 4413', async () => {
   const bad = rawSocket(server, plan.id, plan.seller)
   await bad.opened
@@ -87,22 +96,26 @@ test('a client that never reads is disconnected with 4429 and never slows the ro
   socket.write(`GET ${url.pathname}?token=${plan.buyer} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\n` +
     'Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n')
   socket.pause()
-  const closedBefore = await metric(server, 'mapline_connections_closed_total{code="4429"}') ?? 0
-  await waitFor(async () => await metric(server, 'mapline_connections_open') === 3, { what: 'the stalled client to join' })
-  // Enough data that socket buffers and the bounded send queue overflow.
-  const observerCloses = []
-  observer.provider.on('connection-close', event => observerCloses.push(event?.code))
-  // About 5 MB/s: a rate the reading client in this process keeps up with, while the stalled
-  // one fills its socket buffers and then its bounded send queue within seconds.
-  const chunk = 'x'.repeat(24 * 1024)
-  let sent = 0
-  const pump = setInterval(() => { editor.map('notes').set(`n-${sent++}`, chunk) }, 5)
   try {
-    await waitFor(async () => (await metric(server, 'mapline_connections_closed_total{code="4429"}') ?? 0) > closedBefore,
-      { timeout: 60000, what: 'the stalled client to be closed as slow' })
-  } finally { clearInterval(pump) }
-  socket.destroy()
-  await waitFor(() => observer.map('notes').size === sent, { what: `the reading client to get every update (${observer.map('notes').size}/${sent}, closes ${observerCloses})` })
-  assert.deepEqual(observerCloses, [], 'the reading client was never disconnected')
+    const closedBefore = await metric(server, 'mapline_connections_closed_total{code="4429"}') ?? 0
+    await waitFor(async () => await metric(server, 'mapline_connections_open') === 3, { what: 'the stalled client to join' })
+    const observerCloses = []
+    observer.provider.on('connection-close', event => observerCloses.push(event?.code))
+    // About 5 MB/s: a rate the reading client in this process keeps up with, while the stalled
+    // one fills its socket buffers and then its bounded send queue within seconds.
+    const chunk = 'x'.repeat(24 * 1024)
+    let sent = 0
+    const pump = setInterval(() => { editor.map('notes').set(`n-${sent++}`, chunk) }, 5)
+    try {
+      await waitFor(async () => (await metric(server, 'mapline_connections_closed_total{code="4429"}') ?? 0) > closedBefore,
+        { timeout: 60000, what: 'the stalled client to be closed as slow' })
+    } finally { clearInterval(pump) }
+    await waitFor(() => observer.map('notes').size === sent,
+      { timeout: 20000, what: `the reading client to get every update (${observer.map('notes').size}/${sent})` })
+    assert.deepEqual(observerCloses, [], 'the reading client was never disconnected')
+    // Delete the bulk again (Yjs drops deleted content), so later newcomers sync a small plan.
+    editor.doc.transact(() => { for (const key of [...editor.map('notes').keys()]) editor.map('notes').delete(key) })
+    await waitFor(() => observer.map('notes').size === 0, { timeout: 20000, what: 'the deletion to reach the observer' })
+  } finally { socket.destroy() }
   await roomIsUnaffected()
 })

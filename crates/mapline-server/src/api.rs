@@ -429,11 +429,14 @@ async fn sync(
         principal,
         wants_acks: query.acks.as_deref() == Some("1"),
     };
-    let max = app.config.max_message_bytes;
+    // The socket accepts up to twice the limit and the connection enforces the limit itself on
+    // whole messages: a message read completely can be refused with a clean 4413 close, while
+    // one cut off mid-frame leaves unread input and the kernel resets the connection.
+    let hard_limit = app.config.max_message_bytes.saturating_mul(2);
     let guard = app.connections.token();
     Ok(upgrade
-        .max_message_size(max)
-        .max_frame_size(max)
+        .max_message_size(hard_limit)
+        .max_frame_size(hard_limit)
         .read_buffer_size(4 * 1024)
         // Frames go straight to the socket; what waits is bounded by the connection's outbox,
         // so no cap here (one would refuse a large plan's sync step 2 outright).

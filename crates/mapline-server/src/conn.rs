@@ -160,7 +160,11 @@ where
             Ok(message) => message,
             Err(error) => return Some(read_error(&error, app.config.max_message_bytes)),
         };
+        let max = app.config.max_message_bytes;
         let frame = match message {
+            Message::Binary(frame) if frame.len() > max => {
+                return Some(too_large(max));
+            }
             Message::Binary(frame) => frame,
             Message::Text(_) => {
                 return Some(CloseReason::new(
@@ -177,13 +181,17 @@ where
     }
 }
 
+fn too_large(max: usize) -> CloseReason {
+    CloseReason::new(
+        CloseCode::MessageTooLarge,
+        format!("message larger than the limit of {max} bytes"),
+    )
+}
+
 fn read_error(error: &axum::Error, max: usize) -> CloseReason {
     let text = error.to_string();
     if text.contains("too long") || text.contains("Space limit") || text.contains("too big") {
-        CloseReason::new(
-            CloseCode::MessageTooLarge,
-            format!("message larger than the limit of {max} bytes"),
-        )
+        too_large(max)
     } else {
         CloseReason::new(
             CloseCode::MalformedMessage,

@@ -116,7 +116,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     .saturating_mul(4)
                     .max(4 * 1024 * 1024),
             },
-            ..ServerConfig::default()
         };
         mapline_server::run(listener, Arc::new(store), config, shutdown_signal())
             .await
