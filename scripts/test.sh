@@ -15,10 +15,12 @@ npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 
 echo "==> black-box tests"
 cd tests/js
-node --test --test-force-exit --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
-  --test-reporter=tap --test-reporter-destination=../../target/blackbox.tap ./*.test.js
-# Print the plain closing line from the TAP summary.
-pass=$(grep -E '^# pass ' ../../target/blackbox.tap | awk '{print $3}')
-fail=$(grep -E '^# fail ' ../../target/blackbox.tap | awk '{print $3}')
+status=0
+node --test --test-force-exit --test-concurrency=1 \
+  --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=tap --test-reporter-destination=../../target/blackbox.tap \
+  ./*.test.js || status=$?
+pass=$(grep -cE '^ok [0-9]' ../../target/blackbox.tap || true)
+fail=$(grep -cE '^not ok [0-9]' ../../target/blackbox.tap || true)
 echo "blackbox: ${pass} passed, ${fail} failed"
-[ "${fail}" = "0" ]
+if [ "${status}" -ne 0 ] || [ "${fail}" != "0" ] || [ "${pass}" = "0" ]; then exit 1; fi
