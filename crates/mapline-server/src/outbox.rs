@@ -120,6 +120,17 @@ impl OutboxReceiver {
     }
 }
 
+#[cfg(test)]
+impl OutboxReceiver {
+    /// The next queued message without waiting, if any.
+    pub fn try_recv(&mut self) -> Option<Bytes> {
+        let message = self.queue.try_recv().ok()?;
+        self.queued_bytes
+            .fetch_sub(message.len(), Ordering::Relaxed);
+        Some(message)
+    }
+}
+
 impl Outbox {
     /// An outbox and the receiver the connection task drains.
     pub fn new(limits: OutboxLimits, closer: Closer) -> (Self, OutboxReceiver) {

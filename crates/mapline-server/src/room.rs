@@ -345,3 +345,115 @@ fn awareness_of_all(awareness: &Awareness) -> Option<Bytes> {
     let update = awareness.update().ok()?;
     (!update.clients.is_empty()).then(|| protocol::awareness(update))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::{Closer, OutboxLimits, OutboxReceiver};
+    use yrs::Map;
+
+    const LIMITS: OutboxLimits = OutboxLimits {
+        messages: 64,
+        bytes: 1 << 20,
+    };
+
+    fn empty_room() -> Room {
+        let load = DocumentLoad {
+            snapshot: None,
+            tail: Vec::new(),
+            last_seq: 0,
+        };
+        Room::load(PlanId::from_u128(1), load, Arc::new(Metrics::default()))
+    }
+
+    fn join(room: &Room, conn: ConnId, wants_acks: bool) -> OutboxReceiver {
+        let (outbox, receiver) = Outbox::new(LIMITS, Closer::default());
+        room.join(conn, outbox, wants_acks).expect("room is live");
+        receiver
+    }
+
+    fn drain(receiver: &mut OutboxReceiver) -> Vec<Bytes> {
+        std::iter::from_fn(|| receiver.try_recv()).collect()
+    }
+
+    fn edit() -> (Update, Vec<u8>) {
+        let doc = Doc::new();
+        doc.get_or_insert_map("meta")
+            .insert(&mut doc.transact_mut(), "title", "Plan");
+        let raw = doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        (Update::decode_v1(&raw).unwrap(), raw)
+    }
+
+    #[test]
+    fn a_durable_update_is_relayed_to_others_and_acknowledged_to_its_sender_only_if_asked() {
+        let room = empty_room();
+        let mut sender = join(&room, 1, true);
+        let mut other = join(&room, 2, false);
+        drain(&mut sender);
+        drain(&mut other);
+        let (update, raw) = edit();
+        room.begin_write();
+        room.apply_durable(1, update, &raw, 1, 0);
+        let to_sender = drain(&mut sender);
+        let to_other = drain(&mut other);
+        assert_eq!(to_other, vec![protocol::update(&raw)]);
+        assert_eq!(to_sender.len(), 1);
+        assert_eq!(to_sender[0][0], protocol::MSG_DURABLE);
+    }
+
+    #[test]
+    fn a_room_with_a_write_in_flight_or_a_member_is_never_retired() {
+        let room = empty_room();
+        let _member = join(&room, 1, false);
+        assert!(!room.try_retire(Duration::ZERO, Instant::now()));
+        room.leave(1);
+        room.begin_write();
+        assert!(
+            !room.try_retire(Duration::ZERO, Instant::now()),
+            "write in flight"
+        );
+        room.acknowledge_noop(1);
+        assert!(room.try_retire(Duration::ZERO, Instant::now()));
+        let (outbox, _receiver) = Outbox::new(LIMITS, Closer::default());
+        assert!(
+            room.join(2, outbox, false).is_err(),
+            "a retired room refuses joins"
+        );
+    }
+
+    #[test]
+    fn a_newcomer_is_sent_the_servers_sync_step_1_on_join() {
+        let room = empty_room();
+        let (update, raw) = edit();
+        room.begin_write();
+        room.apply_durable(1, update, &raw, 99, 0);
+        let mut newcomer = join(&room, 1, false);
+        let greeting = drain(&mut newcomer);
+        let sv = room.lock().awareness.doc().transact().state_vector();
+        assert_eq!(greeting, vec![protocol::sync_step1(sv)]);
+    }
+
+    #[test]
+    fn snapshots_cover_the_last_applied_position() {
+        let room = empty_room();
+        assert!(room.snapshot_if_behind(0).is_none());
+        let (update, raw) = edit();
+        room.begin_write();
+        room.apply_durable(7, update, &raw, 1, 0);
+        let (_, snapshot) = room.snapshot_if_behind(5).expect("behind by one update");
+        assert_eq!(snapshot.covers_seq, 7);
+        let reloaded = Doc::new();
+        reloaded
+            .transact_mut()
+            .apply_update(Update::decode_v1(&snapshot.state).unwrap())
+            .unwrap();
+        let title = reloaded
+            .get_or_insert_map("meta")
+            .get(&reloaded.transact(), "title")
+            .map(|v| v.to_string(&reloaded.transact()));
+        assert_eq!(title.as_deref(), Some("Plan"));
+        assert!(room.snapshot_if_behind(6).is_none(), "nothing new since");
+    }
+}
