@@ -6,7 +6,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 /// Label of a closed connection: the close code it ended with.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -31,84 +31,77 @@ pub struct Metrics {
     pub stored_bytes: Gauge,
 }
 
+/// Registers a metric under `mapline_<name>` and hands it back for the struct field.
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("mapline");
-        let metrics = Self {
-            connections_open: Gauge::default(),
-            connections_closed: Family::default(),
-            rooms_in_memory: Gauge::default(),
-            room_loads: Counter::default(),
-            updates_received: Counter::default(),
-            updates_persisted: Counter::default(),
-            updates_broadcast: Counter::default(),
-            updates_refused: Counter::default(),
-            commit_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
-            commit_seconds: Histogram::new(exponential_buckets(0.000_125, 2.0, 14)),
-            commit_failures: Counter::default(),
-            stored_bytes: Gauge::default(),
-            registry: Registry::default(),
-        };
-        let m = &metrics;
-        registry.register(
-            "connections_open",
-            "Open WebSocket connections",
-            m.connections_open.clone(),
-        );
-        registry.register(
-            "connections_closed",
-            "Closed WebSocket connections by close code",
-            m.connections_closed.clone(),
-        );
-        registry.register(
-            "rooms_in_memory",
-            "Plans loaded in memory",
-            m.rooms_in_memory.clone(),
-        );
-        registry.register("room_loads", "Plans loaded from disk", m.room_loads.clone());
-        registry.register(
-            "updates_received",
-            "Document updates received from clients",
-            m.updates_received.clone(),
-        );
-        registry.register(
-            "updates_persisted",
-            "Document updates made durable",
-            m.updates_persisted.clone(),
-        );
-        registry.register(
-            "updates_broadcast",
-            "Update messages sent to other clients",
-            m.updates_broadcast.clone(),
-        );
-        registry.register(
-            "updates_refused",
-            "Document updates refused (read-only connections)",
-            m.updates_refused.clone(),
-        );
-        registry.register(
-            "commit_batch_size",
-            "Updates per storage commit",
-            m.commit_batch_size.clone(),
-        );
-        registry.register(
-            "commit_seconds",
-            "Duration of one storage commit",
-            m.commit_seconds.clone(),
-        );
-        registry.register(
-            "commit_failures",
-            "Storage commits that failed",
-            m.commit_failures.clone(),
-        );
-        registry.register(
-            "stored_bytes",
-            "Size of the data file",
-            m.stored_bytes.clone(),
-        );
+        let r = &mut registry;
+        let gauge = Gauge::default;
+        let counter = Counter::default;
         Self {
+            connections_open: registered(
+                r,
+                "connections_open",
+                "Open WebSocket connections",
+                gauge(),
+            ),
+            connections_closed: registered(
+                r,
+                "connections_closed",
+                "Closed WebSocket connections by close code",
+                Family::default(),
+            ),
+            rooms_in_memory: registered(r, "rooms_in_memory", "Plans loaded in memory", gauge()),
+            room_loads: registered(r, "room_loads", "Plans loaded from disk", counter()),
+            updates_received: registered(
+                r,
+                "updates_received",
+                "Document updates received from clients",
+                counter(),
+            ),
+            updates_persisted: registered(
+                r,
+                "updates_persisted",
+                "Document updates made durable",
+                counter(),
+            ),
+            updates_broadcast: registered(
+                r,
+                "updates_broadcast",
+                "Update messages sent to other clients",
+                counter(),
+            ),
+            updates_refused: registered(
+                r,
+                "updates_refused",
+                "Document updates refused (read-only connections)",
+                counter(),
+            ),
+            commit_batch_size: registered(
+                r,
+                "commit_batch_size",
+                "Updates per storage commit",
+                Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            ),
+            commit_seconds: registered(
+                r,
+                "commit_seconds",
+                "Duration of one storage commit",
+                Histogram::new(exponential_buckets(0.000_125, 2.0, 14)),
+            ),
+            commit_failures: registered(
+                r,
+                "commit_failures",
+                "Storage commits that failed",
+                counter(),
+            ),
+            stored_bytes: registered(r, "stored_bytes", "Size of the data file", gauge()),
             registry,
-            ..metrics
         }
     }
 }

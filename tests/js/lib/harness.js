@@ -15,6 +15,9 @@ export const repoRoot = join(here, '..', '..', '..')
 export const binary = process.env.MAPLINE_BIN || join(repoRoot, 'target', 'debug', 'mapline')
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef'
 
+// Every y-websocket provider adds a process 'exit' listener; tests open hundreds on purpose.
+process.setMaxListeners(0)
+
 /** Waits until `check()` returns a truthy value (returned), or fails after `timeout` ms. */
 export async function waitFor (check, { timeout = 10000, what = 'condition' } = {}) {
   const deadline = Date.now() + timeout
