@@ -211,8 +211,9 @@ async fn handle(
         Ok(Incoming::SyncStep1(sv)) => room.answer_sync_step1(conn_id, &sv),
         Ok(Incoming::Update { update, raw }) => {
             app.metrics.updates_received.inc();
+            let empty = update.is_empty();
             if !params.principal.can_write() {
-                if !protocol::is_empty(&update) {
+                if !empty {
                     app.metrics.updates_refused.inc();
                     tracing::warn!(bytes = raw.len(), "update from a read-only link refused");
                     room.notify_refused(
@@ -223,7 +224,7 @@ async fn handle(
                 return Ok(());
             }
             room.begin_write();
-            let request = if protocol::is_empty(&update) {
+            let request = if empty {
                 WriteRequest::Noop {
                     room: room.clone(),
                     origin: conn_id,

@@ -111,11 +111,6 @@ fn guarded<T>(decode: impl FnOnce() -> T) -> Result<T, String> {
         .map_err(|_| "decoder panicked".to_owned())
 }
 
-/// Whether an update adds nothing at all (no insertions, no deletions).
-pub fn is_empty(update: &Update) -> bool {
-    update.is_empty()
-}
-
 /// Yjs client ids whose insertions an update carries.
 pub fn client_ids(update: &Update) -> Vec<u64> {
     update
@@ -141,7 +136,12 @@ pub fn sync_step2(update: Vec<u8>) -> Bytes {
 
 /// A durable update, relayed to the other clients.
 pub fn update(raw: &[u8]) -> Bytes {
-    encode(&Message::Sync(SyncMessage::Update(raw.to_vec())))
+    // Written directly: this runs once per durable update, on the hot path.
+    let mut encoder = EncoderV1::new();
+    encoder.write_var(MSG_SYNC);
+    encoder.write_var(MSG_SYNC_UPDATE);
+    encoder.write_buf(raw);
+    Bytes::from(encoder.to_vec())
 }
 
 /// An awareness message.
@@ -228,8 +228,15 @@ mod tests {
             .encode_state_as_update_v1(&StateVector::default());
         let update = Update::decode_v1(&raw).unwrap();
         assert_eq!(client_ids(&update), [4242]);
-        assert!(!is_empty(&update));
-        assert!(is_empty(&Update::decode_v1(&[0, 0]).unwrap()));
+        assert!(!update.is_empty());
+        assert!(Update::decode_v1(&[0, 0]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn relayed_updates_are_encoded_as_yrs_encodes_them() {
+        let raw = some_update();
+        let expected = Message::Sync(SyncMessage::Update(raw.clone())).encode_v1();
+        assert_eq!(update(&raw).as_ref(), expected.as_slice());
     }
 
     #[test]

@@ -187,10 +187,10 @@ impl Room {
     /// anything. Awareness is presence, not plan data: it is never stored.
     pub fn relay_awareness(&self, conn: ConnId, update: AwarenessUpdate) {
         let mut state = self.lock();
-        let message = protocol::awareness(update.clone());
-        let Ok(Some(summary)) = state.awareness.apply_update_summary(update) else {
+        let Ok(Some(summary)) = state.awareness.apply_update_summary(update.clone()) else {
             return;
         };
+        let message = protocol::awareness(update);
         if let Some(member) = state.members.get_mut(&conn) {
             for client in summary.added.iter().chain(&summary.updated) {
                 member.awareness_clients.insert(client.get());
