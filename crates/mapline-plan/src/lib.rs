@@ -1,10 +1,20 @@
-//! `mapline-plan` owns the plan document: the schema of DESIGN.md §3, how a new plan document is
-//! written, and the demo plan. It is pure: no IO, no async, no clock and no randomness — callers
-//! pass in today's date or a Yjs client id when one is needed — so every rule here is tested
-//! without sockets or disks.
+//! `mapline-plan` owns the plan document and what it means: the schema of DESIGN.md §3, the
+//! typed projection ([`project`]), the change audit and slips one update makes ([`derive`]),
+//! plan health, templates worked back from go-live, the edits a well-behaved client makes, and
+//! the demo plan. It is pure: no IO, no async, no clock and no randomness — callers pass in
+//! today's date or a Yjs client id when one is needed — so every rule here is tested without
+//! sockets or disks.
 
 mod demo;
+pub mod derive;
+pub mod edit;
+pub mod health;
+pub mod model;
+pub mod raw;
 pub mod schema;
+pub mod templates;
+#[cfg(test)]
+mod testing;
 
 use std::sync::Arc;
 
@@ -12,6 +22,16 @@ use chrono::NaiveDate;
 use yrs::{Any, Doc, Map, MapPrelim, Options, ReadTxn, StateVector, Transact};
 
 pub use demo::{DemoError, demo_plan};
+pub use derive::{Change, ChangeKind, Derivation, HistoryTracker, Slip, derive};
+pub use health::{Activity, Health, HealthSummary, SlipFact, SlipSide, health};
+pub use model::{Plan, PlanIssue, project};
+pub use raw::RawPlan;
+pub use templates::{TEMPLATES, Template, template};
+
+/// Projects a whole document (reads it, then [`project`]s it).
+pub fn project_doc(doc: &Doc) -> Plan {
+    project(&RawPlan::read(&doc.transact()))
+}
 
 /// Yjs client ids are 53-bit so JavaScript numbers hold them exactly; callers' random ids are
 /// masked to that.
@@ -28,6 +48,8 @@ pub struct NewPlan {
     pub seller_org: String,
     /// The buyer's go-live date that the plan is worked back from.
     pub go_live: NaiveDate,
+    /// Milestones to start with, dated backward from go-live.
+    pub template: Option<&'static Template>,
 }
 
 /// Why a requested plan cannot be created; each names the field at fault.
@@ -39,6 +61,10 @@ pub enum NewPlanError {
     TooLong { field: &'static str },
     #[error("`goLive` must be a date as YYYY-MM-DD, got {got:?}")]
     BadDate { got: String },
+    #[error("no template is called {got:?}; see GET /api/templates")]
+    UnknownTemplate { got: String },
+    #[error("go-live {go_live} is too early for the template's first milestone")]
+    TemplateOutOfRange { go_live: NaiveDate },
 }
 
 impl NewPlan {
@@ -56,7 +82,25 @@ impl NewPlan {
             go_live: parse_date(go_live).ok_or_else(|| NewPlanError::BadDate {
                 got: go_live.to_owned(),
             })?,
+            template: None,
         })
+    }
+
+    /// Starts the plan from a built-in template, by id.
+    pub fn with_template(mut self, id: &str) -> Result<Self, NewPlanError> {
+        let found =
+            template(id).ok_or_else(|| NewPlanError::UnknownTemplate { got: id.to_owned() })?;
+        if found
+            .milestones
+            .iter()
+            .any(|m| Template::due(m, self.go_live).is_none())
+        {
+            return Err(NewPlanError::TemplateOutOfRange {
+                go_live: self.go_live,
+            });
+        }
+        self.template = Some(found);
+        Ok(self)
     }
 }
 
@@ -84,9 +128,10 @@ pub fn format_date(date: NaiveDate) -> String {
     date.format(schema::DATE_FORMAT).to_string()
 }
 
-/// The first update of a new plan's document: the `meta` fields set, written by a document with
-/// the given Yjs client id (the caller picks it at random; this crate has no RNG). Collections
-/// need no initial write: a Yjs root map exists by name on every client.
+/// The first update of a new plan's document: the `meta` fields set and the template's
+/// milestones (if any) dated backward from go-live, written by a document with the given Yjs
+/// client id (the caller picks it at random; this crate has no RNG). Collections need no
+/// initial write: a Yjs root map exists by name on every client.
 pub fn new_plan_update(plan: &NewPlan, client_id: u64) -> Vec<u8> {
     let doc = Doc::with_options(Options {
         client_id: yrs::block::ClientID::new(client_id & JS_SAFE_CLIENT_ID),
@@ -103,6 +148,27 @@ pub fn new_plan_update(plan: &NewPlan, client_id: u64) -> Vec<u8> {
         ];
         for (field, value) in fields {
             meta.insert(&mut txn, field, value);
+        }
+        for (index, step) in plan
+            .template
+            .into_iter()
+            .flat_map(|t| t.milestones)
+            .enumerate()
+        {
+            let draft = edit::MilestoneDraft {
+                title: step.title,
+                workstream: step.workstream,
+                side: step.side,
+                owner: None,
+                due: Template::due(step, plan.go_live),
+                depends_on: step
+                    .depends_on
+                    .iter()
+                    .map(|k| Template::milestone_id(k))
+                    .collect(),
+                order: Some(format!("a{index:03}")),
+            };
+            edit::add_milestone(&mut txn, &Template::milestone_id(step.key), &draft);
         }
     }
     doc.transact()

@@ -1,0 +1,528 @@
+//! What one update changed: the field-level change audit and the slips (moved due dates and
+//! go-live), computed from the document before and after it. Deterministic — the same two
+//! states always give the same records in the same order — which is what lets the server
+//! rebuild the stored history from the log and get identical records.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::Serialize;
+use serde_json::Value;
+use yrs::types::{Event, PathSegment};
+use yrs::{DeepObservable, Doc, Transact, Update};
+
+use crate::raw::{Collection, Fields, RawEntry, RawPlan};
+use crate::{parse_date, schema};
+
+/// What happened to an entity or field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// An entry was added to a collection (`new` holds all its fields).
+    Created,
+    /// A field was set, changed or cleared.
+    Updated,
+    /// An entry was removed (`old` holds all its fields).
+    Deleted,
+}
+
+/// One change of the plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    /// The root: `meta`, `success`, or a collection name such as `milestones`.
+    pub entity: &'static str,
+    /// The entry's id within a collection; `None` for `meta` and `success`.
+    pub entity_id: Option<String>,
+    /// The field; `None` when a whole entry was created or deleted.
+    pub field: Option<String>,
+    pub kind: ChangeKind,
+    pub old: Option<Value>,
+    pub new: Option<Value>,
+}
+
+/// A moved date: a milestone's `due` (`milestone_id` set) or the plan's go-live (`None`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Slip {
+    pub milestone_id: Option<String>,
+    /// The milestone's title (or the plan's) after the update, for people reading the history.
+    pub title: Option<String>,
+    /// The date before, as stored (normally `YYYY-MM-DD`).
+    pub from: String,
+    /// The date after; `None` when the date was cleared.
+    pub to: Option<String>,
+    /// Days moved, later positive; `None` unless both dates are valid.
+    pub days: Option<i64>,
+    /// The `slipReason` (or `goLiveReason`) written by the same update, if it wrote one.
+    pub reason: Option<String>,
+}
+
+/// Everything one update changed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Derivation {
+    pub changes: Vec<Change>,
+    pub slips: Vec<Slip>,
+}
+
+impl Derivation {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.slips.is_empty()
+    }
+}
+
+/// Which reason fields an update wrote, even with the same text as before: a reason given
+/// again for a second move of the same milestone still belongs to that move.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    pub go_live_reason: bool,
+    /// Milestones whose `slipReason` was written.
+    pub slip_reasons: BTreeSet<String>,
+}
+
+/// Compares the document before and after an update; `written` says which reason fields the
+/// update itself wrote (see [`HistoryTracker`], which knows).
+pub fn derive(before: &RawPlan, after: &RawPlan, written: &Written) -> Derivation {
+    let mut out = Derivation::default();
+    diff_fields(
+        &mut out.changes,
+        schema::META,
+        None,
+        &before.meta,
+        &after.meta,
+    );
+    if let Some(slip) = go_live_slip(before, after, written.go_live_reason) {
+        out.slips.push(slip);
+    }
+    let empty = Default::default();
+    for collection in Collection::ALL {
+        let old = before.collections.get(&collection).unwrap_or(&empty);
+        let new = after.collections.get(&collection).unwrap_or(&empty);
+        let entity = collection.root();
+        for (id, old_entry, new_entry) in merge_keys(old, new) {
+            match (old_entry, new_entry) {
+                (Some(RawEntry::Entry(a)), Some(RawEntry::Entry(b))) => {
+                    diff_fields(&mut out.changes, entity, Some(id), a, b);
+                    if collection == Collection::Milestones
+                        && let Some(slip) =
+                            milestone_slip(id, a, b, written.slip_reasons.contains(id))
+                    {
+                        out.slips.push(slip);
+                    }
+                }
+                (old_entry, new_entry) if old_entry == new_entry => {}
+                (old_entry, new_entry) => {
+                    if let Some(old_entry) = old_entry {
+                        out.changes.push(Change {
+                            entity,
+                            entity_id: Some(id.clone()),
+                            field: None,
+                            kind: ChangeKind::Deleted,
+                            old: Some(entry_json(old_entry)),
+                            new: None,
+                        });
+                    }
+                    if let Some(new_entry) = new_entry {
+                        out.changes.push(Change {
+                            entity,
+                            entity_id: Some(id.clone()),
+                            field: None,
+                            kind: ChangeKind::Created,
+                            old: None,
+                            new: Some(entry_json(new_entry)),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    diff_fields(
+        &mut out.changes,
+        schema::SUCCESS,
+        None,
+        &before.success,
+        &after.success,
+    );
+    out
+}
+
+/// Every key of two sorted maps once, with its value on each side.
+fn merge_keys<'a, V>(
+    old: &'a std::collections::BTreeMap<String, V>,
+    new: &'a std::collections::BTreeMap<String, V>,
+) -> Vec<(&'a String, Option<&'a V>, Option<&'a V>)> {
+    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.into_iter()
+        .map(|k| (k, old.get(k), new.get(k)))
+        .collect()
+}
+
+fn diff_fields(
+    changes: &mut Vec<Change>,
+    entity: &'static str,
+    entity_id: Option<&String>,
+    old: &Fields,
+    new: &Fields,
+) {
+    for (field, a, b) in merge_keys(old, new) {
+        if a != b {
+            changes.push(Change {
+                entity,
+                entity_id: entity_id.cloned(),
+                field: Some(field.clone()),
+                kind: ChangeKind::Updated,
+                old: a.cloned(),
+                new: b.cloned(),
+            });
+        }
+    }
+}
+
+fn entry_json(entry: &RawEntry) -> Value {
+    match entry {
+        RawEntry::Entry(fields) => {
+            Value::Object(fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        }
+        RawEntry::NotAMap(value) => value.clone(),
+    }
+}
+
+/// A date field's stored text: `None` when unset or empty (so setting it is not a slip).
+fn date_text(fields: &Fields, field: &str) -> Option<String> {
+    match fields.get(field)? {
+        Value::Null => None,
+        Value::String(s) if s.is_empty() => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn reason(new: &Fields, field: &str, written: bool) -> Option<String> {
+    if !written {
+        return None;
+    }
+    match new.get(field)? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn slip(
+    milestone_id: Option<&String>,
+    title: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    reason: Option<String>,
+) -> Option<Slip> {
+    // Setting a first date is not a slip; a change to the same text is no change.
+    let from = from?;
+    if to.as_ref() == Some(&from) {
+        return None;
+    }
+    let days = match (parse_date(&from), to.as_deref().and_then(parse_date)) {
+        (Some(a), Some(b)) => Some((b - a).num_days()),
+        _ => None,
+    };
+    Some(Slip {
+        milestone_id: milestone_id.cloned(),
+        title,
+        from,
+        to,
+        days,
+        reason,
+    })
+}
+
+fn text_field(fields: &Fields, field: &str) -> Option<String> {
+    match fields.get(field)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn milestone_slip(id: &String, old: &Fields, new: &Fields, reason_written: bool) -> Option<Slip> {
+    use schema::milestone as f;
+    slip(
+        Some(id),
+        text_field(new, f::TITLE).or_else(|| text_field(old, f::TITLE)),
+        date_text(old, f::DUE),
+        date_text(new, f::DUE),
+        reason(new, f::SLIP_REASON, reason_written),
+    )
+}
+
+fn go_live_slip(before: &RawPlan, after: &RawPlan, reason_written: bool) -> Option<Slip> {
+    use schema::meta as f;
+    slip(
+        None,
+        text_field(&after.meta, f::TITLE),
+        date_text(&before.meta, f::GO_LIVE),
+        date_text(&after.meta, f::GO_LIVE),
+        reason(&after.meta, f::GO_LIVE_REASON, reason_written),
+    )
+}
+
+/// Keeps a document's last read state and watches which reason fields each update writes, so
+/// every applied update yields its [`Derivation`]. The server's rooms and the history rebuild
+/// both use it, which is why they agree record for record.
+pub struct HistoryTracker {
+    before: RawPlan,
+    written: Arc<Mutex<Written>>,
+}
+
+/// Key of the observers a tracker registers (one tracker per document).
+const OBSERVER_KEY: &str = "mapline-history";
+
+impl HistoryTracker {
+    /// Starts tracking a document in its current state.
+    pub fn attach(doc: &Doc) -> Self {
+        let written = Arc::new(Mutex::new(Written::default()));
+        let meta = doc.get_or_insert_map(schema::META);
+        let milestones = doc.get_or_insert_map(schema::MILESTONES);
+        let sink = written.clone();
+        meta.observe_deep(OBSERVER_KEY, move |txn, events| {
+            let mut written = sink.lock().unwrap_or_else(PoisonError::into_inner);
+            for event in events.iter() {
+                if let Event::Map(event) = event
+                    && event.path().is_empty()
+                    && event.keys(txn).contains_key(schema::meta::GO_LIVE_REASON)
+                {
+                    written.go_live_reason = true;
+                }
+            }
+        });
+        let sink = written.clone();
+        milestones.observe_deep(OBSERVER_KEY, move |txn, events| {
+            let mut written = sink.lock().unwrap_or_else(PoisonError::into_inner);
+            for event in events.iter() {
+                let Event::Map(event) = event else { continue };
+                let path = event.path();
+                if let (1, Some(PathSegment::Key(id))) = (path.len(), path.front())
+                    && event.keys(txn).contains_key(schema::milestone::SLIP_REASON)
+                {
+                    written.slip_reasons.insert(id.to_string());
+                }
+            }
+        });
+        Self {
+            before: RawPlan::read(&doc.transact()),
+            written,
+        }
+    }
+
+    /// Applies an update to the document and returns what it changed, with the error if yrs
+    /// refused the update. Even then the document is read again, so whatever did apply is
+    /// accounted for exactly once.
+    pub fn apply(
+        &mut self,
+        doc: &Doc,
+        update: Update,
+    ) -> (Derivation, Option<yrs::error::UpdateError>) {
+        let error = doc.transact_mut().apply_update(update).err();
+        let written =
+            std::mem::take(&mut *self.written.lock().unwrap_or_else(PoisonError::into_inner));
+        let after = RawPlan::read(&doc.transact());
+        let derivation = derive(&self.before, &after, &written);
+        self.before = after;
+        (derivation, error)
+    }
+
+    /// The document as of the last applied update.
+    pub fn current(&self) -> &RawPlan {
+        &self.before
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::edit::{move_due, move_go_live};
+    use crate::testing::{entry, field, milestone, t};
+    use serde_json::json;
+    use yrs::{ReadTxn, TransactionMut};
+
+    /// A client document and the server's tracked copy: each `edit` is one client transaction,
+    /// shipped to the server as one update, and yields what the server derives from it.
+    struct Session {
+        client: Doc,
+        server: Doc,
+        tracker: HistoryTracker,
+    }
+
+    impl Session {
+        fn new() -> Self {
+            let server = Doc::with_client_id(99);
+            let tracker = HistoryTracker::attach(&server);
+            Self {
+                client: Doc::with_client_id(5),
+                server,
+                tracker,
+            }
+        }
+
+        fn edit(&mut self, write: impl FnOnce(&mut TransactionMut)) -> Derivation {
+            let before = self.client.transact().state_vector();
+            write(&mut self.client.transact_mut());
+            let update = self.client.transact().encode_diff_v1(&before);
+            let (derivation, error) = self
+                .tracker
+                .apply(&self.server, Update::decode_v1(&update).unwrap());
+            assert!(error.is_none());
+            derivation
+        }
+    }
+
+    use yrs::updates::decoder::Decode;
+
+    fn date(text: &str) -> Option<chrono::NaiveDate> {
+        crate::parse_date(text)
+    }
+
+    #[test]
+    fn moving_a_due_date_with_a_reason_is_one_slip() {
+        let mut s = Session::new();
+        s.edit(|txn| milestone(txn, "m1", "2027-01-10", &[], vec![]));
+        let d = s.edit(|txn| move_due(txn, "m1", date("2027-01-24"), "Legal backlog").unwrap());
+        assert_eq!(
+            d.slips,
+            [Slip {
+                milestone_id: Some("m1".into()),
+                title: Some("Milestone m1".into()),
+                from: "2027-01-10".into(),
+                to: Some("2027-01-24".into()),
+                days: Some(14),
+                reason: Some("Legal backlog".into()),
+            }]
+        );
+        let fields: Vec<_> = d.changes.iter().map(|c| c.field.as_deref()).collect();
+        assert_eq!(fields, [Some("due"), Some("slipReason")]);
+        assert_eq!(d.changes[0].old, Some(json!("2027-01-10")));
+        assert_eq!(d.changes[0].new, Some(json!("2027-01-24")));
+    }
+
+    #[test]
+    fn a_reason_given_again_belongs_to_the_second_move_and_an_old_one_does_not() {
+        let mut s = Session::new();
+        s.edit(|txn| milestone(txn, "m1", "2027-01-10", &[], vec![]));
+        s.edit(|txn| move_due(txn, "m1", date("2027-01-12"), "Holidays").unwrap());
+        let again = s.edit(|txn| move_due(txn, "m1", date("2027-01-15"), "Holidays").unwrap());
+        assert_eq!(again.slips[0].reason.as_deref(), Some("Holidays"));
+        assert_eq!(again.slips[0].days, Some(3));
+        let silent = s.edit(|txn| field_of(txn, "m1", "due", "2027-01-11"));
+        assert_eq!(silent.slips[0].reason, None);
+        assert_eq!(silent.slips[0].days, Some(-4));
+    }
+
+    fn field_of(txn: &mut TransactionMut, id: &str, name: &str, value: &str) {
+        use yrs::{Map, Out, WriteTxn};
+        let milestones = txn.get_or_insert_map("milestones");
+        let Some(Out::YMap(entry)) = milestones.get(txn, id) else {
+            panic!("no milestone {id}")
+        };
+        entry.insert(txn, name, value);
+    }
+
+    #[test]
+    fn setting_a_first_date_is_not_a_slip_but_clearing_one_is() {
+        let mut s = Session::new();
+        s.edit(|txn| entry(txn, "milestones", "m1", vec![("title", t("Kickoff"))]));
+        let first = s.edit(|txn| field_of(txn, "m1", "due", "2027-01-10"));
+        assert_eq!(first.slips, []);
+        assert_eq!(first.changes.len(), 1);
+        let cleared =
+            s.edit(|txn| move_due(txn, "m1", None, "Date unknown until legal replies").unwrap());
+        assert_eq!(cleared.slips.len(), 1);
+        assert_eq!(cleared.slips[0].to, None);
+        assert_eq!(cleared.slips[0].days, None);
+        assert_eq!(cleared.slips[0].from, "2027-01-10");
+    }
+
+    #[test]
+    fn moving_go_live_is_a_slip_without_a_milestone() {
+        let mut s = Session::new();
+        s.edit(|txn| field(txn, "meta", "goLive", t("2027-04-01")));
+        let d =
+            s.edit(|txn| move_go_live(txn, date("2027-03-25").unwrap(), "Board moved the date"));
+        assert_eq!(d.slips.len(), 1);
+        assert_eq!(d.slips[0].milestone_id, None);
+        assert_eq!(d.slips[0].days, Some(-7));
+        assert_eq!(d.slips[0].reason.as_deref(), Some("Board moved the date"));
+    }
+
+    #[test]
+    fn creating_and_deleting_entries_are_changes_not_slips() {
+        let mut s = Session::new();
+        let created = s.edit(|txn| milestone(txn, "m1", "2027-01-10", &[], vec![]));
+        assert_eq!(created.slips, []);
+        assert_eq!(created.changes.len(), 1);
+        assert_eq!(created.changes[0].kind, ChangeKind::Created);
+        assert_eq!(
+            created.changes[0].new.as_ref().unwrap()["due"],
+            json!("2027-01-10")
+        );
+        let deleted = s.edit(|txn| {
+            use yrs::{Map, WriteTxn};
+            let milestones = txn.get_or_insert_map("milestones");
+            milestones.remove(txn, "m1");
+        });
+        assert_eq!(deleted.slips, []);
+        assert_eq!(deleted.changes[0].kind, ChangeKind::Deleted);
+        assert_eq!(
+            deleted.changes[0].old.as_ref().unwrap()["title"],
+            json!("Milestone m1")
+        );
+    }
+
+    #[test]
+    fn an_update_that_changes_nothing_derives_nothing() {
+        let mut s = Session::new();
+        s.edit(|txn| milestone(txn, "m1", "2027-01-10", &[], vec![]));
+        let same = s.edit(|txn| field_of(txn, "m1", "due", "2027-01-10"));
+        assert!(same.is_empty());
+    }
+
+    #[test]
+    fn a_garbage_date_moved_to_a_real_one_is_a_slip_without_days() {
+        let mut s = Session::new();
+        s.edit(|txn| milestone(txn, "m1", "soon", &[], vec![]));
+        let d = s.edit(|txn| field_of(txn, "m1", "due", "2027-01-10"));
+        assert_eq!(d.slips[0].from, "soon");
+        assert_eq!(d.slips[0].days, None);
+    }
+
+    #[test]
+    fn the_same_updates_from_scratch_derive_the_same_records() {
+        let mut s = Session::new();
+        let mut online = Vec::new();
+        let mut log = Vec::new();
+        let mut edit = |s: &mut Session, write: &dyn Fn(&mut TransactionMut)| {
+            let before = s.client.transact().state_vector();
+            write(&mut s.client.transact_mut());
+            let update = s.client.transact().encode_diff_v1(&before);
+            online.push(
+                s.tracker
+                    .apply(&s.server, Update::decode_v1(&update).unwrap())
+                    .0,
+            );
+            log.push(update);
+        };
+        edit(&mut s, &|txn| {
+            milestone(txn, "m1", "2027-01-10", &[], vec![])
+        });
+        edit(&mut s, &|txn| {
+            move_due(txn, "m1", date("2027-02-01"), "Security review").unwrap()
+        });
+        edit(&mut s, &|txn| {
+            move_go_live(txn, date("2027-05-01").unwrap(), "Budget")
+        });
+        let replay = Doc::with_client_id(1);
+        let mut tracker = HistoryTracker::attach(&replay);
+        let rebuilt: Vec<_> = log
+            .iter()
+            .map(|u| tracker.apply(&replay, Update::decode_v1(u).unwrap()).0)
+            .collect();
+        assert_eq!(online, rebuilt);
+    }
+}
