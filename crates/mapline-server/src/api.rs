@@ -20,6 +20,7 @@ use uuid::Uuid;
 use crate::App;
 use crate::auth::{AuthError, Principal};
 use crate::conn::{self, ConnectionParams};
+use crate::plan_api;
 use crate::plans::{self, MAX_LABEL_CHARS};
 use crate::writer::now_ms;
 
@@ -35,7 +36,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -43,7 +44,7 @@ impl ApiError {
         }
     }
 
-    fn no_such_plan() -> Self {
+    pub(crate) fn no_such_plan() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "plan_not_found",
@@ -51,7 +52,7 @@ impl ApiError {
         )
     }
 
-    fn internal(error: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "request failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -60,7 +61,7 @@ impl ApiError {
         )
     }
 
-    fn invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
     }
 }
@@ -146,6 +147,11 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/api/plans", post(create_plan).get(list_plans))
         .route("/api/plans/{plan_id}/shares", post(create_share))
+        .route("/api/plans/{plan_id}", get(plan_api::get_plan))
+        .route("/api/plans/{plan_id}/slips", get(plan_api::get_slips))
+        .route("/api/plans/{plan_id}/history", get(plan_api::get_history))
+        .route("/api/plans/{plan_id}/health", get(plan_api::get_health))
+        .route("/api/templates", get(plan_api::list_templates))
         .route("/api/{*rest}", any(api_not_found))
         .route("/sync/{plan_id}", get(sync))
         .route("/healthz", get(healthz))
@@ -191,7 +197,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// Resolves the caller from `Authorization: Bearer` or, for WebSocket clients that cannot set
 /// headers, a `token` query parameter.
-async fn authenticate(
+pub(crate) async fn authenticate(
     app: &Arc<App>,
     headers: &HeaderMap,
     query_token: Option<&str>,
@@ -215,7 +221,7 @@ async fn authenticate(
     Ok(principal)
 }
 
-fn require_admin(principal: &Principal) -> Result<(), ApiError> {
+pub(crate) fn require_admin(principal: &Principal) -> Result<(), ApiError> {
     match principal {
         Principal::Admin => Ok(()),
         Principal::Share(_) => Err(ApiError::new(
@@ -226,7 +232,7 @@ fn require_admin(principal: &Principal) -> Result<(), ApiError> {
     }
 }
 
-fn parse_plan_id(raw: &str) -> Result<PlanId, ApiError> {
+pub(crate) fn parse_plan_id(raw: &str) -> Result<PlanId, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::no_such_plan())
 }
 
@@ -240,6 +246,9 @@ struct CreatePlanBody {
     /// An id chosen by the caller (e.g. derived from a CRM deal), making creation idempotent.
     #[serde(default)]
     id: Option<Uuid>,
+    /// A built-in template (`GET /api/templates`): its milestones are dated back from go-live.
+    #[serde(default)]
+    template: Option<String>,
 }
 
 async fn create_plan(
@@ -255,6 +264,10 @@ async fn create_plan(
         &body.seller_org,
         &body.go_live,
     )
+    .and_then(|plan| match body.template.as_deref() {
+        Some(template) => plan.with_template(template),
+        None => Ok(plan),
+    })
     .map_err(|e| ApiError::invalid(e.to_string()))?;
     let id = body.id.unwrap_or_else(Uuid::now_v7);
     let first_update = mapline_plan::new_plan_update(&plan, plans::server_client_id());
@@ -276,25 +289,10 @@ async fn create_plan(
 async fn list_plans(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
+    params: Result<Query<plan_api::ListQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     require_admin(&authenticate(&app, &headers, None).await?)?;
-    let store = app.store.clone();
-    let plans = tokio::task::spawn_blocking(move || store.plans())
-        .await
-        .map_err(ApiError::internal)??;
-    let plans: Vec<_> = plans
-        .into_iter()
-        .map(|(id, plan)| {
-            json!({
-                "id": id,
-                "title": plan.title,
-                "buyerOrg": plan.buyer_org,
-                "sellerOrg": plan.seller_org,
-                "goLive": plan.go_live,
-                "createdAt": chrono::DateTime::from_timestamp_millis(plan.created_at_ms).map(|t| t.to_rfc3339()),
-            })
-        })
-        .collect();
+    let plans = plan_api::pipeline(&app, params).await?;
     Ok(Json(json!({ "plans": plans })))
 }
 

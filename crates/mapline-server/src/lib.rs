@@ -10,8 +10,10 @@
 mod api;
 mod auth;
 mod conn;
+pub mod history;
 mod metrics;
 mod outbox;
+mod plan_api;
 pub mod plans;
 pub mod protocol;
 mod room;
@@ -121,6 +123,7 @@ pub async fn run(
     });
 
     let sweeper = tokio::spawn(retire_idle_rooms(app.clone()));
+    let catch_up = tokio::spawn(catch_up_history(app.clone()));
     let stopping = app.shutdown.clone();
     let result = axum::serve(listener, api::router(app.clone()))
         .with_graceful_shutdown(async move {
@@ -131,6 +134,7 @@ pub async fn run(
         .await;
     app.shutdown.cancel();
     sweeper.abort();
+    catch_up.abort();
     app.connections.close();
     app.connections.wait().await;
 
@@ -140,6 +144,25 @@ pub async fn run(
     let _ = writer.send(writer::WriteRequest::Stop).await;
     let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
     result.map_err(RunError::Serve)
+}
+
+/// Derives the history a crash lost (it is written unsynced, see the writer): every plan whose
+/// log is ahead of its history is loaded once, which derives the rest, and retires when idle.
+async fn catch_up_history(app: Arc<App>) {
+    let store = app.store.clone();
+    let behind = match tokio::task::spawn_blocking(move || store.plans_behind()).await {
+        Ok(Ok(behind)) => behind,
+        Ok(Err(error)) => {
+            tracing::error!(%error, "cannot find plans whose history is behind");
+            return;
+        }
+        Err(_) => return,
+    };
+    for plan in behind {
+        if let Err(error) = app.rooms.open(plan).await {
+            tracing::error!(plan_id = %plan, %error, "deriving missing history failed");
+        }
+    }
 }
 
 async fn retire_idle_rooms(app: Arc<App>) {

@@ -28,6 +28,8 @@ pub struct Metrics {
     pub commit_batch_size: Histogram,
     pub commit_seconds: Histogram,
     pub commit_failures: Counter,
+    pub history_seconds: Histogram,
+    pub slips_recorded: Counter,
     pub stored_bytes: Gauge,
 }
 
@@ -98,6 +100,18 @@ impl Default for Metrics {
                 r,
                 "commit_failures",
                 "Storage commits that failed",
+                counter(),
+            ),
+            history_seconds: registered(
+                r,
+                "history_seconds",
+                "Duration of storing one batch's derived history",
+                Histogram::new(exponential_buckets(0.000_125, 2.0, 14)),
+            ),
+            slips_recorded: registered(
+                r,
+                "slips_recorded",
+                "Moved dates (milestone due or go-live) recorded in the slip history",
                 counter(),
             ),
             stored_bytes: registered(r, "stored_bytes", "Size of the data file", gauge()),

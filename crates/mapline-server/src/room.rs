@@ -11,10 +11,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mapline_store::{DocumentLoad, PlanId, Seq, Snapshot};
+use mapline_plan::{HistoryTracker, Plan};
+use mapline_store::{
+    DerivedHistory, DocumentLoad, HistoryEntry, PlanId, Seq, Snapshot, UpdateRecord,
+};
 use yrs::sync::{Awareness, AwarenessUpdate};
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+
+use crate::history;
 
 use crate::metrics::Metrics;
 use crate::outbox::{CloseCode, CloseReason, Outbox};
@@ -29,6 +34,14 @@ pub const SNAPSHOT_EVERY: u64 = 256;
 /// snapshot's bytes, so the cost of writing snapshots stays proportional to the data ingested
 /// however large a plan grows.
 pub const SNAPSHOT_GROWTH: usize = 4;
+
+/// What applying a durable update produced.
+pub struct Applied {
+    /// The update's history entry (`None` if it changed nothing).
+    pub history: Option<HistoryEntry>,
+    /// A snapshot, when one is due.
+    pub snapshot: Option<(PlanId, Snapshot)>,
+}
 
 /// The room was retired (unloaded) between being found and being joined: open it again.
 #[derive(Debug)]
@@ -45,6 +58,8 @@ struct Member {
 
 struct RoomState {
     awareness: Awareness,
+    /// Derives each applied update's history and holds the document's last read state.
+    tracker: HistoryTracker,
     members: HashMap<ConnId, Member>,
     last_seq: Seq,
     snapshot_seq: Seq,
@@ -67,19 +82,27 @@ pub struct Room {
 impl Room {
     /// Rebuilds a plan's document from its snapshot and log tail. CPU-bound: call it off the
     /// async runtime. A stored update that no longer applies is logged and skipped, never fatal.
-    pub fn load(plan_id: PlanId, load: DocumentLoad, metrics: Arc<Metrics>) -> Self {
+    /// Updates past the stored history (lost in a crash before their history was written) are
+    /// derived now; the returned history must be stored before the room is used.
+    pub fn load(
+        plan_id: PlanId,
+        load: DocumentLoad,
+        metrics: Arc<Metrics>,
+    ) -> (Self, DerivedHistory) {
         let doc = Doc::new();
+        let derived_through = load.derived_through;
         {
             let mut txn = doc.transact_mut();
             let snapshot = load
                 .snapshot
                 .as_ref()
                 .map(|s| (s.covers_seq, s.state.as_slice()));
-            let tail = load
+            let derived_tail = load
                 .tail
                 .iter()
-                .map(|(seq, bytes)| (*seq, bytes.as_slice()));
-            for (seq, bytes) in snapshot.into_iter().chain(tail) {
+                .take_while(|(seq, _)| *seq <= derived_through)
+                .map(|(seq, record)| (*seq, record.update.as_slice()));
+            for (seq, bytes) in snapshot.into_iter().chain(derived_tail) {
                 let applied = Update::decode_v1(bytes)
                     .map_err(|e| e.to_string())
                     .and_then(|u| txn.apply_update(u).map_err(|e| e.to_string()));
@@ -88,13 +111,29 @@ impl Room {
                 }
             }
         }
+        let mut tracker = HistoryTracker::attach(&doc);
+        let mut catch_up = DerivedHistory {
+            plan_id,
+            entries: Vec::new(),
+            through: derived_through.min(load.last_seq),
+        };
+        for (seq, record) in load.tail.iter().filter(|(seq, _)| *seq > derived_through) {
+            if let Some(entry) = history::apply_stored(plan_id, &doc, &mut tracker, *seq, record) {
+                catch_up.entries.push((*seq, entry));
+            }
+            catch_up.through = *seq;
+        }
+        if catch_up.through > derived_through {
+            tracing::info!(plan_id = %plan_id, from = derived_through + 1, through = catch_up.through, "derived history missing after a restart");
+        }
         let snapshot_seq = load.snapshot.as_ref().map_or(0, |s| s.covers_seq);
         let snapshot_bytes = load.snapshot.as_ref().map_or(0, |s| s.state.len());
-        let tail_bytes = load.tail.iter().map(|(_, bytes)| bytes.len()).sum();
-        Self {
+        let tail_bytes = load.tail.iter().map(|(_, r)| r.update.len()).sum();
+        let room = Self {
             plan_id,
             state: Mutex::new(RoomState {
                 awareness: Awareness::new(doc),
+                tracker,
                 members: HashMap::new(),
                 last_seq: load.last_seq,
                 snapshot_seq,
@@ -105,7 +144,8 @@ impl Room {
             }),
             pending_writes: AtomicUsize::new(0),
             metrics,
-        }
+        };
+        (room, catch_up)
     }
 
     /// The plan this room holds.
@@ -229,31 +269,51 @@ impl Room {
         self.pending_writes.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Writer thread, after commit: applies a durable update, relays it to every other
-    /// connection and acknowledges it to its sender. Returns a snapshot when one is due.
+    /// Writer thread, after commit: applies a durable update and derives its history. The
+    /// update is not relayed or acknowledged yet — the writer stores the history first and then
+    /// calls [`Room::release`], so whoever sees an update can also read its history.
     pub fn apply_durable(
         &self,
         seq: Seq,
         update: Update,
-        raw: &[u8],
-        origin: ConnId,
+        record: &UpdateRecord,
         now_ms: i64,
-    ) -> Option<(PlanId, Snapshot)> {
+    ) -> Applied {
         let mut state = self.lock();
-        if let Err(error) = state.awareness.doc().transact_mut().apply_update(update) {
+        let RoomState {
+            awareness, tracker, ..
+        } = &mut *state;
+        let (derivation, error) = tracker.apply(awareness.doc(), update);
+        if let Some(error) = error {
             tracing::error!(plan_id = %self.plan_id, seq, %error, "durable update does not apply");
         }
+        let history = history::entry(record, derivation);
         state.last_seq = seq;
-        state.tail_bytes += raw.len();
-        let sent = broadcast(&state.members, Some(origin), &protocol::update(raw));
-        self.metrics.updates_broadcast.inc_by(sent);
-        acknowledge(&mut state, origin);
+        state.tail_bytes += record.update.len();
         let due = state.last_seq - state.snapshot_seq >= SNAPSHOT_EVERY
             && state.tail_bytes * SNAPSHOT_GROWTH >= state.snapshot_bytes;
         let snapshot = due.then(|| self.snapshot_locked(&mut state, now_ms));
+        Applied { history, snapshot }
+    }
+
+    /// Writer thread, once the update's history is stored: relays the update to every other
+    /// connection and acknowledges it to its sender.
+    pub fn release(&self, raw: &[u8], origin: ConnId) {
+        let mut state = self.lock();
+        let sent = broadcast(&state.members, Some(origin), &protocol::update(raw));
+        self.metrics.updates_broadcast.inc_by(sent);
+        acknowledge(&mut state, origin);
         drop(state);
         self.end_write();
-        snapshot
+    }
+
+    /// The projected plan as of the last applied update, and that log position.
+    pub fn projection(&self) -> (Plan, Seq) {
+        let state = self.lock();
+        (
+            mapline_plan::project(state.tracker.current()),
+            state.last_seq,
+        )
     }
 
     /// Writer thread: an empty update needs no storage, but its acknowledgement keeps its place
@@ -362,8 +422,26 @@ mod tests {
             snapshot: None,
             tail: Vec::new(),
             last_seq: 0,
+            derived_through: 0,
         };
-        Room::load(PlanId::from_u128(1), load, Arc::new(Metrics::default()))
+        Room::load(PlanId::from_u128(1), load, Arc::new(Metrics::default())).0
+    }
+
+    fn record(raw: &[u8]) -> UpdateRecord {
+        UpdateRecord {
+            author: mapline_store::Author::Admin,
+            client_ids: vec![4],
+            received_at_ms: 1_000,
+            update: raw.to_vec(),
+        }
+    }
+
+    /// What the writer does for one committed update: apply, (store history,) release.
+    fn apply(room: &Room, seq: Seq, update: Update, raw: &[u8], origin: ConnId) -> Applied {
+        room.begin_write();
+        let applied = room.apply_durable(seq, update, &record(raw), 0);
+        room.release(raw, origin);
+        applied
     }
 
     fn join(room: &Room, conn: ConnId, wants_acks: bool) -> OutboxReceiver {
@@ -395,7 +473,13 @@ mod tests {
         drain(&mut other);
         let (update, raw) = edit();
         room.begin_write();
-        room.apply_durable(1, update, &raw, 1, 0);
+        let applied = room.apply_durable(1, update, &record(&raw), 0);
+        assert!(
+            drain(&mut other).is_empty(),
+            "nothing is relayed before release"
+        );
+        assert_eq!(applied.history.unwrap().changes.len(), 1);
+        room.release(&raw, 1);
         let to_sender = drain(&mut sender);
         let to_other = drain(&mut other);
         assert_eq!(to_other, vec![protocol::update(&raw)]);
@@ -427,8 +511,7 @@ mod tests {
     fn a_newcomer_is_sent_the_servers_sync_step_1_on_join() {
         let room = empty_room();
         let (update, raw) = edit();
-        room.begin_write();
-        room.apply_durable(1, update, &raw, 99, 0);
+        apply(&room, 1, update, &raw, 99);
         let mut newcomer = join(&room, 1, false);
         let greeting = drain(&mut newcomer);
         let sv = room.lock().awareness.doc().transact().state_vector();
@@ -440,8 +523,7 @@ mod tests {
         let room = empty_room();
         assert!(room.snapshot_if_behind(0).is_none());
         let (update, raw) = edit();
-        room.begin_write();
-        room.apply_durable(7, update, &raw, 1, 0);
+        apply(&room, 7, update, &raw, 1);
         let (_, snapshot) = room.snapshot_if_behind(5).expect("behind by one update");
         assert_eq!(snapshot.covers_seq, 7);
         let reloaded = Doc::new();
@@ -455,5 +537,36 @@ mod tests {
             .map(|v| v.to_string(&reloaded.transact()));
         assert_eq!(title.as_deref(), Some("Plan"));
         assert!(room.snapshot_if_behind(6).is_none(), "nothing new since");
+    }
+
+    #[test]
+    fn loading_derives_the_history_lost_after_the_stored_position() {
+        let (_, first) = edit();
+        let doc = Doc::new();
+        doc.get_or_insert_map("meta")
+            .insert(&mut doc.transact_mut(), "goLive", "2027-04-01");
+        let second = doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        let tail = vec![(1, record(&first)), (2, record(&second))];
+        let load = |derived_through| DocumentLoad {
+            snapshot: None,
+            tail: tail.clone(),
+            last_seq: 2,
+            derived_through,
+        };
+        let metrics = Arc::new(Metrics::default());
+        let (_, nothing_missing) = Room::load(PlanId::from_u128(1), load(2), metrics.clone());
+        assert_eq!(nothing_missing.entries, []);
+        let (room, caught_up) = Room::load(PlanId::from_u128(1), load(1), metrics);
+        assert_eq!(caught_up.through, 2);
+        let seqs: Vec<_> = caught_up.entries.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, [2]);
+        assert_eq!(
+            caught_up.entries[0].1.changes[0].field.as_deref(),
+            Some("goLive")
+        );
+        let (plan, seq) = room.projection();
+        assert_eq!((plan.meta.title.as_deref(), seq), (Some("Plan"), 2));
     }
 }

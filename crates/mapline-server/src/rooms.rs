@@ -57,8 +57,13 @@ impl Rooms {
                         .load_document(plan)?
                         .ok_or(OpenRoomError::NoSuchPlan(plan))?;
                     let tail = load.tail.len();
+                    let stored_through = load.derived_through;
                     let started = Instant::now();
-                    let room = Room::load(plan, load, metrics);
+                    let (room, caught_up) = Room::load(plan, load, metrics);
+                    if caught_up.through > stored_through {
+                        // Unsynced, like the writer's: the log can always derive it again.
+                        store.commit_history(&[caught_up], false)?;
+                    }
                     tracing::debug!(plan_id = %plan, tail, micros = started.elapsed().as_micros() as u64, "room loaded");
                     Ok::<_, OpenRoomError>(room)
                 })
@@ -95,6 +100,11 @@ impl Rooms {
         });
         self.metrics.rooms_in_memory.dec_by(retired.len() as i64);
         retired
+    }
+
+    /// The plan's room if it is in memory (never loads it).
+    pub fn loaded(&self, plan: PlanId) -> Option<Arc<Room>> {
+        self.slots().get(&plan).and_then(|slot| slot.get().cloned())
     }
 
     /// Every room in memory.

@@ -1,12 +1,15 @@
 //! The group-commit writer: one thread owns every write of updates to the store. It takes all
 //! requests waiting in its queue (from every room), commits them in one redb transaction (one
-//! fsync), and only then applies them to their rooms, which relay and acknowledge them. This is
-//! what makes "no update is seen by anyone before it is durable" hold at low latency.
+//! fsync), and only then applies them to their rooms, deriving each update's history (stored in
+//! a second, unsynced transaction: it can always be derived again from the log), and finally
+//! lets the rooms relay and acknowledge them. This is what makes "no update is seen by anyone
+//! before it is durable" hold at low latency, and why whoever sees an update can read its
+//! history.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use mapline_store::{NewUpdate, PlanId, Snapshot, Store, UpdateRecord};
+use mapline_store::{DerivedHistory, NewUpdate, PlanId, Snapshot, Store, UpdateRecord};
 use tokio::sync::mpsc;
 use yrs::Update;
 
@@ -82,8 +85,16 @@ enum Followup {
     },
 }
 
+/// Work carried from one batch to the next until it is stored.
+#[derive(Default)]
+struct Carried {
+    snapshots: Vec<(PlanId, Snapshot)>,
+    /// History whose (unsynced) commit failed; retried with the next batch.
+    history: Vec<DerivedHistory>,
+}
+
 fn run(mut requests: mpsc::Receiver<WriteRequest>, store: &Store, metrics: &Metrics) {
-    let mut snapshots: Vec<(PlanId, Snapshot)> = Vec::new();
+    let mut carried = Carried::default();
     let mut stopping = false;
     while !stopping {
         let Some(first) = requests.blocking_recv() else {
@@ -114,7 +125,7 @@ fn run(mut requests: mpsc::Receiver<WriteRequest>, store: &Store, metrics: &Metr
                     followups.push(Followup::Noop { room, origin })
                 }
                 WriteRequest::Snapshot { room } => {
-                    snapshots.extend(room.snapshot_if_behind(now_ms()))
+                    carried.snapshots.extend(room.snapshot_if_behind(now_ms()))
                 }
                 WriteRequest::Stop => stopping = true,
             }
@@ -122,7 +133,7 @@ fn run(mut requests: mpsc::Receiver<WriteRequest>, store: &Store, metrics: &Metr
                 next = requests.try_recv().ok();
             }
         }
-        commit(store, metrics, updates, followups, &mut snapshots);
+        commit(store, metrics, updates, followups, &mut carried);
     }
     tracing::info!("writer stopped");
 }
@@ -132,9 +143,9 @@ fn commit(
     metrics: &Metrics,
     updates: Vec<NewUpdate>,
     followups: Vec<Followup>,
-    snapshots: &mut Vec<(PlanId, Snapshot)>,
+    carried: &mut Carried,
 ) {
-    if updates.is_empty() && snapshots.is_empty() {
+    if updates.is_empty() && carried.snapshots.is_empty() {
         for followup in followups {
             if let Followup::Noop { room, origin } = followup {
                 room.acknowledge_noop(origin);
@@ -143,35 +154,12 @@ fn commit(
         return;
     }
     let started = Instant::now();
-    let result = store.commit_batch(&updates, snapshots);
+    let result = store.commit_batch(&updates, &carried.snapshots);
     metrics
         .commit_seconds
         .observe(started.elapsed().as_secs_f64());
-    let raws = updates.into_iter().map(|u| u.record.update);
-    match result {
-        Ok(seqs) => {
-            metrics.commit_batch_size.observe(seqs.len() as f64);
-            metrics.updates_persisted.inc_by(seqs.len() as u64);
-            snapshots.clear();
-            let mut durable = seqs.into_iter().zip(raws);
-            let now = now_ms();
-            for followup in followups {
-                match followup {
-                    Followup::Apply {
-                        room,
-                        origin,
-                        update,
-                    } => {
-                        // Every Apply has exactly one stored update, in the same order.
-                        let Some((seq, raw)) = durable.next() else {
-                            break;
-                        };
-                        snapshots.extend(room.apply_durable(seq, update, &raw, origin, now));
-                    }
-                    Followup::Noop { room, origin } => room.acknowledge_noop(origin),
-                }
-            }
-        }
+    let seqs = match result {
+        Ok(seqs) => seqs,
         Err(error) => {
             metrics.commit_failures.inc();
             tracing::error!(%error, updates = followups.len(), "commit failed; senders are told to resend");
@@ -182,6 +170,97 @@ fn commit(
                     Followup::Noop { room, origin } => room.acknowledge_noop(origin),
                 }
             }
+            return;
+        }
+    };
+    metrics.commit_batch_size.observe(seqs.len() as f64);
+    metrics.updates_persisted.inc_by(seqs.len() as u64);
+    carried.snapshots.clear();
+
+    // Apply every durable update to its room and collect the history it derives.
+    let now = now_ms();
+    let mut durable = seqs.into_iter().zip(updates);
+    let mut releases = Vec::with_capacity(followups.len());
+    for followup in followups {
+        match followup {
+            Followup::Apply {
+                room,
+                origin,
+                update,
+            } => {
+                // Every Apply has exactly one stored update, in the same order.
+                let Some((seq, stored)) = durable.next() else {
+                    break;
+                };
+                let applied = room.apply_durable(seq, update, &stored.record, now);
+                carried.snapshots.extend(applied.snapshot);
+                let slips = applied.history.as_ref().map_or(0, |h| h.slips.len());
+                metrics.slips_recorded.inc_by(slips as u64);
+                record_history(&mut carried.history, room.plan_id(), seq, applied.history);
+                releases.push(Release::Update {
+                    room,
+                    origin,
+                    raw: stored.record.update,
+                });
+            }
+            Followup::Noop { room, origin } => releases.push(Release::Noop { room, origin }),
         }
     }
+
+    // Store the history before anyone sees the updates. Unsynced: the next durable commit
+    // makes it durable, and a crash before that is repaired from the log when the plan loads.
+    if !carried.history.is_empty() {
+        let started = Instant::now();
+        match store.commit_history(&carried.history, false) {
+            Ok(()) => carried.history.clear(),
+            Err(error) => {
+                tracing::error!(%error, "storing derived history failed; retried with the next batch")
+            }
+        }
+        metrics
+            .history_seconds
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    for release in releases {
+        match release {
+            Release::Update { room, origin, raw } => room.release(&raw, origin),
+            Release::Noop { room, origin } => room.acknowledge_noop(origin),
+        }
+    }
+}
+
+enum Release {
+    Update {
+        room: Arc<Room>,
+        origin: ConnId,
+        raw: Vec<u8>,
+    },
+    Noop {
+        room: Arc<Room>,
+        origin: ConnId,
+    },
+}
+
+/// Adds one update's derivation to the batch's history for its plan.
+fn record_history(
+    batch: &mut Vec<DerivedHistory>,
+    plan_id: PlanId,
+    seq: mapline_store::Seq,
+    entry: Option<mapline_store::HistoryEntry>,
+) {
+    let position = match batch.iter().position(|h| h.plan_id == plan_id) {
+        Some(position) => position,
+        None => {
+            batch.push(DerivedHistory {
+                plan_id,
+                entries: Vec::new(),
+                through: seq,
+            });
+            batch.len() - 1
+        }
+    };
+    let plan = &mut batch[position];
+    plan.through = plan.through.max(seq);
+    plan.entries.extend(entry.map(|e| (seq, e)));
 }

@@ -1,5 +1,6 @@
 //! `mapline-store` owns the redb data file: plans, share links (hashed tokens only), each plan's
-//! append-only update log with who sent every update, and snapshots that keep cold loads short.
+//! append-only update log with who sent every update, snapshots that keep cold loads short, and
+//! the history derived from the log (change audit and slips).
 //!
 //! It stores Yjs updates as opaque bytes and never needs a yrs type; it knows nothing of sockets
 //! or async. Every write is one redb transaction, so a batch of updates from many plans costs
@@ -11,10 +12,10 @@ mod store;
 
 pub use error::{OpenError, Result, StoreError};
 pub use records::{
-    Author, NewUpdate, PlanId, PlanRecord, Role, Seq, ShareId, ShareRecord, Side, Snapshot,
-    UpdateRecord,
+    Author, ChangeKind, ChangeRecord, DerivedHistory, HistoryEntry, NewUpdate, PlanId, PlanRecord,
+    Role, Seq, ShareId, ShareRecord, Side, SlipRecord, Snapshot, UpdateRecord,
 };
-pub use store::{DocumentLoad, STORAGE_FORMAT, Store};
+pub use store::{DocumentLoad, LogBound, STORAGE_FORMAT, Store};
 
 #[cfg(test)]
 mod tests;

@@ -94,6 +94,63 @@ pub struct Snapshot {
     pub state: Vec<u8>,
 }
 
+/// What happened to an entity or field (see [`ChangeRecord`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeKind {
+    Created,
+    Updated,
+    Deleted,
+}
+
+/// One field change derived from an update (the change audit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    /// The root: `meta`, `success` or a collection such as `milestones`.
+    pub entity: String,
+    /// The entry's id in a collection.
+    pub entity_id: Option<String>,
+    /// The field; `None` when a whole entry was created or deleted.
+    pub field: Option<String>,
+    pub kind: ChangeKind,
+    /// The value before and after, as JSON text.
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+/// A moved date derived from an update: a milestone's due date, or go-live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlipRecord {
+    /// `None` for go-live.
+    pub milestone_id: Option<String>,
+    pub title: Option<String>,
+    pub from: String,
+    /// `None` when the date was cleared.
+    pub to: Option<String>,
+    pub days: Option<i64>,
+    pub reason: Option<String>,
+}
+
+/// Everything derived from one stored update, with who sent it and when it arrived (copied from
+/// its [`UpdateRecord`], so history reads never touch the log).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub author: Author,
+    pub client_ids: Vec<u64>,
+    pub received_at_ms: i64,
+    pub changes: Vec<ChangeRecord>,
+    pub slips: Vec<SlipRecord>,
+}
+
+/// The history derived from a run of a plan's log: entries for the updates that changed
+/// something, and the last log position the derivation covers (including updates that changed
+/// nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DerivedHistory {
+    pub plan_id: PlanId,
+    pub entries: Vec<(Seq, HistoryEntry)>,
+    pub through: Seq,
+}
+
 /// The format byte in front of every stored value.
 pub(crate) const RECORD_FORMAT: u8 = 1;
 

@@ -4,8 +4,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::error::{OpenError, Result, StoreError};
 use crate::records::{
-    NewUpdate, PlanId, PlanRecord, Seq, ShareId, ShareRecord, Snapshot, UpdateRecord, decode,
-    encode,
+    DerivedHistory, HistoryEntry, NewUpdate, PlanId, PlanRecord, Seq, ShareId, ShareRecord,
+    Snapshot, UpdateRecord, decode, encode,
 };
 
 /// Version of the on-disk layout (tables and keys) described in docs/storage.md.
@@ -16,6 +16,11 @@ const PLANS: TableDefinition<u128, &[u8]> = TableDefinition::new("plans");
 const SHARES: TableDefinition<u128, &[u8]> = TableDefinition::new("shares");
 const UPDATES: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("updates");
 const SNAPSHOTS: TableDefinition<u128, &[u8]> = TableDefinition::new("snapshots");
+const HISTORY: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("history");
+/// Log positions whose history entry holds slips, so slip queries skip everything else.
+const SLIP_INDEX: TableDefinition<(u128, u64), ()> = TableDefinition::new("slip_index");
+/// Per plan, the last log position whose history has been derived.
+const DERIVED: TableDefinition<u128, u64> = TableDefinition::new("derived_through");
 
 const META_FORMAT: &str = "format_version";
 const META_ADMIN_TOKEN: &str = "admin_token_sha256";
@@ -24,10 +29,25 @@ const META_ADMIN_TOKEN: &str = "admin_token_sha256";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocumentLoad {
     pub snapshot: Option<Snapshot>,
-    /// Updates after the snapshot, in log order.
-    pub tail: Vec<(Seq, Vec<u8>)>,
+    /// Updates after the snapshot, in log order (whole records: updates past
+    /// `derived_through` need their author to derive history).
+    pub tail: Vec<(Seq, UpdateRecord)>,
     /// The last log position of the plan (0 for an empty log).
     pub last_seq: Seq,
+    /// The last log position whose history is stored; updates after it still need deriving.
+    /// The snapshot never covers more than this (a newer one is ignored), so the updates to
+    /// derive are always in the tail.
+    pub derived_through: Seq,
+}
+
+/// Where a prefix of the log ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogBound {
+    /// Up to and including this position.
+    Seq(Seq),
+    /// Every update received at or before this time (ms since the epoch), up to the first one
+    /// received later.
+    ReceivedBy(i64),
 }
 
 /// The Mapline data file. All methods block on disk IO: call them from a dedicated thread or
@@ -78,6 +98,9 @@ impl Store {
             txn.open_table(SHARES).map_err(StoreError::from)?;
             txn.open_table(UPDATES).map_err(StoreError::from)?;
             txn.open_table(SNAPSHOTS).map_err(StoreError::from)?;
+            txn.open_table(HISTORY).map_err(StoreError::from)?;
+            txn.open_table(SLIP_INDEX).map_err(StoreError::from)?;
+            txn.open_table(DERIVED).map_err(StoreError::from)?;
         }
         txn.commit().map_err(StoreError::from)?;
         Ok(())
@@ -238,10 +261,17 @@ impl Store {
         if txn.open_table(PLANS)?.get(plan.as_u128())?.is_none() {
             return Ok(None);
         }
+        let derived_through = txn
+            .open_table(DERIVED)?
+            .get(plan.as_u128())?
+            .map_or(0, |v| v.value());
         let snapshot = match txn.open_table(SNAPSHOTS)?.get(plan.as_u128())? {
-            Some(v) => Some(decode_or_corrupt("snapshots", plan, v.value())?),
+            Some(v) => Some(decode_or_corrupt::<Snapshot>("snapshots", plan, v.value())?),
             None => None,
         };
+        // A snapshot past the derived history (history written before a crash was lost) would
+        // hide the states the missing history is derived from: load from the start instead.
+        let snapshot = snapshot.filter(|s| s.covers_seq <= derived_through);
         let after = snapshot.as_ref().map_or(0, |s: &Snapshot| s.covers_seq);
         let log = txn.open_table(UPDATES)?;
         let mut tail = Vec::new();
@@ -250,14 +280,189 @@ impl Store {
             let seq = key.value().1;
             let record: UpdateRecord =
                 decode_or_corrupt("updates", format!("{plan}/{seq}"), value.value())?;
-            tail.push((seq, record.update));
+            tail.push((seq, record));
         }
         let last_seq = tail.last().map_or(after, |(seq, _)| *seq);
         Ok(Some(DocumentLoad {
             snapshot,
             tail,
             last_seq,
+            derived_through,
         }))
+    }
+
+    /// Stores derived history and advances each plan's derived position. Entries are keyed by
+    /// log position, so storing one again writes the same record: derivation is exactly once
+    /// however often it runs. `durable: false` skips the fsync — history can always be derived
+    /// again from the durable log, and the next durable commit makes it durable anyway.
+    pub fn commit_history(&self, batch: &[DerivedHistory], durable: bool) -> Result<()> {
+        let mut txn = self.db.begin_write()?;
+        if !durable {
+            txn.set_durability(redb::Durability::None)
+                .map_err(|e| StoreError::Durability(e.to_string()))?;
+        }
+        {
+            let mut history = txn.open_table(HISTORY)?;
+            let mut index = txn.open_table(SLIP_INDEX)?;
+            let mut derived = txn.open_table(DERIVED)?;
+            for item in batch {
+                let plan = item.plan_id.as_u128();
+                for (seq, entry) in &item.entries {
+                    history.insert((plan, *seq), encode(entry).as_slice())?;
+                    if !entry.slips.is_empty() {
+                        index.insert((plan, *seq), ())?;
+                    }
+                }
+                let stored = derived.get(plan)?.map_or(0, |v| v.value());
+                if item.through > stored {
+                    derived.insert(plan, item.through)?;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Replaces a plan's whole derived history (the rebuild), durably.
+    pub fn replace_history(&self, rebuilt: &DerivedHistory) -> Result<()> {
+        let plan = rebuilt.plan_id.as_u128();
+        let txn = self.db.begin_write()?;
+        {
+            let range = (plan, 0)..=(plan, Seq::MAX);
+            txn.open_table(HISTORY)?
+                .retain_in(range.clone(), |_, _| false)?;
+            txn.open_table(SLIP_INDEX)?.retain_in(range, |_, _| false)?;
+            txn.open_table(DERIVED)?.remove(plan)?;
+        }
+        txn.commit()?;
+        self.commit_history(std::slice::from_ref(rebuilt), true)
+    }
+
+    /// Plans whose log goes past their stored history (history lost in a crash before it was
+    /// made durable), to derive again.
+    pub fn plans_behind(&self) -> Result<Vec<PlanId>> {
+        let txn = self.db.begin_read()?;
+        let plans = txn.open_table(PLANS)?;
+        let log = txn.open_table(UPDATES)?;
+        let derived = txn.open_table(DERIVED)?;
+        let mut behind = Vec::new();
+        for entry in plans.iter()? {
+            let id = PlanId::from_u128(entry?.0.value());
+            let through = derived.get(id.as_u128())?.map_or(0, |v| v.value());
+            let last = log
+                .range((id.as_u128(), through + 1)..=(id.as_u128(), Seq::MAX))?
+                .next()
+                .transpose()?;
+            if last.is_some() {
+                behind.push(id);
+            }
+        }
+        Ok(behind)
+    }
+
+    /// The last log position whose history is stored.
+    pub fn derived_through(&self, plan: PlanId) -> Result<Seq> {
+        let txn = self.db.begin_read()?;
+        let derived = txn.open_table(DERIVED)?;
+        Ok(derived.get(plan.as_u128())?.map_or(0, |v| v.value()))
+    }
+
+    /// History entries newest first, before log position `before` (all if `None`), at most
+    /// `limit`.
+    pub fn history(
+        &self,
+        plan: PlanId,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> Result<Vec<(Seq, HistoryEntry)>> {
+        let txn = self.db.begin_read()?;
+        let history = txn.open_table(HISTORY)?;
+        let end = before.map_or(Seq::MAX, |b| b.saturating_sub(1));
+        let mut out = Vec::new();
+        for entry in history
+            .range((plan.as_u128(), 0)..=(plan.as_u128(), end))?
+            .rev()
+        {
+            if out.len() == limit {
+                break;
+            }
+            let (key, value) = entry?;
+            let seq = key.value().1;
+            out.push((
+                seq,
+                decode_or_corrupt("history", format!("{plan}/{seq}"), value.value())?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Every history entry of a plan, oldest first.
+    pub fn all_history(&self, plan: PlanId) -> Result<Vec<(Seq, HistoryEntry)>> {
+        let mut all = self.history(plan, None, usize::MAX)?;
+        all.reverse();
+        Ok(all)
+    }
+
+    /// The history entries that hold slips, oldest first.
+    pub fn slip_entries(&self, plan: PlanId) -> Result<Vec<(Seq, HistoryEntry)>> {
+        let txn = self.db.begin_read()?;
+        let index = txn.open_table(SLIP_INDEX)?;
+        let history = txn.open_table(HISTORY)?;
+        let mut out = Vec::new();
+        for key in index.range((plan.as_u128(), 0)..=(plan.as_u128(), Seq::MAX))? {
+            let (key, _) = key?;
+            let seq = key.value().1;
+            let key = format!("{plan}/{seq}");
+            let value = history
+                .get((plan.as_u128(), seq))?
+                .ok_or_else(|| StoreError::Corrupt {
+                    table: "slip_index",
+                    key: key.clone(),
+                })?;
+            out.push((seq, decode_or_corrupt("history", key, value.value())?));
+        }
+        Ok(out)
+    }
+
+    /// The start of a plan's log, in order, up to `bound` (for the plan as it was then).
+    pub fn log_prefix(&self, plan: PlanId, bound: LogBound) -> Result<Vec<(Seq, UpdateRecord)>> {
+        let txn = self.db.begin_read()?;
+        let log = txn.open_table(UPDATES)?;
+        let last = match bound {
+            LogBound::Seq(seq) => seq,
+            LogBound::ReceivedBy(_) => Seq::MAX,
+        };
+        let mut out = Vec::new();
+        for entry in log.range((plan.as_u128(), 0)..=(plan.as_u128(), last))? {
+            let (key, value) = entry?;
+            let seq = key.value().1;
+            let record: UpdateRecord =
+                decode_or_corrupt("updates", format!("{plan}/{seq}"), value.value())?;
+            if let LogBound::ReceivedBy(at) = bound
+                && record.received_at_ms > at
+            {
+                break;
+            }
+            out.push((seq, record));
+        }
+        Ok(out)
+    }
+
+    /// The last log position of a plan and when that update arrived.
+    pub fn last_update(&self, plan: PlanId) -> Result<Option<(Seq, i64)>> {
+        let txn = self.db.begin_read()?;
+        let log = txn.open_table(UPDATES)?;
+        let last = log
+            .range((plan.as_u128(), 0)..=(plan.as_u128(), Seq::MAX))?
+            .next_back()
+            .transpose()?;
+        last.map(|(key, value)| {
+            let seq = key.value().1;
+            let record: UpdateRecord =
+                decode_or_corrupt("updates", format!("{plan}/{seq}"), value.value())?;
+            Ok((seq, record.received_at_ms))
+        })
+        .transpose()
     }
 
     /// A plan's whole update log, in order (for history and tests).

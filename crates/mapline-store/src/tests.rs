@@ -101,10 +101,26 @@ fn load_returns_snapshot_and_only_the_tail_after_it() {
     };
     store.commit_batch(&[], &[(plan, stale)]).unwrap();
 
+    // Until history is derived up to the snapshot, the snapshot is not used: the states the
+    // missing history comes from must be replayed.
+    let load = store.load_document(plan).unwrap().unwrap();
+    assert_eq!(load.snapshot, None);
+    assert_eq!(load.tail.len(), 5);
+    assert_eq!(load.derived_through, 0);
+
+    store
+        .commit_history(&[derived(plan, &[], 3)], true)
+        .unwrap();
     let load = store.load_document(plan).unwrap().unwrap();
     assert_eq!(load.snapshot, Some(snapshot));
-    assert_eq!(load.tail, vec![(4, vec![3; 3]), (5, vec![4; 3])]);
+    let tail: Vec<_> = load
+        .tail
+        .iter()
+        .map(|(s, r)| (*s, r.update.clone()))
+        .collect();
+    assert_eq!(tail, vec![(4, vec![3; 3]), (5, vec![4; 3])]);
     assert_eq!(load.last_seq, 5);
+    assert_eq!(load.derived_through, 3);
     assert!(store.load_document(Uuid::from_u128(77)).unwrap().is_none());
 }
 
@@ -202,4 +218,125 @@ fn the_committed_format_1_fixture_still_opens() {
     let load = store.load_document(plans[0].0).unwrap().unwrap();
     assert_eq!(load.last_seq, 2);
     assert!(store.admin_token_hash().unwrap().is_some());
+}
+
+fn entry(at: i64, slips: usize) -> HistoryEntry {
+    HistoryEntry {
+        author: Author::Admin,
+        client_ids: vec![7],
+        received_at_ms: at,
+        changes: vec![ChangeRecord {
+            entity: "milestones".into(),
+            entity_id: Some("m1".into()),
+            field: Some("due".into()),
+            kind: ChangeKind::Updated,
+            old: Some("\"2027-01-01\"".into()),
+            new: Some("\"2027-01-08\"".into()),
+        }],
+        slips: (0..slips)
+            .map(|_| SlipRecord {
+                milestone_id: Some("m1".into()),
+                title: None,
+                from: "2027-01-01".into(),
+                to: Some("2027-01-08".into()),
+                days: Some(7),
+                reason: None,
+            })
+            .collect(),
+    }
+}
+
+fn derived(plan: PlanId, entries: &[(Seq, HistoryEntry)], through: Seq) -> DerivedHistory {
+    DerivedHistory {
+        plan_id: plan,
+        entries: entries.to_vec(),
+        through,
+    }
+}
+
+#[test]
+fn history_is_keyed_by_log_position_so_storing_it_again_changes_nothing() {
+    let (_dir, store) = new_store();
+    let plan = create(&store, 1);
+    let batch = derived(plan, &[(2, entry(10, 0)), (4, entry(20, 1))], 5);
+    store.commit_history(std::slice::from_ref(&batch), false).unwrap();
+    store.commit_history(&[batch], true).unwrap();
+    // An older derivation never moves the position back.
+    store
+        .commit_history(&[derived(plan, &[], 3)], true)
+        .unwrap();
+    assert_eq!(store.derived_through(plan).unwrap(), 5);
+    assert_eq!(
+        store.all_history(plan).unwrap(),
+        [(2, entry(10, 0)), (4, entry(20, 1))]
+    );
+    assert_eq!(store.slip_entries(plan).unwrap(), [(4, entry(20, 1))]);
+}
+
+#[test]
+fn history_pages_newest_first() {
+    let (_dir, store) = new_store();
+    let plan = create(&store, 1);
+    let other = create(&store, 2);
+    let entries: Vec<_> = (1..=5).map(|s| (s, entry(s as i64, 0))).collect();
+    store
+        .commit_history(
+            &[derived(plan, &entries, 5), derived(other, &entries, 5)],
+            true,
+        )
+        .unwrap();
+    let seqs =
+        |page: Vec<(Seq, HistoryEntry)>| page.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
+    assert_eq!(seqs(store.history(plan, None, 2).unwrap()), [5, 4]);
+    assert_eq!(seqs(store.history(plan, Some(4), 2).unwrap()), [3, 2]);
+    assert_eq!(seqs(store.history(plan, Some(2), 2).unwrap()), [1]);
+    assert_eq!(
+        seqs(store.history(plan, Some(1), 2).unwrap()),
+        Vec::<Seq>::new()
+    );
+}
+
+#[test]
+fn replacing_history_removes_what_the_rebuild_did_not_produce() {
+    let (_dir, store) = new_store();
+    let plan = create(&store, 1);
+    store
+        .commit_history(
+            &[derived(plan, &[(2, entry(1, 1)), (3, entry(2, 1))], 3)],
+            true,
+        )
+        .unwrap();
+    store
+        .replace_history(&derived(plan, &[(3, entry(2, 0))], 3))
+        .unwrap();
+    assert_eq!(store.all_history(plan).unwrap(), [(3, entry(2, 0))]);
+    assert_eq!(store.slip_entries(plan).unwrap(), []);
+}
+
+#[test]
+fn log_prefixes_end_at_a_position_or_a_time() {
+    let (_dir, store) = new_store();
+    let plan = create(&store, 1);
+    let batch: Vec<_> = [10u8, 20, 30]
+        .map(|b| NewUpdate {
+            plan_id: plan,
+            record: update(b),
+        })
+        .to_vec();
+    store.commit_batch(&batch, &[]).unwrap();
+    let seqs = |p: Vec<(Seq, UpdateRecord)>| p.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
+    assert_eq!(
+        seqs(store.log_prefix(plan, LogBound::Seq(2)).unwrap()),
+        [1, 2]
+    );
+    // update(b) arrives at time b; the plan's first update at time 0.
+    assert_eq!(
+        seqs(store.log_prefix(plan, LogBound::ReceivedBy(25)).unwrap()),
+        [1, 2, 3]
+    );
+    assert_eq!(
+        seqs(store.log_prefix(plan, LogBound::ReceivedBy(-1)).unwrap()),
+        Vec::<Seq>::new()
+    );
+    assert_eq!(store.last_update(plan).unwrap(), Some((4, 30)));
 }

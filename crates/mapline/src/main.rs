@@ -25,6 +25,23 @@ struct Cli {
 enum Command {
     /// Run the server: y-websocket sync at /sync/{planId}, the JSON API at /api, the web client.
     Serve(ServeArgs),
+    /// Derive every plan's slip history and change audit again from its update log, and store
+    /// it (or, with --check, only compare it with what is stored). Run it with the server
+    /// stopped. Exit code 1 if --check finds a difference.
+    RebuildHistory(RebuildArgs),
+}
+
+#[derive(Args)]
+struct RebuildArgs {
+    /// The redb data file.
+    #[arg(long, env = "MAPLINE_DATA", default_value = "./data/mapline.redb")]
+    data: PathBuf,
+    /// Compare only; change nothing.
+    #[arg(long)]
+    check: bool,
+    /// Print one JSON report per plan (one per line) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -59,10 +76,79 @@ struct ServeArgs {
     log: String,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
     match Cli::parse().command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(args).map(|()| std::process::ExitCode::SUCCESS),
+        Command::RebuildHistory(args) => rebuild_history(args),
     }
+}
+
+fn rebuild_history(args: RebuildArgs) -> anyhow::Result<std::process::ExitCode> {
+    if !args.data.exists() {
+        bail!("no data file at {}", args.data.display());
+    }
+    let store = Store::open(&args.data).with_context(|| {
+        format!(
+            "cannot open {} (is the server still running?)",
+            args.data.display()
+        )
+    })?;
+    let plans = store.plans().context("cannot list the plans")?;
+    let progress = indicatif::ProgressBar::new(plans.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} plans {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut different = 0;
+    for (plan_id, _) in &plans {
+        let report = mapline_server::history::rebuild_plan(&store, *plan_id, !args.check)
+            .with_context(|| format!("rebuilding the history of plan {plan_id}"))?;
+        progress.inc(1);
+        if !report.identical() {
+            different += 1;
+        }
+        let line = if args.json {
+            serde_json::to_string(&report)?
+        } else {
+            describe_rebuild(&report)
+        };
+        progress.suspend(|| println!("{line}"));
+    }
+    progress.finish_and_clear();
+    let verb = if args.check {
+        "differ"
+    } else {
+        "differed and were rewritten"
+    };
+    eprintln!("{} plans checked; {different} {verb}", plans.len());
+    Ok(if args.check && different > 0 {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    })
+}
+
+fn describe_rebuild(report: &mapline_server::history::RebuildReport) -> String {
+    if report.identical() {
+        return format!(
+            "{}: identical ({} entries through log position {})",
+            report.plan_id, report.entries, report.rebuilt_through
+        );
+    }
+    let seqs = |s: &[u64]| s.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+    let mut parts = vec![format!(
+        "derived through {} (log ends at {})",
+        report.stored_through, report.rebuilt_through
+    )];
+    if !report.missing.is_empty() {
+        parts.push(format!("missing at {}", seqs(&report.missing)));
+    }
+    if !report.extra.is_empty() {
+        parts.push(format!("not derivable at {}", seqs(&report.extra)));
+    }
+    if !report.differing.is_empty() {
+        parts.push(format!("different at {}", seqs(&report.differing)));
+    }
+    format!("{}: DIFFERS: {}", report.plan_id, parts.join("; "))
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -1,0 +1,345 @@
+//! The derived history (change audit and slips) as the store keeps it, and the pieces shared by
+//! the live rooms, the catch-up after a crash and `mapline rebuild-history`: all of them turn a
+//! stored update plus the document before it into the same [`HistoryEntry`], through the same
+//! [`HistoryTracker`], which is why a rebuild reproduces the stored records exactly.
+
+use mapline_plan::{ChangeKind as PlanChangeKind, Derivation, HistoryTracker, Plan, project_doc};
+use mapline_store::{
+    ChangeKind, ChangeRecord, DerivedHistory, HistoryEntry, LogBound, PlanId, Seq, SlipRecord,
+    Store, StoreError, UpdateRecord,
+};
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, Transact, Update};
+
+/// The history entry of one stored update, or `None` if it changed nothing.
+pub fn entry(record: &UpdateRecord, derivation: Derivation) -> Option<HistoryEntry> {
+    if derivation.is_empty() {
+        return None;
+    }
+    Some(HistoryEntry {
+        author: record.author,
+        client_ids: record.client_ids.clone(),
+        received_at_ms: record.received_at_ms,
+        changes: derivation
+            .changes
+            .into_iter()
+            .map(|c| ChangeRecord {
+                entity: c.entity.to_owned(),
+                entity_id: c.entity_id,
+                field: c.field,
+                kind: match c.kind {
+                    PlanChangeKind::Created => ChangeKind::Created,
+                    PlanChangeKind::Updated => ChangeKind::Updated,
+                    PlanChangeKind::Deleted => ChangeKind::Deleted,
+                },
+                old: c.old.map(|v| v.to_string()),
+                new: c.new.map(|v| v.to_string()),
+            })
+            .collect(),
+        slips: derivation
+            .slips
+            .into_iter()
+            .map(|s| SlipRecord {
+                milestone_id: s.milestone_id,
+                title: s.title,
+                from: s.from,
+                to: s.to,
+                days: s.days,
+                reason: s.reason,
+            })
+            .collect(),
+    })
+}
+
+/// Applies one stored update through the tracker and returns its history entry. An update that
+/// does not decode or apply is logged and changes nothing — the same way every time.
+pub fn apply_stored(
+    plan_id: PlanId,
+    doc: &Doc,
+    tracker: &mut HistoryTracker,
+    seq: Seq,
+    record: &UpdateRecord,
+) -> Option<HistoryEntry> {
+    let update = match Update::decode_v1(&record.update) {
+        Ok(update) => update,
+        Err(error) => {
+            tracing::error!(plan_id = %plan_id, seq, %error, "stored update does not decode; skipped");
+            return None;
+        }
+    };
+    let (derivation, error) = tracker.apply(doc, update);
+    if let Some(error) = error {
+        tracing::error!(plan_id = %plan_id, seq, %error, "stored update does not apply fully");
+    }
+    entry(record, derivation)
+}
+
+/// Derives a plan's whole history again from its log, from the first update.
+pub fn rebuild(store: &Store, plan_id: PlanId) -> Result<DerivedHistory, StoreError> {
+    let log = store.log(plan_id)?;
+    let doc = Doc::new();
+    let mut tracker = HistoryTracker::attach(&doc);
+    let mut entries = Vec::new();
+    let mut through = 0;
+    for (seq, record) in &log {
+        if let Some(entry) = apply_stored(plan_id, &doc, &mut tracker, *seq, record) {
+            entries.push((*seq, entry));
+        }
+        through = *seq;
+    }
+    Ok(DerivedHistory {
+        plan_id,
+        entries,
+        through,
+    })
+}
+
+/// The plan as it was at a point of its log: the projection and the last position included
+/// (`None` if the bound is before the plan's first update).
+pub fn plan_at(
+    store: &Store,
+    plan_id: PlanId,
+    bound: LogBound,
+) -> Result<Option<(Plan, Seq, i64)>, StoreError> {
+    let prefix = store.log_prefix(plan_id, bound)?;
+    let Some((last_seq, last)) = prefix.last() else {
+        return Ok(None);
+    };
+    let (last_seq, last_at) = (*last_seq, last.received_at_ms);
+    let doc = Doc::new();
+    {
+        let mut txn = doc.transact_mut();
+        for (seq, record) in &prefix {
+            let applied = Update::decode_v1(&record.update)
+                .map_err(|e| e.to_string())
+                .and_then(|u| txn.apply_update(u).map_err(|e| e.to_string()));
+            if let Err(error) = applied {
+                tracing::error!(plan_id = %plan_id, seq, error, "stored update does not apply; skipped");
+            }
+        }
+    }
+    Ok(Some((project_doc(&doc), last_seq, last_at)))
+}
+
+/// The plan's current projection straight from the store (snapshot plus tail), for plans that
+/// are not in memory.
+pub fn project_stored(store: &Store, plan_id: PlanId) -> Result<Plan, StoreError> {
+    let load = store
+        .load_document(plan_id)?
+        .ok_or(StoreError::NoSuchPlan(plan_id))?;
+    let doc = Doc::new();
+    {
+        let mut txn = doc.transact_mut();
+        let snapshot = load.snapshot.iter().map(|s| (s.covers_seq, &s.state));
+        let tail = load.tail.iter().map(|(seq, r)| (*seq, &r.update));
+        for (seq, bytes) in snapshot.chain(tail) {
+            let applied = Update::decode_v1(bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|u| txn.apply_update(u).map_err(|e| e.to_string()));
+            if let Err(error) = applied {
+                tracing::error!(plan_id = %plan_id, seq, error, "stored update does not apply; skipped");
+            }
+        }
+    }
+    Ok(project_doc(&doc))
+}
+
+/// How a plan's stored history compares with the history derived again from its log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RebuildReport {
+    pub plan_id: PlanId,
+    /// Log positions covered by the stored and by the rebuilt history.
+    pub stored_through: Seq,
+    pub rebuilt_through: Seq,
+    /// History entries the log yields.
+    pub entries: usize,
+    /// Positions with an entry in the rebuild but none stored (e.g. lost in a crash and not yet
+    /// caught up).
+    pub missing: Vec<Seq>,
+    /// Positions with a stored entry the rebuild does not produce.
+    pub extra: Vec<Seq>,
+    /// Positions whose stored entry differs from the rebuilt one.
+    pub differing: Vec<Seq>,
+}
+
+impl RebuildReport {
+    /// Whether the stored history is exactly what the log yields.
+    pub fn identical(&self) -> bool {
+        self.stored_through == self.rebuilt_through
+            && self.missing.is_empty()
+            && self.extra.is_empty()
+            && self.differing.is_empty()
+    }
+}
+
+/// Derives a plan's history again from its log and compares it with what is stored; with
+/// `write`, replaces the stored history with the rebuilt one.
+pub fn rebuild_plan(
+    store: &Store,
+    plan_id: PlanId,
+    write: bool,
+) -> Result<RebuildReport, StoreError> {
+    let rebuilt = rebuild(store, plan_id)?;
+    let stored: std::collections::BTreeMap<Seq, mapline_store::HistoryEntry> =
+        store.all_history(plan_id)?.into_iter().collect();
+    let mut report = RebuildReport {
+        plan_id,
+        stored_through: store.derived_through(plan_id)?,
+        rebuilt_through: rebuilt.through,
+        entries: rebuilt.entries.len(),
+        ..RebuildReport::default()
+    };
+    for (seq, entry) in &rebuilt.entries {
+        match stored.get(seq) {
+            None => report.missing.push(*seq),
+            Some(found) if found != entry => report.differing.push(*seq),
+            Some(_) => {}
+        }
+    }
+    let produced: std::collections::BTreeSet<Seq> =
+        rebuilt.entries.iter().map(|(s, _)| *s).collect();
+    report.extra = stored
+        .keys()
+        .filter(|s| !produced.contains(s))
+        .copied()
+        .collect();
+    if write {
+        store.replace_history(&rebuilt)?;
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::rooms::Rooms;
+    use mapline_plan::edit::{MilestoneDraft, add_milestone, move_due, move_go_live};
+    use mapline_plan::model::MilestoneSide;
+    use mapline_store::{Author, NewUpdate, PlanRecord, Side};
+    use std::sync::Arc;
+    use yrs::{ReadTxn, TransactionMut};
+
+    fn day(text: &str) -> chrono::NaiveDate {
+        mapline_plan::parse_date(text).unwrap()
+    }
+
+    /// A store holding a plan whose last three updates were committed but whose history was
+    /// never written: the state a crash between the update commit and the derivation leaves.
+    fn store_after_crash() -> (tempfile::TempDir, Arc<Store>, PlanId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("m.redb")).unwrap());
+        let plan =
+            mapline_plan::NewPlan::parse("Rollout", "Northwind", "Mapline", "2027-04-01").unwrap();
+        let first = mapline_plan::new_plan_update(&plan, 1);
+        let id = PlanId::from_u128(42);
+        let record = |author, update: Vec<u8>| UpdateRecord {
+            author,
+            client_ids: vec![7],
+            received_at_ms: 1_000,
+            update,
+        };
+        let record_for_plan = PlanRecord {
+            title: "Rollout".into(),
+            buyer_org: "Northwind".into(),
+            seller_org: "Mapline".into(),
+            go_live: "2027-04-01".into(),
+            created_at_ms: 0,
+        };
+        store
+            .create_plan(
+                id,
+                &record_for_plan,
+                &record(Author::System, first.clone()),
+                &[],
+            )
+            .unwrap();
+        let client = yrs::Doc::with_client_id(7);
+        client
+            .transact_mut()
+            .apply_update(Update::decode_v1(&first).unwrap())
+            .unwrap();
+        let buyer = Author::Share {
+            id: PlanId::from_u128(5),
+            side: Side::Buyer,
+        };
+        let edit = |write: &dyn Fn(&mut TransactionMut)| {
+            let before = client.transact().state_vector();
+            write(&mut client.transact_mut());
+            record(buyer, client.transact().encode_diff_v1(&before))
+        };
+        let updates = vec![
+            edit(&|txn| {
+                let draft = MilestoneDraft {
+                    title: "Security review",
+                    workstream: "security_compliance",
+                    side: MilestoneSide::Buyer,
+                    owner: Some("Lena"),
+                    due: Some(day("2027-02-01")),
+                    depends_on: vec![],
+                    order: None,
+                };
+                add_milestone(txn, "ms-sec", &draft);
+            }),
+            edit(&|txn| {
+                move_due(txn, "ms-sec", Some(day("2027-02-15")), "Questionnaire late").unwrap()
+            }),
+            edit(&|txn| move_go_live(txn, day("2027-04-15"), "Board moved it")),
+        ];
+        let batch: Vec<_> = updates
+            .into_iter()
+            .map(|record| NewUpdate {
+                plan_id: id,
+                record,
+            })
+            .collect();
+        store.commit_batch(&batch, &[]).unwrap();
+        (dir, store, id)
+    }
+
+    #[tokio::test]
+    async fn history_lost_in_a_crash_is_derived_on_load_exactly_as_a_rebuild_would() {
+        let (_dir, store, plan) = store_after_crash();
+        let before = rebuild_plan(&store, plan, false).unwrap();
+        assert!(!before.identical());
+        assert_eq!(before.missing, [1, 2, 3, 4]);
+        assert_eq!(store.plans_behind().unwrap(), [plan]);
+
+        let rooms = Rooms::new(store.clone(), Arc::new(Metrics::default()));
+        let room = rooms.open(plan).await.unwrap();
+        let after = rebuild_plan(&store, plan, false).unwrap();
+        assert!(after.identical(), "{after:?}");
+        assert_eq!(store.plans_behind().unwrap(), Vec::<PlanId>::new());
+
+        let slips: Vec<_> = store
+            .slip_entries(plan)
+            .unwrap()
+            .into_iter()
+            .flat_map(|(_, e)| e.slips)
+            .collect();
+        assert_eq!(slips.len(), 2);
+        assert_eq!(slips[0].reason.as_deref(), Some("Questionnaire late"));
+        assert_eq!(slips[0].days, Some(14));
+        assert_eq!(slips[1].milestone_id, None);
+        assert_eq!(slips[1].days, Some(14));
+        assert_eq!(room.projection().0.meta.go_live, Some(day("2027-04-15")));
+    }
+
+    #[tokio::test]
+    async fn the_plan_at_a_log_position_is_the_state_then() {
+        let (_dir, store, plan) = store_after_crash();
+        let due = |bound| {
+            let (plan, seq, _) = plan_at(&store, plan, bound).unwrap().unwrap();
+            (plan.milestone("ms-sec").and_then(|m| m.due), seq)
+        };
+        assert_eq!(due(LogBound::Seq(1)), (None, 1));
+        assert_eq!(due(LogBound::Seq(2)), (Some(day("2027-02-01")), 2));
+        assert_eq!(due(LogBound::Seq(3)), (Some(day("2027-02-15")), 3));
+        assert!(
+            plan_at(&store, plan, LogBound::ReceivedBy(999))
+                .unwrap()
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,489 @@
+//! The read side of the API: the projected plan (now or as it was), its slips, its change
+//! history, its health, and the templates. A share reads only its own plan; admin reads all.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, NaiveDate, Utc};
+use mapline_plan::{Activity, Health, Plan, SlipFact, SlipSide, TEMPLATES};
+use mapline_store::{
+    Author, ChangeKind, HistoryEntry, LogBound, PlanId, PlanRecord, Seq, ShareId, Side, Store,
+    StoreError,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::App;
+use crate::api::{ApiError, authenticate, parse_plan_id};
+use crate::auth::Principal;
+use crate::history;
+use crate::plans::side_name;
+
+/// Most history entries one page may ask for.
+pub const MAX_HISTORY_PAGE: usize = 500;
+/// History entries per page unless asked otherwise.
+pub const DEFAULT_HISTORY_PAGE: usize = 50;
+
+/// Authenticates the caller and checks it may read the plan (which must exist).
+async fn reader(app: &Arc<App>, headers: &HeaderMap, raw_id: &str) -> Result<PlanId, ApiError> {
+    let principal = authenticate(app, headers, None).await?;
+    let plan_id = parse_plan_id(raw_id)?;
+    if !principal.can_read(plan_id) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_plan",
+            "this link is for another plan",
+        ));
+    }
+    if matches!(principal, Principal::Admin) {
+        let record = blocking(app, move |store| store.plan(plan_id)).await?;
+        if record.is_none() {
+            return Err(ApiError::no_such_plan());
+        }
+    }
+    Ok(plan_id)
+}
+
+/// Runs a store read off the async runtime.
+async fn blocking<T: Send + 'static>(
+    app: &Arc<App>,
+    read: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = app.store.clone();
+    Ok(tokio::task::spawn_blocking(move || read(&store))
+        .await
+        .map_err(ApiError::internal)??)
+}
+
+fn bad_query(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_query", message)
+}
+
+fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| bad_query(e.body_text()))
+}
+
+fn time(ms: i64) -> Option<String> {
+    DateTime::<Utc>::from_timestamp_millis(ms).map(|t| t.to_rfc3339())
+}
+
+/// Parses a time given as RFC 3339 or as a date (midnight UTC at its start).
+fn parse_time(text: &str) -> Option<i64> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Some(at.timestamp_millis());
+    }
+    mapline_plan::parse_date(text)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_millis())
+}
+
+#[derive(Deserialize)]
+pub struct PlanQuery {
+    /// An RFC 3339 time, or a log position (a whole number).
+    at: Option<String>,
+}
+
+/// `GET /api/plans/{id}`: the projected plan, or with `?at=` the plan as it was then.
+pub async fn get_plan(
+    State(app): State<Arc<App>>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+    params: Result<Query<PlanQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let params = query(params)?;
+    let plan_id = reader(&app, &headers, &raw_id).await?;
+    let Some(at) = params.at else {
+        let room = app.rooms.open(plan_id).await.map_err(ApiError::internal)?;
+        let (plan, seq) = room.projection();
+        return Ok(Json(json!({ "id": plan_id, "seq": seq, "plan": plan })));
+    };
+    let bound = if !at.is_empty() && at.bytes().all(|b| b.is_ascii_digit()) {
+        LogBound::Seq(
+            at.parse()
+                .map_err(|_| bad_query("`at` is too large a log position"))?,
+        )
+    } else {
+        LogBound::ReceivedBy(parse_time(&at).ok_or_else(|| {
+            bad_query(format!(
+                "`at` must be an RFC 3339 time, a date or a log position, got {at:?}"
+            ))
+        })?)
+    };
+    let found = blocking(&app, move |store| history::plan_at(store, plan_id, bound)).await?;
+    let Some((plan, seq, received_at_ms)) = found else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_yet_created",
+            "the plan did not exist yet at that point",
+        ));
+    };
+    Ok(Json(json!({
+        "id": plan_id,
+        "seq": seq,
+        "asOf": time(received_at_ms),
+        "plan": plan,
+    })))
+}
+
+/// Who made a change, as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Who {
+    Share {
+        #[serde(rename = "shareId")]
+        share_id: ShareId,
+        label: Option<String>,
+        side: &'static str,
+    },
+    Admin,
+    System,
+}
+
+/// Resolves share labels once per request.
+struct Labels<'a> {
+    store: &'a Store,
+    known: HashMap<ShareId, Option<String>>,
+}
+
+impl<'a> Labels<'a> {
+    fn new(store: &'a Store) -> Self {
+        Self {
+            store,
+            known: HashMap::new(),
+        }
+    }
+
+    fn who(&mut self, author: Author) -> Result<Who, StoreError> {
+        Ok(match author {
+            Author::System => Who::System,
+            Author::Admin => Who::Admin,
+            Author::Share { id, side } => {
+                let label = match self.known.get(&id) {
+                    Some(label) => label.clone(),
+                    None => {
+                        let label = self.store.share(id)?.map(|s| s.label);
+                        self.known.insert(id, label.clone());
+                        label
+                    }
+                };
+                Who::Share {
+                    share_id: id,
+                    label,
+                    side: side_name(side),
+                }
+            }
+        })
+    }
+}
+
+/// A slip as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SlipView {
+    seq: Seq,
+    /// `milestone` or `go_live`.
+    subject: &'static str,
+    milestone_id: Option<String>,
+    title: Option<String>,
+    from: String,
+    to: Option<String>,
+    days: Option<i64>,
+    reason: Option<String>,
+    who: Who,
+    client_ids: Vec<u64>,
+    at: Option<String>,
+}
+
+fn slip_views(
+    labels: &mut Labels<'_>,
+    entries: Vec<(Seq, HistoryEntry)>,
+) -> Result<Vec<SlipView>, StoreError> {
+    let mut out = Vec::new();
+    for (seq, entry) in entries {
+        let who = labels.who(entry.author)?;
+        for slip in entry.slips {
+            out.push(SlipView {
+                seq,
+                subject: if slip.milestone_id.is_some() {
+                    "milestone"
+                } else {
+                    "go_live"
+                },
+                milestone_id: slip.milestone_id,
+                title: slip.title,
+                from: slip.from,
+                to: slip.to,
+                days: slip.days,
+                reason: slip.reason,
+                who: who.clone(),
+                client_ids: entry.client_ids.clone(),
+                at: time(entry.received_at_ms),
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+pub struct SlipQuery {
+    /// A milestone id, or `goLive` for go-live moves.
+    milestone: Option<String>,
+    /// `buyer` or `seller`: slips made through that side's share links.
+    side: Option<String>,
+    /// RFC 3339 time or date: slips recorded at or after it.
+    since: Option<String>,
+}
+
+/// `GET /api/plans/{id}/slips`: every moved date, oldest first.
+pub async fn get_slips(
+    State(app): State<Arc<App>>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+    params: Result<Query<SlipQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let params = query(params)?;
+    let side = match params.side.as_deref() {
+        None => None,
+        Some("buyer") => Some(Side::Buyer),
+        Some("seller") => Some(Side::Seller),
+        Some(other) => {
+            return Err(bad_query(format!(
+                "`side` must be buyer or seller, got {other:?}"
+            )));
+        }
+    };
+    let since = match params.since.as_deref() {
+        None => None,
+        Some(text) => Some(parse_time(text).ok_or_else(|| {
+            bad_query(format!(
+                "`since` must be an RFC 3339 time or a date, got {text:?}"
+            ))
+        })?),
+    };
+    let plan_id = reader(&app, &headers, &raw_id).await?;
+    let milestone = params.milestone;
+    let slips = blocking(&app, move |store| {
+        let entries = store
+            .slip_entries(plan_id)?
+            .into_iter()
+            .filter(|(_, e)| since.is_none_or(|at| e.received_at_ms >= at))
+            .filter(|(_, e)| {
+                side.is_none_or(
+                    |wanted| matches!(e.author, Author::Share { side, .. } if side == wanted),
+                )
+            })
+            .collect();
+        let mut views = slip_views(&mut Labels::new(store), entries)?;
+        if let Some(wanted) = &milestone {
+            views.retain(|v| match &v.milestone_id {
+                Some(id) => id == wanted,
+                None => wanted == "goLive",
+            });
+        }
+        Ok(views)
+    })
+    .await?;
+    Ok(Json(json!({ "slips": slips })))
+}
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    limit: Option<usize>,
+    /// Log position: entries before it (the previous page's `nextBefore`).
+    before: Option<Seq>,
+}
+
+/// `GET /api/plans/{id}/history`: who changed what and when, newest first, paged.
+pub async fn get_history(
+    State(app): State<Arc<App>>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+    params: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let params = query(params)?;
+    let limit = params.limit.unwrap_or(DEFAULT_HISTORY_PAGE);
+    if !(1..=MAX_HISTORY_PAGE).contains(&limit) {
+        return Err(bad_query(format!(
+            "`limit` must be between 1 and {MAX_HISTORY_PAGE}"
+        )));
+    }
+    let plan_id = reader(&app, &headers, &raw_id).await?;
+    let before = params.before;
+    let (entries, next_before) = blocking(&app, move |store| {
+        let page = store.history(plan_id, before, limit)?;
+        let next_before = (page.len() == limit)
+            .then(|| page.last().map(|(seq, _)| *seq))
+            .flatten();
+        let mut labels = Labels::new(store);
+        let mut entries = Vec::with_capacity(page.len());
+        for (seq, entry) in page {
+            let who = labels.who(entry.author)?;
+            let changes: Vec<Value> = entry
+                .changes
+                .iter()
+                .map(|c| {
+                    json!({
+                        "entity": c.entity,
+                        "entityId": c.entity_id,
+                        "field": c.field,
+                        "kind": match c.kind {
+                            ChangeKind::Created => "created",
+                            ChangeKind::Updated => "updated",
+                            ChangeKind::Deleted => "deleted",
+                        },
+                        "old": c.old.as_deref().map(json_value),
+                        "new": c.new.as_deref().map(json_value),
+                    })
+                })
+                .collect();
+            let at = time(entry.received_at_ms);
+            let client_ids = entry.client_ids.clone();
+            let slips = slip_views(&mut labels, vec![(seq, entry)])?;
+            entries.push(json!({
+                "seq": seq,
+                "at": at,
+                "who": who,
+                "clientIds": client_ids,
+                "changes": changes,
+                "slips": slips,
+            }));
+        }
+        Ok((entries, next_before))
+    })
+    .await?;
+    Ok(Json(
+        json!({ "entries": entries, "nextBefore": next_before }),
+    ))
+}
+
+fn json_value(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+#[derive(Deserialize)]
+pub struct HealthQuery {
+    /// `YYYY-MM-DD`; the server's date (UTC) if absent.
+    today: Option<String>,
+}
+
+fn today(param: Option<&str>) -> Result<NaiveDate, ApiError> {
+    match param {
+        None => Ok(Utc::now().date_naive()),
+        Some(text) => mapline_plan::parse_date(text)
+            .ok_or_else(|| bad_query(format!("`today` must be YYYY-MM-DD, got {text:?}"))),
+    }
+}
+
+/// A plan's health from its projection and what the store knows of its activity.
+pub fn plan_health(
+    store: &Store,
+    plan_id: PlanId,
+    record: &PlanRecord,
+    plan: &Plan,
+    today: NaiveDate,
+) -> Result<Health, StoreError> {
+    let slips: Vec<SlipFact> = store
+        .slip_entries(plan_id)?
+        .into_iter()
+        .flat_map(|(_, entry)| {
+            let side = match entry.author {
+                Author::Share {
+                    side: Side::Buyer, ..
+                } => SlipSide::Buyer,
+                Author::Share {
+                    side: Side::Seller, ..
+                } => SlipSide::Seller,
+                Author::Admin | Author::System => SlipSide::Other,
+            };
+            entry.slips.into_iter().map(move |s| SlipFact {
+                side,
+                days: s.days,
+                go_live: s.milestone_id.is_none(),
+            })
+        })
+        .collect();
+    let last_update = store
+        .last_update(plan_id)?
+        .and_then(|(_, at)| DateTime::<Utc>::from_timestamp_millis(at))
+        .map(|t| t.date_naive());
+    let activity = Activity {
+        original_go_live: mapline_plan::parse_date(&record.go_live),
+        last_update,
+        slips: &slips,
+    };
+    Ok(mapline_plan::health(plan, today, &activity))
+}
+
+/// `GET /api/plans/{id}/health`: the full health of one plan.
+pub async fn get_health(
+    State(app): State<Arc<App>>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+    params: Result<Query<HealthQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let params = query(params)?;
+    let today = today(params.today.as_deref())?;
+    let plan_id = reader(&app, &headers, &raw_id).await?;
+    let room = app.rooms.open(plan_id).await.map_err(ApiError::internal)?;
+    let (plan, _) = room.projection();
+    let health = blocking(&app, move |store| {
+        let record = store
+            .plan(plan_id)?
+            .ok_or(StoreError::NoSuchPlan(plan_id))?;
+        plan_health(store, plan_id, &record, &plan, today)
+    })
+    .await?;
+    Ok(Json(json!({ "id": plan_id, "health": health })))
+}
+
+/// `GET /api/templates`: the built-in templates (public: they hold no plan data).
+pub async fn list_templates() -> Json<Value> {
+    Json(json!({ "templates": TEMPLATES }))
+}
+
+/// The query of `GET /api/plans`.
+#[derive(Deserialize)]
+pub struct ListQuery {
+    today: Option<String>,
+}
+
+/// Each plan's title, dates and health summary, for the pipeline view.
+pub async fn pipeline(
+    app: &Arc<App>,
+    params: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Vec<Value>, ApiError> {
+    let today = today(query(params)?.today.as_deref())?;
+    let plans = blocking(app, |store| store.plans()).await?;
+    let mut out = Vec::with_capacity(plans.len());
+    for (id, record) in plans {
+        // A plan in memory projects from its room; any other from the store, without loading
+        // it into memory for good.
+        let projected = app.rooms.loaded(id).map(|room| room.projection().0);
+        let record_for_health = record.clone();
+        let (plan, health) = blocking(app, move |store| {
+            let plan = match projected {
+                Some(plan) => plan,
+                None => history::project_stored(store, id)?,
+            };
+            let health = plan_health(store, id, &record_for_health, &plan, today)?;
+            Ok((plan, health))
+        })
+        .await?;
+        out.push(json!({
+            "id": id,
+            "title": plan.meta.title.unwrap_or(record.title),
+            "buyerOrg": plan.meta.buyer_org.unwrap_or(record.buyer_org),
+            "sellerOrg": plan.meta.seller_org.unwrap_or(record.seller_org),
+            "goLive": plan.meta.go_live.map(mapline_plan::format_date),
+            "createdAt": time(record.created_at_ms),
+            "health": health.summary(),
+        }));
+    }
+    Ok(out)
+}
