@@ -44,8 +44,8 @@ function procStats (pid) {
 }
 const selfCpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6 }
 
-async function startMapline (dataDir) {
-  const proc = spawn(join(repo, 'target', 'release', 'mapline'), ['serve', '--addr', '127.0.0.1:0',
+async function startMapline (dataDir, binary = join(repo, 'target', 'release', 'mapline'), label = '') {
+  const proc = spawn(binary, ['serve', '--addr', '127.0.0.1:0',
     '--data', join(dataDir, 'm.redb'), '--admin-token', ADMIN, '--web', '/nonexistent'],
   { env: { ...process.env, MAPLINE_LOG: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
@@ -53,14 +53,16 @@ async function startMapline (dataDir) {
   await until(() => /listening on/.test(out), 20000)
   const url = out.match(/listening on (http:\/\/[\d.:]+)/)[1]
   return {
-    name: 'Mapline (redb, fsync per batch)',
+    name: `Mapline${label} (redb, fsync per batch)`,
     proc,
     ws: url.replace('http', 'ws') + '/sync',
     async plan () {
       const r = await fetch(url + '/api/plans', {
         method: 'POST',
         headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ title: 'Bench', buyerOrg: 'B', sellerOrg: 'S', goLive: '2027-04-01' })
+        // A realistic plan: the enterprise template's 17 milestones, so every update's history
+        // is derived against a plan of real size.
+        body: JSON.stringify({ title: 'Bench', buyerOrg: 'B', sellerOrg: 'S', goLive: '2027-04-01', template: 'enterprise' })
       })
       const body = await r.json()
       return { room: body.id, token: body.shares[0].token }
@@ -101,11 +103,20 @@ async function fanout (server) {
   const plans = await Promise.all(Array.from({ length: P.plans }, () => server.plan()))
   const clients = plans.flatMap(plan => Array.from({ length: P.clients }, () => ({ plan, ...connect(server, plan) })))
   await until(() => clients.every(c => c.provider.synced))
+  // Every client edits the notes of its own milestone: plan data, so the server derives a
+  // change record for every update.
+  clients.forEach((c, i) => c.doc.getMap('milestones').set(`bench-${i}`, new Y.Map([['title', `Bench ${i}`]])))
+  await until(() => clients.every(c => c.doc.getMap('milestones').size >= P.clients))
   const latencies = []
   for (const c of clients) {
-    c.doc.getMap('bench').observe((event, txn) => {
+    c.doc.getMap('milestones').observeDeep((events, txn) => {
       if (txn.local) return
-      for (const key of event.keysChanged) latencies.push(performance.now() - c.doc.getMap('bench').get(key))
+      for (const event of events) {
+        if (event.path.length !== 1) continue
+        for (const key of event.keysChanged) {
+          if (key === 'notes') latencies.push(performance.now() - Number(event.target.get('notes')))
+        }
+      }
     })
   }
   const before = procStats(server.proc.pid)
@@ -113,7 +124,7 @@ async function fanout (server) {
   const started = performance.now()
   let sent = 0
   const timers = clients.map((c, i) => setInterval(() => {
-    c.doc.getMap('bench').set(`c${i}`, performance.now())
+    c.doc.getMap('milestones').get(`bench-${i}`).set('notes', String(performance.now()))
     sent++
   }, 1000 / P.rate))
   await sleep(P.seconds * 1000)
@@ -177,18 +188,27 @@ async function ingest (server) {
 }
 
 const fmt = (n, d = 1) => n === undefined ? '–' : n.toFixed(d)
+// MAPLINE_COMPARE_BIN=<path to another mapline binary> adds a run of that build (e.g. the
+// previous commit) in the same invocation, to measure what a change costs.
+const targets = [{ label: '', start: dir => startMapline(dir), mapline: true }]
+if (process.env.MAPLINE_COMPARE_BIN) {
+  const bin = process.env.MAPLINE_COMPARE_BIN
+  const label = ` [${process.env.MAPLINE_COMPARE_LABEL || bin}]`
+  targets.push({ start: dir => startMapline(dir, bin, label), mapline: true })
+}
+targets.push({ start: startBaseline, mapline: false })
 const rows = []
-for (const start of [startMapline, startBaseline]) {
+for (const target of targets) {
   const dataDir = mkdtempSync(join(tmpdir(), 'mapline-bench-'))
-  let server = await start(dataDir)
+  let server = await target.start(dataDir)
   const f = await fanout(server)
   const storm = await connectStorm(server)
   const idle = await idleRss(server)
   const ing = await ingest(server)
   let cold
-  if (start === startMapline) {
+  if (target.mapline) {
     await server.stop()
-    server = await startMapline(dataDir)
+    server = await target.start(dataDir)
     const t = performance.now()
     const c = connect(server, ing.plan)
     await until(() => c.provider.synced)
