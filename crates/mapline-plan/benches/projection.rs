@@ -44,7 +44,11 @@ fn large_plan() -> Doc {
         map.insert(&mut txn, format!("st-{i}"), MapPrelim::from_iter(fields));
     }
     for i in 0..MILESTONES {
-        let depends_on = if i % 10 == 0 { vec![] } else { vec![format!("ms-{}", i - 1)] };
+        let depends_on = if i % 10 == 0 {
+            vec![]
+        } else {
+            vec![format!("ms-{}", i - 1)]
+        };
         let owner = format!("st-{}", i % 20);
         let draft = MilestoneDraft {
             title: "A milestone with a realistic title",
@@ -60,8 +64,15 @@ fn large_plan() -> Doc {
     for (root, count) in [("objectives", 5), ("criteria", 10), ("risks", 10)] {
         for i in 0..count {
             let map = txn.get_or_insert_map(root);
-            let fields: Vec<(&str, Any)> = vec![("text", "Something that matters".into()), ("order", format!("a{i}").into())];
-            map.insert(&mut txn, format!("{root}-{i}"), MapPrelim::from_iter(fields));
+            let fields: Vec<(&str, Any)> = vec![
+                ("text", "Something that matters".into()),
+                ("order", format!("a{i}").into()),
+            ];
+            map.insert(
+                &mut txn,
+                format!("{root}-{i}"),
+                MapPrelim::from_iter(fields),
+            );
         }
     }
     drop(txn);
@@ -71,7 +82,9 @@ fn large_plan() -> Doc {
 /// A server-side copy of the client's document.
 fn replica(of: &Doc) -> Doc {
     let doc = Doc::with_client_id(99);
-    let state = of.transact().encode_state_as_update_v1(&StateVector::default());
+    let state = of
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default());
     doc.transact_mut()
         .apply_update(Update::decode_v1(&state).unwrap())
         .unwrap();
@@ -85,7 +98,13 @@ fn moves(client: &Doc, count: u64) -> Vec<Vec<u8>> {
             let before = client.transact().state_vector();
             let id = format!("ms-{}", n as usize % MILESTONES);
             let due = go_live().checked_sub_days(Days::new(n % 300));
-            move_due(&mut client.transact_mut(), &id, due, "Moved for the benchmark").unwrap();
+            move_due(
+                &mut client.transact_mut(),
+                &id,
+                due,
+                "Moved for the benchmark",
+            )
+            .unwrap();
             client.transact().encode_diff_v1(&before)
         })
         .collect()
@@ -97,7 +116,9 @@ fn bench(c: &mut Criterion) {
     let raw = RawPlan::read(&doc.transact());
 
     let mut group = c.benchmark_group("project");
-    group.bench_function("read and project, 200 milestones", |b| b.iter(|| project_doc(&doc)));
+    group.bench_function("read and project, 200 milestones", |b| {
+        b.iter(|| project_doc(&doc))
+    });
     group.bench_function("project only, 200 milestones", |b| b.iter(|| project(&raw)));
     group.finish();
 
@@ -126,7 +147,10 @@ fn bench(c: &mut Criterion) {
             let started = Instant::now();
             for update in &updates {
                 let (derivation, _) = tracker.apply(&server, Update::decode_v1(update).unwrap());
-                assert_eq!(derivation.slips.len(), usize::from(derivation.slips.len() == 1));
+                assert_eq!(
+                    derivation.slips.len(),
+                    usize::from(derivation.slips.len() == 1)
+                );
             }
             started.elapsed()
         })

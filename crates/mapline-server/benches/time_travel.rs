@@ -47,19 +47,33 @@ fn store_with_long_log(dir: &std::path::Path) -> (Store, PlanId) {
         go_live: "2027-04-01".into(),
         created_at_ms: 0,
     };
-    store.create_plan(id, &meta, &record(first.clone(), 0), &[]).unwrap();
+    store
+        .create_plan(id, &meta, &record(first.clone(), 0), &[])
+        .unwrap();
     let client = Doc::with_client_id(3);
     client
         .transact_mut()
         .apply_update(Update::decode_v1(&first).unwrap())
         .unwrap();
-    let keys: Vec<_> = plan.template.unwrap().milestones.iter().map(|m| format!("ms-{}", m.key)).collect();
+    let keys: Vec<_> = plan
+        .template
+        .unwrap()
+        .milestones
+        .iter()
+        .map(|m| format!("ms-{}", m.key))
+        .collect();
     let go_live = NaiveDate::from_ymd_opt(2027, 4, 1).unwrap();
     let mut batch = Vec::new();
     for n in 1..=UPDATES {
         let before = client.transact().state_vector();
         let due = go_live.checked_sub_days(Days::new(n % 200));
-        move_due(&mut client.transact_mut(), &keys[n as usize % keys.len()], due, "bench").unwrap();
+        move_due(
+            &mut client.transact_mut(),
+            &keys[n as usize % keys.len()],
+            due,
+            "bench",
+        )
+        .unwrap();
         let update = client.transact().encode_diff_v1(&before);
         batch.push(NewUpdate {
             plan_id: id,
@@ -82,10 +96,18 @@ fn bench(c: &mut Criterion) {
         b.iter(|| store.log_prefix(plan, LogBound::Seq(UPDATES + 1)).unwrap())
     });
     group.bench_function("plan at the end of 20,000 updates", |b| {
-        b.iter(|| plan_at(&store, plan, LogBound::Seq(UPDATES + 1)).unwrap().unwrap())
+        b.iter(|| {
+            plan_at(&store, plan, LogBound::Seq(UPDATES + 1))
+                .unwrap()
+                .unwrap()
+        })
     });
     group.bench_function("plan halfway (by time)", |b| {
-        b.iter(|| plan_at(&store, plan, LogBound::ReceivedBy(10_000)).unwrap().unwrap())
+        b.iter(|| {
+            plan_at(&store, plan, LogBound::ReceivedBy(10_000))
+                .unwrap()
+                .unwrap()
+        })
     });
     group.finish();
 }

@@ -259,7 +259,9 @@ fn history_is_keyed_by_log_position_so_storing_it_again_changes_nothing() {
     let (_dir, store) = new_store();
     let plan = create(&store, 1);
     let batch = derived(plan, &[(2, entry(10, 0)), (4, entry(20, 1))], 5);
-    store.commit_history(std::slice::from_ref(&batch), false).unwrap();
+    store
+        .commit_history(std::slice::from_ref(&batch), false)
+        .unwrap();
     store.commit_history(&[batch], true).unwrap();
     // An older derivation never moves the position back.
     store
