@@ -3,7 +3,7 @@
 //! states always give the same records in the same order — which is what lets the server
 //! rebuild the stored history from the log and get identical records.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
@@ -11,7 +11,7 @@ use serde_json::Value;
 use yrs::types::{Event, PathSegment};
 use yrs::{DeepObservable, Doc, Transact, Update};
 
-use crate::raw::{Collection, Fields, RawEntry, RawPlan};
+use crate::raw::{Collection, Fields, RawEntry, RawPlan, read_entry, read_fields, roots_not_maps};
 use crate::{parse_date, schema};
 
 /// What happened to an entity or field.
@@ -264,12 +264,32 @@ fn go_live_slip(before: &RawPlan, after: &RawPlan, reason_written: bool) -> Opti
     )
 }
 
-/// Keeps a document's last read state and watches which reason fields each update writes, so
-/// every applied update yields its [`Derivation`]. The server's rooms and the history rebuild
-/// both use it, which is why they agree record for record.
+/// What the transactions since the last [`HistoryTracker::apply`] touched, as reported by
+/// the document's observers.
+#[derive(Debug, Default)]
+struct Touched {
+    meta: bool,
+    success: bool,
+    entries: BTreeMap<Collection, BTreeSet<String>>,
+    written: Written,
+}
+
+/// Which root an observer watches.
+#[derive(Debug, Clone, Copy)]
+enum Root {
+    Meta,
+    Success,
+    Collection(Collection),
+}
+
+/// Keeps a document's last read state and, through observers on every root, learns which
+/// entries each update touched and which reason fields it wrote. Every applied update yields
+/// its [`Derivation`] by reading again only what was touched — so the cost follows the size of
+/// the update, not of the plan. The server's rooms and the history rebuild both use it, which
+/// is why they agree record for record.
 pub struct HistoryTracker {
-    before: RawPlan,
-    written: Arc<Mutex<Written>>,
+    current: RawPlan,
+    touched: Arc<Mutex<Touched>>,
 }
 
 /// Key of the observers a tracker registers (one tracker per document).
@@ -278,60 +298,126 @@ const OBSERVER_KEY: &str = "mapline-history";
 impl HistoryTracker {
     /// Starts tracking a document in its current state.
     pub fn attach(doc: &Doc) -> Self {
-        let written = Arc::new(Mutex::new(Written::default()));
-        let meta = doc.get_or_insert_map(schema::META);
-        let milestones = doc.get_or_insert_map(schema::MILESTONES);
-        let sink = written.clone();
-        meta.observe_deep(OBSERVER_KEY, move |txn, events| {
-            let mut written = sink.lock().unwrap_or_else(PoisonError::into_inner);
-            for event in events.iter() {
-                if let Event::Map(event) = event
-                    && event.path().is_empty()
-                    && event.keys(txn).contains_key(schema::meta::GO_LIVE_REASON)
-                {
-                    written.go_live_reason = true;
-                }
-            }
-        });
-        let sink = written.clone();
-        milestones.observe_deep(OBSERVER_KEY, move |txn, events| {
-            let mut written = sink.lock().unwrap_or_else(PoisonError::into_inner);
-            for event in events.iter() {
-                let Event::Map(event) = event else { continue };
-                let path = event.path();
-                if let (1, Some(PathSegment::Key(id))) = (path.len(), path.front())
-                    && event.keys(txn).contains_key(schema::milestone::SLIP_REASON)
-                {
-                    written.slip_reasons.insert(id.to_string());
-                }
-            }
-        });
+        let touched = Arc::new(Mutex::new(Touched::default()));
+        let roots = [(schema::META, Root::Meta), (schema::SUCCESS, Root::Success)]
+            .into_iter()
+            .chain(Collection::ALL.map(|c| (c.root(), Root::Collection(c))));
+        for (name, root) in roots {
+            let sink = touched.clone();
+            doc.get_or_insert_map(name)
+                .observe_deep(OBSERVER_KEY, move |txn, events| {
+                    let mut touched = sink.lock().unwrap_or_else(PoisonError::into_inner);
+                    for event in events.iter() {
+                        note(&mut touched, root, txn, event);
+                    }
+                });
+        }
         Self {
-            before: RawPlan::read(&doc.transact()),
-            written,
+            current: RawPlan::read(&doc.transact()),
+            touched,
         }
     }
 
     /// Applies an update to the document and returns what it changed, with the error if yrs
-    /// refused the update. Even then the document is read again, so whatever did apply is
-    /// accounted for exactly once.
+    /// refused the update. Even then whatever did apply is accounted for exactly once.
     pub fn apply(
         &mut self,
         doc: &Doc,
         update: Update,
     ) -> (Derivation, Option<yrs::error::UpdateError>) {
         let error = doc.transact_mut().apply_update(update).err();
-        let written =
-            std::mem::take(&mut *self.written.lock().unwrap_or_else(PoisonError::into_inner));
-        let after = RawPlan::read(&doc.transact());
-        let derivation = derive(&self.before, &after, &written);
-        self.before = after;
+        let touched =
+            std::mem::take(&mut *self.touched.lock().unwrap_or_else(PoisonError::into_inner));
+        let txn = doc.transact();
+        // The touched part of the plan, before and after; everything else is unchanged.
+        let mut before = RawPlan::default();
+        let mut after = RawPlan::default();
+        if touched.meta {
+            before.meta = self.current.meta.clone();
+            after.meta = read_fields(&txn, schema::META);
+        }
+        if touched.success {
+            before.success = self.current.success.clone();
+            after.success = read_fields(&txn, schema::SUCCESS);
+        }
+        for (collection, ids) in &touched.entries {
+            let old = self.current.collections.get(collection);
+            let old_part = before.collections.entry(*collection).or_default();
+            let new_part = after.collections.entry(*collection).or_default();
+            for id in ids {
+                if let Some(entry) = old.and_then(|entries| entries.get(id)) {
+                    old_part.insert(id.clone(), entry.clone());
+                }
+                if let Some(entry) = read_entry(&txn, *collection, id) {
+                    new_part.insert(id.clone(), entry);
+                }
+            }
+        }
+        let derivation = derive(&before, &after, &touched.written);
+
+        if touched.meta {
+            self.current.meta = after.meta;
+        }
+        if touched.success {
+            self.current.success = after.success;
+        }
+        for (collection, ids) in touched.entries {
+            let entries = self.current.collections.entry(collection).or_default();
+            let mut fresh = after.collections.remove(&collection).unwrap_or_default();
+            for id in ids {
+                match fresh.remove(&id) {
+                    Some(entry) => entries.insert(id, entry),
+                    None => entries.remove(&id),
+                };
+            }
+        }
+        self.current.roots_not_maps = roots_not_maps(&txn);
         (derivation, error)
     }
 
     /// The document as of the last applied update.
     pub fn current(&self) -> &RawPlan {
-        &self.before
+        &self.current
+    }
+}
+
+/// Records what one observed event touched.
+fn note(touched: &mut Touched, root: Root, txn: &yrs::TransactionMut, event: &Event) {
+    let path = event.path();
+    match root {
+        Root::Meta => {
+            touched.meta = true;
+            if let Event::Map(event) = event
+                && path.is_empty()
+                && event.keys(txn).contains_key(schema::meta::GO_LIVE_REASON)
+            {
+                touched.written.go_live_reason = true;
+            }
+        }
+        Root::Success => touched.success = true,
+        Root::Collection(collection) => {
+            let ids = touched.entries.entry(collection).or_default();
+            match path.front() {
+                // A change inside an entry (its fields, or deeper).
+                Some(PathSegment::Key(id)) => {
+                    ids.insert(id.to_string());
+                    if collection == Collection::Milestones
+                        && path.len() == 1
+                        && let Event::Map(event) = event
+                        && event.keys(txn).contains_key(schema::milestone::SLIP_REASON)
+                    {
+                        touched.written.slip_reasons.insert(id.to_string());
+                    }
+                }
+                // The collection itself: entries added, replaced or removed.
+                None => {
+                    if let Event::Map(event) = event {
+                        ids.extend(event.keys(txn).keys().map(|k| k.to_string()));
+                    }
+                }
+                Some(PathSegment::Index(_)) => {}
+            }
+        }
     }
 }
 

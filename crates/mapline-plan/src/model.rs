@@ -276,16 +276,18 @@ impl Plan {
 /// Reads typed fields out of one map, recording what does not fit.
 struct Reader<'a> {
     fields: &'a Fields,
-    path: String,
+    /// The root, and the entry's id within a collection: the path of an issue, built only
+    /// when there is one.
+    root: &'static str,
+    id: Option<&'a str>,
     issues: &'a mut Vec<PlanIssue>,
 }
 
 impl Reader<'_> {
     fn path(&self, field: &str) -> String {
-        if self.path.is_empty() {
-            field.to_owned()
-        } else {
-            format!("{}.{field}", self.path)
+        match self.id {
+            Some(id) => format!("{}.{id}.{field}", self.root),
+            None => format!("{}.{field}", self.root),
         }
     }
 
@@ -396,7 +398,8 @@ pub fn project(raw: &RawPlan) -> Plan {
     let meta = {
         let mut r = Reader {
             fields: &raw.meta,
-            path: schema::META.to_owned(),
+            root: schema::META,
+            id: None,
             issues: &mut issues,
         };
         use schema::meta as f;
@@ -413,7 +416,8 @@ pub fn project(raw: &RawPlan) -> Plan {
     let success = {
         let mut r = Reader {
             fields: &raw.success,
-            path: schema::SUCCESS.to_owned(),
+            root: schema::SUCCESS,
+            id: None,
             issues: &mut issues,
         };
         Success {
@@ -509,28 +513,30 @@ fn entries<T>(
     issues: &mut Vec<PlanIssue>,
     mut build: impl FnMut(String, &mut Reader<'_>) -> T,
 ) -> Vec<T> {
-    let mut built: Vec<(Option<String>, String, T)> = Vec::new();
+    let mut built: Vec<(Option<&str>, &str, T)> = Vec::new();
     for (id, entry) in raw.entries(collection) {
-        let path = format!("{}.{id}", collection.root());
         match entry {
             RawEntry::Entry(fields) => {
                 let order = match fields.get("order") {
-                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(Value::String(s)) => Some(s.as_str()),
                     _ => None,
                 };
                 let mut reader = Reader {
                     fields,
-                    path,
+                    root: collection.root(),
+                    id: Some(id),
                     issues,
                 };
-                built.push((order, id.clone(), build(id.clone(), &mut reader)));
+                built.push((order, id, build(id.clone(), &mut reader)));
             }
-            RawEntry::NotAMap(_) => issues.push(PlanIssue::NotAnEntry { path }),
+            RawEntry::NotAMap(_) => issues.push(PlanIssue::NotAnEntry {
+                path: format!("{}.{id}", collection.root()),
+            }),
         }
     }
     // Entries with an order come first, by order (fractional indexes compare as strings), then
     // by id so concurrent inserts at the same position still show in one stable order.
-    built.sort_by(|a, b| (a.0.is_none(), &a.0, &a.1).cmp(&(b.0.is_none(), &b.0, &b.1)));
+    built.sort_by(|a, b| (a.0.is_none(), a.0, a.1).cmp(&(b.0.is_none(), b.0, b.1)));
     built.into_iter().map(|(_, _, item)| item).collect()
 }
 

@@ -66,34 +66,18 @@ pub struct RawPlan {
 impl RawPlan {
     /// Reads the whole document.
     pub fn read<T: ReadTxn>(txn: &T) -> Self {
-        let mut raw = RawPlan::default();
-        let mut root_map = |name: &'static str| {
-            let map = txn.get_map(name)?;
-            let branch: &yrs::branch::Branch = map.as_ref();
-            if branch.block_len > 0 {
-                raw.roots_not_maps.push(name);
-            }
-            Some(map)
+        let mut raw = RawPlan {
+            meta: read_fields(txn, schema::META),
+            success: read_fields(txn, schema::SUCCESS),
+            roots_not_maps: roots_not_maps(txn),
+            ..RawPlan::default()
         };
-        let meta = root_map(schema::META);
-        let success = root_map(schema::SUCCESS);
-        let collections: Vec<_> = Collection::ALL
-            .into_iter()
-            .map(|c| (c, root_map(c.root())))
-            .collect();
-        raw.meta = meta.map(|m| fields(txn, &m)).unwrap_or_default();
-        raw.success = success.map(|m| fields(txn, &m)).unwrap_or_default();
-        for (collection, map) in collections {
-            let entries = map
+        for collection in Collection::ALL {
+            let entries = txn
+                .get_map(collection.root())
                 .map(|map| {
                     map.iter(txn)
-                        .map(|(id, value)| {
-                            let entry = match value {
-                                Out::YMap(entry) => RawEntry::Entry(fields(txn, &entry)),
-                                other => RawEntry::NotAMap(to_json(txn, other)),
-                            };
-                            (id.to_owned(), entry)
-                        })
+                        .map(|(id, value)| (id.to_owned(), entry(txn, value)))
                         .collect()
                 })
                 .unwrap_or_default();
@@ -106,6 +90,43 @@ impl RawPlan {
     pub fn entries(&self, collection: Collection) -> impl Iterator<Item = (&String, &RawEntry)> {
         self.collections.get(&collection).into_iter().flatten()
     }
+}
+
+/// The fields of a root that holds fields directly (`meta`, `success`).
+pub(crate) fn read_fields<T: ReadTxn>(txn: &T, root: &str) -> Fields {
+    txn.get_map(root)
+        .map(|map| fields(txn, &map))
+        .unwrap_or_default()
+}
+
+/// One entry of a collection, if the id is present.
+pub(crate) fn read_entry<T: ReadTxn>(
+    txn: &T,
+    collection: Collection,
+    id: &str,
+) -> Option<RawEntry> {
+    let value = txn.get_map(collection.root())?.get(txn, id)?;
+    Some(entry(txn, value))
+}
+
+fn entry<T: ReadTxn>(txn: &T, value: Out) -> RawEntry {
+    match value {
+        Out::YMap(entry) => RawEntry::Entry(fields(txn, &entry)),
+        other => RawEntry::NotAMap(to_json(txn, other)),
+    }
+}
+
+/// Roots that hold sequence content, in schema order.
+pub(crate) fn roots_not_maps<T: ReadTxn>(txn: &T) -> Vec<&'static str> {
+    schema::ROOTS
+        .into_iter()
+        .filter(|&name| {
+            txn.get_map(name).is_some_and(|map| {
+                let branch: &yrs::branch::Branch = map.as_ref();
+                branch.block_len > 0
+            })
+        })
+        .collect()
 }
 
 fn fields<T: ReadTxn>(txn: &T, map: &MapRef) -> Fields {

@@ -2,12 +2,13 @@
 //! panics, merged documents project the same whatever order the updates arrive in, and the
 //! history derived from a log is the same every time it is replayed.
 
-use mapline_plan::{Derivation, HistoryTracker, project_doc};
+use mapline_plan::{Derivation, HistoryTracker, RawPlan, project_doc};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use yrs::updates::decoder::Decode;
 use yrs::{
-    Any, ArrayPrelim, Doc, Map, MapPrelim, Out, ReadTxn, StateVector, Transact, Update, WriteTxn,
+    Any, Array, ArrayPrelim, Doc, Map, MapPrelim, Out, ReadTxn, StateVector, Transact, Update,
+    WriteTxn,
 };
 
 const ROOTS: [&str; 5] = [
@@ -76,6 +77,8 @@ enum Op {
     Create(usize, usize),
     Replace(usize, usize, Value),
     Delete(usize, usize),
+    /// Appends to an entry's `dependsOn` Y.Array in place (a change two levels down).
+    Push(usize, usize),
     Sync(usize),
 }
 
@@ -87,6 +90,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0..ROOTS.len(), 0..IDS.len()).prop_map(|(r, i)| Op::Create(r, i)),
         (0..ROOTS.len(), 0..IDS.len(), value()).prop_map(|(r, i, v)| Op::Replace(r, i, v)),
         (0..ROOTS.len(), 0..IDS.len()).prop_map(|(r, i)| Op::Delete(r, i)),
+        (0..ROOTS.len(), 0..IDS.len()).prop_map(|(r, i)| Op::Push(r, i)),
         (0..3usize).prop_map(Op::Sync),
     ]
 }
@@ -132,6 +136,14 @@ fn apply_op(doc: &Doc, op: &Op) -> Vec<u8> {
                 let map = txn.get_or_insert_map(ROOTS[*root]);
                 map.remove(&mut txn, IDS[*id]);
             }
+            Op::Push(root, id) => {
+                let map = txn.get_or_insert_map(ROOTS[*root]);
+                if let Some(Out::YMap(entry)) = map.get(&txn, IDS[*id])
+                    && let Some(Out::YArray(deps)) = entry.get(&txn, "dependsOn")
+                {
+                    deps.push_back(&mut txn, IDS[*id]);
+                }
+            }
             Op::Sync(_) => {}
         }
     }
@@ -148,11 +160,18 @@ fn merge(updates: &[Vec<u8>]) -> Doc {
     doc
 }
 
+/// Replays a log through a tracker. After every update, the tracker's incrementally kept state
+/// must equal a full read of the document: it re-reads only what observers reported touched,
+/// so this is what proves nothing a derivation needs goes unnoticed.
 fn replay_history(log: &[Vec<u8>]) -> Vec<Derivation> {
     let doc = Doc::with_client_id(2000);
     let mut tracker = HistoryTracker::attach(&doc);
     log.iter()
-        .map(|u| tracker.apply(&doc, Update::decode_v1(u).unwrap()).0)
+        .map(|u| {
+            let (derivation, _) = tracker.apply(&doc, Update::decode_v1(u).unwrap());
+            assert_eq!(tracker.current(), &RawPlan::read(&doc.transact()));
+            derivation
+        })
         .collect()
 }
 
