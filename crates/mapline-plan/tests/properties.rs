@@ -125,8 +125,10 @@ fn apply_op(doc: &Doc, op: &Op) -> Vec<u8> {
                 }
             }
             Op::Create(root, id) => {
+                // Entries start with an empty `dependsOn` array, so in-place pushes happen often.
                 let map = txn.get_or_insert_map(ROOTS[*root]);
-                map.insert(&mut txn, IDS[*id], MapPrelim::default());
+                let deps = yrs::In::Array(ArrayPrelim::default());
+                map.insert(&mut txn, IDS[*id], MapPrelim::from_iter([("dependsOn", deps)]));
             }
             Op::Replace(root, id, value) => {
                 let map = txn.get_or_insert_map(ROOTS[*root]);
