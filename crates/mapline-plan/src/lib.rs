@@ -115,12 +115,20 @@ fn name_field(field: &'static str, value: &str) -> Result<String, NewPlanError> 
     Ok(value.to_owned())
 }
 
-/// Parses a schema date (`YYYY-MM-DD`); anything else is `None`.
+/// Parses a schema date (`YYYY-MM-DD`, exactly: "2027-4-1" is not one); anything else,
+/// including a day the calendar does not have, is `None`.
 pub fn parse_date(text: &str) -> Option<NaiveDate> {
-    // chrono accepts "2027-4-1"; the schema does not, so insist on the canonical length too.
-    (text.len() == 10)
-        .then(|| NaiveDate::parse_from_str(text, schema::DATE_FORMAT).ok())
-        .flatten()
+    let b = text.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let number = |digits: &[u8]| {
+        digits.iter().try_fold(0u32, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let year = i32::try_from(number(&b[0..4])?).ok()?;
+    NaiveDate::from_ymd_opt(year, number(&b[5..7])?, number(&b[8..10])?)
 }
 
 /// Formats a date the way the schema stores it.
@@ -242,6 +250,27 @@ mod tests {
                 Err(NewPlanError::BadDate { got: bad.into() }),
             );
         }
+    }
+
+    #[test]
+    fn dates_are_exactly_yyyy_mm_dd_and_on_the_calendar() {
+        let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d);
+        assert_eq!(parse_date("2028-02-29"), date(2028, 2, 29));
+        assert_eq!(parse_date("0000-01-01"), date(0, 1, 1));
+        for bad in [
+            "2027-02-29",
+            "2027-1a-01",
+            "2027/01/01",
+            "+027-01-01",
+            "2027-01-1 ",
+            "2027-00-10",
+            "2027-01-32",
+            "",
+            "2027-01-010",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad:?}");
+        }
+        assert_eq!(format_date(date(2027, 4, 1).unwrap()), "2027-04-01");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! [`project`], which is total — every value it cannot use becomes a [`PlanIssue`] on the plan,
 //! and the rest of the plan is still there.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -448,16 +448,18 @@ pub fn project(raw: &RawPlan) -> Plan {
             order: r.text("order"),
         }
     });
-    let mut owners: Vec<(String, Option<String>)> = Vec::new();
     let mut milestones = entries(raw, Collection::Milestones, &mut issues, |id, r| {
         use schema::milestone as f;
-        owners.push((id.clone(), r.text(f::OWNER)));
         Milestone {
             id,
             title: r.text(f::TITLE),
             workstream: r.text(f::WORKSTREAM),
             side: r.choice(f::SIDE, MilestoneSide::parse, MilestoneSide::VALUES),
-            owner: None,
+            // Resolved against the stakeholders below.
+            owner: r.text(f::OWNER).map(|name| Owner {
+                stakeholder_id: None,
+                name,
+            }),
             due: r.date(f::DUE),
             status: match r.fields.get(f::STATUS) {
                 None | Some(Value::Null) => Some(Status::NotStarted),
@@ -490,7 +492,7 @@ pub fn project(raw: &RawPlan) -> Plan {
         order: r.text("order"),
     });
 
-    resolve_owners(&mut milestones, owners, &stakeholders, &mut issues);
+    resolve_owners(&mut milestones, &stakeholders, &mut issues);
     resolve_dependencies(&mut milestones, &mut issues);
     issues.sort();
     issues.dedup();
@@ -562,127 +564,115 @@ fn uuid_like(text: &str) -> bool {
 
 fn resolve_owners(
     milestones: &mut [Milestone],
-    owners: Vec<(String, Option<String>)>,
     stakeholders: &[Stakeholder],
     issues: &mut Vec<PlanIssue>,
 ) {
     let by_id: HashMap<&str, &Stakeholder> =
         stakeholders.iter().map(|s| (s.id.as_str(), s)).collect();
-    let owners: HashMap<String, Option<String>> = owners.into_iter().collect();
     for milestone in milestones {
-        let Some(Some(owner)) = owners.get(&milestone.id) else {
+        let Some(owner) = &mut milestone.owner else {
             continue;
         };
-        milestone.owner = Some(match by_id.get(owner.as_str()) {
-            Some(person) => Owner {
-                stakeholder_id: Some(person.id.clone()),
-                name: person.name.clone().unwrap_or_else(|| person.id.clone()),
-            },
-            None if looks_like_id(owner) => {
-                issues.push(PlanIssue::DanglingOwner {
-                    milestone: milestone.id.clone(),
-                    owner: owner.clone(),
-                });
-                Owner {
-                    stakeholder_id: Some(owner.clone()),
-                    name: owner.clone(),
-                }
-            }
-            None => Owner {
-                stakeholder_id: None,
-                name: owner.clone(),
-            },
-        });
+        if let Some(person) = by_id.get(owner.name.as_str()) {
+            owner.stakeholder_id = Some(person.id.clone());
+            owner.name = person.name.clone().unwrap_or_else(|| person.id.clone());
+        } else if looks_like_id(&owner.name) {
+            issues.push(PlanIssue::DanglingOwner {
+                milestone: milestone.id.clone(),
+                owner: owner.name.clone(),
+            });
+            owner.stakeholder_id = Some(owner.name.clone());
+        }
     }
 }
 
 /// Drops dangling dependencies (reported) and reports every cycle.
 fn resolve_dependencies(milestones: &mut [Milestone], issues: &mut Vec<PlanIssue>) {
-    let ids: BTreeSet<String> = milestones.iter().map(|m| m.id.clone()).collect();
+    let index: HashMap<String, usize> = milestones
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.id.clone(), i))
+        .collect();
+    let mut graph: Vec<Vec<usize>> = Vec::with_capacity(milestones.len());
     for milestone in milestones.iter_mut() {
-        let id = milestone.id.clone();
-        milestone.depends_on.retain(|dep| {
-            let exists = ids.contains(dep);
-            if !exists {
+        let id = &milestone.id;
+        let mut edges = Vec::with_capacity(milestone.depends_on.len());
+        milestone.depends_on.retain(|dep| match index.get(dep) {
+            Some(&target) => {
+                edges.push(target);
+                true
+            }
+            None => {
                 issues.push(PlanIssue::DanglingDependency {
                     milestone: id.clone(),
                     depends_on: dep.clone(),
                 });
+                false
             }
-            exists
         });
+        graph.push(edges);
     }
-    let graph: BTreeMap<&str, Vec<&str>> = milestones
-        .iter()
-        .map(|m| {
-            (
-                m.id.as_str(),
-                m.depends_on.iter().map(String::as_str).collect(),
-            )
-        })
-        .collect();
     for component in cycles(&graph) {
-        issues.push(PlanIssue::DependencyCycle {
-            milestones: component.into_iter().map(str::to_owned).collect(),
-        });
+        let mut ids: Vec<String> = component
+            .into_iter()
+            .map(|i| milestones[i].id.clone())
+            .collect();
+        ids.sort_unstable();
+        issues.push(PlanIssue::DependencyCycle { milestones: ids });
     }
 }
 
-/// The strongly connected components of the dependency graph that are cycles (more than one
-/// milestone, or one that depends on itself), each sorted by id (Tarjan's algorithm, iterative
-/// so a long chain cannot overflow the stack).
-pub(crate) fn cycles<'a>(graph: &BTreeMap<&'a str, Vec<&'a str>>) -> Vec<Vec<&'a str>> {
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    let mut low: HashMap<&str, usize> = HashMap::new();
-    let mut on_stack: BTreeSet<&str> = BTreeSet::new();
-    let mut stack: Vec<&str> = Vec::new();
+/// The strongly connected components of a graph (node → the nodes it depends on) that are
+/// cycles: more than one node, or one that depends on itself. Tarjan's algorithm, iterative so a
+/// long chain cannot overflow the stack.
+pub(crate) fn cycles(graph: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    const UNSEEN: usize = usize::MAX;
+    let mut index = vec![UNSEEN; graph.len()];
+    let mut low = vec![0; graph.len()];
+    let mut on_stack = vec![false; graph.len()];
+    let mut stack = Vec::new();
     let mut found = Vec::new();
     let mut next_index = 0;
-    for &start in graph.keys() {
-        if index.contains_key(start) {
+    for start in 0..graph.len() {
+        if index[start] != UNSEEN {
             continue;
         }
         // (node, position in its edge list)
-        let mut work: Vec<(&str, usize)> = vec![(start, 0)];
-        index.insert(start, next_index);
-        low.insert(start, next_index);
+        let mut work = vec![(start, 0)];
+        index[start] = next_index;
+        low[start] = next_index;
         next_index += 1;
         stack.push(start);
-        on_stack.insert(start);
+        on_stack[start] = true;
         while let Some(&mut (node, ref mut edge)) = work.last_mut() {
-            let edges = graph.get(node).map(Vec::as_slice).unwrap_or(&[]);
-            if let Some(&next) = edges.get(*edge) {
+            if let Some(&next) = graph[node].get(*edge) {
                 *edge += 1;
-                if !index.contains_key(next) {
-                    index.insert(next, next_index);
-                    low.insert(next, next_index);
+                if index[next] == UNSEEN {
+                    index[next] = next_index;
+                    low[next] = next_index;
                     next_index += 1;
                     stack.push(next);
-                    on_stack.insert(next);
+                    on_stack[next] = true;
                     work.push((next, 0));
-                } else if on_stack.contains(next) {
-                    let lowest = low[node].min(index[next]);
-                    low.insert(node, lowest);
+                } else if on_stack[next] {
+                    low[node] = low[node].min(index[next]);
                 }
                 continue;
             }
             work.pop();
             if let Some(&(parent, _)) = work.last() {
-                let lowest = low[parent].min(low[node]);
-                low.insert(parent, lowest);
+                low[parent] = low[parent].min(low[node]);
             }
             if low[node] == index[node] {
                 let mut component = Vec::new();
                 while let Some(member) = stack.pop() {
-                    on_stack.remove(member);
+                    on_stack[member] = false;
                     component.push(member);
                     if member == node {
                         break;
                     }
                 }
-                let self_loop = edges.contains(&node);
-                if component.len() > 1 || self_loop {
-                    component.sort_unstable();
+                if component.len() > 1 || graph[node].contains(&node) {
                     found.push(component);
                 }
             }

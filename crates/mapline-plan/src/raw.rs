@@ -157,7 +157,24 @@ pub fn to_json<T: ReadTxn>(txn: &T, value: Out) -> Value {
 
 fn any_to_json(any: &Any) -> Value {
     match any {
+        Any::String(text) => Value::String(text.to_string()),
+        Any::Null | Any::Undefined => Value::Null,
+        Any::Bool(value) => Value::Bool(*value),
+        // As yrs serialises numbers: whole ones as integers, NaN and infinities as null.
+        Any::Number(number) => match number.as_i64() {
+            Some(whole) => Value::from(whole),
+            None => number
+                .as_f64()
+                .and_then(serde_json::Number::from_f64)
+                .map_or(Value::Null, Value::Number),
+        },
+        Any::Array(items) => Value::Array(items.iter().map(any_to_json).collect()),
+        Any::Map(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| (k.clone(), any_to_json(v)))
+                .collect(),
+        ),
         Any::Buffer(bytes) => Value::String(format!("<binary, {} bytes>", bytes.len())),
-        other => serde_json::to_value(other).unwrap_or(Value::Null),
     }
 }

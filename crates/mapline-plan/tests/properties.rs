@@ -128,7 +128,11 @@ fn apply_op(doc: &Doc, op: &Op) -> Vec<u8> {
                 // Entries start with an empty `dependsOn` array, so in-place pushes happen often.
                 let map = txn.get_or_insert_map(ROOTS[*root]);
                 let deps = yrs::In::Array(ArrayPrelim::default());
-                map.insert(&mut txn, IDS[*id], MapPrelim::from_iter([("dependsOn", deps)]));
+                map.insert(
+                    &mut txn,
+                    IDS[*id],
+                    MapPrelim::from_iter([("dependsOn", deps)]),
+                );
             }
             Op::Replace(root, id, value) => {
                 let map = txn.get_or_insert_map(ROOTS[*root]);
