@@ -95,17 +95,12 @@ fn replica(of: &Doc) -> Doc {
 fn moves(client: &Doc, count: u64) -> Vec<Vec<u8>> {
     (0..count)
         .map(|n| {
-            let before = client.transact().state_vector();
             let id = format!("ms-{}", n as usize % MILESTONES);
             let due = go_live().checked_sub_days(Days::new(n % 300));
-            move_due(
-                &mut client.transact_mut(),
-                &id,
-                due,
-                "Moved for the benchmark",
-            )
-            .unwrap();
-            client.transact().encode_diff_v1(&before)
+            // The transaction's own update, as a Yjs client sends it.
+            let mut txn = client.transact_mut();
+            move_due(&mut txn, &id, due, "Moved for the benchmark").unwrap();
+            txn.encode_update_v1()
         })
         .collect()
 }

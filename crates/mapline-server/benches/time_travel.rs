@@ -14,7 +14,7 @@ use mapline_plan::edit::move_due;
 use mapline_server::history::plan_at;
 use mapline_store::{Author, LogBound, NewUpdate, PlanId, PlanRecord, Side, Store, UpdateRecord};
 use yrs::updates::decoder::Decode;
-use yrs::{Doc, ReadTxn, Transact, Update};
+use yrs::{Doc, Transact, Update};
 
 const UPDATES: u64 = 20_000;
 
@@ -65,16 +65,13 @@ fn store_with_long_log(dir: &std::path::Path) -> (Store, PlanId) {
     let go_live = NaiveDate::from_ymd_opt(2027, 4, 1).unwrap();
     let mut batch = Vec::new();
     for n in 1..=UPDATES {
-        let before = client.transact().state_vector();
         let due = go_live.checked_sub_days(Days::new(n % 200));
-        move_due(
-            &mut client.transact_mut(),
-            &keys[n as usize % keys.len()],
-            due,
-            "bench",
-        )
-        .unwrap();
-        let update = client.transact().encode_diff_v1(&before);
+        // The transaction's own update, as a Yjs client sends it (a state diff would carry the
+        // whole delete set every time).
+        let mut txn = client.transact_mut();
+        move_due(&mut txn, &keys[n as usize % keys.len()], due, "bench").unwrap();
+        let update = txn.encode_update_v1();
+        drop(txn);
         batch.push(NewUpdate {
             plan_id: id,
             record: record(update, n as i64),

@@ -107,15 +107,18 @@ pub fn plan_at(
     };
     let (last_seq, last_at) = (*last_seq, last.received_at_ms);
     let doc = Doc::new();
-    {
-        let mut txn = doc.transact_mut();
-        for (seq, record) in &prefix {
-            let applied = Update::decode_v1(&record.update)
-                .map_err(|e| e.to_string())
-                .and_then(|u| txn.apply_update(u).map_err(|e| e.to_string()));
-            if let Err(error) = applied {
-                tracing::error!(plan_id = %plan_id, seq, error, "stored update does not apply; skipped");
-            }
+    for (seq, record) in &prefix {
+        // One transaction per update: yrs's cost per update grows with the transaction, so one
+        // transaction for a long log is quadratic.
+        let applied = Update::decode_v1(&record.update)
+            .map_err(|e| e.to_string())
+            .and_then(|u| {
+                doc.transact_mut()
+                    .apply_update(u)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(error) = applied {
+            tracing::error!(plan_id = %plan_id, seq, error, "stored update does not apply; skipped");
         }
     }
     Ok(Some((project_doc(&doc), last_seq, last_at)))
