@@ -22,6 +22,16 @@ function rebuildHistory (dataFile, ...args) {
   return spawnSync(binary, ['rebuild-history', '--data', dataFile, ...args], { encoding: 'utf8' })
 }
 
+/** The plan's slips once at least `count` are stored (history lands a commit after the update). */
+async function slipsOnceThere (server, plan, count, query = '') {
+  let answer
+  await waitFor(async () => {
+    answer = await api(server, 'GET', `/api/plans/${plan.id}/slips${query}`, { token: plan.buyer })
+    return answer.status !== 200 || answer.body.slips.length >= count
+  }, { what: `${count} slip(s)` })
+  return answer
+}
+
 async function templatePlan (server) {
   const plan = await createPlan(server, { template: 'enterprise' })
   const label = side => plan.shares.find(s => s.side === side).label
@@ -40,11 +50,11 @@ test('a buyer and a seller each move a date: exactly those two slips, attributed
 
   moveDue(buyer, 'ms-security-review', '2027-02-01', 'Security team is out until late January')
   moveDue(seller, 'ms-training', '2027-03-22', 'Trainer availability')
-  // Each side sees the other's move only after it is stored with its history.
   await waitFor(() => milestone(seller, 'ms-security-review').get('due') === '2027-02-01')
   await waitFor(() => milestone(buyer, 'ms-training').get('due') === '2027-03-22')
 
-  const { status, body } = await api(server, 'GET', `/api/plans/${plan.id}/slips`, { token: plan.buyer })
+  // History is stored with the commit after the one that made the moves durable.
+  const { status, body } = await slipsOnceThere(server, plan, 2)
   assert.equal(status, 200)
   const slips = Object.fromEntries(body.slips.map(s => [s.milestoneId, s]))
   assert.equal(body.slips.length, 2)
@@ -108,7 +118,7 @@ test('an offline edit merged later is attributed to the connection that delivere
   const beforeReconnect = Date.now()
   champion.provider.connect()
   await waitFor(() => milestone(seller, 'ms-procurement').get('due') === '2027-03-01', { what: 'the merged edit' })
-  const { body } = await api(server, 'GET', `/api/plans/${plan.id}/slips`)
+  const { body } = await slipsOnceThere(server, plan, 1)
   assert.equal(body.slips.length, 1)
   assert.equal(body.slips[0].reason, 'Procurement freeze until March')
   assert.equal(body.slips[0].who.label, plan.buyerLabel)
@@ -223,6 +233,7 @@ test('health and the pipeline view flag an overdue, impossible schedule', async 
   // Signature before legal is done: impossible. Move it and watch the health change.
   moveDue(seller, 'ms-signature', '2027-02-01', 'Customer wants to sign early')
   await waitFor(() => milestone(observer, 'ms-signature').get('due') === '2027-02-01')
+  await slipsOnceThere(server, plan, 1)
   const { body } = await api(server, 'GET', `/api/plans/${plan.id}/health?today=2027-02-10`, { token: plan.buyer })
   const health = body.health
   assert.equal(health.verdict, 'off_track')
@@ -304,16 +315,17 @@ test('rebuild-history reproduces the stored history exactly, also after kill -9 
   await waitFor(() => ids.every(id => milestone(buyer, id).get('due') === milestone(seller, id).get('due')))
   const opened = await api(server, 'GET', `/api/plans/${plan.id}`)
   assert.equal(opened.status, 200)
-  const slips = await api(server, 'GET', `/api/plans/${plan.id}/slips`)
   // Moves that reached the server together (an offline backlog) merge into one update, so
   // count per milestone: the last recorded slip of every moved milestone lands on its date now.
-  const last = {}
-  for (const slip of slips.body.slips) {
-    assert.equal(slip.who.kind, 'share')
-    last[slip.milestoneId] = slip
-  }
-  const moved = new Set(Array.from({ length: moves }, (_, k) => ids[k % ids.length]))
-  for (const id of moved) assert.equal(last[id]?.to, milestone(buyer, id).get('due'), id)
+  const moved = [...new Set(Array.from({ length: moves }, (_, k) => ids[k % ids.length]))]
+  const lastSlips = body => Object.fromEntries(body.slips.map(slip => [slip.milestoneId, slip]))
+  let slips
+  await waitFor(async () => {
+    slips = await api(server, 'GET', `/api/plans/${plan.id}/slips`)
+    const last = lastSlips(slips.body)
+    return moved.every(id => last[id]?.to === milestone(buyer, id).get('due'))
+  }, { what: 'every move in the slip history' })
+  for (const slip of slips.body.slips) assert.equal(slip.who.kind, 'share')
   destroy(buyer, seller)
   assert.equal((await server.stop()).code, 0)
 

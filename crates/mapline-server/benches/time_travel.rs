@@ -77,11 +77,11 @@ fn store_with_long_log(dir: &std::path::Path) -> (Store, PlanId) {
             record: record(update, n as i64),
         });
         if batch.len() == 1000 {
-            store.commit_batch(&batch, &[]).unwrap();
+            store.commit_batch(&batch, &[], &[]).unwrap();
             batch.clear();
         }
     }
-    store.commit_batch(&batch, &[]).unwrap();
+    store.commit_batch(&batch, &[], &[]).unwrap();
     (store, id)
 }
 

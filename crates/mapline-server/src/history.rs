@@ -297,7 +297,7 @@ mod tests {
                 record,
             })
             .collect();
-        store.commit_batch(&batch, &[]).unwrap();
+        store.commit_batch(&batch, &[], &[]).unwrap();
         (dir, store, id)
     }
 

@@ -61,8 +61,7 @@ impl Rooms {
                     let started = Instant::now();
                     let (room, caught_up) = Room::load(plan, load, metrics);
                     if caught_up.through > stored_through {
-                        // Unsynced, like the writer's: the log can always derive it again.
-                        store.commit_history(&[caught_up], false)?;
+                        store.commit_history(&[caught_up])?;
                     }
                     tracing::debug!(plan_id = %plan, tail, micros = started.elapsed().as_micros() as u64, "room loaded");
                     Ok::<_, OpenRoomError>(room)

@@ -1,10 +1,12 @@
 //! The group-commit writer: one thread owns every write of updates to the store. It takes all
 //! requests waiting in its queue (from every room), commits them in one redb transaction (one
-//! fsync), and only then applies them to their rooms, deriving each update's history (stored in
-//! a second, unsynced transaction: it can always be derived again from the log), and finally
-//! lets the rooms relay and acknowledge them. This is what makes "no update is seen by anyone
-//! before it is durable" hold at low latency, and why whoever sees an update can read its
-//! history.
+//! fsync), and only then applies them to their rooms, which derive each update's history and
+//! relay and acknowledge the update. This is what makes "no update is seen by anyone before it
+//! is durable" hold at low latency.
+//!
+//! The derived history rides in the next batch's transaction, or in its own as soon as the
+//! queue is empty, so under load it costs no extra transaction. A crash before it is stored
+//! loses nothing: the log derives it again when the plan loads.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -89,7 +91,7 @@ enum Followup {
 #[derive(Default)]
 struct Carried {
     snapshots: Vec<(PlanId, Snapshot)>,
-    /// History whose (unsynced) commit failed; retried with the next batch.
+    /// History derived from committed updates, stored with the next commit.
     history: Vec<DerivedHistory>,
 }
 
@@ -97,8 +99,18 @@ fn run(mut requests: mpsc::Receiver<WriteRequest>, store: &Store, metrics: &Metr
     let mut carried = Carried::default();
     let mut stopping = false;
     while !stopping {
-        let Some(first) = requests.blocking_recv() else {
-            break;
+        let first = match requests.try_recv() {
+            Ok(request) => request,
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                // Idle: store what is carried now rather than with a batch that may be long
+                // in coming.
+                flush(store, metrics, &mut carried);
+                match requests.blocking_recv() {
+                    Some(request) => request,
+                    None => break,
+                }
+            }
         };
         let mut updates: Vec<NewUpdate> = Vec::new();
         let mut followups: Vec<Followup> = Vec::new();
@@ -135,7 +147,30 @@ fn run(mut requests: mpsc::Receiver<WriteRequest>, store: &Store, metrics: &Metr
         }
         commit(store, metrics, updates, followups, &mut carried);
     }
+    flush(store, metrics, &mut carried);
     tracing::info!("writer stopped");
+}
+
+/// Stores carried history and snapshots in a transaction of their own.
+fn flush(store: &Store, metrics: &Metrics, carried: &mut Carried) {
+    if carried.history.is_empty() && carried.snapshots.is_empty() {
+        return;
+    }
+    let started = Instant::now();
+    let result = store.commit_batch(&[], &carried.snapshots, &carried.history);
+    metrics
+        .history_seconds
+        .observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(_) => {
+            carried.history.clear();
+            carried.snapshots.clear();
+        }
+        Err(error) => {
+            metrics.commit_failures.inc();
+            tracing::error!(%error, "storing derived history failed; retried with the next batch");
+        }
+    }
 }
 
 fn commit(
@@ -145,7 +180,7 @@ fn commit(
     followups: Vec<Followup>,
     carried: &mut Carried,
 ) {
-    if updates.is_empty() && carried.snapshots.is_empty() {
+    if updates.is_empty() {
         for followup in followups {
             if let Followup::Noop { room, origin } = followup {
                 room.acknowledge_noop(origin);
@@ -154,7 +189,7 @@ fn commit(
         return;
     }
     let started = Instant::now();
-    let result = store.commit_batch(&updates, &carried.snapshots);
+    let result = store.commit_batch(&updates, &carried.snapshots, &carried.history);
     metrics
         .commit_seconds
         .observe(started.elapsed().as_secs_f64());
@@ -176,11 +211,12 @@ fn commit(
     metrics.commit_batch_size.observe(seqs.len() as f64);
     metrics.updates_persisted.inc_by(seqs.len() as u64);
     carried.snapshots.clear();
+    carried.history.clear();
 
-    // Apply every durable update to its room and collect the history it derives.
+    // Apply every durable update to its room: it derives the history (stored with the next
+    // commit), relays the update and acknowledges it.
     let now = now_ms();
     let mut durable = seqs.into_iter().zip(updates);
-    let mut releases = Vec::with_capacity(followups.len());
     for followup in followups {
         match followup {
             Followup::Apply {
@@ -197,49 +233,11 @@ fn commit(
                 let slips = applied.history.as_ref().map_or(0, |h| h.slips.len());
                 metrics.slips_recorded.inc_by(slips as u64);
                 record_history(&mut carried.history, room.plan_id(), seq, applied.history);
-                releases.push(Release::Update {
-                    room,
-                    origin,
-                    raw: stored.record.update,
-                });
+                room.release(&stored.record.update, origin);
             }
-            Followup::Noop { room, origin } => releases.push(Release::Noop { room, origin }),
+            Followup::Noop { room, origin } => room.acknowledge_noop(origin),
         }
     }
-
-    // Store the history before anyone sees the updates. Unsynced: the next durable commit
-    // makes it durable, and a crash before that is repaired from the log when the plan loads.
-    if !carried.history.is_empty() {
-        let started = Instant::now();
-        match store.commit_history(&carried.history, false) {
-            Ok(()) => carried.history.clear(),
-            Err(error) => {
-                tracing::error!(%error, "storing derived history failed; retried with the next batch")
-            }
-        }
-        metrics
-            .history_seconds
-            .observe(started.elapsed().as_secs_f64());
-    }
-
-    for release in releases {
-        match release {
-            Release::Update { room, origin, raw } => room.release(&raw, origin),
-            Release::Noop { room, origin } => room.acknowledge_noop(origin),
-        }
-    }
-}
-
-enum Release {
-    Update {
-        room: Arc<Room>,
-        origin: ConnId,
-        raw: Vec<u8>,
-    },
-    Noop {
-        room: Arc<Room>,
-        origin: ConnId,
-    },
 }
 
 /// Adds one update's derivation to the batch's history for its plan.

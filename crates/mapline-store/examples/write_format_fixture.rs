@@ -40,6 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 state: vec![0, 0],
             },
         )],
+        &[],
     )?;
     println!("wrote {}", path.display());
     Ok(())

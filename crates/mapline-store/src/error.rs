@@ -24,8 +24,6 @@ pub enum StoreError {
     Storage(#[from] redb::StorageError),
     #[error("storage commit failed: {0}")]
     Commit(#[from] redb::CommitError),
-    #[error("cannot set the commit durability: {0}")]
-    Durability(String),
     #[error("stored record in {table} at {key} cannot be decoded")]
     Corrupt { table: &'static str, key: String },
     #[error("plan {0} already exists")]

@@ -211,13 +211,15 @@ impl Store {
             .transpose()
     }
 
-    /// Appends a batch of updates (from any plans) and writes snapshots, in one write transaction:
-    /// one fsync for the whole batch. Returns each update's log position, in batch order. A
-    /// snapshot older than the stored one is skipped. Either everything is durable or nothing is.
+    /// Appends a batch of updates (from any plans), writes snapshots and stores derived history,
+    /// in one write transaction: one fsync for the whole batch. Returns each update's log
+    /// position, in batch order. A snapshot older than the stored one is skipped. Either
+    /// everything is durable or nothing is.
     pub fn commit_batch(
         &self,
         updates: &[NewUpdate],
         snapshots: &[(PlanId, Snapshot)],
+        history: &[DerivedHistory],
     ) -> Result<Vec<Seq>> {
         let txn = self.db.begin_write()?;
         let mut seqs = Vec::with_capacity(updates.len());
@@ -250,6 +252,7 @@ impl Store {
                     table.insert(plan.as_u128(), encode(snapshot).as_slice())?;
                 }
             }
+            write_history(&txn, history)?;
         }
         txn.commit()?;
         Ok(seqs)
@@ -293,34 +296,9 @@ impl Store {
 
     /// Stores derived history and advances each plan's derived position. Entries are keyed by
     /// log position, so storing one again writes the same record: derivation is exactly once
-    /// however often it runs. `durable: false` skips the fsync — history can always be derived
-    /// again from the durable log, and the next durable commit makes it durable anyway.
-    pub fn commit_history(&self, batch: &[DerivedHistory], durable: bool) -> Result<()> {
-        let mut txn = self.db.begin_write()?;
-        if !durable {
-            txn.set_durability(redb::Durability::None)
-                .map_err(|e| StoreError::Durability(e.to_string()))?;
-        }
-        {
-            let mut history = txn.open_table(HISTORY)?;
-            let mut index = txn.open_table(SLIP_INDEX)?;
-            let mut derived = txn.open_table(DERIVED)?;
-            for item in batch {
-                let plan = item.plan_id.as_u128();
-                for (seq, entry) in &item.entries {
-                    history.insert((plan, *seq), encode(entry).as_slice())?;
-                    if !entry.slips.is_empty() {
-                        index.insert((plan, *seq), ())?;
-                    }
-                }
-                let stored = derived.get(plan)?.map_or(0, |v| v.value());
-                if item.through > stored {
-                    derived.insert(plan, item.through)?;
-                }
-            }
-        }
-        txn.commit()?;
-        Ok(())
+    /// however often it runs.
+    pub fn commit_history(&self, batch: &[DerivedHistory]) -> Result<()> {
+        self.commit_batch(&[], &[], batch).map(|_| ())
     }
 
     /// Replaces a plan's whole derived history (the rebuild), durably.
@@ -335,7 +313,7 @@ impl Store {
             txn.open_table(DERIVED)?.remove(plan)?;
         }
         txn.commit()?;
-        self.commit_history(std::slice::from_ref(rebuilt), true)
+        self.commit_history(std::slice::from_ref(rebuilt))
     }
 
     /// Plans whose log goes past their stored history (history lost in a crash before it was
@@ -480,6 +458,29 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+fn write_history(txn: &redb::WriteTransaction, batch: &[DerivedHistory]) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut history = txn.open_table(HISTORY)?;
+    let mut index = txn.open_table(SLIP_INDEX)?;
+    let mut derived = txn.open_table(DERIVED)?;
+    for item in batch {
+        let plan = item.plan_id.as_u128();
+        for (seq, entry) in &item.entries {
+            history.insert((plan, *seq), encode(entry).as_slice())?;
+            if !entry.slips.is_empty() {
+                index.insert((plan, *seq), ())?;
+            }
+        }
+        let stored = derived.get(plan)?.map_or(0, |v| v.value());
+        if item.through > stored {
+            derived.insert(plan, item.through)?;
+        }
+    }
+    Ok(())
 }
 
 fn last_seq(log: &redb::Table<(u128, u64), &[u8]>, plan: PlanId) -> Result<Seq> {

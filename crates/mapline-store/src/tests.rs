@@ -54,7 +54,10 @@ fn batch_assigns_consecutive_positions_per_plan() {
         plan_id,
         record: update(byte),
     });
-    assert_eq!(store.commit_batch(&batch, &[]).unwrap(), [2, 2, 3, 4, 3]);
+    assert_eq!(
+        store.commit_batch(&batch, &[], &[]).unwrap(),
+        [2, 2, 3, 4, 3]
+    );
     let log: Vec<_> = store
         .log(a)
         .unwrap()
@@ -68,6 +71,7 @@ fn batch_assigns_consecutive_positions_per_plan() {
                 plan_id: b,
                 record: update(6),
             }],
+            &[],
             &[],
         )
         .unwrap();
@@ -84,14 +88,14 @@ fn load_returns_snapshot_and_only_the_tail_after_it() {
             record: update(b),
         })
         .collect();
-    store.commit_batch(&batch, &[]).unwrap();
+    store.commit_batch(&batch, &[], &[]).unwrap();
     let snapshot = Snapshot {
         covers_seq: 3,
         taken_at_ms: 5,
         state: vec![7],
     };
     store
-        .commit_batch(&[], &[(plan, snapshot.clone())])
+        .commit_batch(&[], &[(plan, snapshot.clone())], &[])
         .unwrap();
     // An older snapshot never replaces a newer one.
     let stale = Snapshot {
@@ -99,7 +103,7 @@ fn load_returns_snapshot_and_only_the_tail_after_it() {
         taken_at_ms: 6,
         state: vec![8],
     };
-    store.commit_batch(&[], &[(plan, stale)]).unwrap();
+    store.commit_batch(&[], &[(plan, stale)], &[]).unwrap();
 
     // Until history is derived up to the snapshot, the snapshot is not used: the states the
     // missing history comes from must be replayed.
@@ -108,9 +112,7 @@ fn load_returns_snapshot_and_only_the_tail_after_it() {
     assert_eq!(load.tail.len(), 5);
     assert_eq!(load.derived_through, 0);
 
-    store
-        .commit_history(&[derived(plan, &[], 3)], true)
-        .unwrap();
+    store.commit_history(&[derived(plan, &[], 3)]).unwrap();
     let load = store.load_document(plan).unwrap().unwrap();
     assert_eq!(load.snapshot, Some(snapshot));
     let tail: Vec<_> = load
@@ -259,14 +261,10 @@ fn history_is_keyed_by_log_position_so_storing_it_again_changes_nothing() {
     let (_dir, store) = new_store();
     let plan = create(&store, 1);
     let batch = derived(plan, &[(2, entry(10, 0)), (4, entry(20, 1))], 5);
-    store
-        .commit_history(std::slice::from_ref(&batch), false)
-        .unwrap();
-    store.commit_history(&[batch], true).unwrap();
+    store.commit_history(std::slice::from_ref(&batch)).unwrap();
+    store.commit_history(&[batch]).unwrap();
     // An older derivation never moves the position back.
-    store
-        .commit_history(&[derived(plan, &[], 3)], true)
-        .unwrap();
+    store.commit_history(&[derived(plan, &[], 3)]).unwrap();
     assert_eq!(store.derived_through(plan).unwrap(), 5);
     assert_eq!(
         store.all_history(plan).unwrap(),
@@ -282,10 +280,7 @@ fn history_pages_newest_first() {
     let other = create(&store, 2);
     let entries: Vec<_> = (1..=5).map(|s| (s, entry(s as i64, 0))).collect();
     store
-        .commit_history(
-            &[derived(plan, &entries, 5), derived(other, &entries, 5)],
-            true,
-        )
+        .commit_history(&[derived(plan, &entries, 5), derived(other, &entries, 5)])
         .unwrap();
     let seqs =
         |page: Vec<(Seq, HistoryEntry)>| page.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
@@ -303,10 +298,7 @@ fn replacing_history_removes_what_the_rebuild_did_not_produce() {
     let (_dir, store) = new_store();
     let plan = create(&store, 1);
     store
-        .commit_history(
-            &[derived(plan, &[(2, entry(1, 1)), (3, entry(2, 1))], 3)],
-            true,
-        )
+        .commit_history(&[derived(plan, &[(2, entry(1, 1)), (3, entry(2, 1))], 3)])
         .unwrap();
     store
         .replace_history(&derived(plan, &[(3, entry(2, 0))], 3))
@@ -325,7 +317,7 @@ fn log_prefixes_end_at_a_position_or_a_time() {
             record: update(b),
         })
         .to_vec();
-    store.commit_batch(&batch, &[]).unwrap();
+    store.commit_batch(&batch, &[], &[]).unwrap();
     let seqs = |p: Vec<(Seq, UpdateRecord)>| p.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
     assert_eq!(
         seqs(store.log_prefix(plan, LogBound::Seq(2)).unwrap()),
