@@ -270,6 +270,9 @@ fn go_live_slip(before: &RawPlan, after: &RawPlan, reason_written: bool) -> Opti
 struct Touched {
     meta: bool,
     success: bool,
+    /// A root itself changed (entries added or removed, or content that is not an entry), so
+    /// whether a root holds sequence content must be checked again.
+    roots: bool,
     entries: BTreeMap<Collection, BTreeSet<String>>,
     written: Written,
 }
@@ -371,7 +374,9 @@ impl HistoryTracker {
                 };
             }
         }
-        self.current.roots_not_maps = roots_not_maps(&txn);
+        if touched.roots {
+            self.current.roots_not_maps = roots_not_maps(&txn);
+        }
         (derivation, error)
     }
 
@@ -384,6 +389,7 @@ impl HistoryTracker {
 /// Records what one observed event touched.
 fn note(touched: &mut Touched, root: Root, txn: &yrs::TransactionMut, event: &Event) {
     let path = event.path();
+    touched.roots |= path.is_empty();
     match root {
         Root::Meta => {
             touched.meta = true;

@@ -4,12 +4,14 @@
 //! relay and acknowledge the update. This is what makes "no update is seen by anyone before it
 //! is durable" hold at low latency.
 //!
-//! The derived history rides in the next batch's transaction, or in its own as soon as the
-//! queue is empty, so under load it costs no extra transaction. A crash before it is stored
-//! loses nothing: the log derives it again when the plan loads.
+//! The derived history is stored at most every [`HISTORY_EVERY`]: with a batch's transaction
+//! when one comes, or in its own when the queue stays empty that long. Each transaction costs an
+//! fsync and a page write per plan it touches, so storing history with every batch doubled the
+//! server's CPU under load. A crash before it is stored loses nothing: the log derives it again
+//! when the plan loads.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mapline_store::{DerivedHistory, NewUpdate, PlanId, Snapshot, Store, UpdateRecord};
 use tokio::sync::mpsc;
@@ -22,6 +24,10 @@ use crate::room::{ConnId, Room};
 const MAX_BATCH: usize = 4096;
 /// Requests that may wait for the writer before senders wait (back-pressure on clients).
 const QUEUE: usize = 16_384;
+/// Under load, derived history is stored with a batch at most this often...
+pub const HISTORY_EVERY: Duration = Duration::from_millis(100);
+/// ...unless this many history entries are waiting.
+const HISTORY_MAX_WAITING: usize = 4096;
 
 /// A request to the writer.
 pub enum WriteRequest {
@@ -66,7 +72,18 @@ pub fn spawn(
     let (queue, requests) = mpsc::channel(QUEUE);
     let thread = std::thread::Builder::new()
         .name("mapline-writer".into())
-        .spawn(move || run(requests, &store, &metrics))?;
+        .spawn(move || {
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run(requests, &store, &metrics)
+            }));
+            if ran.is_err() {
+                // Without the writer nothing more can be stored, and every editor would wait
+                // forever. Stop the process: what was acknowledged is on disk, and a restart
+                // (by the supervisor) derives whatever history was not.
+                tracing::error!("the writer thread panicked; aborting");
+                std::process::abort();
+            }
+        })?;
     Ok((WriterHandle { queue }, thread))
 }
 
@@ -88,29 +105,73 @@ enum Followup {
 }
 
 /// Work carried from one batch to the next until it is stored.
-#[derive(Default)]
 struct Carried {
     snapshots: Vec<(PlanId, Snapshot)>,
-    /// History derived from committed updates, stored with the next commit.
+    /// History derived from committed updates, not stored yet.
     history: Vec<DerivedHistory>,
+    history_entries: usize,
+    history_stored_at: Instant,
+}
+
+impl Default for Carried {
+    fn default() -> Self {
+        Self {
+            snapshots: Vec::new(),
+            history: Vec::new(),
+            history_entries: 0,
+            history_stored_at: Instant::now(),
+        }
+    }
+}
+
+impl Carried {
+    /// Whether the next commit should store the history: it is due, plenty is waiting, or a
+    /// snapshot is (a snapshot never goes to disk ahead of the history it covers).
+    fn history_due(&self) -> bool {
+        !self.history.is_empty()
+            && (!self.snapshots.is_empty()
+                || self.history_entries >= HISTORY_MAX_WAITING
+                || self.history_stored_at.elapsed() >= HISTORY_EVERY)
+    }
+
+    fn history_stored(&mut self) {
+        self.history.clear();
+        self.history_entries = 0;
+        self.history_stored_at = Instant::now();
+    }
 }
 
 fn run(mut requests: mpsc::Receiver<WriteRequest>, store: &Store, metrics: &Metrics) {
+    // Only for waiting on the queue with a deadline; the writer itself never awaits anything else.
+    let clock = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(clock) => clock,
+        Err(error) => {
+            tracing::error!(%error, "the writer cannot start its timer");
+            return;
+        }
+    };
     let mut carried = Carried::default();
     let mut stopping = false;
     while !stopping {
-        let first = match requests.try_recv() {
-            Ok(request) => request,
-            Err(mpsc::error::TryRecvError::Disconnected) => break,
-            Err(mpsc::error::TryRecvError::Empty) => {
-                // Idle: store what is carried now rather than with a batch that may be long
-                // in coming.
-                flush(store, metrics, &mut carried);
-                match requests.blocking_recv() {
-                    Some(request) => request,
-                    None => break,
+        let first = if carried.history.is_empty() && carried.snapshots.is_empty() {
+            requests.blocking_recv()
+        } else {
+            // Something waits to be stored: store it when it is due unless a batch comes first
+            // and takes it along.
+            let due_in = HISTORY_EVERY.saturating_sub(carried.history_stored_at.elapsed());
+            match clock.block_on(async { tokio::time::timeout(due_in, requests.recv()).await }) {
+                Ok(request) => request,
+                Err(_) => {
+                    flush(store, metrics, &mut carried);
+                    continue;
                 }
             }
+        };
+        let Some(first) = first else {
+            break;
         };
         let mut updates: Vec<NewUpdate> = Vec::new();
         let mut followups: Vec<Followup> = Vec::new();
@@ -151,7 +212,7 @@ fn run(mut requests: mpsc::Receiver<WriteRequest>, store: &Store, metrics: &Metr
     tracing::info!("writer stopped");
 }
 
-/// Stores carried history and snapshots in a transaction of their own.
+/// Stores carried history and snapshots in a transaction of their own (the queue was idle).
 fn flush(store: &Store, metrics: &Metrics, carried: &mut Carried) {
     if carried.history.is_empty() && carried.snapshots.is_empty() {
         return;
@@ -163,7 +224,7 @@ fn flush(store: &Store, metrics: &Metrics, carried: &mut Carried) {
         .observe(started.elapsed().as_secs_f64());
     match result {
         Ok(_) => {
-            carried.history.clear();
+            carried.history_stored();
             carried.snapshots.clear();
         }
         Err(error) => {
@@ -189,7 +250,9 @@ fn commit(
         return;
     }
     let started = Instant::now();
-    let result = store.commit_batch(&updates, &carried.snapshots, &carried.history);
+    let with_history = carried.history_due();
+    let history: &[DerivedHistory] = if with_history { &carried.history } else { &[] };
+    let result = store.commit_batch(&updates, &carried.snapshots, history);
     metrics
         .commit_seconds
         .observe(started.elapsed().as_secs_f64());
@@ -211,7 +274,9 @@ fn commit(
     metrics.commit_batch_size.observe(seqs.len() as f64);
     metrics.updates_persisted.inc_by(seqs.len() as u64);
     carried.snapshots.clear();
-    carried.history.clear();
+    if with_history {
+        carried.history_stored();
+    }
 
     // Apply every durable update to its room: it derives the history (stored with the next
     // commit), relays the update and acknowledges it.
@@ -232,6 +297,7 @@ fn commit(
                 carried.snapshots.extend(applied.snapshot);
                 let slips = applied.history.as_ref().map_or(0, |h| h.slips.len());
                 metrics.slips_recorded.inc_by(slips as u64);
+                carried.history_entries += usize::from(applied.history.is_some());
                 record_history(&mut carried.history, room.plan_id(), seq, applied.history);
                 room.release(&stored.record.update, origin);
             }

@@ -15,7 +15,7 @@ pub use records::{
     Author, ChangeKind, ChangeRecord, DerivedHistory, HistoryEntry, NewUpdate, PlanId, PlanRecord,
     Role, Seq, ShareId, ShareRecord, Side, SlipRecord, Snapshot, UpdateRecord,
 };
-pub use store::{DocumentLoad, LogBound, STORAGE_FORMAT, Store};
+pub use store::{DEFAULT_CACHE_BYTES, DocumentLoad, LogBound, STORAGE_FORMAT, Store};
 
 #[cfg(test)]
 mod tests;

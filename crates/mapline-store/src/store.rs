@@ -8,6 +8,9 @@ use crate::records::{
     Snapshot, UpdateRecord, decode, encode,
 };
 
+/// Page cache size unless configured: enough for the hot pages of many active plans.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
 /// Version of the on-disk layout (tables and keys) described in docs/storage.md.
 pub const STORAGE_FORMAT: u32 = 1;
 
@@ -58,12 +61,21 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the data file, creating it and its folder if missing, and checks its format.
+    /// Opens the data file, creating it and its folder if missing, and checks its format; the
+    /// page cache holds up to [`DEFAULT_CACHE_BYTES`].
     pub fn open(path: &Path) -> Result<Self, OpenError> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Store::open`] with a page cache of `cache_bytes`. redb's own default (1 GiB) lets a
+    /// busy server's memory grow by every page it writes until that size.
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self, OpenError> {
         if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(folder).map_err(OpenError::Folder)?;
         }
-        let db = Database::create(path)?;
+        let db = redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(path)?;
         let store = Self {
             db,
             path: path.to_owned(),

@@ -71,6 +71,9 @@ struct ServeArgs {
     /// Seconds a plan with nobody connected stays in memory.
     #[arg(long, env = "MAPLINE_ROOM_IDLE_SECS", default_value_t = 60)]
     room_idle_secs: u64,
+    /// Memory for the data file's page cache, in MiB.
+    #[arg(long, env = "MAPLINE_CACHE_MB", default_value_t = 64)]
+    cache_mb: usize,
     /// Log filter (tracing syntax), e.g. `info` or `mapline_server=debug`.
     #[arg(long, env = "MAPLINE_LOG", default_value = "info")]
     log: String,
@@ -168,7 +171,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         bail!("--max-message-bytes must be at least 1024");
     }
 
-    let store = Store::open(&args.data)
+    if args.cache_mb == 0 {
+        bail!("--cache-mb must be at least 1");
+    }
+    let store = Store::open_with_cache(&args.data, args.cache_mb.saturating_mul(1 << 20))
         .with_context(|| format!("opening the data file {}", args.data.display()))?;
     let admin_token_hash = settle_admin_token(&store, args.admin_token.as_deref())?;
 

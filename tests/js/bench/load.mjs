@@ -60,9 +60,7 @@ async function startMapline (dataDir, binary = join(repo, 'target', 'release', '
       const r = await fetch(url + '/api/plans', {
         method: 'POST',
         headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-        // A realistic plan: the enterprise template's 17 milestones, so every update's history
-        // is derived against a plan of real size.
-        body: JSON.stringify({ title: 'Bench', buyerOrg: 'B', sellerOrg: 'S', goLive: '2027-04-01', template: 'enterprise' })
+        body: JSON.stringify({ title: 'Bench', buyerOrg: 'B', sellerOrg: 'S', goLive: '2027-04-01' })
       })
       const body = await r.json()
       return { room: body.id, token: body.shares[0].token }
@@ -103,10 +101,24 @@ async function fanout (server) {
   const plans = await Promise.all(Array.from({ length: P.plans }, () => server.plan()))
   const clients = plans.flatMap(plan => Array.from({ length: P.clients }, () => ({ plan, ...connect(server, plan) })))
   await until(() => clients.every(c => c.provider.synced))
+  // A plan of realistic size, written by a client so every server (and every build) gets the
+  // same documents: 17 milestones like the enterprise template's.
+  for (let p = 0; p < clients.length; p += P.clients) {
+    const doc = clients[p].doc
+    doc.transact(() => {
+      for (let k = 0; k < 17; k++) {
+        doc.getMap('milestones').set(`ms-${k}`, new Y.Map([
+          ['title', `Milestone ${k} of the plan, with a realistic title`], ['workstream', 'legal_procurement'],
+          ['side', 'joint'], ['owner', 'Dana Whitfield'], ['due', `2027-03-${String(k + 1).padStart(2, '0')}`],
+          ['status', 'not_started'], ['dependsOn', Y.Array.from(k ? [`ms-${k - 1}`] : [])], ['order', `a${k}`]
+        ]))
+      }
+    })
+  }
   // Every client edits the notes of its own milestone: plan data, so the server derives a
   // change record for every update.
   clients.forEach((c, i) => c.doc.getMap('milestones').set(`bench-${i}`, new Y.Map([['title', `Bench ${i}`]])))
-  await until(() => clients.every(c => c.doc.getMap('milestones').size >= P.clients))
+  await until(() => clients.every(c => c.doc.getMap('milestones').size >= 17 + P.clients))
   const latencies = []
   for (const c of clients) {
     c.doc.getMap('milestones').observeDeep((events, txn) => {
