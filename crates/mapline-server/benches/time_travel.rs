@@ -48,7 +48,13 @@ fn store_with_long_log(dir: &std::path::Path) -> (Store, PlanId) {
         created_at_ms: 0,
     };
     store
-        .create_plan(id, &meta, &record(first.clone(), 0), &[])
+        .create_plan(
+            id,
+            &meta,
+            &record(first.clone(), 0),
+            &[],
+            &mapline_store::DerivedHistory::none(id),
+        )
         .unwrap();
     let client = Doc::with_client_id(3);
     client

@@ -77,21 +77,32 @@ pub fn apply_stored(
 /// Derives a plan's whole history again from its log, from the first update.
 pub fn rebuild(store: &Store, plan_id: PlanId) -> Result<DerivedHistory, StoreError> {
     let log = store.log(plan_id)?;
+    Ok(derive_log(
+        plan_id,
+        log.iter().map(|(seq, record)| (*seq, record)),
+    ))
+}
+
+/// Derives the history of a log from its first update (a new plan's, or a whole plan's).
+pub fn derive_log<'a>(
+    plan_id: PlanId,
+    log: impl IntoIterator<Item = (Seq, &'a UpdateRecord)>,
+) -> DerivedHistory {
     let doc = Doc::new();
     let mut tracker = HistoryTracker::attach(&doc);
     let mut entries = Vec::new();
     let mut through = 0;
-    for (seq, record) in &log {
-        if let Some(entry) = apply_stored(plan_id, &doc, &mut tracker, *seq, record) {
-            entries.push((*seq, entry));
+    for (seq, record) in log {
+        if let Some(entry) = apply_stored(plan_id, &doc, &mut tracker, seq, record) {
+            entries.push((seq, entry));
         }
-        through = *seq;
+        through = seq;
     }
-    Ok(DerivedHistory {
+    DerivedHistory {
         plan_id,
         entries,
         through,
-    })
+    }
 }
 
 /// The plan as it was at a point of its log: the projection and the last position included
@@ -256,6 +267,8 @@ mod tests {
                 &record_for_plan,
                 &record(Author::System, first.clone()),
                 &[],
+                // No history: the state a crash before any derivation leaves.
+                &mapline_store::DerivedHistory::none(id),
             )
             .unwrap();
         let client = yrs::Doc::with_client_id(7);

@@ -7,6 +7,7 @@ use mapline_store::{
 use rand::Rng as _;
 use serde::Serialize;
 use uuid::Uuid;
+use yrs::updates::decoder::Decode as _;
 
 use crate::auth::{new_share_token, token_hash};
 
@@ -138,14 +139,19 @@ pub fn create_plan(
         go_live: mapline_plan::format_date(plan.go_live),
         created_at_ms: now_ms,
     };
+    let client_ids = yrs::Update::decode_v1(&first_update)
+        .map(|u| crate::protocol::client_ids(&u))
+        .unwrap_or_default();
     let first = UpdateRecord {
         author: Author::System,
-        client_ids: Vec::new(),
+        client_ids,
         received_at_ms: now_ms,
         update: first_update,
     };
+    // The creation's history is stored with the plan, so a new plan never needs deriving later.
+    let history = crate::history::derive_log(id, [(1, &first)]);
     let records: Vec<_> = shares.iter().map(|s| s.record.clone()).collect();
-    store.create_plan(id, &record, &first, &records)?;
+    store.create_plan(id, &record, &first, &records, &history)?;
     Ok(shares)
 }
 

@@ -124,7 +124,7 @@ impl Room {
             catch_up.through = *seq;
         }
         if catch_up.through > derived_through {
-            tracing::info!(plan_id = %plan_id, from = derived_through + 1, through = catch_up.through, "derived history missing after a restart");
+            tracing::info!(plan_id = %plan_id, from = derived_through + 1, through = catch_up.through, "derived the history a crash left unstored");
         }
         let snapshot_seq = load.snapshot.as_ref().map_or(0, |s| s.covers_seq);
         let snapshot_bytes = load.snapshot.as_ref().map_or(0, |s| s.state.len());

@@ -26,7 +26,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         created_at_ms: 1_700_000_000_000,
     };
     // The empty Yjs update: both counts zero.
-    store.create_plan(plan, &plan_record, &record(vec![0, 0]), &[])?;
+    store.create_plan(
+        plan,
+        &plan_record,
+        &record(vec![0, 0]),
+        &[],
+        &mapline_store::DerivedHistory::none(plan),
+    )?;
     store.commit_batch(
         &[NewUpdate {
             plan_id: plan,

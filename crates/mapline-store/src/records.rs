@@ -151,6 +151,17 @@ pub struct DerivedHistory {
     pub through: Seq,
 }
 
+impl DerivedHistory {
+    /// No history derived yet (a plan whose log still needs deriving).
+    pub fn none(plan_id: PlanId) -> Self {
+        Self {
+            plan_id,
+            entries: Vec::new(),
+            through: 0,
+        }
+    }
+}
+
 /// The format byte in front of every stored value.
 pub(crate) const RECORD_FORMAT: u8 = 1;
 

@@ -140,13 +140,15 @@ impl Store {
         Ok(())
     }
 
-    /// Creates a plan with its first update (log position 1) and its share links, atomically.
+    /// Creates a plan with its first update (log position 1), the history derived from it and
+    /// its share links, atomically.
     pub fn create_plan(
         &self,
         id: PlanId,
         plan: &PlanRecord,
         first_update: &UpdateRecord,
         shares: &[ShareRecord],
+        history: &DerivedHistory,
     ) -> Result<()> {
         let txn = self.db.begin_write()?;
         {
@@ -161,6 +163,7 @@ impl Store {
             for share in shares {
                 table.insert(share.id.as_u128(), encode(share).as_slice())?;
             }
+            write_history(&txn, std::slice::from_ref(history))?;
         }
         txn.commit()?;
         Ok(())

@@ -33,7 +33,13 @@ fn new_store() -> (tempfile::TempDir, Store) {
 fn create(store: &Store, id: u128) -> PlanId {
     let id = Uuid::from_u128(id);
     store
-        .create_plan(id, &plan_record(), &update(0), &[])
+        .create_plan(
+            id,
+            &plan_record(),
+            &update(0),
+            &[],
+            &DerivedHistory::none(id),
+        )
         .unwrap();
     id
 }
@@ -131,7 +137,13 @@ fn creating_an_existing_plan_is_refused_and_changes_nothing() {
     let (_dir, store) = new_store();
     let plan = create(&store, 1);
     let err = store
-        .create_plan(plan, &plan_record(), &update(9), &[])
+        .create_plan(
+            plan,
+            &plan_record(),
+            &update(9),
+            &[],
+            &DerivedHistory::none(plan),
+        )
         .unwrap_err();
     assert!(matches!(err, StoreError::PlanExists(id) if id == plan));
     assert_eq!(store.log(plan).unwrap().len(), 1);

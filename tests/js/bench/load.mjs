@@ -6,6 +6,7 @@
 //
 // Mapline runs from target/release/mapline (build it first: cargo build --release -p mapline).
 import { spawn } from 'node:child_process'
+import { createServer } from 'node:net'
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
@@ -69,8 +70,20 @@ async function startMapline (dataDir, binary = join(repo, 'target', 'release', '
   }
 }
 
+/** A port that was free a moment ago (the baseline server takes a port number, not 0). */
+function freePort () {
+  return new Promise((resolve, reject) => {
+    const probe = createServer()
+    probe.once('error', reject)
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address()
+      probe.close(() => resolve(port))
+    })
+  })
+}
+
 async function startBaseline () {
-  const port = 20000 + Math.floor(Math.random() * 20000)
+  const port = await freePort()
   const proc = spawn(process.execPath, [join(here, '..', 'node_modules', '@y', 'websocket-server', 'src', 'server.js')],
     { env: { ...process.env, HOST: '127.0.0.1', PORT: String(port) }, stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
