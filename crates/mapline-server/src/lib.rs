@@ -123,7 +123,20 @@ pub async fn run(
     });
 
     let sweeper = tokio::spawn(retire_idle_rooms(app.clone()));
-    let catch_up = tokio::spawn(catch_up_history(app.clone()));
+    let app_for_catch_up = app.clone();
+    // Taken before anything is written: if this run crashes, the next start must look.
+    let take = app.store.clone();
+    let was_clean = tokio::task::spawn_blocking(move || take.take_clean_shutdown())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(false);
+    // After a clean shutdown everything was derived and stored: nothing to look for.
+    let catch_up = tokio::spawn(async move {
+        if !was_clean {
+            catch_up_history(app_for_catch_up).await
+        }
+    });
     let stopping = app.shutdown.clone();
     let result = axum::serve(listener, api::router(app.clone()))
         .with_graceful_shutdown(async move {
@@ -143,6 +156,11 @@ pub async fn run(
     }
     let _ = writer.send(writer::WriteRequest::Stop).await;
     let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    if result.is_ok()
+        && let Err(error) = app.store.mark_clean_shutdown()
+    {
+        tracing::error!(%error, "cannot mark the clean shutdown; the next start looks for underived history");
+    }
     result.map_err(RunError::Serve)
 }
 

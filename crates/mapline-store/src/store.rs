@@ -27,6 +27,7 @@ const DERIVED: TableDefinition<u128, u64> = TableDefinition::new("derived_throug
 
 const META_FORMAT: &str = "format_version";
 const META_ADMIN_TOKEN: &str = "admin_token_sha256";
+const META_CLEAN_SHUTDOWN: &str = "clean_shutdown";
 
 /// What a room needs to rebuild a plan's document: the newest snapshot and the log after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +137,27 @@ impl Store {
         let txn = self.db.begin_write()?;
         txn.open_table(META)?
             .insert(META_ADMIN_TOKEN, hash.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Whether the last server to use the file stopped cleanly (everything derived and
+    /// stored); clears the mark, so a crash from now on is detected at the next start.
+    pub fn take_clean_shutdown(&self) -> Result<bool> {
+        let txn = self.db.begin_write()?;
+        let clean = {
+            let mut meta = txn.open_table(META)?;
+            meta.remove(META_CLEAN_SHUTDOWN)?.is_some()
+        };
+        txn.commit()?;
+        Ok(clean)
+    }
+
+    /// Marks a clean shutdown: call it last, after every write.
+    pub fn mark_clean_shutdown(&self) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(META)?
+            .insert(META_CLEAN_SHUTDOWN, [1u8].as_slice())?;
         txn.commit()?;
         Ok(())
     }
