@@ -232,6 +232,34 @@ pub(crate) fn require_admin(principal: &Principal) -> Result<(), ApiError> {
     }
 }
 
+/// Checks that the caller may read the plan named in the path, and that it exists.
+pub(crate) async fn authorize_read(
+    app: &Arc<App>,
+    principal: &Principal,
+    raw_id: &str,
+) -> Result<PlanId, ApiError> {
+    let plan_id = parse_plan_id(raw_id)?;
+    if !principal.can_read(plan_id) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_plan",
+            "this link is for another plan",
+        ));
+    }
+    // A share exists only for an existing plan; admin may name any id, so check it.
+    if matches!(principal, Principal::Admin) {
+        let store = app.store.clone();
+        let exists = tokio::task::spawn_blocking(move || store.plan(plan_id))
+            .await
+            .map_err(ApiError::internal)??
+            .is_some();
+        if !exists {
+            return Err(ApiError::no_such_plan());
+        }
+    }
+    Ok(plan_id)
+}
+
 pub(crate) fn parse_plan_id(raw: &str) -> Result<PlanId, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::no_such_plan())
 }
@@ -396,25 +424,7 @@ async fn sync(
     let Query(query) =
         query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
     let principal = authenticate(&app, &headers, query.token.as_deref()).await?;
-    let plan_id = parse_plan_id(&plan_id)?;
-    if !principal.can_read(plan_id) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "wrong_plan",
-            "this link is for another plan",
-        ));
-    }
-    // A share exists only for an existing plan; admin may name any id, so check it.
-    if matches!(principal, Principal::Admin) {
-        let store = app.store.clone();
-        let exists = tokio::task::spawn_blocking(move || store.plan(plan_id))
-            .await
-            .map_err(ApiError::internal)??
-            .is_some();
-        if !exists {
-            return Err(ApiError::no_such_plan());
-        }
-    }
+    let plan_id = authorize_read(&app, &principal, &plan_id).await?;
     let upgrade = upgrade.map_err(|e| {
         ApiError::new(
             StatusCode::UPGRADE_REQUIRED,

@@ -74,6 +74,25 @@ pub fn apply_stored(
     entry(record, derivation)
 }
 
+/// Applies stored updates (or a snapshot) to a document in order, without deriving anything.
+/// One transaction per update: yrs's cost per update grows with its transaction, so a long log
+/// in one transaction is quadratic. An update that does not apply is logged and skipped, never
+/// fatal — the same way everywhere a document is rebuilt.
+pub fn replay<'a>(plan_id: PlanId, doc: &Doc, updates: impl IntoIterator<Item = (Seq, &'a [u8])>) {
+    for (seq, bytes) in updates {
+        let applied = Update::decode_v1(bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|u| {
+                doc.transact_mut()
+                    .apply_update(u)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(error) = applied {
+            tracing::error!(plan_id = %plan_id, seq, error, "stored update does not apply; skipped");
+        }
+    }
+}
+
 /// Derives a plan's whole history again from its log, from the first update.
 pub fn rebuild(store: &Store, plan_id: PlanId) -> Result<DerivedHistory, StoreError> {
     let log = store.log(plan_id)?;
@@ -118,20 +137,11 @@ pub fn plan_at(
     };
     let (last_seq, last_at) = (*last_seq, last.received_at_ms);
     let doc = Doc::new();
-    for (seq, record) in &prefix {
-        // One transaction per update: yrs's cost per update grows with the transaction, so one
-        // transaction for a long log is quadratic.
-        let applied = Update::decode_v1(&record.update)
-            .map_err(|e| e.to_string())
-            .and_then(|u| {
-                doc.transact_mut()
-                    .apply_update(u)
-                    .map_err(|e| e.to_string())
-            });
-        if let Err(error) = applied {
-            tracing::error!(plan_id = %plan_id, seq, error, "stored update does not apply; skipped");
-        }
-    }
+    replay(
+        plan_id,
+        &doc,
+        prefix.iter().map(|(seq, r)| (*seq, r.update.as_slice())),
+    );
     Ok(Some((project_doc(&doc), last_seq, last_at)))
 }
 
@@ -142,19 +152,12 @@ pub fn project_stored(store: &Store, plan_id: PlanId) -> Result<Plan, StoreError
         .load_document(plan_id)?
         .ok_or(StoreError::NoSuchPlan(plan_id))?;
     let doc = Doc::new();
-    {
-        let mut txn = doc.transact_mut();
-        let snapshot = load.snapshot.iter().map(|s| (s.covers_seq, &s.state));
-        let tail = load.tail.iter().map(|(seq, r)| (*seq, &r.update));
-        for (seq, bytes) in snapshot.chain(tail) {
-            let applied = Update::decode_v1(bytes)
-                .map_err(|e| e.to_string())
-                .and_then(|u| txn.apply_update(u).map_err(|e| e.to_string()));
-            if let Err(error) = applied {
-                tracing::error!(plan_id = %plan_id, seq, error, "stored update does not apply; skipped");
-            }
-        }
-    }
+    let snapshot = load
+        .snapshot
+        .iter()
+        .map(|s| (s.covers_seq, s.state.as_slice()));
+    let tail = load.tail.iter().map(|(seq, r)| (*seq, r.update.as_slice()));
+    replay(plan_id, &doc, snapshot.chain(tail));
     Ok(project_doc(&doc))
 }
 

@@ -18,8 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::App;
-use crate::api::{ApiError, authenticate, parse_plan_id};
-use crate::auth::Principal;
+use crate::api::{ApiError, authenticate, authorize_read};
 use crate::history;
 use crate::plans::side_name;
 
@@ -31,21 +30,7 @@ pub const DEFAULT_HISTORY_PAGE: usize = 50;
 /// Authenticates the caller and checks it may read the plan (which must exist).
 async fn reader(app: &Arc<App>, headers: &HeaderMap, raw_id: &str) -> Result<PlanId, ApiError> {
     let principal = authenticate(app, headers, None).await?;
-    let plan_id = parse_plan_id(raw_id)?;
-    if !principal.can_read(plan_id) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "wrong_plan",
-            "this link is for another plan",
-        ));
-    }
-    if matches!(principal, Principal::Admin) {
-        let record = blocking(app, move |store| store.plan(plan_id)).await?;
-        if record.is_none() {
-            return Err(ApiError::no_such_plan());
-        }
-    }
-    Ok(plan_id)
+    authorize_read(app, &principal, raw_id).await
 }
 
 /// Runs a store read off the async runtime.

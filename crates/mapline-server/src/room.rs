@@ -16,7 +16,6 @@ use mapline_store::{
     DerivedHistory, DocumentLoad, HistoryEntry, PlanId, Seq, Snapshot, UpdateRecord,
 };
 use yrs::sync::{Awareness, AwarenessUpdate};
-use yrs::updates::decoder::Decode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
 use crate::history;
@@ -91,26 +90,16 @@ impl Room {
     ) -> (Self, DerivedHistory) {
         let doc = Doc::new();
         let derived_through = load.derived_through;
-        {
-            let mut txn = doc.transact_mut();
-            let snapshot = load
-                .snapshot
-                .as_ref()
-                .map(|s| (s.covers_seq, s.state.as_slice()));
-            let derived_tail = load
-                .tail
-                .iter()
-                .take_while(|(seq, _)| *seq <= derived_through)
-                .map(|(seq, record)| (*seq, record.update.as_slice()));
-            for (seq, bytes) in snapshot.into_iter().chain(derived_tail) {
-                let applied = Update::decode_v1(bytes)
-                    .map_err(|e| e.to_string())
-                    .and_then(|u| txn.apply_update(u).map_err(|e| e.to_string()));
-                if let Err(error) = applied {
-                    tracing::error!(plan_id = %plan_id, seq, error, "stored update does not apply; skipped");
-                }
-            }
-        }
+        let snapshot = load
+            .snapshot
+            .as_ref()
+            .map(|s| (s.covers_seq, s.state.as_slice()));
+        let derived_tail = load
+            .tail
+            .iter()
+            .take_while(|(seq, _)| *seq <= derived_through)
+            .map(|(seq, record)| (*seq, record.update.as_slice()));
+        history::replay(plan_id, &doc, snapshot.into_iter().chain(derived_tail));
         let mut tracker = HistoryTracker::attach(&doc);
         let mut catch_up = DerivedHistory {
             plan_id,
@@ -411,6 +400,7 @@ mod tests {
     use super::*;
     use crate::outbox::{Closer, OutboxLimits, OutboxReceiver};
     use yrs::Map;
+    use yrs::updates::decoder::Decode;
 
     const LIMITS: OutboxLimits = OutboxLimits {
         messages: 64,

@@ -482,18 +482,7 @@ impl Store {
 
     /// A plan's whole update log, in order (for history and tests).
     pub fn log(&self, plan: PlanId) -> Result<Vec<(Seq, UpdateRecord)>> {
-        let txn = self.db.begin_read()?;
-        let log = txn.open_table(UPDATES)?;
-        let mut out = Vec::new();
-        for entry in log.range((plan.as_u128(), 0)..=(plan.as_u128(), Seq::MAX))? {
-            let (key, value) = entry?;
-            let seq = key.value().1;
-            out.push((
-                seq,
-                decode_or_corrupt("updates", format!("{plan}/{seq}"), value.value())?,
-            ));
-        }
-        Ok(out)
+        self.log_prefix(plan, LogBound::Seq(Seq::MAX))
     }
 }
 
