@@ -585,6 +585,20 @@ mod tests {
     }
 
     #[test]
+    fn the_tracker_notices_a_collection_written_as_an_array() {
+        let mut s = Session::new();
+        s.edit(|txn| milestone(txn, "m1", "2027-01-10", &[], vec![]));
+        assert!(s.tracker.current().roots_not_maps.is_empty());
+        s.edit(|txn| {
+            use yrs::{Array, WriteTxn};
+            txn.get_or_insert_array("milestones")
+                .push_back(txn, "stray");
+        });
+        assert_eq!(s.tracker.current().roots_not_maps, ["milestones"]);
+        assert_eq!(s.tracker.current(), &RawPlan::read(&s.server.transact()));
+    }
+
+    #[test]
     fn the_same_updates_from_scratch_derive_the_same_records() {
         let mut s = Session::new();
         let mut online = Vec::new();
