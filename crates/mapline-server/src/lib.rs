@@ -51,6 +51,9 @@ pub struct ServerConfig {
     pub web_root: Option<PathBuf>,
     /// SHA-256 of the admin credential.
     pub admin_token_hash: [u8; 32],
+    /// Look for plans whose history a crash left underived, and derive it at start. The binary
+    /// sets this from [`Store::take_clean_shutdown`] before it starts listening.
+    pub catch_up_history: bool,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +68,7 @@ impl Default for ServerConfig {
             room_idle: Duration::from_secs(60),
             web_root: None,
             admin_token_hash: [0; 32],
+            catch_up_history: true,
         }
     }
 }
@@ -124,16 +128,8 @@ pub async fn run(
 
     let sweeper = tokio::spawn(retire_idle_rooms(app.clone()));
     let app_for_catch_up = app.clone();
-    // Taken before anything is written: if this run crashes, the next start must look.
-    let take = app.store.clone();
-    let was_clean = tokio::task::spawn_blocking(move || take.take_clean_shutdown())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or(false);
-    // After a clean shutdown everything was derived and stored: nothing to look for.
     let catch_up = tokio::spawn(async move {
-        if !was_clean {
+        if app_for_catch_up.config.catch_up_history {
             catch_up_history(app_for_catch_up).await
         }
     });

@@ -177,6 +177,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = Store::open_with_cache(&args.data, args.cache_mb.saturating_mul(1 << 20))
         .with_context(|| format!("opening the data file {}", args.data.display()))?;
     let admin_token_hash = settle_admin_token(&store, args.admin_token.as_deref())?;
+    // Taken before anything is written: if this run crashes, the next start must look for
+    // history the crash left underived.
+    let was_clean = store
+        .take_clean_shutdown()
+        .context("reading the shutdown mark")?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -200,6 +205,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             room_idle: Duration::from_secs(args.room_idle_secs),
             web_root: Some(args.web),
             admin_token_hash,
+            catch_up_history: !was_clean,
             outbox: OutboxLimits {
                 messages: 1024,
                 // Room for a few of the largest messages, however small the limit is set.
