@@ -346,3 +346,27 @@ fn log_prefixes_end_at_a_position_or_a_time() {
     );
     assert_eq!(store.last_update(plan).unwrap(), Some((4, 30)));
 }
+
+#[test]
+fn the_clean_shutdown_mark_is_seen_once() {
+    let (_dir, store) = new_store();
+    assert!(
+        !store.take_clean_shutdown().unwrap(),
+        "a new file was never shut down"
+    );
+    store.mark_clean_shutdown().unwrap();
+    assert!(store.take_clean_shutdown().unwrap());
+    assert!(
+        !store.take_clean_shutdown().unwrap(),
+        "taken: a crash from now on must be noticed"
+    );
+}
+
+#[test]
+fn plans_behind_are_those_whose_log_passes_their_history() {
+    let (_dir, store) = new_store();
+    let caught_up = create(&store, 1);
+    let behind = create(&store, 2);
+    store.commit_history(&[derived(caught_up, &[], 1)]).unwrap();
+    assert_eq!(store.plans_behind().unwrap(), [behind]);
+}
