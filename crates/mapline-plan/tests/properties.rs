@@ -2,7 +2,8 @@
 //! panics, merged documents project the same whatever order the updates arrive in, and the
 //! history derived from a log is the same every time it is replayed.
 
-use mapline_plan::{Derivation, HistoryTracker, RawPlan, project_doc};
+use mapline_plan::derive::Written;
+use mapline_plan::{Derivation, HistoryTracker, RawPlan, Slip, derive, project_doc};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use yrs::updates::decoder::Decode;
@@ -172,10 +173,27 @@ fn merge(updates: &[Vec<u8>]) -> Doc {
 fn replay_history(log: &[Vec<u8>]) -> Vec<Derivation> {
     let doc = Doc::with_client_id(2000);
     let mut tracker = HistoryTracker::attach(&doc);
+    let mut before = RawPlan::read(&doc.transact());
     log.iter()
         .map(|u| {
             let (derivation, _) = tracker.apply(&doc, Update::decode_v1(u).unwrap());
-            assert_eq!(tracker.current(), &RawPlan::read(&doc.transact()));
+            let after = RawPlan::read(&doc.transact());
+            assert_eq!(tracker.current(), &after);
+            // The incremental derivation equals comparing the whole plan before and after
+            // (reasons aside: only the tracker knows which reason fields the update wrote).
+            let whole = derive(&before, &after, &Written::default());
+            assert_eq!(derivation.changes, whole.changes);
+            let without_reasons = |d: &Derivation| {
+                d.slips
+                    .iter()
+                    .map(|s| Slip {
+                        reason: None,
+                        ..s.clone()
+                    })
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(without_reasons(&derivation), without_reasons(&whole));
+            before = after;
             derivation
         })
         .collect()
