@@ -343,13 +343,15 @@ impl HistoryTracker {
             before.success = self.current.success.clone();
             after.success = read_fields(&txn, schema::SUCCESS);
         }
+        // Touched entries move out of the kept state into `before` (no copy) and are read
+        // again into `after`.
         for (collection, ids) in &touched.entries {
-            let old = self.current.collections.get(collection);
+            let kept = self.current.collections.entry(*collection).or_default();
             let old_part = before.collections.entry(*collection).or_default();
             let new_part = after.collections.entry(*collection).or_default();
             for id in ids {
-                if let Some(entry) = old.and_then(|entries| entries.get(id)) {
-                    old_part.insert(id.clone(), entry.clone());
+                if let Some(entry) = kept.remove(id) {
+                    old_part.insert(id.clone(), entry);
                 }
                 if let Some(entry) = read_entry(&txn, *collection, id) {
                     new_part.insert(id.clone(), entry);
@@ -364,15 +366,12 @@ impl HistoryTracker {
         if touched.success {
             self.current.success = after.success;
         }
-        for (collection, ids) in touched.entries {
-            let entries = self.current.collections.entry(collection).or_default();
-            let mut fresh = after.collections.remove(&collection).unwrap_or_default();
-            for id in ids {
-                match fresh.remove(&id) {
-                    Some(entry) => entries.insert(id, entry),
-                    None => entries.remove(&id),
-                };
-            }
+        for (collection, fresh) in after.collections {
+            self.current
+                .collections
+                .entry(collection)
+                .or_default()
+                .extend(fresh);
         }
         if touched.roots {
             self.current.roots_not_maps = roots_not_maps(&txn);
