@@ -9,9 +9,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::Serialize;
 use serde_json::Value;
 use yrs::types::{Event, PathSegment};
-use yrs::{DeepObservable, Doc, Transact, Update};
+use yrs::{DeepObservable, Doc, Map, Out, ReadTxn, Transact, Update};
 
-use crate::raw::{Collection, Fields, RawEntry, RawPlan, read_entry, read_fields, roots_not_maps};
+use crate::raw::{
+    Collection, Fields, RawEntry, RawPlan, read_entry, read_fields, roots_not_maps, to_json,
+};
 use crate::{parse_date, schema};
 
 /// What happened to an entity or field.
@@ -273,8 +275,25 @@ struct Touched {
     /// A root itself changed (entries added or removed, or content that is not an entry), so
     /// whether a root holds sequence content must be checked again.
     roots: bool,
-    entries: BTreeMap<Collection, BTreeSet<String>>,
+    /// Per collection and entry id: the fields touched, or `Whole` when the entry itself was
+    /// added, replaced or removed.
+    entries: BTreeMap<Collection, BTreeMap<String, Touch>>,
     written: Written,
+}
+
+/// What of one entry was touched.
+#[derive(Debug)]
+enum Touch {
+    Whole,
+    Fields(BTreeSet<String>),
+}
+
+impl Touch {
+    fn field(&mut self, name: &str) {
+        if let Touch::Fields(fields) = self {
+            fields.insert(name.to_owned());
+        }
+    }
 }
 
 /// Which root an observer watches.
@@ -343,18 +362,30 @@ impl HistoryTracker {
             before.success = self.current.success.clone();
             after.success = read_fields(&txn, schema::SUCCESS);
         }
-        // Touched entries move out of the kept state into `before` (no copy) and are read
-        // again into `after`.
-        for (collection, ids) in &touched.entries {
-            let kept = self.current.collections.entry(*collection).or_default();
-            let old_part = before.collections.entry(*collection).or_default();
-            let new_part = after.collections.entry(*collection).or_default();
-            for id in ids {
-                if let Some(entry) = kept.remove(id) {
+        // Entries read whole, to move into the kept state once derived.
+        let mut wholes: Vec<(Collection, String)> = Vec::new();
+        for (collection, ids) in touched.entries {
+            let kept = self.current.collections.entry(collection).or_default();
+            let old_part = before.collections.entry(collection).or_default();
+            let new_part = after.collections.entry(collection).or_default();
+            for (id, touch) in ids {
+                // Only some fields changed: move those out of the kept entry and patch it.
+                if let (Touch::Fields(fields), Some(RawEntry::Entry(kept_fields))) =
+                    (&touch, kept.get_mut(&id))
+                    && let Some((old, new)) =
+                        patch_fields(&txn, collection, &id, fields, kept_fields)
+                {
+                    old_part.insert(id.clone(), RawEntry::Entry(old));
+                    new_part.insert(id, RawEntry::Entry(new));
+                    continue;
+                }
+                // Otherwise the entry moves out whole (no copy) and is read again whole.
+                if let Some(entry) = kept.remove(&id) {
                     old_part.insert(id.clone(), entry);
                 }
-                if let Some(entry) = read_entry(&txn, *collection, id) {
+                if let Some(entry) = read_entry(&txn, collection, &id) {
                     new_part.insert(id.clone(), entry);
+                    wholes.push((collection, id));
                 }
             }
         }
@@ -366,12 +397,18 @@ impl HistoryTracker {
         if touched.success {
             self.current.success = after.success;
         }
-        for (collection, fresh) in after.collections {
-            self.current
+        for (collection, id) in wholes {
+            if let Some(entry) = after
                 .collections
-                .entry(collection)
-                .or_default()
-                .extend(fresh);
+                .get_mut(&collection)
+                .and_then(|entries| entries.remove(&id))
+            {
+                self.current
+                    .collections
+                    .entry(collection)
+                    .or_default()
+                    .insert(id, entry);
+            }
         }
         if touched.roots {
             self.current.roots_not_maps = roots_not_maps(&txn);
@@ -383,6 +420,44 @@ impl HistoryTracker {
     pub fn current(&self) -> &RawPlan {
         &self.current
     }
+}
+
+/// Reads the touched fields of an entry again and patches the kept entry with them. Returns
+/// the touched fields before and after (with the milestone's title as context when its due
+/// date moved, so the slip can name it), or `None` if the document no longer holds the entry
+/// as a map (then it is read whole).
+fn patch_fields<T: ReadTxn>(
+    txn: &T,
+    collection: Collection,
+    id: &str,
+    fields: &BTreeSet<String>,
+    kept: &mut Fields,
+) -> Option<(Fields, Fields)> {
+    let Out::YMap(entry) = txn.get_map(collection.root())?.get(txn, id)? else {
+        return None;
+    };
+    let mut old = Fields::new();
+    let mut new = Fields::new();
+    for field in fields {
+        if let Some(value) = kept.remove(field) {
+            old.insert(field.clone(), value);
+        }
+        if let Some(value) = entry.get(txn, field) {
+            let value = to_json(txn, value);
+            new.insert(field.clone(), value.clone());
+            kept.insert(field.clone(), value);
+        }
+    }
+    let title = schema::milestone::TITLE;
+    if collection == Collection::Milestones
+        && fields.contains(schema::milestone::DUE)
+        && !fields.contains(title)
+        && let Some(value) = kept.get(title)
+    {
+        old.insert(title.to_owned(), value.clone());
+        new.insert(title.to_owned(), value.clone());
+    }
+    Some((old, new))
 }
 
 /// Records what one observed event touched.
@@ -402,25 +477,46 @@ fn note(touched: &mut Touched, root: Root, txn: &yrs::TransactionMut, event: &Ev
         Root::Success => touched.success = true,
         Root::Collection(collection) => {
             let ids = touched.entries.entry(collection).or_default();
-            match path.front() {
-                // A change inside an entry (its fields, or deeper).
-                Some(PathSegment::Key(id)) => {
-                    ids.insert(id.to_string());
-                    if collection == Collection::Milestones
-                        && path.len() == 1
-                        && let Event::Map(event) = event
-                        && event.keys(txn).contains_key(schema::milestone::SLIP_REASON)
-                    {
-                        touched.written.slip_reasons.insert(id.to_string());
+            match (path.front(), path.get(1)) {
+                // A field's value inside an entry changed in place (e.g. `dependsOn`).
+                (Some(PathSegment::Key(id)), Some(PathSegment::Key(field))) => ids
+                    .entry(id.to_string())
+                    .or_insert_with(|| Touch::Fields(BTreeSet::new()))
+                    .field(field),
+                // Fields of an entry were set or removed.
+                (Some(PathSegment::Key(id)), None) => {
+                    let touch = ids
+                        .entry(id.to_string())
+                        .or_insert_with(|| Touch::Fields(BTreeSet::new()));
+                    match event {
+                        Event::Map(event) => {
+                            let keys = event.keys(txn);
+                            for field in keys.keys() {
+                                touch.field(field);
+                            }
+                            if collection == Collection::Milestones
+                                && keys.contains_key(schema::milestone::SLIP_REASON)
+                            {
+                                touched.written.slip_reasons.insert(id.to_string());
+                            }
+                        }
+                        // An entry that is not a map changed: read it whole.
+                        _ => *touch = Touch::Whole,
                     }
                 }
                 // The collection itself: entries added, replaced or removed.
-                None => {
+                (None, _) => {
                     if let Event::Map(event) = event {
-                        ids.extend(event.keys(txn).keys().map(|k| k.to_string()));
+                        for id in event.keys(txn).keys() {
+                            ids.insert(id.to_string(), Touch::Whole);
+                        }
                     }
                 }
-                Some(PathSegment::Index(_)) => {}
+                // Anything else (array positions inside an entry): read the entry whole.
+                (Some(PathSegment::Key(id)), Some(PathSegment::Index(_))) => {
+                    ids.insert(id.to_string(), Touch::Whole);
+                }
+                (Some(PathSegment::Index(_)), _) => {}
             }
         }
     }

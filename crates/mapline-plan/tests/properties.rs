@@ -30,6 +30,7 @@ const FIELDS: [&str; 8] = [
     "slipReason",
     "order",
 ];
+const DATES: [&str; 4] = ["2027-01-01", "2027-01-15", "2027-02-01", ""];
 const META_FIELDS: [&str; 4] = ["title", "goLive", "goLiveReason", "buyerOrg"];
 
 #[derive(Debug, Clone)]
@@ -80,6 +81,8 @@ enum Op {
     Delete(usize, usize),
     /// Appends to an entry's `dependsOn` Y.Array in place (a change two levels down).
     Push(usize, usize),
+    /// Moves a milestone's due date, with a reason in the same transaction or without.
+    MoveDue(usize, usize, bool),
     Sync(usize),
 }
 
@@ -92,6 +95,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0..ROOTS.len(), 0..IDS.len(), value()).prop_map(|(r, i, v)| Op::Replace(r, i, v)),
         (0..ROOTS.len(), 0..IDS.len()).prop_map(|(r, i)| Op::Delete(r, i)),
         (0..ROOTS.len(), 0..IDS.len()).prop_map(|(r, i)| Op::Push(r, i)),
+        (0..IDS.len(), 0..DATES.len(), any::<bool>()).prop_map(|(i, d, r)| Op::MoveDue(i, d, r)),
         (0..3usize).prop_map(Op::Sync),
     ]
 }
@@ -126,14 +130,15 @@ fn apply_op(doc: &Doc, op: &Op) -> Vec<u8> {
                 }
             }
             Op::Create(root, id) => {
-                // Entries start with an empty `dependsOn` array, so in-place pushes happen often.
+                // Entries start with a title, a due date and an empty `dependsOn` array, so moved
+                // dates (slips) and in-place pushes happen often.
                 let map = txn.get_or_insert_map(ROOTS[*root]);
-                let deps = yrs::In::Array(ArrayPrelim::default());
-                map.insert(
-                    &mut txn,
-                    IDS[*id],
-                    MapPrelim::from_iter([("dependsOn", deps)]),
-                );
+                let fields = [
+                    ("title", yrs::In::Any(Any::from(format!("Entry {id}")))),
+                    ("due", yrs::In::Any(Any::from("2027-01-01"))),
+                    ("dependsOn", yrs::In::Array(ArrayPrelim::default())),
+                ];
+                map.insert(&mut txn, IDS[*id], MapPrelim::from_iter(fields));
             }
             Op::Replace(root, id, value) => {
                 let map = txn.get_or_insert_map(ROOTS[*root]);
@@ -149,6 +154,15 @@ fn apply_op(doc: &Doc, op: &Op) -> Vec<u8> {
                     && let Some(Out::YArray(deps)) = entry.get(&txn, "dependsOn")
                 {
                     deps.push_back(&mut txn, IDS[*id]);
+                }
+            }
+            Op::MoveDue(id, date, with_reason) => {
+                let map = txn.get_or_insert_map("milestones");
+                if let Some(Out::YMap(entry)) = map.get(&txn, IDS[*id]) {
+                    entry.insert(&mut txn, "due", DATES[*date]);
+                    if *with_reason {
+                        entry.insert(&mut txn, "slipReason", "Legal backlog");
+                    }
                 }
             }
             Op::Sync(_) => {}
