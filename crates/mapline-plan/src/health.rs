@@ -30,8 +30,6 @@ pub struct SlipFact {
     pub side: SlipSide,
     /// Days moved (later is positive); `None` when a date was cleared or unreadable.
     pub days: Option<i64>,
-    /// Whether it moved go-live (rather than a milestone).
-    pub go_live: bool,
 }
 
 /// What health needs beyond the plan itself.
@@ -537,22 +535,18 @@ mod tests {
                     SlipFact {
                         side: SlipSide::Buyer,
                         days: Some(7),
-                        go_live: false,
                     },
                     SlipFact {
                         side: SlipSide::Buyer,
                         days: Some(-2),
-                        go_live: false,
                     },
                     SlipFact {
                         side: SlipSide::Seller,
                         days: None,
-                        go_live: false,
                     },
                     SlipFact {
                         side: SlipSide::Other,
                         days: Some(14),
-                        go_live: true,
                     },
                 ];
                 let activity = Activity {

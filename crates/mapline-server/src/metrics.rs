@@ -105,7 +105,7 @@ impl Default for Metrics {
             history_seconds: registered(
                 r,
                 "history_seconds",
-                "Duration of storing one batch's derived history",
+                "Duration of a commit storing only carried history and snapshots (the writer was idle)",
                 Histogram::new(exponential_buckets(0.000_125, 2.0, 14)),
             ),
             slips_recorded: registered(

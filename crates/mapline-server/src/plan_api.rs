@@ -386,11 +386,10 @@ pub fn plan_health(
                 } => SlipSide::Seller,
                 Author::Admin | Author::System => SlipSide::Other,
             };
-            entry.slips.into_iter().map(move |s| SlipFact {
-                side,
-                days: s.days,
-                go_live: s.milestone_id.is_none(),
-            })
+            entry
+                .slips
+                .into_iter()
+                .map(move |s| SlipFact { side, days: s.days })
         })
         .collect();
     let last_update = store

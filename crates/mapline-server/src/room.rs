@@ -258,14 +258,15 @@ impl Room {
         self.pending_writes.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Writer thread, after commit: applies a durable update and derives its history. The
-    /// update is not relayed or acknowledged yet — the writer stores the history first and then
-    /// calls [`Room::release`], so whoever sees an update can also read its history.
+    /// Writer thread, after commit: applies a durable update, derives its history, relays the
+    /// update to every other connection and acknowledges it to its sender. Returns the history
+    /// (stored with a later commit) and a snapshot when one is due.
     pub fn apply_durable(
         &self,
         seq: Seq,
         update: Update,
         record: &UpdateRecord,
+        origin: ConnId,
         now_ms: i64,
     ) -> Applied {
         let mut state = self.lock();
@@ -279,21 +280,19 @@ impl Room {
         let history = history::entry(record, derivation);
         state.last_seq = seq;
         state.tail_bytes += record.update.len();
+        let sent = broadcast(
+            &state.members,
+            Some(origin),
+            &protocol::update(&record.update),
+        );
+        self.metrics.updates_broadcast.inc_by(sent);
+        acknowledge(&mut state, origin);
         let due = state.last_seq - state.snapshot_seq >= SNAPSHOT_EVERY
             && state.tail_bytes * SNAPSHOT_GROWTH >= state.snapshot_bytes;
         let snapshot = due.then(|| self.snapshot_locked(&mut state, now_ms));
-        Applied { history, snapshot }
-    }
-
-    /// Writer thread, once the update's history is stored: relays the update to every other
-    /// connection and acknowledges it to its sender.
-    pub fn release(&self, raw: &[u8], origin: ConnId) {
-        let mut state = self.lock();
-        let sent = broadcast(&state.members, Some(origin), &protocol::update(raw));
-        self.metrics.updates_broadcast.inc_by(sent);
-        acknowledge(&mut state, origin);
         drop(state);
         self.end_write();
+        Applied { history, snapshot }
     }
 
     /// The projected plan as of the last applied update, and that log position.
@@ -426,12 +425,10 @@ mod tests {
         }
     }
 
-    /// What the writer does for one committed update: apply, (store history,) release.
+    /// What the writer does for one committed update.
     fn apply(room: &Room, seq: Seq, update: Update, raw: &[u8], origin: ConnId) -> Applied {
         room.begin_write();
-        let applied = room.apply_durable(seq, update, &record(raw), 0);
-        room.release(raw, origin);
-        applied
+        room.apply_durable(seq, update, &record(raw), origin, 0)
     }
 
     fn join(room: &Room, conn: ConnId, wants_acks: bool) -> OutboxReceiver {
@@ -462,14 +459,8 @@ mod tests {
         drain(&mut sender);
         drain(&mut other);
         let (update, raw) = edit();
-        room.begin_write();
-        let applied = room.apply_durable(1, update, &record(&raw), 0);
-        assert!(
-            drain(&mut other).is_empty(),
-            "nothing is relayed before release"
-        );
+        let applied = apply(&room, 1, update, &raw, 1);
         assert_eq!(applied.history.unwrap().changes.len(), 1);
-        room.release(&raw, 1);
         let to_sender = drain(&mut sender);
         let to_other = drain(&mut other);
         assert_eq!(to_other, vec![protocol::update(&raw)]);

@@ -109,7 +109,6 @@ struct Carried {
     snapshots: Vec<(PlanId, Snapshot)>,
     /// History derived from committed updates, not stored yet.
     history: Vec<DerivedHistory>,
-    history_entries: usize,
     history_stored_at: Instant,
 }
 
@@ -118,7 +117,6 @@ impl Default for Carried {
         Self {
             snapshots: Vec::new(),
             history: Vec::new(),
-            history_entries: 0,
             history_stored_at: Instant::now(),
         }
     }
@@ -130,13 +128,13 @@ impl Carried {
     fn history_due(&self) -> bool {
         !self.history.is_empty()
             && (!self.snapshots.is_empty()
-                || self.history_entries >= HISTORY_MAX_WAITING
+                || self.history.iter().map(|h| h.entries.len()).sum::<usize>()
+                    >= HISTORY_MAX_WAITING
                 || self.history_stored_at.elapsed() >= HISTORY_EVERY)
     }
 
     fn history_stored(&mut self) {
         self.history.clear();
-        self.history_entries = 0;
         self.history_stored_at = Instant::now();
     }
 }
@@ -278,8 +276,8 @@ fn commit(
         carried.history_stored();
     }
 
-    // Apply every durable update to its room: it derives the history (stored with the next
-    // commit), relays the update and acknowledges it.
+    // Apply every durable update to its room: it derives the history (stored with a
+    // later commit), relays the update and acknowledges it.
     let now = now_ms();
     let mut durable = seqs.into_iter().zip(updates);
     for followup in followups {
@@ -293,13 +291,11 @@ fn commit(
                 let Some((seq, stored)) = durable.next() else {
                     break;
                 };
-                let applied = room.apply_durable(seq, update, &stored.record, now);
+                let applied = room.apply_durable(seq, update, &stored.record, origin, now);
                 carried.snapshots.extend(applied.snapshot);
                 let slips = applied.history.as_ref().map_or(0, |h| h.slips.len());
                 metrics.slips_recorded.inc_by(slips as u64);
-                carried.history_entries += usize::from(applied.history.is_some());
                 record_history(&mut carried.history, room.plan_id(), seq, applied.history);
-                room.release(&stored.record.update, origin);
             }
             Followup::Noop { room, origin } => room.acknowledge_noop(origin),
         }
