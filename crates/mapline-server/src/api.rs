@@ -8,10 +8,10 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, delete, get, post};
 use axum::{Json, Router};
 use mapline_plan::NewPlan;
-use mapline_store::{PlanId, Role, Side, StoreError};
+use mapline_store::{PlanId, StoreError};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -21,7 +21,8 @@ use crate::App;
 use crate::auth::{AuthError, Principal};
 use crate::conn::{self, ConnectionParams};
 use crate::plan_api;
-use crate::plans::{self, MAX_LABEL_CHARS};
+use crate::plans;
+use crate::shares;
 use crate::writer::now_ms;
 
 /// Largest accepted JSON body.
@@ -146,7 +147,15 @@ pub fn router(app: Arc<App>) -> Router {
     let web = crate::web::service(app.config.web_root.as_deref());
     Router::new()
         .route("/api/plans", post(create_plan).get(list_plans))
-        .route("/api/plans/{plan_id}/shares", post(create_share))
+        .route(
+            "/api/plans/{plan_id}/shares",
+            post(shares::create).get(shares::list),
+        )
+        .route(
+            "/api/plans/{plan_id}/shares/{share_id}",
+            delete(shares::revoke),
+        )
+        .route("/api/plans/{plan_id}/me", get(shares::me))
         .route("/api/plans/{plan_id}", get(plan_api::get_plan))
         .route("/api/plans/{plan_id}/slips", get(plan_api::get_slips))
         .route("/api/plans/{plan_id}/history", get(plan_api::get_history))
@@ -322,87 +331,6 @@ async fn list_plans(
     require_admin(&authenticate(&app, &headers, None).await?)?;
     let plans = plan_api::pipeline(&app, params).await?;
     Ok(Json(json!({ "plans": plans })))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum SideBody {
-    Buyer,
-    Seller,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum RoleBody {
-    Editor,
-    Viewer,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CreateShareBody {
-    side: SideBody,
-    role: RoleBody,
-    label: String,
-    /// RFC 3339; the link stops working then.
-    #[serde(default)]
-    expires_at: Option<String>,
-}
-
-async fn create_share(
-    State(app): State<Arc<App>>,
-    Path(plan_id): Path<String>,
-    headers: HeaderMap,
-    body: Result<ApiJson<CreateShareBody>, ApiError>,
-) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&authenticate(&app, &headers, None).await?)?;
-    let plan_id = parse_plan_id(&plan_id)?;
-    let ApiJson(body) = body?;
-    let label = body.label.trim().to_owned();
-    if label.is_empty() {
-        return Err(ApiError::invalid("`label` must name who the link is for"));
-    }
-    if label.chars().count() > MAX_LABEL_CHARS {
-        return Err(ApiError::invalid(format!(
-            "`label` is longer than {MAX_LABEL_CHARS} characters"
-        )));
-    }
-    let now = now_ms();
-    let expires_at_ms = match body.expires_at.as_deref() {
-        None => None,
-        Some(text) => {
-            let at = chrono::DateTime::parse_from_rfc3339(text)
-                .map_err(|_| {
-                    ApiError::invalid(format!(
-                        "`expiresAt` must be an RFC 3339 time, got {text:?}"
-                    ))
-                })?
-                .timestamp_millis();
-            if at <= now {
-                return Err(ApiError::invalid("`expiresAt` is in the past"));
-            }
-            Some(at)
-        }
-    };
-    let side = match body.side {
-        SideBody::Buyer => Side::Buyer,
-        SideBody::Seller => Side::Seller,
-    };
-    let role = match body.role {
-        RoleBody::Editor => Role::Editor,
-        RoleBody::Viewer => Role::Viewer,
-    };
-    let share = plans::issue_share(plan_id, side, role, &label, expires_at_ms, now);
-    let store = app.store.clone();
-    let record = share.record.clone();
-    tokio::task::spawn_blocking(move || store.insert_share(&record))
-        .await
-        .map_err(ApiError::internal)??;
-    tracing::info!(plan_id = %plan_id, share_id = %share.record.id, "share created");
-    Ok((
-        StatusCode::CREATED,
-        Json(share.view(app.config.public_url.as_deref())),
-    ))
 }
 
 #[derive(Deserialize)]

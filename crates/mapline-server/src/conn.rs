@@ -85,6 +85,15 @@ async fn run(
         writable = params.principal.can_write(),
         "connected"
     );
+    // Registered before the re-check below, so a revocation racing this connect either finds
+    // the socket here or is seen by the re-check.
+    let _registered = params
+        .principal
+        .share_id()
+        .map(|share| app.share_sockets.register(share, conn_id, closer.clone()));
+    if let Some(share) = params.principal.share_id() {
+        note_share_opened(app, share, &closer).await;
+    }
 
     let end = {
         let send_loop = async {
@@ -95,7 +104,9 @@ async fn run(
             }
         };
         let receive_loop = receive(&mut stream, app, &room, conn_id, &params);
+        let expiry = share_expiry(&params.principal);
         tokio::select! {
+            () = expiry => Some(CloseReason::new(CloseCode::AccessRevoked, "this share link has expired")),
             end = receive_loop => end,
             () = send_loop => None,
             end = closer.requested() => Some(end),
@@ -113,6 +124,41 @@ async fn run(
             end
         }
         None => CloseReason::new(CloseCode::Normal, "client disconnected"),
+    }
+}
+
+/// Resolves when the connection's share link expires (never for admin or links without expiry).
+async fn share_expiry(principal: &Principal) {
+    let expires_at_ms = match principal {
+        Principal::Share(share) => share.expires_at_ms,
+        Principal::Admin => None,
+    };
+    match expires_at_ms {
+        Some(at) => {
+            let wait = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Records the share's visit (for "last seen") and closes the socket if the share was revoked
+/// between the token check and the registration.
+async fn note_share_opened(app: &App, share: mapline_store::ShareId, closer: &Closer) {
+    let store = app.store.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        store.record_share_seen(share, now_ms())?;
+        store.share(share)
+    })
+    .await;
+    match checked {
+        Ok(Ok(Some(record))) if record.revoked_at_ms.is_none() => {}
+        Ok(Ok(_)) => closer.close(CloseReason::new(
+            CloseCode::AccessRevoked,
+            crate::shares::REVOKED_REASON,
+        )),
+        Ok(Err(error)) => tracing::warn!(%error, "cannot record the share's visit"),
+        Err(error) => tracing::warn!(%error, "cannot record the share's visit"),
     }
 }
 

@@ -18,6 +18,7 @@ pub mod plans;
 pub mod protocol;
 mod room;
 mod rooms;
+mod shares;
 mod web;
 mod writer;
 
@@ -85,6 +86,8 @@ pub struct App {
     shutdown: CancellationToken,
     /// Counts open WebSocket connections so shutdown can wait for their close frames.
     connections: TaskTracker,
+    /// Open sockets per share link, closed when the link is revoked.
+    share_sockets: Arc<shares::ShareSockets>,
     next_conn: AtomicU64,
 }
 
@@ -123,6 +126,7 @@ pub async fn run(
         metrics,
         shutdown: CancellationToken::new(),
         connections: TaskTracker::new(),
+        share_sockets: Arc::default(),
         next_conn: AtomicU64::new(1),
     });
 

@@ -18,6 +18,8 @@ pub enum CloseCode {
     GoingAway,
     /// 4400: a message that is not a y-websocket message.
     MalformedMessage,
+    /// 4401: the share link was revoked (or expired) while the connection was open.
+    AccessRevoked,
     /// 4413: a message larger than `--max-message-bytes`.
     MessageTooLarge,
     /// 4415: a text frame; the protocol is binary.
@@ -37,6 +39,7 @@ impl CloseCode {
             CloseCode::Normal => 1000,
             CloseCode::GoingAway => 1001,
             CloseCode::MalformedMessage => 4400,
+            CloseCode::AccessRevoked => 4401,
             CloseCode::MessageTooLarge => 4413,
             CloseCode::TextFrame => 4415,
             CloseCode::BadUpdate => 4422,

@@ -13,7 +13,7 @@ mod store;
 pub use error::{OpenError, Result, StoreError};
 pub use records::{
     Author, ChangeKind, ChangeRecord, DerivedHistory, HistoryEntry, NewUpdate, PlanId, PlanRecord,
-    Role, Seq, ShareId, ShareRecord, Side, SlipRecord, Snapshot, UpdateRecord,
+    Role, Seq, ShareId, ShareRecord, ShareSeen, Side, SlipRecord, Snapshot, UpdateRecord,
 };
 pub use store::{DEFAULT_CACHE_BYTES, DocumentLoad, LogBound, STORAGE_FORMAT, Store};
 

@@ -52,6 +52,16 @@ pub struct ShareRecord {
     pub revoked_at_ms: Option<i64>,
 }
 
+/// When a share link was used to open its plan (a sync connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareSeen {
+    /// Milliseconds since the Unix epoch.
+    pub first_ms: i64,
+    pub last_ms: i64,
+    /// How many connections it opened.
+    pub opens: u64,
+}
+
 /// Who an update came from: always the authenticated principal, never a client-claimed name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Author {

@@ -5,7 +5,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use crate::error::{OpenError, Result, StoreError};
 use crate::records::{
     DerivedHistory, HistoryEntry, NewUpdate, PlanId, PlanRecord, Seq, ShareId, ShareRecord,
-    Snapshot, UpdateRecord, decode, encode,
+    ShareSeen, Snapshot, UpdateRecord, decode, encode,
 };
 
 /// Page cache size unless configured: enough for the hot pages of many active plans.
@@ -24,6 +24,8 @@ const HISTORY: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("histo
 const SLIP_INDEX: TableDefinition<(u128, u64), ()> = TableDefinition::new("slip_index");
 /// Per plan, the last log position whose history has been derived.
 const DERIVED: TableDefinition<u128, u64> = TableDefinition::new("derived_through");
+/// Per share link, when it was first and last used to open its plan.
+const SHARE_SEEN: TableDefinition<u128, &[u8]> = TableDefinition::new("share_seen");
 
 const META_FORMAT: &str = "format_version";
 const META_ADMIN_TOKEN: &str = "admin_token_sha256";
@@ -114,6 +116,7 @@ impl Store {
             txn.open_table(HISTORY).map_err(StoreError::from)?;
             txn.open_table(SLIP_INDEX).map_err(StoreError::from)?;
             txn.open_table(DERIVED).map_err(StoreError::from)?;
+            txn.open_table(SHARE_SEEN).map_err(StoreError::from)?;
         }
         txn.commit().map_err(StoreError::from)?;
         Ok(())
@@ -246,6 +249,91 @@ impl Store {
         found
             .map(|v| decode_or_corrupt("shares", id, v.value()))
             .transpose()
+    }
+
+    /// Every share link of a plan, oldest first, with when each was last used. Scans the share
+    /// table (share links number in the hundreds per deployment, not millions).
+    pub fn shares_of(&self, plan: PlanId) -> Result<Vec<(ShareRecord, Option<ShareSeen>)>> {
+        let txn = self.db.begin_read()?;
+        let shares = txn.open_table(SHARES)?;
+        let seen = txn.open_table(SHARE_SEEN)?;
+        let mut found = Vec::new();
+        for entry in shares.iter()? {
+            let (key, value) = entry?;
+            let share: ShareRecord = decode_or_corrupt("shares", key.value(), value.value())?;
+            if share.plan_id != plan {
+                continue;
+            }
+            let last = seen
+                .get(key.value())?
+                .map(|v| decode_or_corrupt("share_seen", key.value(), v.value()))
+                .transpose()?;
+            found.push((share, last));
+        }
+        // Share ids are UUID v7, so id order is creation order; sort anyway for clarity.
+        found.sort_by_key(|(share, _)| (share.created_at_ms, share.id));
+        Ok(found)
+    }
+
+    /// Marks a share link revoked at `now_ms` (idempotent: a second revocation keeps the first
+    /// time). Returns the record as stored, or `None` when the plan has no such share.
+    pub fn revoke_share(
+        &self,
+        plan: PlanId,
+        share: ShareId,
+        now_ms: i64,
+    ) -> Result<Option<ShareRecord>> {
+        let txn = self.db.begin_write()?;
+        let revoked = {
+            let mut shares = txn.open_table(SHARES)?;
+            let current: Option<ShareRecord> = shares
+                .get(share.as_u128())?
+                .map(|v| decode_or_corrupt("shares", share, v.value()))
+                .transpose()?;
+            match current {
+                Some(mut record) if record.plan_id == plan => {
+                    if record.revoked_at_ms.is_none() {
+                        record.revoked_at_ms = Some(now_ms);
+                        shares.insert(share.as_u128(), encode(&record).as_slice())?;
+                    }
+                    Some(record)
+                }
+                _ => None,
+            }
+        };
+        txn.commit()?;
+        Ok(revoked)
+    }
+
+    /// Records that a share link opened its plan at `now_ms`. Not fsynced on its own: it
+    /// becomes durable with the next durable commit (a crash may forget the last few visits,
+    /// never anything else).
+    pub fn record_share_seen(&self, share: ShareId, now_ms: i64) -> Result<()> {
+        let mut txn = self.db.begin_write()?;
+        // Only fails for multi-process databases or persistent savepoints; neither is used.
+        let _ = txn.set_durability(redb::Durability::None);
+        {
+            let mut table = txn.open_table(SHARE_SEEN)?;
+            let previous: Option<ShareSeen> = table
+                .get(share.as_u128())?
+                .map(|v| decode_or_corrupt("share_seen", share, v.value()))
+                .transpose()?;
+            let seen = match previous {
+                Some(p) => ShareSeen {
+                    first_ms: p.first_ms,
+                    last_ms: now_ms.max(p.last_ms),
+                    opens: p.opens.saturating_add(1),
+                },
+                None => ShareSeen {
+                    first_ms: now_ms,
+                    last_ms: now_ms,
+                    opens: 1,
+                },
+            };
+            table.insert(share.as_u128(), encode(&seen).as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     /// Appends a batch of updates (from any plans), writes snapshots and stores derived history,

@@ -370,3 +370,61 @@ fn plans_behind_are_those_whose_log_passes_their_history() {
     store.commit_history(&[derived(caught_up, &[], 1)]).unwrap();
     assert_eq!(store.plans_behind().unwrap(), [behind]);
 }
+
+fn share(id: u128, plan: PlanId, created_at_ms: i64) -> ShareRecord {
+    ShareRecord {
+        id: Uuid::from_u128(id),
+        plan_id: plan,
+        side: Side::Buyer,
+        role: Role::Editor,
+        label: format!("person {id}"),
+        token_hash: [7; 32],
+        created_at_ms,
+        expires_at_ms: None,
+        revoked_at_ms: None,
+    }
+}
+
+#[test]
+fn shares_are_listed_per_plan_with_when_they_were_last_used() {
+    let (dir, store) = new_store();
+    let (a, b) = (create(&store, 1), create(&store, 2));
+    for record in [share(10, a, 5), share(11, b, 6), share(12, a, 4)] {
+        store.insert_share(&record).unwrap();
+    }
+    store.record_share_seen(Uuid::from_u128(10), 100).unwrap();
+    store.record_share_seen(Uuid::from_u128(10), 300).unwrap();
+    let listed = store.shares_of(a).unwrap();
+    let ids: Vec<_> = listed.iter().map(|(s, _)| s.id.as_u128()).collect();
+    assert_eq!(ids, [12, 10], "only plan a's shares, oldest first");
+    assert_eq!(listed[0].1, None, "never opened");
+    assert_eq!(
+        listed[1].1,
+        Some(ShareSeen {
+            first_ms: 100,
+            last_ms: 300,
+            opens: 2
+        })
+    );
+    // A non-durable visit becomes durable with the next durable commit.
+    store.revoke_share(b, Uuid::from_u128(11), 400).unwrap();
+    drop(store);
+    let store = Store::open(&dir.path().join("nested/folder/mapline.redb")).unwrap();
+    assert_eq!(store.shares_of(a).unwrap()[1].1.map(|s| s.opens), Some(2));
+}
+
+#[test]
+fn revoking_keeps_the_first_time_and_needs_the_right_plan() {
+    let (_dir, store) = new_store();
+    let (a, b) = (create(&store, 1), create(&store, 2));
+    store.insert_share(&share(10, a, 5)).unwrap();
+    let id = Uuid::from_u128(10);
+    assert_eq!(store.revoke_share(b, id, 50).unwrap(), None, "other plan");
+    assert_eq!(store.share(id).unwrap().unwrap().revoked_at_ms, None);
+    let revoked = store.revoke_share(a, id, 50).unwrap().unwrap();
+    assert_eq!(revoked.revoked_at_ms, Some(50));
+    let again = store.revoke_share(a, id, 90).unwrap().unwrap();
+    assert_eq!(again.revoked_at_ms, Some(50));
+    assert_eq!(store.share(id).unwrap().unwrap().revoked_at_ms, Some(50));
+    assert_eq!(store.revoke_share(a, Uuid::from_u128(77), 1).unwrap(), None);
+}

@@ -1,0 +1,304 @@
+//! Share-link management over HTTP (mint, list with last use, revoke), the caller's own access
+//! (`/me`), and the registry of open sockets per share so a revocation closes them at once.
+//!
+//! Who may manage a plan's links: the admin and the plan's seller editors. Buyers and viewers
+//! get 403 `sellers_only`: the list says who has opened the plan, which is the seller's to see.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use mapline_store::{PlanId, Role, ShareId, ShareRecord, ShareSeen, Side};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::App;
+use crate::api::{ApiError, ApiJson, authenticate, authorize_read};
+use crate::auth::Principal;
+use crate::outbox::{CloseCode, CloseReason, Closer};
+use crate::plans::{self, MAX_LABEL_CHARS, role_name, side_name};
+use crate::room::ConnId;
+use crate::writer::now_ms;
+
+/// Open sockets per share link, so revoking a link can close them.
+#[derive(Default)]
+pub struct ShareSockets {
+    open: Mutex<HashMap<ShareId, HashMap<ConnId, Closer>>>,
+}
+
+impl ShareSockets {
+    /// Registers an open connection of a share; the returned guard unregisters it.
+    pub fn register(self: &Arc<Self>, share: ShareId, conn: ConnId, closer: Closer) -> Registered {
+        self.lock().entry(share).or_default().insert(conn, closer);
+        Registered {
+            sockets: self.clone(),
+            share,
+            conn,
+        }
+    }
+
+    /// Closes every open connection of a share with 4401; returns how many there were.
+    pub fn close_all(&self, share: ShareId, reason: &str) -> usize {
+        let closers = self.lock().remove(&share).unwrap_or_default();
+        for closer in closers.values() {
+            closer.close(CloseReason::new(CloseCode::AccessRevoked, reason));
+        }
+        closers.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ShareId, HashMap<ConnId, Closer>>> {
+        // The map stays consistent whatever panicked while holding it.
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// An open connection's place in [`ShareSockets`], removed on drop.
+pub struct Registered {
+    sockets: Arc<ShareSockets>,
+    share: ShareId,
+    conn: ConnId,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut open = self.sockets.lock();
+        if let Some(conns) = open.get_mut(&self.share) {
+            conns.remove(&self.conn);
+            if conns.is_empty() {
+                open.remove(&self.share);
+            }
+        }
+    }
+}
+
+/// The reason given to sockets closed by a revocation.
+pub const REVOKED_REASON: &str = "this share link was revoked";
+
+/// Checks that the caller may manage the plan's share links.
+fn require_share_manager(principal: &Principal) -> Result<(), ApiError> {
+    match principal {
+        Principal::Admin => Ok(()),
+        Principal::Share(share) if share.side == Side::Seller && share.role == Role::Editor => {
+            Ok(())
+        }
+        Principal::Share(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "sellers_only",
+            "only the seller's editors manage this plan's links",
+        )),
+    }
+}
+
+fn time(ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339())
+}
+
+/// A share link as the list shows it: never its token (only the hash is stored).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedShare {
+    id: Uuid,
+    side: &'static str,
+    role: &'static str,
+    label: String,
+    created_at: Option<String>,
+    expires_at: Option<String>,
+    revoked_at: Option<String>,
+    /// `active`, `expired` or `revoked`.
+    status: &'static str,
+    first_seen_at: Option<String>,
+    last_seen_at: Option<String>,
+    opens: u64,
+}
+
+impl ListedShare {
+    fn new(share: &ShareRecord, seen: Option<ShareSeen>, now_ms: i64) -> Self {
+        let status = if share.revoked_at_ms.is_some() {
+            "revoked"
+        } else if share.expires_at_ms.is_some_and(|at| at <= now_ms) {
+            "expired"
+        } else {
+            "active"
+        };
+        Self {
+            id: share.id,
+            side: side_name(share.side),
+            role: role_name(share.role),
+            label: share.label.clone(),
+            created_at: time(share.created_at_ms),
+            expires_at: share.expires_at_ms.and_then(time),
+            revoked_at: share.revoked_at_ms.and_then(time),
+            status,
+            first_seen_at: seen.and_then(|s| time(s.first_ms)),
+            last_seen_at: seen.and_then(|s| time(s.last_ms)),
+            opens: seen.map_or(0, |s| s.opens),
+        }
+    }
+}
+
+/// `GET /api/plans/{id}/me`: who the caller is on this plan and what it may do, so a client
+/// can show read-only views and the link manager only where they apply.
+pub async fn me(
+    State(app): State<Arc<App>>,
+    Path(plan_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = authenticate(&app, &headers, None).await?;
+    let plan_id = authorize_read(&app, &principal, &plan_id).await?;
+    let manages = require_share_manager(&principal).is_ok();
+    let body = match &principal {
+        Principal::Admin => json!({
+            "planId": plan_id, "kind": "admin", "label": "Admin", "side": null, "role": "editor",
+            "canEdit": true, "canManageShares": manages,
+        }),
+        Principal::Share(share) => json!({
+            "planId": plan_id, "kind": "share", "shareId": share.id, "label": share.label,
+            "side": side_name(share.side), "role": role_name(share.role),
+            "canEdit": principal.can_write(), "canManageShares": manages,
+            "expiresAt": share.expires_at_ms.and_then(time),
+        }),
+    };
+    Ok(Json(body))
+}
+
+/// `GET /api/plans/{id}/shares`: every link of the plan with when it was last used.
+pub async fn list(
+    State(app): State<Arc<App>>,
+    Path(plan_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = authenticate(&app, &headers, None).await?;
+    let plan_id = authorize_read(&app, &principal, &plan_id).await?;
+    require_share_manager(&principal)?;
+    let store = app.store.clone();
+    let shares = tokio::task::spawn_blocking(move || store.shares_of(plan_id))
+        .await
+        .map_err(ApiError::internal)??;
+    let now = now_ms();
+    let listed: Vec<_> = shares
+        .iter()
+        .map(|(share, seen)| ListedShare::new(share, *seen, now))
+        .collect();
+    Ok(Json(json!({ "shares": listed })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum SideBody {
+    Buyer,
+    Seller,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RoleBody {
+    Editor,
+    Viewer,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateShareBody {
+    side: SideBody,
+    role: RoleBody,
+    label: String,
+    /// RFC 3339; the link stops working then.
+    #[serde(default)]
+    expires_at: Option<String>,
+}
+
+/// `POST /api/plans/{id}/shares`: mints a link; its token is in this answer only.
+pub async fn create(
+    State(app): State<Arc<App>>,
+    Path(plan_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<ApiJson<CreateShareBody>, ApiError>,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = authenticate(&app, &headers, None).await?;
+    let plan_id = authorize_read(&app, &principal, &plan_id).await?;
+    require_share_manager(&principal)?;
+    let ApiJson(body) = body?;
+    let label = body.label.trim().to_owned();
+    if label.is_empty() {
+        return Err(ApiError::invalid("`label` must name who the link is for"));
+    }
+    if label.chars().count() > MAX_LABEL_CHARS {
+        return Err(ApiError::invalid(format!(
+            "`label` is longer than {MAX_LABEL_CHARS} characters"
+        )));
+    }
+    let now = now_ms();
+    let expires_at_ms = match body.expires_at.as_deref() {
+        None => None,
+        Some(text) => {
+            let at = chrono::DateTime::parse_from_rfc3339(text)
+                .map_err(|_| {
+                    ApiError::invalid(format!(
+                        "`expiresAt` must be an RFC 3339 time, got {text:?}"
+                    ))
+                })?
+                .timestamp_millis();
+            if at <= now {
+                return Err(ApiError::invalid("`expiresAt` is in the past"));
+            }
+            Some(at)
+        }
+    };
+    let side = match body.side {
+        SideBody::Buyer => Side::Buyer,
+        SideBody::Seller => Side::Seller,
+    };
+    let role = match body.role {
+        RoleBody::Editor => Role::Editor,
+        RoleBody::Viewer => Role::Viewer,
+    };
+    let share = plans::issue_share(plan_id, side, role, &label, expires_at_ms, now);
+    let store = app.store.clone();
+    let record = share.record.clone();
+    tokio::task::spawn_blocking(move || store.insert_share(&record))
+        .await
+        .map_err(ApiError::internal)??;
+    tracing::info!(plan_id = %plan_id, share_id = %share.record.id, by = ?principal.share_id(), "share created");
+    Ok((
+        StatusCode::CREATED,
+        Json(share.view(app.config.public_url.as_deref())),
+    ))
+}
+
+/// `DELETE /api/plans/{id}/shares/{shareId}`: revokes a link at once and closes its sockets
+/// (4401). Revoking again answers the same record.
+pub async fn revoke(
+    State(app): State<Arc<App>>,
+    Path((plan_id, share_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = authenticate(&app, &headers, None).await?;
+    let plan_id: PlanId = authorize_read(&app, &principal, &plan_id).await?;
+    require_share_manager(&principal)?;
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "share_not_found",
+            "this plan has no share link with this id",
+        )
+    };
+    let share_id = Uuid::parse_str(&share_id).map_err(|_| not_found())?;
+    let store = app.store.clone();
+    let now = now_ms();
+    let revoked = tokio::task::spawn_blocking(move || store.revoke_share(plan_id, share_id, now))
+        .await
+        .map_err(ApiError::internal)??
+        .ok_or_else(not_found)?;
+    let closed = app.share_sockets.close_all(share_id, REVOKED_REASON);
+    tracing::info!(plan_id = %plan_id, share_id = %share_id, closed, by = ?principal.share_id(), "share revoked");
+    Ok(Json(json!({
+        "id": revoked.id,
+        "status": "revoked",
+        "revokedAt": revoked.revoked_at_ms.and_then(time),
+        "closedConnections": closed,
+    })))
+}
