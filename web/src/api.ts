@@ -1,0 +1,99 @@
+// The JSON API (docs/api.md), called with the share link's token.
+
+export class ApiFailure extends Error {
+  constructor (readonly status: number, readonly code: string, message: string) {
+    super(message)
+  }
+}
+
+export interface Me {
+  planId: string
+  kind: 'share' | 'admin'
+  shareId?: string
+  label: string
+  side: 'buyer' | 'seller' | null
+  role: 'editor' | 'viewer'
+  canEdit: boolean
+  canManageShares: boolean
+  expiresAt?: string | null
+}
+
+export interface Who { kind: 'share' | 'admin' | 'system', shareId?: string, label?: string, side?: 'buyer' | 'seller' }
+
+export interface Slip {
+  seq: number
+  subject: 'milestone' | 'goLive'
+  milestoneId?: string
+  title?: string | null
+  from: string | null
+  to: string | null
+  days: number | null
+  reason: string | null
+  who: Who
+  at: string
+}
+
+export interface NextUp { id: string, title: string | null, due: string | null, owner: string | null }
+
+export interface Health {
+  verdict: 'on_track' | 'at_risk' | 'off_track'
+  reasons: string[]
+  overdue: Array<{ id: string, title: string | null, due: string, daysLate: number }>
+  dueSoon: Array<{ id: string, title: string | null, due: string }>
+  blocked: Array<{ id: string, title: string | null }>
+  impossible: Array<{ id: string, title: string | null }>
+  criticalPath: { milestones: NextUp[], slackDays: number | null } | null
+  goLiveDriftDays: number | null
+  nextUp: { buyer: NextUp | null, seller: NextUp | null }
+  daysSinceLastUpdate: number | null
+  stalled: boolean
+}
+
+export interface PlanIssue { kind: string, path?: string, value?: unknown, milestone?: string }
+
+export interface ListedShare {
+  id: string
+  side: 'buyer' | 'seller'
+  role: 'editor' | 'viewer'
+  label: string
+  createdAt: string | null
+  expiresAt: string | null
+  revokedAt: string | null
+  status: 'active' | 'expired' | 'revoked'
+  firstSeenAt: string | null
+  lastSeenAt: string | null
+  opens: number
+}
+
+export interface NewShare { id: string, side: string, role: string, label: string, token: string, url: string, expiresAt?: string }
+
+export class Api {
+  constructor (private readonly planId: string, private readonly token: string, private readonly base = '') {}
+
+  private async call<T> (method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.token}` }
+    if (body !== undefined) headers['content-type'] = 'application/json'
+    const response = await fetch(`${this.base}/api/plans/${this.planId}${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: 'no-store'
+    })
+    const text = await response.text()
+    let json: unknown = null
+    try { json = JSON.parse(text) } catch { /* not JSON: reported below */ }
+    if (!response.ok) {
+      const error = (json as { error?: { code?: string, message?: string } } | null)?.error
+      throw new ApiFailure(response.status, error?.code ?? 'http_error', error?.message ?? `the server answered ${response.status}`)
+    }
+    return json as T
+  }
+
+  me (): Promise<Me> { return this.call('GET', '/me') }
+  async health (today: string): Promise<Health> { return (await this.call<{ health: Health }>('GET', `/health?today=${today}`)).health }
+  async slips (): Promise<Slip[]> { return (await this.call<{ slips: Slip[] }>('GET', '/slips')).slips }
+  async issues (): Promise<PlanIssue[]> { return (await this.call<{ plan: { issues: PlanIssue[] } }>('GET', '')).plan.issues }
+  async shares (): Promise<ListedShare[]> { return (await this.call<{ shares: ListedShare[] }>('GET', '/shares')).shares }
+  createShare (body: { side: string, role: string, label: string, expiresAt?: string }): Promise<NewShare> { return this.call('POST', '/shares', body) }
+  revokeShare (id: string): Promise<unknown> { return this.call('DELETE', `/shares/${id}`) }
+}

@@ -1,0 +1,124 @@
+// Every change the page makes to the plan document. Each is one Yjs transaction, so it reaches
+// the server as one update: a moved date and its reason arrive together, which is what makes
+// the server record the reason with the slip.
+
+import * as Y from 'yjs'
+import type { Collection } from './schema'
+import { FIRST_KEY, keyBetween } from './order'
+import { compareEntries, type Entry } from './plan-view'
+
+/** The transaction origin of the page's own edits. */
+export const LOCAL = 'mapline-page'
+
+function entryMap (doc: Y.Doc, collection: Collection, id: string): Y.Map<unknown> | null {
+  const entry = doc.getMap<unknown>(collection).get(id)
+  return entry instanceof Y.Map ? entry : null
+}
+
+/** Sets (or, with an empty value, clears) one text field of `meta` or `success`. */
+export function setRootField (doc: Y.Doc, root: 'meta' | 'success', field: string, value: string): void {
+  doc.transact(() => {
+    const map = doc.getMap<unknown>(root)
+    if (value === '') map.delete(field)
+    else if (map.get(field) !== value) map.set(field, value)
+  }, LOCAL)
+}
+
+/** Sets (or clears) one field of an entry; nothing happens if the entry is gone. */
+export function setEntryField (doc: Y.Doc, collection: Collection, id: string, field: string, value: string): void {
+  doc.transact(() => {
+    const entry = entryMap(doc, collection, id)
+    if (entry === null) return
+    if (value === '') entry.delete(field)
+    else if (entry.get(field) !== value) entry.set(field, value)
+  }, LOCAL)
+}
+
+/** Moves a milestone's due date with the reason, in one transaction (one update, one slip). */
+export function moveDue (doc: Y.Doc, milestoneId: string, due: string, reason: string): void {
+  doc.transact(() => {
+    const entry = entryMap(doc, 'milestones', milestoneId)
+    if (entry === null) return
+    entry.set('due', due)
+    entry.set('slipReason', reason)
+  }, LOCAL)
+}
+
+/** Moves go-live with the reason, in one transaction. */
+export function moveGoLive (doc: Y.Doc, goLive: string, reason: string): void {
+  doc.transact(() => {
+    const meta = doc.getMap<unknown>('meta')
+    meta.set('goLive', goLive)
+    meta.set('goLiveReason', reason)
+  }, LOCAL)
+}
+
+/** Adds an entry at the end of its collection (after `after` when given); returns its id. */
+export function addEntry (doc: Y.Doc, collection: Collection, fields: Record<string, string>, siblings: Entry[], afterId?: string): string {
+  const id = crypto.randomUUID()
+  const sorted = [...siblings].sort(compareEntries)
+  const at = afterId === undefined ? sorted.length - 1 : sorted.findIndex(e => e.id === afterId)
+  const before = at >= 0 ? sorted[at].order : null
+  const after = at + 1 < sorted.length ? sorted[at + 1].order : null
+  const order = before === null && after === null ? FIRST_KEY : keyBetween(before, after)
+  doc.transact(() => {
+    const entry = new Y.Map<unknown>()
+    for (const [key, value] of Object.entries(fields)) if (value !== '') entry.set(key, value)
+    entry.set('order', order)
+    if (collection === 'milestones') entry.set('dependsOn', new Y.Array<string>())
+    doc.getMap<unknown>(collection).set(id, entry)
+  }, LOCAL)
+  return id
+}
+
+/** Deletes an entry, and (for a milestone) every dependency on it. */
+export function deleteEntry (doc: Y.Doc, collection: Collection, id: string): void {
+  doc.transact(() => {
+    const root = doc.getMap<unknown>(collection)
+    root.delete(id)
+    if (collection !== 'milestones') return
+    for (const other of root.values()) {
+      if (!(other instanceof Y.Map)) continue
+      const deps = other.get('dependsOn')
+      if (!(deps instanceof Y.Array)) continue
+      for (let i = deps.length - 1; i >= 0; i--) if (deps.get(i) === id) deps.delete(i, 1)
+    }
+  }, LOCAL)
+}
+
+/** Moves an entry one place up (-1) or down (+1) among `siblings` (in display order). */
+export function moveEntry (doc: Y.Doc, collection: Collection, id: string, siblings: Entry[], step: -1 | 1): void {
+  const sorted = [...siblings].sort(compareEntries)
+  const i = sorted.findIndex(e => e.id === id)
+  const j = i + step
+  if (i < 0 || j < 0 || j >= sorted.length) return
+  // The new neighbours: moving up lands between j-1 and j; down between j and j+1.
+  const [lo, hi] = step < 0 ? [sorted[j - 1], sorted[j]] : [sorted[j], sorted[j + 1]]
+  const order = keyBetween(lo?.order ?? null, hi?.order ?? null)
+  setEntryField(doc, collection, id, 'order', order)
+}
+
+/** Adds a dependency (`milestoneId` waits for `on`), unless it is already there or itself. */
+export function addDependency (doc: Y.Doc, milestoneId: string, on: string): void {
+  if (milestoneId === on) return
+  doc.transact(() => {
+    const entry = entryMap(doc, 'milestones', milestoneId)
+    if (entry === null) return
+    let deps = entry.get('dependsOn')
+    if (!(deps instanceof Y.Array)) {
+      deps = new Y.Array<string>()
+      entry.set('dependsOn', deps)
+    }
+    const list = deps as Y.Array<unknown>
+    if (!list.toArray().includes(on)) list.push([on])
+  }, LOCAL)
+}
+
+/** Removes a dependency. */
+export function removeDependency (doc: Y.Doc, milestoneId: string, on: string): void {
+  doc.transact(() => {
+    const deps = entryMap(doc, 'milestones', milestoneId)?.get('dependsOn')
+    if (!(deps instanceof Y.Array)) return
+    for (let i = deps.length - 1; i >= 0; i--) if (deps.get(i) === on) deps.delete(i, 1)
+  }, LOCAL)
+}

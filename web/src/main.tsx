@@ -1,0 +1,258 @@
+// The plan page: opened from a share link (`/p/{planId}#token=…`), live with everyone else on
+// the plan, usable offline.
+
+import { render } from 'preact'
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
+import './styles.css'
+import { parseShareLink } from './link'
+import { PlanSession, type Peer } from './session'
+import { readPlan, type PlanView } from './plan-view'
+import { Api, ApiFailure, type Health, type Me, type PlanIssue, type Slip } from './api'
+import { STATUS_WORDS, type SyncStatus } from './sync-status'
+import { today as todayOnDevice, formatDate, signedDays, daysBetween, relativeDays } from './dates'
+import { Page, type DateMove, type PageContext } from './ui/context'
+import { CriteriaSection, PeopleSection, RisksSection, SlipsSection, StepsSection, SuccessSection, WhySection } from './ui/sections'
+import { TimelineSection } from './ui/timeline'
+import { ShareManager } from './ui/shares'
+import { TextField } from './ui/fields'
+import * as edit from './edits'
+
+/** Remembers what the API said last, so the page still says it offline. */
+function remembered<T> (key: string): T | null {
+  try { const text = localStorage.getItem(key); return text === null ? null : JSON.parse(text) as T } catch { return null }
+}
+function remember (key: string, value: unknown): void {
+  try { localStorage.setItem(key, JSON.stringify(value)) } catch { /* storage full or off: fine */ }
+}
+
+function useDocPlan (session: PlanSession): PlanView {
+  const [plan, setPlan] = useState(() => readPlan(session.doc))
+  useEffect(() => {
+    let frame = 0
+    const changed = () => {
+      if (frame !== 0) return
+      frame = requestAnimationFrame(() => { frame = 0; setPlan(readPlan(session.doc)) })
+    }
+    session.doc.on('update', changed)
+    return () => { session.doc.off('update', changed); cancelAnimationFrame(frame) }
+  }, [session])
+  return plan
+}
+
+function StatusPill ({ status }: { status: SyncStatus }) {
+  const words = STATUS_WORDS[status]
+  return (
+    <div class={`status status-${status}`} role='status' aria-live='polite' data-testid='sync-status' data-status={status} title={words.detail}>
+      <span class='status-dot' aria-hidden='true' />{words.label}
+    </div>
+  )
+}
+
+function Presence ({ peers }: { peers: Peer[] }) {
+  if (peers.length === 0) return <div class='presence muted' data-testid='presence'>Only you are here</div>
+  return (
+    <ul class='presence' aria-label='Also here now' data-testid='presence'>
+      {peers.map(p => (
+        <li key={p.clientId} class='peer' style={{ borderColor: p.color }} title={p.editing !== null ? `editing ${p.editing}` : 'viewing'}>
+          <span class='avatar' style={{ background: p.color }} aria-hidden='true'>{p.name.slice(0, 1).toUpperCase()}</span>
+          <span class='peer-name'>{p.name}</span>
+          {p.side !== null && <span class='peer-side'>{p.side}</span>}
+        </li>
+      ))}
+    </ul>
+  )
+}
+
+function HealthCard ({ health, issues }: { health: Health | null, issues: PlanIssue[] }) {
+  if (health === null) return null
+  const verdict = { on_track: 'On track', at_risk: 'At risk', off_track: 'Off track' }[health.verdict]
+  const next = (side: 'buyer' | 'seller', words: string) => {
+    const m = health.nextUp[side]
+    return (
+      <li><strong>{words}:</strong> {m === null ? 'nothing waiting' : `${m.title ?? m.id}${m.due !== null ? `, due ${formatDate(m.due)}` : ''}${m.owner !== null ? ` (${m.owner})` : ''}`}</li>
+    )
+  }
+  return (
+    <section class={`health verdict-${health.verdict}`} aria-label='How the plan is doing' data-testid='health'>
+      <div class='verdict'><span class='verdict-word'>{verdict}</span>
+        {health.reasons.length > 0 && <span class='reasons'>{health.reasons.join(' · ')}</span>}
+      </div>
+      <ul class='counts'>
+        <li class={health.overdue.length > 0 ? 'bad' : ''}><strong>{health.overdue.length}</strong> overdue</li>
+        <li><strong>{health.dueSoon.length}</strong> due this week</li>
+        <li class={health.blocked.length > 0 ? 'warn' : ''}><strong>{health.blocked.length}</strong> blocked</li>
+        {health.criticalPath?.slackDays != null && <li class={health.criticalPath.slackDays < 0 ? 'bad' : ''}><strong>{health.criticalPath.slackDays}</strong> days to spare before go-live</li>}
+        {health.goLiveDriftDays !== null && health.goLiveDriftDays !== 0 && <li class='warn'>go-live moved {signedDays(health.goLiveDriftDays)}</li>}
+      </ul>
+      <ul class='next-up' aria-label='Whose turn'>
+        {next('buyer', 'Buyer next')}
+        {next('seller', 'Seller next')}
+      </ul>
+      {issues.length > 0 && <p class='muted'>{issues.length} value{issues.length === 1 ? '' : 's'} in this plan could not be read (e.g. a date that is not a date); they are left out above.</p>}
+    </section>
+  )
+}
+
+function ReasonDialog ({ move, onDone }: { move: DateMove, onDone: (reason: string | null) => void }) {
+  const dialog = useRef<HTMLDialogElement>(null)
+  const [reason, setReason] = useState('')
+  useEffect(() => { dialog.current?.showModal() }, [])
+  const days = daysBetween(move.from, move.to)
+  return (
+    <dialog ref={dialog} class='reason-dialog' aria-labelledby='reason-title' onCancel={e => { e.preventDefault(); onDone(null) }}>
+      <form method='dialog' onSubmit={e => { e.preventDefault(); if (reason.trim().length > 0) onDone(reason.trim()) }}>
+        <h2 id='reason-title'>Why is this date moving?</h2>
+        <p><strong>{move.subject}</strong>: {formatDate(move.from)} → {move.to === null ? 'no date' : formatDate(move.to)} ({signedDays(days)})</p>
+        <p class='muted'>Everyone on the plan sees this reason in the date-change history.</p>
+        <label class='field'><span class='field-label'>Reason</span>
+          <textarea required rows={3} value={reason} onInput={e => setReason((e.currentTarget as HTMLTextAreaElement).value)} placeholder='e.g. Security team is out until late January' />
+        </label>
+        <div class='buttons'>
+          <button type='button' onClick={() => onDone(null)}>Keep the old date</button>
+          <button type='submit' class='primary' disabled={reason.trim().length === 0}>Move the date</button>
+        </div>
+      </form>
+    </dialog>
+  )
+}
+
+function App ({ session, api, planId }: { session: PlanSession, api: Api, planId: string }) {
+  const plan = useDocPlan(session)
+  const [status, setStatus] = useState<SyncStatus>(session.status())
+  const [peers, setPeers] = useState<Peer[]>([])
+  const [me, setMe] = useState<Me | null>(() => remembered(`mapline:me:${planId}`))
+  const [health, setHealth] = useState<Health | null>(() => remembered(`mapline:health:${planId}`))
+  const [slips, setSlips] = useState<Slip[] | null>(() => remembered(`mapline:slips:${planId}`))
+  const [issues, setIssues] = useState<PlanIssue[]>([])
+  const [notice, setNotice] = useState<string | null>(null)
+  const [fatal, setFatal] = useState<string | null>(null)
+  const [move, setMove] = useState<{ move: DateMove, resolve: (r: string | null) => void } | null>(null)
+  const [sharing, setSharing] = useState(false)
+  const today = todayOnDevice()
+
+  useEffect(() => {
+    session.on('status', setStatus)
+    session.on('peers', setPeers)
+    session.on('refused', reason => setNotice(`Not saved: ${reason}`))
+    session.on('closed', (code, reason) => { if (code === 4401) setFatal(reason) })
+  }, [session])
+
+  useEffect(() => {
+    api.me().then(value => { setMe(value); remember(`mapline:me:${planId}`, value) }).catch(error => {
+      if (error instanceof ApiFailure && (error.status === 401 || error.status === 403 || error.status === 404)) setFatal(error.message)
+    })
+  }, [api])
+
+  useEffect(() => {
+    if (me !== null) session.setIdentity(me.label, me.side)
+  }, [me])
+
+  // Health and slips are derived on the server: fetch them when the plan changes (the server
+  // stores slips within ~100 ms of relaying a move, so ask again shortly after).
+  useEffect(() => {
+    if (status === 'offline' || status === 'revoked') return
+    let stale = false
+    const load = () => {
+      api.health(today).then(h => { if (!stale) { setHealth(h); remember(`mapline:health:${planId}`, h) } }).catch(() => {})
+      api.slips().then(s => { if (!stale) { setSlips(s); remember(`mapline:slips:${planId}`, s) } }).catch(() => {})
+      api.issues().then(i => { if (!stale) setIssues(i) }).catch(() => {})
+    }
+    const first = setTimeout(load, 250)
+    const again = setTimeout(load, 1500)
+    return () => { stale = true; clearTimeout(first); clearTimeout(again) }
+  }, [plan, status === 'offline'])
+
+  const readOnly = me === null ? true : !me.canEdit || status === 'revoked'
+  const context: PageContext = useMemo(() => ({
+    doc: session.doc,
+    session,
+    plan,
+    readOnly,
+    peers,
+    slips: slips ?? [],
+    today,
+    askReason: m => new Promise(resolve => setMove({ move: m, resolve }))
+  }), [plan, readOnly, peers, slips, today])
+
+  if (fatal !== null && plan.meta.title === null) {
+    return <main class='fatal'><h1>This link does not open a plan</h1><p>{fatal}</p><p>Ask the person who sent it for a new link.</p></main>
+  }
+  const goLiveIn = daysBetween(today, plan.meta.goLive)
+  return (
+    <Page.Provider value={context}>
+      <a class='skip' href='#steps'>Skip to the plan steps</a>
+      <header class='top'>
+        <div class='title-block'>
+          {readOnly
+            ? <h1>{plan.meta.title ?? 'Loading the plan…'}</h1>
+            : <h1><TextField label='Plan title' hideLabel field='meta.title' value={plan.meta.title} onCommit={v => edit.setRootField(session.doc, 'meta', 'title', v)} class='title-input' /></h1>}
+          <p class='orgs'>{plan.meta.buyerOrg ?? 'Buyer'} <span aria-hidden='true'>×</span><span class='visually-hidden'>and</span> {plan.meta.sellerOrg ?? 'Seller'}
+            {plan.meta.goLive !== null && <> · go-live <strong>{formatDate(plan.meta.goLive)}</strong>{goLiveIn !== null && ` (${relativeDays(goLiveIn)})`}</>}
+          </p>
+        </div>
+        <div class='top-right'>
+          <StatusPill status={status} />
+          <Presence peers={peers} />
+          {me !== null && <div class='me' data-testid='me'>You: {me.label}{me.side !== null ? ` · ${me.side}` : ''}{!me.canEdit && ' · view only'}</div>}
+          {me?.canManageShares === true && <button type='button' class='primary' onClick={() => setSharing(true)}>Share</button>}
+        </div>
+      </header>
+      <nav class='toc' aria-label='Sections'>
+        <a href='#why'>Why</a><a href='#timeline'>Timeline</a><a href='#steps'>Steps</a><a href='#people'>People</a>
+        <a href='#criteria'>What matters</a><a href='#risks'>Risks</a><a href='#success'>Success</a><a href='#changes'>Date changes</a>
+      </nav>
+      <main>
+        {readOnly && me !== null && status !== 'revoked' && <p class='banner' role='note'>You can view this plan. Ask the seller for an edit link to make changes.</p>}
+        {fatal !== null && <p class='banner error' role='alert'>{fatal}. This page shows the copy kept on this device.</p>}
+        {notice !== null && <p class='banner warn' role='alert'>{notice} <button type='button' class='link' onClick={() => setNotice(null)}>Dismiss</button></p>}
+        <HealthCard health={health} issues={issues} />
+        <WhySection />
+        <TimelineSection />
+        <StepsSection />
+        <PeopleSection />
+        <CriteriaSection />
+        <RisksSection />
+        <SuccessSection />
+        <SlipsSection loaded={slips !== null} />
+      </main>
+      {move !== null && <ReasonDialog move={move.move} onDone={reason => { move.resolve(reason); setMove(null) }} />}
+      {sharing && (
+        <dialog open class='share-dialog' aria-labelledby='share-title' ref={d => { if (d !== null && !d.open) d.showModal() }} onCancel={() => setSharing(false)}>
+          <ShareManager api={api} onClose={() => setSharing(false)} />
+        </dialog>
+      )}
+    </Page.Provider>
+  )
+}
+
+function Landing ({ problem }: { problem: string }) {
+  return (
+    <main class='fatal'>
+      <h1>Mapline</h1>
+      <p>{problem === 'no_token'
+        ? 'This link is missing its access key (the part after #token=). Open the full link you were sent.'
+        : 'Open a plan from the link you were sent: it looks like /p/…#token=….'}
+      </p>
+    </main>
+  )
+}
+
+function start (): void {
+  const root = document.getElementById('app')
+  if (root === null) return
+  if ('serviceWorker' in navigator) {
+    navigator.serviceWorker.register('/sw.js').catch(() => { /* offline reloads just won't work */ })
+  }
+  const link = parseShareLink(location.pathname, location.hash)
+  if (typeof link === 'string') {
+    render(<Landing problem={link} />, root)
+    return
+  }
+  const session = new PlanSession(link.planId, link.token)
+  const api = new Api(link.planId, link.token)
+  render(<App session={session} api={api} planId={link.planId} />, root)
+  void session.start()
+  ;(window as unknown as { mapline: unknown }).mapline = { session }
+}
+
+start()

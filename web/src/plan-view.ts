@@ -1,0 +1,94 @@
+// Reads the plan's Yjs document into plain values for rendering: every collection as a list in
+// display order (by `order` as text, then id; entries without `order` last, as the server's
+// projection orders them). Values of the wrong type read as `null`, never as a crash.
+
+import * as Y from 'yjs'
+import { type Collection, COLLECTIONS } from './schema'
+
+export interface Entry {
+  id: string
+  order: string | null
+  /** Text fields (a non-string value reads as null). */
+  text: Record<string, string | null>
+}
+
+export interface Milestone extends Entry {
+  dependsOn: string[]
+}
+
+export interface PlanView {
+  meta: Record<string, string | null>
+  success: Record<string, string | null>
+  objectives: Entry[]
+  stakeholders: Entry[]
+  milestones: Milestone[]
+  criteria: Entry[]
+  risks: Entry[]
+}
+
+function textOf (value: unknown): string | null {
+  return typeof value === 'string' ? value : null
+}
+
+function fieldsOf (map: Y.Map<unknown>): Record<string, string | null> {
+  const out: Record<string, string | null> = {}
+  for (const [key, value] of map.entries()) out[key] = textOf(value)
+  return out
+}
+
+export function compareEntries (a: Entry, b: Entry): number {
+  if (a.order !== null && b.order !== null && a.order !== b.order) return a.order < b.order ? -1 : 1
+  if ((a.order === null) !== (b.order === null)) return a.order === null ? 1 : -1
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
+}
+
+function entries (doc: Y.Doc, name: Collection): Milestone[] {
+  const root = doc.getMap<unknown>(name)
+  const list: Milestone[] = []
+  for (const [id, value] of root.entries()) {
+    if (!(value instanceof Y.Map)) continue
+    const text = fieldsOf(value)
+    const deps = value.get('dependsOn')
+    const dependsOn = deps instanceof Y.Array
+      ? deps.toArray().filter((d): d is string => typeof d === 'string')
+      : []
+    list.push({ id, order: text.order ?? null, text, dependsOn })
+  }
+  return list.sort(compareEntries)
+}
+
+export function readPlan (doc: Y.Doc): PlanView {
+  const [objectives, stakeholders, milestones, criteria, risks] = COLLECTIONS.map(name => entries(doc, name))
+  return {
+    meta: fieldsOf(doc.getMap('meta')),
+    success: fieldsOf(doc.getMap('success')),
+    objectives,
+    stakeholders,
+    milestones: milestones.map(m => ({ ...m, dependsOn: m.dependsOn.filter(d => milestones.some(x => x.id === d)) })),
+    criteria,
+    risks
+  }
+}
+
+/** The name to show for a milestone's owner: a stakeholder's name for an id, else the text. */
+export function ownerName (plan: PlanView, owner: string | null): string {
+  if (owner === null) return ''
+  return plan.stakeholders.find(s => s.id === owner)?.text.name ?? owner
+}
+
+/** Milestones grouped by workstream, groups in the usual deal order (`order`: the known
+ * workstream values), then the others by first appearance. */
+export function byWorkstream (milestones: Milestone[], order: readonly string[]): Array<[string, Milestone[]]> {
+  const groups = new Map<string, Milestone[]>()
+  for (const m of milestones) {
+    const name = m.text.workstream?.trim() || 'other'
+    const group = groups.get(name) ?? []
+    group.push(m)
+    groups.set(name, group)
+  }
+  const rank = (name: string): number => {
+    const i = order.indexOf(name)
+    return i < 0 ? order.length : i
+  }
+  return [...groups.entries()].sort((a, b) => rank(a[0]) - rank(b[0]))
+}

@@ -1,0 +1,191 @@
+// The live plan on this device: the Yjs document, kept in IndexedDB (so edits survive a reload
+// offline) and synced with the server over y-websocket, asking for the server's durability
+// acknowledgements (docs/protocol.md) so "All changes saved" means stored on the server.
+
+import * as Y from 'yjs'
+import { WebsocketProvider } from 'y-websocket'
+import { IndexeddbPersistence } from 'y-indexeddb'
+import * as decoding from 'lib0/decoding'
+import { covers, syncStatus, type SyncStatus } from './sync-status'
+
+const MESSAGE_DURABLE = 100
+const MESSAGE_REFUSED = 101
+
+/** Whether an outgoing y-websocket message carries an update (sync step 2 or update). */
+export function isUpdateMessage (data: Uint8Array): boolean {
+  return data.length >= 2 && data[0] === 0 && (data[1] === 1 || data[1] === 2)
+}
+
+/** A browser WebSocket that counts the update messages it sends and the server acknowledged. */
+class CountingSocket extends WebSocket {
+  sentUpdates = 0
+  acknowledged = 0
+  durable: Map<number, number> | null = null
+  onSent: (() => void) | null = null
+
+  send (data: Parameters<WebSocket['send']>[0]): void {
+    super.send(data)
+    const bytes = data instanceof Uint8Array ? data : data instanceof ArrayBuffer ? new Uint8Array(data) : null
+    if (bytes !== null && isUpdateMessage(bytes)) {
+      this.sentUpdates++
+      this.onSent?.()
+    }
+  }
+}
+
+export interface Peer {
+  clientId: number
+  name: string
+  side: string | null
+  color: string
+  editing: string | null
+}
+
+export interface SessionEvents {
+  status: (status: SyncStatus) => void
+  peers: (peers: Peer[]) => void
+  refused: (reason: string) => void
+  closed: (code: number, reason: string) => void
+}
+
+const COLORS = ['#1d4ed8', '#b45309', '#047857', '#9333ea', '#be123c', '#0e7490', '#4d7c0f', '#c2410c']
+
+export class PlanSession {
+  readonly doc = new Y.Doc()
+  readonly provider: WebsocketProvider
+  readonly local: IndexeddbPersistence
+  private listeners: { [K in keyof SessionEvents]: Array<SessionEvents[K]> } = { status: [], peers: [], refused: [], closed: [] }
+  private online = navigator.onLine
+  private closedForGood = false
+  private firstAttempt = true
+  private lastStatus: SyncStatus | null = null
+
+  constructor (readonly planId: string, token: string, origin: string = location.origin) {
+    this.local = new IndexeddbPersistence(`mapline:${planId}`, this.doc)
+    const wsOrigin = origin.replace(/^http/, 'ws')
+    this.provider = new WebsocketProvider(`${wsOrigin}/sync`, planId, this.doc, {
+      params: { token, acks: '1' },
+      connect: false,
+      disableBc: true,
+      maxBackoffTime: 5000,
+      WebSocketPolyfill: CountingSocket as unknown as typeof WebSocket
+    })
+    this.provider.messageHandlers[MESSAGE_DURABLE] = (_encoder, decoder, provider) => {
+      const count = decoding.readVarUint(decoder)
+      const vector = Y.decodeStateVector(decoding.readVarUint8Array(decoder))
+      const ws = provider.ws as CountingSocket | null
+      if (ws !== null) {
+        ws.acknowledged = Math.max(ws.acknowledged, count)
+        ws.durable = vector
+      }
+      this.update()
+    }
+    this.provider.messageHandlers[MESSAGE_REFUSED] = (_encoder, decoder) => {
+      const reason = decoding.readVarString(decoder)
+      for (const listener of this.listeners.refused) listener(reason)
+    }
+    this.provider.on('status', ({ status }) => {
+      if (status !== 'connecting') this.firstAttempt = false
+      const ws = this.provider.ws as CountingSocket | null
+      if (ws !== null) ws.onSent = () => this.update()
+      this.update()
+    })
+    this.provider.on('connection-close', () => { this.firstAttempt = false; this.update() })
+    this.provider.on('sync', () => this.update())
+    this.provider.on('closed', ({ code, reason }) => {
+      if (code === 4401) this.closedForGood = true
+      for (const listener of this.listeners.closed) listener(code, reason)
+      this.update()
+    })
+    this.doc.on('update', () => this.update())
+    this.provider.awareness.on('change', () => this.emitPeers())
+    addEventListener('online', this.goOnline)
+    addEventListener('offline', this.goOffline)
+  }
+
+  /** Loads the copy on this device, then connects (unless offline). */
+  async start (): Promise<void> {
+    await Promise.race([this.local.whenSynced, new Promise(resolve => setTimeout(resolve, 3000))])
+    if (this.online) this.provider.connect()
+    this.update()
+  }
+
+  private readonly goOnline = (): void => {
+    this.online = true
+    if (!this.closedForGood) this.provider.connect()
+    this.update()
+  }
+
+  private readonly goOffline = (): void => {
+    this.online = false
+    this.provider.disconnect()
+    this.update()
+  }
+
+  on<K extends keyof SessionEvents> (event: K, listener: SessionEvents[K]): void {
+    this.listeners[event].push(listener)
+  }
+
+  /** Who this device is, for the others' presence list. */
+  setIdentity (name: string, side: string | null): void {
+    const color = COLORS[this.doc.clientID % COLORS.length]
+    this.provider.awareness.setLocalStateField('user', { name, side, color })
+  }
+
+  /** What this device is editing (a field key such as `milestones.ms-x.due`), or null. */
+  setEditing (field: string | null): void {
+    if (this.provider.awareness.getLocalState()?.editing !== field) {
+      this.provider.awareness.setLocalStateField('editing', field)
+    }
+  }
+
+  status (): SyncStatus {
+    const ws = this.provider.ws as CountingSocket | null
+    return syncStatus({
+      online: this.online,
+      connected: this.provider.wsconnected,
+      synced: this.provider.synced,
+      sent: ws?.sentUpdates ?? 0,
+      acknowledged: ws?.acknowledged ?? 0,
+      covered: ws?.durable != null && covers(ws.durable, Y.decodeStateVector(Y.encodeStateVector(this.doc))),
+      closedForGood: this.closedForGood,
+      firstAttempt: this.firstAttempt
+    })
+  }
+
+  private update (): void {
+    const status = this.status()
+    if (status === this.lastStatus) return
+    this.lastStatus = status
+    for (const listener of this.listeners.status) listener(status)
+  }
+
+  peers (): Peer[] {
+    const peers: Peer[] = []
+    for (const [clientId, state] of this.provider.awareness.getStates()) {
+      if (clientId === this.doc.clientID) continue
+      const user = state.user as { name?: unknown, side?: unknown, color?: unknown } | undefined
+      if (user === undefined || typeof user.name !== 'string') continue
+      peers.push({
+        clientId,
+        name: user.name,
+        side: typeof user.side === 'string' ? user.side : null,
+        color: typeof user.color === 'string' ? user.color : COLORS[0],
+        editing: typeof state.editing === 'string' ? state.editing : null
+      })
+    }
+    return peers.sort((a, b) => a.name.localeCompare(b.name) || a.clientId - b.clientId)
+  }
+
+  private emitPeers (): void {
+    const peers = this.peers()
+    for (const listener of this.listeners.peers) listener(peers)
+  }
+
+  destroy (): void {
+    removeEventListener('online', this.goOnline)
+    removeEventListener('offline', this.goOffline)
+    this.provider.destroy()
+    void this.local.destroy()
+  }
+}

@@ -1,0 +1,35 @@
+// What every part of the page needs: the document, the session, who this is, what others edit.
+
+import { createContext } from 'preact'
+import { useContext } from 'preact/hooks'
+import type * as Y from 'yjs'
+import type { PlanSession, Peer } from '../session'
+import type { PlanView } from '../plan-view'
+import type { Slip } from '../api'
+
+export interface DateMove {
+  /** What is moving, in words ("Security review signed off", "Go-live"). */
+  subject: string
+  from: string | null
+  to: string | null
+}
+
+export interface PageContext {
+  doc: Y.Doc
+  session: PlanSession
+  plan: PlanView
+  readOnly: boolean
+  peers: Peer[]
+  slips: Slip[]
+  today: string
+  /** Asks for the reason of a moved date; resolves null when the person cancels. */
+  askReason: (move: DateMove) => Promise<string | null>
+}
+
+export const Page = createContext<PageContext | null>(null)
+
+export function usePage (): PageContext {
+  const page = useContext(Page)
+  if (page === null) throw new Error('usePage outside the plan page')
+  return page
+}

@@ -1,0 +1,347 @@
+// The plan's sections, each editable where the link allows.
+
+import type { ComponentChildren } from 'preact'
+import { useState } from 'preact/hooks'
+import { usePage } from './context'
+import { DateField, SelectField, TextField } from './fields'
+import * as edit from '../edits'
+import { byWorkstream, ownerName, type Entry, type Milestone } from '../plan-view'
+import {
+  ENGAGEMENTS, LEVELS, MILESTONE_SIDES, POWERS, PRIORITIES, RISK_KINDS, RISK_STATUSES, ROLES, SIDES,
+  STATUSES, WORKSTREAMS, wordFor, type Collection
+} from '../schema'
+import { daysBetween, formatDate, relativeDays, signedDays, timeAgo } from '../dates'
+import { milestoneStates, type MilestoneState } from '../timeline'
+import type { Slip } from '../api'
+
+export function Section ({ id, title, intro, children }: { id: string, title: string, intro?: string, children: ComponentChildren }) {
+  return (
+    <section id={id} aria-labelledby={`${id}-title`} class='section'>
+      <h2 id={`${id}-title`}>{title}</h2>
+      {intro !== undefined && <p class='intro'>{intro}</p>}
+      {children}
+    </section>
+  )
+}
+
+function EntryActions ({ collection, entry, siblings, noun }: { collection: Collection, entry: Entry, siblings: Entry[], noun: string }) {
+  const { doc, readOnly } = usePage()
+  if (readOnly) return null
+  const name = entry.text.title ?? entry.text.name ?? entry.text.text ?? noun
+  return (
+    <div class='entry-actions'>
+      <button type='button' class='icon' aria-label={`Move ${name} up`} onClick={() => edit.moveEntry(doc, collection, entry.id, siblings, -1)}>↑</button>
+      <button type='button' class='icon' aria-label={`Move ${name} down`} onClick={() => edit.moveEntry(doc, collection, entry.id, siblings, 1)}>↓</button>
+      <button
+        type='button'
+        class='icon danger'
+        aria-label={`Remove ${name}`}
+        onClick={() => { if (confirm(`Remove “${name}” from the plan?`)) edit.deleteEntry(doc, collection, entry.id) }}
+      >✕
+      </button>
+    </div>
+  )
+}
+
+function AddButton ({ label, onAdd }: { label: string, onAdd: () => void }) {
+  const { readOnly } = usePage()
+  if (readOnly) return null
+  return <button type='button' class='add' onClick={onAdd}>+ {label}</button>
+}
+
+/** Objective, go-live and why, cost of inaction, success metrics. */
+export function WhySection () {
+  const { doc, plan, today } = usePage()
+  const meta = plan.meta
+  const setMeta = (field: string) => (value: string) => edit.setRootField(doc, 'meta', field, value)
+  const countdown = daysBetween(today, meta.goLive)
+  return (
+    <Section id='why' title="Why we're doing this" intro='The outcome in the buyer’s words, the date it matters by, and what waiting costs.'>
+      <div class='grid two'>
+        <TextField label='Objective' field='meta.objective' value={meta.objective} onCommit={setMeta('objective')} multiline placeholder='What the buyer wants to achieve' />
+        <div class='golive'>
+          <DateField
+            label='Go-live date'
+            field='meta.goLive'
+            subject='Go-live'
+            value={meta.goLive}
+            onSet={setMeta('goLive')}
+            onMove={(to, reason) => edit.moveGoLive(doc, to, reason)}
+          >
+            {countdown !== null && <span class='hint'>{relativeDays(countdown)}</span>}
+          </DateField>
+          <TextField label='Why this date' field='meta.goLiveReason' value={meta.goLiveReason} onCommit={setMeta('goLiveReason')} multiline placeholder='The business reason behind go-live' />
+        </div>
+        <TextField label='Cost of doing nothing' field='meta.costOfInaction' value={meta.costOfInaction} onCommit={setMeta('costOfInaction')} multiline placeholder='What each month of delay costs' />
+      </div>
+      <h3>How we'll measure it</h3>
+      <div class='rows' role='list' aria-label='Success metrics'>
+        {plan.objectives.map(o => (
+          <div class='row metric' role='listitem' key={o.id}>
+            <TextField label='Goal' hideLabel field={`objectives.${o.id}.text`} value={o.text.text} onCommit={v => edit.setEntryField(doc, 'objectives', o.id, 'text', v)} placeholder='Goal' />
+            <TextField label='Metric' hideLabel field={`objectives.${o.id}.metric`} value={o.text.metric} onCommit={v => edit.setEntryField(doc, 'objectives', o.id, 'metric', v)} placeholder='Metric' />
+            <div class='from-to'>
+              <TextField label='Today' hideLabel field={`objectives.${o.id}.baseline`} value={o.text.baseline} onCommit={v => edit.setEntryField(doc, 'objectives', o.id, 'baseline', v)} placeholder='Today' />
+              <span aria-hidden='true'>→</span>
+              <TextField label='Target' hideLabel field={`objectives.${o.id}.target`} value={o.text.target} onCommit={v => edit.setEntryField(doc, 'objectives', o.id, 'target', v)} placeholder='Target' />
+            </div>
+            <EntryActions collection='objectives' entry={o} siblings={plan.objectives} noun='metric' />
+          </div>
+        ))}
+      </div>
+      <AddButton label='Add a metric' onAdd={() => edit.addEntry(doc, 'objectives', { text: 'New goal' }, plan.objectives)} />
+    </Section>
+  )
+}
+
+const STATE_WORDS: Record<MilestoneState, string> = {
+  done: 'Done', cancelled: 'Cancelled', overdue: 'Overdue', at_risk: 'At risk', open: 'On track', undated: 'No date yet'
+}
+
+/** How often and how far a milestone's date moved. */
+export function slipSummary (slips: Slip[], milestoneId: string): { count: number, days: number } {
+  const mine = slips.filter(s => s.subject === 'milestone' && s.milestoneId === milestoneId)
+  return { count: mine.length, days: mine.reduce((sum, s) => sum + (s.days ?? 0), 0) }
+}
+
+function MilestoneRow ({ m, siblings, states }: { m: Milestone, siblings: Milestone[], states: Map<string, MilestoneState> }) {
+  const { doc, plan, slips, readOnly } = usePage()
+  const set = (field: string) => (value: string) => edit.setEntryField(doc, 'milestones', m.id, field, value)
+  const title = m.text.title ?? 'Untitled step'
+  const state = states.get(m.id) ?? 'open'
+  const moved = slipSummary(slips, m.id)
+  const others = plan.milestones.filter(x => x.id !== m.id && !m.dependsOn.includes(x.id))
+  const owners = plan.stakeholders.filter(s => s.text.name !== null)
+  return (
+    <li class={`milestone state-${state}`} data-milestone={m.id}>
+      <div class='milestone-head'>
+        <TextField label='Step' ariaLabel={`Step: ${title}`} hideLabel field={`milestones.${m.id}.title`} value={m.text.title} onCommit={set('title')} class='title-field' />
+        <span class={`badge state-${state}`}>{STATE_WORDS[state]}</span>
+        {moved.count > 0 && (
+          <span class='badge moved' data-testid='moved' title='How often and how far this date moved'>
+            moved {moved.count}× ({signedDays(moved.days)})
+          </span>
+        )}
+      </div>
+      <div class='milestone-fields'>
+        <SelectField label='Side' ariaLabel={`Side for ${title}`} field={`milestones.${m.id}.side`} value={m.text.side} options={MILESTONE_SIDES} onCommit={set('side')} />
+        <label class='field'>
+          <span class='field-label'>Owner</span>
+          <input
+            aria-label={`Owner of ${title}`}
+            list='stakeholder-names'
+            value={ownerName(plan, m.text.owner)}
+            readOnly={readOnly}
+            onChange={e => {
+              const text = (e.currentTarget as HTMLInputElement).value.trim()
+              const person = owners.find(s => s.text.name === text)
+              set('owner')(person?.id ?? text)
+            }}
+          />
+        </label>
+        <DateField
+          label='Due' ariaLabel={`Due date of ${title}`}
+          field={`milestones.${m.id}.due`}
+          subject={title}
+          value={m.text.due}
+          onSet={set('due')}
+          onMove={(to, reason) => edit.moveDue(doc, m.id, to, reason)}
+        />
+        <SelectField label='Status' ariaLabel={`Status of ${title}`} field={`milestones.${m.id}.status`} value={m.text.status} options={STATUSES} onCommit={set('status')} empty='Not started' />
+      </div>
+      <div class='deps' aria-label={`What ${title} waits for`}>
+        <span class='field-label'>Waits for</span>
+        {m.dependsOn.length === 0 && <span class='muted'>nothing</span>}
+        {m.dependsOn.map(d => {
+          const dep = plan.milestones.find(x => x.id === d)
+          const depTitle = dep?.text.title ?? d
+          return (
+            <span class='chip' key={d}>
+              {depTitle}
+              {!readOnly && <button type='button' class='icon' aria-label={`${title} no longer waits for ${depTitle}`} onClick={() => edit.removeDependency(doc, m.id, d)}>✕</button>}
+            </span>
+          )
+        })}
+        {!readOnly && others.length > 0 && (
+          <select aria-label={`Add a step ${title} waits for`} value='' onChange={e => { const v = (e.currentTarget as HTMLSelectElement).value; if (v !== '') edit.addDependency(doc, m.id, v) }}>
+            <option value=''>+ waits for…</option>
+            {others.map(o => <option key={o.id} value={o.id}>{o.text.title ?? o.id}</option>)}
+          </select>
+        )}
+      </div>
+      <TextField label='Notes' ariaLabel={`Notes on ${title}`} field={`milestones.${m.id}.notes`} value={m.text.notes} onCommit={set('notes')} multiline placeholder='Notes' />
+      {m.text.slipReason && <p class='slip-reason'><strong>Last date change:</strong> {m.text.slipReason}</p>}
+      <EntryActions collection='milestones' entry={m} siblings={siblings} noun='step' />
+    </li>
+  )
+}
+
+export function StepsSection () {
+  const { doc, plan, today, readOnly } = usePage()
+  const states = milestoneStates(plan, today)
+  const groups = byWorkstream(plan.milestones, WORKSTREAMS.map(([v]) => v))
+  const [workstream, setWorkstream] = useState('')
+  return (
+    <Section id='steps' title='Plan steps' intro='Every step from here to go-live, who owns it, and when it is due. Steps wait for the ones they depend on.'>
+      <datalist id='stakeholder-names'>
+        {plan.stakeholders.map(s => <option key={s.id} value={s.text.name ?? ''} />)}
+      </datalist>
+      {groups.map(([name, milestones]) => (
+        <div class='workstream' key={name}>
+          <h3>{wordFor(WORKSTREAMS, name)}</h3>
+          <ul class='milestones'>
+            {milestones.map(m => <MilestoneRow key={m.id} m={m} siblings={plan.milestones} states={states} />)}
+          </ul>
+          <AddButton
+            label={`Add a step to ${wordFor(WORKSTREAMS, name)}`}
+            onAdd={() => edit.addEntry(doc, 'milestones', { title: 'New step', workstream: name, status: 'not_started' }, plan.milestones, milestones[milestones.length - 1]?.id)}
+          />
+        </div>
+      ))}
+      {!readOnly && (
+        <form class='inline-form' onSubmit={e => {
+          e.preventDefault()
+          const name = workstream.trim()
+          if (name === '') return
+          const known = WORKSTREAMS.find(([, words]) => words.toLowerCase() === name.toLowerCase())
+          edit.addEntry(doc, 'milestones', { title: 'New step', workstream: known?.[0] ?? name, status: 'not_started' }, plan.milestones)
+          setWorkstream('')
+        }}
+        >
+          <label class='field'>
+            <span class='field-label'>New workstream</span>
+            <input aria-label='New workstream' value={workstream} onInput={e => setWorkstream((e.currentTarget as HTMLInputElement).value)} placeholder='e.g. Data migration' />
+          </label>
+          <button type='submit'>Add workstream</button>
+        </form>
+      )}
+    </Section>
+  )
+}
+
+export function PeopleSection () {
+  const { doc, plan } = usePage()
+  return (
+    <Section id='people' title="Who's involved" intro='Everyone who touches the decision, on both sides.'>
+      <ul class='cards'>
+        {plan.stakeholders.map(s => {
+          const set = (field: string) => (value: string) => edit.setEntryField(doc, 'stakeholders', s.id, field, value)
+          const name = s.text.name ?? 'Someone'
+          return (
+            <li class='card' key={s.id}>
+              <TextField label={`Name`} field={`stakeholders.${s.id}.name`} value={s.text.name} onCommit={set('name')} />
+              <TextField label='Job title' ariaLabel={`Job title of ${name}`} field={`stakeholders.${s.id}.title`} value={s.text.title} onCommit={set('title')} />
+              <div class='grid two'>
+                <SelectField label='Side' ariaLabel={`Side of ${name}`} field={`stakeholders.${s.id}.side`} value={s.text.side} options={SIDES} onCommit={set('side')} />
+                <SelectField label='Role' ariaLabel={`Role of ${name}`} field={`stakeholders.${s.id}.role`} value={s.text.role} options={ROLES} onCommit={set('role')} />
+                <SelectField label='Say in the decision' ariaLabel={`Say in the decision of ${name}`} field={`stakeholders.${s.id}.power`} value={s.text.power} options={POWERS} onCommit={set('power')} />
+                <SelectField label='Engagement' ariaLabel={`Engagement of ${name}`} field={`stakeholders.${s.id}.engagement`} value={s.text.engagement} options={ENGAGEMENTS} onCommit={set('engagement')} />
+              </div>
+              <TextField label='Notes' ariaLabel={`Notes on ${name}`} field={`stakeholders.${s.id}.notes`} value={s.text.notes} onCommit={set('notes')} multiline />
+              <EntryActions collection='stakeholders' entry={s} siblings={plan.stakeholders} noun='person' />
+            </li>
+          )
+        })}
+      </ul>
+      <AddButton label='Add a person' onAdd={() => edit.addEntry(doc, 'stakeholders', { name: 'New person', engagement: 'unknown' }, plan.stakeholders)} />
+    </Section>
+  )
+}
+
+export function CriteriaSection () {
+  const { doc, plan } = usePage()
+  return (
+    <Section id='criteria' title='What matters in the decision' intro='What the buying team said matters, in their own words.'>
+      <ul class='cards'>
+        {plan.criteria.map(c => {
+          const set = (field: string) => (value: string) => edit.setEntryField(doc, 'criteria', c.id, field, value)
+          const name = c.text.text ?? 'criterion'
+          return (
+            <li class='card' key={c.id}>
+              <TextField label='Criterion' field={`criteria.${c.id}.text`} value={c.text.text} onCommit={set('text')} />
+              <TextField label='In their words' ariaLabel={`In their words (${name})`} field={`criteria.${c.id}.quote`} value={c.text.quote} onCommit={set('quote')} multiline class='quote' />
+              <div class='grid two'>
+                <TextField label='Said where' ariaLabel={`Said where (${name})`} field={`criteria.${c.id}.source`} value={c.text.source} onCommit={set('source')} />
+                <SelectField label='Priority' ariaLabel={`Priority of ${name}`} field={`criteria.${c.id}.priority`} value={c.text.priority} options={PRIORITIES} onCommit={set('priority')} />
+              </div>
+              <EntryActions collection='criteria' entry={c} siblings={plan.criteria} noun='criterion' />
+            </li>
+          )
+        })}
+      </ul>
+      <AddButton label='Add a criterion' onAdd={() => edit.addEntry(doc, 'criteria', { text: 'New criterion', priority: 'should' }, plan.criteria)} />
+    </Section>
+  )
+}
+
+export function RisksSection () {
+  const { doc, plan } = usePage()
+  return (
+    <Section id='risks' title='Risks and open questions' intro='What could stop or delay this, and what we are doing about it.'>
+      <ul class='cards'>
+        {plan.risks.map(r => {
+          const set = (field: string) => (value: string) => edit.setEntryField(doc, 'risks', r.id, field, value)
+          const name = r.text.text ?? 'risk'
+          return (
+            <li class={`card risk risk-${r.text.status ?? 'open'}`} key={r.id}>
+              <TextField label='Risk' field={`risks.${r.id}.text`} value={r.text.text} onCommit={set('text')} multiline />
+              <div class='grid four'>
+                <SelectField label='Kind' ariaLabel={`Kind of ${name}`} field={`risks.${r.id}.kind`} value={r.text.kind} options={RISK_KINDS} onCommit={set('kind')} />
+                <SelectField label='Likelihood' ariaLabel={`Likelihood of ${name}`} field={`risks.${r.id}.likelihood`} value={r.text.likelihood} options={LEVELS} onCommit={set('likelihood')} />
+                <SelectField label='Impact' ariaLabel={`Impact of ${name}`} field={`risks.${r.id}.impact`} value={r.text.impact} options={LEVELS} onCommit={set('impact')} />
+                <SelectField label='Status' ariaLabel={`Status of ${name}`} field={`risks.${r.id}.status`} value={r.text.status} options={RISK_STATUSES} onCommit={set('status')} />
+              </div>
+              <TextField label='Owner' ariaLabel={`Owner of ${name}`} field={`risks.${r.id}.owner`} value={ownerName(plan, r.text.owner)} onCommit={set('owner')} />
+              <TextField label="What we're doing" ariaLabel={`What we're doing about ${name}`} field={`risks.${r.id}.mitigation`} value={r.text.mitigation} onCommit={set('mitigation')} multiline />
+              <EntryActions collection='risks' entry={r} siblings={plan.risks} noun='risk' />
+            </li>
+          )
+        })}
+      </ul>
+      <AddButton label='Add a risk' onAdd={() => edit.addEntry(doc, 'risks', { text: 'New risk', status: 'open' }, plan.risks)} />
+    </Section>
+  )
+}
+
+export function SuccessSection () {
+  const { doc, plan } = usePage()
+  const set = (field: string) => (value: string) => edit.setRootField(doc, 'success', field, value)
+  return (
+    <Section id='success' title='What success looks like' intro='The outcome both teams are aiming for, beyond the signature.'>
+      <div class='grid two'>
+        <TextField label='Success definition' field='success.definition' value={plan.success.definition} onCommit={set('definition')} multiline />
+        <TextField label='How we will know' field='success.metrics' value={plan.success.metrics} onCommit={set('metrics')} multiline />
+      </div>
+    </Section>
+  )
+}
+
+function whoWords (slip: Slip): string {
+  if (slip.who.kind === 'share') return `${slip.who.label ?? 'someone'}${slip.who.side !== undefined ? ` (${slip.who.side})` : ''}`
+  return slip.who.kind === 'admin' ? 'Admin' : 'Mapline'
+}
+
+export function SlipsSection ({ loaded }: { loaded: boolean }) {
+  const { slips } = usePage()
+  const newest = [...slips].reverse()
+  return (
+    <Section id='changes' title='Date changes' intro='Every moved date, who moved it, and why. This record cannot be edited.'>
+      {!loaded && <p class='muted'>The date-change history needs a connection.</p>}
+      {loaded && newest.length === 0 && <p class='muted'>No date has moved yet.</p>}
+      <ol class='slips' aria-label='Date changes, newest first'>
+        {newest.map(s => (
+          <li key={`${s.seq}-${s.milestoneId ?? 'goLive'}`} class='slip' data-testid='slip'>
+            <div>
+              <strong>{s.subject === 'goLive' ? 'Go-live' : (s.title ?? s.milestoneId)}</strong>
+              {': '}{formatDate(s.from)} → {s.to === null ? 'no date' : formatDate(s.to)}{' '}
+              <span class={`badge ${s.days !== null && s.days > 0 ? 'later' : 'earlier'}`}>{signedDays(s.days)}</span>
+            </div>
+            <div class='muted'>
+              {s.reason !== null ? <q>{s.reason}</q> : <em>no reason given</em>} — {whoWords(s)}, <time dateTime={s.at} title={s.at}>{timeAgo(s.at)}</time>
+            </div>
+          </li>
+        ))}
+      </ol>
+    </Section>
+  )
+}

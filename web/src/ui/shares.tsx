@@ -1,0 +1,106 @@
+// The seller's link manager: one link per person (side, role, label, expiry), copy it once,
+// revoke it, and see who has opened the plan and when.
+
+import { useEffect, useState } from 'preact/hooks'
+import type { Api, ListedShare, NewShare } from '../api'
+import { ApiFailure } from '../api'
+import { absoluteLink } from '../link'
+import { timeAgo, formatDate } from '../dates'
+
+export function ShareManager ({ api, onClose }: { api: Api, onClose: () => void }) {
+  const [shares, setShares] = useState<ListedShare[] | null>(null)
+  const [error, setError] = useState<string | null>(null)
+  const [made, setMade] = useState<NewShare | null>(null)
+  const [copied, setCopied] = useState(false)
+  const [label, setLabel] = useState('')
+  const [side, setSide] = useState('buyer')
+  const [role, setRole] = useState('editor')
+  const [expires, setExpires] = useState('')
+
+  const load = async () => {
+    try { setShares(await api.shares()); setError(null) } catch (e) { setError(e instanceof ApiFailure ? e.message : 'The links could not be loaded (offline?).') }
+  }
+  useEffect(() => { void load() }, [])
+
+  const create = async (e: Event) => {
+    e.preventDefault()
+    try {
+      const expiresAt = expires === '' ? undefined : new Date(`${expires}T23:59:59`).toISOString()
+      const share = await api.createShare({ side, role, label, expiresAt })
+      setMade(share)
+      setCopied(false)
+      setLabel('')
+      setExpires('')
+      await load()
+    } catch (e) { setError(e instanceof ApiFailure ? e.message : 'The link could not be made (offline?).') }
+  }
+  const revoke = async (share: ListedShare) => {
+    if (!confirm(`Revoke the link of ${share.label}? It stops working at once.`)) return
+    try { await api.revokeShare(share.id); await load() } catch (e) { setError(e instanceof ApiFailure ? e.message : 'The link could not be revoked (offline?).') }
+  }
+  const link = made === null ? '' : absoluteLink(made.url, location.origin)
+  const copy = async () => {
+    try { await navigator.clipboard.writeText(link); setCopied(true) } catch { setCopied(false) }
+  }
+
+  return (
+    <div class='share-manager'>
+      <div class='dialog-head'>
+        <h2 id='share-title'>Share this plan</h2>
+        <button type='button' class='icon' aria-label='Close' onClick={onClose}>✕</button>
+      </div>
+      <p class='intro'>Make one link per person: whoever has the link can open the plan, no account needed.</p>
+      <form class='share-form' onSubmit={e => { void create(e) }}>
+        <label class='field'><span class='field-label'>Who is it for</span>
+          <input required maxLength={200} value={label} placeholder='e.g. Ana Ruiz (CFO)' onInput={e => setLabel((e.currentTarget as HTMLInputElement).value)} />
+        </label>
+        <label class='field'><span class='field-label'>Their side</span>
+          <select value={side} onChange={e => setSide((e.currentTarget as HTMLSelectElement).value)}>
+            <option value='buyer'>Buyer</option><option value='seller'>Seller</option>
+          </select>
+        </label>
+        <label class='field'><span class='field-label'>They can</span>
+          <select value={role} onChange={e => setRole((e.currentTarget as HTMLSelectElement).value)}>
+            <option value='editor'>Edit</option><option value='viewer'>Only view</option>
+          </select>
+        </label>
+        <label class='field'><span class='field-label'>Expires (optional)</span>
+          <input type='date' value={expires} onInput={e => setExpires((e.currentTarget as HTMLInputElement).value)} />
+        </label>
+        <button type='submit' class='primary'>Create link</button>
+      </form>
+      {made !== null && (
+        <div class='new-link' role='status'>
+          <p>Link for <strong>{made.label}</strong> — copy it now; it is not shown again.</p>
+          <div class='copy-row'>
+            <input readOnly aria-label={`Link for ${made.label}`} value={link} onFocus={e => (e.currentTarget as HTMLInputElement).select()} />
+            <button type='button' onClick={() => { void copy() }}>{copied ? 'Copied' : 'Copy'}</button>
+          </div>
+        </div>
+      )}
+      {error !== null && <p class='error' role='alert'>{error}</p>}
+      <h3>Links</h3>
+      {shares === null && error === null && <p class='muted'>Loading…</p>}
+      {shares !== null && (
+        <table class='shares'>
+          <thead><tr><th scope='col'>Person</th><th scope='col'>Access</th><th scope='col'>Last opened</th><th scope='col'><span class='visually-hidden'>Actions</span></th></tr></thead>
+          <tbody>
+            {shares.map(s => (
+              <tr key={s.id} class={`share-${s.status}`} data-share={s.id}>
+                <td>{s.label}</td>
+                <td>{s.side === 'buyer' ? 'Buyer' : 'Seller'} · {s.role === 'editor' ? 'edits' : 'views'}
+                  {s.expiresAt !== null && s.status === 'active' && <div class='muted'>until {formatDate(s.expiresAt.slice(0, 10))}</div>}
+                </td>
+                <td>{s.lastSeenAt === null ? 'never' : `${timeAgo(s.lastSeenAt)} (${s.opens}×)`}</td>
+                <td>{s.status === 'active'
+                  ? <button type='button' class='danger' aria-label={`Revoke the link of ${s.label}`} onClick={() => { void revoke(s) }}>Revoke</button>
+                  : <span class='badge'>{s.status}</span>}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </div>
+  )
+}
