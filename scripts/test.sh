@@ -1,8 +1,22 @@
 #!/usr/bin/env bash
-# Sets up and runs every test: Rust unit and store tests, then the black-box suite that starts the
-# real binary and talks to it with real Yjs clients (tests/js).
+# Sets up and runs every test: the web client's unit tests, Rust unit and store tests, then the
+# black-box suite that starts the real binary and talks to it with real Yjs clients and a real
+# browser (Debian's Chromium, driven by playwright-core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ ! -x /usr/bin/chromium ]; then
+  echo "==> installing Debian's chromium (the browser tests drive it)"
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -qq chromium >/dev/null 2>&1 \
+    || { $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null; }
+fi
+
+echo "==> web client: npm ci, unit tests, build"
+./scripts/web.sh
+(cd web && npx vitest run)
 
 echo "==> cargo build (the binary the black-box tests start)"
 cargo build --locked -p mapline
@@ -10,10 +24,10 @@ cargo build --locked -p mapline
 echo "==> cargo test"
 cargo test --locked --workspace
 
-echo "==> npm ci (tests/js: yjs, y-websocket, ws)"
+echo "==> npm ci (tests/js: yjs, y-websocket, ws, playwright-core)"
 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 
-echo "==> black-box tests"
+echo "==> black-box tests (screenshots go to tests/js/artifacts)"
 cd tests/js
 status=0
 node --test --test-force-exit --test-concurrency=1 \

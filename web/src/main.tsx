@@ -144,7 +144,9 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
   }, [api])
 
   useEffect(() => {
-    if (me !== null) session.setIdentity(me.label, me.side)
+    if (me === null) return
+    session.setIdentity(me.label, me.side)
+    session.setReadOnly(!me.canEdit)
   }, [me])
 
   // Health and slips are derived on the server: fetch them when the plan changes (the server

@@ -4,6 +4,7 @@
 
 import * as Y from 'yjs'
 import { type Collection, COLLECTIONS } from './schema'
+import type { Slip } from './api'
 
 export interface Entry {
   id: string
@@ -91,4 +92,10 @@ export function byWorkstream (milestones: Milestone[], order: readonly string[])
     return i < 0 ? order.length : i
   }
   return [...groups.entries()].sort((a, b) => rank(a[0]) - rank(b[0]))
+}
+
+/** How often and how far (net days) a milestone's date moved, from the slip history. */
+export function slipSummary (slips: Slip[], milestoneId: string): { count: number, days: number } {
+  const mine = slips.filter(s => s.subject === 'milestone' && s.milestoneId === milestoneId)
+  return { count: mine.length, days: mine.reduce((sum, s) => sum + (s.days ?? 0), 0) }
 }

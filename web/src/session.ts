@@ -6,15 +6,10 @@ import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { IndexeddbPersistence } from 'y-indexeddb'
 import * as decoding from 'lib0/decoding'
-import { covers, syncStatus, type SyncStatus } from './sync-status'
+import { covers, isUpdateMessage, syncStatus, type SyncStatus } from './sync-status'
 
 const MESSAGE_DURABLE = 100
 const MESSAGE_REFUSED = 101
-
-/** Whether an outgoing y-websocket message carries an update (sync step 2 or update). */
-export function isUpdateMessage (data: Uint8Array): boolean {
-  return data.length >= 2 && data[0] === 0 && (data[1] === 1 || data[1] === 2)
-}
 
 /** A browser WebSocket that counts the update messages it sends and the server acknowledged. */
 class CountingSocket extends WebSocket {
@@ -59,6 +54,7 @@ export class PlanSession {
   private closedForGood = false
   private firstAttempt = true
   private lastStatus: SyncStatus | null = null
+  private readOnly = false
 
   constructor (readonly planId: string, token: string, origin: string = location.origin) {
     this.local = new IndexeddbPersistence(`mapline:${planId}`, this.doc)
@@ -132,6 +128,12 @@ export class PlanSession {
     this.provider.awareness.setLocalStateField('user', { name, side, color })
   }
 
+  /** Whether this link may only view (the status then says "live", never "saved"). */
+  setReadOnly (readOnly: boolean): void {
+    this.readOnly = readOnly
+    this.update()
+  }
+
   /** What this device is editing (a field key such as `milestones.ms-x.due`), or null. */
   setEditing (field: string | null): void {
     if (this.provider.awareness.getLocalState()?.editing !== field) {
@@ -149,7 +151,8 @@ export class PlanSession {
       acknowledged: ws?.acknowledged ?? 0,
       covered: ws?.durable != null && covers(ws.durable, Y.decodeStateVector(Y.encodeStateVector(this.doc))),
       closedForGood: this.closedForGood,
-      firstAttempt: this.firstAttempt
+      firstAttempt: this.firstAttempt,
+      readOnly: this.readOnly
     })
   }
 

@@ -9,6 +9,7 @@ export type SyncStatus =
   | 'connecting'
   | 'syncing' // connected, catching up or waiting for the server to store our edits
   | 'saved' // everything on this device is durable on the server
+  | 'live' // a view-only link, up to date with the server
   | 'revoked' // the server closed this link for good (revoked or expired)
 
 export interface SyncFacts {
@@ -24,6 +25,8 @@ export interface SyncFacts {
   closedForGood: boolean
   /** No connection has opened or failed yet (the page just started). */
   firstAttempt: boolean
+  /** A view-only link: nothing of this device's is ever saved, so "saved" never applies. */
+  readOnly: boolean
 }
 
 export function syncStatus (facts: SyncFacts): SyncStatus {
@@ -31,6 +34,7 @@ export function syncStatus (facts: SyncFacts): SyncStatus {
   if (!facts.online) return 'offline'
   if (!facts.connected) return facts.firstAttempt ? 'connecting' : 'offline'
   if (!facts.synced || facts.sent === 0) return 'syncing'
+  if (facts.readOnly) return 'live'
   return facts.acknowledged >= facts.sent && facts.covered ? 'saved' : 'syncing'
 }
 
@@ -47,6 +51,13 @@ export const STATUS_WORDS: Record<SyncStatus, { label: string, detail: string }>
   offline: { label: 'Offline', detail: 'Your edits are kept on this device and sync when you reconnect.' },
   connecting: { label: 'Connecting…', detail: 'Opening the plan.' },
   syncing: { label: 'Saving…', detail: 'Sending your edits and waiting for the server to store them.' },
+  live: { label: 'Live · view only', detail: 'You see every change as it is made.' },
   saved: { label: 'All changes saved', detail: 'Everything on this device is stored on the server.' },
   revoked: { label: 'Link no longer valid', detail: 'This link was revoked or has expired. Ask the seller for a new one.' }
+}
+
+/** Whether an outgoing y-websocket message carries an update (sync step 2 or update): the
+ * messages the server's acknowledgement counts. */
+export function isUpdateMessage (data: Uint8Array): boolean {
+  return data.length >= 2 && data[0] === 0 && (data[1] === 1 || data[1] === 2)
 }

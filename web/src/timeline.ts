@@ -9,7 +9,7 @@ import { byWorkstream, type Milestone, type PlanView } from './plan-view'
 
 export type MilestoneState = 'done' | 'cancelled' | 'overdue' | 'at_risk' | 'open' | 'undated'
 
-/** Due within this many days (today included) counts as at risk, as on the server. */
+/** Due within this many days (today through today + 7) counts as at risk, as on the server. */
 export const DUE_SOON_DAYS = 7
 
 function isOpen (m: Milestone): boolean {
@@ -33,7 +33,7 @@ export function milestoneStates (plan: PlanView, today: string): Map<string, Mil
         const depDue = dep === undefined ? null : dayNumber(dep.text.due)
         return dep !== undefined && isOpen(dep) && depDue !== null && depDue > due
       })
-      const soon = due - now < DUE_SOON_DAYS
+      const soon = due - now <= DUE_SOON_DAYS
       states.set(m.id, impossible || soon || m.text.status === 'blocked' ? 'at_risk' : 'open')
     }
   }

@@ -258,15 +258,12 @@ async fn handle(
         Ok(Incoming::Update { update, raw }) => {
             app.metrics.updates_received.inc();
             let empty = update.is_empty();
-            if !params.principal.can_write() {
-                if !empty {
-                    app.metrics.updates_refused.inc();
-                    tracing::warn!(bytes = raw.len(), "update from a read-only link refused");
-                    room.notify_refused(
-                        conn_id,
-                        "this link is read-only; the change was not saved",
-                    );
-                }
+            // An empty update changes nothing, so even a read-only link's is acknowledged like
+            // anyone's: its client learns that it is up to date with what is durable.
+            if !empty && !params.principal.can_write() {
+                app.metrics.updates_refused.inc();
+                tracing::warn!(bytes = raw.len(), "update from a read-only link refused");
+                room.notify_refused(conn_id, "this link is read-only; the change was not saved");
                 return Ok(());
             }
             room.begin_write();

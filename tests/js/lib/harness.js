@@ -37,12 +37,13 @@ export function tempData () {
 
 /**
  * Starts the server on a free port with the given data file and resolves once it listens.
- * Returns { url, wsUrl, stop(), kill9(), output() }.
+ * `web` is the built web client's folder (none by default). Returns { url, wsUrl, stop(), kill9(),
+ * output() }.
  */
-export async function startServer ({ dataFile, args = [], env = {} } = {}) {
+export async function startServer ({ dataFile, args = [], env = {}, web = join(repoRoot, 'no-web-client-in-tests') } = {}) {
   const proc = spawn(binary, [
     'serve', '--addr', '127.0.0.1:0', '--data', dataFile, '--admin-token', ADMIN_TOKEN,
-    '--web', join(repoRoot, 'no-web-client-in-tests'), ...args
+    '--web', web, ...args
   ], { env: { ...process.env, MAPLINE_LOG: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''

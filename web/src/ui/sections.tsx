@@ -5,7 +5,7 @@ import { useState } from 'preact/hooks'
 import { usePage } from './context'
 import { DateField, SelectField, TextField } from './fields'
 import * as edit from '../edits'
-import { byWorkstream, ownerName, type Entry, type Milestone } from '../plan-view'
+import { byWorkstream, ownerName, slipSummary, type Entry, type Milestone } from '../plan-view'
 import {
   ENGAGEMENTS, LEVELS, MILESTONE_SIDES, POWERS, PRIORITIES, RISK_KINDS, RISK_STATUSES, ROLES, SIDES,
   STATUSES, WORKSTREAMS, wordFor, type Collection
@@ -96,12 +96,6 @@ export function WhySection () {
 
 const STATE_WORDS: Record<MilestoneState, string> = {
   done: 'Done', cancelled: 'Cancelled', overdue: 'Overdue', at_risk: 'At risk', open: 'On track', undated: 'No date yet'
-}
-
-/** How often and how far a milestone's date moved. */
-export function slipSummary (slips: Slip[], milestoneId: string): { count: number, days: number } {
-  const mine = slips.filter(s => s.subject === 'milestone' && s.milestoneId === milestoneId)
-  return { count: mine.length, days: mine.reduce((sum, s) => sum + (s.days ?? 0), 0) }
 }
 
 function MilestoneRow ({ m, siblings, states }: { m: Milestone, siblings: Milestone[], states: Map<string, MilestoneState> }) {

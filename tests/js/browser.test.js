@@ -1,0 +1,292 @@
+// The web client in a real browser: Debian's Chromium (playwright-core) against the real binary
+// serving web/dist. Two browser contexts are two people with their own storage.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { startServer, tempData, createPlan, api, mintShare, waitFor } from './lib/harness.js'
+import { launch, openLink, untilStatus, untilValue, syncStatus, webRoot, artifacts } from './lib/browser.js'
+
+let data, server, browser
+before(async () => {
+  data = tempData()
+  server = await startServer({ dataFile: data.file, web: webRoot })
+  browser = await launch()
+})
+after(async () => {
+  await browser?.close()
+  await server?.stop()
+  data?.cleanup()
+})
+
+/** A mid-market plan (8 dated milestones, ids `ms-{key}`) going live in about two months. */
+async function newPlan (title = 'Contoso × Mapline rollout') {
+  const goLive = new Date(Date.now() + 60 * 86_400_000).toISOString().slice(0, 10)
+  return createPlan(server, { title, buyerOrg: 'Contoso', sellerOrg: 'Mapline Inc', goLive, template: 'mid-market' })
+}
+
+async function milestone (plan, id) {
+  const { body } = await api(server, 'GET', `/api/plans/${plan.id}`)
+  return body.plan.milestones.find(m => m.id === id)
+}
+
+function noPageErrors (...people) {
+  for (const person of people) assert.deepEqual(person.errors, [], 'no script errors on the page')
+}
+
+test('a buyer and a seller see each other, and each other\'s edits, live', async () => {
+  const plan = await newPlan()
+  const seller = await openLink(browser, server, plan.id, plan.seller)
+  const buyer = await openLink(browser, server, plan.id, plan.buyer)
+  try {
+    await untilStatus(seller.page, 'saved')
+    await untilStatus(buyer.page, 'saved')
+    await seller.page.getByTestId('presence').getByText('Contoso team').waitFor()
+    await buyer.page.getByTestId('presence').getByText('Mapline Inc team').waitFor()
+
+    // The seller writes the objective; the buyer sees it without reloading.
+    const objective = 'Cut onboarding time for new support agents from 6 weeks to 3'
+    await seller.page.getByLabel('Objective', { exact: true }).fill(objective)
+    await seller.page.getByLabel('Objective', { exact: true }).press('Tab')
+    await untilValue(buyer.page.getByLabel('Objective', { exact: true }), objective, 'the buyer\'s objective')
+
+    // The buyer renames a step and marks it in progress; the seller sees both.
+    const trial = await milestone(plan, 'ms-trial')
+    await buyer.page.getByLabel(`Status of ${trial.title}`).selectOption('in_progress')
+    await untilValue(seller.page.getByLabel(`Status of ${trial.title}`), 'in_progress', 'the seller\'s status')
+
+    // Presence says what the other is editing.
+    await buyer.page.getByLabel(`Notes on ${trial.title}`).focus()
+    await seller.page.locator('[data-milestone="ms-trial"] [data-testid="editing-by"]', { hasText: 'Contoso team' }).waitFor()
+    await buyer.page.getByLabel(`Notes on ${trial.title}`).blur()
+    await seller.page.locator('[data-milestone="ms-trial"] [data-testid="editing-by"]').waitFor({ state: 'detached' })
+
+    // What the browsers showed is what the server stored.
+    await untilStatus(buyer.page, 'saved')
+    const stored = await api(server, 'GET', `/api/plans/${plan.id}`)
+    assert.equal(stored.body.plan.meta.objective, objective)
+    assert.equal(stored.body.plan.milestones.find(m => m.id === 'ms-trial').status, 'in_progress')
+    noPageErrors(seller, buyer)
+  } finally {
+    await seller.context.close()
+    await buyer.context.close()
+  }
+})
+
+test('the buyer edits offline, reloads, comes back, and the seller gets the merged edit', async () => {
+  const plan = await newPlan()
+  const seller = await openLink(browser, server, plan.id, plan.seller)
+  const buyer = await openLink(browser, server, plan.id, plan.buyer)
+  try {
+    await untilStatus(buyer.page, 'saved')
+    await untilStatus(seller.page, 'saved')
+    // The page's files are kept by the service worker once it is active.
+    await buyer.page.evaluate(() => navigator.serviceWorker.ready.then(() => true))
+    const onboarding = await milestone(plan, 'ms-onboarding')
+    const notes = buyer.page.getByLabel(`Notes on ${onboarding.title}`)
+
+    await buyer.context.setOffline(true)
+    await untilStatus(buyer.page, 'offline')
+    await notes.fill('IT needs two weeks notice for SSO changes')
+    await notes.press('Tab')
+    // Meanwhile the seller edits another field of the same step.
+    const sellerOwner = seller.page.getByLabel(`Owner of ${onboarding.title}`)
+    await sellerOwner.fill('Priya Shah')
+    await sellerOwner.press('Tab')
+    await untilStatus(seller.page, 'saved')
+
+    // Reload while offline: the page and the edit come back from this device.
+    await buyer.page.reload()
+    await untilStatus(buyer.page, 'offline')
+    await untilValue(buyer.page.getByLabel(`Notes on ${onboarding.title}`), 'IT needs two weeks notice for SSO changes', 'the kept offline edit')
+    assert.equal(await seller.page.getByLabel(`Notes on ${onboarding.title}`).inputValue(), '', 'nothing reached the seller while offline')
+
+    await buyer.context.setOffline(false)
+    await untilStatus(buyer.page, 'saved')
+    await untilValue(seller.page.getByLabel(`Notes on ${onboarding.title}`), 'IT needs two weeks notice for SSO changes', 'the seller\'s view of the offline edit')
+    await untilValue(buyer.page.getByLabel(`Owner of ${onboarding.title}`), 'Priya Shah', 'the buyer\'s view of the seller\'s edit')
+    const stored = await milestone(plan, 'ms-onboarding')
+    assert.equal(stored.notes, 'IT needs two weeks notice for SSO changes')
+    assert.equal(stored.owner.name, 'Priya Shah')
+    noPageErrors(seller, buyer)
+  } finally {
+    await seller.context.close()
+    await buyer.context.close()
+  }
+})
+
+test('moving a date asks why, and the slip shows in both views', async () => {
+  const plan = await newPlan()
+  const seller = await openLink(browser, server, plan.id, plan.seller)
+  const buyer = await openLink(browser, server, plan.id, plan.buyer)
+  try {
+    await untilStatus(seller.page, 'saved')
+    await untilStatus(buyer.page, 'saved')
+    const signature = await milestone(plan, 'ms-signature')
+    const due = buyer.page.getByLabel(`Due date of ${signature.title}`)
+    const later = new Date(Date.parse(signature.due) + 9 * 86_400_000).toISOString().slice(0, 10)
+
+    // Cancelling keeps the old date.
+    await due.fill(later)
+    const dialog = buyer.page.getByRole('dialog', { name: 'Why is this date moving?' })
+    await dialog.waitFor()
+    await dialog.getByRole('button', { name: 'Keep the old date' }).click()
+    await dialog.waitFor({ state: 'detached' })
+    await untilValue(due, signature.due, 'the kept date')
+
+    // Moving with a reason writes both, and the slip appears for everyone.
+    await due.fill(later)
+    await dialog.waitFor()
+    assert.equal(await dialog.getByRole('button', { name: 'Move the date' }).isDisabled(), true, 'a reason is required')
+    await dialog.getByLabel('Reason').fill('Legal review moved to after the board meeting')
+    await dialog.getByRole('button', { name: 'Move the date' }).click()
+    await untilValue(seller.page.getByLabel(`Due date of ${signature.title}`), later, 'the seller\'s due date')
+    for (const person of [buyer, seller]) {
+      const slip = person.page.getByTestId('slip').filter({ hasText: signature.title })
+      await slip.waitFor()
+      const text = await slip.textContent()
+      assert.match(text, /Legal review moved to after the board meeting/)
+      assert.match(text, /\+9 days later/)
+      assert.match(text, /Contoso team \(buyer\)/)
+      await person.page.locator('[data-milestone="ms-signature"] [data-testid="moved"]', { hasText: 'moved 1×' }).waitFor()
+    }
+    const { body } = await api(server, 'GET', `/api/plans/${plan.id}/slips`)
+    assert.equal(body.slips.length, 1, 'one slip: the cancelled move never happened')
+    assert.deepEqual([body.slips[0].from, body.slips[0].to, body.slips[0].days, body.slips[0].reason],
+      [signature.due, later, 9, 'Legal review moved to after the board meeting'])
+    noPageErrors(seller, buyer)
+  } finally {
+    await seller.context.close()
+    await buyer.context.close()
+  }
+})
+
+test('a viewer link is read-only in the page, and the server refuses what it sends anyway', async () => {
+  const plan = await newPlan()
+  const viewerToken = await mintShare(server, plan.id, { side: 'buyer', role: 'viewer', label: 'Ana Ruiz (CFO)' })
+  const viewer = await openLink(browser, server, plan.id, viewerToken)
+  try {
+    await viewer.page.getByText('You can view this plan.').waitFor()
+    await untilStatus(viewer.page, 'live')
+    const objective = viewer.page.getByLabel('Objective', { exact: true })
+    assert.equal(await objective.isEditable(), false)
+    const trial = await milestone(plan, 'ms-trial')
+    assert.equal(await viewer.page.getByLabel(`Due date of ${trial.title}`).isEditable(), false)
+    assert.equal(await viewer.page.getByLabel(`Status of ${trial.title}`).isEnabled(), false)
+    assert.equal(await viewer.page.getByRole('button', { name: /Add a step/ }).count(), 0)
+    assert.equal(await viewer.page.getByRole('button', { name: 'Share', exact: true }).count(), 0)
+
+    // A tampered page writes to the document anyway: the server refuses and says so.
+    await viewer.page.evaluate(() => window.mapline.session.doc.getMap('meta').set('objective', 'sneaky'))
+    await viewer.page.getByText('Not saved: this link is read-only').waitFor()
+    const stored = await api(server, 'GET', `/api/plans/${plan.id}`)
+    assert.notEqual(stored.body.plan.meta.objective, 'sneaky')
+    noPageErrors(viewer)
+  } finally {
+    await viewer.context.close()
+  }
+})
+
+test('"All changes saved" waits for the server\'s acknowledgement', async () => {
+  // Its own server: this test freezes it.
+  const own = tempData()
+  const frozen = await startServer({ dataFile: own.file, web: webRoot })
+  const goLive = new Date(Date.now() + 60 * 86_400_000).toISOString().slice(0, 10)
+  const { body } = await api(frozen, 'POST', '/api/plans', { body: { title: 'Ack check', buyerOrg: 'B', sellerOrg: 'S', goLive } })
+  const token = body.shares.find(s => s.side === 'seller').token
+  const seller = await openLink(browser, frozen, body.id, token)
+  try {
+    await untilStatus(seller.page, 'saved')
+    frozen.proc.kill('SIGSTOP')
+    try {
+      await seller.page.getByLabel('Objective', { exact: true }).fill('Saved only once stored')
+      await seller.page.getByLabel('Objective', { exact: true }).press('Tab')
+      // The edit has left the page (the socket took it) and nothing acknowledged it yet.
+      await waitFor(() => seller.page.evaluate(() => {
+        const ws = window.mapline.session.provider.ws
+        return ws !== null && ws.sentUpdates > ws.acknowledged
+      }), { what: 'the edit to be sent' })
+      assert.equal(await syncStatus(seller.page), 'syncing')
+    } finally {
+      frozen.proc.kill('SIGCONT')
+    }
+    await untilStatus(seller.page, 'saved')
+    const stored = await api(frozen, 'GET', `/api/plans/${body.id}`)
+    assert.equal(stored.body.plan.meta.objective, 'Saved only once stored')
+    noPageErrors(seller)
+  } finally {
+    await seller.context.close()
+    await frozen.stop()
+    own.cleanup()
+  }
+})
+
+test('a seller makes a link for the CFO, sees when it was opened, and revokes it', async () => {
+  const plan = await newPlan()
+  const seller = await openLink(browser, server, plan.id, plan.seller)
+  let cfo
+  try {
+    await untilStatus(seller.page, 'saved')
+    await seller.page.getByRole('button', { name: 'Share', exact: true }).click()
+    const dialog = seller.page.locator('.share-dialog')
+    await dialog.getByLabel('Who is it for').fill('Ana Ruiz (CFO)')
+    await dialog.getByLabel('They can').selectOption('viewer')
+    await dialog.getByRole('button', { name: 'Create link' }).click()
+    const link = await dialog.getByLabel('Link for Ana Ruiz (CFO)').inputValue()
+    assert.match(link, new RegExp(`^${server.url}/p/${plan.id}#token=s_`))
+    const row = dialog.locator('tr', { hasText: 'Ana Ruiz (CFO)' })
+    await row.getByText('never').waitFor()
+
+    // The CFO opens the link.
+    const token = new URL(link).hash.replace('#token=', '')
+    cfo = await openLink(browser, server, plan.id, token)
+    await untilStatus(cfo.page, 'live')
+    await cfo.page.getByTestId('me').getByText('Ana Ruiz (CFO)').waitFor()
+
+    // The list says so (reopen the manager to reload it).
+    await waitFor(async () => {
+      await dialog.getByRole('button', { name: 'Close' }).click()
+      await seller.page.getByRole('button', { name: 'Share', exact: true }).click()
+      return /\(1×\)/.test(await row.textContent())
+    }, { what: 'the CFO\'s visit to show' })
+
+    // Revoking closes the CFO's live page at once.
+    seller.page.once('dialog', confirm => confirm.accept())
+    await row.getByRole('button', { name: 'Revoke the link of Ana Ruiz (CFO)' }).click()
+    await row.getByText('revoked').waitFor()
+    await untilStatus(cfo.page, 'revoked')
+    const after = await api(server, 'GET', `/api/plans/${plan.id}`, { token })
+    assert.equal(after.status, 401)
+    noPageErrors(seller, cfo)
+  } finally {
+    await seller.context.close()
+    await cfo?.context.close()
+  }
+})
+
+test('the plan page on a desktop and a phone (screenshots saved as artifacts)', async () => {
+  const plan = await newPlan('Northwind Health × Mapline — onboarding rollout')
+  const desktop = await openLink(browser, server, plan.id, plan.buyer)
+  const phone = await openLink(browser, server, plan.id, plan.seller, { viewport: { width: 390, height: 844 }, isMobile: true })
+  try {
+    for (const person of [desktop, phone]) {
+      await untilStatus(person.page, 'saved')
+      await person.page.getByTestId('health').waitFor()
+      await person.page.locator('#timeline svg .point').first().waitFor()
+    }
+    await desktop.page.screenshot({ path: join(artifacts, 'plan-desktop.png'), fullPage: true })
+    await phone.page.screenshot({ path: join(artifacts, 'plan-phone.png'), fullPage: true })
+    // Usable on a phone: nothing is wider than the screen (a mobile browser would otherwise zoom
+    // the whole page out to fit the widest element).
+    const width = await phone.page.evaluate(() => document.documentElement.scrollWidth)
+    assert.ok(width <= 390, `the phone page is ${width}px wide on a 390px screen`)
+    // Every form control has an accessible name.
+    const unnamed = await desktop.page.evaluate(() => [...document.querySelectorAll('input, select, textarea, button')]
+      .filter(el => !(el.getAttribute('aria-label') || el.labels?.[0]?.textContent?.trim() || el.textContent.trim()))
+      .map(el => el.outerHTML.slice(0, 80)))
+    assert.deepEqual(unnamed, [])
+    noPageErrors(desktop, phone)
+  } finally {
+    await desktop.context.close()
+    await phone.context.close()
+  }
+})

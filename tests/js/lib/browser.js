@@ -1,0 +1,51 @@
+// Browser harness: Debian's Chromium driven by playwright-core, against the real server serving
+// the built web client (web/dist). Waits are for conditions, never fixed sleeps.
+import { chromium } from 'playwright-core'
+import { existsSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { repoRoot, waitFor } from './harness.js'
+
+export const webRoot = join(repoRoot, 'web', 'dist')
+export const artifacts = join(repoRoot, 'tests', 'js', 'artifacts')
+const executablePath = process.env.MAPLINE_CHROMIUM || '/usr/bin/chromium'
+
+/** Launches headless Chromium; fails with a clear message when it or the build is missing. */
+export async function launch () {
+  if (!existsSync(executablePath)) throw new Error(`no Chromium at ${executablePath}: install Debian's chromium (./scripts/test.sh does)`)
+  if (!existsSync(join(webRoot, 'index.html'))) throw new Error('web/dist is not built: run npm run build in web/ (./scripts/test.sh does)')
+  mkdirSync(artifacts, { recursive: true })
+  return chromium.launch({
+    executablePath,
+    headless: true,
+    // The flags that keep Chromium off the network it cannot reach here (see the machine notes).
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run', '--disable-default-apps']
+  })
+}
+
+/**
+ * Opens a share link in a new browser context (a separate person: own storage, own IndexedDB).
+ * Page errors are collected in `errors`; tests assert there are none.
+ */
+export async function openLink (browser, server, planId, token, { viewport = { width: 1280, height: 900 }, isMobile = false } = {}) {
+  const context = await browser.newContext({ viewport, isMobile, hasTouch: isMobile })
+  const page = await context.newPage()
+  const errors = []
+  page.on('pageerror', error => errors.push(error.message))
+  await page.goto(`${server.url}/p/${planId}#token=${token}`)
+  return { context, page, errors }
+}
+
+/** The sync status the page shows (`saved`, `syncing`, `offline`, `connecting`, `revoked`). */
+export function syncStatus (page) {
+  return page.getByTestId('sync-status').getAttribute('data-status')
+}
+
+export async function untilStatus (page, status, timeout = 15000) {
+  await page.locator(`[data-testid="sync-status"][data-status="${status}"]`).waitFor({ timeout })
+}
+
+/** Waits until an input (or textarea) shows `value`. */
+export function untilValue (locator, value, what = 'the field') {
+  return waitFor(async () => (await locator.inputValue()) === value, { what: `${what} to show ${JSON.stringify(value)}` })
+}

@@ -1,0 +1,10 @@
+import { chromium } from 'playwright-core'
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-gpu'] })
+const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true })
+const page = await context.newPage()
+await page.goto(process.argv[2])
+await page.locator('[data-status="saved"]').waitFor()
+console.log(await page.evaluate(() => [window.innerWidth, document.documentElement.scrollWidth, document.documentElement.clientWidth]))
+console.log(await page.evaluate(() => [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 392).slice(0, 12).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))))
+await page.screenshot({ path: '/tmp/phone.png' })
+await browser.close()

@@ -1,0 +1,236 @@
+// Unit tests of the page's own logic: dates, ordering keys, links, the sync status, reading and
+// editing the document, the timeline. No browser needed: these run in Node (vitest).
+import { describe, expect, test } from 'vitest'
+import * as Y from 'yjs'
+import { dayNumber, daysBetween, formatDate, isoDate, relativeDays, signedDays, timeAgo } from './dates'
+import { FIRST_KEY, keyBetween } from './order'
+import { absoluteLink, parseShareLink } from './link'
+import { covers, isUpdateMessage, syncStatus, type SyncFacts } from './sync-status'
+import { byWorkstream, ownerName, readPlan, slipSummary } from './plan-view'
+import * as edit from './edits'
+import { layoutTimeline, milestoneStates, monthTicks } from './timeline'
+import type { Slip } from './api'
+
+describe('dates', () => {
+  test('only real calendar dates in YYYY-MM-DD are dates', () => {
+    expect(dayNumber('2027-04-01')).toBe(20909)
+    expect(isoDate(20909)).toBe('2027-04-01')
+    for (const bad of ['2027-02-30', '2027-4-1', 'next week', '', 20909, null, '2027-13-01']) expect(dayNumber(bad)).toBeNull()
+    expect(dayNumber('2028-02-29')).not.toBeNull()
+  })
+  test('differences are signed days, and words read naturally', () => {
+    expect(daysBetween('2027-01-15', '2027-02-01')).toBe(17)
+    expect(daysBetween('2027-02-01', '2027-01-15')).toBe(-17)
+    expect(daysBetween('2027-02-01', 'soon')).toBeNull()
+    expect(formatDate('2027-02-03')).toBe('3 Feb 2027')
+    expect(formatDate('not a date')).toBe('not a date')
+    expect([relativeDays(0), relativeDays(1), relativeDays(-1), relativeDays(5), relativeDays(-3)])
+      .toEqual(['today', 'tomorrow', 'yesterday', 'in 5 days', '3 days ago'])
+    expect([signedDays(17), signedDays(-1), signedDays(null)]).toEqual(['+17 days later', '1 day earlier', 'date cleared'])
+    const now = Date.parse('2026-11-22T12:00:00Z')
+    expect(timeAgo('2026-11-22T11:58:00Z', now)).toBe('2 min ago')
+    expect(timeAgo('2026-11-20T12:00:00Z', now)).toBe('2 days ago')
+    expect(timeAgo(null, now)).toBe('never')
+  })
+})
+
+describe('ordering keys', () => {
+  test('a key between two keys sorts between them, as text', () => {
+    const pairs: Array<[string | null, string | null]> = [[null, null], [null, 'a0'], ['a0', null], ['a0', 'a1'], ['a0', 'a0V'], ['V', 'W'], ['zz', null], [null, '1'], ['a', 'b']]
+    for (const [lo, hi] of pairs) {
+      const key = keyBetween(lo, hi)
+      if (lo !== null) expect(key > lo, `${key} > ${lo}`).toBe(true)
+      if (hi !== null) expect(key < hi, `${key} < ${hi}`).toBe(true)
+    }
+  })
+  test('a thousand inserts at random places keep a strict order and short keys', () => {
+    let seed = 42
+    const random = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 }
+    const keys = [FIRST_KEY]
+    for (let i = 0; i < 1000; i++) {
+      const at = Math.floor(random() * (keys.length + 1))
+      keys.splice(at, 0, keyBetween(keys[at - 1] ?? null, keys[at] ?? null))
+    }
+    for (let i = 1; i < keys.length; i++) expect(keys[i - 1] < keys[i]).toBe(true)
+    expect(Math.max(...keys.map(k => k.length))).toBeLessThan(30)
+  })
+  test('keys out of order (concurrent inserts) still give a key after the first', () => {
+    expect(keyBetween('b', 'a') > 'b').toBe(true)
+    expect(keyBetween('a', 'a') > 'a').toBe(true)
+  })
+})
+
+describe('share links', () => {
+  const plan = '01a2059a-d9f0-74c0-b4ee-bd9b3075a75d'
+  test('the plan comes from the path and the token from the fragment', () => {
+    expect(parseShareLink(`/p/${plan}`, '#token=s_abc')).toEqual({ planId: plan, token: 's_abc' })
+    expect(parseShareLink(`/p/${plan.toUpperCase()}/`, '#token=s_abc&x=1')).toEqual({ planId: plan, token: 's_abc' })
+    expect(parseShareLink(`/p/${plan}`, '')).toBe('no_token')
+    expect(parseShareLink(`/p/${plan}`, '#token=')).toBe('no_token')
+    expect(parseShareLink('/p/not-a-plan', '#token=s_abc')).toBe('no_plan')
+    expect(parseShareLink('/', '#token=s_abc')).toBe('no_plan')
+  })
+  test('relative links from the server become absolute', () => {
+    expect(absoluteLink('/p/x#token=t', 'http://localhost:8080')).toBe('http://localhost:8080/p/x#token=t')
+    expect(absoluteLink('https://plans.example.com/p/x#token=t', 'http://localhost')).toBe('https://plans.example.com/p/x#token=t')
+  })
+})
+
+describe('sync status', () => {
+  const live: SyncFacts = { online: true, connected: true, synced: true, sent: 1, acknowledged: 1, covered: true, closedForGood: false, firstAttempt: false, readOnly: false }
+  test('saved only when every sent update is acknowledged and the durable state covers ours', () => {
+    expect(syncStatus(live)).toBe('saved')
+    expect(syncStatus({ ...live, sent: 3, acknowledged: 2 })).toBe('syncing')
+    expect(syncStatus({ ...live, covered: false })).toBe('syncing')
+    expect(syncStatus({ ...live, synced: false })).toBe('syncing')
+    expect(syncStatus({ ...live, sent: 0, acknowledged: 0 })).toBe('syncing')
+  })
+  test('offline, connecting, view only and revoked', () => {
+    expect(syncStatus({ ...live, online: false })).toBe('offline')
+    expect(syncStatus({ ...live, connected: false })).toBe('offline')
+    expect(syncStatus({ ...live, connected: false, firstAttempt: true })).toBe('connecting')
+    expect(syncStatus({ ...live, readOnly: true, sent: 2, acknowledged: 1 })).toBe('live')
+    expect(syncStatus({ ...live, closedForGood: true })).toBe('revoked')
+  })
+  test('state vectors and which messages count', () => {
+    expect(covers(new Map([[1, 5], [2, 3]]), new Map([[1, 5]]))).toBe(true)
+    expect(covers(new Map([[1, 4]]), new Map([[1, 5]]))).toBe(false)
+    expect(covers(new Map(), new Map([[7, 1]]))).toBe(false)
+    expect([[0, 0], [0, 1], [0, 2], [1, 0], [0]].map(bytes => isUpdateMessage(new Uint8Array(bytes)))).toEqual([false, true, true, false, false])
+  })
+})
+
+function planDoc (): Y.Doc {
+  const doc = new Y.Doc()
+  doc.transact(() => {
+    const meta = doc.getMap('meta')
+    meta.set('title', 'Rollout')
+    meta.set('goLive', '2027-04-01')
+    const people = doc.getMap('stakeholders')
+    const dev = new Y.Map(); dev.set('name', 'Dev Patel'); dev.set('order', 'a0'); people.set('st-dev', dev)
+    const milestones = doc.getMap('milestones')
+    const add = (id: string, fields: Record<string, string>, deps: string[] = []) => {
+      const m = new Y.Map<unknown>()
+      for (const [k, v] of Object.entries(fields)) m.set(k, v)
+      const arr = new Y.Array<string>(); arr.push(deps); m.set('dependsOn', arr)
+      milestones.set(id, m)
+    }
+    add('ms-a', { title: 'Scope', workstream: 'technical_validation', due: '2027-01-10', status: 'done', order: 'a0', owner: 'st-dev' })
+    add('ms-b', { title: 'Security', workstream: 'security_compliance', due: '2027-02-01', order: 'a1' }, ['ms-a'])
+    add('ms-c', { title: 'Sign', workstream: 'legal_procurement', due: '2027-01-20', order: 'a2' }, ['ms-b', 'ms-gone'])
+    add('ms-d', { title: 'Party', workstream: 'Celebration', due: 'soon', order: 'a3' })
+    milestones.set('junk', 'not a map')
+    doc.getMap('meta').set('objective', 42 as unknown as string)
+  })
+  return doc
+}
+
+describe('reading the plan', () => {
+  test('collections come in order, wrong values read as null, dangling dependencies drop', () => {
+    const plan = readPlan(planDoc())
+    expect(plan.milestones.map(m => m.id)).toEqual(['ms-a', 'ms-b', 'ms-c', 'ms-d'])
+    expect(plan.meta.objective).toBeNull()
+    expect(plan.milestones[2].dependsOn).toEqual(['ms-b'])
+    expect(ownerName(plan, 'st-dev')).toBe('Dev Patel')
+    expect(ownerName(plan, 'Priya')).toBe('Priya')
+    const groups = byWorkstream(plan.milestones, ['technical_validation', 'security_compliance', 'legal_procurement'])
+    expect(groups.map(([name]) => name)).toEqual(['technical_validation', 'security_compliance', 'legal_procurement', 'Celebration'])
+  })
+  test('slip summaries count moves and net days per milestone', () => {
+    const slip = (milestoneId: string, days: number | null): Slip => ({ seq: 1, subject: 'milestone', milestoneId, from: null, to: null, days, reason: null, who: { kind: 'admin' }, at: '' })
+    expect(slipSummary([slip('ms-a', 5), slip('ms-a', -2), slip('ms-b', 9), slip('ms-a', null)], 'ms-a')).toEqual({ count: 3, days: 3 })
+    expect(slipSummary([], 'ms-a')).toEqual({ count: 0, days: 0 })
+  })
+})
+
+describe('editing the plan', () => {
+  test('moving a date writes the date and the reason in one update', () => {
+    const doc = planDoc()
+    const updates: Uint8Array[] = []
+    doc.on('update', (u: Uint8Array) => updates.push(u))
+    edit.moveDue(doc, 'ms-b', '2027-02-15', 'Security team away')
+    expect(updates).toHaveLength(1)
+    const copy = new Y.Doc()
+    Y.applyUpdate(copy, Y.encodeStateAsUpdate(planDoc()))
+    const m = doc.getMap('milestones').get('ms-b') as Y.Map<unknown>
+    expect([m.get('due'), m.get('slipReason')]).toEqual(['2027-02-15', 'Security team away'])
+    edit.moveGoLive(doc, '2027-05-01', 'Board moved')
+    expect(updates).toHaveLength(2)
+    expect([doc.getMap('meta').get('goLive'), doc.getMap('meta').get('goLiveReason')]).toEqual(['2027-05-01', 'Board moved'])
+  })
+  test('an unchanged value writes nothing; an empty one clears the field', () => {
+    const doc = planDoc()
+    const updates: Uint8Array[] = []
+    doc.on('update', (u: Uint8Array) => updates.push(u))
+    edit.setEntryField(doc, 'milestones', 'ms-a', 'title', 'Scope')
+    edit.setRootField(doc, 'meta', 'title', 'Rollout')
+    expect(updates).toHaveLength(0)
+    edit.setEntryField(doc, 'milestones', 'ms-a', 'title', '')
+    expect((doc.getMap('milestones').get('ms-a') as Y.Map<unknown>).has('title')).toBe(false)
+    edit.setEntryField(doc, 'milestones', 'nope', 'title', 'x')
+    expect(doc.getMap('milestones').has('nope')).toBe(false)
+  })
+  test('adding, reordering and deleting entries keeps the order and the dependencies right', () => {
+    const doc = planDoc()
+    const id = edit.addEntry(doc, 'milestones', { title: 'Pilot', workstream: 'technical_validation' }, readPlan(doc).milestones, 'ms-a')
+    expect(readPlan(doc).milestones.map(m => m.id)).toEqual(['ms-a', id, 'ms-b', 'ms-c', 'ms-d'])
+    edit.moveEntry(doc, 'milestones', id, readPlan(doc).milestones, -1)
+    expect(readPlan(doc).milestones.map(m => m.id)).toEqual([id, 'ms-a', 'ms-b', 'ms-c', 'ms-d'])
+    edit.moveEntry(doc, 'milestones', 'ms-d', readPlan(doc).milestones, 1)
+    expect(readPlan(doc).milestones.map(m => m.id).at(-1)).toBe('ms-d')
+    edit.addDependency(doc, 'ms-c', id)
+    edit.addDependency(doc, 'ms-c', id)
+    edit.addDependency(doc, 'ms-c', 'ms-c')
+    expect(readPlan(doc).milestones.find(m => m.id === 'ms-c')?.dependsOn).toEqual(['ms-b', id])
+    edit.deleteEntry(doc, 'milestones', 'ms-b')
+    const after = readPlan(doc)
+    expect(after.milestones.map(m => m.id)).toEqual([id, 'ms-a', 'ms-c', 'ms-d'])
+    const raw = (doc.getMap('milestones').get('ms-c') as Y.Map<unknown>).get('dependsOn') as Y.Array<string>
+    expect(raw.toArray()).toEqual(['ms-gone', id])
+    edit.removeDependency(doc, 'ms-c', id)
+    expect(raw.toArray()).toEqual(['ms-gone'])
+  })
+  test('concurrent edits on two devices merge without losing either', () => {
+    const a = planDoc()
+    const b = new Y.Doc()
+    Y.applyUpdate(b, Y.encodeStateAsUpdate(a))
+    edit.moveDue(a, 'ms-b', '2027-02-20', 'A moved it')
+    edit.setEntryField(b, 'milestones', 'ms-b', 'notes', 'B wrote this')
+    Y.applyUpdate(a, Y.encodeStateAsUpdate(b))
+    Y.applyUpdate(b, Y.encodeStateAsUpdate(a))
+    for (const doc of [a, b]) {
+      const m = readPlan(doc).milestones.find(x => x.id === 'ms-b')
+      expect([m?.text.due, m?.text.notes]).toEqual(['2027-02-20', 'B wrote this'])
+    }
+  })
+})
+
+describe('timeline', () => {
+  test('states follow the server\'s health rules on this device\'s date', () => {
+    const plan = readPlan(planDoc())
+    const states = milestoneStates(plan, '2027-01-25')
+    expect(Object.fromEntries(states)).toEqual({ 'ms-a': 'done', 'ms-b': 'at_risk', 'ms-c': 'overdue', 'ms-d': 'undated' })
+    // Sign is due before Security, which it waits for: impossible, so at risk while not yet due.
+    expect(milestoneStates(plan, '2026-12-01').get('ms-c')).toBe('at_risk')
+    expect(milestoneStates(plan, '2026-12-01').get('ms-b')).toBe('open')
+  })
+  test('points sit on their dates, rows per workstream, links from dependency to dependent', () => {
+    const plan = readPlan(planDoc())
+    const layout = layoutTimeline(plan, '2026-12-01', 1000, ['technical_validation', 'security_compliance', 'legal_procurement'])
+    expect(layout.points.map(p => p.id)).toEqual(['ms-a', 'ms-b', 'ms-c'])
+    const x = Object.fromEntries(layout.points.map(p => [p.id, p.x]))
+    expect(x['ms-a']).toBeLessThan(x['ms-c'])
+    expect(x['ms-c']).toBeLessThan(x['ms-b'])
+    expect(layout.today).not.toBeNull()
+    expect(layout.today! < x['ms-a']).toBe(true)
+    expect(layout.goLive! > x['ms-b']).toBe(true)
+    expect(layout.goLive! <= 1000).toBe(true)
+    expect(layout.rows.map(r => r.workstream)).toEqual(['technical_validation', 'security_compliance', 'legal_procurement'])
+    expect(layout.links.map(l => `${l.from}>${l.to}:${l.backwards}`)).toEqual(['ms-a>ms-b:false', 'ms-b>ms-c:true'])
+  })
+  test('month ticks are first days of months, at most eight', () => {
+    const start = dayNumber('2026-11-15')!
+    expect(monthTicks(start, dayNumber('2027-02-10')!).map(isoDate)).toEqual(['2026-12-01', '2027-01-01', '2027-02-01'])
+    expect(monthTicks(start, dayNumber('2029-11-15')!).length).toBeLessThanOrEqual(8)
+  })
+})
