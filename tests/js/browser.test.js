@@ -57,6 +57,7 @@ test('a buyer and a seller see each other, and each other\'s edits, live', async
     // Presence says what the other is editing.
     await buyer.page.getByLabel(`Notes on ${trial.title}`).focus()
     await seller.page.locator('[data-milestone="ms-trial"] [data-testid="editing-by"]', { hasText: 'Contoso team' }).waitFor()
+    await seller.page.getByTestId('presence').getByText(`editing notes of “${trial.title}”`).waitFor()
     await buyer.page.getByLabel(`Notes on ${trial.title}`).blur()
     await seller.page.locator('[data-milestone="ms-trial"] [data-testid="editing-by"]').waitFor({ state: 'detached' })
 
@@ -153,6 +154,19 @@ test('moving a date asks why, and the slip shows in both views', async () => {
     assert.equal(body.slips.length, 1, 'one slip: the cancelled move never happened')
     assert.deepEqual([body.slips[0].from, body.slips[0].to, body.slips[0].days, body.slips[0].reason],
       [signature.due, later, 9, 'Legal review moved to after the board meeting'])
+
+    // Go-live too: the seller moves it a week, with the reason.
+    const goLive = seller.page.getByLabel('Go-live date', { exact: true })
+    const oldGoLive = await goLive.inputValue()
+    const newGoLive = new Date(Date.parse(oldGoLive) + 7 * 86_400_000).toISOString().slice(0, 10)
+    await goLive.fill(newGoLive)
+    const sellerDialog = seller.page.getByRole('dialog', { name: 'Why is this date moving?' })
+    await sellerDialog.getByLabel('Reason').fill('Customer board meeting moved')
+    await sellerDialog.getByRole('button', { name: 'Move the date' }).click()
+    await buyer.page.getByTestId('slip').filter({ hasText: 'Go-live' }).filter({ hasText: 'Customer board meeting moved' }).waitFor()
+    await untilValue(buyer.page.getByLabel('Why this date', { exact: true }), 'Customer board meeting moved', 'the go-live reason')
+    const all = (await api(server, 'GET', `/api/plans/${plan.id}/slips?milestone=goLive`)).body.slips
+    assert.deepEqual(all.map(s => [s.from, s.to, s.days, s.who.label]), [[oldGoLive, newGoLive, 7, 'Mapline Inc team']])
     noPageErrors(seller, buyer)
   } finally {
     await seller.context.close()

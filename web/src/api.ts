@@ -22,7 +22,7 @@ export interface Who { kind: 'share' | 'admin' | 'system', shareId?: string, lab
 
 export interface Slip {
   seq: number
-  subject: 'milestone' | 'goLive'
+  subject: 'milestone' | 'go_live'
   milestoneId?: string
   title?: string | null
   from: string | null

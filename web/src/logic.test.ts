@@ -6,7 +6,7 @@ import { dayNumber, daysBetween, formatDate, isoDate, relativeDays, signedDays, 
 import { FIRST_KEY, keyBetween } from './order'
 import { absoluteLink, parseShareLink } from './link'
 import { covers, isUpdateMessage, syncStatus, type SyncFacts } from './sync-status'
-import { byWorkstream, ownerName, readPlan, slipSummary } from './plan-view'
+import { byWorkstream, describeField, ownerName, readPlan, slipSummary } from './plan-view'
 import * as edit from './edits'
 import { layoutTimeline, milestoneStates, monthTicks } from './timeline'
 import type { Slip } from './api'
@@ -135,6 +135,15 @@ describe('reading the plan', () => {
     expect(ownerName(plan, 'Priya')).toBe('Priya')
     const groups = byWorkstream(plan.milestones, ['technical_validation', 'security_compliance', 'legal_procurement'])
     expect(groups.map(([name]) => name)).toEqual(['technical_validation', 'security_compliance', 'legal_procurement', 'Celebration'])
+  })
+  test('what someone edits reads as words', () => {
+    const plan = readPlan(planDoc())
+    expect(describeField(plan, 'milestones.ms-b.due')).toBe('due date of “Security”')
+    expect(describeField(plan, 'stakeholders.st-dev.notes')).toBe('notes of “Dev Patel”')
+    expect(describeField(plan, 'meta.goLive')).toBe('go-live date')
+    expect(describeField(plan, 'meta.title')).toBe('the plan title')
+    expect(describeField(plan, 'milestones.gone.due')).toBe('due date')
+    expect(describeField(plan, 'whatever')).toBe('whatever')
   })
   test('slip summaries count moves and net days per milestone', () => {
     const slip = (milestoneId: string, days: number | null): Slip => ({ seq: 1, subject: 'milestone', milestoneId, from: null, to: null, days, reason: null, who: { kind: 'admin' }, at: '' })

@@ -6,7 +6,7 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import './styles.css'
 import { parseShareLink } from './link'
 import { PlanSession, type Peer } from './session'
-import { readPlan, type PlanView } from './plan-view'
+import { describeField, readPlan, type PlanView } from './plan-view'
 import { Api, ApiFailure, type Health, type Me, type PlanIssue, type Slip } from './api'
 import { STATUS_WORDS, type SyncStatus } from './sync-status'
 import { today as todayOnDevice, formatDate, signedDays, daysBetween, relativeDays } from './dates'
@@ -48,17 +48,21 @@ function StatusPill ({ status }: { status: SyncStatus }) {
   )
 }
 
-function Presence ({ peers }: { peers: Peer[] }) {
+function Presence ({ peers, plan }: { peers: Peer[], plan: PlanView }) {
   if (peers.length === 0) return <div class='presence muted' data-testid='presence'>Only you are here</div>
   return (
     <ul class='presence' aria-label='Also here now' data-testid='presence'>
-      {peers.map(p => (
-        <li key={p.clientId} class='peer' style={{ borderColor: p.color }} title={p.editing !== null ? `editing ${p.editing}` : 'viewing'}>
-          <span class='avatar' style={{ background: p.color }} aria-hidden='true'>{p.name.slice(0, 1).toUpperCase()}</span>
-          <span class='peer-name'>{p.name}</span>
-          {p.side !== null && <span class='peer-side'>{p.side}</span>}
-        </li>
-      ))}
+      {peers.map(p => {
+        const doing = p.editing === null ? 'viewing' : `editing ${describeField(plan, p.editing)}`
+        return (
+          <li key={p.clientId} class='peer' style={{ borderColor: p.color }} title={`${p.name}: ${doing}`}>
+            <span class='avatar' style={{ background: p.color }} aria-hidden='true'>{p.name.slice(0, 1).toUpperCase()}</span>
+            <span class='peer-name'>{p.name}</span>
+            {p.side !== null && <span class='peer-side'>{p.side}</span>}
+            {p.editing !== null && <span class='peer-doing'>{doing}</span>}
+          </li>
+        )
+      })}
     </ul>
   )
 }
@@ -194,7 +198,7 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
         </div>
         <div class='top-right'>
           <StatusPill status={status} />
-          <Presence peers={peers} />
+          <Presence peers={peers} plan={plan} />
           {me !== null && <div class='me' data-testid='me'>You: {me.label}{me.side !== null ? ` · ${me.side}` : ''}{!me.canEdit && ' · view only'}</div>}
           {me?.canManageShares === true && <button type='button' class='primary' onClick={() => setSharing(true)}>Share</button>}
         </div>

@@ -99,3 +99,32 @@ export function slipSummary (slips: Slip[], milestoneId: string): { count: numbe
   const mine = slips.filter(s => s.subject === 'milestone' && s.milestoneId === milestoneId)
   return { count: mine.length, days: mine.reduce((sum, s) => sum + (s.days ?? 0), 0) }
 }
+
+const FIELD_WORDS: Record<string, string> = {
+  title: 'title', goLive: 'go-live date', goLiveReason: 'why this date', costOfInaction: 'cost of doing nothing',
+  objective: 'objective', definition: 'success definition', metrics: 'how we will know', due: 'due date',
+  status: 'status', side: 'side', owner: 'owner', notes: 'notes', name: 'name', role: 'role', power: 'say in the decision',
+  engagement: 'engagement', text: 'text', quote: 'quote', source: 'where it was said', priority: 'priority',
+  kind: 'kind', likelihood: 'likelihood', impact: 'impact', mitigation: 'what we are doing about it',
+  metric: 'metric', baseline: 'today’s value', target: 'target', workstream: 'workstream'
+}
+
+/**
+ * Words for what someone is editing, from a presence field key (`meta.goLive`,
+ * `milestones.{id}.due`): "due date of “Order form signed”". Unknown keys read as themselves.
+ */
+export function describeField (plan: PlanView, key: string): string {
+  const parts = key.split('.')
+  if (parts.length === 2 && (parts[0] === 'meta' || parts[0] === 'success')) {
+    return parts[0] === 'meta' && parts[1] === 'title' ? 'the plan title' : FIELD_WORDS[parts[1]] ?? parts[1]
+  }
+  if (parts.length === 3) {
+    const [collection, id, field] = parts
+    const list = (plan as unknown as Record<string, Entry[] | undefined>)[collection]
+    const entry = Array.isArray(list) ? list.find(e => e.id === id) : undefined
+    const name = entry?.text.title ?? entry?.text.name ?? entry?.text.text
+    const words = FIELD_WORDS[field] ?? field
+    return name == null ? words : `${words} of “${name}”`
+  }
+  return key
+}

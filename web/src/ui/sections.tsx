@@ -324,9 +324,9 @@ export function SlipsSection ({ loaded }: { loaded: boolean }) {
       {loaded && newest.length === 0 && <p class='muted'>No date has moved yet.</p>}
       <ol class='slips' aria-label='Date changes, newest first'>
         {newest.map(s => (
-          <li key={`${s.seq}-${s.milestoneId ?? 'goLive'}`} class='slip' data-testid='slip'>
+          <li key={`${s.seq}-${s.milestoneId ?? 'go_live'}`} class='slip' data-testid='slip'>
             <div>
-              <strong>{s.subject === 'goLive' ? 'Go-live' : (s.title ?? s.milestoneId)}</strong>
+              <strong>{s.subject === 'go_live' ? 'Go-live' : (s.title ?? s.milestoneId)}</strong>
               {': '}{formatDate(s.from)} → {s.to === null ? 'no date' : formatDate(s.to)}{' '}
               <span class={`badge ${s.days !== null && s.days > 0 ? 'later' : 'earlier'}`}>{signedDays(s.days)}</span>
             </div>
