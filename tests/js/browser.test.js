@@ -33,13 +33,25 @@ function noPageErrors (...people) {
   for (const person of people) assert.deepEqual(person.errors, [], 'no script errors on the page')
 }
 
-test('a buyer and a seller see each other, and each other\'s edits, live', async () => {
-  const plan = await newPlan()
+/** Opens the plan as its seller and its buyer (two browser contexts), both saved, runs `steps`,
+ * checks that neither page had a script error, and closes both. */
+async function asSellerAndBuyer (plan, steps) {
   const seller = await openLink(browser, server, plan.id, plan.seller)
   const buyer = await openLink(browser, server, plan.id, plan.buyer)
   try {
     await untilStatus(seller.page, 'saved')
     await untilStatus(buyer.page, 'saved')
+    await steps({ seller, buyer })
+    noPageErrors(seller, buyer)
+  } finally {
+    await seller.context.close()
+    await buyer.context.close()
+  }
+}
+
+test('a buyer and a seller see each other, and each other\'s edits, live', async () => {
+  const plan = await newPlan()
+  await asSellerAndBuyer(plan, async ({ seller, buyer }) => {
     await seller.page.getByTestId('presence').getByText('Contoso team').waitFor()
     await buyer.page.getByTestId('presence').getByText('Mapline Inc team').waitFor()
 
@@ -66,20 +78,12 @@ test('a buyer and a seller see each other, and each other\'s edits, live', async
     const stored = await api(server, 'GET', `/api/plans/${plan.id}`)
     assert.equal(stored.body.plan.meta.objective, objective)
     assert.equal(stored.body.plan.milestones.find(m => m.id === 'ms-trial').status, 'in_progress')
-    noPageErrors(seller, buyer)
-  } finally {
-    await seller.context.close()
-    await buyer.context.close()
-  }
+  })
 })
 
 test('the buyer edits offline, reloads, comes back, and the seller gets the merged edit', async () => {
   const plan = await newPlan()
-  const seller = await openLink(browser, server, plan.id, plan.seller)
-  const buyer = await openLink(browser, server, plan.id, plan.buyer)
-  try {
-    await untilStatus(buyer.page, 'saved')
-    await untilStatus(seller.page, 'saved')
+  await asSellerAndBuyer(plan, async ({ seller, buyer }) => {
     // The page's files are kept by the service worker once it is active.
     await buyer.page.evaluate(() => navigator.serviceWorker.ready.then(() => true))
     const onboarding = await milestone(plan, 'ms-onboarding')
@@ -108,20 +112,12 @@ test('the buyer edits offline, reloads, comes back, and the seller gets the merg
     const stored = await milestone(plan, 'ms-onboarding')
     assert.equal(stored.notes, 'IT needs two weeks notice for SSO changes')
     assert.equal(stored.owner.name, 'Priya Shah')
-    noPageErrors(seller, buyer)
-  } finally {
-    await seller.context.close()
-    await buyer.context.close()
-  }
+  })
 })
 
 test('moving a date asks why, and the slip shows in both views', async () => {
   const plan = await newPlan()
-  const seller = await openLink(browser, server, plan.id, plan.seller)
-  const buyer = await openLink(browser, server, plan.id, plan.buyer)
-  try {
-    await untilStatus(seller.page, 'saved')
-    await untilStatus(buyer.page, 'saved')
+  await asSellerAndBuyer(plan, async ({ seller, buyer }) => {
     const signature = await milestone(plan, 'ms-signature')
     const due = buyer.page.getByLabel(`Due date of ${signature.title}`)
     const later = new Date(Date.parse(signature.due) + 9 * 86_400_000).toISOString().slice(0, 10)
@@ -167,11 +163,7 @@ test('moving a date asks why, and the slip shows in both views', async () => {
     await untilValue(buyer.page.getByLabel('Why this date', { exact: true }), 'Customer board meeting moved', 'the go-live reason')
     const all = (await api(server, 'GET', `/api/plans/${plan.id}/slips?milestone=goLive`)).body.slips
     assert.deepEqual(all.map(s => [s.from, s.to, s.days, s.who.label]), [[oldGoLive, newGoLive, 7, 'Mapline Inc team']])
-    noPageErrors(seller, buyer)
-  } finally {
-    await seller.context.close()
-    await buyer.context.close()
-  }
+  })
 })
 
 test('a viewer link is read-only in the page, and the server refuses what it sends anyway', async () => {

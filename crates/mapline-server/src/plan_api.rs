@@ -33,8 +33,8 @@ async fn reader(app: &Arc<App>, headers: &HeaderMap, raw_id: &str) -> Result<Pla
     authorize_read(app, &principal, raw_id).await
 }
 
-/// Runs a store read off the async runtime.
-async fn blocking<T: Send + 'static>(
+/// Runs a store call off the async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(
     app: &Arc<App>,
     read: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {

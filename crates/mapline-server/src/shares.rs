@@ -20,6 +20,7 @@ use crate::App;
 use crate::api::{ApiError, ApiJson, authenticate, authorize_read};
 use crate::auth::Principal;
 use crate::outbox::{CloseCode, CloseReason, Closer};
+use crate::plan_api::blocking;
 use crate::plans::{self, MAX_LABEL_CHARS, role_name, side_name};
 use crate::room::ConnId;
 use crate::writer::now_ms;
@@ -78,7 +79,19 @@ impl Drop for Registered {
 /// The reason given to sockets closed by a revocation.
 pub const REVOKED_REASON: &str = "this share link was revoked";
 
-/// Checks that the caller may manage the plan's share links.
+/// Authenticates the caller and checks that it may manage the links of the plan in the path.
+async fn manager(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    raw_id: &str,
+) -> Result<(Principal, PlanId), ApiError> {
+    let principal = authenticate(app, headers, None).await?;
+    let plan_id = authorize_read(app, &principal, raw_id).await?;
+    require_share_manager(&principal)?;
+    Ok((principal, plan_id))
+}
+
+/// Checks that a principal may manage the plan's share links.
 fn require_share_manager(principal: &Principal) -> Result<(), ApiError> {
     match principal {
         Principal::Admin => Ok(()),
@@ -171,13 +184,8 @@ pub async fn list(
     Path(plan_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let principal = authenticate(&app, &headers, None).await?;
-    let plan_id = authorize_read(&app, &principal, &plan_id).await?;
-    require_share_manager(&principal)?;
-    let store = app.store.clone();
-    let shares = tokio::task::spawn_blocking(move || store.shares_of(plan_id))
-        .await
-        .map_err(ApiError::internal)??;
+    let (_, plan_id) = manager(&app, &headers, &plan_id).await?;
+    let shares = blocking(&app, move |store| store.shares_of(plan_id)).await?;
     let now = now_ms();
     let listed: Vec<_> = shares
         .iter()
@@ -218,9 +226,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<ApiJson<CreateShareBody>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let principal = authenticate(&app, &headers, None).await?;
-    let plan_id = authorize_read(&app, &principal, &plan_id).await?;
-    require_share_manager(&principal)?;
+    let (principal, plan_id) = manager(&app, &headers, &plan_id).await?;
     let ApiJson(body) = body?;
     let label = body.label.trim().to_owned();
     if label.is_empty() {
@@ -257,11 +263,8 @@ pub async fn create(
         RoleBody::Viewer => Role::Viewer,
     };
     let share = plans::issue_share(plan_id, side, role, &label, expires_at_ms, now);
-    let store = app.store.clone();
     let record = share.record.clone();
-    tokio::task::spawn_blocking(move || store.insert_share(&record))
-        .await
-        .map_err(ApiError::internal)??;
+    blocking(&app, move |store| store.insert_share(&record)).await?;
     tracing::info!(plan_id = %plan_id, share_id = %share.record.id, by = ?principal.share_id(), "share created");
     Ok((
         StatusCode::CREATED,
@@ -276,9 +279,7 @@ pub async fn revoke(
     Path((plan_id, share_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let principal = authenticate(&app, &headers, None).await?;
-    let plan_id: PlanId = authorize_read(&app, &principal, &plan_id).await?;
-    require_share_manager(&principal)?;
+    let (principal, plan_id) = manager(&app, &headers, &plan_id).await?;
     let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -287,12 +288,12 @@ pub async fn revoke(
         )
     };
     let share_id = Uuid::parse_str(&share_id).map_err(|_| not_found())?;
-    let store = app.store.clone();
     let now = now_ms();
-    let revoked = tokio::task::spawn_blocking(move || store.revoke_share(plan_id, share_id, now))
-        .await
-        .map_err(ApiError::internal)??
-        .ok_or_else(not_found)?;
+    let revoked = blocking(&app, move |store| {
+        store.revoke_share(plan_id, share_id, now)
+    })
+    .await?
+    .ok_or_else(not_found)?;
     let closed = app.share_sockets.close_all(share_id, REVOKED_REASON);
     tracing::info!(plan_id = %plan_id, share_id = %share_id, closed, by = ?principal.share_id(), "share revoked");
     Ok(Json(json!({

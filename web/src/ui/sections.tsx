@@ -2,7 +2,7 @@
 
 import type { ComponentChildren } from 'preact'
 import { useState } from 'preact/hooks'
-import { usePage } from './context'
+import { usePage, type PageContext } from './context'
 import { DateField, SelectField, TextField } from './fields'
 import * as edit from '../edits'
 import { byWorkstream, ownerName, slipSummary, type Entry, type Milestone } from '../plan-view'
@@ -43,6 +43,44 @@ function EntryActions ({ collection, entry, siblings, noun }: { collection: Coll
   )
 }
 
+type Bound = { field: string, value: string | null, onCommit: (value: string) => void }
+
+/** The props that bind a field to one field of a collection entry: its presence key, its
+ * value, and the write. */
+function binder (doc: PageContext['doc'], collection: Collection, entry: Entry): (field: string) => Bound {
+  return field => ({
+    field: `${collection}.${entry.id}.${field}`,
+    value: entry.text[field] ?? null,
+    onCommit: value => edit.setEntryField(doc, collection, entry.id, field, value)
+  })
+}
+
+/** A collection shown as cards, each with its own fields, reorder and remove; plus "Add". */
+function CardList ({ collection, entries, noun, addLabel, newEntry, cardClass, card }: {
+  collection: Collection
+  entries: Entry[]
+  noun: string
+  addLabel: string
+  newEntry: Record<string, string>
+  cardClass?: (entry: Entry) => string
+  card: (b: (field: string) => Bound, name: string, entry: Entry) => ComponentChildren
+}) {
+  const { doc } = usePage()
+  return (
+    <>
+      <ul class='cards'>
+        {entries.map(entry => (
+          <li class={`card ${cardClass?.(entry) ?? ''}`} key={entry.id}>
+            {card(binder(doc, collection, entry), entry.text.name ?? entry.text.text ?? noun, entry)}
+            <EntryActions collection={collection} entry={entry} siblings={entries} noun={noun} />
+          </li>
+        ))}
+      </ul>
+      <AddButton label={addLabel} onAdd={() => edit.addEntry(doc, collection, newEntry, entries)} />
+    </>
+  )
+}
+
 function AddButton ({ label, onAdd }: { label: string, onAdd: () => void }) {
   const { readOnly } = usePage()
   if (readOnly) return null
@@ -76,18 +114,18 @@ export function WhySection () {
       </div>
       <h3>How we'll measure it</h3>
       <div class='rows' role='list' aria-label='Success metrics'>
-        {plan.objectives.map(o => (
+        {plan.objectives.map(o => { const b = binder(doc, 'objectives', o); return (
           <div class='row metric' role='listitem' key={o.id}>
-            <TextField label='Goal' hideLabel field={`objectives.${o.id}.text`} value={o.text.text} onCommit={v => edit.setEntryField(doc, 'objectives', o.id, 'text', v)} placeholder='Goal' />
-            <TextField label='Metric' hideLabel field={`objectives.${o.id}.metric`} value={o.text.metric} onCommit={v => edit.setEntryField(doc, 'objectives', o.id, 'metric', v)} placeholder='Metric' />
+            <TextField label='Goal' hideLabel {...b('text')} placeholder='Goal' />
+            <TextField label='Metric' hideLabel {...b('metric')} placeholder='Metric' />
             <div class='from-to'>
-              <TextField label='Today' hideLabel field={`objectives.${o.id}.baseline`} value={o.text.baseline} onCommit={v => edit.setEntryField(doc, 'objectives', o.id, 'baseline', v)} placeholder='Today' />
+              <TextField label='Today' hideLabel {...b('baseline')} placeholder='Today' />
               <span aria-hidden='true'>→</span>
-              <TextField label='Target' hideLabel field={`objectives.${o.id}.target`} value={o.text.target} onCommit={v => edit.setEntryField(doc, 'objectives', o.id, 'target', v)} placeholder='Target' />
+              <TextField label='Target' hideLabel {...b('target')} placeholder='Target' />
             </div>
             <EntryActions collection='objectives' entry={o} siblings={plan.objectives} noun='metric' />
           </div>
-        ))}
+        ) })}
       </div>
       <AddButton label='Add a metric' onAdd={() => edit.addEntry(doc, 'objectives', { text: 'New goal' }, plan.objectives)} />
     </Section>
@@ -100,7 +138,8 @@ const STATE_WORDS: Record<MilestoneState, string> = {
 
 function MilestoneRow ({ m, siblings, states }: { m: Milestone, siblings: Milestone[], states: Map<string, MilestoneState> }) {
   const { doc, plan, slips, readOnly } = usePage()
-  const set = (field: string) => (value: string) => edit.setEntryField(doc, 'milestones', m.id, field, value)
+  const b = binder(doc, 'milestones', m)
+  const set = (field: string) => b(field).onCommit
   const title = m.text.title ?? 'Untitled step'
   const state = states.get(m.id) ?? 'open'
   const moved = slipSummary(slips, m.id)
@@ -109,7 +148,7 @@ function MilestoneRow ({ m, siblings, states }: { m: Milestone, siblings: Milest
   return (
     <li class={`milestone state-${state}`} data-milestone={m.id}>
       <div class='milestone-head'>
-        <TextField label='Step' ariaLabel={`Step: ${title}`} hideLabel field={`milestones.${m.id}.title`} value={m.text.title} onCommit={set('title')} class='title-field' />
+        <TextField label='Step' ariaLabel={`Step: ${title}`} hideLabel {...b('title')} class='title-field' />
         <span class={`badge state-${state}`}>{STATE_WORDS[state]}</span>
         {moved.count > 0 && (
           <span class='badge moved' data-testid='moved' title='How often and how far this date moved'>
@@ -118,7 +157,7 @@ function MilestoneRow ({ m, siblings, states }: { m: Milestone, siblings: Milest
         )}
       </div>
       <div class='milestone-fields'>
-        <SelectField label='Side' ariaLabel={`Side for ${title}`} field={`milestones.${m.id}.side`} value={m.text.side} options={MILESTONE_SIDES} onCommit={set('side')} />
+        <SelectField label='Side' ariaLabel={`Side for ${title}`} {...b('side')} options={MILESTONE_SIDES} />
         <label class='field'>
           <span class='field-label'>Owner</span>
           <input
@@ -141,7 +180,7 @@ function MilestoneRow ({ m, siblings, states }: { m: Milestone, siblings: Milest
           onSet={set('due')}
           onMove={(to, reason) => edit.moveDue(doc, m.id, to, reason)}
         />
-        <SelectField label='Status' ariaLabel={`Status of ${title}`} field={`milestones.${m.id}.status`} value={m.text.status} options={STATUSES} onCommit={set('status')} empty='Not started' />
+        <SelectField label='Status' ariaLabel={`Status of ${title}`} {...b('status')} options={STATUSES} empty='Not started' />
       </div>
       <div class='deps' aria-label={`What ${title} waits for`}>
         <span class='field-label'>Waits for</span>
@@ -163,7 +202,7 @@ function MilestoneRow ({ m, siblings, states }: { m: Milestone, siblings: Milest
           </select>
         )}
       </div>
-      <TextField label='Notes' ariaLabel={`Notes on ${title}`} field={`milestones.${m.id}.notes`} value={m.text.notes} onCommit={set('notes')} multiline placeholder='Notes' />
+      <TextField label='Notes' ariaLabel={`Notes on ${title}`} {...b('notes')} multiline placeholder='Notes' />
       {m.text.slipReason && <p class='slip-reason'><strong>Last date change:</strong> {m.text.slipReason}</p>}
       <EntryActions collection='milestones' entry={m} siblings={siblings} noun='step' />
     </li>
@@ -214,85 +253,74 @@ export function StepsSection () {
 }
 
 export function PeopleSection () {
-  const { doc, plan } = usePage()
+  const { plan } = usePage()
   return (
     <Section id='people' title="Who's involved" intro='Everyone who touches the decision, on both sides.'>
-      <ul class='cards'>
-        {plan.stakeholders.map(s => {
-          const set = (field: string) => (value: string) => edit.setEntryField(doc, 'stakeholders', s.id, field, value)
-          const name = s.text.name ?? 'Someone'
-          return (
-            <li class='card' key={s.id}>
-              <TextField label={`Name`} field={`stakeholders.${s.id}.name`} value={s.text.name} onCommit={set('name')} />
-              <TextField label='Job title' ariaLabel={`Job title of ${name}`} field={`stakeholders.${s.id}.title`} value={s.text.title} onCommit={set('title')} />
-              <div class='grid two'>
-                <SelectField label='Side' ariaLabel={`Side of ${name}`} field={`stakeholders.${s.id}.side`} value={s.text.side} options={SIDES} onCommit={set('side')} />
-                <SelectField label='Role' ariaLabel={`Role of ${name}`} field={`stakeholders.${s.id}.role`} value={s.text.role} options={ROLES} onCommit={set('role')} />
-                <SelectField label='Say in the decision' ariaLabel={`Say in the decision of ${name}`} field={`stakeholders.${s.id}.power`} value={s.text.power} options={POWERS} onCommit={set('power')} />
-                <SelectField label='Engagement' ariaLabel={`Engagement of ${name}`} field={`stakeholders.${s.id}.engagement`} value={s.text.engagement} options={ENGAGEMENTS} onCommit={set('engagement')} />
-              </div>
-              <TextField label='Notes' ariaLabel={`Notes on ${name}`} field={`stakeholders.${s.id}.notes`} value={s.text.notes} onCommit={set('notes')} multiline />
-              <EntryActions collection='stakeholders' entry={s} siblings={plan.stakeholders} noun='person' />
-            </li>
-          )
-        })}
-      </ul>
-      <AddButton label='Add a person' onAdd={() => edit.addEntry(doc, 'stakeholders', { name: 'New person', engagement: 'unknown' }, plan.stakeholders)} />
+      <CardList
+        collection='stakeholders' entries={plan.stakeholders} noun='person' addLabel='Add a person'
+        newEntry={{ name: 'New person', engagement: 'unknown' }}
+        card={(b, name) => (
+          <>
+            <TextField label='Name' {...b('name')} />
+            <TextField label='Job title' ariaLabel={`Job title of ${name}`} {...b('title')} />
+            <div class='grid two'>
+              <SelectField label='Side' ariaLabel={`Side of ${name}`} {...b('side')} options={SIDES} />
+              <SelectField label='Role' ariaLabel={`Role of ${name}`} {...b('role')} options={ROLES} />
+              <SelectField label='Say in the decision' ariaLabel={`Say in the decision of ${name}`} {...b('power')} options={POWERS} />
+              <SelectField label='Engagement' ariaLabel={`Engagement of ${name}`} {...b('engagement')} options={ENGAGEMENTS} />
+            </div>
+            <TextField label='Notes' ariaLabel={`Notes on ${name}`} {...b('notes')} multiline />
+          </>
+        )}
+      />
     </Section>
   )
 }
 
 export function CriteriaSection () {
-  const { doc, plan } = usePage()
+  const { plan } = usePage()
   return (
     <Section id='criteria' title='What matters in the decision' intro='What the buying team said matters, in their own words.'>
-      <ul class='cards'>
-        {plan.criteria.map(c => {
-          const set = (field: string) => (value: string) => edit.setEntryField(doc, 'criteria', c.id, field, value)
-          const name = c.text.text ?? 'criterion'
-          return (
-            <li class='card' key={c.id}>
-              <TextField label='Criterion' field={`criteria.${c.id}.text`} value={c.text.text} onCommit={set('text')} />
-              <TextField label='In their words' ariaLabel={`In their words (${name})`} field={`criteria.${c.id}.quote`} value={c.text.quote} onCommit={set('quote')} multiline class='quote' />
-              <div class='grid two'>
-                <TextField label='Said where' ariaLabel={`Said where (${name})`} field={`criteria.${c.id}.source`} value={c.text.source} onCommit={set('source')} />
-                <SelectField label='Priority' ariaLabel={`Priority of ${name}`} field={`criteria.${c.id}.priority`} value={c.text.priority} options={PRIORITIES} onCommit={set('priority')} />
-              </div>
-              <EntryActions collection='criteria' entry={c} siblings={plan.criteria} noun='criterion' />
-            </li>
-          )
-        })}
-      </ul>
-      <AddButton label='Add a criterion' onAdd={() => edit.addEntry(doc, 'criteria', { text: 'New criterion', priority: 'should' }, plan.criteria)} />
+      <CardList
+        collection='criteria' entries={plan.criteria} noun='criterion' addLabel='Add a criterion'
+        newEntry={{ text: 'New criterion', priority: 'should' }}
+        card={(b, name) => (
+          <>
+            <TextField label='Criterion' {...b('text')} />
+            <TextField label='In their words' ariaLabel={`In their words (${name})`} {...b('quote')} multiline class='quote' />
+            <div class='grid two'>
+              <TextField label='Said where' ariaLabel={`Said where (${name})`} {...b('source')} />
+              <SelectField label='Priority' ariaLabel={`Priority of ${name}`} {...b('priority')} options={PRIORITIES} />
+            </div>
+          </>
+        )}
+      />
     </Section>
   )
 }
 
 export function RisksSection () {
-  const { doc, plan } = usePage()
+  const { plan } = usePage()
   return (
     <Section id='risks' title='Risks and open questions' intro='What could stop or delay this, and what we are doing about it.'>
-      <ul class='cards'>
-        {plan.risks.map(r => {
-          const set = (field: string) => (value: string) => edit.setEntryField(doc, 'risks', r.id, field, value)
-          const name = r.text.text ?? 'risk'
-          return (
-            <li class={`card risk risk-${r.text.status ?? 'open'}`} key={r.id}>
-              <TextField label='Risk' field={`risks.${r.id}.text`} value={r.text.text} onCommit={set('text')} multiline />
-              <div class='grid four'>
-                <SelectField label='Kind' ariaLabel={`Kind of ${name}`} field={`risks.${r.id}.kind`} value={r.text.kind} options={RISK_KINDS} onCommit={set('kind')} />
-                <SelectField label='Likelihood' ariaLabel={`Likelihood of ${name}`} field={`risks.${r.id}.likelihood`} value={r.text.likelihood} options={LEVELS} onCommit={set('likelihood')} />
-                <SelectField label='Impact' ariaLabel={`Impact of ${name}`} field={`risks.${r.id}.impact`} value={r.text.impact} options={LEVELS} onCommit={set('impact')} />
-                <SelectField label='Status' ariaLabel={`Status of ${name}`} field={`risks.${r.id}.status`} value={r.text.status} options={RISK_STATUSES} onCommit={set('status')} />
-              </div>
-              <TextField label='Owner' ariaLabel={`Owner of ${name}`} field={`risks.${r.id}.owner`} value={ownerName(plan, r.text.owner)} onCommit={set('owner')} />
-              <TextField label="What we're doing" ariaLabel={`What we're doing about ${name}`} field={`risks.${r.id}.mitigation`} value={r.text.mitigation} onCommit={set('mitigation')} multiline />
-              <EntryActions collection='risks' entry={r} siblings={plan.risks} noun='risk' />
-            </li>
-          )
-        })}
-      </ul>
-      <AddButton label='Add a risk' onAdd={() => edit.addEntry(doc, 'risks', { text: 'New risk', status: 'open' }, plan.risks)} />
+      <CardList
+        collection='risks' entries={plan.risks} noun='risk' addLabel='Add a risk'
+        newEntry={{ text: 'New risk', status: 'open' }}
+        cardClass={r => `risk risk-${r.text.status ?? 'open'}`}
+        card={(b, name, r) => (
+          <>
+            <TextField label='Risk' {...b('text')} multiline />
+            <div class='grid four'>
+              <SelectField label='Kind' ariaLabel={`Kind of ${name}`} {...b('kind')} options={RISK_KINDS} />
+              <SelectField label='Likelihood' ariaLabel={`Likelihood of ${name}`} {...b('likelihood')} options={LEVELS} />
+              <SelectField label='Impact' ariaLabel={`Impact of ${name}`} {...b('impact')} options={LEVELS} />
+              <SelectField label='Status' ariaLabel={`Status of ${name}`} {...b('status')} options={RISK_STATUSES} />
+            </div>
+            <TextField label='Owner' ariaLabel={`Owner of ${name}`} {...b('owner')} value={ownerName(plan, r.text.owner)} />
+            <TextField label="What we're doing" ariaLabel={`What we're doing about ${name}`} {...b('mitigation')} multiline />
+          </>
+        )}
+      />
     </Section>
   )
 }
