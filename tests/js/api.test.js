@@ -59,7 +59,7 @@ test('every bad request gets its status and a JSON error', async () => {
     ['wrong token', 'GET', '/api/plans', { token: 'not-a-token' }, 401, 'invalid_token'],
     ['share token on an admin route', 'GET', '/api/plans', { token: plan.seller }, 403, 'admin_only'],
     ['share token creating plans', 'POST', '/api/plans', { body: good, token: plan.buyer }, 403, 'admin_only'],
-    ['buyer token minting shares', 'POST', `/api/plans/${plan.id}/shares`, { body: { side: 'buyer', role: 'editor', label: 'x' }, token: plan.buyer }, 403, 'sellers_only'],
+    ['buyer token minting a seller share', 'POST', `/api/plans/${plan.id}/shares`, { body: { side: 'seller', role: 'editor', label: 'x' }, token: plan.buyer }, 403, 'buyer_links_only'],
     ['invalid JSON', 'POST', '/api/plans', { raw: '{"title":', headers: { 'content-type': 'application/json' } }, 400, 'invalid_json'],
     ['not JSON at all', 'POST', '/api/plans', { raw: 'title=x' }, 415, 'unsupported_media_type'],
     ['missing field', 'POST', '/api/plans', { body: { title: 'T' } }, 422, 'invalid_body'],

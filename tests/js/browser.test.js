@@ -73,6 +73,13 @@ test('a buyer and a seller see each other, and each other\'s edits, live', async
     await buyer.page.getByLabel(`Notes on ${trial.title}`).blur()
     await seller.page.locator('[data-milestone="ms-trial"] [data-testid="editing-by"]').waitFor({ state: 'detached' })
 
+    // The buyer may bring in colleagues, but only as buyers, and does not see the seller's list.
+    await buyer.page.getByRole('button', { name: 'Share', exact: true }).click()
+    const shareDialog = buyer.page.locator('.share-dialog')
+    assert.deepEqual(await shareDialog.getByLabel('Their side').locator('option').allTextContents(), ['Buyer'])
+    await shareDialog.getByText('The seller\'s team sees every link').waitFor()
+    await shareDialog.getByRole('button', { name: 'Close' }).click()
+
     // What the browsers showed is what the server stored.
     await untilStatus(buyer.page, 'saved')
     const stored = await api(server, 'GET', `/api/plans/${plan.id}`)

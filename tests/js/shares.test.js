@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import {
-  startServer, tempData, createPlan, api, client, synced, destroy, rawSocket, waitFor, upgradeStatus
+  startServer, tempData, createPlan, api, client, synced, destroy, rawSocket, waitFor, upgradeStatus, metric
 } from './lib/harness.js'
 
 let data, server
@@ -91,8 +91,8 @@ test('who may manage links, and every bad request around them', async () => {
   const target = (await mint(plan, plan.seller, { side: 'buyer', role: 'viewer', label: 'x' })).body.id
   const body = { side: 'buyer', role: 'editor', label: 'x' }
   const cases = [
-    ['buyer editor mints', 'POST', `/api/plans/${plan.id}/shares`, { token: plan.buyer, body }, 403, 'sellers_only'],
-    ['seller viewer mints', 'POST', `/api/plans/${plan.id}/shares`, { token: viewer, body }, 403, 'sellers_only'],
+    ['buyer editor mints a seller link', 'POST', `/api/plans/${plan.id}/shares`, { token: plan.buyer, body: { ...body, side: 'seller' } }, 403, 'buyer_links_only'],
+    ['seller viewer mints', 'POST', `/api/plans/${plan.id}/shares`, { token: viewer, body }, 403, 'editors_only'],
     ['buyer lists', 'GET', `/api/plans/${plan.id}/shares`, { token: plan.buyer }, 403, 'sellers_only'],
     ['buyer revokes', 'DELETE', `/api/plans/${plan.id}/shares/${target}`, { token: plan.buyer }, 403, 'sellers_only'],
     ['seller of another plan lists', 'GET', `/api/plans/${plan.id}/shares`, { token: other.seller }, 403, 'wrong_plan'],
@@ -116,8 +116,89 @@ test('who may manage links, and every bad request around them', async () => {
   assert.ok(listed.every(s => s.status === 'active'), 'no refused request revoked a link')
 })
 
+test('a buyer champion mints a buyer link for their CFO, but cannot list or revoke links', async () => {
+  const plan = await createPlan(server)
+  const me = await api(server, 'GET', `/api/plans/${plan.id}/me`, { token: plan.buyer })
+  assert.deepEqual([me.body.canManageShares, me.body.canMintSides], [false, ['buyer']])
+  const made = await mint(plan, plan.buyer, { side: 'buyer', role: 'viewer', label: 'CFO' })
+  assert.equal(made.status, 201)
+  const cfo = await api(server, 'GET', `/api/plans/${plan.id}/me`, { token: made.body.token })
+  assert.deepEqual([cfo.body.side, cfo.body.role, cfo.body.canMintSides], ['buyer', 'viewer', []])
+  const listed = (await api(server, 'GET', `/api/plans/${plan.id}/shares`, { token: plan.seller })).body.shares
+  assert.ok(listed.some(s => s.id === made.body.id), 'the seller sees the link the buyer made')
+})
+
 test('an admin is told it is the admin', async () => {
   const plan = await createPlan(server)
   const me = await api(server, 'GET', `/api/plans/${plan.id}/me`)
   assert.deepEqual([me.body.kind, me.body.canEdit, me.body.canManageShares], ['admin', true, true])
+})
+
+test('failed token attempts are limited per client address; other addresses and good requests without a token are not', async () => {
+  const { request } = await import('node:http')
+  const own = tempData()
+  const limited = await startServer({ dataFile: own.file, authFailuresPerMinute: 5 })
+  // Loopback has every 127.x address, so two clients can come from two addresses.
+  const get = (path, token, localAddress) => new Promise((resolve, reject) => {
+    const url = new URL(limited.url + path)
+    const req = request({ host: url.hostname, port: url.port, path: url.pathname + url.search, localAddress, headers: token ? { authorization: `Bearer ${token}` } : {} }, res => {
+      let text = ''
+      res.on('data', chunk => { text += chunk })
+      res.on('end', () => resolve({ status: res.statusCode, retryAfter: res.headers['retry-after'], body: text ? JSON.parse(text) : null }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+  try {
+    const plan = await createPlan(limited)
+    for (let i = 0; i < 5; i++) {
+      const refused = await get(`/api/plans/${plan.id}`, 's_guess' + i, '127.0.0.2')
+      assert.deepEqual([refused.status, refused.body.error.code], [401, 'invalid_token'])
+    }
+    const limitedAnswer = await get(`/api/plans/${plan.id}`, 's_guess5', '127.0.0.2')
+    assert.deepEqual([limitedAnswer.status, limitedAnswer.body.error.code], [429, 'too_many_attempts'])
+    assert.ok(Number(limitedAnswer.retryAfter) >= 1 && Number(limitedAnswer.retryAfter) <= 60)
+    // While limited, even a good token from that address waits; the WebSocket upgrade too.
+    assert.equal((await get(`/api/plans/${plan.id}`, plan.buyer, '127.0.0.2')).status, 429)
+    const upgrade = await get(`/sync/${plan.id}?token=${plan.buyer}`, null, '127.0.0.2')
+    assert.equal(upgrade.status, 429)
+    // Requests without a credential are not limited, and another address is not affected.
+    assert.equal((await get('/healthz', null, '127.0.0.2')).status, 200)
+    assert.equal((await get(`/api/plans/${plan.id}`, plan.buyer, '127.0.0.3')).status, 200)
+    assert.equal(await metric(limited, 'mapline_auth_refused_total'), 3)
+  } finally {
+    await limited.stop()
+    own.cleanup()
+  }
+})
+
+test('admin-token rotate replaces the stored admin credential; the old one stops working', async () => {
+  const { spawnSync } = await import('node:child_process')
+  const { binary } = await import('./lib/harness.js')
+  const own = tempData()
+  const env = { ...process.env, MAPLINE_ADMIN_TOKEN: '' }
+  let running = await startServer({ dataFile: own.file, adminToken: null, env })
+  try {
+    const first = await waitFor(() => running.output().stdout.match(/Admin token \(shown only now; keep it\): (\S+)/)?.[1])
+    assert.equal((await api(running, 'GET', '/api/plans', { token: first })).status, 200)
+    const busy = spawnSync(binary, ['admin-token', 'rotate', '--data', own.file], { encoding: 'utf8', env })
+    assert.equal(busy.status, 2)
+    assert.match(busy.stderr, /server still running/)
+    await running.stop()
+
+    const rotated = spawnSync(binary, ['admin-token', 'rotate', '--data', own.file], { encoding: 'utf8', env })
+    assert.equal(rotated.status, 0, rotated.stderr)
+    const second = rotated.stdout.match(/New admin token \(shown only now; keep it\): (\S+)/)[1]
+    assert.notEqual(second, first)
+
+    running = await startServer({ dataFile: own.file, adminToken: null, env })
+    assert.doesNotMatch(running.output().stdout, /Admin token/, 'not generated or printed again')
+    assert.deepEqual([(await api(running, 'GET', '/api/plans', { token: first })).status], [401])
+    assert.equal((await api(running, 'GET', '/api/plans', { token: second })).status, 200)
+    const missing = spawnSync(binary, ['admin-token', 'rotate', '--data', own.file + '.none'], { encoding: 'utf8', env })
+    assert.deepEqual([missing.status, missing.stderr.trim()], [2, `error: no data file at ${own.file}.none`])
+  } finally {
+    await running.stop()
+    own.cleanup()
+  }
 })

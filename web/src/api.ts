@@ -15,6 +15,8 @@ export interface Me {
   role: 'editor' | 'viewer'
   canEdit: boolean
   canManageShares: boolean
+  /** Which sides' links this person may make (buyer editors: buyer links only). */
+  canMintSides: Array<'buyer' | 'seller'>
   expiresAt?: string | null
 }
 

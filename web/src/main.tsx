@@ -200,7 +200,7 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
           <StatusPill status={status} />
           <Presence peers={peers} plan={plan} />
           {me !== null && <div class='me' data-testid='me'>You: {me.label}{me.side !== null ? ` · ${me.side}` : ''}{!me.canEdit && ' · view only'}</div>}
-          {me?.canManageShares === true && <button type='button' class='primary' onClick={() => setSharing(true)}>Share</button>}
+          {me !== null && (me.canMintSides ?? []).length > 0 && <button type='button' class='primary' onClick={() => setSharing(true)}>Share</button>}
         </div>
       </header>
       <nav class='toc' aria-label='Sections'>
@@ -224,7 +224,7 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
       {move !== null && <ReasonDialog move={move.move} onDone={reason => { move.resolve(reason); setMove(null) }} />}
       {sharing && (
         <dialog open class='share-dialog' aria-labelledby='share-title' ref={d => { if (d !== null && !d.open) d.showModal() }} onCancel={() => setSharing(false)}>
-          <ShareManager api={api} onClose={() => setSharing(false)} />
+          <ShareManager api={api} sides={me?.canMintSides ?? []} canList={me?.canManageShares === true} onClose={() => setSharing(false)} />
         </dialog>
       )}
     </Page.Provider>

@@ -11,6 +11,7 @@ mod api;
 mod auth;
 mod conn;
 pub mod history;
+mod limits;
 mod metrics;
 mod outbox;
 mod plan_api;
@@ -23,6 +24,7 @@ mod web;
 mod writer;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +54,9 @@ pub struct ServerConfig {
     pub web_root: Option<PathBuf>,
     /// SHA-256 of the admin credential.
     pub admin_token_hash: [u8; 32],
+    /// Failed token attempts allowed per client address per minute before it is answered 429
+    /// (0: no limit).
+    pub auth_failures_per_minute: u32,
     /// Look for plans whose history a crash left underived, and derive it at start. The binary
     /// sets this from [`Store::take_clean_shutdown`] before it starts listening.
     pub catch_up_history: bool,
@@ -69,6 +74,7 @@ impl Default for ServerConfig {
             room_idle: Duration::from_secs(60),
             web_root: None,
             admin_token_hash: [0; 32],
+            auth_failures_per_minute: 30,
             catch_up_history: true,
         }
     }
@@ -88,6 +94,7 @@ pub struct App {
     connections: TaskTracker,
     /// Open sockets per share link, closed when the link is revoked.
     share_sockets: Arc<shares::ShareSockets>,
+    auth_failures: limits::AuthFailures,
     next_conn: AtomicU64,
 }
 
@@ -119,6 +126,7 @@ pub async fn run(
         writer::spawn(store.clone(), metrics.clone()).map_err(RunError::Writer)?;
     let app = Arc::new(App {
         auth: auth::Authenticator::new(config.admin_token_hash),
+        auth_failures: limits::AuthFailures::new(config.auth_failures_per_minute),
         rooms: rooms::Rooms::new(store.clone(), metrics.clone()),
         config,
         store,
@@ -138,7 +146,8 @@ pub async fn run(
         }
     });
     let stopping = app.shutdown.clone();
-    let result = axum::serve(listener, api::router(app.clone()))
+    let service = api::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down");

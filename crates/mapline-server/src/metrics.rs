@@ -25,6 +25,8 @@ pub struct Metrics {
     pub updates_persisted: Counter,
     pub updates_broadcast: Counter,
     pub updates_refused: Counter,
+    /// Requests refused because their address failed too many token attempts.
+    pub auth_refused: Counter,
     pub commit_batch_size: Histogram,
     pub commit_seconds: Histogram,
     pub commit_failures: Counter,
@@ -82,6 +84,12 @@ impl Default for Metrics {
                 r,
                 "updates_refused",
                 "Document updates refused (read-only connections)",
+                counter(),
+            ),
+            auth_refused: registered(
+                r,
+                "auth_refused",
+                "Requests refused (429) after too many failed token attempts from their address",
                 counter(),
             ),
             commit_batch_size: registered(

@@ -1,8 +1,10 @@
 //! Share-link management over HTTP (mint, list with last use, revoke), the caller's own access
 //! (`/me`), and the registry of open sockets per share so a revocation closes them at once.
 //!
-//! Who may manage a plan's links: the admin and the plan's seller editors. Buyers and viewers
-//! get 403 `sellers_only`: the list says who has opened the plan, which is the seller's to see.
+//! Who may manage a plan's links: the admin and the plan's seller editors list and revoke them
+//! (buyers and viewers get 403 `sellers_only`: the list says who has opened the plan, which is
+//! the seller's to see). Buyer editors may mint buyer links, so a champion can bring in their
+//! CFO; viewers mint nothing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -91,6 +93,19 @@ async fn manager(
     Ok((principal, plan_id))
 }
 
+/// Which sides' links a principal may mint: every side for the admin and seller editors, buyer
+/// links for buyer editors (a champion bringing in their CFO), none for viewers.
+fn mintable_sides(principal: &Principal) -> &'static [Side] {
+    match principal {
+        Principal::Admin => &[Side::Buyer, Side::Seller],
+        Principal::Share(share) => match (share.side, share.role) {
+            (Side::Seller, Role::Editor) => &[Side::Buyer, Side::Seller],
+            (Side::Buyer, Role::Editor) => &[Side::Buyer],
+            (_, Role::Viewer) => &[],
+        },
+    }
+}
+
 /// Checks that a principal may manage the plan's share links.
 fn require_share_manager(principal: &Principal) -> Result<(), ApiError> {
     match principal {
@@ -163,16 +178,20 @@ pub async fn me(
     let principal = authenticate(&app, &headers, None).await?;
     let plan_id = authorize_read(&app, &principal, &plan_id).await?;
     let manages = require_share_manager(&principal).is_ok();
+    let mintable: Vec<_> = mintable_sides(&principal)
+        .iter()
+        .map(|&side| side_name(side))
+        .collect();
     let body = match &principal {
         Principal::Admin => json!({
             "planId": plan_id, "kind": "admin", "label": "Admin", "side": null, "role": "editor",
-            "canEdit": true, "canManageShares": manages,
+            "canEdit": true, "canManageShares": manages, "canMintSides": mintable,
         }),
         Principal::Share(share) => json!({
             "planId": plan_id, "kind": "share", "shareId": share.id, "label": share.label,
             "side": side_name(share.side), "role": role_name(share.role),
             "canEdit": principal.can_write(), "canManageShares": manages,
-            "expiresAt": share.expires_at_ms.and_then(time),
+            "canMintSides": mintable, "expiresAt": share.expires_at_ms.and_then(time),
         }),
     };
     Ok(Json(body))
@@ -226,7 +245,16 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<ApiJson<CreateShareBody>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (principal, plan_id) = manager(&app, &headers, &plan_id).await?;
+    let principal = authenticate(&app, &headers, None).await?;
+    let plan_id = authorize_read(&app, &principal, &plan_id).await?;
+    let mintable = mintable_sides(&principal);
+    if mintable.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "editors_only",
+            "a view-only link cannot make links",
+        ));
+    }
     let ApiJson(body) = body?;
     let label = body.label.trim().to_owned();
     if label.is_empty() {
@@ -258,6 +286,13 @@ pub async fn create(
         SideBody::Buyer => Side::Buyer,
         SideBody::Seller => Side::Seller,
     };
+    if !mintable.contains(&side) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "buyer_links_only",
+            "a buyer's link can make only buyer links",
+        ));
+    }
     let role = match body.role {
         RoleBody::Editor => Role::Editor,
         RoleBody::Viewer => Role::Viewer,

@@ -29,6 +29,24 @@ enum Command {
     /// it (or, with --check, only compare it with what is stored). Run it with the server
     /// stopped. Exit code 1 if --check finds a difference.
     RebuildHistory(RebuildArgs),
+    /// Manage the admin credential stored in the data file.
+    #[command(subcommand)]
+    AdminToken(AdminTokenCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminTokenCommand {
+    /// Replace the stored admin credential with a new one, printed once; the old one stops
+    /// working at the next start. Run it with the server stopped. A token given with
+    /// --admin-token / MAPLINE_ADMIN_TOKEN at start still takes precedence.
+    Rotate(DataArgs),
+}
+
+#[derive(Args)]
+struct DataArgs {
+    /// The redb data file.
+    #[arg(long, env = "MAPLINE_DATA", default_value = "./data/mapline.redb")]
+    data: PathBuf,
 }
 
 #[derive(Args)]
@@ -56,6 +74,10 @@ struct ServeArgs {
     /// first start, printed once, and only its hash stored.
     #[arg(long, env = "MAPLINE_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Failed token attempts allowed per client address per minute; beyond them, requests with
+    /// a token from that address are answered 429 until the minute is over. 0: no limit.
+    #[arg(long, env = "MAPLINE_AUTH_FAILURES_PER_MINUTE", default_value_t = 30)]
+    auth_failures_per_minute: u32,
     /// If the store holds no plan, create the demo plan and print its buyer and seller links.
     #[arg(long, env = "MAPLINE_DEMO")]
     demo: bool,
@@ -79,23 +101,48 @@ struct ServeArgs {
     log: String,
 }
 
-fn main() -> anyhow::Result<std::process::ExitCode> {
-    match Cli::parse().command {
+fn main() -> std::process::ExitCode {
+    let result = match Cli::parse().command {
         Command::Serve(args) => serve(args).map(|()| std::process::ExitCode::SUCCESS),
         Command::RebuildHistory(args) => rebuild_history(args),
+        Command::AdminToken(AdminTokenCommand::Rotate(args)) => {
+            rotate_admin_token(&args).map(|()| std::process::ExitCode::SUCCESS)
+        }
+    };
+    // One line with the whole chain of causes: what failed and why, without a backtrace.
+    result.unwrap_or_else(|error| {
+        eprintln!("error: {error:#}");
+        std::process::ExitCode::from(2)
+    })
+}
+
+/// Opens an existing data file for an offline command, with a clear error when it is missing
+/// or held by a running server.
+fn open_existing(data: &std::path::Path) -> anyhow::Result<Store> {
+    if !data.exists() {
+        bail!("no data file at {}", data.display());
     }
+    Store::open(data).with_context(|| {
+        format!(
+            "cannot open {} (is the server still running?)",
+            data.display()
+        )
+    })
+}
+
+fn rotate_admin_token(args: &DataArgs) -> anyhow::Result<()> {
+    let store = open_existing(&args.data)?;
+    let token = new_admin_token();
+    store
+        .set_admin_token_hash(&token_hash(&token))
+        .context("storing the new admin credential")?;
+    println!("New admin token (shown only now; keep it): {token}");
+    println!("The previous admin token no longer works.");
+    Ok(())
 }
 
 fn rebuild_history(args: RebuildArgs) -> anyhow::Result<std::process::ExitCode> {
-    if !args.data.exists() {
-        bail!("no data file at {}", args.data.display());
-    }
-    let store = Store::open(&args.data).with_context(|| {
-        format!(
-            "cannot open {} (is the server still running?)",
-            args.data.display()
-        )
-    })?;
+    let store = open_existing(&args.data)?;
     let plans = store.plans().context("cannot list the plans")?;
     let progress = indicatif::ProgressBar::new(plans.len() as u64).with_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} plans {msg}")
@@ -205,6 +252,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             room_idle: Duration::from_secs(args.room_idle_secs),
             web_root: Some(args.web),
             admin_token_hash,
+            auth_failures_per_minute: args.auth_failures_per_minute,
             catch_up_history: !was_clean,
             outbox: OutboxLimits {
                 messages: 1024,

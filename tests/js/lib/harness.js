@@ -37,13 +37,15 @@ export function tempData () {
 
 /**
  * Starts the server on a free port with the given data file and resolves once it listens.
- * `web` is the built web client's folder (none by default). Returns { url, wsUrl, stop(), kill9(),
+ * `web` is the built web client's folder (none by default); `adminToken: null` starts without
+ * one (the stored or a generated credential). Returns { url, wsUrl, stop(), kill9(),
  * output() }.
  */
-export async function startServer ({ dataFile, args = [], env = {}, web = join(repoRoot, 'no-web-client-in-tests') } = {}) {
+export async function startServer ({ dataFile, args = [], env = {}, web = join(repoRoot, 'no-web-client-in-tests'), authFailuresPerMinute = 0, adminToken = ADMIN_TOKEN } = {}) {
   const proc = spawn(binary, [
-    'serve', '--addr', '127.0.0.1:0', '--data', dataFile, '--admin-token', ADMIN_TOKEN,
-    '--web', web, ...args
+    'serve', '--addr', '127.0.0.1:0', '--data', dataFile, ...(adminToken === null ? [] : ['--admin-token', adminToken]),
+    // Tests send bad tokens on purpose, so no limit unless a test asks for one.
+    '--web', web, '--auth-failures-per-minute', String(authFailuresPerMinute), ...args
   ], { env: { ...process.env, MAPLINE_LOG: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''

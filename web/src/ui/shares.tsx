@@ -7,17 +7,18 @@ import { ApiFailure } from '../api'
 import { absoluteLink } from '../link'
 import { timeAgo, formatDate } from '../dates'
 
-export function ShareManager ({ api, onClose }: { api: Api, onClose: () => void }) {
+export function ShareManager ({ api, sides, canList, onClose }: { api: Api, sides: string[], canList: boolean, onClose: () => void }) {
   const [shares, setShares] = useState<ListedShare[] | null>(null)
   const [error, setError] = useState<string | null>(null)
   const [made, setMade] = useState<NewShare | null>(null)
   const [copied, setCopied] = useState(false)
   const [label, setLabel] = useState('')
-  const [side, setSide] = useState('buyer')
+  const [side, setSide] = useState(sides[0] ?? 'buyer')
   const [role, setRole] = useState('editor')
   const [expires, setExpires] = useState('')
 
   const load = async () => {
+    if (!canList) return
     try { setShares(await api.shares()); setError(null) } catch (e) { setError(e instanceof ApiFailure ? e.message : 'The links could not be loaded (offline?).') }
   }
   useEffect(() => { void load() }, [])
@@ -55,8 +56,8 @@ export function ShareManager ({ api, onClose }: { api: Api, onClose: () => void 
           <input required maxLength={200} value={label} placeholder='e.g. Ana Ruiz (CFO)' onInput={e => setLabel((e.currentTarget as HTMLInputElement).value)} />
         </label>
         <label class='field'><span class='field-label'>Their side</span>
-          <select value={side} onChange={e => setSide((e.currentTarget as HTMLSelectElement).value)}>
-            <option value='buyer'>Buyer</option><option value='seller'>Seller</option>
+          <select value={side} disabled={sides.length < 2} onChange={e => setSide((e.currentTarget as HTMLSelectElement).value)}>
+            {sides.map(s => <option key={s} value={s}>{s === 'buyer' ? 'Buyer' : 'Seller'}</option>)}
           </select>
         </label>
         <label class='field'><span class='field-label'>They can</span>
@@ -79,8 +80,9 @@ export function ShareManager ({ api, onClose }: { api: Api, onClose: () => void 
         </div>
       )}
       {error !== null && <p class='error' role='alert'>{error}</p>}
-      <h3>Links</h3>
-      {shares === null && error === null && <p class='muted'>Loading…</p>}
+      {!canList && <p class='muted'>The seller's team sees every link and can revoke them.</p>}
+      {canList && <h3>Links</h3>}
+      {canList && shares === null && error === null && <p class='muted'>Loading…</p>}
       {shares !== null && (
         <table class='shares'>
           <thead><tr><th scope='col'>Person</th><th scope='col'>Access</th><th scope='col'>Last opened</th><th scope='col'><span class='visually-hidden'>Actions</span></th></tr></thead>
