@@ -5,18 +5,49 @@
 
 use mapline_plan::{ChangeKind as PlanChangeKind, Derivation, HistoryTracker, Plan, project_doc};
 use mapline_store::{
-    ChangeKind, ChangeRecord, DerivedHistory, HistoryEntry, LogBound, PlanId, Seq, SlipRecord,
-    Store, StoreError, UpdateRecord,
+    ChangeKind, ChangeRecord, DerivedHistory, GENESIS, HistoryEntry, LogBound, PlanId, Seq,
+    SlipRecord, Store, StoreError, UpdateRecord, digest,
 };
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, Transact, Update};
 
-/// The history entry of one stored update, or `None` if it changed nothing.
-pub fn entry(record: &UpdateRecord, derivation: Derivation) -> Option<HistoryEntry> {
+/// The running end of a plan's history chain: the SHA-256 of its last entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chain {
+    head: [u8; 32],
+}
+
+impl Chain {
+    /// The chain of a plan without history yet.
+    pub fn start() -> Self {
+        Self { head: GENESIS }
+    }
+
+    /// The chain continuing after a stored entry with this digest.
+    pub fn after(head: [u8; 32]) -> Self {
+        Self { head }
+    }
+
+    /// Commits an entry to its update and to the previous entry, and advances the chain.
+    fn seal(&mut self, mut entry: HistoryEntry, record: &UpdateRecord) -> HistoryEntry {
+        entry.update_sha256 = digest(record);
+        entry.prev_sha256 = self.head;
+        self.head = digest(&entry);
+        entry
+    }
+}
+
+/// The history entry of one stored update, chained after the plan's previous entry, or `None`
+/// if it changed nothing (the chain then stays where it was).
+pub fn entry(
+    record: &UpdateRecord,
+    derivation: Derivation,
+    chain: &mut Chain,
+) -> Option<HistoryEntry> {
     if derivation.is_empty() {
         return None;
     }
-    Some(HistoryEntry {
+    let unsealed = HistoryEntry {
         author: record.author,
         client_ids: record.client_ids.clone(),
         received_at_ms: record.received_at_ms,
@@ -48,7 +79,10 @@ pub fn entry(record: &UpdateRecord, derivation: Derivation) -> Option<HistoryEnt
                 reason: s.reason,
             })
             .collect(),
-    })
+        update_sha256: GENESIS,
+        prev_sha256: GENESIS,
+    };
+    Some(chain.seal(unsealed, record))
 }
 
 /// Applies one stored update through the tracker and returns its history entry. An update that
@@ -59,6 +93,7 @@ pub fn apply_stored(
     tracker: &mut HistoryTracker,
     seq: Seq,
     record: &UpdateRecord,
+    chain: &mut Chain,
 ) -> Option<HistoryEntry> {
     let update = match Update::decode_v1(&record.update) {
         Ok(update) => update,
@@ -71,7 +106,7 @@ pub fn apply_stored(
     if let Some(error) = error {
         tracing::error!(plan_id = %plan_id, seq, %error, "stored update does not apply fully");
     }
-    entry(record, derivation)
+    entry(record, derivation, chain)
 }
 
 /// Applies stored updates (or a snapshot) to a document in order, without deriving anything.
@@ -109,10 +144,11 @@ pub fn derive_log<'a>(
 ) -> DerivedHistory {
     let doc = Doc::new();
     let mut tracker = HistoryTracker::attach(&doc);
+    let mut chain = Chain::start();
     let mut entries = Vec::new();
     let mut through = 0;
     for (seq, record) in log {
-        if let Some(entry) = apply_stored(plan_id, &doc, &mut tracker, seq, record) {
+        if let Some(entry) = apply_stored(plan_id, &doc, &mut tracker, seq, record, &mut chain) {
             entries.push((seq, entry));
         }
         through = seq;

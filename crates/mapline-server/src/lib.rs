@@ -20,6 +20,7 @@ pub mod protocol;
 mod room;
 mod rooms;
 mod shares;
+pub mod verify;
 mod web;
 mod writer;
 

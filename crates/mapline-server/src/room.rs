@@ -59,6 +59,8 @@ struct RoomState {
     awareness: Awareness,
     /// Derives each applied update's history and holds the document's last read state.
     tracker: HistoryTracker,
+    /// The end of the plan's history chain, after the last derived entry.
+    chain: history::Chain,
     members: HashMap<ConnId, Member>,
     last_seq: Seq,
     snapshot_seq: Seq,
@@ -101,13 +103,16 @@ impl Room {
             .map(|(seq, record)| (*seq, record.update.as_slice()));
         history::replay(plan_id, &doc, snapshot.into_iter().chain(derived_tail));
         let mut tracker = HistoryTracker::attach(&doc);
+        let mut chain = history::Chain::after(load.chain_head);
         let mut catch_up = DerivedHistory {
             plan_id,
             entries: Vec::new(),
             through: derived_through.min(load.last_seq),
         };
         for (seq, record) in load.tail.iter().filter(|(seq, _)| *seq > derived_through) {
-            if let Some(entry) = history::apply_stored(plan_id, &doc, &mut tracker, *seq, record) {
+            if let Some(entry) =
+                history::apply_stored(plan_id, &doc, &mut tracker, *seq, record, &mut chain)
+            {
                 catch_up.entries.push((*seq, entry));
             }
             catch_up.through = *seq;
@@ -123,6 +128,7 @@ impl Room {
             state: Mutex::new(RoomState {
                 awareness: Awareness::new(doc),
                 tracker,
+                chain,
                 members: HashMap::new(),
                 last_seq: load.last_seq,
                 snapshot_seq,
@@ -271,13 +277,16 @@ impl Room {
     ) -> Applied {
         let mut state = self.lock();
         let RoomState {
-            awareness, tracker, ..
+            awareness,
+            tracker,
+            chain,
+            ..
         } = &mut *state;
         let (derivation, error) = tracker.apply(awareness.doc(), update);
         if let Some(error) = error {
             tracing::error!(plan_id = %self.plan_id, seq, %error, "durable update does not apply");
         }
-        let history = history::entry(record, derivation);
+        let history = history::entry(record, derivation, chain);
         state.last_seq = seq;
         state.tail_bytes += record.update.len();
         let sent = broadcast(
@@ -412,6 +421,7 @@ mod tests {
             tail: Vec::new(),
             last_seq: 0,
             derived_through: 0,
+            chain_head: mapline_store::GENESIS,
         };
         Room::load(PlanId::from_u128(1), load, Arc::new(Metrics::default())).0
     }
@@ -535,6 +545,7 @@ mod tests {
             tail: tail.clone(),
             last_seq: 2,
             derived_through,
+            chain_head: mapline_store::GENESIS,
         };
         let metrics = Arc::new(Metrics::default());
         let (_, nothing_missing) = Room::load(PlanId::from_u128(1), load(2), metrics.clone());

@@ -12,10 +12,11 @@ mod store;
 
 pub use error::{OpenError, Result, StoreError};
 pub use records::{
-    Author, ChangeKind, ChangeRecord, DerivedHistory, HistoryEntry, NewUpdate, PlanId, PlanRecord,
-    Role, Seq, ShareId, ShareRecord, ShareSeen, Side, SlipRecord, Snapshot, UpdateRecord,
+    Author, ChangeKind, ChangeRecord, DerivedHistory, GENESIS, HistoryEntry, NewUpdate, PlanId,
+    PlanRecord, Role, Seq, ShareId, ShareRecord, ShareSeen, Side, SlipRecord, Snapshot,
+    UpdateRecord, digest,
 };
-pub use store::{DEFAULT_CACHE_BYTES, DocumentLoad, LogBound, STORAGE_FORMAT, Store};
+pub use store::{DEFAULT_CACHE_BYTES, DocumentLoad, LogBound, PlanAudit, STORAGE_FORMAT, Store};
 
 #[cfg(test)]
 mod tests;

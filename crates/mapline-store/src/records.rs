@@ -142,6 +142,10 @@ pub struct SlipRecord {
 
 /// Everything derived from one stored update, with who sent it and when it arrived (copied from
 /// its [`UpdateRecord`], so history reads never touch the log).
+///
+/// Entries are hash-chained per plan, so history cannot be quietly rewritten: each commits to
+/// the stored bytes of the update it came from and to the stored bytes of the plan's previous
+/// entry (see [`digest`]); `mapline verify` walks the chains.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     pub author: Author,
@@ -149,6 +153,20 @@ pub struct HistoryEntry {
     pub received_at_ms: i64,
     pub changes: Vec<ChangeRecord>,
     pub slips: Vec<SlipRecord>,
+    /// SHA-256 of the stored update record this entry was derived from.
+    pub update_sha256: [u8; 32],
+    /// SHA-256 of the plan's previous stored history entry ([`GENESIS`] for the first).
+    pub prev_sha256: [u8; 32],
+}
+
+/// The `prev_sha256` of a plan's first history entry.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+/// SHA-256 of a record's stored bytes (format byte and encoding): what history entries commit
+/// to, for update records and for the previous entry.
+pub fn digest<T: Serialize>(record: &T) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(encode(record)).into()
 }
 
 /// The history derived from a run of a plan's log: entries for the updates that changed
@@ -174,6 +192,12 @@ impl DerivedHistory {
 
 /// The format byte in front of every stored value.
 pub(crate) const RECORD_FORMAT: u8 = 1;
+
+/// SHA-256 of stored bytes, as read from the file.
+pub(crate) fn digest_bytes(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).into()
+}
 
 pub(crate) fn encode<T: Serialize>(record: &T) -> Vec<u8> {
     let mut out = vec![RECORD_FORMAT];

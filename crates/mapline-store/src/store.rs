@@ -4,15 +4,15 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::error::{OpenError, Result, StoreError};
 use crate::records::{
-    DerivedHistory, HistoryEntry, NewUpdate, PlanId, PlanRecord, Seq, ShareId, ShareRecord,
-    ShareSeen, Snapshot, UpdateRecord, decode, encode,
+    DerivedHistory, GENESIS, HistoryEntry, NewUpdate, PlanId, PlanRecord, Seq, ShareId,
+    ShareRecord, ShareSeen, Snapshot, UpdateRecord, decode, digest_bytes, encode,
 };
 
 /// Page cache size unless configured: enough for the hot pages of many active plans.
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
 /// Version of the on-disk layout (tables and keys) described in docs/storage.md.
-pub const STORAGE_FORMAT: u32 = 1;
+pub const STORAGE_FORMAT: u32 = 2;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const PLANS: TableDefinition<u128, &[u8]> = TableDefinition::new("plans");
@@ -43,6 +43,21 @@ pub struct DocumentLoad {
     /// The last log position whose history is stored; updates after it still need deriving.
     /// The snapshot never covers more than this (a newer one is ignored), so the updates to
     /// derive are always in the tail.
+    pub derived_through: Seq,
+    /// SHA-256 of the last stored history entry ([`GENESIS`] if none): the `prev_sha256` of
+    /// the next entry derived.
+    pub chain_head: [u8; 32],
+}
+
+/// Everything `mapline verify` checks of one plan, read in one transaction. Records that do not
+/// decode are `None`; every record comes with the SHA-256 of its stored bytes.
+#[derive(Debug, Clone, Default)]
+pub struct PlanAudit {
+    pub log: Vec<(Seq, Option<UpdateRecord>, [u8; 32])>,
+    pub history: Vec<(Seq, Option<HistoryEntry>, [u8; 32])>,
+    pub slip_index: Vec<Seq>,
+    /// `Some(None)`: a snapshot is stored but does not decode.
+    pub snapshot: Option<Option<Snapshot>>,
     pub derived_through: Seq,
 }
 
@@ -101,6 +116,22 @@ impl Store {
                         .map_err(StoreError::from)?;
                 }
                 Some(Some(STORAGE_FORMAT)) => {}
+                Some(Some(1)) => {
+                    // Format 2 hash-chains history entries. History is derived data: drop the
+                    // unchained entries and let every plan derive its history again on load.
+                    txn.delete_table(HISTORY).map_err(StoreError::from)?;
+                    txn.delete_table(SLIP_INDEX).map_err(StoreError::from)?;
+                    txn.delete_table(DERIVED).map_err(StoreError::from)?;
+                    // As after a crash: the next start derives every plan's history at once.
+                    meta.remove(META_CLEAN_SHUTDOWN).map_err(StoreError::from)?;
+                    meta.insert(META_FORMAT, STORAGE_FORMAT.to_le_bytes().as_slice())
+                        .map_err(StoreError::from)?;
+                    tracing::info!(
+                        from = 1,
+                        to = STORAGE_FORMAT,
+                        "storage format upgraded; history will be derived again"
+                    );
+                }
                 Some(other) => {
                     return Err(OpenError::FormatVersion {
                         found: other.unwrap_or(0),
@@ -411,12 +442,54 @@ impl Store {
             tail.push((seq, record));
         }
         let last_seq = tail.last().map_or(after, |(seq, _)| *seq);
+        let chain_head = txn
+            .open_table(HISTORY)?
+            .range((plan.as_u128(), 0)..=(plan.as_u128(), derived_through))?
+            .next_back()
+            .transpose()?
+            .map_or(GENESIS, |(_, value)| digest_bytes(value.value()));
         Ok(Some(DocumentLoad {
             snapshot,
             tail,
             last_seq,
             derived_through,
+            chain_head,
         }))
+    }
+
+    /// One plan's log, history, slip index and snapshot as stored, for verification.
+    pub fn audit(&self, plan: PlanId) -> Result<PlanAudit> {
+        let txn = self.db.begin_read()?;
+        let range = (plan.as_u128(), 0)..=(plan.as_u128(), Seq::MAX);
+        let mut audit = PlanAudit {
+            derived_through: txn
+                .open_table(DERIVED)?
+                .get(plan.as_u128())?
+                .map_or(0, |v| v.value()),
+            snapshot: txn
+                .open_table(SNAPSHOTS)?
+                .get(plan.as_u128())?
+                .map(|v| decode(v.value())),
+            ..PlanAudit::default()
+        };
+        for entry in txn.open_table(UPDATES)?.range(range.clone())? {
+            let (key, value) = entry?;
+            let bytes = value.value();
+            audit
+                .log
+                .push((key.value().1, decode(bytes), digest_bytes(bytes)));
+        }
+        for entry in txn.open_table(HISTORY)?.range(range.clone())? {
+            let (key, value) = entry?;
+            let bytes = value.value();
+            audit
+                .history
+                .push((key.value().1, decode(bytes), digest_bytes(bytes)));
+        }
+        for entry in txn.open_table(SLIP_INDEX)?.range(range)? {
+            audit.slip_index.push(entry?.0.value().1);
+        }
+        Ok(audit)
     }
 
     /// Stores derived history and advances each plan's derived position. Entries are keyed by

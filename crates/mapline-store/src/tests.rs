@@ -209,7 +209,7 @@ fn a_file_of_another_format_version_is_refused() {
         err,
         OpenError::FormatVersion {
             found: 99,
-            supported: 1
+            supported: STORAGE_FORMAT
         }
     ));
 }
@@ -232,6 +232,60 @@ fn the_committed_format_1_fixture_still_opens() {
     let load = store.load_document(plans[0].0).unwrap().unwrap();
     assert_eq!(load.last_seq, 2);
     assert!(store.admin_token_hash().unwrap().is_some());
+    // Opening upgraded it to the current format: its (unchained) history is gone, to be derived
+    // again, and the next start treats it like one after a crash so that happens at once.
+    assert_eq!(load.derived_through, 0);
+    assert_eq!(store.plans_behind().unwrap(), vec![plans[0].0]);
+    assert!(!store.take_clean_shutdown().unwrap());
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(
+        store.plans().unwrap().len(),
+        1,
+        "opening again changes nothing"
+    );
+}
+
+#[test]
+fn the_committed_format_2_fixture_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("format-2.redb");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format-2.redb"),
+        &path,
+    )
+    .unwrap();
+    let store = Store::open(&path).unwrap();
+    let plans = store.plans().unwrap();
+    assert_eq!(plans[0].1.title, "Format 2 fixture");
+    assert_eq!(
+        store.load_document(plans[0].0).unwrap().unwrap().last_seq,
+        2
+    );
+}
+
+#[test]
+fn a_plan_loads_with_the_digest_of_its_last_history_entry() {
+    let (_dir, store) = new_store();
+    let plan = create(&store, 1);
+    let none = store.load_document(plan).unwrap().unwrap();
+    assert_eq!(none.chain_head, GENESIS);
+    let entries = [(1, entry(5, 0)), (3, entry(6, 1))];
+    store.commit_history(&[derived(plan, &entries, 3)]).unwrap();
+    let load = store.load_document(plan).unwrap().unwrap();
+    assert_eq!(load.chain_head, digest(&entries[1].1));
+    let audit = store.audit(plan).unwrap();
+    assert_eq!(
+        audit
+            .history
+            .iter()
+            .map(|(seq, _, d)| (*seq, *d))
+            .collect::<Vec<_>>(),
+        vec![(1, digest(&entries[0].1)), (3, digest(&entries[1].1))]
+    );
+    assert_eq!(audit.slip_index, vec![3]);
+    assert_eq!(audit.log.len(), 1);
+    assert_eq!(audit.derived_through, 3);
 }
 
 fn entry(at: i64, slips: usize) -> HistoryEntry {
@@ -257,6 +311,8 @@ fn entry(at: i64, slips: usize) -> HistoryEntry {
                 reason: None,
             })
             .collect(),
+        update_sha256: [at as u8; 32],
+        prev_sha256: GENESIS,
     }
 }
 

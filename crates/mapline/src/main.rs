@@ -29,9 +29,24 @@ enum Command {
     /// it (or, with --check, only compare it with what is stored). Run it with the server
     /// stopped. Exit code 1 if --check finds a difference.
     RebuildHistory(RebuildArgs),
+    /// Check the data file: every plan's update log is whole, its history chain unbroken and
+    /// equal to what the log derives, its snapshot equal to the log. Names each problem's table
+    /// and log position. Exit code 1 if anything is wrong. Run it with the server stopped (or
+    /// on a backup).
+    Verify(VerifyArgs),
     /// Manage the admin credential stored in the data file.
     #[command(subcommand)]
     AdminToken(AdminTokenCommand),
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// The redb data file.
+    #[arg(long, env = "MAPLINE_DATA", default_value = "./data/mapline.redb")]
+    data: PathBuf,
+    /// Print one JSON report per plan (one per line) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -105,6 +120,7 @@ fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Serve(args) => serve(args).map(|()| std::process::ExitCode::SUCCESS),
         Command::RebuildHistory(args) => rebuild_history(args),
+        Command::Verify(args) => verify(&args),
         Command::AdminToken(AdminTokenCommand::Rotate(args)) => {
             rotate_admin_token(&args).map(|()| std::process::ExitCode::SUCCESS)
         }
@@ -130,6 +146,57 @@ fn open_existing(data: &std::path::Path) -> anyhow::Result<Store> {
     })
 }
 
+fn progress_bar(len: usize, unit: &str) -> indicatif::ProgressBar {
+    indicatif::ProgressBar::new(len as u64).with_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{bar:40}} {{pos}}/{{len}} {unit} {{msg}}"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    )
+}
+
+fn verify(args: &VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
+    let store = open_existing(&args.data)?;
+    let plans = store.plans().context("cannot list the plans")?;
+    let progress = progress_bar(plans.len(), "plans");
+    let (mut updates, mut entries, mut problems) = (0, 0, 0);
+    for (plan_id, _) in &plans {
+        let report = mapline_server::verify::verify_plan(&store, *plan_id)
+            .with_context(|| format!("reading plan {plan_id}"))?;
+        progress.inc(1);
+        updates += report.updates;
+        entries += report.history_entries;
+        problems += report.problems.len();
+        if args.json {
+            let line = serde_json::to_string(&report)?;
+            progress.suspend(|| println!("{line}"));
+        }
+        for problem in report.problems.iter().filter(|_| !args.json) {
+            let at = problem
+                .seq
+                .map_or(String::new(), |seq| format!(" at {seq}"));
+            progress.suspend(|| {
+                println!(
+                    "{plan_id}: {}{at}: {} ({})",
+                    problem.table, problem.detail, problem.kind
+                );
+            });
+        }
+    }
+    progress.finish_and_clear();
+    let summary = format!(
+        "{} plans, {updates} updates, {entries} history entries",
+        plans.len()
+    );
+    if problems == 0 {
+        eprintln!("verified {summary}: no problem found");
+        Ok(std::process::ExitCode::SUCCESS)
+    } else {
+        eprintln!("verified {summary}: {problems} problems");
+        Ok(std::process::ExitCode::from(1))
+    }
+}
+
 fn rotate_admin_token(args: &DataArgs) -> anyhow::Result<()> {
     let store = open_existing(&args.data)?;
     let token = new_admin_token();
@@ -144,10 +211,7 @@ fn rotate_admin_token(args: &DataArgs) -> anyhow::Result<()> {
 fn rebuild_history(args: RebuildArgs) -> anyhow::Result<std::process::ExitCode> {
     let store = open_existing(&args.data)?;
     let plans = store.plans().context("cannot list the plans")?;
-    let progress = indicatif::ProgressBar::new(plans.len() as u64).with_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} plans {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let progress = progress_bar(plans.len(), "plans");
     let mut different = 0;
     for (plan_id, _) in &plans {
         let report = mapline_server::history::rebuild_plan(&store, *plan_id, !args.check)
