@@ -161,6 +161,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/plans/{plan_id}/history", get(plan_api::get_history))
         .route("/api/plans/{plan_id}/health", get(plan_api::get_health))
         .route("/api/templates", get(plan_api::list_templates))
+        .route("/api/admin/backup", get(backup))
         .route("/api/{*rest}", any(api_not_found))
         .route("/sync/{plan_id}", get(sync))
         .route("/healthz", get(healthz))
@@ -335,6 +336,56 @@ async fn list_plans(
     require_admin(&authenticate(&app, &headers, None).await?)?;
     let plans = plan_api::pipeline(&app, params).await?;
     Ok(Json(json!({ "plans": plans })))
+}
+
+/// `GET /api/admin/backup` (admin): a consistent copy of the whole data file, taken from one read
+/// transaction while the server keeps serving. The copy is written next to the data file,
+/// unlinked once open, and streamed, so it never lingers on disk.
+async fn backup(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    require_admin(&authenticate(&app, &headers, None).await?)?;
+    let store = app.store.clone();
+    let data = store.path().to_owned();
+    let name = format!(
+        ".{}.backup-{}",
+        data.file_name()
+            .map_or("mapline".into(), |n| n.to_string_lossy()),
+        Uuid::now_v7()
+    );
+    let temp = data.with_file_name(name);
+    let target = temp.clone();
+    let stats = tokio::task::spawn_blocking(move || store.backup_to(&target))
+        .await
+        .map_err(ApiError::internal)?;
+    let stats = match stats {
+        Ok(stats) => stats,
+        Err(error) => {
+            let _ = std::fs::remove_file(&temp);
+            return Err(ApiError::internal(error));
+        }
+    };
+    let file = tokio::fs::File::open(&temp).await;
+    // Unlinked now: the open file keeps its data until the stream is done with it.
+    let _ = tokio::fs::remove_file(&temp).await;
+    let file = file.map_err(ApiError::internal)?;
+    tracing::info!(
+        plans = stats.plans,
+        updates = stats.updates,
+        bytes = stats.bytes,
+        "backup served"
+    );
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, stats.bytes.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"mapline-backup.redb\"".to_owned(),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]

@@ -16,7 +16,10 @@ pub use records::{
     PlanRecord, Role, Seq, ShareId, ShareRecord, ShareSeen, Side, SlipRecord, Snapshot,
     UpdateRecord, digest,
 };
-pub use store::{DEFAULT_CACHE_BYTES, DocumentLoad, LogBound, PlanAudit, STORAGE_FORMAT, Store};
+pub use store::{
+    BackupError, BackupStats, DEFAULT_CACHE_BYTES, DocumentLoad, LogBound, PlanAudit,
+    STORAGE_FORMAT, Store,
+};
 
 #[cfg(test)]
 mod tests;

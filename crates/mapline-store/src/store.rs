@@ -61,6 +61,69 @@ pub struct PlanAudit {
     pub derived_through: Seq,
 }
 
+/// What a backup copied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackupStats {
+    pub plans: u64,
+    pub updates: u64,
+    pub history_entries: u64,
+    pub bytes: u64,
+}
+
+/// A backup could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{0} already exists; a backup never overwrites a file")]
+    Exists(PathBuf),
+    #[error("cannot create the backup file: {0}")]
+    Create(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<redb::TransactionError> for BackupError {
+    fn from(error: redb::TransactionError) -> Self {
+        Self::Store(error.into())
+    }
+}
+impl From<redb::TableError> for BackupError {
+    fn from(error: redb::TableError) -> Self {
+        Self::Store(error.into())
+    }
+}
+impl From<redb::StorageError> for BackupError {
+    fn from(error: redb::StorageError) -> Self {
+        Self::Store(error.into())
+    }
+}
+impl From<redb::CommitError> for BackupError {
+    fn from(error: redb::CommitError) -> Self {
+        Self::Store(error.into())
+    }
+}
+
+/// Copies every row of one table from a read transaction into a write transaction.
+fn copy_table<K, V>(
+    from: &redb::ReadTransaction,
+    to: &redb::WriteTransaction,
+    table: TableDefinition<K, V>,
+) -> Result<u64, BackupError>
+where
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+    for<'a> K::SelfType<'a>: std::borrow::Borrow<K::SelfType<'a>>,
+    for<'a> V::SelfType<'a>: std::borrow::Borrow<V::SelfType<'a>>,
+{
+    let mut out = to.open_table(table)?;
+    let mut rows = 0;
+    for entry in from.open_table(table)?.iter()? {
+        let (key, value) = entry?;
+        out.insert(key.value(), value.value())?;
+        rows += 1;
+    }
+    Ok(rows)
+}
+
 /// Where a prefix of the log ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogBound {
@@ -151,6 +214,11 @@ impl Store {
         }
         txn.commit().map_err(StoreError::from)?;
         Ok(())
+    }
+
+    /// Where the data file is.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Size of the data file in bytes (for the metrics).
@@ -455,6 +523,41 @@ impl Store {
             derived_through,
             chain_head,
         }))
+    }
+
+    /// Writes a consistent copy of the whole store to a new file at `dest` (which must not
+    /// exist), from one read transaction: the server keeps committing meanwhile, and the copy
+    /// is the store as of one instant. The clean-shutdown mark is left out, so a server started
+    /// on the copy checks for underived history. Blocks; the copy is durable when it returns.
+    pub fn backup_to(&self, dest: &Path) -> Result<BackupStats, BackupError> {
+        if dest.exists() {
+            return Err(BackupError::Exists(dest.to_owned()));
+        }
+        let txn = self.db.begin_read()?;
+        let copy = Database::create(dest).map_err(|e| BackupError::Create(e.to_string()))?;
+        let out = copy.begin_write()?;
+        let mut stats = BackupStats::default();
+        {
+            let mut meta = out.open_table(META)?;
+            for entry in txn.open_table(META)?.iter()? {
+                let (key, value) = entry?;
+                if key.value() != META_CLEAN_SHUTDOWN {
+                    meta.insert(key.value(), value.value())?;
+                }
+            }
+        }
+        stats.plans = copy_table(&txn, &out, PLANS)?;
+        copy_table(&txn, &out, SHARES)?;
+        stats.updates = copy_table(&txn, &out, UPDATES)?;
+        copy_table(&txn, &out, SNAPSHOTS)?;
+        stats.history_entries = copy_table(&txn, &out, HISTORY)?;
+        copy_table(&txn, &out, SLIP_INDEX)?;
+        copy_table(&txn, &out, DERIVED)?;
+        copy_table(&txn, &out, SHARE_SEEN)?;
+        out.commit()?;
+        drop(copy);
+        stats.bytes = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
+        Ok(stats)
     }
 
     /// One plan's log, history, slip index and snapshot as stored, for verification.

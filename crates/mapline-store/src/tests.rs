@@ -484,3 +484,47 @@ fn revoking_keeps_the_first_time_and_needs_the_right_plan() {
     assert_eq!(store.share(id).unwrap().unwrap().revoked_at_ms, Some(50));
     assert_eq!(store.revoke_share(a, Uuid::from_u128(77), 1).unwrap(), None);
 }
+
+#[test]
+fn a_backup_is_the_whole_store_as_of_one_instant_and_never_overwrites() {
+    let (dir, store) = new_store();
+    let plan = create(&store, 1);
+    store.insert_share(&share(10, plan, 5)).unwrap();
+    store
+        .commit_history(&[derived(plan, &[(1, entry(5, 1))], 1)])
+        .unwrap();
+    store.mark_clean_shutdown().unwrap();
+    let dest = dir.path().join("backup.redb");
+    let stats = store.backup_to(&dest).unwrap();
+    assert_eq!(
+        (stats.plans, stats.updates, stats.history_entries),
+        (1, 1, 1)
+    );
+    assert!(stats.bytes > 0);
+    // Writes after the backup are not in it.
+    create(&store, 2);
+    assert!(matches!(
+        store.backup_to(&dest),
+        Err(BackupError::Exists(_))
+    ));
+
+    let copy = Store::open(&dest).unwrap();
+    assert_eq!(copy.plans().unwrap().len(), 1);
+    assert_eq!(copy.log(plan).unwrap(), store.log(plan).unwrap());
+    assert_eq!(
+        copy.all_history(plan).unwrap(),
+        store.all_history(plan).unwrap()
+    );
+    assert_eq!(
+        copy.share(Uuid::from_u128(10)).unwrap(),
+        store.share(Uuid::from_u128(10)).unwrap()
+    );
+    assert_eq!(
+        copy.admin_token_hash().unwrap(),
+        store.admin_token_hash().unwrap()
+    );
+    assert!(
+        !copy.take_clean_shutdown().unwrap(),
+        "a copy is checked like after a crash"
+    );
+}

@@ -34,6 +34,13 @@ enum Command {
     /// and log position. Exit code 1 if anything is wrong. Run it with the server stopped (or
     /// on a backup).
     Verify(VerifyArgs),
+    /// Write a consistent copy of the data: from a running server (--server, with the admin
+    /// token) while it keeps serving, or from the data file (--data) with the server stopped.
+    /// The copy is verified before the command succeeds.
+    Backup(BackupArgs),
+    /// Replace the data file with a backup, after verifying the backup. Run it with the server
+    /// stopped; the replaced file is kept beside it as `<data>.before-restore-<time>`.
+    Restore(RestoreArgs),
     /// Manage the admin credential stored in the data file.
     #[command(subcommand)]
     AdminToken(AdminTokenCommand),
@@ -47,6 +54,33 @@ struct VerifyArgs {
     /// Print one JSON report per plan (one per line) instead of text.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+struct BackupArgs {
+    /// Where to write the backup (must not exist).
+    file: PathBuf,
+    /// The running server's address, e.g. http://127.0.0.1:8080.
+    #[arg(long, conflicts_with = "data")]
+    server: Option<String>,
+    /// The admin credential, for --server.
+    #[arg(long, env = "MAPLINE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// The redb data file, when the server is stopped.
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    /// The backup to restore.
+    file: PathBuf,
+    /// The redb data file to replace (or create).
+    #[arg(long, env = "MAPLINE_DATA", default_value = "./data/mapline.redb")]
+    data: PathBuf,
+    /// Restore even if the backup does not verify.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Subcommand)]
@@ -121,6 +155,8 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(args).map(|()| std::process::ExitCode::SUCCESS),
         Command::RebuildHistory(args) => rebuild_history(args),
         Command::Verify(args) => verify(&args),
+        Command::Backup(args) => backup(&args).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Restore(args) => restore(&args),
         Command::AdminToken(AdminTokenCommand::Rotate(args)) => {
             rotate_admin_token(&args).map(|()| std::process::ExitCode::SUCCESS)
         }
@@ -157,21 +193,31 @@ fn progress_bar(len: usize, unit: &str) -> indicatif::ProgressBar {
 
 fn verify(args: &VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
     let store = open_existing(&args.data)?;
+    let problems = verify_store(&store, args.json)?;
+    Ok(if problems == 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    })
+}
+
+/// Verifies every plan of a store, printing each problem; returns how many there were.
+fn verify_store(store: &Store, json: bool) -> anyhow::Result<usize> {
     let plans = store.plans().context("cannot list the plans")?;
     let progress = progress_bar(plans.len(), "plans");
     let (mut updates, mut entries, mut problems) = (0, 0, 0);
     for (plan_id, _) in &plans {
-        let report = mapline_server::verify::verify_plan(&store, *plan_id)
+        let report = mapline_server::verify::verify_plan(store, *plan_id)
             .with_context(|| format!("reading plan {plan_id}"))?;
         progress.inc(1);
         updates += report.updates;
         entries += report.history_entries;
         problems += report.problems.len();
-        if args.json {
+        if json {
             let line = serde_json::to_string(&report)?;
             progress.suspend(|| println!("{line}"));
         }
-        for problem in report.problems.iter().filter(|_| !args.json) {
+        for problem in report.problems.iter().filter(|_| !json) {
             let at = problem
                 .seq
                 .map_or(String::new(), |seq| format!(" at {seq}"));
@@ -190,11 +236,145 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
     );
     if problems == 0 {
         eprintln!("verified {summary}: no problem found");
-        Ok(std::process::ExitCode::SUCCESS)
     } else {
         eprintln!("verified {summary}: {problems} problems");
-        Ok(std::process::ExitCode::from(1))
     }
+    Ok(problems)
+}
+
+fn backup(args: &BackupArgs) -> anyhow::Result<()> {
+    if args.file.exists() {
+        bail!(
+            "{} already exists; a backup never overwrites a file",
+            args.file.display()
+        );
+    }
+    match (&args.server, &args.data) {
+        (Some(server), None) => {
+            let token = args
+                .admin_token
+                .as_deref()
+                .filter(|t| !t.is_empty())
+                .context("--server needs the admin token (--admin-token or MAPLINE_ADMIN_TOKEN)")?;
+            download_backup(server, token, &args.file)?;
+        }
+        (None, Some(data)) => {
+            let store = open_existing(data)?;
+            store
+                .backup_to(&args.file)
+                .with_context(|| format!("writing {}", args.file.display()))?;
+        }
+        _ => bail!("say where to back up from: --server URL (running) or --data FILE (stopped)"),
+    }
+    let copy = Store::open(&args.file)
+        .with_context(|| format!("the backup {} does not open", args.file.display()))?;
+    let problems = verify_store(&copy, false)?;
+    if problems > 0 {
+        bail!(
+            "the backup {} does not verify ({problems} problems)",
+            args.file.display()
+        );
+    }
+    println!("backup written to {}", args.file.display());
+    Ok(())
+}
+
+/// Downloads `GET /api/admin/backup` into `file`, through a `.partial` file renamed at the end.
+fn download_backup(server: &str, token: &str, file: &std::path::Path) -> anyhow::Result<()> {
+    let url = format!("{}/api/admin/backup", server.trim_end_matches('/'));
+    let response = ureq::get(&url)
+        .header("authorization", &format!("Bearer {token}"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status();
+    let length = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut body = response.into_body();
+    if !status.is_success() {
+        let text = body.read_to_string().unwrap_or_default();
+        bail!("the server refused the backup ({status}): {text}");
+    }
+    let partial = file.with_extension("partial");
+    let progress = indicatif::ProgressBar::new(length.unwrap_or(0)).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut out = std::fs::File::create(&partial)
+        .with_context(|| format!("cannot create {}", partial.display()))?;
+    let copied = std::io::copy(&mut progress.wrap_read(body.as_reader()), &mut out)
+        .with_context(|| format!("downloading the backup into {}", partial.display()))?;
+    out.sync_all().context("syncing the backup to disk")?;
+    progress.finish_and_clear();
+    if length.is_some_and(|expected| expected != copied) {
+        let _ = std::fs::remove_file(&partial);
+        bail!(
+            "the download ended early ({copied} of {} bytes)",
+            length.unwrap_or(0)
+        );
+    }
+    std::fs::rename(&partial, file).with_context(|| format!("renaming to {}", file.display()))?;
+    Ok(())
+}
+
+fn restore(args: &RestoreArgs) -> anyhow::Result<std::process::ExitCode> {
+    if !args.file.is_file() {
+        bail!("no backup at {}", args.file.display());
+    }
+    // Verify a private copy, so the backup file itself is never modified (opening may upgrade
+    // an older format).
+    let staged = args.data.with_extension("restoring");
+    if let Some(folder) = staged.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("creating {}", folder.display()))?;
+    }
+    std::fs::copy(&args.file, &staged)
+        .with_context(|| format!("copying {} to {}", args.file.display(), staged.display()))?;
+    let checked = Store::open(&staged)
+        .map_err(anyhow::Error::from)
+        .and_then(|store| verify_store(&store, false));
+    let problems = match checked {
+        Ok(problems) => problems,
+        Err(error) => {
+            let _ = std::fs::remove_file(&staged);
+            return Err(error.context(format!(
+                "{} is not a Mapline data file",
+                args.file.display()
+            )));
+        }
+    };
+    if problems > 0 && !args.force {
+        let _ = std::fs::remove_file(&staged);
+        eprintln!(
+            "error: the backup does not verify ({problems} problems); nothing was changed (--force restores it anyway)"
+        );
+        return Ok(std::process::ExitCode::from(1));
+    }
+    if args.data.exists() {
+        // Refuses while a server holds the file.
+        drop(open_existing(&args.data).inspect_err(|_| {
+            let _ = std::fs::remove_file(&staged);
+        })?);
+        let kept = args
+            .data
+            .with_extension(format!("before-restore-{}", now_ms()));
+        std::fs::rename(&args.data, &kept)
+            .with_context(|| format!("moving the current data file to {}", kept.display()))?;
+        println!("the replaced data file is kept as {}", kept.display());
+    }
+    std::fs::rename(&staged, &args.data)
+        .with_context(|| format!("moving the backup into {}", args.data.display()))?;
+    println!(
+        "restored {} into {}",
+        args.file.display(),
+        args.data.display()
+    );
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 fn rotate_admin_token(args: &DataArgs) -> anyhow::Result<()> {
