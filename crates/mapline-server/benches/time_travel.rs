@@ -80,6 +80,7 @@ fn store_with_long_log(dir: &std::path::Path) -> (Store, PlanId) {
         drop(txn);
         batch.push(NewUpdate {
             plan_id: id,
+            kind: mapline_store::DocKind::Plan,
             record: record(update, n as i64),
         });
         if batch.len() == 1000 {

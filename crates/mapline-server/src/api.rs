@@ -11,7 +11,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, delete, get, post};
 use axum::{Json, Router};
 use mapline_plan::NewPlan;
-use mapline_store::{PlanId, StoreError};
+use mapline_store::{DocKind, DocRef, PlanId, StoreError};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -164,6 +164,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/admin/backup", get(backup))
         .route("/api/{*rest}", any(api_not_found))
         .route("/sync/{plan_id}", get(sync))
+        .route("/sync/{plan_id}/internal", get(sync_internal))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .method_not_allowed_fallback(method_not_allowed)
@@ -404,10 +405,48 @@ async fn sync(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    open_sync(app, plan_id, DocKind::Plan, query, headers, upgrade).await
+}
+
+/// `/sync/{planId}/internal`: the seller's internal document. Seller links (editors write,
+/// viewers read) and the admin only; a buyer link gets 403 and nothing else.
+async fn sync_internal(
+    State(app): State<Arc<App>>,
+    Path(plan_id): Path<String>,
+    query: Result<Query<SyncQuery>, QueryRejection>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    open_sync(app, plan_id, DocKind::Internal, query, headers, upgrade).await
+}
+
+/// Whether a principal may open a plan's internal document (only sellers and the admin).
+pub(crate) fn may_see_internal(principal: &Principal) -> bool {
+    match principal {
+        Principal::Admin => true,
+        Principal::Share(share) => share.side == mapline_store::Side::Seller,
+    }
+}
+
+async fn open_sync(
+    app: Arc<App>,
+    plan_id: String,
+    kind: DocKind,
+    query: Result<Query<SyncQuery>, QueryRejection>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
     let Query(query) =
         query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
     let principal = authenticate(&app, &headers, query.token.as_deref()).await?;
     let plan_id = authorize_read(&app, &principal, &plan_id).await?;
+    if kind == DocKind::Internal && !may_see_internal(&principal) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "sellers_only",
+            "this document is for the seller's team only",
+        ));
+    }
     let upgrade = upgrade.map_err(|e| {
         ApiError::new(
             StatusCode::UPGRADE_REQUIRED,
@@ -416,7 +455,10 @@ async fn sync(
         )
     })?;
     let params = ConnectionParams {
-        plan_id,
+        doc: DocRef {
+            plan: plan_id,
+            kind,
+        },
         principal,
         wants_acks: query.acks.as_deref() == Some("1"),
     };

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
-use mapline_store::{Author, PlanId, UpdateRecord};
+use mapline_store::{Author, DocKind, DocRef, UpdateRecord};
 use tracing::Instrument as _;
 
 use crate::App;
@@ -23,7 +23,8 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a connection was opened with, checked before the upgrade.
 pub struct ConnectionParams {
-    pub plan_id: PlanId,
+    /// The plan document, or the seller's internal document of the plan.
+    pub doc: DocRef,
     pub principal: Principal,
     pub wants_acks: bool,
 }
@@ -33,7 +34,8 @@ pub async fn serve(socket: WebSocket, app: Arc<App>, params: ConnectionParams) {
     let conn_id = app.next_conn_id();
     let span = tracing::info_span!(
         "conn",
-        plan_id = %params.plan_id,
+        plan_id = %params.doc.plan,
+        internal = params.doc.kind == DocKind::Internal,
         share_id = ?params.principal.share_id(),
         conn_id,
     );
@@ -64,7 +66,7 @@ async fn run(
     let (mut sink, mut stream) = socket.split();
 
     let room = loop {
-        let room = match app.rooms.open(params.plan_id).await {
+        let room = match app.rooms.open(params.doc).await {
             Ok(room) => room,
             Err(error) => {
                 tracing::error!(%error, "cannot open the plan");

@@ -185,7 +185,7 @@ pub fn plan_at(
 /// are not in memory.
 pub fn project_stored(store: &Store, plan_id: PlanId) -> Result<Plan, StoreError> {
     let load = store
-        .load_document(plan_id)?
+        .load_document(mapline_store::DocRef::plan(plan_id))?
         .ok_or(StoreError::NoSuchPlan(plan_id))?;
     let doc = Doc::new();
     let snapshot = load
@@ -346,6 +346,7 @@ mod tests {
             .into_iter()
             .map(|record| NewUpdate {
                 plan_id: id,
+                kind: mapline_store::DocKind::Plan,
                 record,
             })
             .collect();
@@ -362,7 +363,7 @@ mod tests {
         assert_eq!(store.plans_behind().unwrap(), [plan]);
 
         let rooms = Rooms::new(store.clone(), Arc::new(Metrics::default()));
-        let room = rooms.open(plan).await.unwrap();
+        let room = rooms.open(mapline_store::DocRef::plan(plan)).await.unwrap();
         let after = rebuild_plan(&store, plan, false).unwrap();
         assert!(after.identical(), "{after:?}");
         assert_eq!(store.plans_behind().unwrap(), Vec::<PlanId>::new());

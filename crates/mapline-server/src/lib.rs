@@ -187,7 +187,7 @@ async fn catch_up_history(app: Arc<App>) {
         Err(_) => return,
     };
     for plan in behind {
-        if let Err(error) = app.rooms.open(plan).await {
+        if let Err(error) = app.rooms.open(mapline_store::DocRef::plan(plan)).await {
             tracing::error!(plan_id = %plan, %error, "deriving missing history failed");
         }
     }

@@ -11,8 +11,8 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, NaiveDate, Utc};
 use mapline_plan::{Activity, Health, Plan, SlipFact, SlipSide, TEMPLATES};
 use mapline_store::{
-    Author, ChangeKind, HistoryEntry, LogBound, PlanId, PlanRecord, Seq, ShareId, Side, Store,
-    StoreError,
+    Author, ChangeKind, DocRef, HistoryEntry, LogBound, PlanId, PlanRecord, Seq, ShareId, Side,
+    Store, StoreError,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -84,7 +84,11 @@ pub async fn get_plan(
     let params = query(params)?;
     let plan_id = reader(&app, &headers, &raw_id).await?;
     let Some(at) = params.at else {
-        let room = app.rooms.open(plan_id).await.map_err(ApiError::internal)?;
+        let room = app
+            .rooms
+            .open(DocRef::plan(plan_id))
+            .await
+            .map_err(ApiError::internal)?;
         let (plan, seq) = room.projection();
         return Ok(Json(json!({ "id": plan_id, "seq": seq, "plan": plan })));
     };
@@ -414,7 +418,11 @@ pub async fn get_health(
     let params = query(params)?;
     let today = today(params.today.as_deref())?;
     let plan_id = reader(&app, &headers, &raw_id).await?;
-    let room = app.rooms.open(plan_id).await.map_err(ApiError::internal)?;
+    let room = app
+        .rooms
+        .open(DocRef::plan(plan_id))
+        .await
+        .map_err(ApiError::internal)?;
     let (plan, _) = room.projection();
     let health = blocking(&app, move |store| {
         let record = store
@@ -448,7 +456,10 @@ pub async fn pipeline(
     for (id, record) in plans {
         // A plan in memory projects from its room; any other from the store, without loading
         // it into memory for good.
-        let projected = app.rooms.loaded(id).map(|room| room.projection().0);
+        let projected = app
+            .rooms
+            .loaded(DocRef::plan(id))
+            .map(|room| room.projection().0);
         let record_for_health = record.clone();
         let (plan, health) = blocking(app, move |store| {
             let plan = match projected {

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mapline_plan::{HistoryTracker, Plan};
 use mapline_store::{
-    DerivedHistory, DocumentLoad, HistoryEntry, PlanId, Seq, Snapshot, UpdateRecord,
+    DerivedHistory, DocKind, DocRef, DocumentLoad, HistoryEntry, PlanId, Seq, Snapshot,
+    UpdateRecord,
 };
 use yrs::sync::{Awareness, AwarenessUpdate};
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
@@ -39,7 +40,7 @@ pub struct Applied {
     /// The update's history entry (`None` if it changed nothing).
     pub history: Option<HistoryEntry>,
     /// A snapshot, when one is due.
-    pub snapshot: Option<(PlanId, Snapshot)>,
+    pub snapshot: Option<(DocRef, Snapshot)>,
 }
 
 /// The room was retired (unloaded) between being found and being joined: open it again.
@@ -57,8 +58,9 @@ struct Member {
 
 struct RoomState {
     awareness: Awareness,
-    /// Derives each applied update's history and holds the document's last read state.
-    tracker: HistoryTracker,
+    /// Derives each applied update's history and holds the document's last read state (plan
+    /// documents only: nothing is derived from an internal document).
+    tracker: Option<HistoryTracker>,
     /// The end of the plan's history chain, after the last derived entry.
     chain: history::Chain,
     members: HashMap<ConnId, Member>,
@@ -71,9 +73,9 @@ struct RoomState {
     idle_since: Option<Instant>,
 }
 
-/// One plan in memory.
+/// One document of a plan in memory.
 pub struct Room {
-    plan_id: PlanId,
+    doc: DocRef,
     state: Mutex<RoomState>,
     /// Updates handed to the writer and not yet applied; a room with any is never retired.
     pending_writes: AtomicUsize,
@@ -86,10 +88,11 @@ impl Room {
     /// Updates past the stored history (lost in a crash before their history was written) are
     /// derived now; the returned history must be stored before the room is used.
     pub fn load(
-        plan_id: PlanId,
+        doc_ref: DocRef,
         load: DocumentLoad,
         metrics: Arc<Metrics>,
     ) -> (Self, DerivedHistory) {
+        let plan_id = doc_ref.plan;
         let doc = Doc::new();
         let derived_through = load.derived_through;
         let snapshot = load
@@ -102,16 +105,20 @@ impl Room {
             .take_while(|(seq, _)| *seq <= derived_through)
             .map(|(seq, record)| (*seq, record.update.as_slice()));
         history::replay(plan_id, &doc, snapshot.into_iter().chain(derived_tail));
-        let mut tracker = HistoryTracker::attach(&doc);
+        let mut tracker = (doc_ref.kind == DocKind::Plan).then(|| HistoryTracker::attach(&doc));
         let mut chain = history::Chain::after(load.chain_head);
         let mut catch_up = DerivedHistory {
             plan_id,
             entries: Vec::new(),
             through: derived_through.min(load.last_seq),
         };
+        // (An internal document loads as derived throughout, so this only runs for plans.)
         for (seq, record) in load.tail.iter().filter(|(seq, _)| *seq > derived_through) {
+            let Some(tracker) = tracker.as_mut() else {
+                break;
+            };
             if let Some(entry) =
-                history::apply_stored(plan_id, &doc, &mut tracker, *seq, record, &mut chain)
+                history::apply_stored(plan_id, &doc, tracker, *seq, record, &mut chain)
             {
                 catch_up.entries.push((*seq, entry));
             }
@@ -124,7 +131,7 @@ impl Room {
         let snapshot_bytes = load.snapshot.as_ref().map_or(0, |s| s.state.len());
         let tail_bytes = load.tail.iter().map(|(_, r)| r.update.len()).sum();
         let room = Self {
-            plan_id,
+            doc: doc_ref,
             state: Mutex::new(RoomState {
                 awareness: Awareness::new(doc),
                 tracker,
@@ -143,9 +150,14 @@ impl Room {
         (room, catch_up)
     }
 
-    /// The plan this room holds.
+    /// The plan whose document this room holds.
     pub fn plan_id(&self) -> PlanId {
-        self.plan_id
+        self.doc.plan
+    }
+
+    /// Which document of the plan this room holds.
+    pub fn doc(&self) -> DocRef {
+        self.doc
     }
 
     fn lock(&self) -> MutexGuard<'_, RoomState> {
@@ -282,11 +294,22 @@ impl Room {
             chain,
             ..
         } = &mut *state;
-        let (derivation, error) = tracker.apply(awareness.doc(), update);
+        let (history, error) = match tracker {
+            Some(tracker) => {
+                let (derivation, error) = tracker.apply(awareness.doc(), update);
+                (
+                    history::entry(record, derivation, chain),
+                    error.map(|e| e.to_string()),
+                )
+            }
+            None => {
+                let applied = awareness.doc().transact_mut().apply_update(update);
+                (None, applied.err().map(|e| e.to_string()))
+            }
+        };
         if let Some(error) = error {
-            tracing::error!(plan_id = %self.plan_id, seq, %error, "durable update does not apply");
+            tracing::error!(plan_id = %self.doc.plan, kind = ?self.doc.kind, seq, %error, "durable update does not apply");
         }
-        let history = history::entry(record, derivation, chain);
         state.last_seq = seq;
         state.tail_bytes += record.update.len();
         let sent = broadcast(
@@ -307,10 +330,11 @@ impl Room {
     /// The projected plan as of the last applied update, and that log position.
     pub fn projection(&self) -> (Plan, Seq) {
         let state = self.lock();
-        (
-            mapline_plan::project(state.tracker.current()),
-            state.last_seq,
-        )
+        let plan = match &state.tracker {
+            Some(tracker) => mapline_plan::project(tracker.current()),
+            None => mapline_plan::project(&mapline_plan::RawPlan::default()),
+        };
+        (plan, state.last_seq)
     }
 
     /// Writer thread: an empty update needs no storage, but its acknowledgement keeps its place
@@ -333,12 +357,12 @@ impl Room {
     }
 
     /// A snapshot of the document if the log moved past the last one.
-    pub fn snapshot_if_behind(&self, now_ms: i64) -> Option<(PlanId, Snapshot)> {
+    pub fn snapshot_if_behind(&self, now_ms: i64) -> Option<(DocRef, Snapshot)> {
         let mut state = self.lock();
         (state.last_seq > state.snapshot_seq).then(|| self.snapshot_locked(&mut state, now_ms))
     }
 
-    fn snapshot_locked(&self, state: &mut RoomState, now_ms: i64) -> (PlanId, Snapshot) {
+    fn snapshot_locked(&self, state: &mut RoomState, now_ms: i64) -> (DocRef, Snapshot) {
         state.snapshot_seq = state.last_seq;
         let bytes = state
             .awareness
@@ -348,7 +372,7 @@ impl Room {
         state.snapshot_bytes = bytes.len();
         state.tail_bytes = 0;
         (
-            self.plan_id,
+            self.doc,
             Snapshot {
                 covers_seq: state.last_seq,
                 taken_at_ms: now_ms,
@@ -423,7 +447,12 @@ mod tests {
             derived_through: 0,
             chain_head: mapline_store::GENESIS,
         };
-        Room::load(PlanId::from_u128(1), load, Arc::new(Metrics::default())).0
+        Room::load(
+            DocRef::plan(PlanId::from_u128(1)),
+            load,
+            Arc::new(Metrics::default()),
+        )
+        .0
     }
 
     fn record(raw: &[u8]) -> UpdateRecord {
@@ -548,9 +577,10 @@ mod tests {
             chain_head: mapline_store::GENESIS,
         };
         let metrics = Arc::new(Metrics::default());
-        let (_, nothing_missing) = Room::load(PlanId::from_u128(1), load(2), metrics.clone());
+        let (_, nothing_missing) =
+            Room::load(DocRef::plan(PlanId::from_u128(1)), load(2), metrics.clone());
         assert_eq!(nothing_missing.entries, []);
-        let (room, caught_up) = Room::load(PlanId::from_u128(1), load(1), metrics);
+        let (room, caught_up) = Room::load(DocRef::plan(PlanId::from_u128(1)), load(1), metrics);
         assert_eq!(caught_up.through, 2);
         let seqs: Vec<_> = caught_up.entries.iter().map(|(s, _)| *s).collect();
         assert_eq!(seqs, [2]);

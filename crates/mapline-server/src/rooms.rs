@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mapline_store::{PlanId, Store, StoreError};
+use mapline_store::{DocRef, PlanId, Store, StoreError};
 use tokio::sync::OnceCell;
 
 use crate::metrics::Metrics;
@@ -27,7 +27,7 @@ type Slot = Arc<OnceCell<Arc<Room>>>;
 
 /// The rooms in memory, by plan.
 pub struct Rooms {
-    slots: Mutex<HashMap<PlanId, Slot>>,
+    slots: Mutex<HashMap<DocRef, Slot>>,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
 }
@@ -41,25 +41,26 @@ impl Rooms {
         }
     }
 
-    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<PlanId, Slot>> {
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<DocRef, Slot>> {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The plan's room, loading it from snapshot + log tail if it is not in memory.
-    pub async fn open(&self, plan: PlanId) -> Result<Arc<Room>, OpenRoomError> {
-        let slot = self.slots().entry(plan).or_default().clone();
+    /// The document's room, loading it from snapshot + log tail if it is not in memory.
+    pub async fn open(&self, doc: DocRef) -> Result<Arc<Room>, OpenRoomError> {
+        let plan = doc.plan;
+        let slot = self.slots().entry(doc).or_default().clone();
         let room = slot
             .get_or_try_init(|| async {
                 let store = self.store.clone();
                 let metrics = self.metrics.clone();
                 let room = tokio::task::spawn_blocking(move || {
                     let load = store
-                        .load_document(plan)?
+                        .load_document(doc)?
                         .ok_or(OpenRoomError::NoSuchPlan(plan))?;
                     let tail = load.tail.len();
                     let stored_through = load.derived_through;
                     let started = Instant::now();
-                    let (room, caught_up) = Room::load(plan, load, metrics);
+                    let (room, caught_up) = Room::load(doc, load, metrics);
                     if caught_up.through > stored_through {
                         store.commit_history(&[caught_up])?;
                     }
@@ -78,8 +79,8 @@ impl Rooms {
             Err(error) => {
                 // Leave no empty slot behind for a plan that failed to load.
                 let mut slots = self.slots();
-                if slots.get(&plan).is_some_and(|s| s.get().is_none()) {
-                    slots.remove(&plan);
+                if slots.get(&doc).is_some_and(|s| s.get().is_none()) {
+                    slots.remove(&doc);
                 }
                 Err(error)
             }
@@ -101,9 +102,9 @@ impl Rooms {
         retired
     }
 
-    /// The plan's room if it is in memory (never loads it).
-    pub fn loaded(&self, plan: PlanId) -> Option<Arc<Room>> {
-        self.slots().get(&plan).and_then(|slot| slot.get().cloned())
+    /// The document's room if it is in memory (never loads it).
+    pub fn loaded(&self, doc: DocRef) -> Option<Arc<Room>> {
+        self.slots().get(&doc).and_then(|slot| slot.get().cloned())
     }
 
     /// Every room in memory.

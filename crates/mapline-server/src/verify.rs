@@ -7,12 +7,13 @@
 //!   it at a named position;
 //! - the history equals what the log derives (nothing missing, extra or different up to the
 //!   derived position), and the slip index lists exactly the entries with slips;
-//! - the snapshot holds the same document as the log up to the position it covers.
+//! - the snapshot holds the same document as the log up to the position it covers;
+//! - the seller's internal document: its log has no gap and its snapshot matches its log.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use mapline_plan::RawPlan;
-use mapline_store::{GENESIS, PlanAudit, PlanId, Seq, Store, StoreError};
+use mapline_store::{GENESIS, PlanAudit, PlanId, Seq, Store, StoreError, UpdateRecord};
 use serde::Serialize;
 use yrs::updates::decoder::Decode as _;
 use yrs::{Doc, ReadTxn as _, Transact as _, Update};
@@ -23,7 +24,8 @@ use crate::history;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
-    /// The table the bad record is in: `updates`, `history`, `slip_index` or `snapshots`.
+    /// The table the bad record is in: `updates`, `history`, `slip_index`, `snapshots`,
+    /// `internal_updates` or `internal_snapshots`.
     pub table: &'static str,
     /// The log position, for tables keyed by it.
     pub seq: Option<Seq>,
@@ -59,11 +61,25 @@ fn short(digest: &[u8; 32]) -> String {
 pub fn verify_plan(store: &Store, plan_id: PlanId) -> Result<PlanVerification, StoreError> {
     let audit = store.audit(plan_id)?;
     let mut problems = Vec::new();
-    check_log(&audit, &mut problems);
+    check_log("updates", &audit.log, &mut problems);
     check_chain(&audit, &mut problems);
     check_slip_index(&audit, &mut problems);
     check_derivation(plan_id, &audit, &mut problems);
-    check_snapshot(plan_id, &audit, &mut problems);
+    check_snapshot(
+        plan_id,
+        "snapshots",
+        &audit.log,
+        &audit.snapshot,
+        &mut problems,
+    );
+    check_log("internal_updates", &audit.internal_log, &mut problems);
+    check_snapshot(
+        plan_id,
+        "internal_snapshots",
+        &audit.internal_log,
+        &audit.internal_snapshot,
+        &mut problems,
+    );
     Ok(PlanVerification {
         plan_id,
         updates: audit.log.len(),
@@ -72,12 +88,14 @@ pub fn verify_plan(store: &Store, plan_id: PlanId) -> Result<PlanVerification, S
     })
 }
 
-fn check_log(audit: &PlanAudit, problems: &mut Vec<Problem>) {
+type Log = [(Seq, Option<UpdateRecord>, [u8; 32])];
+
+fn check_log(table: &'static str, log: &Log, problems: &mut Vec<Problem>) {
     let mut expected = 1;
-    for (seq, record, _) in &audit.log {
+    for (seq, record, _) in log {
         if *seq != expected {
             problems.push(problem(
-                "updates",
+                table,
                 Some(expected),
                 "missing_update",
                 format!("the log jumps from {} to {seq}", expected - 1),
@@ -86,7 +104,7 @@ fn check_log(audit: &PlanAudit, problems: &mut Vec<Problem>) {
         expected = seq + 1;
         match record {
             None => problems.push(problem(
-                "updates",
+                table,
                 Some(*seq),
                 "undecodable",
                 "the stored update record cannot be decoded".into(),
@@ -94,7 +112,7 @@ fn check_log(audit: &PlanAudit, problems: &mut Vec<Problem>) {
             Some(record) => {
                 if let Err(error) = Update::decode_v1(&record.update) {
                     problems.push(problem(
-                        "updates",
+                        table,
                         Some(*seq),
                         "bad_update",
                         format!("the Yjs update does not decode: {error}"),
@@ -243,12 +261,18 @@ fn check_derivation(plan_id: PlanId, audit: &PlanAudit, problems: &mut Vec<Probl
     }
 }
 
-fn check_snapshot(plan_id: PlanId, audit: &PlanAudit, problems: &mut Vec<Problem>) {
-    let snapshot = match &audit.snapshot {
+fn check_snapshot(
+    plan_id: PlanId,
+    table: &'static str,
+    log: &Log,
+    snapshot: &Option<Option<mapline_store::Snapshot>>,
+    problems: &mut Vec<Problem>,
+) {
+    let snapshot = match snapshot {
         None => return,
         Some(None) => {
             problems.push(problem(
-                "snapshots",
+                table,
                 None,
                 "undecodable",
                 "the stored snapshot cannot be decoded".into(),
@@ -257,10 +281,10 @@ fn check_snapshot(plan_id: PlanId, audit: &PlanAudit, problems: &mut Vec<Problem
         }
         Some(Some(snapshot)) => snapshot,
     };
-    let last = audit.log.last().map_or(0, |(seq, _, _)| *seq);
+    let last = log.last().map_or(0, |(seq, _, _)| *seq);
     if snapshot.covers_seq > last {
         problems.push(problem(
-            "snapshots",
+            table,
             Some(snapshot.covers_seq),
             "snapshot_ahead",
             format!(
@@ -274,9 +298,7 @@ fn check_snapshot(plan_id: PlanId, audit: &PlanAudit, problems: &mut Vec<Problem
     history::replay(
         plan_id,
         &from_log,
-        audit
-            .log
-            .iter()
+        log.iter()
             .filter(|(seq, _, _)| *seq <= snapshot.covers_seq)
             .filter_map(|(seq, record, _)| record.as_ref().map(|r| (*seq, r.update.as_slice()))),
     );
@@ -291,7 +313,7 @@ fn check_snapshot(plan_id: PlanId, audit: &PlanAudit, problems: &mut Vec<Problem
         });
     if let Err(error) = applied {
         problems.push(problem(
-            "snapshots",
+            table,
             Some(snapshot.covers_seq),
             "bad_snapshot",
             format!("the snapshot's state does not apply: {error}"),
@@ -301,7 +323,7 @@ fn check_snapshot(plan_id: PlanId, audit: &PlanAudit, problems: &mut Vec<Problem
     let (a, b) = (from_log.transact(), from_snapshot.transact());
     if a.state_vector() != b.state_vector() || RawPlan::read(&a) != RawPlan::read(&b) {
         problems.push(problem(
-            "snapshots",
+            table,
             Some(snapshot.covers_seq),
             "differs_from_log",
             format!(

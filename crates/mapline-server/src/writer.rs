@@ -106,7 +106,7 @@ enum Followup {
 
 /// Work carried from one batch to the next until it is stored.
 struct Carried {
-    snapshots: Vec<(PlanId, Snapshot)>,
+    snapshots: Vec<(mapline_store::DocRef, Snapshot)>,
     /// History derived from committed updates, not stored yet.
     history: Vec<DerivedHistory>,
     history_stored_at: Instant,
@@ -184,6 +184,7 @@ fn run(mut requests: mpsc::Receiver<WriteRequest>, store: &Store, metrics: &Metr
                 } => {
                     updates.push(NewUpdate {
                         plan_id: room.plan_id(),
+                        kind: room.doc().kind,
                         record,
                     });
                     followups.push(Followup::Apply {
@@ -295,7 +296,10 @@ fn commit(
                 carried.snapshots.extend(applied.snapshot);
                 let slips = applied.history.as_ref().map_or(0, |h| h.slips.len());
                 metrics.slips_recorded.inc_by(slips as u64);
-                record_history(&mut carried.history, room.plan_id(), seq, applied.history);
+                // Internal documents have their own log positions and no derived history.
+                if room.doc().kind == mapline_store::DocKind::Plan {
+                    record_history(&mut carried.history, room.plan_id(), seq, applied.history);
+                }
             }
             Followup::Noop { room, origin } => room.acknowledge_noop(origin),
         }

@@ -36,10 +36,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     store.commit_batch(
         &[NewUpdate {
             plan_id: plan,
+            kind: mapline_store::DocKind::Plan,
             record: record(vec![0, 0]),
         }],
         &[(
-            plan,
+            mapline_store::DocRef::plan(plan),
             Snapshot {
                 covers_seq: 1,
                 taken_at_ms: 1,

@@ -12,9 +12,9 @@ mod store;
 
 pub use error::{OpenError, Result, StoreError};
 pub use records::{
-    Author, ChangeKind, ChangeRecord, DerivedHistory, GENESIS, HistoryEntry, NewUpdate, PlanId,
-    PlanRecord, Role, Seq, ShareId, ShareRecord, ShareSeen, Side, SlipRecord, Snapshot,
-    UpdateRecord, digest,
+    Author, ChangeKind, ChangeRecord, DerivedHistory, DocKind, DocRef, GENESIS, HistoryEntry,
+    NewUpdate, PlanId, PlanRecord, Role, Seq, ShareId, ShareRecord, ShareSeen, Side, SlipRecord,
+    Snapshot, UpdateRecord, digest,
 };
 pub use store::{
     BackupError, BackupStats, DEFAULT_CACHE_BYTES, DocumentLoad, LogBound, PlanAudit,

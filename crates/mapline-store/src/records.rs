@@ -90,7 +90,43 @@ pub struct UpdateRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewUpdate {
     pub plan_id: PlanId,
+    /// Which of the plan's documents the update is for.
+    pub kind: DocKind,
     pub record: UpdateRecord,
+}
+
+/// A plan's two documents: the plan both sides edit, and the seller's internal document
+/// (forecast, qualification notes) that buyer credentials can never read or write. Each has its
+/// own log and snapshot; history is derived for the plan document only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DocKind {
+    Plan,
+    Internal,
+}
+
+/// One document of one plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DocRef {
+    pub plan: PlanId,
+    pub kind: DocKind,
+}
+
+impl DocRef {
+    /// The plan document.
+    pub fn plan(plan: PlanId) -> Self {
+        Self {
+            plan,
+            kind: DocKind::Plan,
+        }
+    }
+
+    /// The seller's internal document of a plan.
+    pub fn internal(plan: PlanId) -> Self {
+        Self {
+            plan,
+            kind: DocKind::Internal,
+        }
+    }
 }
 
 /// A plan's whole document state as of a log position, so loading needs only the tail after it.

@@ -4,8 +4,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::error::{OpenError, Result, StoreError};
 use crate::records::{
-    DerivedHistory, GENESIS, HistoryEntry, NewUpdate, PlanId, PlanRecord, Seq, ShareId,
-    ShareRecord, ShareSeen, Snapshot, UpdateRecord, decode, digest_bytes, encode,
+    DerivedHistory, DocKind, DocRef, GENESIS, HistoryEntry, NewUpdate, PlanId, PlanRecord, Seq,
+    ShareId, ShareRecord, ShareSeen, Snapshot, UpdateRecord, decode, digest_bytes, encode,
 };
 
 /// Page cache size unless configured: enough for the hot pages of many active plans.
@@ -24,6 +24,28 @@ const HISTORY: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("histo
 const SLIP_INDEX: TableDefinition<(u128, u64), ()> = TableDefinition::new("slip_index");
 /// Per plan, the last log position whose history has been derived.
 const DERIVED: TableDefinition<u128, u64> = TableDefinition::new("derived_through");
+/// The seller's internal documents: their logs and snapshots, shaped like `updates` and
+/// `snapshots` (no history is derived from them).
+const INTERNAL_UPDATES: TableDefinition<(u128, u64), &[u8]> =
+    TableDefinition::new("internal_updates");
+const INTERNAL_SNAPSHOTS: TableDefinition<u128, &[u8]> = TableDefinition::new("internal_snapshots");
+
+/// The log table of a document kind.
+fn log_table(kind: DocKind) -> TableDefinition<'static, (u128, u64), &'static [u8]> {
+    match kind {
+        DocKind::Plan => UPDATES,
+        DocKind::Internal => INTERNAL_UPDATES,
+    }
+}
+
+/// The snapshot table of a document kind.
+fn snapshot_table(kind: DocKind) -> TableDefinition<'static, u128, &'static [u8]> {
+    match kind {
+        DocKind::Plan => SNAPSHOTS,
+        DocKind::Internal => INTERNAL_SNAPSHOTS,
+    }
+}
+
 /// Per share link, when it was first and last used to open its plan.
 const SHARE_SEEN: TableDefinition<u128, &[u8]> = TableDefinition::new("share_seen");
 
@@ -59,6 +81,9 @@ pub struct PlanAudit {
     /// `Some(None)`: a snapshot is stored but does not decode.
     pub snapshot: Option<Option<Snapshot>>,
     pub derived_through: Seq,
+    /// The seller's internal document: its log and snapshot.
+    pub internal_log: Vec<(Seq, Option<UpdateRecord>, [u8; 32])>,
+    pub internal_snapshot: Option<Option<Snapshot>>,
 }
 
 /// What a backup copied.
@@ -211,6 +236,9 @@ impl Store {
             txn.open_table(SLIP_INDEX).map_err(StoreError::from)?;
             txn.open_table(DERIVED).map_err(StoreError::from)?;
             txn.open_table(SHARE_SEEN).map_err(StoreError::from)?;
+            txn.open_table(INTERNAL_UPDATES).map_err(StoreError::from)?;
+            txn.open_table(INTERNAL_SNAPSHOTS)
+                .map_err(StoreError::from)?;
         }
         txn.commit().map_err(StoreError::from)?;
         Ok(())
@@ -442,38 +470,45 @@ impl Store {
     pub fn commit_batch(
         &self,
         updates: &[NewUpdate],
-        snapshots: &[(PlanId, Snapshot)],
+        snapshots: &[(DocRef, Snapshot)],
         history: &[DerivedHistory],
     ) -> Result<Vec<Seq>> {
         let txn = self.db.begin_write()?;
         let mut seqs = Vec::with_capacity(updates.len());
         {
-            let mut log = txn.open_table(UPDATES)?;
-            let mut next: Vec<(PlanId, Seq)> = Vec::new();
+            let mut logs = [
+                txn.open_table(log_table(DocKind::Plan))?,
+                txn.open_table(log_table(DocKind::Internal))?,
+            ];
+            let mut next: Vec<(DocRef, Seq)> = Vec::new();
             for update in updates {
-                let plan = update.plan_id;
-                let seq = match next.iter_mut().find(|(p, _)| *p == plan) {
+                let doc = DocRef {
+                    plan: update.plan_id,
+                    kind: update.kind,
+                };
+                let log = &mut logs[usize::from(doc.kind == DocKind::Internal)];
+                let seq = match next.iter_mut().find(|(d, _)| *d == doc) {
                     Some((_, seq)) => {
                         *seq += 1;
                         *seq
                     }
                     None => {
-                        let seq = last_seq(&log, plan)? + 1;
-                        next.push((plan, seq));
+                        let seq = last_seq(log, doc.plan)? + 1;
+                        next.push((doc, seq));
                         seq
                     }
                 };
-                log.insert((plan.as_u128(), seq), encode(&update.record).as_slice())?;
+                log.insert((doc.plan.as_u128(), seq), encode(&update.record).as_slice())?;
                 seqs.push(seq);
             }
-            let mut table = txn.open_table(SNAPSHOTS)?;
-            for (plan, snapshot) in snapshots {
+            for (doc, snapshot) in snapshots {
+                let mut table = txn.open_table(snapshot_table(doc.kind))?;
                 let stored = table
-                    .get(plan.as_u128())?
+                    .get(doc.plan.as_u128())?
                     .and_then(|v| decode::<Snapshot>(v.value()))
                     .map(|s| s.covers_seq);
                 if stored.is_none_or(|covered| covered < snapshot.covers_seq) {
-                    table.insert(plan.as_u128(), encode(snapshot).as_slice())?;
+                    table.insert(doc.plan.as_u128(), encode(snapshot).as_slice())?;
                 }
             }
             write_history(&txn, history)?;
@@ -483,16 +518,24 @@ impl Store {
     }
 
     /// The newest snapshot of a plan and the log after it; `None` if the plan does not exist.
-    pub fn load_document(&self, plan: PlanId) -> Result<Option<DocumentLoad>> {
+    pub fn load_document(&self, doc: DocRef) -> Result<Option<DocumentLoad>> {
+        let plan = doc.plan;
         let txn = self.db.begin_read()?;
         if txn.open_table(PLANS)?.get(plan.as_u128())?.is_none() {
             return Ok(None);
         }
-        let derived_through = txn
-            .open_table(DERIVED)?
+        // Nothing is derived from the internal document: it counts as derived throughout.
+        let derived_through = match doc.kind {
+            DocKind::Plan => txn
+                .open_table(DERIVED)?
+                .get(plan.as_u128())?
+                .map_or(0, |v| v.value()),
+            DocKind::Internal => Seq::MAX,
+        };
+        let snapshot = match txn
+            .open_table(snapshot_table(doc.kind))?
             .get(plan.as_u128())?
-            .map_or(0, |v| v.value());
-        let snapshot = match txn.open_table(SNAPSHOTS)?.get(plan.as_u128())? {
+        {
             Some(v) => Some(decode_or_corrupt::<Snapshot>("snapshots", plan, v.value())?),
             None => None,
         };
@@ -500,7 +543,7 @@ impl Store {
         // hide the states the missing history is derived from: load from the start instead.
         let snapshot = snapshot.filter(|s| s.covers_seq <= derived_through);
         let after = snapshot.as_ref().map_or(0, |s: &Snapshot| s.covers_seq);
-        let log = txn.open_table(UPDATES)?;
+        let log = txn.open_table(log_table(doc.kind))?;
         let mut tail = Vec::new();
         for entry in log.range((plan.as_u128(), after + 1)..=(plan.as_u128(), Seq::MAX))? {
             let (key, value) = entry?;
@@ -510,17 +553,20 @@ impl Store {
             tail.push((seq, record));
         }
         let last_seq = tail.last().map_or(after, |(seq, _)| *seq);
-        let chain_head = txn
-            .open_table(HISTORY)?
-            .range((plan.as_u128(), 0)..=(plan.as_u128(), derived_through))?
-            .next_back()
-            .transpose()?
-            .map_or(GENESIS, |(_, value)| digest_bytes(value.value()));
+        let chain_head = match doc.kind {
+            DocKind::Plan => txn
+                .open_table(HISTORY)?
+                .range((plan.as_u128(), 0)..=(plan.as_u128(), derived_through))?
+                .next_back()
+                .transpose()?
+                .map_or(GENESIS, |(_, value)| digest_bytes(value.value())),
+            DocKind::Internal => GENESIS,
+        };
         Ok(Some(DocumentLoad {
             snapshot,
             tail,
             last_seq,
-            derived_through,
+            derived_through: derived_through.min(last_seq),
             chain_head,
         }))
     }
@@ -554,6 +600,8 @@ impl Store {
         copy_table(&txn, &out, SLIP_INDEX)?;
         copy_table(&txn, &out, DERIVED)?;
         copy_table(&txn, &out, SHARE_SEEN)?;
+        copy_table(&txn, &out, INTERNAL_UPDATES)?;
+        copy_table(&txn, &out, INTERNAL_SNAPSHOTS)?;
         out.commit()?;
         drop(copy);
         stats.bytes = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
@@ -589,9 +637,20 @@ impl Store {
                 .history
                 .push((key.value().1, decode(bytes), digest_bytes(bytes)));
         }
-        for entry in txn.open_table(SLIP_INDEX)?.range(range)? {
+        for entry in txn.open_table(SLIP_INDEX)?.range(range.clone())? {
             audit.slip_index.push(entry?.0.value().1);
         }
+        for entry in txn.open_table(INTERNAL_UPDATES)?.range(range)? {
+            let (key, value) = entry?;
+            let bytes = value.value();
+            audit
+                .internal_log
+                .push((key.value().1, decode(bytes), digest_bytes(bytes)));
+        }
+        audit.internal_snapshot = txn
+            .open_table(INTERNAL_SNAPSHOTS)?
+            .get(plan.as_u128())?
+            .map(|v| decode(v.value()));
         Ok(audit)
     }
 

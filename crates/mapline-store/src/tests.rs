@@ -58,6 +58,7 @@ fn batch_assigns_consecutive_positions_per_plan() {
     let b = create(&store, 2);
     let batch = [(a, 1), (b, 2), (a, 3), (a, 4), (b, 5)].map(|(plan_id, byte)| NewUpdate {
         plan_id,
+        kind: DocKind::Plan,
         record: update(byte),
     });
     assert_eq!(
@@ -75,6 +76,7 @@ fn batch_assigns_consecutive_positions_per_plan() {
         .commit_batch(
             &[NewUpdate {
                 plan_id: b,
+                kind: DocKind::Plan,
                 record: update(6),
             }],
             &[],
@@ -91,6 +93,7 @@ fn load_returns_snapshot_and_only_the_tail_after_it() {
     let batch: Vec<_> = (1..=4)
         .map(|b| NewUpdate {
             plan_id: plan,
+            kind: DocKind::Plan,
             record: update(b),
         })
         .collect();
@@ -101,7 +104,7 @@ fn load_returns_snapshot_and_only_the_tail_after_it() {
         state: vec![7],
     };
     store
-        .commit_batch(&[], &[(plan, snapshot.clone())], &[])
+        .commit_batch(&[], &[(DocRef::plan(plan), snapshot.clone())], &[])
         .unwrap();
     // An older snapshot never replaces a newer one.
     let stale = Snapshot {
@@ -109,17 +112,19 @@ fn load_returns_snapshot_and_only_the_tail_after_it() {
         taken_at_ms: 6,
         state: vec![8],
     };
-    store.commit_batch(&[], &[(plan, stale)], &[]).unwrap();
+    store
+        .commit_batch(&[], &[(DocRef::plan(plan), stale)], &[])
+        .unwrap();
 
     // Until history is derived up to the snapshot, the snapshot is not used: the states the
     // missing history comes from must be replayed.
-    let load = store.load_document(plan).unwrap().unwrap();
+    let load = store.load_document(DocRef::plan(plan)).unwrap().unwrap();
     assert_eq!(load.snapshot, None);
     assert_eq!(load.tail.len(), 5);
     assert_eq!(load.derived_through, 0);
 
     store.commit_history(&[derived(plan, &[], 3)]).unwrap();
-    let load = store.load_document(plan).unwrap().unwrap();
+    let load = store.load_document(DocRef::plan(plan)).unwrap().unwrap();
     assert_eq!(load.snapshot, Some(snapshot));
     let tail: Vec<_> = load
         .tail
@@ -129,7 +134,12 @@ fn load_returns_snapshot_and_only_the_tail_after_it() {
     assert_eq!(tail, vec![(4, vec![3; 3]), (5, vec![4; 3])]);
     assert_eq!(load.last_seq, 5);
     assert_eq!(load.derived_through, 3);
-    assert!(store.load_document(Uuid::from_u128(77)).unwrap().is_none());
+    assert!(
+        store
+            .load_document(DocRef::plan(Uuid::from_u128(77)))
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
@@ -229,7 +239,10 @@ fn the_committed_format_1_fixture_still_opens() {
     let plans = store.plans().unwrap();
     assert_eq!(plans.len(), 1);
     assert_eq!(plans[0].1.title, "Format 1 fixture");
-    let load = store.load_document(plans[0].0).unwrap().unwrap();
+    let load = store
+        .load_document(DocRef::plan(plans[0].0))
+        .unwrap()
+        .unwrap();
     assert_eq!(load.last_seq, 2);
     assert!(store.admin_token_hash().unwrap().is_some());
     // Opening upgraded it to the current format: its (unchained) history is gone, to be derived
@@ -259,7 +272,11 @@ fn the_committed_format_2_fixture_opens() {
     let plans = store.plans().unwrap();
     assert_eq!(plans[0].1.title, "Format 2 fixture");
     assert_eq!(
-        store.load_document(plans[0].0).unwrap().unwrap().last_seq,
+        store
+            .load_document(DocRef::plan(plans[0].0))
+            .unwrap()
+            .unwrap()
+            .last_seq,
         2
     );
 }
@@ -268,11 +285,11 @@ fn the_committed_format_2_fixture_opens() {
 fn a_plan_loads_with_the_digest_of_its_last_history_entry() {
     let (_dir, store) = new_store();
     let plan = create(&store, 1);
-    let none = store.load_document(plan).unwrap().unwrap();
+    let none = store.load_document(DocRef::plan(plan)).unwrap().unwrap();
     assert_eq!(none.chain_head, GENESIS);
     let entries = [(1, entry(5, 0)), (3, entry(6, 1))];
     store.commit_history(&[derived(plan, &entries, 3)]).unwrap();
-    let load = store.load_document(plan).unwrap().unwrap();
+    let load = store.load_document(DocRef::plan(plan)).unwrap().unwrap();
     assert_eq!(load.chain_head, digest(&entries[1].1));
     let audit = store.audit(plan).unwrap();
     assert_eq!(
@@ -382,6 +399,7 @@ fn log_prefixes_end_at_a_position_or_a_time() {
     let batch: Vec<_> = [10u8, 20, 30]
         .map(|b| NewUpdate {
             plan_id: plan,
+            kind: DocKind::Plan,
             record: update(b),
         })
         .to_vec();
@@ -527,4 +545,67 @@ fn a_backup_is_the_whole_store_as_of_one_instant_and_never_overwrites() {
         !copy.take_clean_shutdown().unwrap(),
         "a copy is checked like after a crash"
     );
+}
+
+#[test]
+fn the_internal_document_has_its_own_log_and_snapshot_and_no_history() {
+    let (_dir, store) = new_store();
+    let plan = create(&store, 1);
+    let internal = |byte| NewUpdate {
+        plan_id: plan,
+        kind: DocKind::Internal,
+        record: update(byte),
+    };
+    let plan_update = NewUpdate {
+        plan_id: plan,
+        kind: DocKind::Plan,
+        record: update(9),
+    };
+    let seqs = store
+        .commit_batch(&[internal(1), plan_update, internal(2)], &[], &[])
+        .unwrap();
+    assert_eq!(seqs, [1, 2, 2], "each document numbers its own log");
+    let load = store
+        .load_document(DocRef::internal(plan))
+        .unwrap()
+        .unwrap();
+    let tail: Vec<_> = load.tail.iter().map(|(s, r)| (*s, r.update[0])).collect();
+    assert_eq!(tail, [(1, 1), (2, 2)]);
+    assert_eq!(
+        (load.last_seq, load.derived_through),
+        (2, 2),
+        "nothing to derive"
+    );
+    assert_eq!(store.log(plan).unwrap().len(), 2, "the plan's log is apart");
+    let snapshot = Snapshot {
+        covers_seq: 2,
+        taken_at_ms: 1,
+        state: vec![0, 0],
+    };
+    store
+        .commit_batch(&[], &[(DocRef::internal(plan), snapshot.clone())], &[])
+        .unwrap();
+    let load = store
+        .load_document(DocRef::internal(plan))
+        .unwrap()
+        .unwrap();
+    assert_eq!(load.snapshot, Some(snapshot));
+    assert!(load.tail.is_empty());
+    assert_eq!(
+        store
+            .load_document(DocRef::plan(plan))
+            .unwrap()
+            .unwrap()
+            .snapshot,
+        None
+    );
+    assert!(
+        store
+            .load_document(DocRef::internal(Uuid::from_u128(5)))
+            .unwrap()
+            .is_none()
+    );
+    let audit = store.audit(plan).unwrap();
+    assert_eq!(audit.internal_log.len(), 2);
+    assert!(audit.internal_snapshot.is_some());
 }

@@ -51,6 +51,7 @@ fn data_file(dir: &Path) -> (PathBuf, PlanId) {
         write(&mut doc.transact_mut());
         batch.push(NewUpdate {
             plan_id: plan,
+            kind: mapline_store::DocKind::Plan,
             record: UpdateRecord {
                 author: buyer,
                 client_ids: vec![77],
@@ -215,7 +216,9 @@ fn verify_passes_a_sound_file_and_names_every_tampered_record() {
             taken_at_ms: 1,
             state: store.log(plan).unwrap()[0].1.update.clone(),
         };
-        store.commit_batch(&[], &[(plan, wrong)], &[]).unwrap();
+        store
+            .commit_batch(&[], &[(mapline_store::DocRef::plan(plan), wrong)], &[])
+            .unwrap();
     }
     let (code, output) = verify(&path);
     assert_eq!(code, 1, "{output}");
