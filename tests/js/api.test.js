@@ -129,3 +129,74 @@ test('the admin token printed at first start is the one that works, and is not p
   second.proc.kill('SIGTERM'); await new Promise(resolve => second.proc.on('exit', resolve))
   fresh.cleanup()
 })
+
+test('every route answers malformed and oversized bodies with a JSON error, never 2xx or 500, creating nothing', async () => {
+  const plan = await createPlan(server)
+  const share = plan.shares[1].id
+  const routes = [
+    ['/api/plans', 'body'], [`/api/plans/${plan.id}/shares`, 'body'],
+    [`/api/plans/${plan.id}`, 'get'], [`/api/plans/${plan.id}/slips`, 'get'], [`/api/plans/${plan.id}/history`, 'get'],
+    [`/api/plans/${plan.id}/health`, 'get'], [`/api/plans/${plan.id}/me`, 'get'], ['/api/templates', 'get'],
+    ['/api/admin/backup', 'get'], ['/healthz', 'get'], ['/metrics', 'get'], [`/sync/${plan.id}`, 'get'],
+    [`/sync/${plan.id}/internal`, 'get'], [`/api/plans/${plan.id}/shares/${share}`, 'delete']
+  ]
+  const bodies = [
+    ['invalid JSON', '{"title": ', 'application/json', { body: [400, 'invalid_json'] }],
+    ['JSON of the wrong shape', '[1, 2, 3]', 'application/json', { body: [422, 'invalid_body'] }],
+    ['an oversized body', JSON.stringify({ title: 'x'.repeat(100 * 1024) }), 'application/json', { body: [413, 'body_too_large'] }],
+    ['not JSON', 'title=x', 'text/plain', { body: [415, 'unsupported_media_type'] }],
+    ['binary garbage', Buffer.from([0xff, 0x00, 0xfe, 0x7b]), 'application/json', { body: [400, 'invalid_json'] }]
+  ]
+  const plansBefore = (await api(server, 'GET', '/api/plans')).body.plans.length
+  const sharesBefore = (await api(server, 'GET', `/api/plans/${plan.id}/shares`)).body.shares.length
+  for (const [route, kind] of routes) {
+    for (const [what, raw, type, expected] of bodies) {
+      const got = await api(server, 'POST', route, { raw, headers: { 'content-type': type } })
+      const [status, code] = kind === 'body' ? expected.body : [405, 'method_not_allowed']
+      assert.equal(got.status, status, `POST ${route} with ${what}: ${JSON.stringify(got.body).slice(0, 120)}`)
+      assert.equal(got.body?.error?.code, code, `POST ${route} with ${what}`)
+    }
+  }
+  assert.equal((await api(server, 'GET', '/api/plans')).body.plans.length, plansBefore, 'no plan was created')
+  const shares = (await api(server, 'GET', `/api/plans/${plan.id}/shares`)).body.shares
+  assert.equal(shares.length, sharesBefore, 'no link was minted')
+  assert.ok(shares.every(s => s.status === 'active'), 'no link was revoked')
+})
+
+test('path traversal against the web client\'s files reaches nothing outside web/dist', async () => {
+  const { join } = await import('node:path')
+  const { repoRoot, tempData: temp } = await import('./lib/harness.js')
+  const { existsSync } = await import('node:fs')
+  const web = join(repoRoot, 'web', 'dist')
+  assert.ok(existsSync(join(web, 'index.html')), 'web/dist is built (./scripts/test.sh builds it)')
+  const own = temp()
+  const withWeb = await startServer({ dataFile: own.file, web })
+  const http = await import('node:http')
+  // Raw requests: fetch would normalise the dots away before sending them.
+  const raw = path => new Promise((resolve, reject) => {
+    const url = new URL(withWeb.url)
+    const req = http.request({ host: url.hostname, port: url.port, path, method: 'GET' }, res => {
+      let text = ''
+      res.on('data', c => { text += c })
+      res.on('end', () => resolve({ status: res.statusCode, text }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+  try {
+    const attempts = ['/../../Cargo.toml', '/..%2f..%2fCargo.toml', '/%2e%2e/%2e%2e/Cargo.toml', '/assets/../../../Cargo.toml',
+      '/assets/..%2F..%2F..%2FCargo.toml', '/p/../../../etc/passwd', '/..\\..\\Cargo.toml', '/%2e%2e%5c%2e%2e%5cCargo.toml',
+      '/....//....//Cargo.toml', '/assets/%00../../Cargo.toml', '//etc/passwd']
+    for (const path of attempts) {
+      const got = await raw(path)
+      assert.ok(got.status < 500, `${path}: ${got.status}`)
+      assert.ok(!got.text.includes('[workspace]') && !got.text.includes('root:x:0'), `${path} leaked a file (${got.status})`)
+    }
+    // The real files are still served.
+    assert.equal((await raw('/sw.js')).status, 200)
+    assert.match((await raw('/')).text, /<div id="app">/)
+  } finally {
+    await withWeb.stop()
+    own.cleanup()
+  }
+})

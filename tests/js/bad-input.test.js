@@ -119,3 +119,107 @@ test('a client that never reads is disconnected with 4429 and never slows the ro
   } finally { socket.destroy() }
   await roomIsUnaffected()
 })
+
+test('10,000 awareness updates from one client: it is closed with 4429, the others hear only a trickle', async () => {
+  const { Awareness, encodeAwarenessUpdate } = await import('y-protocols/awareness')
+  const encoding = await import('lib0/encoding')
+  const flooderDoc = new Y.Doc()
+  const awareness = new Awareness(flooderDoc)
+  let heard = 0
+  const listen = ({ added, updated }) => { if ([...added, ...updated].includes(flooderDoc.clientID)) heard++ }
+  observer.provider.awareness.on('update', listen)
+  const bad = rawSocket(server, plan.id, plan.seller)
+  await bad.opened
+  for (let i = 0; i < 10000; i++) {
+    awareness.setLocalState({ user: { name: 'flood', n: i } })
+    const encoder = encoding.createEncoder()
+    encoding.writeVarUint(encoder, 1)
+    encoding.writeVarUint8Array(encoder, encodeAwarenessUpdate(awareness, [flooderDoc.clientID]))
+    bad.ws.send(encoding.toUint8Array(encoder))
+  }
+  const closed = await bad.closed
+  observer.provider.awareness.off('update', listen)
+  awareness.destroy()
+  assert.deepEqual(closed, { code: 4429, reason: 'too many awareness updates (over 100 a second)' })
+  assert.ok(heard < 1000, `the observer heard ${heard} of 10,000`)
+  await roomIsUnaffected()
+})
+
+test('a ping flood is answered or ignored, never disturbs the room', async () => {
+  const bad = rawSocket(server, plan.id, plan.seller)
+  await bad.opened
+  let pongs = 0
+  bad.ws.on('pong', () => { pongs++ })
+  for (let i = 0; i < 10000; i++) bad.ws.ping()
+  await roomIsUnaffected()
+  // The flooding connection itself still works: it is answered like anyone.
+  await waitFor(() => pongs > 0, { what: 'pongs' })
+  const before = bad.messages.length
+  bad.ws.send(new Uint8Array([0, 0, 0])) // sync step 1 with an empty state vector
+  await waitFor(() => bad.messages.length > before, { what: 'the sync answer after the flood' })
+  bad.ws.close()
+})
+
+test('an update that references structs the server has not seen waits, and completes when they come', async () => {
+  const encoding = await import('lib0/encoding')
+  const source = new Y.Doc()
+  source.getMap('risks').set('r-first', 'first')
+  const afterFirst = Y.encodeStateVector(source)
+  source.getMap('risks').set('r-second', 'second')
+  const head = Y.encodeStateAsUpdate(source, new Uint8Array([0])) // everything
+  const tail = Y.encodeStateAsUpdate(source, afterFirst) // only what follows the first item
+  const send = (ws, update) => {
+    const encoder = encoding.createEncoder()
+    encoding.writeVarUint(encoder, 0)
+    encoding.writeVarUint(encoder, 2)
+    encoding.writeVarUint8Array(encoder, update)
+    ws.send(encoding.toUint8Array(encoder))
+  }
+  const raw = rawSocket(server, plan.id, plan.seller)
+  await raw.opened
+  send(raw.ws, tail)
+  await roomIsUnaffected()
+  assert.equal(observer.map('risks').has('r-second'), false, 'not applied without what it builds on')
+  send(raw.ws, head)
+  await waitFor(() => observer.map('risks').get('r-second') === 'second' && observer.map('risks').get('r-first') === 'first',
+    { what: 'both items once the missing one arrived' })
+  raw.ws.close()
+  await roomIsUnaffected()
+})
+
+test('200 slowloris connections trickling their upgrade headers do not keep anyone else out', async () => {
+  const url = new URL(`${server.wsUrl}/${plan.id}`)
+  const sockets = []
+  for (let i = 0; i < 200; i++) {
+    const socket = net.connect(Number(url.port), url.hostname)
+    socket.on('error', () => {})
+    socket.write(`GET ${url.pathname}?token=${plan.buyer} HTTP/1.1\r\nHost: ${url.host}\r\n`)
+    sockets.push(socket)
+  }
+  try {
+    await Promise.all(sockets.map(s => new Promise(resolve => s.connected ? resolve() : s.once('connect', resolve))))
+    for (const s of sockets) s.write('X-Slow: 1\r\n')
+    await roomIsUnaffected()
+    const health = await fetch(`${server.url}/healthz`)
+    assert.equal(health.status, 200)
+  } finally {
+    for (const s of sockets) s.destroy()
+  }
+})
+
+test('an expiring link works until its time, then its socket is closed with 4401 and every route says expired', async () => {
+  const { api } = await import('./lib/harness.js')
+  const expiresAt = new Date(Date.now() + 1500).toISOString()
+  const made = await api(server, 'POST', `/api/plans/${plan.id}/shares`, { body: { side: 'buyer', role: 'editor', label: 'Temp', expiresAt } })
+  assert.equal(made.status, 201)
+  const temp = rawSocket(server, plan.id, made.body.token)
+  await temp.opened
+  assert.equal((await api(server, 'GET', `/api/plans/${plan.id}`, { token: made.body.token })).status, 200)
+  assert.deepEqual(await temp.closed, { code: 4401, reason: 'this share link has expired' })
+  assert.ok(Date.now() >= Date.parse(expiresAt) - 50, 'not closed before its time')
+  const after = await api(server, 'GET', `/api/plans/${plan.id}`, { token: made.body.token })
+  assert.deepEqual([after.status, after.body.error.code], [401, 'share_expired'])
+  const upgrade = await (await import('./lib/harness.js')).upgradeStatus(`${server.wsUrl}/${plan.id}?token=${made.body.token}`)
+  assert.deepEqual([upgrade.status, upgrade.body.error.code], [401, 'share_expired'])
+  await roomIsUnaffected()
+})

@@ -21,6 +21,41 @@ use crate::writer::{WriteRequest, now_ms};
 /// How long a close frame may take to reach a client before the socket is dropped anyway.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Awareness updates one connection may send: a burst of this many, refilled at
+/// [`AWARENESS_PER_SECOND`]. Cursors and presence need a few per second; every awareness update
+/// is relayed to every other client of the plan, so a flood is refused, not amplified.
+const AWARENESS_BURST: f64 = 300.0;
+const AWARENESS_PER_SECOND: f64 = 100.0;
+
+/// A token bucket for one connection's awareness updates.
+struct AwarenessBudget {
+    tokens: f64,
+    at: tokio::time::Instant,
+}
+
+impl AwarenessBudget {
+    fn new() -> Self {
+        Self {
+            tokens: AWARENESS_BURST,
+            at: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Takes one token; false when the connection is over its rate.
+    fn take(&mut self) -> bool {
+        let now = tokio::time::Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * AWARENESS_PER_SECOND;
+        self.tokens = (self.tokens + refill).min(AWARENESS_BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// What a connection was opened with, checked before the upgrade.
 pub struct ConnectionParams {
     /// The plan document, or the seller's internal document of the plan.
@@ -203,6 +238,7 @@ async fn receive<S>(
 where
     S: futures_util::Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
+    let mut awareness = AwarenessBudget::new();
     loop {
         let message = match stream.next().await? {
             Ok(message) => message,
@@ -223,7 +259,7 @@ where
             Message::Close(_) => return Some(CloseReason::new(CloseCode::Normal, "bye")),
             Message::Ping(_) | Message::Pong(_) => continue,
         };
-        if let Err(end) = handle(frame, app, room, conn_id, params).await {
+        if let Err(end) = handle(frame, app, room, conn_id, params, &mut awareness).await {
             return Some(end);
         }
     }
@@ -254,6 +290,7 @@ async fn handle(
     room: &Arc<Room>,
     conn_id: ConnId,
     params: &ConnectionParams,
+    awareness: &mut AwarenessBudget,
 ) -> Result<(), CloseReason> {
     match protocol::decode(&frame) {
         Ok(Incoming::SyncStep1(sv)) => room.answer_sync_step1(conn_id, &sv),
@@ -301,7 +338,15 @@ async fn handle(
                 ));
             }
         }
-        Ok(Incoming::Awareness(update)) => room.relay_awareness(conn_id, update),
+        // Only updates that change something count: echoes of others' states are free.
+        Ok(Incoming::Awareness(update)) => {
+            if room.relay_awareness(conn_id, update) && !awareness.take() {
+                return Err(CloseReason::new(
+                    CloseCode::TooFast,
+                    format!("too many awareness updates (over {AWARENESS_PER_SECOND} a second)"),
+                ));
+            }
+        }
         Ok(Incoming::AwarenessQuery) => room.answer_awareness_query(conn_id),
         Ok(Incoming::Auth) => {}
         Err(error) => {

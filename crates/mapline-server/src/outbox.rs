@@ -28,6 +28,8 @@ pub enum CloseCode {
     BadUpdate,
     /// 4429: the client did not read fast enough and its send buffer filled.
     SlowConsumer,
+    /// 4429 too: the client sent awareness updates faster than any presence needs.
+    TooFast,
     /// 4500: the server could not store the client's updates; reconnect to resend them.
     ServerError,
 }
@@ -43,7 +45,7 @@ impl CloseCode {
             CloseCode::MessageTooLarge => 4413,
             CloseCode::TextFrame => 4415,
             CloseCode::BadUpdate => 4422,
-            CloseCode::SlowConsumer => 4429,
+            CloseCode::SlowConsumer | CloseCode::TooFast => 4429,
             CloseCode::ServerError => 4500,
         }
     }

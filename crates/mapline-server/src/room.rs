@@ -232,10 +232,12 @@ impl Room {
 
     /// Applies a connection's awareness update and relays it to the others if it changed
     /// anything. Awareness is presence, not plan data: it is never stored.
-    pub fn relay_awareness(&self, conn: ConnId, update: AwarenessUpdate) {
+    /// Returns whether the update changed anything (and so was relayed): y-websocket clients
+    /// echo every awareness update they receive, and those echoes change nothing.
+    pub fn relay_awareness(&self, conn: ConnId, update: AwarenessUpdate) -> bool {
         let mut state = self.lock();
         let Ok(Some(summary)) = state.awareness.apply_update_summary(update.clone()) else {
-            return;
+            return false;
         };
         let message = protocol::awareness(update);
         if let Some(member) = state.members.get_mut(&conn) {
@@ -247,6 +249,7 @@ impl Room {
             }
         }
         broadcast(&state.members, Some(conn), &message);
+        true
     }
 
     /// Sends a connection everyone's awareness state (its answer to an awareness query).
