@@ -27,6 +27,9 @@ cargo test --locked --workspace
 echo "==> npm ci (tests/js: yjs, y-websocket, ws, playwright-core)"
 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 
+echo "==> fuzzing: every target for ${MAPLINE_FUZZ_SECONDS:-60}s from the committed corpus (MAPLINE_FUZZ_SECONDS=0 skips)"
+if [ "${MAPLINE_FUZZ_SECONDS:-60}" != "0" ]; then ./scripts/fuzz.sh; fi
+
 echo "==> black-box tests (screenshots go to tests/js/artifacts)"
 cd tests/js
 status=0

@@ -10,6 +10,8 @@
 mod api;
 mod auth;
 mod conn;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod history;
 mod limits;
 mod metrics;

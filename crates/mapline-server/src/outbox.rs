@@ -125,7 +125,6 @@ impl OutboxReceiver {
     }
 }
 
-#[cfg(test)]
 impl OutboxReceiver {
     /// The next queued message without waiting, if any.
     pub fn try_recv(&mut self) -> Option<Bytes> {

@@ -59,12 +59,14 @@ pub fn decode(frame: &Bytes) -> Result<Incoming, ProtocolError> {
             let payload = cursor.read_buf().map_err(malformed)?;
             match kind {
                 MSG_SYNC_STEP_1 => {
+                    counts_fit(payload, 1).map_err(ProtocolError::Malformed)?;
                     let sv = guarded(|| StateVector::decode_v1(payload))
                         .map_err(ProtocolError::Malformed)?
                         .map_err(malformed)?;
                     Incoming::SyncStep1(sv)
                 }
                 MSG_SYNC_STEP_2 | MSG_SYNC_UPDATE => {
+                    counts_fit(payload, 2).map_err(ProtocolError::BadUpdate)?;
                     let update = guarded(|| Update::decode_v1(payload))
                         .map_err(ProtocolError::BadUpdate)?
                         .map_err(|e| ProtocolError::BadUpdate(e.to_string()))?;
@@ -82,6 +84,7 @@ pub fn decode(frame: &Bytes) -> Result<Incoming, ProtocolError> {
         }
         MSG_AWARENESS => {
             let payload = cursor.read_buf().map_err(malformed)?;
+            counts_fit(payload, 1).map_err(ProtocolError::Malformed)?;
             let update = guarded(|| AwarenessUpdate::decode_v1(payload))
                 .map_err(ProtocolError::Malformed)?
                 .map_err(malformed)?;
@@ -102,6 +105,30 @@ pub fn decode(frame: &Bytes) -> Result<Incoming, ProtocolError> {
         )));
     }
     Ok(incoming)
+}
+
+/// Checks the element counts a payload opens with (its first `counts` varints: an update's
+/// client count and its first client's block count; a state vector's or an awareness update's
+/// client count) against the bytes that follow: every element takes at least one byte. yrs
+/// reserves memory for a declared count before reading the elements, so a few bytes declaring
+/// millions would otherwise cost gigabytes of (briefly) reserved memory per message.
+fn counts_fit(payload: &[u8], counts: usize) -> Result<(), String> {
+    let mut cursor = Cursor::new(payload);
+    for _ in 0..counts {
+        let Ok(count) = cursor.read_var::<u32>() else {
+            // Not even a count: the decoder reports it properly.
+            return Ok(());
+        };
+        let left = payload.len() - cursor.next;
+        if count as usize > left {
+            return Err(format!("declares {count} elements in {left} bytes"));
+        }
+        if count == 0 {
+            // Nothing follows that the next count would belong to.
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 /// Runs a decoder over untrusted bytes, turning a panic inside it into an error: a hostile frame
@@ -216,6 +243,49 @@ mod tests {
         check(&[0, 2, 3, 9, 9, 9], "bad update");
         check(&[7, 0], "unknown 7");
         check(&[3, 0], "malformed"); // trailing byte
+    }
+
+    #[test]
+    fn counts_larger_than_the_bytes_that_follow_are_refused_before_any_reservation() {
+        // Found by the sync_messages fuzz target: a few bytes declaring ~2^28 clients made yrs
+        // reserve gigabytes before failing to read them.
+        let huge = [0xff, 0xff, 0xff, 0xff, 0x01]; // varint 0x1fffffff
+        let frame = |tag: &[u8], payload: &[u8]| {
+            let mut f = tag.to_vec();
+            f.push(payload.len() as u8);
+            f.extend_from_slice(payload);
+            f
+        };
+        let update = |clients: &[u8], rest: &[u8]| [clients, rest].concat();
+        let cases = [
+            (
+                frame(&[0, 2], &update(&huge, &[1, 2, 3])),
+                "update claiming millions of clients",
+            ),
+            (
+                frame(&[0, 1], &update(&[1], &update(&huge, &[5, 0]))),
+                "first client claiming millions of blocks",
+            ),
+        ];
+        for (bytes, name) in cases {
+            match decode(&Bytes::from(bytes)) {
+                Err(ProtocolError::BadUpdate(reason)) => {
+                    assert!(reason.contains("declares"), "{name}: {reason}")
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        for tag in [[0u8, 0].as_slice(), &[1]] {
+            match decode(&Bytes::from(frame(tag, &update(&huge, &[1, 2])))) {
+                Err(ProtocolError::Malformed(reason)) => {
+                    assert!(reason.contains("declares"), "{reason}")
+                }
+                other => panic!("tag {tag:?}: {other:?}"),
+            }
+        }
+        // The same shapes with honest counts still decode.
+        check(&frame(&[0, 0], &[1, 5, 1]), "step1");
+        check(&[1, 1, 0], "awareness");
     }
 
     #[test]
