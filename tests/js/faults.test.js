@@ -77,3 +77,58 @@ test(`${ROUNDS} kill -9 at random moments with three writers lose nothing anyone
   console.log(`crash loop: ${ROUNDS} kills, ${written} edits written, ${checked} shown-before-crash checks, 0 lost`)
   data.cleanup()
 })
+
+test('a write failure during commit (the file may not grow): clients are told, nothing shown is lost, the server recovers when space returns', async () => {
+  const { statSync } = await import('node:fs')
+  const data = tempData()
+  const server = await startServer({ dataFile: data.file })
+  const plan = await createPlan(server)
+  const writer = client(server, plan.id, plan.seller)
+  const observer = client(server, plan.id, plan.buyer)
+  await Promise.all([synced(writer), synced(observer)])
+  const closes = []
+  writer.provider.on('connection-close', event => closes.push({ code: event?.code, reason: event?.reason }))
+  const big = 'x'.repeat(32 * 1024)
+  let written = 0
+  const write = () => writer.map('objectives').set(`e${written++}`, new Y.Map([['text', big]]))
+  for (let i = 0; i < 10; i++) write()
+  await waitFor(() => observer.map('objectives').size === 10, { what: 'the first edits shown' })
+
+  // From now on the data file may not grow: the process's file-size limit is set to its size
+  // (soft limit only, so it can be raised again).
+  const limit = statSync(data.file).size
+  const prlimit = (value) => {
+    const result = spawnSync('prlimit', ['--pid', String(server.proc.pid), `--fsize=${value}:`], { encoding: 'utf8' })
+    assert.equal(result.status, 0, result.stderr)
+  }
+  prlimit(limit)
+  let refused
+  try {
+    // Write until the server says it could not store (4500), at most a few hundred edits.
+    while (!(refused = closes.find(c => c.code === 4500)) && written < 400) {
+      write()
+      await new Promise(resolve => setTimeout(resolve, 2))
+    }
+    assert.ok(refused, `a commit failed within ${written} edits of 32 KiB (file limit ${limit} bytes)`)
+    assert.match(refused.reason, /storage failure: your last changes were not saved/)
+    const shownDuringOutage = [...observer.map('objectives').keys()]
+    assert.equal((await fetch(`${server.url}/healthz`)).status, 200, 'the server is up')
+    // Space returns.
+    prlimit('unlimited')
+    // The writer reconnects by itself and resends what was not saved; the observer gets all.
+    await waitFor(() => observer.map('objectives').size === written, { timeout: 30000, what: `all ${written} edits stored after recovery` })
+    const fresh = client(server, plan.id, plan.buyer)
+    await synced(fresh)
+    await waitFor(() => fresh.map('objectives').size === written, { what: 'a newcomer to get everything' })
+    for (const key of shownDuringOutage) assert.ok(fresh.map('objectives').has(key), `${key} was shown, then lost`)
+    destroy(fresh)
+  } finally {
+    prlimit('unlimited')
+    destroy(writer, observer)
+  }
+  assert.equal((await server.stop()).code, 0)
+  const verify = spawnSync(binary, ['verify', '--data', data.file], { encoding: 'utf8' })
+  assert.equal(verify.status, 0, verify.stdout + verify.stderr)
+  console.log(`write failure: refused after ${written} edits with the file held at ${limit} bytes; all ${written} stored after recovery`)
+  data.cleanup()
+})

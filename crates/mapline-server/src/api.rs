@@ -62,6 +62,14 @@ impl ApiError {
         )
     }
 
+    pub(crate) fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            "the server is recovering from a storage failure; try again shortly",
+        )
+    }
+
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
     }
@@ -86,6 +94,7 @@ impl From<AuthError> for ApiError {
             AuthError::Expired => {
                 Self::new(StatusCode::UNAUTHORIZED, "share_expired", error.to_string())
             }
+            AuthError::Store(StoreError::Unavailable) => Self::unavailable(),
             AuthError::Store(error) => Self::internal(error),
         }
     }
@@ -100,6 +109,7 @@ impl From<StoreError> for ApiError {
                 format!("plan {id} already exists"),
             ),
             StoreError::NoSuchPlan(_) => Self::no_such_plan(),
+            StoreError::Unavailable => Self::unavailable(),
             other => Self::internal(other),
         }
     }

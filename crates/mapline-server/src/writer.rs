@@ -229,7 +229,18 @@ fn flush(store: &Store, metrics: &Metrics, carried: &mut Carried) {
         Err(error) => {
             metrics.commit_failures.inc();
             tracing::error!(%error, "storing derived history failed; retried with the next batch");
+            reopen_after_failure(store);
         }
+    }
+}
+
+/// After a failed commit the data file refuses everything until it is reopened (redb latches
+/// I/O errors). Reopen it now, so the next batch — the senders resend on reconnect — can commit
+/// as soon as the cause (a full disk) is gone. If it cannot be reopened yet, the next failure
+/// tries again.
+fn reopen_after_failure(store: &Store) {
+    if let Err(error) = store.recover() {
+        tracing::error!(%error, "cannot reopen the data file yet; retried after the next failure");
     }
 }
 
@@ -260,6 +271,7 @@ fn commit(
         Err(error) => {
             metrics.commit_failures.inc();
             tracing::error!(%error, updates = followups.len(), "commit failed; senders are told to resend");
+            reopen_after_failure(store);
             // Snapshots stay queued and are retried with the next commit.
             for followup in followups {
                 match followup {

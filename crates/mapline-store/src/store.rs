@@ -1,4 +1,5 @@
 use std::path::{Path, PathBuf};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -162,8 +163,25 @@ pub enum LogBound {
 /// The Mapline data file. All methods block on disk IO: call them from a dedicated thread or
 /// `spawn_blocking`, never from an async task directly.
 pub struct Store {
-    db: Database,
+    /// `None` while the file is being reopened after an I/O failure (see [`Store::recover`]).
+    /// Every operation holds the read lock for its whole duration, so a reopen waits for them.
+    db: RwLock<Option<Database>>,
     path: PathBuf,
+    cache_bytes: usize,
+}
+
+/// The open database, for the duration of one store operation.
+struct Open<'a>(RwLockReadGuard<'a, Option<Database>>);
+
+impl std::ops::Deref for Open<'_> {
+    type Target = Database;
+
+    fn deref(&self) -> &Database {
+        // `Store::db` only hands out a guard over `Some`.
+        self.0
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("checked in Store::db"))
+    }
 }
 
 impl Store {
@@ -183,15 +201,41 @@ impl Store {
             .set_cache_size(cache_bytes)
             .create(path)?;
         let store = Self {
-            db,
+            db: RwLock::new(Some(db)),
             path: path.to_owned(),
+            cache_bytes,
         };
         store.ensure_format()?;
         Ok(store)
     }
 
+    fn db(&self) -> Result<Open<'_>> {
+        let guard = self.db.read().unwrap_or_else(PoisonError::into_inner);
+        if guard.is_none() {
+            return Err(StoreError::Unavailable);
+        }
+        Ok(Open(guard))
+    }
+
+    /// Closes and reopens the data file. After an I/O failure (a full disk, a failed write) redb
+    /// refuses every later operation until the database is reopened; the writer calls this after
+    /// a failed commit. Waits for the operations in progress. If reopening fails (the disk is
+    /// still full and the file needs its recovery pass), the store stays unavailable and the next
+    /// call tries again. Nothing committed is lost either way: redb's commits are atomic.
+    pub fn recover(&self) -> Result<(), OpenError> {
+        let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        // Dropping the database closes the file and releases its lock before reopening it.
+        drop(slot.take());
+        let db = redb::Builder::new()
+            .set_cache_size(self.cache_bytes)
+            .create(&self.path)?;
+        *slot = Some(db);
+        tracing::info!(path = %self.path.display(), "data file reopened");
+        Ok(())
+    }
     fn ensure_format(&self) -> Result<(), OpenError> {
-        let txn = self.db.begin_write().map_err(StoreError::from)?;
+        let db = self.db()?;
+        let txn = db.begin_write().map_err(StoreError::from)?;
         {
             let mut meta = txn.open_table(META).map_err(StoreError::from)?;
             let found = meta
@@ -256,7 +300,8 @@ impl Store {
 
     /// SHA-256 of the admin credential, if one was stored.
     pub fn admin_token_hash(&self) -> Result<Option<[u8; 32]>> {
-        let txn = self.db.begin_read()?;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         let meta = txn.open_table(META)?;
         let hash = meta.get(META_ADMIN_TOKEN)?;
         Ok(hash.and_then(|v| v.value().try_into().ok()))
@@ -264,7 +309,8 @@ impl Store {
 
     /// Stores the SHA-256 of the admin credential, replacing any earlier one.
     pub fn set_admin_token_hash(&self, hash: &[u8; 32]) -> Result<()> {
-        let txn = self.db.begin_write()?;
+        let db = self.db()?;
+        let txn = db.begin_write()?;
         txn.open_table(META)?
             .insert(META_ADMIN_TOKEN, hash.as_slice())?;
         txn.commit()?;
@@ -274,7 +320,8 @@ impl Store {
     /// Whether the last server to use the file stopped cleanly (everything derived and
     /// stored); clears the mark, so a crash from now on is detected at the next start.
     pub fn take_clean_shutdown(&self) -> Result<bool> {
-        let txn = self.db.begin_write()?;
+        let db = self.db()?;
+        let txn = db.begin_write()?;
         let clean = {
             let mut meta = txn.open_table(META)?;
             meta.remove(META_CLEAN_SHUTDOWN)?.is_some()
@@ -285,7 +332,8 @@ impl Store {
 
     /// Marks a clean shutdown: call it last, after every write.
     pub fn mark_clean_shutdown(&self) -> Result<()> {
-        let txn = self.db.begin_write()?;
+        let db = self.db()?;
+        let txn = db.begin_write()?;
         txn.open_table(META)?
             .insert(META_CLEAN_SHUTDOWN, [1u8].as_slice())?;
         txn.commit()?;
@@ -302,7 +350,8 @@ impl Store {
         shares: &[ShareRecord],
         history: &DerivedHistory,
     ) -> Result<()> {
-        let txn = self.db.begin_write()?;
+        let db = self.db()?;
+        let txn = db.begin_write()?;
         {
             let mut plans = txn.open_table(PLANS)?;
             if plans.get(id.as_u128())?.is_some() {
@@ -323,7 +372,8 @@ impl Store {
 
     /// Every plan, oldest first (ids are UUID v7).
     pub fn plans(&self) -> Result<Vec<(PlanId, PlanRecord)>> {
-        let txn = self.db.begin_read()?;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         let plans = txn.open_table(PLANS)?;
         let mut out = Vec::new();
         for entry in plans.iter()? {
@@ -336,7 +386,8 @@ impl Store {
 
     /// One plan's record.
     pub fn plan(&self, id: PlanId) -> Result<Option<PlanRecord>> {
-        let txn = self.db.begin_read()?;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         let plans = txn.open_table(PLANS)?;
         let found = plans.get(id.as_u128())?;
         found
@@ -346,13 +397,15 @@ impl Store {
 
     /// Whether the store holds any plan at all.
     pub fn is_empty(&self) -> Result<bool> {
-        let txn = self.db.begin_read()?;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         Ok(txn.open_table(PLANS)?.first()?.is_none())
     }
 
     /// Stores a new share link for an existing plan.
     pub fn insert_share(&self, share: &ShareRecord) -> Result<()> {
-        let txn = self.db.begin_write()?;
+        let db = self.db()?;
+        let txn = db.begin_write()?;
         {
             if txn
                 .open_table(PLANS)?
@@ -370,7 +423,8 @@ impl Store {
 
     /// One share link.
     pub fn share(&self, id: ShareId) -> Result<Option<ShareRecord>> {
-        let txn = self.db.begin_read()?;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         let shares = txn.open_table(SHARES)?;
         let found = shares.get(id.as_u128())?;
         found
@@ -381,7 +435,8 @@ impl Store {
     /// Every share link of a plan, oldest first, with when each was last used. Scans the share
     /// table (share links number in the hundreds per deployment, not millions).
     pub fn shares_of(&self, plan: PlanId) -> Result<Vec<(ShareRecord, Option<ShareSeen>)>> {
-        let txn = self.db.begin_read()?;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         let shares = txn.open_table(SHARES)?;
         let seen = txn.open_table(SHARE_SEEN)?;
         let mut found = Vec::new();
@@ -410,7 +465,8 @@ impl Store {
         share: ShareId,
         now_ms: i64,
     ) -> Result<Option<ShareRecord>> {
-        let txn = self.db.begin_write()?;
+        let db = self.db()?;
+        let txn = db.begin_write()?;
         let revoked = {
             let mut shares = txn.open_table(SHARES)?;
             let current: Option<ShareRecord> = shares
@@ -436,7 +492,8 @@ impl Store {
     /// becomes durable with the next durable commit (a crash may forget the last few visits,
     /// never anything else).
     pub fn record_share_seen(&self, share: ShareId, now_ms: i64) -> Result<()> {
-        let mut txn = self.db.begin_write()?;
+        let db = self.db()?;
+        let mut txn = db.begin_write()?;
         // Only fails for multi-process databases or persistent savepoints; neither is used.
         let _ = txn.set_durability(redb::Durability::None);
         {
@@ -473,7 +530,8 @@ impl Store {
         snapshots: &[(DocRef, Snapshot)],
         history: &[DerivedHistory],
     ) -> Result<Vec<Seq>> {
-        let txn = self.db.begin_write()?;
+        let db = self.db()?;
+        let txn = db.begin_write()?;
         let mut seqs = Vec::with_capacity(updates.len());
         {
             let mut logs = [
@@ -520,7 +578,8 @@ impl Store {
     /// The newest snapshot of a plan and the log after it; `None` if the plan does not exist.
     pub fn load_document(&self, doc: DocRef) -> Result<Option<DocumentLoad>> {
         let plan = doc.plan;
-        let txn = self.db.begin_read()?;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         if txn.open_table(PLANS)?.get(plan.as_u128())?.is_none() {
             return Ok(None);
         }
@@ -579,7 +638,8 @@ impl Store {
         if dest.exists() {
             return Err(BackupError::Exists(dest.to_owned()));
         }
-        let txn = self.db.begin_read()?;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         let copy = Database::create(dest).map_err(|e| BackupError::Create(e.to_string()))?;
         let out = copy.begin_write()?;
         let mut stats = BackupStats::default();
@@ -610,7 +670,8 @@ impl Store {
 
     /// One plan's log, history, slip index and snapshot as stored, for verification.
     pub fn audit(&self, plan: PlanId) -> Result<PlanAudit> {
-        let txn = self.db.begin_read()?;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         let range = (plan.as_u128(), 0)..=(plan.as_u128(), Seq::MAX);
         let mut audit = PlanAudit {
             derived_through: txn
@@ -664,7 +725,8 @@ impl Store {
     /// Replaces a plan's whole derived history (the rebuild), durably.
     pub fn replace_history(&self, rebuilt: &DerivedHistory) -> Result<()> {
         let plan = rebuilt.plan_id.as_u128();
-        let txn = self.db.begin_write()?;
+        let db = self.db()?;
+        let txn = db.begin_write()?;
         {
             let range = (plan, 0)..=(plan, Seq::MAX);
             txn.open_table(HISTORY)?
@@ -673,13 +735,16 @@ impl Store {
             txn.open_table(DERIVED)?.remove(plan)?;
         }
         txn.commit()?;
+        // Released first: the lock is not re-entrant once a reopen is waiting.
+        drop(db);
         self.commit_history(std::slice::from_ref(rebuilt))
     }
 
     /// Plans whose log goes past their stored history (history lost in a crash before it was
     /// made durable), to derive again.
     pub fn plans_behind(&self) -> Result<Vec<PlanId>> {
-        let txn = self.db.begin_read()?;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         let plans = txn.open_table(PLANS)?;
         let log = txn.open_table(UPDATES)?;
         let derived = txn.open_table(DERIVED)?;
@@ -700,7 +765,8 @@ impl Store {
 
     /// The last log position whose history is stored.
     pub fn derived_through(&self, plan: PlanId) -> Result<Seq> {
-        let txn = self.db.begin_read()?;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         let derived = txn.open_table(DERIVED)?;
         Ok(derived.get(plan.as_u128())?.map_or(0, |v| v.value()))
     }
@@ -713,7 +779,8 @@ impl Store {
         before: Option<Seq>,
         limit: usize,
     ) -> Result<Vec<(Seq, HistoryEntry)>> {
-        let txn = self.db.begin_read()?;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         let history = txn.open_table(HISTORY)?;
         let end = before.map_or(Seq::MAX, |b| b.saturating_sub(1));
         let mut out = Vec::new();
@@ -743,7 +810,8 @@ impl Store {
 
     /// The history entries that hold slips, oldest first.
     pub fn slip_entries(&self, plan: PlanId) -> Result<Vec<(Seq, HistoryEntry)>> {
-        let txn = self.db.begin_read()?;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         let index = txn.open_table(SLIP_INDEX)?;
         let history = txn.open_table(HISTORY)?;
         let mut out = Vec::new();
@@ -764,7 +832,8 @@ impl Store {
 
     /// The start of a plan's log, in order, up to `bound` (for the plan as it was then).
     pub fn log_prefix(&self, plan: PlanId, bound: LogBound) -> Result<Vec<(Seq, UpdateRecord)>> {
-        let txn = self.db.begin_read()?;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         let log = txn.open_table(UPDATES)?;
         let last = match bound {
             LogBound::Seq(seq) => seq,
@@ -788,7 +857,8 @@ impl Store {
 
     /// The last log position of a plan and when that update arrived.
     pub fn last_update(&self, plan: PlanId) -> Result<Option<(Seq, i64)>> {
-        let txn = self.db.begin_read()?;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         let log = txn.open_table(UPDATES)?;
         let last = log
             .range((plan.as_u128(), 0)..=(plan.as_u128(), Seq::MAX))?

@@ -479,6 +479,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
+        watch_file_size_limit();
         let listener = tokio::net::TcpListener::bind(args.addr)
             .await
             .with_context(|| format!("listening on {}", args.addr))?;
@@ -563,6 +564,27 @@ fn seed_demo(store: &Store, origin: &str) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A process over its file-size limit (`ulimit -f`) gets SIGXFSZ, which kills it by default.
+/// Handled instead, the write fails with EFBIG like on a full disk: the commit fails, its
+/// senders are told to resend, and the server recovers once the limit is raised.
+fn watch_file_size_limit() {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ)) {
+        Ok(mut signal) => {
+            tokio::spawn(async move {
+                while signal.recv().await.is_some() {
+                    tracing::error!(
+                        "the file-size limit was reached; writes fail until it is raised"
+                    );
+                }
+            });
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot handle SIGXFSZ; a file-size limit will stop the server")
+        }
+    }
 }
 
 async fn shutdown_signal() {
