@@ -284,6 +284,14 @@ fn read_error(error: &axum::Error, max: usize) -> CloseReason {
     }
 }
 
+/// The close code for a message that could not be decoded.
+pub(crate) fn close_code(error: &ProtocolError) -> CloseCode {
+    match error {
+        ProtocolError::BadUpdate(_) => CloseCode::BadUpdate,
+        ProtocolError::Malformed(_) | ProtocolError::UnknownTag(_) => CloseCode::MalformedMessage,
+    }
+}
+
 async fn handle(
     frame: Bytes,
     app: &App,
@@ -349,15 +357,7 @@ async fn handle(
         }
         Ok(Incoming::AwarenessQuery) => room.answer_awareness_query(conn_id),
         Ok(Incoming::Auth) => {}
-        Err(error) => {
-            let code = match error {
-                ProtocolError::BadUpdate(_) => CloseCode::BadUpdate,
-                ProtocolError::Malformed(_) | ProtocolError::UnknownTag(_) => {
-                    CloseCode::MalformedMessage
-                }
-            };
-            return Err(CloseReason::new(code, error.to_string()));
-        }
+        Err(error) => return Err(CloseReason::new(close_code(&error), error.to_string())),
     }
     Ok(())
 }

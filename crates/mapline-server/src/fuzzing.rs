@@ -7,8 +7,8 @@ use bytes::Bytes;
 use mapline_store::{Author, DocRef, DocumentLoad, GENESIS, PlanId, UpdateRecord};
 
 use crate::metrics::Metrics;
-use crate::outbox::{CloseCode, Closer, Outbox, OutboxLimits, OutboxReceiver};
-use crate::protocol::{self, Incoming, ProtocolError};
+use crate::outbox::{Closer, Outbox, OutboxLimits, OutboxReceiver};
+use crate::protocol::{self, Incoming};
 use crate::room::Room;
 
 /// What a room did with one connection's frames.
@@ -79,13 +79,7 @@ pub fn exchange(frames: &[Vec<u8>]) -> Exchange {
             Ok(Incoming::AwarenessQuery) => room.answer_awareness_query(1),
             Ok(Incoming::Auth) => {}
             Err(error) => {
-                let code = match error {
-                    ProtocolError::BadUpdate(_) => CloseCode::BadUpdate,
-                    ProtocolError::Malformed(_) | ProtocolError::UnknownTag(_) => {
-                        CloseCode::MalformedMessage
-                    }
-                };
-                exchange.closed = Some(code.code());
+                exchange.closed = Some(crate::conn::close_code(&error).code());
                 break;
             }
         }
