@@ -34,6 +34,9 @@ function useDocPlan (session: PlanSession): PlanView {
       frame = requestAnimationFrame(() => { frame = 0; setPlan(readPlan(session.doc)) })
     }
     session.doc.on('update', changed)
+    // Effects run after the first render: whatever the document got before this subscription
+    // (e.g. the copy kept on this device, loaded meanwhile) would otherwise never show.
+    setPlan(readPlan(session.doc))
     return () => { session.doc.off('update', changed); cancelAnimationFrame(frame) }
   }, [session])
   return plan
@@ -137,6 +140,9 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
   useEffect(() => {
     session.on('status', setStatus)
     session.on('peers', setPeers)
+    // Anything that changed between the first render and these subscriptions.
+    setStatus(session.status())
+    setPeers(session.peers())
     session.on('refused', reason => setNotice(`Not saved: ${reason}`))
     session.on('closed', (code, reason) => { if (code === 4401) setFatal(reason) })
   }, [session])
