@@ -174,6 +174,10 @@ pub fn router(app: Arc<App>) -> Router {
             delete(shares::revoke),
         )
         .route("/api/plans/{plan_id}/me", get(shares::me))
+        .route(
+            "/api/plans/{plan_id}/calendar.ics",
+            get(crate::exports::calendar_feed),
+        )
         .route("/api/plans/{plan_id}", get(plan_api::get_plan))
         .route("/api/plans/{plan_id}/slips", get(plan_api::get_slips))
         .route("/api/plans/{plan_id}/history", get(plan_api::get_history))
