@@ -9,6 +9,7 @@ pub mod calendar;
 mod demo;
 pub mod derive;
 pub mod edit;
+pub mod export;
 pub mod health;
 pub mod model;
 pub mod raw;

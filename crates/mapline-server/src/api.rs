@@ -178,6 +178,23 @@ pub fn router(app: Arc<App>) -> Router {
             "/api/plans/{plan_id}/calendar.ics",
             get(crate::exports::calendar_feed),
         )
+        .route(
+            "/api/plans/{plan_id}/export.json",
+            get(crate::exports::export_json),
+        )
+        .route(
+            "/api/plans/{plan_id}/export.md",
+            get(crate::exports::export_markdown),
+        )
+        .route(
+            "/api/plans/{plan_id}/export.csv",
+            get(crate::exports::export_csv),
+        )
+        .route(
+            "/api/plans/import",
+            post(crate::exports::import_plan)
+                .layer(DefaultBodyLimit::max(crate::exports::MAX_IMPORT_BYTES)),
+        )
         .route("/api/plans/{plan_id}", get(plan_api::get_plan))
         .route("/api/plans/{plan_id}/slips", get(plan_api::get_slips))
         .route("/api/plans/{plan_id}/history", get(plan_api::get_history))

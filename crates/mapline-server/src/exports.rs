@@ -1,19 +1,28 @@
-//! Plans outside the app: the calendar feed a buyer or seller subscribes to.
+//! Plans outside the app: the calendar feed a buyer or seller subscribes to, the exports
+//! (Markdown to forward, CSV of the milestones, JSON with slips and history) and the import of
+//! an exported plan as a new plan.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
+use mapline_plan::Plan;
 use mapline_plan::calendar::{CalendarInput, calendar};
-use mapline_store::DocRef;
+use mapline_plan::export::{MovedDate, markdown, milestones_csv};
+use mapline_store::{DocRef, PlanId};
 use serde::Deserialize;
+use serde_json::json;
 
 use crate::App;
-use crate::api::{ApiError, authenticate, authorize_read};
-use crate::plan_api::{blocking, query};
+use crate::api::{ApiError, ApiJson, authenticate, authorize_read, require_admin};
+use crate::plan_api::{SlipView, Who, all_slips, blocking, history_page, query};
+use crate::plans;
+use crate::writer::now_ms;
 
 #[derive(Deserialize)]
 pub struct CalendarQuery {
@@ -72,6 +81,176 @@ pub async fn calendar_feed(
             ),
         ],
         feed,
+    )
+        .into_response())
+}
+
+/// The exported plan's format, so an import can tell what it reads.
+pub const EXPORT_FORMAT: &str = "mapline.plan.v1";
+
+/// The words for who moved a date, as the exports print them.
+fn who_words(who: &Who) -> String {
+    match who {
+        Who::Share { label, side, .. } => {
+            format!("{} ({side})", label.as_deref().unwrap_or("a shared link"))
+        }
+        Who::Admin => "the admin".to_owned(),
+        Who::System => "Mapline".to_owned(),
+    }
+}
+
+fn moved_dates(slips: &[SlipView]) -> Vec<MovedDate> {
+    slips
+        .iter()
+        .map(|s| MovedDate {
+            subject: s
+                .milestone_id
+                .as_ref()
+                .map(|id| s.title.clone().unwrap_or_else(|| id.clone())),
+            milestone_id: s.milestone_id.clone(),
+            from: s.from.clone(),
+            to: s.to.clone(),
+            days: s.days,
+            reason: s.reason.clone(),
+            who: who_words(&s.who),
+            on: s
+                .at
+                .as_deref()
+                .map(|t| t.chars().take(10).collect())
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The projected plan, its slips and (for JSON) its whole history.
+async fn gather(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    raw_id: &str,
+    with_history: bool,
+) -> Result<(PlanId, Plan, u64, Vec<SlipView>, Vec<serde_json::Value>), ApiError> {
+    let principal = authenticate(app, headers, None).await?;
+    let plan_id = authorize_read(app, &principal, raw_id).await?;
+    let room = app
+        .rooms
+        .open(DocRef::plan(plan_id))
+        .await
+        .map_err(ApiError::internal)?;
+    let (plan, seq) = room.projection();
+    let (slips, history) = blocking(app, move |store| {
+        let slips = all_slips(store, plan_id)?;
+        let history = if with_history {
+            history_page(store, plan_id, None, usize::MAX)?.0
+        } else {
+            Vec::new()
+        };
+        Ok((slips, history))
+    })
+    .await?;
+    Ok((plan_id, plan, seq, slips, history))
+}
+
+fn download(content_type: &'static str, name: &str, body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /api/plans/{id}/export.json`: the projected plan with its slips and whole history;
+/// `POST /api/plans/import` takes it back.
+pub async fn export_json(
+    State(app): State<Arc<App>>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (plan_id, plan, seq, slips, history) = gather(&app, &headers, &raw_id, true).await?;
+    let body = json!({
+        "format": EXPORT_FORMAT,
+        "id": plan_id,
+        "seq": seq,
+        "exportedAt": chrono::Utc::now().to_rfc3339(),
+        "plan": plan,
+        "slips": slips,
+        "history": history,
+    });
+    Ok(download(
+        "application/json",
+        "mutual-action-plan.json",
+        body.to_string(),
+    ))
+}
+
+/// `GET /api/plans/{id}/export.md`: the one-page plan a champion forwards internally.
+pub async fn export_markdown(
+    State(app): State<Arc<App>>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (_, plan, _, slips, _) = gather(&app, &headers, &raw_id, false).await?;
+    Ok(download(
+        "text/markdown; charset=utf-8",
+        "mutual-action-plan.md",
+        markdown(&plan, &moved_dates(&slips)),
+    ))
+}
+
+/// `GET /api/plans/{id}/export.csv`: the milestones, one row each.
+pub async fn export_csv(
+    State(app): State<Arc<App>>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (_, plan, _, slips, _) = gather(&app, &headers, &raw_id, false).await?;
+    Ok(download(
+        "text/csv; charset=utf-8",
+        "milestones.csv",
+        milestones_csv(&plan, &moved_dates(&slips)),
+    ))
+}
+
+/// Largest accepted import: an export with a long history is bigger than an API body.
+pub const MAX_IMPORT_BYTES: usize = 8 * 1024 * 1024;
+
+/// `POST /api/plans/import` (admin): a new plan from an export's `plan`, with new share links.
+/// Entries keep their ids; the new plan's history starts at its import.
+pub async fn import_plan(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<ApiJson<serde_json::Value>, ApiError>,
+) -> Result<Response, ApiError> {
+    require_admin(&authenticate(&app, &headers, None).await?)?;
+    let ApiJson(export) = body?;
+    if let Some(format) = export.get("format").and_then(serde_json::Value::as_str)
+        && format != EXPORT_FORMAT
+    {
+        return Err(ApiError::invalid(format!(
+            "`format` {format:?} is not one this server reads ({EXPORT_FORMAT})"
+        )));
+    }
+    let (new_plan, update) = mapline_plan::export::import(&export, plans::server_client_id())
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let id = uuid::Uuid::now_v7();
+    let store = app.store.clone();
+    let shares = tokio::task::spawn_blocking(move || {
+        plans::create_plan(&store, id, &new_plan, update, now_ms())
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    tracing::info!(plan_id = %id, "plan imported");
+    let public_url = app.config.public_url.as_deref();
+    let shares: Vec<_> = shares.iter().map(|s| s.view(public_url)).collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "shares": shares })),
     )
         .into_response())
 }

@@ -123,7 +123,7 @@ pub async fn get_plan(
 /// Who made a change, as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-enum Who {
+pub(crate) enum Who {
     Share {
         #[serde(rename = "shareId")]
         share_id: ShareId,
@@ -174,19 +174,19 @@ impl<'a> Labels<'a> {
 /// A slip as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct SlipView {
+pub(crate) struct SlipView {
     seq: Seq,
     /// `milestone` or `go_live`.
     subject: &'static str,
-    milestone_id: Option<String>,
-    title: Option<String>,
-    from: String,
-    to: Option<String>,
-    days: Option<i64>,
-    reason: Option<String>,
-    who: Who,
+    pub(crate) milestone_id: Option<String>,
+    pub(crate) title: Option<String>,
+    pub(crate) from: String,
+    pub(crate) to: Option<String>,
+    pub(crate) days: Option<i64>,
+    pub(crate) reason: Option<String>,
+    pub(crate) who: Who,
     client_ids: Vec<u64>,
-    at: Option<String>,
+    pub(crate) at: Option<String>,
 }
 
 fn slip_views(
@@ -217,6 +217,11 @@ fn slip_views(
         }
     }
     Ok(out)
+}
+
+/// Every slip of a plan, oldest first, as the API shows it (for the exports).
+pub(crate) fn all_slips(store: &Store, plan_id: PlanId) -> Result<Vec<SlipView>, StoreError> {
+    slip_views(&mut Labels::new(store), store.slip_entries(plan_id)?)
 }
 
 #[derive(Deserialize)]
@@ -305,50 +310,61 @@ pub async fn get_history(
     let plan_id = reader(&app, &headers, &raw_id).await?;
     let before = params.before;
     let (entries, next_before) = blocking(&app, move |store| {
-        let page = store.history(plan_id, before, limit)?;
-        let next_before = (page.len() == limit)
-            .then(|| page.last().map(|(seq, _)| *seq))
-            .flatten();
-        let mut labels = Labels::new(store);
-        let mut entries = Vec::with_capacity(page.len());
-        for (seq, entry) in page {
-            let who = labels.who(entry.author)?;
-            let changes: Vec<Value> = entry
-                .changes
-                .iter()
-                .map(|c| {
-                    json!({
-                        "entity": c.entity,
-                        "entityId": c.entity_id,
-                        "field": c.field,
-                        "kind": match c.kind {
-                            ChangeKind::Created => "created",
-                            ChangeKind::Updated => "updated",
-                            ChangeKind::Deleted => "deleted",
-                        },
-                        "old": c.old.as_deref().map(json_value),
-                        "new": c.new.as_deref().map(json_value),
-                    })
-                })
-                .collect();
-            let at = time(entry.received_at_ms);
-            let client_ids = entry.client_ids.clone();
-            let slips = slip_views(&mut labels, vec![(seq, entry)])?;
-            entries.push(json!({
-                "seq": seq,
-                "at": at,
-                "who": who,
-                "clientIds": client_ids,
-                "changes": changes,
-                "slips": slips,
-            }));
-        }
-        Ok((entries, next_before))
+        history_page(store, plan_id, before, limit)
     })
     .await?;
     Ok(Json(
         json!({ "entries": entries, "nextBefore": next_before }),
     ))
+}
+
+/// A page of a plan's history as the API shows it, newest first, and the `nextBefore` of the
+/// next page. `limit: usize::MAX` gives the whole history (the JSON export).
+pub(crate) fn history_page(
+    store: &Store,
+    plan_id: PlanId,
+    before: Option<Seq>,
+    limit: usize,
+) -> Result<(Vec<Value>, Option<Seq>), StoreError> {
+    let page = store.history(plan_id, before, limit)?;
+    let next_before = (page.len() == limit)
+        .then(|| page.last().map(|(seq, _)| *seq))
+        .flatten();
+    let mut labels = Labels::new(store);
+    let mut entries = Vec::with_capacity(page.len());
+    for (seq, entry) in page {
+        let who = labels.who(entry.author)?;
+        let changes: Vec<Value> = entry
+            .changes
+            .iter()
+            .map(|c| {
+                json!({
+                    "entity": c.entity,
+                    "entityId": c.entity_id,
+                    "field": c.field,
+                    "kind": match c.kind {
+                        ChangeKind::Created => "created",
+                        ChangeKind::Updated => "updated",
+                        ChangeKind::Deleted => "deleted",
+                    },
+                    "old": c.old.as_deref().map(json_value),
+                    "new": c.new.as_deref().map(json_value),
+                })
+            })
+            .collect();
+        let at = time(entry.received_at_ms);
+        let client_ids = entry.client_ids.clone();
+        let slips = slip_views(&mut labels, vec![(seq, entry)])?;
+        entries.push(json!({
+            "seq": seq,
+            "at": at,
+            "who": who,
+            "clientIds": client_ids,
+            "changes": changes,
+            "slips": slips,
+        }));
+    }
+    Ok((entries, next_before))
 }
 
 fn json_value(text: &str) -> Value {
