@@ -287,6 +287,17 @@ test('the plan page on a desktop and a phone (screenshots saved as artifacts)', 
       await person.page.locator('#timeline svg .point').first().waitFor()
     }
     await desktop.page.screenshot({ path: join(artifacts, 'plan-desktop.png'), fullPage: true })
+    // The one-pager downloads from the page, with the plan in it.
+    await desktop.page.getByText('Export', { exact: true }).click()
+    const [download] = await Promise.all([
+      desktop.page.waitForEvent('download'),
+      desktop.page.getByRole('button', { name: 'One-pager (Markdown)' }).click()
+    ])
+    assert.equal(download.suggestedFilename(), 'northwind-health-mapline-onboarding-rollout.md')
+    const { readFile } = await import('node:fs/promises')
+    const onePager = await readFile(await download.path(), 'utf8')
+    assert.match(onePager, /^# Northwind Health × Mapline — onboarding rollout/)
+    assert.match(onePager, /## Milestones/)
     await phone.page.screenshot({ path: join(artifacts, 'plan-phone.png'), fullPage: true })
     // Usable on a phone: nothing is wider than the screen (a mobile browser would otherwise zoom
     // the whole page out to fit the widest element).

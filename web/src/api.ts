@@ -96,6 +96,21 @@ export class Api {
   async slips (): Promise<Slip[]> { return (await this.call<{ slips: Slip[] }>('GET', '/slips')).slips }
   async issues (): Promise<PlanIssue[]> { return (await this.call<{ plan: { issues: PlanIssue[] } }>('GET', '')).plan.issues }
   async shares (): Promise<ListedShare[]> { return (await this.call<{ shares: ListedShare[] }>('GET', '/shares')).shares }
+  /** A file of the plan as the server renders it (`export.md`, `export.csv`, `export.json`). */
+  async download (file: string): Promise<Blob> {
+    const response = await fetch(`${this.base}/api/plans/${this.planId}/${file}`, {
+      headers: { authorization: `Bearer ${this.token}` },
+      cache: 'no-store'
+    })
+    if (!response.ok) throw new ApiFailure(response.status, 'http_error', `the server answered ${response.status}`)
+    return await response.blob()
+  }
+
+  /** The calendar feed's address (the token rides in the query: calendar apps send no headers). */
+  calendarUrl (origin: string): string {
+    return `${origin.replace(/^http/, 'webcal')}${this.base}/api/plans/${this.planId}/calendar.ics?token=${encodeURIComponent(this.token)}`
+  }
+
   createShare (body: { side: string, role: string, label: string, expiresAt?: string }): Promise<NewShare> { return this.call('POST', '/shares', body) }
   revokeShare (id: string): Promise<unknown> { return this.call('DELETE', `/shares/${id}`) }
 }

@@ -70,6 +70,40 @@ function Presence ({ peers, plan }: { peers: Peer[], plan: PlanView }) {
   )
 }
 
+function ExportMenu ({ api, title }: { api: Api, title: string }) {
+  const [message, setMessage] = useState<string | null>(null)
+  const save = async (file: string, name: string) => {
+    try {
+      const blob = await api.download(file)
+      const url = URL.createObjectURL(blob)
+      const link = document.createElement('a')
+      link.href = url
+      link.download = name
+      link.click()
+      setTimeout(() => URL.revokeObjectURL(url), 10_000)
+      setMessage(null)
+    } catch {
+      setMessage('The download needs a connection.')
+    }
+  }
+  const base = title.replace(/[^\p{L}\p{N}]+/gu, '-').replace(/^-|-$/g, '').toLowerCase() || 'plan'
+  const subscribe = async () => {
+    const url = api.calendarUrl(location.origin)
+    try { await navigator.clipboard.writeText(url); setMessage('Calendar link copied: add it in your calendar as a subscription.') } catch { setMessage(url) }
+  }
+  return (
+    <details class='export-menu'>
+      <summary>Export</summary>
+      <div class='export-items'>
+        <button type='button' onClick={() => { void save('export.md', `${base}.md`) }}>One-pager (Markdown)</button>
+        <button type='button' onClick={() => { void save('export.csv', `${base}-milestones.csv`) }}>Milestones (CSV)</button>
+        <button type='button' onClick={() => { void subscribe() }}>Subscribe in your calendar</button>
+        {message !== null && <p class='muted' role='status'>{message}</p>}
+      </div>
+    </details>
+  )
+}
+
 function HealthCard ({ health, issues }: { health: Health | null, issues: PlanIssue[] }) {
   if (health === null) return null
   const verdict = { on_track: 'On track', at_risk: 'At risk', off_track: 'Off track' }[health.verdict]
@@ -206,6 +240,7 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
           <StatusPill status={status} />
           <Presence peers={peers} plan={plan} />
           {me !== null && <div class='me' data-testid='me'>You: {me.label}{me.side !== null ? ` · ${me.side}` : ''}{!me.canEdit && ' · view only'}</div>}
+          <ExportMenu api={api} title={plan.meta.title ?? 'plan'} />
           {me !== null && (me.canMintSides ?? []).length > 0 && <button type='button' class='primary' onClick={() => setSharing(true)}>Share</button>}
         </div>
       </header>
