@@ -1,4 +1,5 @@
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -168,6 +169,8 @@ pub struct Store {
     db: RwLock<Option<Database>>,
     path: PathBuf,
     cache_bytes: usize,
+    /// When a reopen was last tried by an operation (ms since the epoch).
+    last_reopen_ms: AtomicI64,
 }
 
 /// The open database, for the duration of one store operation.
@@ -204,12 +207,33 @@ impl Store {
             db: RwLock::new(Some(db)),
             path: path.to_owned(),
             cache_bytes,
+            last_reopen_ms: AtomicI64::new(0),
         };
         store.ensure_format()?;
         Ok(store)
     }
 
     fn db(&self) -> Result<Open<'_>> {
+        {
+            let guard = self.db.read().unwrap_or_else(PoisonError::into_inner);
+            if guard.is_some() {
+                return Ok(Open(guard));
+            }
+        }
+        // A reopen after a failure did not work (the disk was still full). Try again now, at
+        // most once a second, so reads come back with the space even if nobody writes.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let last = self.last_reopen_ms.load(Ordering::Relaxed);
+        let due = now - last >= 1000
+            && self
+                .last_reopen_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        if due && self.recover().is_err() {
+            return Err(StoreError::Unavailable);
+        }
         let guard = self.db.read().unwrap_or_else(PoisonError::into_inner);
         if guard.is_none() {
             return Err(StoreError::Unavailable);

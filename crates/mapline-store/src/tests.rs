@@ -609,3 +609,19 @@ fn the_internal_document_has_its_own_log_and_snapshot_and_no_history() {
     assert_eq!(audit.internal_log.len(), 2);
     assert!(audit.internal_snapshot.is_some());
 }
+
+#[test]
+fn reopening_keeps_everything_committed() {
+    let (_dir, store) = new_store();
+    let plan = create(&store, 1);
+    store.recover().unwrap();
+    assert_eq!(store.plans().unwrap().len(), 1);
+    assert_eq!(store.log(plan).unwrap().len(), 1);
+    create(&store, 2);
+    store.recover().unwrap();
+    assert_eq!(
+        store.plans().unwrap().len(),
+        2,
+        "writes after a reopen are kept too"
+    );
+}
