@@ -8,13 +8,16 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{any, delete, get, post};
+use axum::routing::{any, get};
 use axum::{Json, Router};
 use mapline_plan::NewPlan;
 use mapline_store::{DocKind, DocRef, PlanId, StoreError};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::App;
@@ -160,52 +163,45 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     }
 }
 
-/// The routes, with the app as state.
+/// The routes, with the app as state. Every route is registered through `routes!`, so it is
+/// described in the OpenAPI document (`/api/openapi.json`); only the catch-alls are not.
 pub fn router(app: Arc<App>) -> Router {
     let web = crate::web::service(app.config.web_root.as_deref());
+    let (import_schemas, import_paths, import_route) = routes!(crate::exports::import_plan);
+    let import_route = import_route.layer(DefaultBodyLimit::max(crate::exports::MAX_IMPORT_BYTES));
+    let (documented, openapi) =
+        OpenApiRouter::<Arc<App>>::with_openapi(crate::openapi::ApiDoc::openapi())
+            .routes(routes!(create_plan, list_plans))
+            .routes(routes!(shares::create, shares::list))
+            .routes(routes!(shares::revoke))
+            .routes(routes!(shares::me))
+            .routes(routes!(crate::exports::calendar_feed))
+            .routes(routes!(crate::exports::export_json))
+            .routes(routes!(crate::exports::export_markdown))
+            .routes(routes!(crate::exports::export_csv))
+            .routes((import_schemas, import_paths, import_route))
+            .routes(routes!(plan_api::get_plan))
+            .routes(routes!(plan_api::get_slips))
+            .routes(routes!(plan_api::get_history))
+            .routes(routes!(plan_api::get_health))
+            .routes(routes!(plan_api::list_templates))
+            .routes(routes!(backup))
+            .routes(routes!(sync))
+            .routes(routes!(sync_internal))
+            .routes(routes!(healthz))
+            .routes(routes!(metrics))
+            .split_for_parts();
+    let openapi = Arc::new(openapi);
     Router::new()
-        .route("/api/plans", post(create_plan).get(list_plans))
+        .merge(documented)
         .route(
-            "/api/plans/{plan_id}/shares",
-            post(shares::create).get(shares::list),
+            "/api/openapi.json",
+            get(move || {
+                let openapi = openapi.clone();
+                async move { Json(openapi.as_ref().clone()) }
+            }),
         )
-        .route(
-            "/api/plans/{plan_id}/shares/{share_id}",
-            delete(shares::revoke),
-        )
-        .route("/api/plans/{plan_id}/me", get(shares::me))
-        .route(
-            "/api/plans/{plan_id}/calendar.ics",
-            get(crate::exports::calendar_feed),
-        )
-        .route(
-            "/api/plans/{plan_id}/export.json",
-            get(crate::exports::export_json),
-        )
-        .route(
-            "/api/plans/{plan_id}/export.md",
-            get(crate::exports::export_markdown),
-        )
-        .route(
-            "/api/plans/{plan_id}/export.csv",
-            get(crate::exports::export_csv),
-        )
-        .route(
-            "/api/plans/import",
-            post(crate::exports::import_plan)
-                .layer(DefaultBodyLimit::max(crate::exports::MAX_IMPORT_BYTES)),
-        )
-        .route("/api/plans/{plan_id}", get(plan_api::get_plan))
-        .route("/api/plans/{plan_id}/slips", get(plan_api::get_slips))
-        .route("/api/plans/{plan_id}/history", get(plan_api::get_history))
-        .route("/api/plans/{plan_id}/health", get(plan_api::get_health))
-        .route("/api/templates", get(plan_api::list_templates))
-        .route("/api/admin/backup", get(backup))
         .route("/api/{*rest}", any(api_not_found))
-        .route("/sync/{plan_id}", get(sync))
-        .route("/sync/{plan_id}/internal", get(sync_internal))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(web)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -228,10 +224,12 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()), responses((status = 200, description = "`{ \"status\": \"ok\" }`")))]
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()), responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     app.metrics.stored_bytes.set(app.store.file_bytes() as i64);
     (
@@ -318,9 +316,9 @@ pub(crate) fn parse_plan_id(raw: &str) -> Result<PlanId, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::no_such_plan())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct CreatePlanBody {
+pub(crate) struct CreatePlanBody {
     title: String,
     buyer_org: String,
     seller_org: String,
@@ -333,6 +331,7 @@ struct CreatePlanBody {
     template: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/plans", tag = "plans", request_body = CreatePlanBody, responses((status = 201, description = "`{ id, shares }`: the plan's id and a seller and a buyer link"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 async fn create_plan(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -368,6 +367,7 @@ async fn create_plan(
     ))
 }
 
+#[utoipa::path(get, path = "/api/plans", tag = "plans", params(("today" = Option<String>, Query, description = "YYYY-MM-DD")), responses((status = 200, description = "`{ plans }`: every plan with a health summary (admin)"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 async fn list_plans(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -381,6 +381,7 @@ async fn list_plans(
 /// `GET /api/admin/backup` (admin): a consistent copy of the whole data file, taken from one read
 /// transaction while the server keeps serving. The copy is written next to the data file,
 /// unlinked once open, and streamed, so it never lingers on disk.
+#[utoipa::path(get, path = "/api/admin/backup", tag = "operations", responses((status = 200, description = "A consistent copy of the data file", content_type = "application/octet-stream"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 async fn backup(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
     require_admin(&authenticate(&app, &headers, None).await?)?;
     let store = app.store.clone();
@@ -437,6 +438,7 @@ struct SyncQuery {
     acks: Option<String>,
 }
 
+#[utoipa::path(get, path = "/sync/{plan_id}", tag = "sync", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("token" = Option<String>, Query, description = "The token, for clients that cannot send headers"), ("acks" = Option<String>, Query, description = "`1` for durability acknowledgements")), responses((status = 101, description = "Upgraded to the y-websocket protocol (docs/protocol.md)"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 async fn sync(
     State(app): State<Arc<App>>,
     Path(plan_id): Path<String>,
@@ -449,6 +451,7 @@ async fn sync(
 
 /// `/sync/{planId}/internal`: the seller's internal document. Seller links (editors write,
 /// viewers read) and the admin only; a buyer link gets 403 and nothing else.
+#[utoipa::path(get, path = "/sync/{plan_id}/internal", tag = "sync", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("token" = Option<String>, Query, description = "A seller link's token")), responses((status = 101, description = "Upgraded: the seller's internal document"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 async fn sync_internal(
     State(app): State<Arc<App>>,
     Path(plan_id): Path<String>,
@@ -522,4 +525,28 @@ async fn open_sync(
 /// Used when no web client is built: a page that says so instead of a bare 404.
 pub(crate) async fn no_web_client() -> Html<&'static str> {
     Html(include_str!("no-web-client.html"))
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every route of the API is registered through `routes!` (and so described in the OpenAPI
+    /// document); the only exceptions are the document itself and the API's catch-all.
+    #[test]
+    fn every_route_goes_through_the_openapi_router() {
+        let source = include_str!("api.rs");
+        let body = source
+            .split("pub fn router(")
+            .nth(1)
+            .and_then(|rest| rest.split("\n}\n").next())
+            .expect("the router function");
+        let plain: Vec<_> = body
+            .match_indices(".route(")
+            .map(|(at, _)| body[at..].lines().take(2).collect::<String>())
+            .collect();
+        assert_eq!(plain.len(), 2, "undescribed routes: {plain:#?}");
+        assert!(plain.iter().any(|r| r.contains("\"/api/openapi.json\"")));
+        assert!(plain.iter().any(|r| r.contains("\"/api/{*rest}\"")));
+        let described = body.matches("routes!(").count();
+        assert!(described >= 19, "{described} route groups");
+    }
 }

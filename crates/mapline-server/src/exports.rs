@@ -36,6 +36,7 @@ pub struct CalendarQuery {
 
 /// `GET /api/plans/{id}/calendar.ics?token=…[&owner=…]`: the plan's milestones and go-live as
 /// an iCalendar feed. Any link of the plan (or the admin) may read it.
+#[utoipa::path(get, path = "/api/plans/{plan_id}/calendar.ics", tag = "exports", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("token" = Option<String>, Query), ("owner" = Option<String>, Query)), responses((status = 200, description = "An iCalendar feed (RFC 5545)", content_type = "text/calendar"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 pub async fn calendar_feed(
     State(app): State<Arc<App>>,
     Path(raw_id): Path<String>,
@@ -167,6 +168,7 @@ fn download(content_type: &'static str, name: &str, body: String) -> Response {
 
 /// `GET /api/plans/{id}/export.json`: the projected plan with its slips and whole history;
 /// `POST /api/plans/import` takes it back.
+#[utoipa::path(get, path = "/api/plans/{plan_id}/export.json", tag = "exports", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "The plan with its slips and history", content_type = "application/json"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 pub async fn export_json(
     State(app): State<Arc<App>>,
     Path(raw_id): Path<String>,
@@ -190,6 +192,7 @@ pub async fn export_json(
 }
 
 /// `GET /api/plans/{id}/export.md`: the one-page plan a champion forwards internally.
+#[utoipa::path(get, path = "/api/plans/{plan_id}/export.md", tag = "exports", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "The one-page plan", content_type = "text/markdown"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 pub async fn export_markdown(
     State(app): State<Arc<App>>,
     Path(raw_id): Path<String>,
@@ -204,6 +207,7 @@ pub async fn export_markdown(
 }
 
 /// `GET /api/plans/{id}/export.csv`: the milestones, one row each.
+#[utoipa::path(get, path = "/api/plans/{plan_id}/export.csv", tag = "exports", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "The milestones", content_type = "text/csv"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 pub async fn export_csv(
     State(app): State<Arc<App>>,
     Path(raw_id): Path<String>,
@@ -222,6 +226,7 @@ pub const MAX_IMPORT_BYTES: usize = 8 * 1024 * 1024;
 
 /// `POST /api/plans/import` (admin): a new plan from an export's `plan`, with new share links.
 /// Entries keep their ids; the new plan's history starts at its import.
+#[utoipa::path(post, path = "/api/plans/import", tag = "exports", request_body(content = serde_json::Value, description = "An export (export.json)", content_type = "application/json"), responses((status = 201, description = "`{ id, shares }`: the new plan"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 pub async fn import_plan(
     State(app): State<Arc<App>>,
     headers: HeaderMap,

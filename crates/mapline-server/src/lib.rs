@@ -16,6 +16,7 @@ pub mod fuzzing;
 pub mod history;
 mod limits;
 mod metrics;
+mod openapi;
 mod outbox;
 mod plan_api;
 pub mod plans;

@@ -75,6 +75,7 @@ pub struct PlanQuery {
 }
 
 /// `GET /api/plans/{id}`: the projected plan, or with `?at=` the plan as it was then.
+#[utoipa::path(get, path = "/api/plans/{plan_id}", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("at" = Option<String>, Query, description = "A log position, an RFC 3339 time or a date")), responses((status = 200, description = "`{ id, seq, plan }`: the projected plan"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 pub async fn get_plan(
     State(app): State<Arc<App>>,
     Path(raw_id): Path<String>,
@@ -235,6 +236,7 @@ pub struct SlipQuery {
 }
 
 /// `GET /api/plans/{id}/slips`: every moved date, oldest first.
+#[utoipa::path(get, path = "/api/plans/{plan_id}/slips", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("milestone" = Option<String>, Query), ("side" = Option<String>, Query), ("since" = Option<String>, Query)), responses((status = 200, description = "`{ slips }`: every moved date, oldest first"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 pub async fn get_slips(
     State(app): State<Arc<App>>,
     Path(raw_id): Path<String>,
@@ -294,6 +296,7 @@ pub struct HistoryQuery {
 }
 
 /// `GET /api/plans/{id}/history`: who changed what and when, newest first, paged.
+#[utoipa::path(get, path = "/api/plans/{plan_id}/history", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("limit" = Option<usize>, Query), ("before" = Option<u64>, Query)), responses((status = 200, description = "`{ entries, nextBefore }`: who changed what, newest first"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 pub async fn get_history(
     State(app): State<Arc<App>>,
     Path(raw_id): Path<String>,
@@ -425,6 +428,7 @@ pub fn plan_health(
 }
 
 /// `GET /api/plans/{id}/health`: the full health of one plan.
+#[utoipa::path(get, path = "/api/plans/{plan_id}/health", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("today" = Option<String>, Query)), responses((status = 200, description = "`{ id, health }`"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 pub async fn get_health(
     State(app): State<Arc<App>>,
     Path(raw_id): Path<String>,
@@ -451,6 +455,7 @@ pub async fn get_health(
 }
 
 /// `GET /api/templates`: the built-in templates (public: they hold no plan data).
+#[utoipa::path(get, path = "/api/templates", tag = "plans", security(()), responses((status = 200, description = "`{ templates }`: the built-in plan templates")))]
 pub async fn list_templates() -> Json<Value> {
     Json(json!({ "templates": TEMPLATES }))
 }

@@ -170,6 +170,7 @@ impl ListedShare {
 
 /// `GET /api/plans/{id}/me`: who the caller is on this plan and what it may do, so a client
 /// can show read-only views and the link manager only where they apply.
+#[utoipa::path(get, path = "/api/plans/{plan_id}/me", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "Who the caller is on this plan and what it may do"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 pub async fn me(
     State(app): State<Arc<App>>,
     Path(plan_id): Path<String>,
@@ -198,6 +199,7 @@ pub async fn me(
 }
 
 /// `GET /api/plans/{id}/shares`: every link of the plan with when it was last used.
+#[utoipa::path(get, path = "/api/plans/{plan_id}/shares", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "`{ shares }` with when each was last used"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 pub async fn list(
     State(app): State<Arc<App>>,
     Path(plan_id): Path<String>,
@@ -213,21 +215,21 @@ pub async fn list(
     Ok(Json(json!({ "shares": listed })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum SideBody {
     Buyer,
     Seller,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum RoleBody {
     Editor,
     Viewer,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateShareBody {
     side: SideBody,
@@ -239,6 +241,7 @@ pub struct CreateShareBody {
 }
 
 /// `POST /api/plans/{id}/shares`: mints a link; its token is in this answer only.
+#[utoipa::path(post, path = "/api/plans/{plan_id}/shares", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), request_body = CreateShareBody, responses((status = 201, description = "The new link; its token is in this answer only"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 pub async fn create(
     State(app): State<Arc<App>>,
     Path(plan_id): Path<String>,
@@ -309,6 +312,7 @@ pub async fn create(
 
 /// `DELETE /api/plans/{id}/shares/{shareId}`: revokes a link at once and closes its sockets
 /// (4401). Revoking again answers the same record.
+#[utoipa::path(delete, path = "/api/plans/{plan_id}/shares/{share_id}", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("share_id" = String, Path, description = "The link's id")), responses((status = 200, description = "`{ id, status, revokedAt, closedConnections }`"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 pub async fn revoke(
     State(app): State<Arc<App>>,
     Path((plan_id, share_id)): Path<(String, String)>,

@@ -1,0 +1,47 @@
+// The OpenAPI document (/api/openapi.json): generated from the route definitions, valid enough
+// to read, and every operation it describes is a route the server really serves.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { startServer, tempData, createPlan, api } from './lib/harness.js'
+
+let data, server
+before(async () => { data = tempData(); server = await startServer({ dataFile: data.file }) })
+after(async () => { await server.stop(); data.cleanup() })
+
+test('the document describes the API, its bearer scheme and every operation the server serves', async () => {
+  const response = await fetch(`${server.url}/api/openapi.json`)
+  assert.equal(response.status, 200)
+  const doc = await response.json()
+  assert.match(doc.openapi, /^3\.1\./)
+  assert.equal(doc.info.title, 'Mapline')
+  assert.deepEqual(doc.components.securitySchemes.bearer, { type: 'http', scheme: 'bearer' })
+  assert.ok(doc.components.schemas.ErrorBody, 'the error shape is described')
+
+  const plan = await createPlan(server)
+  const share = plan.shares[1].id
+  const operations = Object.entries(doc.paths).flatMap(([path, item]) =>
+    Object.keys(item).filter(m => ['get', 'post', 'put', 'delete', 'patch'].includes(m)).map(method => [method, path]))
+  const expected = [
+    ['get', '/api/plans'], ['post', '/api/plans'], ['get', '/api/plans/{plan_id}'], ['get', '/api/plans/{plan_id}/slips'],
+    ['get', '/api/plans/{plan_id}/history'], ['get', '/api/plans/{plan_id}/health'], ['get', '/api/plans/{plan_id}/me'],
+    ['get', '/api/plans/{plan_id}/shares'], ['post', '/api/plans/{plan_id}/shares'], ['delete', '/api/plans/{plan_id}/shares/{share_id}'],
+    ['get', '/api/plans/{plan_id}/calendar.ics'], ['get', '/api/plans/{plan_id}/export.json'], ['get', '/api/plans/{plan_id}/export.md'],
+    ['get', '/api/plans/{plan_id}/export.csv'], ['post', '/api/plans/import'], ['get', '/api/templates'], ['get', '/api/admin/backup'],
+    ['get', '/sync/{plan_id}'], ['get', '/sync/{plan_id}/internal'], ['get', '/healthz'], ['get', '/metrics']
+  ]
+  assert.deepEqual(operations.map(o => o.join(' ')).sort(), expected.map(o => o.join(' ')).sort())
+  for (const [method, path] of operations) {
+    const operation = doc.paths[path][method]
+    assert.ok(operation.responses && Object.keys(operation.responses).length > 0, `${method} ${path} has responses`)
+    for (const name of path.match(/\{(\w+)\}/g) ?? []) {
+      assert.ok(operation.parameters?.some(p => `{${p.name}}` === name && p.in === 'path'), `${method} ${path} describes ${name}`)
+    }
+    // Served: never the catch-all's 404 or a 405.
+    const url = path.replace('{plan_id}', plan.id).replace('{share_id}', share)
+    const got = await api(server, method.toUpperCase(), url, method === 'post' ? { body: {} } : {})
+    assert.ok(got.status !== 405 && !(got.status === 404 && got.body?.error?.code === 'not_found'),
+      `${method} ${path} is served (${got.status} ${JSON.stringify(got.body).slice(0, 80)})`)
+  }
+  // Routes without a credential say so.
+  for (const path of ['/healthz', '/metrics', '/api/templates']) assert.deepEqual(doc.paths[path].get.security, [{}], path)
+})
