@@ -123,6 +123,88 @@ fn moved_dates(slips: &[SlipView]) -> Vec<MovedDate> {
         .collect()
 }
 
+/// What an export is rendered as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// The plan with its slips and whole history (`mapline.plan.v1`), which import takes back.
+    Json,
+    /// The one-page plan to forward.
+    Markdown,
+    /// The milestones.
+    Csv,
+}
+
+fn render(
+    format: ExportFormat,
+    plan_id: PlanId,
+    plan: &Plan,
+    seq: u64,
+    slips: &[SlipView],
+    history: Vec<serde_json::Value>,
+) -> String {
+    match format {
+        ExportFormat::Json => json!({
+            "format": EXPORT_FORMAT,
+            "id": plan_id,
+            "seq": seq,
+            "exportedAt": chrono::Utc::now().to_rfc3339(),
+            "plan": plan,
+            "slips": slips,
+            "history": history,
+        })
+        .to_string(),
+        ExportFormat::Markdown => markdown(plan, &moved_dates(slips)),
+        ExportFormat::Csv => milestones_csv(plan, &moved_dates(slips)),
+    }
+}
+
+/// An export of a plan read from the data file (the CLI, with the server stopped). Blocks.
+pub fn export_stored(
+    store: &mapline_store::Store,
+    plan_id: PlanId,
+    format: ExportFormat,
+) -> Result<String, mapline_store::StoreError> {
+    let plan = crate::history::project_stored(store, plan_id)?;
+    let seq = store.last_update(plan_id)?.map_or(0, |(seq, _)| seq);
+    let slips = all_slips(store, plan_id)?;
+    let history = if format == ExportFormat::Json {
+        history_page(store, plan_id, None, usize::MAX)?.0
+    } else {
+        Vec::new()
+    };
+    Ok(render(format, plan_id, &plan, seq, &slips, history))
+}
+
+/// Why an export could not be imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportFailure {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] mapline_store::StoreError),
+}
+
+/// Creates a new plan from an export (`export.json`), with a seller and a buyer link. Shared
+/// by `POST /api/plans/import` and the CLI. Blocks.
+pub fn import_into(
+    store: &mapline_store::Store,
+    export: &serde_json::Value,
+    now_ms: i64,
+) -> Result<(PlanId, Vec<plans::IssuedShare>), ImportFailure> {
+    if let Some(format) = export.get("format").and_then(serde_json::Value::as_str)
+        && format != EXPORT_FORMAT
+    {
+        return Err(ImportFailure::Invalid(format!(
+            "`format` {format:?} is not one this server reads ({EXPORT_FORMAT})"
+        )));
+    }
+    let (new_plan, update) = mapline_plan::export::import(export, plans::server_client_id())
+        .map_err(|e| ImportFailure::Invalid(e.to_string()))?;
+    let id = uuid::Uuid::now_v7();
+    let shares = plans::create_plan(store, id, &new_plan, update, now_ms)?;
+    Ok((id, shares))
+}
+
 /// The projected plan, its slips and (for JSON) its whole history.
 async fn gather(
     app: &Arc<App>,
@@ -175,19 +257,11 @@ pub async fn export_json(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (plan_id, plan, seq, slips, history) = gather(&app, &headers, &raw_id, true).await?;
-    let body = json!({
-        "format": EXPORT_FORMAT,
-        "id": plan_id,
-        "seq": seq,
-        "exportedAt": chrono::Utc::now().to_rfc3339(),
-        "plan": plan,
-        "slips": slips,
-        "history": history,
-    });
+    let body = render(ExportFormat::Json, plan_id, &plan, seq, &slips, history);
     Ok(download(
         "application/json",
         "mutual-action-plan.json",
-        body.to_string(),
+        body,
     ))
 }
 
@@ -198,11 +272,19 @@ pub async fn export_markdown(
     Path(raw_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (_, plan, _, slips, _) = gather(&app, &headers, &raw_id, false).await?;
+    let (plan_id, plan, seq, slips, _) = gather(&app, &headers, &raw_id, false).await?;
+    let body = render(
+        ExportFormat::Markdown,
+        plan_id,
+        &plan,
+        seq,
+        &slips,
+        Vec::new(),
+    );
     Ok(download(
         "text/markdown; charset=utf-8",
         "mutual-action-plan.md",
-        markdown(&plan, &moved_dates(&slips)),
+        body,
     ))
 }
 
@@ -213,12 +295,9 @@ pub async fn export_csv(
     Path(raw_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (_, plan, _, slips, _) = gather(&app, &headers, &raw_id, false).await?;
-    Ok(download(
-        "text/csv; charset=utf-8",
-        "milestones.csv",
-        milestones_csv(&plan, &moved_dates(&slips)),
-    ))
+    let (plan_id, plan, seq, slips, _) = gather(&app, &headers, &raw_id, false).await?;
+    let body = render(ExportFormat::Csv, plan_id, &plan, seq, &slips, Vec::new());
+    Ok(download("text/csv; charset=utf-8", "milestones.csv", body))
 }
 
 /// Largest accepted import: an export with a long history is bigger than an API body.
@@ -234,22 +313,14 @@ pub async fn import_plan(
 ) -> Result<Response, ApiError> {
     require_admin(&authenticate(&app, &headers, None).await?)?;
     let ApiJson(export) = body?;
-    if let Some(format) = export.get("format").and_then(serde_json::Value::as_str)
-        && format != EXPORT_FORMAT
-    {
-        return Err(ApiError::invalid(format!(
-            "`format` {format:?} is not one this server reads ({EXPORT_FORMAT})"
-        )));
-    }
-    let (new_plan, update) = mapline_plan::export::import(&export, plans::server_client_id())
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
-    let id = uuid::Uuid::now_v7();
     let store = app.store.clone();
-    let shares = tokio::task::spawn_blocking(move || {
-        plans::create_plan(&store, id, &new_plan, update, now_ms())
-    })
-    .await
-    .map_err(ApiError::internal)??;
+    let (id, shares) = tokio::task::spawn_blocking(move || import_into(&store, &export, now_ms()))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|failure| match failure {
+            ImportFailure::Invalid(message) => ApiError::invalid(message),
+            ImportFailure::Store(error) => error.into(),
+        })?;
     tracing::info!(plan_id = %id, "plan imported");
     let public_url = app.config.public_url.as_deref();
     let shares: Vec<_> = shares.iter().map(|s| s.view(public_url)).collect();

@@ -10,7 +10,7 @@
 mod api;
 mod auth;
 mod conn;
-mod exports;
+pub mod exports;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod history;

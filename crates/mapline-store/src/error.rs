@@ -26,6 +26,8 @@ pub enum StoreError {
     Commit(#[from] redb::CommitError),
     #[error("stored record in {table} at {key} cannot be decoded")]
     Corrupt { table: &'static str, key: String },
+    #[error("compaction failed: {0}")]
+    Compaction(String),
     #[error("the data file is being reopened after a storage failure; try again")]
     Unavailable,
     #[error("plan {0} already exists")]

@@ -312,6 +312,22 @@ impl Store {
         Ok(())
     }
 
+    /// Compacts the data file: rewrites it without the space freed pages left behind (a
+    /// redb file never shrinks on its own). Needs the file to itself: run it with the server
+    /// stopped. Returns the file's size before and after.
+    pub fn compact(&self) -> Result<(u64, u64)> {
+        let before = self.file_bytes();
+        let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        let db = slot.as_mut().ok_or(StoreError::Unavailable)?;
+        // redb compacts until nothing more moves; each pass returns whether it did anything.
+        while db
+            .compact()
+            .map_err(|e| StoreError::Compaction(e.to_string()))?
+        {}
+        drop(slot);
+        Ok((before, self.file_bytes()))
+    }
+
     /// Where the data file is.
     pub fn path(&self) -> &Path {
         &self.path

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod admin;
+
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use mapline_server::{OutboxLimits, ServerConfig, new_admin_token, now_ms, plans, token_hash};
@@ -41,6 +43,25 @@ enum Command {
     /// Replace the data file with a backup, after verifying the backup. Run it with the server
     /// stopped; the replaced file is kept beside it as `<data>.before-restore-<time>`.
     Restore(RestoreArgs),
+    /// Plans: list, create, show, export, import (through --server, or on the data file).
+    Plans {
+        #[command(subcommand)]
+        command: admin::PlansCommand,
+        #[command(flatten)]
+        target: admin::Target,
+    },
+    /// Share links: list, create, revoke (through --server, or on the data file).
+    Shares {
+        #[command(subcommand)]
+        command: admin::SharesCommand,
+        #[command(flatten)]
+        target: admin::Target,
+    },
+    /// Shrink the data file (server stopped).
+    Compact {
+        #[command(flatten)]
+        target: admin::Target,
+    },
     /// Manage the admin credential stored in the data file.
     #[command(subcommand)]
     AdminToken(AdminTokenCommand),
@@ -155,6 +176,15 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(args).map(|()| std::process::ExitCode::SUCCESS),
         Command::RebuildHistory(args) => rebuild_history(args),
         Command::Verify(args) => verify(&args),
+        Command::Plans { command, target } => {
+            admin::plans(&command, &target).map(|()| std::process::ExitCode::SUCCESS)
+        }
+        Command::Shares { command, target } => {
+            admin::shares(&command, &target).map(|()| std::process::ExitCode::SUCCESS)
+        }
+        Command::Compact { target } => {
+            admin::compact(&target).map(|()| std::process::ExitCode::SUCCESS)
+        }
         Command::Backup(args) => backup(&args).map(|()| std::process::ExitCode::SUCCESS),
         Command::Restore(args) => restore(&args),
         Command::AdminToken(AdminTokenCommand::Rotate(args)) => {
