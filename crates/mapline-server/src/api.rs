@@ -188,6 +188,9 @@ pub fn router(app: Arc<App>) -> Router {
             .routes(routes!(backup))
             .routes(routes!(sync))
             .routes(routes!(sync_internal))
+            .routes(routes!(crate::webhooks::create, crate::webhooks::list))
+            .routes(routes!(crate::webhooks::delete))
+            .routes(routes!(crate::webhooks::deliveries_of))
             .routes(routes!(healthz))
             .routes(routes!(metrics))
             .split_for_parts();

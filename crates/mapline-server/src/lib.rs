@@ -26,6 +26,7 @@ mod rooms;
 mod shares;
 pub mod verify;
 mod web;
+mod webhooks;
 mod writer;
 
 use std::future::Future;
@@ -144,6 +145,7 @@ pub async fn run(
     });
 
     let sweeper = tokio::spawn(retire_idle_rooms(app.clone()));
+    let webhook_worker = tokio::spawn(webhooks::run(app.clone()));
     let app_for_catch_up = app.clone();
     let catch_up = tokio::spawn(async move {
         if app_for_catch_up.config.catch_up_history {
@@ -161,6 +163,7 @@ pub async fn run(
         .await;
     app.shutdown.cancel();
     sweeper.abort();
+    webhook_worker.abort();
     catch_up.abort();
     app.connections.close();
     app.connections.wait().await;

@@ -334,6 +334,22 @@ pub async fn revoke(
     .await?
     .ok_or_else(not_found)?;
     let closed = app.share_sockets.close_all(share_id, REVOKED_REASON);
+    let event = json!({ "shareId": revoked.id, "label": revoked.label,
+        "side": side_name(revoked.side), "role": role_name(revoked.role),
+        "revokedAt": revoked.revoked_at_ms.and_then(time) });
+    let queued = blocking(&app, move |store| {
+        crate::webhooks::queue_event(
+            store,
+            plan_id,
+            "share.revoked",
+            &format!("revoked.{share_id}"),
+            event,
+        )
+    })
+    .await;
+    if let Err(error) = queued {
+        tracing::error!(?error, "cannot queue the share.revoked event");
+    }
     tracing::info!(plan_id = %plan_id, share_id = %share_id, closed, by = ?principal.share_id(), "share revoked");
     Ok(Json(json!({
         "id": revoked.id,

@@ -9,6 +9,7 @@
 mod error;
 mod records;
 mod store;
+mod webhooks;
 
 pub use error::{OpenError, Result, StoreError};
 pub use records::{
@@ -20,6 +21,7 @@ pub use store::{
     BackupError, BackupStats, DEFAULT_CACHE_BYTES, DocumentLoad, LogBound, PlanAudit,
     STORAGE_FORMAT, Store,
 };
+pub use webhooks::{AttemptRecord, DeliveryRecord, WebhookRecord};
 
 #[cfg(test)]
 mod tests;

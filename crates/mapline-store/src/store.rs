@@ -22,6 +22,7 @@ const SHARES: TableDefinition<u128, &[u8]> = TableDefinition::new("shares");
 const UPDATES: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("updates");
 const SNAPSHOTS: TableDefinition<u128, &[u8]> = TableDefinition::new("snapshots");
 const HISTORY: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("history");
+pub(crate) const HISTORY_TABLE: TableDefinition<(u128, u64), &[u8]> = HISTORY;
 /// Log positions whose history entry holds slips, so slip queries skip everything else.
 const SLIP_INDEX: TableDefinition<(u128, u64), ()> = TableDefinition::new("slip_index");
 /// Per plan, the last log position whose history has been derived.
@@ -130,7 +131,7 @@ impl From<redb::CommitError> for BackupError {
 }
 
 /// Copies every row of one table from a read transaction into a write transaction.
-fn copy_table<K, V>(
+pub(crate) fn copy_table<K, V>(
     from: &redb::ReadTransaction,
     to: &redb::WriteTransaction,
     table: TableDefinition<K, V>,
@@ -307,6 +308,7 @@ impl Store {
             txn.open_table(INTERNAL_UPDATES).map_err(StoreError::from)?;
             txn.open_table(INTERNAL_SNAPSHOTS)
                 .map_err(StoreError::from)?;
+            crate::webhooks::create_tables(&txn).map_err(StoreError::from)?;
         }
         txn.commit().map_err(StoreError::from)?;
         Ok(())
@@ -326,6 +328,28 @@ impl Store {
         {}
         drop(slot);
         Ok((before, self.file_bytes()))
+    }
+
+    /// Runs `read` in one read transaction.
+    pub(crate) fn read<T>(
+        &self,
+        read: impl FnOnce(&redb::ReadTransaction) -> Result<T>,
+    ) -> Result<T> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        read(&txn)
+    }
+
+    /// Runs `write` in one durable write transaction and commits it.
+    pub(crate) fn write<T>(
+        &self,
+        write: impl FnOnce(&redb::WriteTransaction) -> Result<T>,
+    ) -> Result<T> {
+        let db = self.db()?;
+        let txn = db.begin_write()?;
+        let out = write(&txn)?;
+        txn.commit()?;
+        Ok(out)
     }
 
     /// Where the data file is.
@@ -702,6 +726,7 @@ impl Store {
         copy_table(&txn, &out, SHARE_SEEN)?;
         copy_table(&txn, &out, INTERNAL_UPDATES)?;
         copy_table(&txn, &out, INTERNAL_SNAPSHOTS)?;
+        crate::webhooks::copy_tables(&txn, &out)?;
         out.commit()?;
         drop(copy);
         stats.bytes = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);

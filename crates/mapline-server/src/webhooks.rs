@@ -1,0 +1,451 @@
+//! Signed webhooks with a persistent outbox.
+//!
+//! Events come from the stored history, not from the live path: a worker reads each plan's
+//! history after its event cursor, turns entries into events (`milestone.slipped`,
+//! `milestone.completed`, `plan.golive_changed`), and queues one delivery per matching
+//! subscription in the same transaction that advances the cursor. History is derived exactly
+//! once per update and re-derived after a crash, so every event is queued exactly once and
+//! survives restarts. `milestone.overdue` comes from a periodic scan (once per milestone and due
+//! date), `share.revoked` from the revocation. Deliveries are POSTed with an HMAC-SHA256
+//! signature over `{timestamp}.{body}`, retried with exponential backoff, and logged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use base64::Engine as _;
+use hmac::{Hmac, Mac as _};
+use mapline_store::{
+    AttemptRecord, Author, DeliveryRecord, HistoryEntry, PlanId, Seq, Store, StoreError,
+    WebhookRecord,
+};
+use rand::RngCore as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::App;
+use crate::api::{ApiError, ApiJson, authenticate, require_admin};
+use crate::plan_api::blocking;
+use crate::writer::now_ms;
+
+/// The events a subscription can ask for.
+pub const EVENTS: [&str; 5] = [
+    "milestone.slipped",
+    "milestone.completed",
+    "milestone.overdue",
+    "plan.golive_changed",
+    "share.revoked",
+];
+
+/// Attempts before a delivery is given up (about 17 minutes of backoff in all).
+const MAX_ATTEMPTS: u32 = 10;
+/// How often the worker looks for new events and due deliveries.
+const TICK: Duration = Duration::from_millis(200);
+/// How often overdue milestones are looked for.
+const OVERDUE_EVERY: Duration = Duration::from_secs(2);
+
+fn time(ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339())
+}
+
+/// The signature header value for a body sent at `timestamp` (Unix seconds).
+pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(format!("{timestamp}.{body}").as_bytes());
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("t={timestamp},v1={hex}")
+}
+
+fn who(store: &Store, author: Author) -> Value {
+    match author {
+        Author::Share { id, side } => {
+            let label = store.share(id).ok().flatten().map(|s| s.label);
+            json!({ "kind": "share", "shareId": id, "label": label,
+                "side": crate::plans::side_name(side) })
+        }
+        Author::Admin => json!({ "kind": "admin" }),
+        Author::System => json!({ "kind": "system" }),
+    }
+}
+
+/// The events one history entry holds.
+fn entry_events(
+    store: &Store,
+    plan: PlanId,
+    seq: Seq,
+    entry: &HistoryEntry,
+) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    let by = who(store, entry.author);
+    let at = time(entry.received_at_ms);
+    for (n, slip) in entry.slips.iter().enumerate() {
+        let data = json!({ "from": slip.from, "to": slip.to, "days": slip.days, "reason": slip.reason,
+            "who": by, "side": by.get("side"), "at": at });
+        match &slip.milestone_id {
+            Some(id) => {
+                let mut data = data;
+                data["milestoneId"] = json!(id);
+                data["title"] = json!(slip.title);
+                out.push((
+                    "milestone.slipped".to_owned(),
+                    event(plan, &format!("{seq}.s{n}"), "milestone.slipped", data),
+                ));
+            }
+            None => out.push((
+                "plan.golive_changed".to_owned(),
+                event(plan, &format!("{seq}.s{n}"), "plan.golive_changed", data),
+            )),
+        }
+    }
+    for (n, change) in entry.changes.iter().enumerate() {
+        if change.entity == "milestones"
+            && change.field.as_deref() == Some("status")
+            && change.new.as_deref() == Some("\"done\"")
+        {
+            let data = json!({ "milestoneId": change.entity_id, "who": by, "at": at });
+            out.push((
+                "milestone.completed".to_owned(),
+                event(plan, &format!("{seq}.c{n}"), "milestone.completed", data),
+            ));
+        }
+    }
+    out
+}
+
+fn event(plan: PlanId, key: &str, name: &str, data: Value) -> Value {
+    json!({ "id": format!("{plan}.{key}"), "event": name, "planId": plan, "data": data })
+}
+
+fn deliveries(
+    hooks: &[WebhookRecord],
+    plan: PlanId,
+    events: Vec<(String, Value)>,
+    now: i64,
+) -> Vec<DeliveryRecord> {
+    let mut out = Vec::new();
+    for (name, body) in events {
+        for hook in hooks.iter().filter(|h| h.wants(plan, &name)) {
+            out.push(DeliveryRecord {
+                webhook: hook.id,
+                event: name.clone(),
+                body: body.to_string(),
+                attempts: 0,
+                next_attempt_ms: now,
+                created_at_ms: now,
+            });
+        }
+    }
+    out
+}
+
+/// Queues the events of history stored since the last look, for every plan. Blocks.
+fn queue_history_events(store: &Store) -> Result<(), StoreError> {
+    let hooks = store.webhooks()?;
+    for (plan, _) in store.plans()? {
+        let (_, entries) = store.history_after_cursor(plan)?;
+        let Some(last) = entries.last().map(|(seq, _)| *seq) else {
+            continue;
+        };
+        let events = entries
+            .iter()
+            .flat_map(|(seq, entry)| entry_events(store, plan, *seq, entry))
+            .collect();
+        store.queue_deliveries(
+            plan,
+            Some(last),
+            &[],
+            &deliveries(&hooks, plan, events, now_ms()),
+        )?;
+    }
+    Ok(())
+}
+
+/// Queues `milestone.overdue` once per milestone and due date. Blocks.
+fn queue_overdue(store: &Store, today: chrono::NaiveDate) -> Result<(), StoreError> {
+    let hooks: Vec<_> = store
+        .webhooks()?
+        .into_iter()
+        .filter(|h| h.events.is_empty() || h.events.iter().any(|e| e == "milestone.overdue"))
+        .collect();
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    for (plan_id, _) in store.plans()? {
+        if !hooks.iter().any(|h| h.plan.is_none_or(|p| p == plan_id)) {
+            continue;
+        }
+        let plan = crate::history::project_stored(store, plan_id)?;
+        let sent = store.overdue_sent(plan_id)?;
+        let mut marks = Vec::new();
+        let mut events = Vec::new();
+        for m in plan.milestones.iter().filter(|m| m.is_open()) {
+            let Some(due) = m.due.filter(|d| *d < today) else {
+                continue;
+            };
+            let due_text = mapline_plan::format_date(due);
+            if sent.iter().any(|(id, d)| *id == m.id && *d == due_text) {
+                continue;
+            }
+            let data = json!({ "milestoneId": m.id, "title": m.title, "due": due_text,
+                "daysLate": (today - due).num_days(), "owner": m.owner.as_ref().map(|o| &o.name) });
+            events.push((
+                "milestone.overdue".to_owned(),
+                event(
+                    plan_id,
+                    &format!("overdue.{}.{due_text}", m.id),
+                    "milestone.overdue",
+                    data,
+                ),
+            ));
+            marks.push((m.id.clone(), due_text));
+        }
+        if !marks.is_empty() {
+            store.queue_deliveries(
+                plan_id,
+                None,
+                &marks,
+                &deliveries(&hooks, plan_id, events, now_ms()),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Queues an event that does not come from history (`share.revoked`). Blocks.
+pub(crate) fn queue_event(
+    store: &Store,
+    plan: PlanId,
+    name: &str,
+    key: &str,
+    data: Value,
+) -> Result<(), StoreError> {
+    let hooks = store.webhooks()?;
+    let events = vec![(name.to_owned(), event(plan, key, name, data))];
+    store.queue_deliveries(plan, None, &[], &deliveries(&hooks, plan, events, now_ms()))
+}
+
+/// Sends one delivery and records the attempt. Blocks (HTTP with a 5 s timeout).
+fn attempt(store: &Store, id: u128, mut delivery: DeliveryRecord) -> Result<(), StoreError> {
+    let Some(hook) = store
+        .webhooks()?
+        .into_iter()
+        .find(|h| h.id == delivery.webhook)
+    else {
+        return Ok(());
+    };
+    let now = now_ms();
+    let timestamp = now / 1000;
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .new_agent();
+    let result = agent
+        .post(&hook.url)
+        .header("content-type", "application/json")
+        .header("mapline-event", &delivery.event)
+        .header("mapline-delivery", &Uuid::from_u128(id).to_string())
+        .header(
+            "mapline-signature",
+            &signature(&hook.secret, timestamp, &delivery.body),
+        )
+        .send(delivery.body.as_bytes());
+    delivery.attempts += 1;
+    let (status, error) = match result {
+        Ok(response) => (Some(response.status().as_u16()), None),
+        Err(error) => (None, Some(error.to_string())),
+    };
+    let delivered = status.is_some_and(|s| (200..300).contains(&s));
+    let give_up = !delivered && delivery.attempts >= MAX_ATTEMPTS;
+    let outcome = if delivered {
+        "delivered"
+    } else if give_up {
+        "gave_up"
+    } else {
+        "retrying"
+    };
+    if !delivered {
+        let backoff = 1000i64.saturating_mul(1 << delivery.attempts.min(8).saturating_sub(1));
+        delivery.next_attempt_ms = now + backoff;
+    }
+    tracing::info!(webhook = %hook.id, event = %delivery.event, attempt = delivery.attempts, ?status, outcome, "webhook delivery");
+    let record = AttemptRecord {
+        event: delivery.event.clone(),
+        at_ms: now,
+        status,
+        error,
+        outcome: outcome.to_owned(),
+    };
+    store.record_attempt(id, &delivery, &record, !delivered && !give_up)
+}
+
+/// The worker: queues new events and sends due deliveries until the server stops.
+pub(crate) async fn run(app: Arc<App>) {
+    let mut ticks = tokio::time::interval(TICK);
+    let mut last_overdue = tokio::time::Instant::now() - OVERDUE_EVERY;
+    loop {
+        ticks.tick().await;
+        let store = app.store.clone();
+        let overdue_due = last_overdue.elapsed() >= OVERDUE_EVERY;
+        if overdue_due {
+            last_overdue = tokio::time::Instant::now();
+        }
+        let worked = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+            queue_history_events(&store)?;
+            if overdue_due {
+                queue_overdue(&store, chrono::Utc::now().date_naive())?;
+            }
+            for (id, delivery) in store.due_deliveries(now_ms(), 20)? {
+                attempt(&store, id, delivery)?;
+            }
+            Ok(())
+        })
+        .await;
+        if let Ok(Err(error)) = worked {
+            tracing::warn!(%error, "webhook worker: retrying next tick");
+        }
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateWebhookBody {
+    /// Where deliveries are POSTed (http or https).
+    url: String,
+    /// Only these events (default: all).
+    #[serde(default)]
+    events: Vec<String>,
+    /// Only this plan's events (default: every plan).
+    #[serde(default)]
+    plan_id: Option<Uuid>,
+}
+
+fn view(hook: &WebhookRecord, with_secret: bool) -> Value {
+    let mut value = json!({ "id": hook.id, "url": hook.url, "events": hook.events,
+        "planId": hook.plan, "createdAt": time(hook.created_at_ms) });
+    if with_secret {
+        value["secret"] = json!(hook.secret);
+    }
+    value
+}
+
+/// `POST /api/webhooks` (admin): subscribe; the signing secret is in this answer only.
+#[utoipa::path(post, path = "/api/webhooks", tag = "webhooks", request_body = CreateWebhookBody, responses((status = 201, description = "`{ id, url, events, planId, secret }`"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+pub async fn create(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<ApiJson<CreateWebhookBody>, ApiError>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&authenticate(&app, &headers, None).await?)?;
+    let ApiJson(body) = body?;
+    if !(body.url.starts_with("http://") || body.url.starts_with("https://")) {
+        return Err(ApiError::invalid(
+            "`url` must be an http:// or https:// address",
+        ));
+    }
+    if let Some(unknown) = body.events.iter().find(|e| !EVENTS.contains(&e.as_str())) {
+        return Err(ApiError::invalid(format!(
+            "unknown event {unknown:?}; events are {EVENTS:?}"
+        )));
+    }
+    if let Some(plan) = body.plan_id {
+        let store = app.store.clone();
+        if blocking(&app, move |_| store.plan(plan)).await?.is_none() {
+            return Err(ApiError::no_such_plan());
+        }
+    }
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let hook = WebhookRecord {
+        id: Uuid::now_v7(),
+        url: body.url,
+        secret: format!(
+            "whsec_{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+        ),
+        plan: body.plan_id,
+        events: body.events,
+        created_at_ms: now_ms(),
+    };
+    let stored = hook.clone();
+    blocking(&app, move |store| store.insert_webhook(&stored)).await?;
+    Ok((StatusCode::CREATED, Json(view(&hook, true))))
+}
+
+/// `GET /api/webhooks` (admin).
+#[utoipa::path(get, path = "/api/webhooks", tag = "webhooks", responses((status = 200, description = "`{ webhooks }` (without secrets)"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+pub async fn list(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&authenticate(&app, &headers, None).await?)?;
+    let hooks = blocking(&app, |store| store.webhooks()).await?;
+    Ok(Json(
+        json!({ "webhooks": hooks.iter().map(|h| view(h, false)).collect::<Vec<_>>() }),
+    ))
+}
+
+fn hook_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| not_found())
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "webhook_not_found",
+        "no webhook has this id",
+    )
+}
+
+/// `DELETE /api/webhooks/{id}` (admin): unsubscribe; waiting deliveries are dropped.
+#[utoipa::path(delete, path = "/api/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)), responses((status = 204, description = "Removed"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+pub async fn delete(
+    State(app): State<Arc<App>>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    require_admin(&authenticate(&app, &headers, None).await?)?;
+    let id = hook_id(&raw)?;
+    if blocking(&app, move |store| store.delete_webhook(id)).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found())
+    }
+}
+
+/// `GET /api/webhooks/{id}/deliveries` (admin): every attempt, oldest first.
+#[utoipa::path(get, path = "/api/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path)), responses((status = 200, description = "`{ deliveries }`"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+pub async fn deliveries_of(
+    State(app): State<Arc<App>>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&authenticate(&app, &headers, None).await?)?;
+    let id = hook_id(&raw)?;
+    let (exists, log) = blocking(&app, move |store| {
+        let exists = store.webhooks()?.iter().any(|h| h.id == id);
+        Ok((exists, store.delivery_log(id)?))
+    })
+    .await?;
+    if !exists {
+        return Err(not_found());
+    }
+    let log: Vec<_> = log
+        .into_iter()
+        .map(|(delivery, n, a)| {
+            json!({ "delivery": delivery, "attempt": n, "event": a.event,
+            "at": time(a.at_ms), "status": a.status, "error": a.error, "outcome": a.outcome })
+        })
+        .collect();
+    Ok(Json(json!({ "deliveries": log })))
+}
