@@ -14,13 +14,13 @@ use axum::response::{IntoResponse, Response};
 use mapline_plan::Plan;
 use mapline_plan::calendar::{CalendarInput, calendar};
 use mapline_plan::export::{MovedDate, markdown, milestones_csv};
-use mapline_store::{DocRef, PlanId};
+use mapline_store::PlanId;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::App;
 use crate::api::{ApiError, ApiJson, authenticate, authorize_read, require_admin};
-use crate::plan_api::{SlipView, Who, all_slips, blocking, history_page, query};
+use crate::plan_api::{SlipView, Who, all_slips, blocking, current_plan, history_page, query};
 use crate::plans;
 use crate::writer::now_ms;
 
@@ -46,12 +46,7 @@ pub async fn calendar_feed(
     let params = query(params)?;
     let principal = authenticate(&app, &headers, params.token.as_deref()).await?;
     let plan_id = authorize_read(&app, &principal, &raw_id).await?;
-    let room = app
-        .rooms
-        .open(DocRef::plan(plan_id))
-        .await
-        .map_err(ApiError::internal)?;
-    let (plan, _) = room.projection();
+    let (plan, _) = current_plan(&app, plan_id).await?;
     let entries = blocking(&app, move |store| store.slip_entries(plan_id)).await?;
     let mut moves = BTreeMap::new();
     let mut go_live_moves = 0;
@@ -214,12 +209,7 @@ async fn gather(
 ) -> Result<(PlanId, Plan, u64, Vec<SlipView>, Vec<serde_json::Value>), ApiError> {
     let principal = authenticate(app, headers, None).await?;
     let plan_id = authorize_read(app, &principal, raw_id).await?;
-    let room = app
-        .rooms
-        .open(DocRef::plan(plan_id))
-        .await
-        .map_err(ApiError::internal)?;
-    let (plan, seq) = room.projection();
+    let (plan, seq) = current_plan(app, plan_id).await?;
     let (slips, history) = blocking(app, move |store| {
         let slips = all_slips(store, plan_id)?;
         let history = if with_history {

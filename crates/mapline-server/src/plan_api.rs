@@ -33,6 +33,16 @@ async fn reader(app: &Arc<App>, headers: &HeaderMap, raw_id: &str) -> Result<Pla
     authorize_read(app, &principal, raw_id).await
 }
 
+/// The plan as its room holds it now (loaded if needed), and the log position that is.
+pub(crate) async fn current_plan(app: &Arc<App>, plan_id: PlanId) -> Result<(Plan, Seq), ApiError> {
+    let room = app
+        .rooms
+        .open(DocRef::plan(plan_id))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(room.projection())
+}
+
 /// Runs a store call off the async runtime.
 pub(crate) async fn blocking<T: Send + 'static>(
     app: &Arc<App>,
@@ -85,12 +95,7 @@ pub async fn get_plan(
     let params = query(params)?;
     let plan_id = reader(&app, &headers, &raw_id).await?;
     let Some(at) = params.at else {
-        let room = app
-            .rooms
-            .open(DocRef::plan(plan_id))
-            .await
-            .map_err(ApiError::internal)?;
-        let (plan, seq) = room.projection();
+        let (plan, seq) = current_plan(&app, plan_id).await?;
         return Ok(Json(json!({ "id": plan_id, "seq": seq, "plan": plan })));
     };
     let bound = if !at.is_empty() && at.bytes().all(|b| b.is_ascii_digit()) {
@@ -438,12 +443,7 @@ pub async fn get_health(
     let params = query(params)?;
     let today = today(params.today.as_deref())?;
     let plan_id = reader(&app, &headers, &raw_id).await?;
-    let room = app
-        .rooms
-        .open(DocRef::plan(plan_id))
-        .await
-        .map_err(ApiError::internal)?;
-    let (plan, _) = room.projection();
+    let (plan, _) = current_plan(&app, plan_id).await?;
     let health = blocking(&app, move |store| {
         let record = store
             .plan(plan_id)?
