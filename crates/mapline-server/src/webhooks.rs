@@ -150,19 +150,20 @@ fn deliveries(
 
 /// Queues the events of history stored since the last look, for every plan. Blocks.
 fn queue_history_events(store: &Store) -> Result<(), StoreError> {
+    let plans = store.plans_with_new_history()?;
+    if plans.is_empty() {
+        return Ok(());
+    }
     let hooks = store.webhooks()?;
-    for (plan, _) in store.plans()? {
-        let (_, entries) = store.history_after_cursor(plan)?;
-        let Some(last) = entries.last().map(|(seq, _)| *seq) else {
-            continue;
-        };
+    for plan in plans {
+        let (through, entries) = store.history_after_cursor(plan)?;
         let events = entries
             .iter()
             .flat_map(|(seq, entry)| entry_events(store, plan, *seq, entry))
             .collect();
         store.queue_deliveries(
             plan,
-            Some(last),
+            Some(through),
             &[],
             &deliveries(&hooks, plan, events, now_ms()),
         )?;

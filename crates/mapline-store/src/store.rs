@@ -23,6 +23,7 @@ const UPDATES: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("updat
 const SNAPSHOTS: TableDefinition<u128, &[u8]> = TableDefinition::new("snapshots");
 const HISTORY: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("history");
 pub(crate) const HISTORY_TABLE: TableDefinition<(u128, u64), &[u8]> = HISTORY;
+pub(crate) const DERIVED_TABLE: TableDefinition<u128, u64> = DERIVED;
 /// Log positions whose history entry holds slips, so slip queries skip everything else.
 const SLIP_INDEX: TableDefinition<(u128, u64), ()> = TableDefinition::new("slip_index");
 /// Per plan, the last log position whose history has been derived.

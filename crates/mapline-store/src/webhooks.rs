@@ -108,22 +108,46 @@ impl Store {
         })
     }
 
-    /// The history entries after a plan's event cursor (up to what is derived), and the cursor.
+    /// Plans whose derived history has moved past their event cursor: one read of two small
+    /// tables, so the worker can look often without scanning every plan.
+    pub fn plans_with_new_history(&self) -> Result<Vec<PlanId>> {
+        self.read(|txn| {
+            let cursors = txn.open_table(EVENT_CURSOR)?;
+            let mut out = Vec::new();
+            for entry in txn.open_table(crate::store::DERIVED_TABLE)?.iter()? {
+                let (plan, through) = entry?;
+                let cursor = cursors.get(plan.value())?.map_or(0, |v| v.value());
+                if through.value() > cursor {
+                    out.push(PlanId::from_u128(plan.value()));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The history entries after a plan's event cursor, and how far the plan's history is
+    /// derived (the cursor's next value: updates without entries move it too).
     pub fn history_after_cursor(&self, plan: PlanId) -> Result<(Seq, Vec<(Seq, HistoryEntry)>)> {
         self.read(|txn| {
             let cursor = txn
                 .open_table(EVENT_CURSOR)?
                 .get(plan.as_u128())?
                 .map_or(0, |v| v.value());
+            let through = txn
+                .open_table(crate::store::DERIVED_TABLE)?
+                .get(plan.as_u128())?
+                .map_or(0, |v| v.value());
             let mut entries = Vec::new();
-            let range = (plan.as_u128(), cursor + 1)..=(plan.as_u128(), Seq::MAX);
-            for entry in txn.open_table(crate::store::HISTORY_TABLE)?.range(range)? {
-                let (key, value) = entry?;
-                if let Some(e) = decode(value.value()) {
-                    entries.push((key.value().1, e));
+            if through > cursor {
+                let range = (plan.as_u128(), cursor + 1)..=(plan.as_u128(), through);
+                for entry in txn.open_table(crate::store::HISTORY_TABLE)?.range(range)? {
+                    let (key, value) = entry?;
+                    if let Some(e) = decode(value.value()) {
+                        entries.push((key.value().1, e));
+                    }
                 }
             }
-            Ok((cursor, entries))
+            Ok((through.max(cursor), entries))
         })
     }
 
