@@ -156,7 +156,8 @@ test('a ping flood is answered or ignored, never disturbs the room', async () =>
   await waitFor(() => pongs > 0, { what: 'pongs' })
   const before = bad.messages.length
   bad.ws.send(new Uint8Array([0, 0, 0])) // sync step 1 with an empty state vector
-  await waitFor(() => bad.messages.length > before, { what: 'the sync answer after the flood' })
+  // Generous: once in CI the answer took longer than 10 s (see the closing note of issues 4-6).
+  await waitFor(() => bad.messages.length > before, { timeout: 30000, what: 'the sync answer after the flood' })
   bad.ws.close()
 })
 
