@@ -155,20 +155,20 @@ fn queue_history_events(store: &Store) -> Result<(), StoreError> {
         return Ok(());
     }
     let hooks = store.webhooks()?;
+    let mut batch = Vec::with_capacity(plans.len());
     for plan in plans {
         let (through, entries) = store.history_after_cursor(plan)?;
-        let events = entries
-            .iter()
-            .flat_map(|(seq, entry)| entry_events(store, plan, *seq, entry))
-            .collect();
-        store.queue_deliveries(
-            plan,
-            Some(through),
-            &[],
-            &deliveries(&hooks, plan, events, now_ms()),
-        )?;
+        let events = if hooks.is_empty() {
+            Vec::new()
+        } else {
+            entries
+                .iter()
+                .flat_map(|(seq, entry)| entry_events(store, plan, *seq, entry))
+                .collect()
+        };
+        batch.push((plan, through, deliveries(&hooks, plan, events, now_ms())));
     }
-    Ok(())
+    store.queue_history_batch(&batch)
 }
 
 /// Queues `milestone.overdue` once per milestone and due date. Blocks.

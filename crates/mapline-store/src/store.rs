@@ -176,7 +176,7 @@ pub struct Store {
 }
 
 /// The open database, for the duration of one store operation.
-struct Open<'a>(RwLockReadGuard<'a, Option<Database>>);
+pub(crate) struct Open<'a>(RwLockReadGuard<'a, Option<Database>>);
 
 impl std::ops::Deref for Open<'_> {
     type Target = Database;
@@ -215,7 +215,7 @@ impl Store {
         Ok(store)
     }
 
-    fn db(&self) -> Result<Open<'_>> {
+    pub(crate) fn db(&self) -> Result<Open<'_>> {
         {
             let guard = self.db.read().unwrap_or_else(PoisonError::into_inner);
             if guard.is_some() {

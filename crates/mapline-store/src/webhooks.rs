@@ -177,6 +177,35 @@ impl Store {
         })
     }
 
+    /// Advances several plans' cursors and queues their deliveries in one transaction (one
+    /// fsync per worker tick, whatever the number of active plans). With nothing to deliver,
+    /// only cursors move, and that commit is not fsynced on its own: losing it in a crash would
+    /// only make the worker look at the same history again, with nobody to deliver it to.
+    pub fn queue_history_batch(&self, batch: &[(PlanId, Seq, Vec<DeliveryRecord>)]) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let quiet = batch.iter().all(|(_, _, d)| d.is_empty());
+        let db = self.db()?;
+        let mut txn = db.begin_write()?;
+        if quiet {
+            // Only fails for multi-process databases or persistent savepoints; neither is used.
+            let _ = txn.set_durability(redb::Durability::None);
+        }
+        {
+            let mut outbox = txn.open_table(OUTBOX)?;
+            let mut cursors = txn.open_table(EVENT_CURSOR)?;
+            for (plan, cursor, deliveries) in batch {
+                for delivery in deliveries {
+                    outbox.insert(Uuid::now_v7().as_u128(), encode(delivery).as_slice())?;
+                }
+                cursors.insert(plan.as_u128(), *cursor)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
     /// The due date an overdue event was last queued for, per milestone of a plan.
     pub fn overdue_sent(&self, plan: PlanId) -> Result<Vec<(String, String)>> {
         self.read(|txn| {
