@@ -156,16 +156,17 @@ fn queue_history_events(store: &Store) -> Result<(), StoreError> {
     }
     let hooks = store.webhooks()?;
     let mut batch = Vec::with_capacity(plans.len());
-    for plan in plans {
+    for (plan, derived) in plans {
+        // Without subscriptions nothing is read: the cursors just follow the history.
+        if hooks.is_empty() {
+            batch.push((plan, derived, Vec::new()));
+            continue;
+        }
         let (through, entries) = store.history_after_cursor(plan)?;
-        let events = if hooks.is_empty() {
-            Vec::new()
-        } else {
-            entries
-                .iter()
-                .flat_map(|(seq, entry)| entry_events(store, plan, *seq, entry))
-                .collect()
-        };
+        let events = entries
+            .iter()
+            .flat_map(|(seq, entry)| entry_events(store, plan, *seq, entry))
+            .collect();
         batch.push((plan, through, deliveries(&hooks, plan, events, now_ms())));
     }
     store.queue_history_batch(&batch)

@@ -108,9 +108,9 @@ impl Store {
         })
     }
 
-    /// Plans whose derived history has moved past their event cursor: one read of two small
-    /// tables, so the worker can look often without scanning every plan.
-    pub fn plans_with_new_history(&self) -> Result<Vec<PlanId>> {
+    /// Plans whose derived history has moved past their event cursor, with how far it is
+    /// derived: one read of two small tables, so the worker can look often.
+    pub fn plans_with_new_history(&self) -> Result<Vec<(PlanId, Seq)>> {
         self.read(|txn| {
             let cursors = txn.open_table(EVENT_CURSOR)?;
             let mut out = Vec::new();
@@ -118,7 +118,7 @@ impl Store {
                 let (plan, through) = entry?;
                 let cursor = cursors.get(plan.value())?.map_or(0, |v| v.value());
                 if through.value() > cursor {
-                    out.push(PlanId::from_u128(plan.value()));
+                    out.push((PlanId::from_u128(plan.value()), through.value()));
                 }
             }
             Ok(out)
