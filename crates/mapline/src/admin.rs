@@ -174,16 +174,12 @@ impl Http {
     }
 }
 
+/// The data file, which must exist (a command that reads plans).
 fn open(data: &Path) -> anyhow::Result<Store> {
     if !data.exists() {
         bail!("no data file at {}", data.display());
     }
-    Store::open(data).with_context(|| {
-        format!(
-            "cannot open {} (is the server running? then pass --server URL)",
-            data.display()
-        )
-    })
+    open_or_create(data)
 }
 
 /// The data file for a command that adds a plan: created (with its folder) if missing.
