@@ -5,6 +5,7 @@
 //! today's date or a Yjs client id when one is needed — so every rule here is tested without
 //! sockets or disks.
 
+pub mod admission;
 pub mod calendar;
 mod demo;
 pub mod derive;

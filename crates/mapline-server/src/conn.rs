@@ -15,7 +15,7 @@ use crate::App;
 use crate::auth::Principal;
 use crate::outbox::{CloseCode, CloseReason, Closer, Outbox};
 use crate::protocol::{self, Incoming, ProtocolError};
-use crate::room::{ConnId, Room};
+use crate::room::{AwarenessRelay, ConnId, MAX_AWARENESS_CLIENTS_PER_CONNECTION, Room};
 use crate::writer::{WriteRequest, now_ms};
 
 /// How long a close frame may take to reach a client before the socket is dropped anyway.
@@ -26,33 +26,76 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// is relayed to every other client of the plan, so a flood is refused, not amplified.
 const AWARENESS_BURST: f64 = 300.0;
 const AWARENESS_PER_SECOND: f64 = 100.0;
+/// The same in bytes: presence states are small (a name, a colour, a field), so a client sending
+/// large states fast is closed before it costs the room's readers anything.
+const AWARENESS_BYTES_BURST: f64 = 256.0 * 1024.0;
+const AWARENESS_BYTES_PER_SECOND: f64 = 64.0 * 1024.0;
 
-/// A token bucket for one connection's awareness updates.
-struct AwarenessBudget {
+/// A token bucket.
+struct Bucket {
     tokens: f64,
+    burst: f64,
+    per_second: f64,
     at: tokio::time::Instant,
+}
+
+impl Bucket {
+    fn new(burst: f64, per_second: f64) -> Self {
+        Self {
+            tokens: burst,
+            burst,
+            per_second,
+            at: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Takes `amount` tokens; false when the connection is over its rate.
+    fn take(&mut self, amount: f64) -> bool {
+        let now = tokio::time::Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.at = now;
+        if self.tokens >= amount {
+            self.tokens -= amount;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// One connection's awareness budget: by count and by bytes.
+struct AwarenessBudget {
+    count: Bucket,
+    bytes: Bucket,
 }
 
 impl AwarenessBudget {
     fn new() -> Self {
         Self {
-            tokens: AWARENESS_BURST,
-            at: tokio::time::Instant::now(),
+            count: Bucket::new(AWARENESS_BURST, AWARENESS_PER_SECOND),
+            bytes: Bucket::new(AWARENESS_BYTES_BURST, AWARENESS_BYTES_PER_SECOND),
         }
     }
 
-    /// Takes one token; false when the connection is over its rate.
-    fn take(&mut self) -> bool {
-        let now = tokio::time::Instant::now();
-        let refill = now.duration_since(self.at).as_secs_f64() * AWARENESS_PER_SECOND;
-        self.tokens = (self.tokens + refill).min(AWARENESS_BURST);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
+    /// Charges one relayed update of `size` bytes; the refusal to close with, if over.
+    fn charge(&mut self, size: usize) -> Result<(), CloseReason> {
+        if !self.count.take(1.0) {
+            return Err(CloseReason::new(
+                CloseCode::TooFast,
+                format!("too many awareness updates (over {AWARENESS_PER_SECOND} a second)"),
+            ));
         }
+        if !self.bytes.take(size as f64) {
+            return Err(CloseReason::new(
+                CloseCode::TooFast,
+                format!(
+                    "too much awareness data (over {} KiB a second)",
+                    AWARENESS_BYTES_PER_SECOND / 1024.0
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -289,6 +332,7 @@ pub(crate) fn close_code(error: &ProtocolError) -> CloseCode {
     match error {
         ProtocolError::BadUpdate(_) => CloseCode::BadUpdate,
         ProtocolError::Malformed(_) | ProtocolError::UnknownTag(_) => CloseCode::MalformedMessage,
+        ProtocolError::TooLarge(_) => CloseCode::MessageTooLarge,
     }
 }
 
@@ -312,6 +356,16 @@ async fn handle(
                 tracing::warn!(bytes = raw.len(), "update from a read-only link refused");
                 room.notify_refused(conn_id, "this link is read-only; the change was not saved");
                 return Ok(());
+            }
+            if !empty && let Err(refusal) = room.admit(&raw) {
+                app.metrics.updates_refused.inc();
+                tracing::warn!(bytes = raw.len(), %refusal, "update refused before storing");
+                let code = if refusal.is_limit() {
+                    CloseCode::OverLimit
+                } else {
+                    CloseCode::BadUpdate
+                };
+                return Err(CloseReason::new(code, refusal.to_string()));
             }
             room.begin_write();
             let request = if empty {
@@ -347,14 +401,18 @@ async fn handle(
             }
         }
         // Only updates that change something count: echoes of others' states are free.
-        Ok(Incoming::Awareness(update)) => {
-            if room.relay_awareness(conn_id, update) && !awareness.take() {
+        Ok(Incoming::Awareness(update)) => match room.relay_awareness(conn_id, update) {
+            AwarenessRelay::Unchanged => {}
+            AwarenessRelay::Changed => awareness.charge(frame.len())?,
+            AwarenessRelay::TooManyClients => {
                 return Err(CloseReason::new(
-                    CloseCode::TooFast,
-                    format!("too many awareness updates (over {AWARENESS_PER_SECOND} a second)"),
+                    CloseCode::MalformedMessage,
+                    format!(
+                        "more than {MAX_AWARENESS_CLIENTS_PER_CONNECTION} awareness clients on one connection"
+                    ),
                 ));
             }
-        }
+        },
         Ok(Incoming::AwarenessQuery) => room.answer_awareness_query(conn_id),
         Ok(Incoming::Auth) => {}
         Err(error) => return Err(CloseReason::new(close_code(&error), error.to_string())),

@@ -44,6 +44,7 @@ pub fn exchange(frames: &[Vec<u8>]) -> Exchange {
         DocRef::plan(PlanId::nil()),
         load,
         Arc::new(Metrics::default()),
+        mapline_plan::admission::PlanLimits::default(),
     );
     let limits = OutboxLimits {
         messages: 1 << 20,
@@ -59,6 +60,17 @@ pub fn exchange(frames: &[Vec<u8>]) -> Exchange {
         match protocol::decode(&Bytes::copy_from_slice(frame)) {
             Ok(Incoming::SyncStep1(sv)) => room.answer_sync_step1(1, &sv),
             Ok(Incoming::Update { update, raw }) => {
+                if !update.is_empty()
+                    && let Err(refusal) = room.admit(&raw)
+                {
+                    let code = if refusal.is_limit() {
+                        crate::CloseCode::OverLimit
+                    } else {
+                        crate::CloseCode::BadUpdate
+                    };
+                    exchange.closed = Some(code.code());
+                    break;
+                }
                 room.begin_write();
                 if update.is_empty() {
                     room.acknowledge_noop(1);

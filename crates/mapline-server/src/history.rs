@@ -362,7 +362,11 @@ mod tests {
         assert_eq!(before.missing, [1, 2, 3, 4]);
         assert_eq!(store.plans_behind().unwrap(), [plan]);
 
-        let rooms = Rooms::new(store.clone(), Arc::new(Metrics::default()));
+        let rooms = Rooms::new(
+            store.clone(),
+            Arc::new(Metrics::default()),
+            mapline_plan::admission::PlanLimits::default(),
+        );
         let room = rooms.open(mapline_store::DocRef::plan(plan)).await.unwrap();
         let after = rebuild_plan(&store, plan, false).unwrap();
         assert!(after.identical(), "{after:?}");

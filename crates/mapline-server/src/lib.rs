@@ -63,6 +63,9 @@ pub struct ServerConfig {
     /// Failed token attempts allowed per client address per minute before it is answered 429
     /// (0: no limit).
     pub auth_failures_per_minute: u32,
+    /// What one plan may hold (entries per collection, text length); updates and imports over
+    /// it are refused.
+    pub plan_limits: mapline_plan::admission::PlanLimits,
     /// Look for plans whose history a crash left underived, and derive it at start. The binary
     /// sets this from [`Store::take_clean_shutdown`] before it starts listening.
     pub catch_up_history: bool,
@@ -81,6 +84,7 @@ impl Default for ServerConfig {
             web_root: None,
             admin_token_hash: [0; 32],
             auth_failures_per_minute: 30,
+            plan_limits: mapline_plan::admission::PlanLimits::default(),
             catch_up_history: true,
         }
     }
@@ -133,7 +137,7 @@ pub async fn run(
     let app = Arc::new(App {
         auth: auth::Authenticator::new(config.admin_token_hash),
         auth_failures: limits::AuthFailures::new(config.auth_failures_per_minute),
-        rooms: rooms::Rooms::new(store.clone(), metrics.clone()),
+        rooms: rooms::Rooms::new(store.clone(), metrics.clone(), config.plan_limits),
         config,
         store,
         writer: writer.clone(),

@@ -15,6 +15,11 @@ use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::{Encode, Encoder, EncoderV1};
 use yrs::{StateVector, Update};
 
+/// Largest awareness message a client may send (all its states together).
+pub const MAX_AWARENESS_MESSAGE_BYTES: usize = 64 * 1024;
+/// Largest state of one awareness client (its JSON).
+pub const MAX_AWARENESS_STATE_BYTES: usize = 16 * 1024;
+
 /// Tag of Mapline's durability acknowledgement (server → client, opt-in with `?acks=1`).
 pub const MSG_DURABLE: u8 = 100;
 /// Tag of Mapline's refusal notice (server → client, opt-in with `?acks=1`).
@@ -44,6 +49,8 @@ pub enum ProtocolError {
     UnknownTag(u8),
     #[error("update cannot be decoded: {0}")]
     BadUpdate(String),
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// Decodes one client message: exactly one y-protocols message per WebSocket message, as
@@ -84,10 +91,17 @@ pub fn decode(frame: &Bytes) -> Result<Incoming, ProtocolError> {
         }
         MSG_AWARENESS => {
             let payload = cursor.read_buf().map_err(malformed)?;
+            if payload.len() > MAX_AWARENESS_MESSAGE_BYTES {
+                return Err(ProtocolError::TooLarge(format!(
+                    "awareness message of {} bytes, over the limit of {MAX_AWARENESS_MESSAGE_BYTES}",
+                    payload.len()
+                )));
+            }
             counts_fit(payload, 1).map_err(ProtocolError::Malformed)?;
             let update = guarded(|| AwarenessUpdate::decode_v1(payload))
                 .map_err(ProtocolError::Malformed)?
                 .map_err(malformed)?;
+            check_awareness_states(&update)?;
             Incoming::Awareness(update)
         }
         MSG_QUERY_AWARENESS => Incoming::AwarenessQuery,
@@ -105,6 +119,33 @@ pub fn decode(frame: &Bytes) -> Result<Incoming, ProtocolError> {
         )));
     }
     Ok(incoming)
+}
+
+/// Every awareness state must be a JSON object (or `null`, a removal) of bounded size: clients
+/// parse what is relayed to them, and one that cannot stops processing the connection.
+fn check_awareness_states(update: &AwarenessUpdate) -> Result<(), ProtocolError> {
+    for (client, entry) in &update.clients {
+        if entry.json.len() > MAX_AWARENESS_STATE_BYTES {
+            return Err(ProtocolError::TooLarge(format!(
+                "awareness state of client {client} is {} bytes, over the limit of {MAX_AWARENESS_STATE_BYTES}",
+                entry.json.len()
+            )));
+        }
+        match serde_json::from_str::<serde_json::Value>(&entry.json) {
+            Ok(serde_json::Value::Object(_) | serde_json::Value::Null) => {}
+            Ok(_) => {
+                return Err(ProtocolError::Malformed(format!(
+                    "awareness state of client {client} is not a JSON object"
+                )));
+            }
+            Err(_) => {
+                return Err(ProtocolError::Malformed(format!(
+                    "awareness state of client {client} is not JSON"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks the element counts a payload opens with (its first `counts` varints: an update's
@@ -217,6 +258,7 @@ mod tests {
             Err(ProtocolError::Malformed(_)) => "malformed".to_owned(),
             Err(ProtocolError::UnknownTag(t)) => format!("unknown {t}"),
             Err(ProtocolError::BadUpdate(_)) => "bad update".to_owned(),
+            Err(ProtocolError::TooLarge(_)) => "too large".to_owned(),
         };
         assert_eq!(got, expected, "frame {frame:?}");
     }
@@ -243,6 +285,41 @@ mod tests {
         check(&[0, 2, 3, 9, 9, 9], "bad update");
         check(&[7, 0], "unknown 7");
         check(&[3, 0], "malformed"); // trailing byte
+    }
+
+    fn awareness_frame(json: &str) -> Vec<u8> {
+        let update = AwarenessUpdate {
+            clients: std::collections::HashMap::from([(
+                yrs::block::ClientID::new(5),
+                yrs::sync::awareness::AwarenessUpdateEntry {
+                    clock: 1,
+                    json: json.into(),
+                },
+            )]),
+        };
+        awareness(update).to_vec()
+    }
+
+    #[test]
+    fn awareness_states_must_be_bounded_json_objects_or_removals() {
+        check(&awareness_frame(r#"{"user":{"name":"Ana"}}"#), "awareness");
+        check(&awareness_frame("null"), "awareness");
+        check(&awareness_frame("{not json"), "malformed");
+        check(&awareness_frame("[1,2]"), "malformed");
+        check(&awareness_frame("\"text\""), "malformed");
+        let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(MAX_AWARENESS_STATE_BYTES));
+        check(&awareness_frame(&big), "too large");
+        let mut clients = std::collections::HashMap::new();
+        for client in 0..8 {
+            clients.insert(
+                yrs::block::ClientID::new(client),
+                yrs::sync::awareness::AwarenessUpdateEntry {
+                    clock: 1,
+                    json: format!(r#"{{"pad":"{}"}}"#, "x".repeat(10_000)).into(),
+                },
+            );
+        }
+        check(&awareness(AwarenessUpdate { clients }), "too large");
     }
 
     #[test]

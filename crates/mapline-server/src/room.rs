@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use mapline_plan::admission::{Admission, PlanLimits, Refusal};
 use mapline_plan::{HistoryTracker, Plan};
 use mapline_store::{
     DerivedHistory, DocKind, DocRef, DocumentLoad, HistoryEntry, PlanId, Seq, Snapshot,
@@ -35,6 +36,21 @@ pub const SNAPSHOT_EVERY: u64 = 256;
 /// however large a plan grows.
 pub const SNAPSHOT_GROWTH: usize = 4;
 
+/// Awareness client ids one connection may announce: a browser tab has one per document.
+/// Each is remembered by the room until the connection leaves, so this bounds its memory.
+pub const MAX_AWARENESS_CLIENTS_PER_CONNECTION: usize = 16;
+
+/// What became of a connection's awareness update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwarenessRelay {
+    /// It changed nothing (an echo); nothing was relayed.
+    Unchanged,
+    /// It changed presence and was queued for every other connection.
+    Changed,
+    /// The connection announced more awareness clients than any client has.
+    TooManyClients,
+}
+
 /// What applying a durable update produced.
 pub struct Applied {
     /// The update's history entry (`None` if it changed nothing).
@@ -58,6 +74,8 @@ struct Member {
 
 struct RoomState {
     awareness: Awareness,
+    /// What an update may bring in before it is stored (see [`Room::admit`]).
+    admission: Admission,
     /// Derives each applied update's history and holds the document's last read state (plan
     /// documents only: nothing is derived from an internal document).
     tracker: Option<HistoryTracker>,
@@ -91,6 +109,7 @@ impl Room {
         doc_ref: DocRef,
         load: DocumentLoad,
         metrics: Arc<Metrics>,
+        limits: PlanLimits,
     ) -> (Self, DerivedHistory) {
         let plan_id = doc_ref.plan;
         let doc = Doc::new();
@@ -127,6 +146,13 @@ impl Room {
         if catch_up.through > derived_through {
             tracing::info!(plan_id = %plan_id, from = derived_through + 1, through = catch_up.through, "derived the history a crash left unstored");
         }
+        let mut admission = Admission::new(limits, doc_ref.kind == DocKind::Plan);
+        if let Some(snapshot) = &load.snapshot {
+            admission.note_stored(&snapshot.state);
+        }
+        for (_, record) in &load.tail {
+            admission.note_stored(&record.update);
+        }
         let snapshot_seq = load.snapshot.as_ref().map_or(0, |s| s.covers_seq);
         let snapshot_bytes = load.snapshot.as_ref().map_or(0, |s| s.state.len());
         let tail_bytes = load.tail.iter().map(|(_, r)| r.update.len()).sum();
@@ -134,6 +160,7 @@ impl Room {
             doc: doc_ref,
             state: Mutex::new(RoomState {
                 awareness: Awareness::new(doc),
+                admission,
                 tracker,
                 chain,
                 members: HashMap::new(),
@@ -209,7 +236,9 @@ impl Room {
         if !clients.is_empty() {
             let ids = clients.into_iter().map(yrs::block::ClientID::new);
             if let Ok(update) = state.awareness.update_with_clients(ids) {
-                broadcast(&state.members, None, &protocol::awareness(update));
+                for member in state.members.values() {
+                    member.outbox.push_awareness(&update);
+                }
             }
         }
         if state.members.is_empty() {
@@ -231,15 +260,21 @@ impl Room {
     }
 
     /// Applies a connection's awareness update and relays it to the others if it changed
-    /// anything. Awareness is presence, not plan data: it is never stored.
-    /// Returns whether the update changed anything (and so was relayed): y-websocket clients
-    /// echo every awareness update they receive, and those echoes change nothing.
-    pub fn relay_awareness(&self, conn: ConnId, update: AwarenessUpdate) -> bool {
+    /// anything. Awareness is presence, not plan data: it is never stored. y-websocket clients
+    /// echo every awareness update they receive, and those echoes change nothing, so they are
+    /// [`AwarenessRelay::Unchanged`] (and free of the sender's budget).
+    pub fn relay_awareness(&self, conn: ConnId, update: AwarenessUpdate) -> AwarenessRelay {
         let mut state = self.lock();
+        if let Some(member) = state.members.get(&conn) {
+            let mut announced = member.awareness_clients.clone();
+            announced.extend(update.clients.keys().map(|client| client.get()));
+            if announced.len() > MAX_AWARENESS_CLIENTS_PER_CONNECTION {
+                return AwarenessRelay::TooManyClients;
+            }
+        }
         let Ok(Some(summary)) = state.awareness.apply_update_summary(update.clone()) else {
-            return false;
+            return AwarenessRelay::Unchanged;
         };
-        let message = protocol::awareness(update);
         if let Some(member) = state.members.get_mut(&conn) {
             for client in summary.added.iter().chain(&summary.updated) {
                 member.awareness_clients.insert(client.get());
@@ -248,8 +283,12 @@ impl Room {
                 member.awareness_clients.remove(&client.get());
             }
         }
-        broadcast(&state.members, Some(conn), &message);
-        true
+        for (id, member) in &state.members {
+            if *id != conn {
+                member.outbox.push_awareness(&update);
+            }
+        }
+        AwarenessRelay::Changed
     }
 
     /// Sends a connection everyone's awareness state (its answer to an awareness query).
@@ -268,6 +307,19 @@ impl Room {
         if let Some(member) = state.members.get(&conn).filter(|m| m.wants_acks) {
             member.outbox.push(protocol::refused(reason));
         }
+    }
+
+    /// Decides whether a connection's update may be stored: every item must integrate (a parent
+    /// that is a type) and the plan must stay within its limits. Call it before
+    /// [`Room::begin_write`]; an admitted update is counted as on its way to the document.
+    pub fn admit(&self, raw: &[u8]) -> Result<(), Refusal> {
+        let mut state = self.lock();
+        let RoomState {
+            awareness,
+            admission,
+            ..
+        } = &mut *state;
+        admission.admit(&awareness.doc().transact(), raw)
     }
 
     /// Called before handing an update to the writer: the room stays loaded until it is applied.
@@ -315,6 +367,10 @@ impl Room {
         }
         state.last_seq = seq;
         state.tail_bytes += record.update.len();
+        if self.pending_writes.load(Ordering::SeqCst) == 1 {
+            // This was the last write in flight: the document holds everything admitted.
+            state.admission.settled();
+        }
         let sent = broadcast(
             &state.members,
             Some(origin),
@@ -454,6 +510,7 @@ mod tests {
             DocRef::plan(PlanId::from_u128(1)),
             load,
             Arc::new(Metrics::default()),
+            PlanLimits::default(),
         )
         .0
     }
@@ -563,6 +620,49 @@ mod tests {
     }
 
     #[test]
+    fn a_plan_holding_an_update_that_cannot_integrate_loads_serves_and_refuses_it_again() {
+        let doc = Doc::with_client_id(4);
+        doc.get_or_insert_map("meta")
+            .insert(&mut doc.transact_mut(), "title", "Plan");
+        let first = doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        // Stored before updates were admitted first: its item's parent is the title string.
+        let poisoned =
+            mapline_plan::admission::update_with_parent(9, yrs::ID::new(yrs::ClientID::new(4), 0));
+        let load = DocumentLoad {
+            snapshot: None,
+            tail: vec![(1, record(&first)), (2, record(&poisoned))],
+            last_seq: 2,
+            derived_through: 0,
+            chain_head: mapline_store::GENESIS,
+        };
+        let (room, _) = Room::load(
+            DocRef::plan(PlanId::from_u128(1)),
+            load,
+            Arc::new(Metrics::default()),
+            PlanLimits::default(),
+        );
+        let mut newcomer = join(&room, 1, false);
+        drain(&mut newcomer);
+        room.answer_sync_step1(1, &StateVector::default());
+        let served = drain(&mut newcomer);
+        let Ok(protocol::Incoming::Update { update, .. }) = protocol::decode(&served[0]) else {
+            panic!("a sync step 2")
+        };
+        let client = Doc::new();
+        client
+            .transact_mut()
+            .apply_update(update)
+            .expect("what the room serves integrates");
+        assert_eq!(room.projection().0.meta.title.as_deref(), Some("Plan"));
+        assert!(
+            matches!(room.admit(&poisoned), Err(Refusal::InvalidParent { .. })),
+            "a client resending it is refused"
+        );
+    }
+
+    #[test]
     fn loading_derives_the_history_lost_after_the_stored_position() {
         let (_, first) = edit();
         let doc = Doc::new();
@@ -580,10 +680,19 @@ mod tests {
             chain_head: mapline_store::GENESIS,
         };
         let metrics = Arc::new(Metrics::default());
-        let (_, nothing_missing) =
-            Room::load(DocRef::plan(PlanId::from_u128(1)), load(2), metrics.clone());
+        let (_, nothing_missing) = Room::load(
+            DocRef::plan(PlanId::from_u128(1)),
+            load(2),
+            metrics.clone(),
+            PlanLimits::default(),
+        );
         assert_eq!(nothing_missing.entries, []);
-        let (room, caught_up) = Room::load(DocRef::plan(PlanId::from_u128(1)), load(1), metrics);
+        let (room, caught_up) = Room::load(
+            DocRef::plan(PlanId::from_u128(1)),
+            load(1),
+            metrics,
+            PlanLimits::default(),
+        );
         assert_eq!(caught_up.through, 2);
         let seqs: Vec<_> = caught_up.entries.iter().map(|(s, _)| *s).collect();
         assert_eq!(seqs, [2]);

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mapline_plan::admission::PlanLimits;
 use mapline_store::{DocRef, PlanId, Store, StoreError};
 use tokio::sync::OnceCell;
 
@@ -30,14 +31,16 @@ pub struct Rooms {
     slots: Mutex<HashMap<DocRef, Slot>>,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
+    limits: PlanLimits,
 }
 
 impl Rooms {
-    pub fn new(store: Arc<Store>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(store: Arc<Store>, metrics: Arc<Metrics>, limits: PlanLimits) -> Self {
         Self {
             slots: Mutex::new(HashMap::new()),
             store,
             metrics,
+            limits,
         }
     }
 
@@ -53,6 +56,7 @@ impl Rooms {
             .get_or_try_init(|| async {
                 let store = self.store.clone();
                 let metrics = self.metrics.clone();
+                let limits = self.limits;
                 let room = tokio::task::spawn_blocking(move || {
                     let load = store
                         .load_document(doc)?
@@ -60,7 +64,7 @@ impl Rooms {
                     let tail = load.tail.len();
                     let stored_through = load.derived_through;
                     let started = Instant::now();
-                    let (room, caught_up) = Room::load(doc, load, metrics);
+                    let (room, caught_up) = Room::load(doc, load, metrics, limits);
                     if caught_up.through > stored_through {
                         store.commit_history(&[caught_up])?;
                     }

@@ -91,6 +91,14 @@ pub fn verify_plan(store: &Store, plan_id: PlanId) -> Result<PlanVerification, S
 type Log = [(Seq, Option<UpdateRecord>, [u8; 32])];
 
 fn check_log(table: &'static str, log: &Log, problems: &mut Vec<Problem>) {
+    // Replayed as the server does, so an update that cannot integrate (stored before the server
+    // admitted updates first) is named by its position.
+    let doc = Doc::new();
+    let unlimited = mapline_plan::admission::PlanLimits {
+        entries_per_collection: usize::MAX,
+        text_chars: usize::MAX,
+    };
+    let mut admission = mapline_plan::admission::Admission::new(unlimited, false);
     let mut expected = 1;
     for (seq, record, _) in log {
         if *seq != expected {
@@ -109,16 +117,32 @@ fn check_log(table: &'static str, log: &Log, problems: &mut Vec<Problem>) {
                 "undecodable",
                 "the stored update record cannot be decoded".into(),
             )),
-            Some(record) => {
-                if let Err(error) = Update::decode_v1(&record.update) {
-                    problems.push(problem(
-                        table,
-                        Some(*seq),
-                        "bad_update",
-                        format!("the Yjs update does not decode: {error}"),
-                    ));
+            Some(record) => match Update::decode_v1(&record.update) {
+                Err(error) => problems.push(problem(
+                    table,
+                    Some(*seq),
+                    "bad_update",
+                    format!("the Yjs update does not decode: {error}"),
+                )),
+                Ok(update) => {
+                    let admitted = admission.admit(&doc.transact(), &record.update);
+                    let applied = doc.transact_mut().apply_update(update);
+                    admission.settled();
+                    let refusal = match (admitted, applied) {
+                        (Err(refusal), _) => Some(refusal.to_string()),
+                        (Ok(()), Err(error)) => Some(error.to_string()),
+                        (Ok(()), Ok(())) => None,
+                    };
+                    if let Some(refusal) = refusal {
+                        problems.push(problem(
+                            table,
+                            Some(*seq),
+                            "does_not_integrate",
+                            format!("the Yjs update cannot be integrated: {refusal}"),
+                        ));
+                    }
                 }
-            }
+            },
         }
     }
 }

@@ -11,6 +11,7 @@ mod admin;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
+use mapline_plan::admission::PlanLimits;
 use mapline_server::{OutboxLimits, ServerConfig, new_admin_token, now_ms, plans, token_hash};
 use mapline_store::Store;
 
@@ -166,6 +167,13 @@ struct ServeArgs {
     /// Memory for the data file's page cache, in MiB.
     #[arg(long, env = "MAPLINE_CACHE_MB", default_value_t = 64)]
     cache_mb: usize,
+    /// Most entries one collection of a plan may hold (milestones, stakeholders, criteria,
+    /// risks, objectives); updates and imports over it are refused.
+    #[arg(long, env = "MAPLINE_MAX_ENTRIES", default_value_t = PlanLimits::default().entries_per_collection)]
+    max_entries: usize,
+    /// Most characters in one text value of a plan (a title, a note).
+    #[arg(long, env = "MAPLINE_MAX_TEXT_CHARS", default_value_t = PlanLimits::default().text_chars)]
+    max_text_chars: usize,
     /// Log filter (tracing syntax), e.g. `info` or `mapline_server=debug`.
     #[arg(long, env = "MAPLINE_LOG", default_value = "info")]
     log: String,
@@ -528,6 +536,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             web_root: Some(args.web),
             admin_token_hash,
             auth_failures_per_minute: args.auth_failures_per_minute,
+            plan_limits: PlanLimits {
+                entries_per_collection: args.max_entries,
+                text_chars: args.max_text_chars,
+            },
             catch_up_history: !was_clean,
             outbox: OutboxLimits {
                 messages: 1024,

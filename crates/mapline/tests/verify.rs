@@ -227,6 +227,42 @@ fn verify_passes_a_sound_file_and_names_every_tampered_record() {
         )],
     );
 
+    // An update stored before updates were admitted first, whose item names a date (a string
+    // the buyer's client 77 wrote at position 2) as its parent: it cannot be integrated.
+    let path = fresh(&dir, "poisoned.redb", &original);
+    {
+        let store = Store::open(&path).unwrap();
+        let poisoned = mapline_plan::admission::update_with_parent(
+            99,
+            yrs::ID::new(yrs::ClientID::new(77), 0),
+        );
+        let record = UpdateRecord {
+            author: Author::Admin,
+            client_ids: vec![99],
+            received_at_ms: 1_700_000_000_100,
+            update: poisoned,
+        };
+        store
+            .commit_batch(
+                &[NewUpdate {
+                    plan_id: plan,
+                    kind: mapline_store::DocKind::Plan,
+                    record,
+                }],
+                &[],
+                &[],
+            )
+            .unwrap();
+        history::rebuild_plan(&store, plan, true).unwrap();
+    }
+    assert_named(
+        &path,
+        &[
+            format!("{plan}: updates at 5: the Yjs update cannot be integrated"),
+            "(does_not_integrate)".to_owned(),
+        ],
+    );
+
     // The original is untouched by all of this.
     assert_eq!(verify(&original).0, 0);
 }

@@ -1,0 +1,611 @@
+//! What an update may bring into a plan before it is stored.
+//!
+//! yrs integrates an update item by item and cannot undo: an item whose parent is not a type
+//! (yrs' `InvalidParent`) stops the integration half-way and, once stored, is sent to every
+//! client again on each reconnect. And a plan is read whole by every route, so one document
+//! holding 100,000 milestones slows every reader. So an update is admitted first: one pass over
+//! its encoding, against an index of the document's types — no scratch copy of the document.
+//!
+//! An update that merely waits for earlier updates (a parent or origin the document has not
+//! seen yet: a clock gap) is admitted, as yrs keeps it pending until the rest arrives.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use yrs::block::ItemContent;
+use yrs::encoding::read::Read as _;
+use yrs::updates::decoder::{Decoder, DecoderV1};
+use yrs::{Any, ClientID, ID, Map as _, ReadTxn};
+
+use crate::schema;
+
+/// Limits on what one plan can hold. Documented in `docs/api.md`; configurable on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanLimits {
+    /// Entries per collection (milestones, stakeholders, criteria, risks, objectives).
+    pub entries_per_collection: usize,
+    /// Characters in one text value (a title, a note, one inserted run of a text).
+    pub text_chars: usize,
+}
+
+impl Default for PlanLimits {
+    fn default() -> Self {
+        Self {
+            entries_per_collection: 2_000,
+            text_chars: 20_000,
+        }
+    }
+}
+
+/// The collections whose entries are counted against [`PlanLimits::entries_per_collection`].
+pub const COLLECTIONS: [&str; 5] = [
+    schema::OBJECTIVES,
+    schema::STAKEHOLDERS,
+    schema::MILESTONES,
+    schema::CRITERIA,
+    schema::RISKS,
+];
+
+/// Why an update was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The update's encoding could not be read.
+    #[error("the update cannot be decoded: {0}")]
+    Malformed(String),
+    /// An item names as its parent an item that is not a type (a map, array or text).
+    #[error("item {item} names {parent} as its parent, which is not a map, array or text")]
+    InvalidParent { item: String, parent: String },
+    /// The update would make a collection hold more entries than the limit.
+    #[error("{collection} would hold {count} entries, over the limit of {limit}")]
+    TooManyEntries {
+        collection: String,
+        count: usize,
+        limit: usize,
+    },
+    /// A text value longer than the limit.
+    #[error("a text of {chars} characters{}, over the limit of {limit}", in_field(.field))]
+    TextTooLong {
+        /// The map field, when the encoding names it (a replaced value names only its
+        /// neighbour).
+        field: Option<String>,
+        chars: usize,
+        limit: usize,
+    },
+}
+
+fn in_field(field: &Option<String>) -> String {
+    field
+        .as_ref()
+        .map(|name| format!(" in \"{name}\""))
+        .unwrap_or_default()
+}
+
+impl Refusal {
+    /// A limit was exceeded (as opposed to an update that cannot integrate).
+    pub fn is_limit(&self) -> bool {
+        matches!(
+            self,
+            Refusal::TooManyEntries { .. } | Refusal::TextTooLong { .. }
+        )
+    }
+}
+
+/// Where an item's parent is, as its encoding says.
+enum Parent {
+    /// A root type, by name.
+    Named(Arc<str>),
+    /// The item that holds the parent type.
+    Item(ID),
+    /// Taken from the item's left or right neighbour.
+    Inherited,
+}
+
+/// One item of an update, as encoded.
+struct WalkedItem {
+    id: ID,
+    len: u32,
+    parent: Parent,
+    parent_sub: Option<Arc<str>>,
+    content: ItemContent,
+}
+
+/// The items of a v1-encoded update, in encoding order (GC and skip ranges left out).
+fn walk(raw: &[u8]) -> Result<Vec<WalkedItem>, Refusal> {
+    walk_inner(raw).map_err(|error| Refusal::Malformed(error.to_string()))
+}
+
+fn walk_inner(raw: &[u8]) -> Result<Vec<WalkedItem>, yrs::encoding::read::Error> {
+    const HAS_ORIGIN: u8 = 0b1000_0000;
+    const HAS_RIGHT_ORIGIN: u8 = 0b0100_0000;
+    const HAS_PARENT_SUB: u8 = 0b0010_0000;
+    const GC: u8 = 0;
+    const SKIP: u8 = 10;
+    let mut decoder = DecoderV1::from(raw);
+    let clients: u32 = decoder.read_var()?;
+    let mut items = Vec::new();
+    for _ in 0..clients {
+        let blocks: u32 = decoder.read_var()?;
+        let client: ClientID = decoder.read_client()?;
+        let mut clock: u32 = decoder.read_var()?;
+        for _ in 0..blocks {
+            let info = decoder.read_info()?;
+            match info & 0b1_1111 {
+                GC => clock += decoder.read_len()?,
+                SKIP => clock += decoder.read_var::<u32>()?,
+                _ => {
+                    if info & HAS_ORIGIN != 0 {
+                        decoder.read_left_id()?;
+                    }
+                    if info & HAS_RIGHT_ORIGIN != 0 {
+                        decoder.read_right_id()?;
+                    }
+                    let own_parent = info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0;
+                    let parent = if !own_parent {
+                        Parent::Inherited
+                    } else if decoder.read_parent_info()? {
+                        Parent::Named(decoder.read_string()?.into())
+                    } else {
+                        Parent::Item(decoder.read_left_id()?)
+                    };
+                    let parent_sub = if own_parent && info & HAS_PARENT_SUB != 0 {
+                        Some(Arc::from(decoder.read_string()?))
+                    } else {
+                        None
+                    };
+                    let content = ItemContent::decode(&mut decoder, info)?;
+                    let len = content.len_utf16();
+                    if len > 0 {
+                        items.push(WalkedItem {
+                            id: ID::new(client, clock),
+                            len,
+                            parent,
+                            parent_sub,
+                            content,
+                        });
+                    }
+                    clock += len;
+                }
+            }
+        }
+    }
+    Ok(items)
+}
+
+/// The admission state of one document: which of its items are types, and what was admitted
+/// but is not in the document yet (updates on their way to the disk).
+pub struct Admission {
+    limits: PlanLimits,
+    /// Whether the document is a plan (collections counted) or another document.
+    count_entries: bool,
+    /// Every item ever seen holding a type (a map, array or text): the parents an item may name.
+    types: HashSet<ID>,
+    /// Per client, the clock past everything admitted: below it, an item is known.
+    admitted_clock: HashMap<ClientID, u32>,
+    /// New entry keys admitted per collection and not yet in the document.
+    admitted_keys: HashMap<&'static str, HashSet<Arc<str>>>,
+}
+
+impl Admission {
+    /// An empty index; feed it the stored updates with [`Admission::note_stored`].
+    pub fn new(limits: PlanLimits, count_entries: bool) -> Self {
+        Self {
+            limits,
+            count_entries,
+            types: HashSet::new(),
+            admitted_clock: HashMap::new(),
+            admitted_keys: HashMap::new(),
+        }
+    }
+
+    /// Indexes the types of an update (or snapshot) already in the document. A stored update
+    /// that does not decode is skipped: loading never fails on it.
+    pub fn note_stored(&mut self, raw: &[u8]) {
+        if let Ok(items) = walk(raw) {
+            self.note_types(&items);
+        }
+    }
+
+    fn note_types(&mut self, items: &[WalkedItem]) {
+        for item in items {
+            if matches!(item.content, ItemContent::Type(_)) {
+                self.types.insert(item.id);
+            }
+        }
+    }
+
+    /// Everything admitted is in the document now (no write in flight).
+    pub fn settled(&mut self) {
+        self.admitted_clock.clear();
+        self.admitted_keys.clear();
+    }
+
+    /// Decides whether `raw` (a v1 update) may be stored on top of the document `txn` reads,
+    /// and if so records what it adds.
+    pub fn admit<T: ReadTxn>(&mut self, txn: &T, raw: &[u8]) -> Result<(), Refusal> {
+        let items = walk(raw)?;
+        self.check_parents(txn, &items)?;
+        self.check_texts(&items)?;
+        let new_keys = if self.count_entries {
+            self.check_entries(txn, &items)?
+        } else {
+            Vec::new()
+        };
+        self.note_types(&items);
+        for item in &items {
+            let end = item.id.clock + item.len;
+            let known = self.admitted_clock.entry(item.id.client).or_insert(0);
+            *known = (*known).max(end);
+        }
+        for (collection, key) in new_keys {
+            self.admitted_keys
+                .entry(collection)
+                .or_default()
+                .insert(key);
+        }
+        Ok(())
+    }
+
+    fn check_parents<T: ReadTxn>(&self, txn: &T, items: &[WalkedItem]) -> Result<(), Refusal> {
+        // Per client, the clock ranges this update holds (in clock order, as encoded).
+        let mut own_ranges: HashMap<ClientID, Vec<(u32, u32)>> = HashMap::new();
+        let mut own_types = HashSet::new();
+        for item in items {
+            own_ranges
+                .entry(item.id.client)
+                .or_default()
+                .push((item.id.clock, item.id.clock + item.len));
+            if matches!(item.content, ItemContent::Type(_)) {
+                own_types.insert(item.id);
+            }
+        }
+        for ranges in own_ranges.values_mut() {
+            ranges.sort_unstable();
+        }
+        let in_update = |id: &ID| {
+            own_ranges.get(&id.client).is_some_and(|ranges| {
+                let after = ranges.partition_point(|(start, _)| *start <= id.clock);
+                after > 0 && id.clock < ranges[after - 1].1
+            })
+        };
+        let document_clocks = txn.state_vector();
+        let mut deleted = None;
+        for item in items {
+            let Parent::Item(parent) = &item.parent else {
+                continue;
+            };
+            if own_types.contains(parent) || self.types.contains(parent) {
+                continue;
+            }
+            let own = in_update(parent);
+            let known_below = document_clocks.get(&parent.client).max(
+                self.admitted_clock
+                    .get(&parent.client)
+                    .copied()
+                    .unwrap_or(0),
+            );
+            if !own && parent.clock >= known_below {
+                continue; // not seen yet: the update waits for it, as yrs keeps it pending
+            }
+            // A deleted type's content is gone from the document (and from a snapshot), so it
+            // is not in the index; yrs integrates children of a deleted parent as deleted.
+            let deleted = deleted.get_or_insert_with(|| txn.snapshot().delete_set);
+            if !own && deleted.contains(parent) {
+                continue;
+            }
+            return Err(Refusal::InvalidParent {
+                item: format!("{}:{}", item.id.client, item.id.clock),
+                parent: format!("{}:{}", parent.client, parent.clock),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_texts(&self, items: &[WalkedItem]) -> Result<(), Refusal> {
+        let limit = self.limits.text_chars;
+        for item in items {
+            let chars = match &item.content {
+                ItemContent::String(text) => text.as_str().chars().count(),
+                ItemContent::Any(values) => values
+                    .iter()
+                    .map(|value| match value {
+                        Any::String(text) => text.chars().count(),
+                        _ => 0,
+                    })
+                    .max()
+                    .unwrap_or(0),
+                _ => 0,
+            };
+            if chars > limit {
+                return Err(Refusal::TextTooLong {
+                    field: item.parent_sub.as_deref().map(str::to_owned),
+                    chars,
+                    limit,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts the entries the update adds to each collection; returns the new keys.
+    fn check_entries<T: ReadTxn>(
+        &self,
+        txn: &T,
+        items: &[WalkedItem],
+    ) -> Result<Vec<(&'static str, Arc<str>)>, Refusal> {
+        let mut new_keys = Vec::new();
+        for collection in COLLECTIONS {
+            let map = txn.get_map(collection);
+            let in_doc = |key: &str| map.as_ref().is_some_and(|m| m.contains_key(txn, key));
+            let mut adding: HashSet<Arc<str>> = HashSet::new();
+            for item in items {
+                if let (Parent::Named(root), Some(key)) = (&item.parent, &item.parent_sub)
+                    && root.as_ref() == collection
+                    && !in_doc(key)
+                {
+                    adding.insert(key.clone());
+                }
+            }
+            if adding.is_empty() {
+                continue;
+            }
+            let admitted = self.admitted_keys.get(collection);
+            let in_flight = admitted.map_or(0, |keys| {
+                keys.iter()
+                    .filter(|key| !in_doc(key) && !adding.contains(*key))
+                    .count()
+            });
+            let count = map.as_ref().map_or(0, |m| m.len(txn) as usize) + in_flight + adding.len();
+            if count > self.limits.entries_per_collection {
+                return Err(Refusal::TooManyEntries {
+                    collection: collection.to_owned(),
+                    count,
+                    limit: self.limits.entries_per_collection,
+                });
+            }
+            new_keys.extend(adding.into_iter().map(|key| (collection, key)));
+        }
+        Ok(new_keys)
+    }
+}
+
+/// A well-formed update whose one item (client `client`, clock 0, a map entry `x`) names
+/// `parent` as its parent: what a hostile client sends to poison a plan. For tests.
+#[doc(hidden)]
+pub fn update_with_parent(client: u64, parent: ID) -> Vec<u8> {
+    use yrs::encoding::write::Write as _;
+    use yrs::updates::encoder::{Encode as _, Encoder as _, EncoderV1};
+    let mut encoder = EncoderV1::new();
+    encoder.write_var(1u32); // one client
+    encoder.write_var(1u32); // one block
+    encoder.write_client(ClientID::new(client));
+    encoder.write_var(0u32); // clock
+    encoder.write_info(0b0010_1000); // has a parent sub; content: Any (8)
+    encoder.write_parent_info(false); // the parent is named by an item id
+    encoder.write_left_id(&parent);
+    encoder.write_string("x");
+    encoder.write_len(1);
+    encoder.write_any(&Any::from("poison"));
+    yrs::IdSet::new().encode(&mut encoder);
+    encoder.to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yrs::updates::decoder::Decode;
+    use yrs::{Doc, MapPrelim, StateVector, Text, Transact, Update};
+
+    fn state(doc: &Doc) -> Vec<u8> {
+        doc.transact()
+            .encode_state_as_update_v1(&StateVector::default())
+    }
+
+    fn diff(doc: &Doc, since: &StateVector) -> Vec<u8> {
+        doc.transact().encode_state_as_update_v1(since)
+    }
+
+    fn apply(doc: &Doc, raw: &[u8]) {
+        doc.transact_mut()
+            .apply_update(Update::decode_v1(raw).unwrap())
+            .unwrap();
+    }
+
+    fn server_with(raw: &[u8]) -> (Doc, Admission) {
+        let doc = Doc::new();
+        let mut admission = Admission::new(PlanLimits::default(), true);
+        apply(&doc, raw);
+        admission.note_stored(raw);
+        (doc, admission)
+    }
+
+    fn add_milestone(doc: &Doc, id: &str, title: &str) {
+        let milestones = doc.get_or_insert_map(schema::MILESTONES);
+        let mut txn = doc.transact_mut();
+        milestones.insert(&mut txn, id, MapPrelim::from([("title", title)]));
+    }
+
+    #[test]
+    fn ordinary_edits_are_admitted_including_fields_of_types_created_earlier() {
+        let client = Doc::with_client_id(7);
+        add_milestone(&client, "m1", "Kick-off");
+        let (server, mut admission) = server_with(&state(&client));
+        let before = client.transact().state_vector();
+        let milestones = client.get_or_insert_map(schema::MILESTONES);
+        {
+            let mut txn = client.transact_mut();
+            let Some(yrs::Out::YMap(m1)) = milestones.get(&txn, "m1") else {
+                panic!("m1 is a map")
+            };
+            m1.insert(&mut txn, "due", "2027-03-01");
+        }
+        let update = diff(&client, &before);
+        assert_eq!(admission.admit(&server.transact(), &update), Ok(()));
+    }
+
+    #[test]
+    fn an_item_whose_parent_is_not_a_type_is_refused() {
+        let client = Doc::with_client_id(7);
+        client
+            .get_or_insert_map(schema::META)
+            .insert(&mut client.transact_mut(), "title", "Plan");
+        let (server, mut admission) = server_with(&state(&client));
+        // Client 9 writes a map entry "into" the title string (7:0), as a hostile client can.
+        let raw = update_with_parent(9, ID::new(ClientID::new(7), 0));
+        assert!(Update::decode_v1(&raw).is_ok(), "well-formed encoding");
+        let refused = admission.admit(&server.transact(), &raw);
+        assert!(
+            matches!(refused, Err(Refusal::InvalidParent { ref parent, .. }) if parent == "7:0"),
+            "{refused:?}"
+        );
+        // And yrs would indeed have failed on it.
+        assert!(
+            server
+                .transact_mut()
+                .apply_update(Update::decode_v1(&raw).unwrap())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_parent_not_seen_yet_waits_as_yrs_would() {
+        let client = Doc::with_client_id(7);
+        let before_any = client.transact().state_vector();
+        add_milestone(&client, "m1", "Kick-off");
+        let created = diff(&client, &before_any);
+        let after_create = client.transact().state_vector();
+        let milestones = client.get_or_insert_map(schema::MILESTONES);
+        {
+            let mut txn = client.transact_mut();
+            let Some(yrs::Out::YMap(m1)) = milestones.get(&txn, "m1") else {
+                panic!("m1 is a map")
+            };
+            m1.insert(&mut txn, "due", "2027-03-01");
+        }
+        let field = diff(&client, &after_create);
+        let (server, mut admission) = server_with(&state(&Doc::new()));
+        // The field arrives before the entry it belongs to: admitted (pending), then the entry.
+        assert_eq!(admission.admit(&server.transact(), &field), Ok(()));
+        assert_eq!(admission.admit(&server.transact(), &created), Ok(()));
+    }
+
+    #[test]
+    fn an_offline_edit_inside_an_entry_deleted_meanwhile_is_admitted() {
+        let seller = Doc::with_client_id(1);
+        add_milestone(&seller, "m1", "Kick-off");
+        let buyer = Doc::with_client_id(2);
+        apply(&buyer, &state(&seller));
+        let buyer_before = buyer.transact().state_vector();
+        {
+            let milestones = buyer.get_or_insert_map(schema::MILESTONES);
+            let mut txn = buyer.transact_mut();
+            let Some(yrs::Out::YMap(m1)) = milestones.get(&txn, "m1") else {
+                panic!("m1 is a map")
+            };
+            m1.insert(&mut txn, "notes", "offline note");
+        }
+        let offline = diff(&buyer, &buyer_before);
+        seller
+            .get_or_insert_map(schema::MILESTONES)
+            .remove(&mut seller.transact_mut(), "m1");
+        // The server restarted from a snapshot: the deleted map's content is gone.
+        let (server, mut admission) = server_with(&state(&seller));
+        assert_eq!(admission.admit(&server.transact(), &offline), Ok(()));
+    }
+
+    #[test]
+    fn entries_over_the_limit_are_refused_counting_what_is_in_flight() {
+        let limits = PlanLimits {
+            entries_per_collection: 3,
+            text_chars: 100,
+        };
+        let client = Doc::with_client_id(7);
+        add_milestone(&client, "m1", "One");
+        let server = Doc::new();
+        apply(&server, &state(&client));
+        let mut admission = Admission::new(limits, true);
+        admission.note_stored(&state(&client));
+        let next = |id: &str| {
+            let before = client.transact().state_vector();
+            add_milestone(&client, id, "More");
+            diff(&client, &before)
+        };
+        let (m2, m3, m4) = (next("m2"), next("m3"), next("m4"));
+        assert_eq!(admission.admit(&server.transact(), &m2), Ok(()));
+        assert_eq!(admission.admit(&server.transact(), &m3), Ok(()));
+        // m2 and m3 are in flight (not in the document yet): m4 would make four.
+        let refused = admission.admit(&server.transact(), &m4);
+        assert!(
+            matches!(
+                refused,
+                Err(Refusal::TooManyEntries {
+                    count: 4,
+                    limit: 3,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        apply(&server, &m2);
+        apply(&server, &m3);
+        admission.settled();
+        assert!(admission.admit(&server.transact(), &m4).is_err());
+        // Editing an existing entry never counts as adding one.
+        let before = client.transact().state_vector();
+        add_milestone(&client, "m1", "Renamed");
+        let rename = diff(&client, &before);
+        assert_eq!(admission.admit(&server.transact(), &rename), Ok(()));
+    }
+
+    #[test]
+    fn text_over_the_limit_is_refused_in_maps_and_texts() {
+        let limits = PlanLimits {
+            entries_per_collection: 10,
+            text_chars: 5,
+        };
+        let client = Doc::with_client_id(7);
+        let server = Doc::new();
+        let mut admission = Admission::new(limits, true);
+        client
+            .get_or_insert_map(schema::META)
+            .insert(&mut client.transact_mut(), "title", "ümlau");
+        assert_eq!(admission.admit(&server.transact(), &state(&client)), Ok(()));
+        let before = client.transact().state_vector();
+        client.get_or_insert_map(schema::META).insert(
+            &mut client.transact_mut(),
+            "title",
+            "too long",
+        );
+        let refused = admission.admit(&server.transact(), &diff(&client, &before));
+        assert!(
+            matches!(
+                refused,
+                Err(Refusal::TextTooLong {
+                    chars: 8,
+                    limit: 5,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        let text_doc = Doc::with_client_id(8);
+        let text = text_doc.get_or_insert_text("notes");
+        text.insert(&mut text_doc.transact_mut(), 0, "123456");
+        let refused = admission.admit(&server.transact(), &state(&text_doc));
+        assert_eq!(
+            refused.map_err(|e| e.to_string()),
+            Err("a text of 6 characters, over the limit of 5".to_owned())
+        );
+    }
+
+    #[test]
+    fn garbage_is_malformed_not_a_panic() {
+        let mut admission = Admission::new(PlanLimits::default(), true);
+        let server = Doc::new();
+        for raw in [&[][..], &[1], &[1, 1, 5, 0, 7], &[255, 255, 255, 255, 15]] {
+            assert!(matches!(
+                admission.admit(&server.transact(), raw),
+                Err(Refusal::Malformed(_))
+            ));
+        }
+    }
+}
