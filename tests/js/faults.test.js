@@ -81,7 +81,7 @@ test(`${ROUNDS} kill -9 at random moments with three writers lose nothing anyone
 test('a write failure during commit (the file may not grow): clients are told, nothing shown is lost, the server recovers when space returns', async () => {
   const { statSync } = await import('node:fs')
   const data = tempData()
-  const server = await startServer({ dataFile: data.file })
+  const server = await startServer({ dataFile: data.file, args: ['--max-text-chars', '65536'] })
   const plan = await createPlan(server)
   const writer = client(server, plan.id, plan.seller)
   const observer = client(server, plan.id, plan.buyer)

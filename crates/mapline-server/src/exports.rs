@@ -175,6 +175,9 @@ pub fn export_stored(
 pub enum ImportFailure {
     #[error("{0}")]
     Invalid(String),
+    /// The plan holds more than a plan may (entries per collection, text length).
+    #[error("the plan is over a limit: {0}")]
+    OverLimit(mapline_plan::admission::Refusal),
     #[error(transparent)]
     Store(#[from] mapline_store::StoreError),
 }
@@ -184,6 +187,7 @@ pub enum ImportFailure {
 pub fn import_into(
     store: &mapline_store::Store,
     export: &serde_json::Value,
+    limits: mapline_plan::admission::PlanLimits,
     now_ms: i64,
 ) -> Result<(PlanId, Vec<plans::IssuedShare>), ImportFailure> {
     if let Some(format) = export.get("format").and_then(serde_json::Value::as_str)
@@ -195,6 +199,16 @@ pub fn import_into(
     }
     let (new_plan, update) = mapline_plan::export::import(export, plans::server_client_id())
         .map_err(|e| ImportFailure::Invalid(e.to_string()))?;
+    // The same admission a live update passes, so an import cannot hold what an edit could not.
+    mapline_plan::admission::Admission::new(limits, true)
+        .admit(&yrs::Transact::transact(&yrs::Doc::new()), &update)
+        .map_err(|refusal| {
+            if refusal.is_limit() {
+                ImportFailure::OverLimit(refusal)
+            } else {
+                ImportFailure::Invalid(refusal.to_string())
+            }
+        })?;
     let id = uuid::Uuid::now_v7();
     let shares = plans::create_plan(store, id, &new_plan, update, now_ms)?;
     Ok((id, shares))
@@ -304,13 +318,20 @@ pub async fn import_plan(
     require_admin(&authenticate(&app, &headers, None).await?)?;
     let ApiJson(export) = body?;
     let store = app.store.clone();
-    let (id, shares) = tokio::task::spawn_blocking(move || import_into(&store, &export, now_ms()))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|failure| match failure {
-            ImportFailure::Invalid(message) => ApiError::invalid(message),
-            ImportFailure::Store(error) => error.into(),
-        })?;
+    let limits = app.config.plan_limits;
+    let (id, shares) =
+        tokio::task::spawn_blocking(move || import_into(&store, &export, limits, now_ms()))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(|failure| match failure {
+                ImportFailure::Invalid(message) => ApiError::invalid(message),
+                ImportFailure::OverLimit(refusal) => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "over_limit",
+                    refusal.to_string(),
+                ),
+                ImportFailure::Store(error) => error.into(),
+            })?;
     tracing::info!(plan_id = %id, "plan imported");
     let public_url = app.config.public_url.as_deref();
     let shares: Vec<_> = shares.iter().map(|s| s.view(public_url)).collect();

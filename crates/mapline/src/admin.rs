@@ -333,7 +333,12 @@ pub fn plans(command: &PlansCommand, target: &Target) -> anyhow::Result<()> {
                 Some(http) => http.json("POST", "/api/plans/import", Some(&export))?,
                 None => {
                     let store = open_or_create(&target.data)?;
-                    let (id, shares) = import_into(&store, &export, now_ms())?;
+                    let (id, shares) = import_into(
+                        &store,
+                        &export,
+                        mapline_plan::admission::PlanLimits::default(),
+                        now_ms(),
+                    )?;
                     json!({ "id": id, "shares": shares_json(&shares) })
                 }
             };
