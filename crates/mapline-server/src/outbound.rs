@@ -219,17 +219,21 @@ impl Guard {
     pub fn connect(&self, raw: &str) -> Result<Connection, Refusal> {
         let target = parse(raw)?;
         let addresses = self.addresses(&target)?;
+        Ok(Connection {
+            agent: self.agent(addresses),
+            url: target.url,
+        })
+    }
+
+    /// An agent that connects only to `addresses`, follows no redirect and uses no proxy.
+    fn agent(&self, addresses: Vec<SocketAddr>) -> ureq::Agent {
         let config = Config::builder()
             .http_status_as_error(false)
             .max_redirects(0)
             .proxy(None)
             .timeout_global(Some(self.timeout))
             .build();
-        let agent = ureq::Agent::with_parts(config, DefaultConnector::new(), Pinned(addresses));
-        Ok(Connection {
-            agent,
-            url: target.url,
-        })
+        ureq::Agent::with_parts(config, DefaultConnector::new(), Pinned(addresses))
     }
 
     /// Every address of the target's host, each checked against the policy.
@@ -600,11 +604,7 @@ mod tests {
         );
         // The name's own lookup would fail: only the pinned address is used.
         let connection = Connection {
-            agent: ureq::Agent::with_parts(
-                Config::builder().proxy(None).max_redirects(0).build(),
-                DefaultConnector::new(),
-                Pinned(vec![SocketAddr::from(([127, 0, 0, 1], port))]),
-            ),
+            agent: STRICT.agent(vec![SocketAddr::from(([127, 0, 0, 1], port))]),
             url: Url::parse(&format!("http://hooks.example.invalid:{port}/in")).unwrap(),
         };
         let response = connection.post().send("{}").unwrap();
