@@ -97,7 +97,8 @@ test('every URL that points inside is refused at subscription with 422 and nothi
 test('the default server refuses loopback receivers at subscription and at delivery', async () => {
   const data = tempData()
   const hook = await receiver()
-  let server = await startServer({ dataFile: data.file, args: OWN_NETWORK })
+  // The environment variable is the flag's other spelling.
+  let server = await startServer({ dataFile: data.file, env: { MAPLINE_WEBHOOKS_ALLOW_PRIVATE: 'true' } })
   try {
     const plan = await createPlan(server)
     // Subscribed while the own network was allowed …

@@ -366,7 +366,8 @@ pub(crate) async fn run(app: Arc<App>) {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateWebhookBody {
-    /// Where deliveries are POSTed (http or https).
+    /// Where deliveries are POSTed: http or https, to a public address (422 `url_not_allowed`
+    /// for loopback, private, link-local and other special addresses; see docs/api.md).
     url: String,
     /// Only these events (default: all).
     #[serde(default)]
