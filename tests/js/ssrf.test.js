@@ -81,7 +81,6 @@ test('every URL that points inside is refused at subscription with 422 and nothi
       ['/relative/hook', malformed, /not a URL/]
     ]
     t.diagnostic(`ssrf: ${cases.length} cases`)
-    console.log(`ssrf: ${cases.length} cases`)
     for (const [url, code, message] of cases) {
       const got = await api(server, 'POST', '/api/webhooks', { body: { url } })
       assert.deepEqual([got.status, got.body?.error?.code], [422, code], JSON.stringify(url))

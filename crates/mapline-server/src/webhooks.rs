@@ -263,6 +263,10 @@ fn send(
 ) -> (Option<u16>, Option<String>) {
     let connection = match guard.connect(url) {
         Ok(connection) => connection,
+        // A name that does not resolve is a failure like any other, not a refusal.
+        Err(unresolvable @ Refusal::Unresolvable { .. }) => {
+            return (None, Some(unresolvable.to_string()));
+        }
         Err(refusal) => return (None, Some(OutboundError::from(refusal).to_string())),
     };
     let result = connection
