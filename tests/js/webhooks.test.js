@@ -1,11 +1,14 @@
 // Webhooks: signed deliveries of plan events to a local receiver, a persistent outbox that
 // delivers what happened while the receiver was down — across a server restart — and a
-// delivery log per subscription.
+// delivery log per subscription. The receiver listens on 127.0.0.1, so these servers run with
+// --webhooks-allow-private (ssrf.test.js shows that the default refuses it).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import { createHmac } from 'node:crypto'
 import { startServer, tempData, createPlan, api, client, synced, destroy, waitFor } from './lib/harness.js'
+
+const OWN_NETWORK = ['--webhooks-allow-private']
 
 /** A receiver on a fixed port that records every request; `stop()` and `start()` again. */
 function receiver (port = 0) {
@@ -31,7 +34,7 @@ function verify (secret, delivery) {
 
 test('slips, completions, go-live moves, overdue steps and revoked links are delivered, signed', async () => {
   const data = tempData()
-  const server = await startServer({ dataFile: data.file })
+  const server = await startServer({ dataFile: data.file, args: OWN_NETWORK })
   const hook = receiver()
   await hook.start()
   try {
@@ -83,7 +86,11 @@ test('slips, completions, go-live moves, overdue steps and revoked links are del
 
     // The subscription for the other plan got nothing; the log of this one shows deliveries.
     assert.deepEqual((await api(server, 'GET', `/api/webhooks/${elsewhere.body.id}/deliveries`)).body.deliveries, [])
-    const log = (await api(server, 'GET', `/api/webhooks/${made.body.id}/deliveries`)).body.deliveries
+    // The receiver has each request before the server records its answer: wait for the record.
+    const log = await waitFor(async () => {
+      const log = (await api(server, 'GET', `/api/webhooks/${made.body.id}/deliveries`)).body.deliveries
+      return log.length === hook.got.length && log
+    }, { what: 'every delivery in the log' })
     assert.ok(log.length >= 6 && log.every(d => d.outcome === 'delivered' && d.status === 204))
     assert.ok(hook.got.every(g => verify(made.body.secret, g)), 'every delivery is signed')
   } finally {
@@ -95,7 +102,7 @@ test('slips, completions, go-live moves, overdue steps and revoked links are del
 
 test('a receiver that is down gets everything once it is back, even across a server restart', async () => {
   const data = tempData()
-  let server = await startServer({ dataFile: data.file })
+  let server = await startServer({ dataFile: data.file, args: OWN_NETWORK })
   const hook = receiver()
   await hook.start()
   const url = hook.url()
@@ -112,12 +119,15 @@ test('a receiver that is down gets everything once it is back, even across a ser
       .some(d => d.outcome === 'retrying' && d.error), { what: 'a failed attempt in the log' })
     destroy(seller)
     await server.kill9()
-    server = await startServer({ dataFile: data.file })
+    server = await startServer({ dataFile: data.file, args: OWN_NETWORK })
     await hook.start()
     await waitFor(() => hook.events('milestone.slipped').length === 1, { timeout: 30000, what: 'the delivery after the restart' })
     assert.equal(hook.events('milestone.slipped')[0].json.data.reason, 'while the receiver was down')
     assert.ok(verify(made.body.secret, hook.got[0]))
-    const log = (await api(server, 'GET', `/api/webhooks/${made.body.id}/deliveries`)).body.deliveries
+    const log = await waitFor(async () => {
+      const log = (await api(server, 'GET', `/api/webhooks/${made.body.id}/deliveries`)).body.deliveries
+      return log.at(-1)?.outcome !== 'retrying' && log
+    }, { what: 'the delivery in the log' })
     assert.equal(log.at(-1).outcome, 'delivered')
     assert.ok(log.filter(d => d.outcome === 'retrying').length >= 1)
     assert.equal(hook.events('milestone.slipped').length, 1, 'delivered once')

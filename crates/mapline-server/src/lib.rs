@@ -17,6 +17,7 @@ pub mod history;
 mod limits;
 mod metrics;
 mod openapi;
+pub mod outbound;
 mod outbox;
 mod plan_api;
 pub mod plans;
@@ -69,6 +70,9 @@ pub struct ServerConfig {
     /// Look for plans whose history a crash left underived, and derive it at start. The binary
     /// sets this from [`Store::take_clean_shutdown`] before it starts listening.
     pub catch_up_history: bool,
+    /// Let webhooks reach loopback, private and shared (CGNAT) addresses: for deployments that
+    /// deliver inside their own network. Off by default (see [`outbound`]).
+    pub webhooks_allow_private: bool,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +90,7 @@ impl Default for ServerConfig {
             auth_failures_per_minute: 30,
             plan_limits: mapline_plan::admission::PlanLimits::default(),
             catch_up_history: true,
+            webhooks_allow_private: false,
         }
     }
 }

@@ -7,7 +7,8 @@
 //! once per update and re-derived after a crash, so every event is queued exactly once and
 //! survives restarts. `milestone.overdue` comes from a periodic scan (once per milestone and due
 //! date), `share.revoked` from the revocation. Deliveries are POSTed with an HMAC-SHA256
-//! signature over `{timestamp}.{body}`, retried with exponential backoff, and logged.
+//! signature over `{timestamp}.{body}`, retried with exponential backoff, and logged. Every URL
+//! goes through [`crate::outbound`]'s guard, at subscription and again at each delivery.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,7 @@ use uuid::Uuid;
 
 use crate::App;
 use crate::api::{ApiError, ApiJson, authenticate, require_admin};
+use crate::outbound::{Guard, OutboundError, Policy, Refusal};
 use crate::plan_api::blocking;
 use crate::writer::now_ms;
 
@@ -236,8 +238,72 @@ pub(crate) fn queue_event(
     store.queue_deliveries(plan, None, &[], &deliveries(&hooks, plan, events, now_ms()))
 }
 
+/// Requests take at most this long, the name lookup included.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The gate every delivery goes through (and every URL at subscription).
+pub(crate) fn guard(config: &crate::ServerConfig) -> Guard {
+    Guard::new(
+        Policy {
+            allow_private: config.webhooks_allow_private,
+        },
+        TIMEOUT,
+    )
+}
+
+/// POSTs one delivery through the guard: `(status, error)` for the log. A 3xx is an answer (not
+/// followed) and a failed delivery.
+fn send(
+    guard: Guard,
+    url: &str,
+    id: u128,
+    delivery: &DeliveryRecord,
+    secret: &str,
+    timestamp: i64,
+) -> (Option<u16>, Option<String>) {
+    let connection = match guard.connect(url) {
+        Ok(connection) => connection,
+        // A name that does not resolve is a failure like any other, not a refusal.
+        Err(unresolvable @ Refusal::Unresolvable { .. }) => {
+            return (None, Some(unresolvable.to_string()));
+        }
+        Err(refusal) => return (None, Some(OutboundError::from(refusal).to_string())),
+    };
+    let result = connection
+        .post()
+        .header("content-type", "application/json")
+        .header("mapline-event", &delivery.event)
+        .header("mapline-delivery", &Uuid::from_u128(id).to_string())
+        .header(
+            "mapline-signature",
+            &signature(secret, timestamp, &delivery.body),
+        )
+        .send(delivery.body.as_bytes());
+    match result {
+        Ok(response) if response.status().is_redirection() => {
+            let to = response
+                .headers()
+                .get("location")
+                .and_then(|l| l.to_str().ok())
+                .unwrap_or("nowhere");
+            let status = response.status().as_u16();
+            (
+                Some(status),
+                Some(format!("redirect ({status} to {to}) not followed")),
+            )
+        }
+        Ok(response) => (Some(response.status().as_u16()), None),
+        Err(error) => (None, Some(OutboundError::from(error).to_string())),
+    }
+}
+
 /// Sends one delivery and records the attempt. Blocks (HTTP with a 5 s timeout).
-fn attempt(store: &Store, id: u128, mut delivery: DeliveryRecord) -> Result<(), StoreError> {
+fn attempt(
+    store: &Store,
+    guard: Guard,
+    id: u128,
+    mut delivery: DeliveryRecord,
+) -> Result<(), StoreError> {
     let Some(hook) = store
         .webhooks()?
         .into_iter()
@@ -246,27 +312,8 @@ fn attempt(store: &Store, id: u128, mut delivery: DeliveryRecord) -> Result<(), 
         return Ok(());
     };
     let now = now_ms();
-    let timestamp = now / 1000;
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(5)))
-        .build()
-        .new_agent();
-    let result = agent
-        .post(&hook.url)
-        .header("content-type", "application/json")
-        .header("mapline-event", &delivery.event)
-        .header("mapline-delivery", &Uuid::from_u128(id).to_string())
-        .header(
-            "mapline-signature",
-            &signature(&hook.secret, timestamp, &delivery.body),
-        )
-        .send(delivery.body.as_bytes());
+    let (status, error) = send(guard, &hook.url, id, &delivery, &hook.secret, now / 1000);
     delivery.attempts += 1;
-    let (status, error) = match result {
-        Ok(response) => (Some(response.status().as_u16()), None),
-        Err(error) => (None, Some(error.to_string())),
-    };
     let delivered = status.is_some_and(|s| (200..300).contains(&s));
     let give_up = !delivered && delivery.attempts >= MAX_ATTEMPTS;
     let outcome = if delivered {
@@ -280,7 +327,7 @@ fn attempt(store: &Store, id: u128, mut delivery: DeliveryRecord) -> Result<(), 
         let backoff = 1000i64.saturating_mul(1 << delivery.attempts.min(8).saturating_sub(1));
         delivery.next_attempt_ms = now + backoff;
     }
-    tracing::info!(webhook = %hook.id, event = %delivery.event, attempt = delivery.attempts, ?status, outcome, "webhook delivery");
+    tracing::info!(webhook = %hook.id, event = %delivery.event, attempt = delivery.attempts, ?status, ?error, outcome, "webhook delivery");
     let record = AttemptRecord {
         event: delivery.event.clone(),
         at_ms: now,
@@ -295,6 +342,7 @@ fn attempt(store: &Store, id: u128, mut delivery: DeliveryRecord) -> Result<(), 
 pub(crate) async fn run(app: Arc<App>) {
     let mut ticks = tokio::time::interval(TICK);
     let mut last_overdue = tokio::time::Instant::now() - OVERDUE_EVERY;
+    let guard = guard(&app.config);
     loop {
         ticks.tick().await;
         let store = app.store.clone();
@@ -308,7 +356,7 @@ pub(crate) async fn run(app: Arc<App>) {
                 queue_overdue(&store, chrono::Utc::now().date_naive())?;
             }
             for (id, delivery) in store.due_deliveries(now_ms(), 20)? {
-                attempt(&store, id, delivery)?;
+                attempt(&store, guard, id, delivery)?;
             }
             Ok(())
         })
@@ -322,7 +370,8 @@ pub(crate) async fn run(app: Arc<App>) {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateWebhookBody {
-    /// Where deliveries are POSTed (http or https).
+    /// Where deliveries are POSTed: http or https, to a public address (422 `url_not_allowed`
+    /// for loopback, private, link-local and other special addresses; see docs/api.md).
     url: String,
     /// Only these events (default: all).
     #[serde(default)]
@@ -350,16 +399,18 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     require_admin(&authenticate(&app, &headers, None).await?)?;
     let ApiJson(body) = body?;
-    if !(body.url.starts_with("http://") || body.url.starts_with("https://")) {
-        return Err(ApiError::invalid(
-            "`url` must be an http:// or https:// address",
-        ));
-    }
     if let Some(unknown) = body.events.iter().find(|e| !EVENTS.contains(&e.as_str())) {
         return Err(ApiError::invalid(format!(
             "unknown event {unknown:?}; events are {EVENTS:?}"
         )));
     }
+    // Refuses what is certainly bad; a name that does not resolve now is checked at delivery.
+    let guard = guard(&app.config);
+    let raw = body.url;
+    let url = tokio::task::spawn_blocking(move || guard.check(&raw))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(url_refused)?;
     if let Some(plan) = body.plan_id {
         let store = app.store.clone();
         if blocking(&app, move |_| store.plan(plan)).await?.is_none() {
@@ -370,7 +421,7 @@ pub async fn create(
     rand::rng().fill_bytes(&mut secret);
     let hook = WebhookRecord {
         id: Uuid::now_v7(),
-        url: body.url,
+        url,
         secret: format!(
             "whsec_{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
@@ -395,6 +446,18 @@ pub async fn list(
     Ok(Json(
         json!({ "webhooks": hooks.iter().map(|h| view(h, false)).collect::<Vec<_>>() }),
     ))
+}
+
+fn url_refused(refusal: Refusal) -> ApiError {
+    if refusal.is_malformed() {
+        ApiError::invalid(format!("`url`: {refusal}"))
+    } else {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "url_not_allowed",
+            format!("`url`: {refusal}"),
+        )
+    }
 }
 
 fn hook_id(raw: &str) -> Result<Uuid, ApiError> {

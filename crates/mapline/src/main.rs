@@ -164,6 +164,11 @@ struct ServeArgs {
     /// Seconds a plan with nobody connected stays in memory.
     #[arg(long, env = "MAPLINE_ROOM_IDLE_SECS", default_value_t = 60)]
     room_idle_secs: u64,
+    /// Let webhooks be delivered to loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7)
+    /// and CGNAT addresses, for receivers inside your own network. Link-local (cloud metadata)
+    /// and other special addresses stay refused.
+    #[arg(long, env = "MAPLINE_WEBHOOKS_ALLOW_PRIVATE")]
+    webhooks_allow_private: bool,
     /// Memory for the data file's page cache, in MiB.
     #[arg(long, env = "MAPLINE_CACHE_MB", default_value_t = 64)]
     cache_mb: usize,
@@ -541,6 +546,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 text_chars: args.max_text_chars,
             },
             catch_up_history: !was_clean,
+            webhooks_allow_private: args.webhooks_allow_private,
             outbox: OutboxLimits {
                 messages: 1024,
                 // Room for a few of the largest messages, however small the limit is set.
