@@ -13,6 +13,7 @@ mod conn;
 pub mod exports;
 #[doc(hidden)]
 pub mod fuzzing;
+mod headers;
 pub mod history;
 mod limits;
 mod metrics;
