@@ -29,20 +29,28 @@ async function milestone (plan, id) {
   return body.plan.milestones.find(m => m.id === id)
 }
 
+/** No script error, no console error and no Content-Security-Policy violation on any page.
+ * `expected` names console errors a test causes on purpose (e.g. a refused request). */
 function noPageErrors (...people) {
-  for (const person of people) assert.deepEqual(person.errors, [], 'no script errors on the page')
+  const expected = people.at(-1) instanceof RegExp ? people.pop() : null
+  for (const person of people) {
+    assert.deepEqual(person.errors, [], 'no script errors on the page')
+    assert.deepEqual(person.violations, [], 'no Content-Security-Policy violations')
+    assert.deepEqual(person.consoleErrors.filter(text => expected === null || !expected.test(text)), [], 'no console errors')
+  }
 }
 
 /** Opens the plan as its seller and its buyer (two browser contexts), both saved, runs `steps`,
- * checks that neither page had a script error, and closes both. */
-async function asSellerAndBuyer (plan, steps) {
+ * checks that neither page had a script error, console error (but `expectedConsole`) or CSP
+ * violation, and closes both. */
+async function asSellerAndBuyer (plan, steps, { expectedConsole = null } = {}) {
   const seller = await openLink(browser, server, plan.id, plan.seller)
   const buyer = await openLink(browser, server, plan.id, plan.buyer)
   try {
     await untilStatus(seller.page, 'saved')
     await untilStatus(buyer.page, 'saved')
     await steps({ seller, buyer })
-    noPageErrors(seller, buyer)
+    noPageErrors(seller, buyer, ...(expectedConsole === null ? [] : [expectedConsole]))
   } finally {
     await seller.context.close()
     await buyer.context.close()
@@ -119,7 +127,7 @@ test('the buyer edits offline, reloads, comes back, and the seller gets the merg
     const stored = await milestone(plan, 'ms-onboarding')
     assert.equal(stored.notes, 'IT needs two weeks notice for SSO changes')
     assert.equal(stored.owner.name, 'Priya Shah')
-  })
+  }, { expectedConsole: /^Failed to load resource: net::ERR_INTERNET_DISCONNECTED$/ })
 })
 
 test('moving a date asks why, and the slip shows in both views', async () => {
