@@ -27,10 +27,13 @@ export async function launch () {
  * Opens a share link in a new browser context (a separate person: own storage, own IndexedDB).
  * Uncaught script errors are collected in `errors`, console errors in `consoleErrors`, and
  * Content-Security-Policy violations (`securitypolicyviolation` events, reported from the page
- * before any of its own scripts run) in `violations`; tests assert there are none.
+ * before any of its own scripts run) in `violations`; tests assert there are none. `setup(context)`
+ * runs before the page opens.
  */
-export async function openLink (browser, server, planId, token, { viewport = { width: 1280, height: 900 }, isMobile = false } = {}) {
+export async function openLink (browser, server, planId, token, { viewport = { width: 1280, height: 900 }, isMobile = false, setup = null } = {}) {
   const context = await browser.newContext({ viewport, isMobile, hasTouch: isMobile })
+  // Whatever a test must install before the page's first script (clock, init scripts).
+  if (setup !== null) await setup(context)
   const violations = []
   await context.exposeBinding('__maplineCspViolation', (_source, violation) => { violations.push(violation) })
   await context.addInitScript(() => {
