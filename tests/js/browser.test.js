@@ -29,20 +29,28 @@ async function milestone (plan, id) {
   return body.plan.milestones.find(m => m.id === id)
 }
 
+/** No script error, no console error and no Content-Security-Policy violation on any page.
+ * `expected` names console errors a test causes on purpose (e.g. a refused request). */
 function noPageErrors (...people) {
-  for (const person of people) assert.deepEqual(person.errors, [], 'no script errors on the page')
+  const expected = people.at(-1) instanceof RegExp ? people.pop() : null
+  for (const person of people) {
+    assert.deepEqual(person.errors, [], 'no script errors on the page')
+    assert.deepEqual(person.violations, [], 'no Content-Security-Policy violations')
+    assert.deepEqual(person.consoleErrors.filter(text => expected === null || !expected.test(text)), [], 'no console errors')
+  }
 }
 
 /** Opens the plan as its seller and its buyer (two browser contexts), both saved, runs `steps`,
- * checks that neither page had a script error, and closes both. */
-async function asSellerAndBuyer (plan, steps) {
+ * checks that neither page had a script error, console error (but `expectedConsole`) or CSP
+ * violation, and closes both. */
+async function asSellerAndBuyer (plan, steps, { expectedConsole = null } = {}) {
   const seller = await openLink(browser, server, plan.id, plan.seller)
   const buyer = await openLink(browser, server, plan.id, plan.buyer)
   try {
     await untilStatus(seller.page, 'saved')
     await untilStatus(buyer.page, 'saved')
     await steps({ seller, buyer })
-    noPageErrors(seller, buyer)
+    noPageErrors(seller, buyer, ...(expectedConsole === null ? [] : [expectedConsole]))
   } finally {
     await seller.context.close()
     await buyer.context.close()
@@ -119,7 +127,7 @@ test('the buyer edits offline, reloads, comes back, and the seller gets the merg
     const stored = await milestone(plan, 'ms-onboarding')
     assert.equal(stored.notes, 'IT needs two weeks notice for SSO changes')
     assert.equal(stored.owner.name, 'Priya Shah')
-  })
+  }, { expectedConsole: /^Failed to load resource: net::ERR_INTERNET_DISCONNECTED$/ })
 })
 
 test('moving a date asks why, and the slip shows in both views', async () => {
@@ -273,6 +281,52 @@ test('a seller makes a link for the CFO, sees when it was opened, and revokes it
   } finally {
     await seller.context.close()
     await cfo?.context.close()
+  }
+})
+
+test('a link revoked while its page was closed: the reloaded page says so and stops trying to connect', async () => {
+  const plan = await newPlan()
+  const made = await api(server, 'POST', `/api/plans/${plan.id}/shares`, { body: { side: 'buyer', role: 'viewer', label: 'Old laptop' } })
+  assert.equal(made.status, 201)
+  const person = await openLink(browser, server, plan.id, made.body.token, {
+    setup: async context => {
+      // Timers under the test's control, and every WebSocket the page creates counted as it is
+      // created (the page's socket class extends the global one, replaced here first).
+      await context.clock.install()
+      await context.addInitScript(() => {
+        window.__socketsCreated = 0
+        const Native = window.WebSocket
+        window.WebSocket = class extends Native {
+          constructor (...args) { super(...args); window.__socketsCreated++ }
+        }
+      })
+    }
+  })
+  try {
+    await untilStatus(person.page, 'live')
+    const revoked = await api(server, 'DELETE', `/api/plans/${plan.id}/shares/${made.body.id}`)
+    assert.equal(revoked.status, 200)
+    await untilStatus(person.page, 'revoked')
+
+    // The reload is refused at the upgrade (401, which the browser sees as a 1006 close).
+    await person.page.reload()
+    await untilStatus(person.page, 'revoked')
+    await person.page.getByRole('alert').getByText('the share link has been revoked').waitFor()
+    const created = await person.page.evaluate(() => window.__socketsCreated)
+    assert.ok(created >= 1, 'the reloaded page tried the link')
+    assert.equal(await person.page.evaluate(() => window.mapline.session.provider.shouldConnect), false)
+    // The check of an absence: ten minutes of the page's timers run (y-websocket retries within
+    // 5 s at most), and the browser coming back online (which reconnects a page that is only
+    // offline) — no further socket is created.
+    await person.page.clock.runFor('10:00')
+    await person.context.setOffline(true)
+    await person.context.setOffline(false)
+    await person.page.clock.runFor('10:00')
+    assert.equal(await person.page.evaluate(() => window.__socketsCreated), created, 'no retry after the link was found invalid')
+    await untilStatus(person.page, 'revoked')
+    noPageErrors(person, /^Failed to load resource: the server responded with a status of 401 \(Unauthorized\)$|^WebSocket connection to '.*' failed: HTTP Authentication failed; no valid credentials available$/)
+  } finally {
+    await person.context.close()
   }
 })
 

@@ -4,8 +4,9 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import {
-  startServer, tempData, createPlan, api, client, synced, destroy, rawSocket, waitFor, upgradeStatus, metric
+  startServer, tempData, createPlan, api, client, synced, destroy, rawSocket, waitFor, upgradeStatus, metric, Y
 } from './lib/harness.js'
+import { WebsocketProvider } from 'y-websocket'
 
 let data, server
 before(async () => { data = tempData(); server = await startServer({ dataFile: data.file }) })
@@ -134,13 +135,16 @@ test('an admin is told it is the admin', async () => {
   assert.deepEqual([me.body.kind, me.body.canEdit, me.body.canManageShares], ['admin', true, true])
 })
 
-test('failed token attempts are limited per client address; other addresses and good requests without a token are not', async () => {
+/**
+ * Requests from a chosen loopback address (Linux routes all of 127/8 to lo, so two clients can
+ * come from two addresses). `get` answers { status, retryAfter, body }; `upgrade` the status of a
+ * WebSocket upgrade (101 when accepted); `syncingClient` a real y-websocket client.
+ */
+async function fromAddress (server, localAddress) {
   const { request } = await import('node:http')
-  const own = tempData()
-  const limited = await startServer({ dataFile: own.file, authFailuresPerMinute: 5 })
-  // Loopback has every 127.x address, so two clients can come from two addresses.
-  const get = (path, token, localAddress) => new Promise((resolve, reject) => {
-    const url = new URL(limited.url + path)
+  const { default: WebSocket } = await import('ws')
+  const get = (path, token) => new Promise((resolve, reject) => {
+    const url = new URL(server.url + path)
     const req = request({ host: url.hostname, port: url.port, path: url.pathname + url.search, localAddress, headers: token ? { authorization: `Bearer ${token}` } : {} }, res => {
       let text = ''
       res.on('data', chunk => { text += chunk })
@@ -149,25 +153,117 @@ test('failed token attempts are limited per client address; other addresses and 
     req.on('error', reject)
     req.end()
   })
+  const upgrade = (planId, token) => new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${server.wsUrl}/${planId}?token=${encodeURIComponent(token)}`, { localAddress })
+    ws.once('unexpected-response', (_req, res) => {
+      let text = ''
+      res.on('data', chunk => { text += chunk })
+      res.on('end', () => { resolve({ status: res.statusCode, body: text ? JSON.parse(text) : null }); ws.terminate() })
+    })
+    ws.once('open', () => { resolve({ status: 101 }); ws.close() })
+    ws.once('error', reject)
+  })
+  class FromAddress extends WebSocket {
+    constructor (url, protocols) { super(url, protocols, { localAddress }) }
+  }
+  const syncingClient = (planId, token) => {
+    const doc = new Y.Doc()
+    const provider = new WebsocketProvider(server.wsUrl, planId, doc, { WebSocketPolyfill: FromAddress, params: { token }, disableBc: true, maxBackoffTime: 200 })
+    return { doc, provider, map: name => doc.getMap(name) }
+  }
+  return { get, upgrade, syncingClient }
+}
+
+test('a token that keeps failing is limited from its address; the address\'s other tokens and requests without one are not', async () => {
+  const own = tempData()
+  const limited = await startServer({ dataFile: own.file, authFailuresPerMinute: 5 })
   try {
     const plan = await createPlan(limited)
+    const office = await fromAddress(limited, '127.0.0.2')
     for (let i = 0; i < 5; i++) {
-      const refused = await get(`/api/plans/${plan.id}`, 's_guess' + i, '127.0.0.2')
+      const refused = await office.get(`/api/plans/${plan.id}`, 's_guess')
       assert.deepEqual([refused.status, refused.body.error.code], [401, 'invalid_token'])
     }
-    const limitedAnswer = await get(`/api/plans/${plan.id}`, 's_guess5', '127.0.0.2')
+    const limitedAnswer = await office.get(`/api/plans/${plan.id}`, 's_guess')
     assert.deepEqual([limitedAnswer.status, limitedAnswer.body.error.code], [429, 'too_many_attempts'])
+    assert.match(limitedAnswer.body.error.message, /with this token/)
     assert.ok(Number(limitedAnswer.retryAfter) >= 1 && Number(limitedAnswer.retryAfter) <= 60)
-    // While limited, even a good token from that address waits; the WebSocket upgrade too.
-    assert.equal((await get(`/api/plans/${plan.id}`, plan.buyer, '127.0.0.2')).status, 429)
-    const upgrade = await get(`/sync/${plan.id}?token=${plan.buyer}`, null, '127.0.0.2')
-    assert.equal(upgrade.status, 429)
-    // Requests without a credential are not limited, and another address is not affected.
-    assert.equal((await get('/healthz', null, '127.0.0.2')).status, 200)
-    assert.equal((await get(`/api/plans/${plan.id}`, plan.buyer, '127.0.0.3')).status, 200)
-    assert.equal(await metric(limited, 'mapline_auth_refused_total'), 3)
+    // The same token in the WebSocket upgrade's query is the same attempt.
+    assert.equal((await office.upgrade(plan.id, 's_guess')).status, 429)
+    // A good token from that address still works, and so do requests without a token.
+    assert.equal((await office.get(`/api/plans/${plan.id}`, plan.buyer)).status, 200)
+    assert.equal((await office.upgrade(plan.id, plan.buyer)).status, 101)
+    assert.equal((await office.get('/healthz')).status, 200)
+    // Another address is not affected even by the failing token.
+    const elsewhere = await fromAddress(limited, '127.0.0.3')
+    assert.deepEqual([(await elsewhere.get(`/api/plans/${plan.id}`, 's_guess')).status], [401])
+    assert.equal(await metric(limited, 'mapline_auth_refused_total'), 2)
   } finally {
     await limited.stop()
+    own.cleanup()
+  }
+})
+
+test('two stale tabs on a revoked link are limited; a colleague behind the same address keeps reading and syncing', async () => {
+  const own = tempData()
+  const limited = await startServer({ dataFile: own.file, authFailuresPerMinute: 5 })
+  let colleague
+  try {
+    const plan = await createPlan(limited)
+    const made = await api(limited, 'POST', `/api/plans/${plan.id}/shares`, { body: { side: 'buyer', role: 'viewer', label: 'Old link' } })
+    assert.equal(made.status, 201)
+    const revoked = await api(limited, 'DELETE', `/api/plans/${plan.id}/shares/${made.body.id}`)
+    assert.equal(revoked.status, 200)
+    const office = await fromAddress(limited, '127.0.0.2')
+    // Two tabs retry the revoked link in turns (as y-websocket does, by upgrade) while a
+    // colleague's valid link is used from the same address between every retry.
+    const stale = []
+    for (let round = 0; round < 20; round++) {
+      for (let tab = 0; tab < 2; tab++) stale.push((await office.upgrade(plan.id, made.body.token)).status)
+      assert.equal((await office.get(`/api/plans/${plan.id}`, plan.buyer)).status, 200, `round ${round}: the colleague's link reads`)
+    }
+    assert.deepEqual(stale, [...Array(5).fill(401), ...Array(35).fill(429)])
+    assert.equal((await office.upgrade(plan.id, plan.buyer)).status, 101)
+    colleague = office.syncingClient(plan.id, plan.buyer)
+    await synced(colleague)
+    assert.equal(colleague.map('meta').get('title'), 'Rollout')
+  } finally {
+    if (colleague) destroy(colleague)
+    await limited.stop()
+    own.cleanup()
+  }
+})
+
+test('a sweep of many distinct bad tokens from one address is limited for the whole address', async () => {
+  const own = tempData()
+  // Per address: 10 times the per-token limit unless set.
+  const byDefault = await startServer({ dataFile: own.file, authFailuresPerMinute: 3 })
+  try {
+    const plan = await createPlan(byDefault)
+    const sweeper = await fromAddress(byDefault, '127.0.0.4')
+    for (let i = 0; i < 30; i++) {
+      const guess = await sweeper.get(`/api/plans/${plan.id}`, `s_guess${i}`)
+      assert.deepEqual([guess.status, guess.body.error.code], [401, 'invalid_token'], `guess ${i}`)
+    }
+    const stopped = await sweeper.get(`/api/plans/${plan.id}`, 's_guess30')
+    assert.deepEqual([stopped.status, stopped.body.error.code], [429, 'too_many_attempts'])
+    assert.match(stopped.body.error.message, /from this address/)
+    // The whole address waits now, even with a good token, the upgrade included.
+    assert.equal((await sweeper.get(`/api/plans/${plan.id}`, plan.buyer)).status, 429)
+    assert.equal((await sweeper.upgrade(plan.id, plan.buyer)).status, 429)
+    assert.equal((await (await fromAddress(byDefault, '127.0.0.5')).get(`/api/plans/${plan.id}`, plan.buyer)).status, 200)
+  } finally {
+    await byDefault.stop()
+  }
+  const set = await startServer({ dataFile: own.file, authFailuresPerMinute: 3, args: ['--auth-failures-per-address-per-minute', '4'] })
+  try {
+    const { id } = (await api(set, 'GET', '/api/plans')).body.plans[0]
+    const sweeper = await fromAddress(set, '127.0.0.4')
+    const statuses = []
+    for (let i = 0; i < 5; i++) statuses.push((await sweeper.get(`/api/plans/${id}`, `s_guess${i}`)).status)
+    assert.deepEqual(statuses, [401, 401, 401, 401, 429])
+  } finally {
+    await set.stop()
     own.cleanup()
   }
 })

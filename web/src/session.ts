@@ -7,6 +7,7 @@ import { WebsocketProvider } from 'y-websocket'
 import { IndexeddbPersistence } from 'y-indexeddb'
 import * as decoding from 'lib0/decoding'
 import { covers, isUpdateMessage, syncStatus, type SyncStatus } from './sync-status'
+import { Api, ApiFailure } from './api'
 
 const MESSAGE_DURABLE = 100
 const MESSAGE_REFUSED = 101
@@ -55,9 +56,14 @@ export class PlanSession {
   private firstAttempt = true
   private lastStatus: SyncStatus | null = null
   private readOnly = false
+  /** Whether the current socket opened (a socket refused at the upgrade never does). */
+  private opened = false
+  private checkingLink = false
+  private readonly api: Api
 
   constructor (readonly planId: string, token: string, origin: string = location.origin) {
     this.local = new IndexeddbPersistence(`mapline:${planId}`, this.doc)
+    this.api = new Api(planId, token, origin)
     const wsOrigin = origin.replace(/^http/, 'ws')
     this.provider = new WebsocketProvider(`${wsOrigin}/sync`, planId, this.doc, {
       params: { token, acks: '1' },
@@ -82,11 +88,17 @@ export class PlanSession {
     }
     this.provider.on('status', ({ status }) => {
       if (status !== 'connecting') this.firstAttempt = false
+      this.opened = status === 'connected'
       const ws = this.provider.ws as CountingSocket | null
       if (ws !== null) ws.onSent = () => this.update()
       this.update()
     })
-    this.provider.on('connection-close', () => { this.firstAttempt = false; this.update() })
+    this.provider.on('connection-close', event => {
+      this.firstAttempt = false
+      // `null`: we closed it ourselves (offline, disconnect), which says nothing about the link.
+      if (event !== null && !this.opened) void this.checkLink()
+      this.update()
+    })
     this.provider.on('sync', () => this.update())
     this.provider.on('closed', ({ code, reason }) => {
       if (code === 4401) this.closedForGood = true
@@ -104,6 +116,29 @@ export class PlanSession {
     await Promise.race([this.local.whenSynced, new Promise(resolve => setTimeout(resolve, 3000))])
     if (this.online) this.provider.connect()
     this.update()
+  }
+
+  /**
+   * The socket failed before it opened. A link refused at the upgrade (401, e.g. revoked while
+   * this page was closed) looks to the browser like any network failure (1006), and y-websocket
+   * would retry it forever; so ask the API whether the link still opens the plan, and if it says
+   * no (401, 403, 404), stop for good as after a 4401 close. Network failures change nothing.
+   */
+  private async checkLink (): Promise<void> {
+    if (this.checkingLink || this.closedForGood) return
+    this.checkingLink = true
+    try {
+      await this.api.me()
+    } catch (error) {
+      if (error instanceof ApiFailure && [401, 403, 404].includes(error.status) && !this.closedForGood) {
+        this.closedForGood = true
+        this.provider.disconnect()
+        for (const listener of this.listeners.closed) listener(4401, error.message)
+      }
+    } finally {
+      this.checkingLink = false
+      this.update()
+    }
   }
 
   private readonly goOnline = (): void => {

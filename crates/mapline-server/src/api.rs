@@ -195,7 +195,7 @@ pub fn router(app: Arc<App>) -> Router {
             .routes(routes!(metrics))
             .split_for_parts();
     let openapi = Arc::new(openapi);
-    Router::new()
+    let routes = Router::new()
         .merge(documented)
         .route(
             "/api/openapi.json",
@@ -205,14 +205,15 @@ pub fn router(app: Arc<App>) -> Router {
             }),
         )
         .route("/api/{*rest}", any(api_not_found))
-        .method_not_allowed_fallback(method_not_allowed)
+        .method_not_allowed_fallback(method_not_allowed);
+    let router = crate::headers::no_store(routes)
         .fallback_service(web)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             crate::limits::limit_failed_tokens,
-        ))
-        .with_state(app)
+        ));
+    crate::headers::security(router).with_state(app)
 }
 
 async fn api_not_found() -> ApiError {
@@ -244,7 +245,7 @@ async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     )
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
@@ -526,8 +527,14 @@ async fn open_sync(
 }
 
 /// Used when no web client is built: a page that says so instead of a bare 404.
-pub(crate) async fn no_web_client() -> Html<&'static str> {
-    Html(include_str!("no-web-client.html"))
+pub(crate) async fn no_web_client() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_SECURITY_POLICY,
+            crate::headers::NO_CLIENT_CSP,
+        )],
+        Html(include_str!("no-web-client.html")),
+    )
 }
 
 #[cfg(test)]

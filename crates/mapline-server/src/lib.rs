@@ -13,6 +13,7 @@ mod conn;
 pub mod exports;
 #[doc(hidden)]
 pub mod fuzzing;
+mod headers;
 pub mod history;
 mod limits;
 mod metrics;
@@ -61,12 +62,15 @@ pub struct ServerConfig {
     pub web_root: Option<PathBuf>,
     /// SHA-256 of the admin credential.
     pub admin_token_hash: [u8; 32],
-    /// Failed token attempts allowed per client address per minute before it is answered 429
-    /// (0: no limit).
+    /// Failed attempts allowed per client address *and token* per minute before that token is
+    /// answered 429 from that address (0: no limit).
     pub auth_failures_per_minute: u32,
     /// What one plan may hold (entries per collection, text length); updates and imports over
     /// it are refused.
     pub plan_limits: mapline_plan::admission::PlanLimits,
+    /// Failed token attempts allowed per client address per minute, whatever the tokens, before
+    /// every request with a token from it is answered 429 (0: no limit).
+    pub auth_failures_per_address_per_minute: u32,
     /// Look for plans whose history a crash left underived, and derive it at start. The binary
     /// sets this from [`Store::take_clean_shutdown`] before it starts listening.
     pub catch_up_history: bool,
@@ -89,6 +93,7 @@ impl Default for ServerConfig {
             admin_token_hash: [0; 32],
             auth_failures_per_minute: 30,
             plan_limits: mapline_plan::admission::PlanLimits::default(),
+            auth_failures_per_address_per_minute: 300,
             catch_up_history: true,
             webhooks_allow_private: false,
         }
@@ -141,7 +146,10 @@ pub async fn run(
         writer::spawn(store.clone(), metrics.clone()).map_err(RunError::Writer)?;
     let app = Arc::new(App {
         auth: auth::Authenticator::new(config.admin_token_hash),
-        auth_failures: limits::AuthFailures::new(config.auth_failures_per_minute),
+        auth_failures: limits::AuthFailures::new(
+            config.auth_failures_per_minute,
+            config.auth_failures_per_address_per_minute,
+        ),
         rooms: rooms::Rooms::new(store.clone(), metrics.clone(), config.plan_limits),
         config,
         store,

@@ -25,7 +25,7 @@ pub struct Metrics {
     pub updates_persisted: Counter,
     pub updates_broadcast: Counter,
     pub updates_refused: Counter,
-    /// Requests refused because their address failed too many token attempts.
+    /// Requests refused after too many failed attempts with their token or from their address.
     pub auth_refused: Counter,
     pub commit_batch_size: Histogram,
     pub commit_seconds: Histogram,
@@ -89,7 +89,7 @@ impl Default for Metrics {
             auth_refused: registered(
                 r,
                 "auth_refused",
-                "Requests refused (429) after too many failed token attempts from their address",
+                "Requests refused (429) after too many failed attempts with their token or from their address",
                 counter(),
             ),
             commit_batch_size: registered(

@@ -145,10 +145,16 @@ struct ServeArgs {
     /// first start, printed once, and only its hash stored.
     #[arg(long, env = "MAPLINE_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
-    /// Failed token attempts allowed per client address per minute; beyond them, requests with
-    /// a token from that address are answered 429 until the minute is over. 0: no limit.
+    /// Failed attempts allowed per client address and token per minute; beyond them, that token
+    /// is answered 429 from that address until the minute is over (other tokens are not). 0: no
+    /// limit.
     #[arg(long, env = "MAPLINE_AUTH_FAILURES_PER_MINUTE", default_value_t = 30)]
     auth_failures_per_minute: u32,
+    /// Failed token attempts allowed per client address per minute, whatever the tokens (a sweep
+    /// of guesses); beyond them, every request with a token from that address is answered 429
+    /// until the minute is over. Default: 10 times --auth-failures-per-minute. 0: no limit.
+    #[arg(long, env = "MAPLINE_AUTH_FAILURES_PER_ADDRESS_PER_MINUTE")]
+    auth_failures_per_address_per_minute: Option<u32>,
     /// If the store holds no plan, create the demo plan and print its buyer and seller links.
     #[arg(long, env = "MAPLINE_DEMO")]
     demo: bool,
@@ -545,6 +551,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 entries_per_collection: args.max_entries,
                 text_chars: args.max_text_chars,
             },
+            auth_failures_per_address_per_minute: args
+                .auth_failures_per_address_per_minute
+                .unwrap_or(args.auth_failures_per_minute.saturating_mul(10)),
             catch_up_history: !was_clean,
             webhooks_allow_private: args.webhooks_allow_private,
             outbox: OutboxLimits {

@@ -25,15 +25,29 @@ export async function launch () {
 
 /**
  * Opens a share link in a new browser context (a separate person: own storage, own IndexedDB).
- * Page errors are collected in `errors`; tests assert there are none.
+ * Uncaught script errors are collected in `errors`, console errors in `consoleErrors`, and
+ * Content-Security-Policy violations (`securitypolicyviolation` events, reported from the page
+ * before any of its own scripts run) in `violations`; tests assert there are none. `setup(context)`
+ * runs before the page opens.
  */
-export async function openLink (browser, server, planId, token, { viewport = { width: 1280, height: 900 }, isMobile = false } = {}) {
+export async function openLink (browser, server, planId, token, { viewport = { width: 1280, height: 900 }, isMobile = false, setup = null } = {}) {
   const context = await browser.newContext({ viewport, isMobile, hasTouch: isMobile })
+  // Whatever a test must install before the page's first script (clock, init scripts).
+  if (setup !== null) await setup(context)
+  const violations = []
+  await context.exposeBinding('__maplineCspViolation', (_source, violation) => { violations.push(violation) })
+  await context.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', e => {
+      window.__maplineCspViolation(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'} (${e.sourceFile}:${e.lineNumber})`)
+    })
+  })
   const page = await context.newPage()
   const errors = []
+  const consoleErrors = []
   page.on('pageerror', error => errors.push(error.message))
+  page.on('console', message => { if (message.type() === 'error') consoleErrors.push(message.text()) })
   await page.goto(`${server.url}/p/${planId}#token=${token}`)
-  return { context, page, errors }
+  return { context, page, errors, consoleErrors, violations }
 }
 
 /** The sync status the page shows (`saved`, `syncing`, `offline`, `connecting`, `revoked`). */
