@@ -279,6 +279,12 @@ fn the_committed_format_2_fixture_opens() {
             .last_seq,
         2
     );
+    let shares = store.shares_of(plans[0].0).unwrap();
+    let labels: Vec<_> = shares.iter().map(|(s, _)| s.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        ["Fixture link 1", "Fixture link 2", "Fixture link 3"]
+    );
 }
 
 #[test]
