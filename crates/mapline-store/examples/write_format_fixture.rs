@@ -52,7 +52,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )],
         &[],
     )?;
-    // Share links: one plain, one with an expiry far ahead, one revoked. Token hashes are
+    // Share links: one plain, one with an expiry far ahead, one revoked (format 2 on), and
+    // (format 3 on) link 4 minted through link 2 and link 5 through link 4. Token hashes are
     // SHA-256 of `fixture-token-<n>` so a test can check them.
     let share = |n: u128, side, role, expires_at_ms, revoked_at_ms| ShareRecord {
         id: Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0100 + n),
@@ -65,21 +66,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         expires_at_ms,
         revoked_at_ms,
     };
-    store.insert_share(&share(1, Side::Seller, Role::Editor, None, None))?;
-    store.insert_share(&share(
-        2,
-        Side::Buyer,
-        Role::Editor,
-        Some(4_102_444_800_000),
+    store.insert_share(&share(1, Side::Seller, Role::Editor, None, None), None)?;
+    store.insert_share(
+        &share(2, Side::Buyer, Role::Editor, Some(4_102_444_800_000), None),
         None,
-    ))?;
-    store.insert_share(&share(
-        3,
-        Side::Buyer,
-        Role::Viewer,
+    )?;
+    store.insert_share(
+        &share(3, Side::Buyer, Role::Viewer, None, Some(1_700_000_000_001)),
         None,
-        Some(1_700_000_000_001),
-    ))?;
+    )?;
+    let id = |n: u128| Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0100 + n);
+    store.insert_share(
+        &share(4, Side::Buyer, Role::Editor, None, None),
+        Some(id(2)),
+    )?;
+    store.insert_share(
+        &share(5, Side::Buyer, Role::Viewer, None, None),
+        Some(id(4)),
+    )?;
     println!("wrote {}", path.display());
     Ok(())
 }
