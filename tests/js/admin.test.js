@@ -91,3 +91,37 @@ test('through the running server: the same commands over HTTP; the file itself i
     data.cleanup()
   }
 })
+
+test('shares list names who minted each link, and revoking on the file takes the links minted through it along', async () => {
+  const data = tempData()
+  const server = await startServer({ dataFile: data.file })
+  const post = async (path, token, body) => {
+    const response = await fetch(server.url + path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    return response.json()
+  }
+  let plan, champion, cfo
+  try {
+    plan = await post('/api/plans', ADMIN_TOKEN, { title: 'Lineage', buyerOrg: 'B', sellerOrg: 'S', goLive: '2027-06-01' })
+    champion = await post(`/api/plans/${plan.id}/shares`, plan.shares[0].token, { side: 'buyer', role: 'editor', label: 'Dev Patel (champion)' })
+    cfo = await post(`/api/plans/${plan.id}/shares`, champion.token, { side: 'buyer', role: 'viewer', label: 'Ana Ruiz (CFO)' })
+    assert.equal(cfo.parentId, champion.id)
+    // Through the server too.
+    const listed = mapline(['shares', 'list', plan.id, '--server', server.url], { MAPLINE_ADMIN_TOKEN: ADMIN_TOKEN })
+    assert.match(listed.out, /Ana Ruiz \(CFO\) \(buyer viewer\)\s+active\s+opened 0×\s+minted by Dev Patel \(champion\)/)
+  } finally {
+    await server.stop()
+  }
+  const on = args => mapline([...args, '--data', data.file])
+  const text = on(['shares', 'list', plan.id]).out
+  assert.match(text, /Dev Patel \(champion\) \(buyer editor\)\s+active\s+opened 0×\s+minted by S team/)
+  assert.match(text, /Ana Ruiz \(CFO\) \(buyer viewer\)\s+active\s+opened 0×\s+minted by Dev Patel \(champion\)/)
+  assert.doesNotMatch(text.split('\n').find(l => l.includes('B team')), /minted by/, 'a default link has no parent')
+  const revoked = on(['shares', 'revoke', plan.id, champion.id])
+  assert.equal(revoked.status, 0, revoked.err)
+  assert.match(revoked.out, /revoked, with 1 link\(s\) minted through it/)
+  const after = on(['shares', 'list', plan.id, '--json']).json()
+  assert.deepEqual(after.map(s => [s.label, s.status, s.mintedBy]), [
+    ['S team', 'active', null], ['B team', 'active', null],
+    ['Dev Patel (champion)', 'revoked', 'S team'], ['Ana Ruiz (CFO)', 'revoked', 'Dev Patel (champion)']])
+  data.cleanup()
+})

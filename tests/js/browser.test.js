@@ -270,9 +270,11 @@ test('a seller makes a link for the CFO, sees when it was opened, and revokes it
       return /\(1×\)/.test(await row.textContent())
     }, { what: 'the CFO\'s visit to show' })
 
-    // Revoking closes the CFO's live page at once.
-    seller.page.once('dialog', confirm => confirm.accept())
+    // Revoking asks first (nothing was minted with this link), then closes the CFO's live page.
     await row.getByRole('button', { name: 'Revoke the link of Ana Ruiz (CFO)' }).click()
+    const confirm = dialog.getByRole('alertdialog', { name: 'Revoke the link of Ana Ruiz (CFO)?' })
+    await confirm.getByText('It stops working at once, and its open pages close.').waitFor()
+    await confirm.getByRole('button', { name: 'Revoke link', exact: true }).click()
     await row.getByText('revoked').waitFor()
     await untilStatus(cfo.page, 'revoked')
     const after = await api(server, 'GET', `/api/plans/${plan.id}`, { token })
@@ -327,6 +329,58 @@ test('a link revoked while its page was closed: the reloaded page says so and st
     noPageErrors(person, /^Failed to load resource: the server responded with a status of 401 \(Unauthorized\)$|^WebSocket connection to '.*' failed: HTTP Authentication failed; no valid credentials available$/)
   } finally {
     await person.context.close()
+  }
+})
+
+test('the link manager shows who minted each link, and revoking one names the links that go with it', async () => {
+  const plan = await newPlan()
+  const seller = await openLink(browser, server, plan.id, plan.seller)
+  let cfo
+  try {
+    await untilStatus(seller.page, 'saved')
+    // The champion's link is made on the page with the seller's link; the champion then makes
+    // one for their CFO.
+    await seller.page.getByRole('button', { name: 'Share', exact: true }).click()
+    const dialog = seller.page.locator('.share-dialog')
+    await dialog.getByLabel('Who is it for').fill('Dev Patel (champion)')
+    await dialog.getByRole('button', { name: 'Create link' }).click()
+    const champion = new URL(await dialog.getByLabel('Link for Dev Patel (champion)').inputValue()).hash.replace('#token=', '')
+    const made = await api(server, 'POST', `/api/plans/${plan.id}/shares`, { token: champion, body: { side: 'buyer', role: 'viewer', label: 'Ana Ruiz (CFO)' } })
+    assert.equal(made.status, 201)
+    cfo = await openLink(browser, server, plan.id, made.body.token)
+    await untilStatus(cfo.page, 'live')
+
+    await dialog.getByRole('button', { name: 'Close' }).click()
+    await seller.page.getByRole('button', { name: 'Share', exact: true }).click()
+    const cfoRow = dialog.locator('tr', { hasText: 'Ana Ruiz (CFO)' })
+    await cfoRow.getByText('minted by Dev Patel (champion)').waitFor()
+    const championRow = dialog.locator('tr', { hasText: 'Dev Patel (champion)' }).first()
+    await championRow.getByText('minted by Mapline Inc team').waitFor()
+    // Tree order: the seller's link, the champion under it, the CFO under the champion.
+    const rows = await dialog.locator('tbody tr').evaluateAll(trs => trs.map(tr => [tr.dataset.depth, tr.querySelector('td').textContent]))
+    const at = label => rows.findIndex(([, text]) => text.replace('↳ ', '').startsWith(label))
+    assert.deepEqual(rows.map(([depth]) => depth), ['0', '1', '2', '0'], JSON.stringify(rows))
+    assert.ok(at('Mapline Inc team') < at('Dev Patel (champion)') && at('Dev Patel (champion)') < at('Ana Ruiz (CFO)'), JSON.stringify(rows))
+
+    // Revoking the champion's link names the CFO's link, which goes with it; cancelling keeps both.
+    await dialog.getByRole('button', { name: 'Revoke the link of Dev Patel (champion)' }).click()
+    const confirm = dialog.getByRole('alertdialog', { name: 'Revoke the link of Dev Patel (champion)?' })
+    await confirm.getByRole('list', { name: 'Links revoked with it' }).getByText('Ana Ruiz (CFO)').waitFor()
+    await confirm.getByRole('button', { name: 'Cancel' }).click()
+    await confirm.waitFor({ state: 'detached' })
+    assert.equal((await api(server, 'GET', `/api/plans/${plan.id}`, { token: made.body.token })).status, 200, 'cancelled: nothing revoked')
+
+    await dialog.getByRole('button', { name: 'Revoke the link of Dev Patel (champion)' }).click()
+    await confirm.getByRole('button', { name: 'Revoke 2 links' }).waitFor()
+    await seller.page.screenshot({ path: join(artifacts, 'share-lineage.png') })
+    await confirm.getByRole('button', { name: 'Revoke 2 links' }).click()
+    await cfoRow.getByText('revoked').waitFor()
+    await untilStatus(cfo.page, 'revoked')
+    assert.equal((await api(server, 'GET', `/api/plans/${plan.id}`, { token: champion })).status, 401)
+    noPageErrors(seller, cfo)
+  } finally {
+    await seller.context.close()
+    await cfo?.context.close()
   }
 })
 

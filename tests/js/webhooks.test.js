@@ -68,10 +68,15 @@ test('slips, completions, go-live moves, overdue steps and revoked links are del
     await waitFor(() => hook.events('plan.golive_changed').length === 1, { what: 'plan.golive_changed' })
     assert.deepEqual([hook.events('plan.golive_changed')[0].json.data.to, hook.events('plan.golive_changed')[0].json.data.days], ['2027-06-15', 14])
 
+    // Revoking the buyer's link takes the link their champion minted with it along: one event each.
     const revoked = plan.shares[1]
+    const minted = (await api(server, 'POST', `/api/plans/${plan.id}/shares`, { token: revoked.token, body: { side: 'buyer', role: 'viewer', label: 'CFO' } })).body
     await api(server, 'DELETE', `/api/plans/${plan.id}/shares/${revoked.id}`)
-    await waitFor(() => hook.events('share.revoked').length === 1, { what: 'share.revoked' })
-    assert.equal(hook.events('share.revoked')[0].json.data.shareId, revoked.id)
+    await waitFor(() => hook.events('share.revoked').length === 2, { what: 'share.revoked for the link and the one minted with it' })
+    const byShare = Object.fromEntries(hook.events('share.revoked').map(e => [e.json.data.shareId, e.json.data]))
+    assert.deepEqual(Object.keys(byShare).sort(), [revoked.id, minted.id].sort())
+    assert.equal(byShare[revoked.id].revokedWith, undefined)
+    assert.deepEqual([byShare[minted.id].label, byShare[minted.id].revokedWith], ['CFO', revoked.id])
 
     // Overdue: once per step and due date, however often the plan changes afterwards.
     const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10)

@@ -65,9 +65,26 @@ export interface ListedShare {
   firstSeenAt: string | null
   lastSeenAt: string | null
   opens: number
+  /** The link this one was minted with (null: made by the admin, a plan's first links, or before lineage was recorded). */
+  parentId: string | null
+  /** That link's label, e.g. "Dev Patel (champion)". */
+  mintedBy: string | null
 }
 
-export interface NewShare { id: string, side: string, role: string, label: string, token: string, url: string, expiresAt?: string }
+/** One link a revocation takes along: the link itself (depth 0) and every link minted through it. */
+export interface RevokedLink {
+  id: string
+  side: 'buyer' | 'seller'
+  role: 'editor' | 'viewer'
+  label: string
+  parentId: string | null
+  mintedBy: string | null
+  depth: number
+  status: 'active' | 'expired' | 'revoked'
+  revokedAt: string | null
+}
+
+export interface NewShare { id: string, side: string, role: string, label: string, token: string, url: string, expiresAt?: string, parentId?: string }
 
 export class Api {
   constructor (private readonly planId: string, private readonly token: string, private readonly base = '') {}
@@ -112,5 +129,7 @@ export class Api {
   }
 
   createShare (body: { side: string, role: string, label: string, expiresAt?: string }): Promise<NewShare> { return this.call('POST', '/shares', body) }
+  /** What revoking a link would revoke: the link and every link minted through it. */
+  async revocation (id: string): Promise<RevokedLink[]> { return (await this.call<{ shares: RevokedLink[] }>('GET', `/shares/${id}/revocation`)).shares }
   revokeShare (id: string): Promise<unknown> { return this.call('DELETE', `/shares/${id}`) }
 }

@@ -9,6 +9,7 @@ import { covers, isUpdateMessage, syncStatus, type SyncFacts } from './sync-stat
 import { byWorkstream, describeField, ownerName, readPlan, slipSummary } from './plan-view'
 import * as edit from './edits'
 import { layoutTimeline, milestoneStates, monthTicks } from './timeline'
+import { lineageOrder } from './lineage'
 import type { Slip } from './api'
 
 describe('dates', () => {
@@ -241,5 +242,18 @@ describe('timeline', () => {
     const start = dayNumber('2026-11-15')!
     expect(monthTicks(start, dayNumber('2027-02-10')!).map(isoDate)).toEqual(['2026-12-01', '2027-01-01', '2027-02-01'])
     expect(monthTicks(start, dayNumber('2029-11-15')!).length).toBeLessThanOrEqual(8)
+  })
+})
+
+describe('share lineage', () => {
+  const order = (shares: Array<[string, string | null]>): string[] =>
+    lineageOrder(shares.map(([id, parentId]) => ({ id, parentId }))).map(({ share, depth }) => `${'-'.repeat(depth)}${share.id}`)
+  test('each link comes right after the link it was minted with, indented one deeper', () => {
+    expect(order([['a', null], ['b', 'a'], ['d', null], ['c', 'b'], ['e', 'a']])).toEqual(['a', '-b', '--c', '-e', 'd'])
+  })
+  test('a link whose parent is not listed, or that lists itself, is a root; every link appears once', () => {
+    expect(order([['b', 'gone'], ['c', 'b'], ['s', 's']])).toEqual(['b', '-c', 's'])
+    expect(order([['x', 'y'], ['y', 'x']])).toEqual(['x', '-y'])
+    expect(order([])).toEqual([])
   })
 })

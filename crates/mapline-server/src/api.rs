@@ -112,6 +112,9 @@ impl From<StoreError> for ApiError {
                 format!("plan {id} already exists"),
             ),
             StoreError::NoSuchPlan(_) => Self::no_such_plan(),
+            // A link minting through a parent revoked or expired since its token was checked.
+            StoreError::ShareRevoked(_) => Self::from(AuthError::Revoked),
+            StoreError::ShareExpired(_) => Self::from(AuthError::Expired),
             StoreError::Unavailable => Self::unavailable(),
             other => Self::internal(other),
         }
@@ -174,6 +177,7 @@ pub fn router(app: Arc<App>) -> Router {
             .routes(routes!(create_plan, list_plans))
             .routes(routes!(shares::create, shares::list))
             .routes(routes!(shares::revoke))
+            .routes(routes!(shares::revocation))
             .routes(routes!(shares::me))
             .routes(routes!(crate::exports::calendar_feed))
             .routes(routes!(crate::exports::export_json))

@@ -2,7 +2,7 @@
 
 use mapline_plan::NewPlan;
 use mapline_store::{
-    Author, PlanId, PlanRecord, Role, ShareRecord, Side, Store, StoreError, UpdateRecord,
+    Author, PlanId, PlanRecord, Role, ShareId, ShareRecord, Side, Store, StoreError, UpdateRecord,
 };
 use rand::Rng as _;
 use serde::Serialize;
@@ -19,6 +19,8 @@ pub const MAX_LABEL_CHARS: usize = 200;
 pub struct IssuedShare {
     pub record: ShareRecord,
     pub token: String,
+    /// The link it was minted through, if any.
+    pub parent: Option<ShareId>,
 }
 
 /// What a share link looks like in API answers.
@@ -34,6 +36,9 @@ pub struct ShareView {
     pub url: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    /// The link it was minted through (absent for links minted with the admin credential).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<Uuid>,
 }
 
 /// The lower-case name of a side, as in the schema and the API.
@@ -74,6 +79,7 @@ impl IssuedShare {
                 .expires_at_ms
                 .and_then(chrono::DateTime::from_timestamp_millis)
                 .map(|t| t.to_rfc3339()),
+            parent_id: self.parent,
         }
     }
 }
@@ -102,6 +108,7 @@ pub fn issue_share(
             revoked_at_ms: None,
         },
         token,
+        parent: None,
     }
 }
 

@@ -5,6 +5,11 @@
 //! (buyers and viewers get 403 `sellers_only`: the list says who has opened the plan, which is
 //! the seller's to see). Buyer editors may mint buyer links, so a champion can bring in their
 //! CFO; viewers mint nothing.
+//!
+//! A link minted with a share link is bounded by it (its parent): it expires no later, and
+//! revoking the parent revokes it too, transitively — the store marks every descendant in the
+//! revocation's transaction, and the revocation closes all their sockets. Links minted with
+//! the admin credential have no parent.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,7 +18,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use mapline_store::{PlanId, Role, ShareId, ShareRecord, ShareSeen, Side};
+use mapline_store::{LinkedShare, PlanId, Role, ShareId, ShareRecord, ShareSeen, Side};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
@@ -133,6 +138,11 @@ struct ListedShare {
     side: &'static str,
     role: &'static str,
     label: String,
+    /// The link this one was minted through (`None`: minted with the admin credential, a
+    /// plan's default link, or made before lineage was recorded).
+    parent_id: Option<Uuid>,
+    /// The parent's label, e.g. "Dev Patel (champion)".
+    minted_by: Option<String>,
     created_at: Option<String>,
     expires_at: Option<String>,
     revoked_at: Option<String>,
@@ -143,24 +153,44 @@ struct ListedShare {
     opens: u64,
 }
 
+/// `active`, `expired` or `revoked`.
+fn status(share: &ShareRecord, now_ms: i64) -> &'static str {
+    if share.revoked_at_ms.is_some() {
+        "revoked"
+    } else if share.expires_at_ms.is_some_and(|at| at <= now_ms) {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
+/// Labels by share id, for `mintedBy`.
+fn labels<'a>(shares: impl IntoIterator<Item = &'a LinkedShare>) -> HashMap<ShareId, String> {
+    shares
+        .into_iter()
+        .map(|s| (s.record.id, s.record.label.clone()))
+        .collect()
+}
+
 impl ListedShare {
-    fn new(share: &ShareRecord, seen: Option<ShareSeen>, now_ms: i64) -> Self {
-        let status = if share.revoked_at_ms.is_some() {
-            "revoked"
-        } else if share.expires_at_ms.is_some_and(|at| at <= now_ms) {
-            "expired"
-        } else {
-            "active"
-        };
+    fn new(
+        linked: &LinkedShare,
+        seen: Option<ShareSeen>,
+        labels: &HashMap<ShareId, String>,
+        now_ms: i64,
+    ) -> Self {
+        let share = &linked.record;
         Self {
             id: share.id,
             side: side_name(share.side),
             role: role_name(share.role),
             label: share.label.clone(),
+            parent_id: linked.parent,
+            minted_by: linked.parent.and_then(|p| labels.get(&p).cloned()),
             created_at: time(share.created_at_ms),
             expires_at: share.expires_at_ms.and_then(time),
             revoked_at: share.revoked_at_ms.and_then(time),
-            status,
+            status: status(share, now_ms),
             first_seen_at: seen.and_then(|s| time(s.first_ms)),
             last_seen_at: seen.and_then(|s| time(s.last_ms)),
             opens: seen.map_or(0, |s| s.opens),
@@ -208,11 +238,82 @@ pub async fn list(
     let (_, plan_id) = manager(&app, &headers, &plan_id).await?;
     let shares = blocking(&app, move |store| store.shares_of(plan_id)).await?;
     let now = now_ms();
+    let labels = labels(shares.iter().map(|(share, _)| share));
     let listed: Vec<_> = shares
         .iter()
-        .map(|(share, seen)| ListedShare::new(share, *seen, now))
+        .map(|(share, seen)| ListedShare::new(share, *seen, &labels, now))
         .collect();
     Ok(Json(json!({ "shares": listed })))
+}
+
+/// One link that a revocation takes (or took) along, with its place in the tree.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RevokedLink {
+    id: Uuid,
+    side: &'static str,
+    role: &'static str,
+    label: String,
+    parent_id: Option<Uuid>,
+    minted_by: Option<String>,
+    /// 0 for the link being revoked, 1 for the links minted through it, and so on.
+    depth: usize,
+    status: &'static str,
+    revoked_at: Option<String>,
+}
+
+/// The links of a revocation as the API shows them, in the store's order (the link first,
+/// then the tree below it depth first).
+fn revoked_links(links: &[LinkedShare], now_ms: i64) -> Vec<RevokedLink> {
+    let labels = labels(links);
+    let mut depths: HashMap<ShareId, usize> = HashMap::new();
+    links
+        .iter()
+        .map(|linked| {
+            let share = &linked.record;
+            // Each link comes after its parent; the first one's parent is outside the tree.
+            let depth = linked
+                .parent
+                .and_then(|p| depths.get(&p))
+                .map_or(0, |d| d + 1);
+            depths.insert(share.id, depth);
+            RevokedLink {
+                id: share.id,
+                side: side_name(share.side),
+                role: role_name(share.role),
+                label: share.label.clone(),
+                parent_id: linked.parent,
+                minted_by: linked.parent.and_then(|p| labels.get(&p).cloned()),
+                depth,
+                status: status(share, now_ms),
+                revoked_at: share.revoked_at_ms.and_then(time),
+            }
+        })
+        .collect()
+}
+
+fn share_not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "share_not_found",
+        "this plan has no share link with this id",
+    )
+}
+
+/// `GET /api/plans/{id}/shares/{shareId}/revocation`: what revoking the link would revoke —
+/// the link and every link minted through it, transitively — so a person can confirm first.
+#[utoipa::path(get, path = "/api/plans/{plan_id}/shares/{share_id}/revocation", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("share_id" = String, Path, description = "The link's id")), responses((status = 200, description = "`{ shares }`: the link first, then every link minted through it (depth first, with `depth`, `parentId`, `mintedBy`)"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+pub async fn revocation(
+    State(app): State<Arc<App>>,
+    Path((plan_id, share_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let (_, plan_id) = manager(&app, &headers, &plan_id).await?;
+    let share_id = Uuid::parse_str(&share_id).map_err(|_| share_not_found())?;
+    let links = blocking(&app, move |store| store.revocation_of(plan_id, share_id))
+        .await?
+        .ok_or_else(share_not_found)?;
+    Ok(Json(json!({ "shares": revoked_links(&links, now_ms()) })))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -300,61 +401,89 @@ pub async fn create(
         RoleBody::Editor => Role::Editor,
         RoleBody::Viewer => Role::Viewer,
     };
-    let share = plans::issue_share(plan_id, side, role, &label, expires_at_ms, now);
+    let mut share = plans::issue_share(plan_id, side, role, &label, expires_at_ms, now);
+    // Minted through a share link: bounded by it. The store caps the expiry at the parent's
+    // (answered below) and refuses a parent revoked since its token was checked.
+    let parent = principal.share_id();
     let record = share.record.clone();
-    blocking(&app, move |store| store.insert_share(&record)).await?;
-    tracing::info!(plan_id = %plan_id, share_id = %share.record.id, by = ?principal.share_id(), "share created");
+    share.record = blocking(&app, move |store| store.insert_share(&record, parent)).await?;
+    share.parent = parent;
+    tracing::info!(plan_id = %plan_id, share_id = %share.record.id, by = ?parent, "share created");
     Ok((
         StatusCode::CREATED,
         Json(share.view(app.config.public_url.as_deref())),
     ))
 }
 
-/// `DELETE /api/plans/{id}/shares/{shareId}`: revokes a link at once and closes its sockets
-/// (4401). Revoking again answers the same record.
-#[utoipa::path(delete, path = "/api/plans/{plan_id}/shares/{share_id}", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("share_id" = String, Path, description = "The link's id")), responses((status = 200, description = "`{ id, status, revokedAt, closedConnections }`"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+/// `DELETE /api/plans/{id}/shares/{shareId}`: revokes a link and every link minted through it
+/// at once, and closes all their sockets (4401). Revoking again answers the same record.
+#[utoipa::path(delete, path = "/api/plans/{plan_id}/shares/{share_id}", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("share_id" = String, Path, description = "The link's id")), responses((status = 200, description = "`{ id, status, revokedAt, closedConnections, revoked }`"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 pub async fn revoke(
     State(app): State<Arc<App>>,
     Path((plan_id, share_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     let (principal, plan_id) = manager(&app, &headers, &plan_id).await?;
-    let not_found = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "share_not_found",
-            "this plan has no share link with this id",
-        )
-    };
-    let share_id = Uuid::parse_str(&share_id).map_err(|_| not_found())?;
+    let share_id = Uuid::parse_str(&share_id).map_err(|_| share_not_found())?;
     let now = now_ms();
-    let revoked = blocking(&app, move |store| {
+    let revocation = blocking(&app, move |store| {
         store.revoke_share(plan_id, share_id, now)
     })
     .await?
-    .ok_or_else(not_found)?;
-    let closed = app.share_sockets.close_all(share_id, REVOKED_REASON);
-    let event = json!({ "shareId": revoked.id, "label": revoked.label,
-        "side": side_name(revoked.side), "role": role_name(revoked.role),
-        "revokedAt": revoked.revoked_at_ms.and_then(time) });
+    .ok_or_else(share_not_found)?;
+    // Every link of the tree, also those revoked before: a socket that raced an earlier
+    // revocation is closed too.
+    let closed: usize = revocation
+        .links
+        .iter()
+        .map(|link| app.share_sockets.close_all(link.record.id, REVOKED_REASON))
+        .sum();
+    let Some(revoked) = revocation.links.first().map(|l| l.record.clone()) else {
+        return Err(share_not_found());
+    };
+    let event = |share: &ShareRecord, with: Option<ShareId>| {
+        let mut data = json!({ "shareId": share.id, "label": share.label,
+            "side": side_name(share.side), "role": role_name(share.role),
+            "revokedAt": share.revoked_at_ms.and_then(time) });
+        if let Some(root) = with {
+            data["revokedWith"] = json!(root);
+        }
+        data
+    };
+    // The link itself (as before lineage, every time), and each link it took along that was
+    // not revoked yet.
+    let mut events = vec![(share_id, event(&revoked, None))];
+    events.extend(
+        revocation
+            .links
+            .iter()
+            .skip(1)
+            .filter(|l| revocation.newly_revoked.contains(&l.record.id))
+            .map(|l| (l.record.id, event(&l.record, Some(share_id)))),
+    );
     let queued = blocking(&app, move |store| {
-        crate::webhooks::queue_event(
-            store,
-            plan_id,
-            "share.revoked",
-            &format!("revoked.{share_id}"),
-            event,
-        )
+        for (id, data) in events {
+            crate::webhooks::queue_event(
+                store,
+                plan_id,
+                "share.revoked",
+                &format!("revoked.{id}"),
+                data,
+            )?;
+        }
+        Ok(())
     })
     .await;
     if let Err(error) = queued {
-        tracing::error!(?error, "cannot queue the share.revoked event");
+        tracing::error!(?error, "cannot queue the share.revoked events");
     }
-    tracing::info!(plan_id = %plan_id, share_id = %share_id, closed, by = ?principal.share_id(), "share revoked");
+    tracing::info!(plan_id = %plan_id, share_id = %share_id, closed,
+        descendants = revocation.links.len() - 1, by = ?principal.share_id(), "share revoked");
     Ok(Json(json!({
         "id": revoked.id,
         "status": "revoked",
         "revokedAt": revoked.revoked_at_ms.and_then(time),
         "closedConnections": closed,
+        "revoked": revoked_links(&revocation.links, now),
     })))
 }

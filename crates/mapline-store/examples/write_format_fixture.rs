@@ -2,7 +2,10 @@
 //! Run once when a new storage format is introduced, and commit the file:
 //! `cargo run -p mapline-store --example write_format_fixture`
 
-use mapline_store::{Author, NewUpdate, PlanRecord, STORAGE_FORMAT, Snapshot, Store, UpdateRecord};
+use mapline_store::{
+    Author, NewUpdate, PlanRecord, Role, STORAGE_FORMAT, ShareRecord, Side, Snapshot, Store,
+    UpdateRecord,
+};
 use uuid::Uuid;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -49,6 +52,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )],
         &[],
     )?;
+    // Share links: one plain, one with an expiry far ahead, one revoked (format 2 on), and
+    // (format 3 on) link 4 minted through link 2 and link 5 through link 4. Token hashes are
+    // SHA-256 of `fixture-token-<n>` so a test can check them.
+    let share = |n: u128, side, role, expires_at_ms, revoked_at_ms| ShareRecord {
+        id: Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0100 + n),
+        plan_id: plan,
+        side,
+        role,
+        label: format!("Fixture link {n}"),
+        token_hash: sha256(&format!("fixture-token-{n}")),
+        created_at_ms: 1_700_000_000_000,
+        expires_at_ms,
+        revoked_at_ms,
+    };
+    store.insert_share(&share(1, Side::Seller, Role::Editor, None, None), None)?;
+    store.insert_share(
+        &share(2, Side::Buyer, Role::Editor, Some(4_102_444_800_000), None),
+        None,
+    )?;
+    store.insert_share(
+        &share(3, Side::Buyer, Role::Viewer, None, Some(1_700_000_000_001)),
+        None,
+    )?;
+    let id = |n: u128| Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0100 + n);
+    store.insert_share(
+        &share(4, Side::Buyer, Role::Editor, None, None),
+        Some(id(2)),
+    )?;
+    store.insert_share(
+        &share(5, Side::Buyer, Role::Viewer, None, None),
+        Some(id(4)),
+    )?;
     println!("wrote {}", path.display());
     Ok(())
+}
+
+fn sha256(text: &str) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text.as_bytes()).into()
 }

@@ -1,4 +1,4 @@
-use crate::records::PlanId;
+use crate::records::{PlanId, ShareId};
 
 /// The data file could not be opened as a Mapline store.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +34,14 @@ pub enum StoreError {
     PlanExists(PlanId),
     #[error("plan {0} does not exist")]
     NoSuchPlan(PlanId),
+    #[error("share link {0} already exists")]
+    ShareExists(ShareId),
+    #[error("share link {0} is not a link of this plan")]
+    NoSuchShare(ShareId),
+    #[error("share link {0} has been revoked")]
+    ShareRevoked(ShareId),
+    #[error("share link {0} has expired")]
+    ShareExpired(ShareId),
 }
 
 /// Result of a store operation.

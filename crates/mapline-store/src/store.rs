@@ -5,6 +5,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::error::{OpenError, Result, StoreError};
+use crate::lineage::{self, LinkedShare, Revocation, SHARE_CHILDREN, SHARE_PARENTS};
 use crate::records::{
     DerivedHistory, DocKind, DocRef, GENESIS, HistoryEntry, NewUpdate, PlanId, PlanRecord, Seq,
     ShareId, ShareRecord, ShareSeen, Snapshot, UpdateRecord, decode, digest_bytes, encode,
@@ -14,11 +15,12 @@ use crate::records::{
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
 /// Version of the on-disk layout (tables and keys) described in docs/storage.md.
-pub const STORAGE_FORMAT: u32 = 2;
+pub const STORAGE_FORMAT: u32 = 3;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const PLANS: TableDefinition<u128, &[u8]> = TableDefinition::new("plans");
 const SHARES: TableDefinition<u128, &[u8]> = TableDefinition::new("shares");
+pub(crate) const SHARES_TABLE: TableDefinition<u128, &[u8]> = SHARES;
 const UPDATES: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("updates");
 const SNAPSHOTS: TableDefinition<u128, &[u8]> = TableDefinition::new("snapshots");
 const HISTORY: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("history");
@@ -274,6 +276,13 @@ impl Store {
                         .map_err(StoreError::from)?;
                 }
                 Some(Some(STORAGE_FORMAT)) => {}
+                Some(Some(2)) => {
+                    // Format 3 records share-link lineage in two new tables (created below).
+                    // Existing links have no parent: they keep working exactly as before.
+                    meta.insert(META_FORMAT, STORAGE_FORMAT.to_le_bytes().as_slice())
+                        .map_err(StoreError::from)?;
+                    tracing::info!(from = 2, to = STORAGE_FORMAT, "storage format upgraded");
+                }
                 Some(Some(1)) => {
                     // Format 2 hash-chains history entries. History is derived data: drop the
                     // unchained entries and let every plan derive its history again on load.
@@ -310,6 +319,7 @@ impl Store {
             txn.open_table(INTERNAL_SNAPSHOTS)
                 .map_err(StoreError::from)?;
             crate::webhooks::create_tables(&txn).map_err(StoreError::from)?;
+            lineage::create_tables(&txn).map_err(StoreError::from)?;
         }
         txn.commit().map_err(StoreError::from)?;
         Ok(())
@@ -467,11 +477,18 @@ impl Store {
         Ok(txn.open_table(PLANS)?.first()?.is_none())
     }
 
-    /// Stores a new share link for an existing plan.
-    pub fn insert_share(&self, share: &ShareRecord) -> Result<()> {
+    /// Stores a new share link for an existing plan. A link minted through another link
+    /// (`parent`) is bounded by it: its expiry is capped at the parent's (the record as stored is
+    /// returned), and it is refused if the parent is not a live link of the same plan — so a
+    /// parent revoked or expired since its token was checked cannot pass anything on.
+    pub fn insert_share(
+        &self,
+        share: &ShareRecord,
+        parent: Option<ShareId>,
+    ) -> Result<ShareRecord> {
         let db = self.db()?;
         let txn = db.begin_write()?;
-        {
+        let stored = {
             if txn
                 .open_table(PLANS)?
                 .get(share.plan_id.as_u128())?
@@ -479,11 +496,32 @@ impl Store {
             {
                 return Err(StoreError::NoSuchPlan(share.plan_id));
             }
-            txn.open_table(SHARES)?
-                .insert(share.id.as_u128(), encode(share).as_slice())?;
-        }
+            let mut shares = txn.open_table(SHARES)?;
+            if shares.get(share.id.as_u128())?.is_some() {
+                return Err(StoreError::ShareExists(share.id));
+            }
+            let mut stored = share.clone();
+            if let Some(parent) = parent {
+                let from = share_in(&shares, parent)?
+                    .filter(|p| p.plan_id == share.plan_id)
+                    .ok_or(StoreError::NoSuchShare(parent))?;
+                if from.revoked_at_ms.is_some() {
+                    return Err(StoreError::ShareRevoked(parent));
+                }
+                if let Some(limit) = from.expires_at_ms {
+                    if limit <= share.created_at_ms {
+                        return Err(StoreError::ShareExpired(parent));
+                    }
+                    stored.expires_at_ms =
+                        Some(stored.expires_at_ms.map_or(limit, |at| at.min(limit)));
+                }
+                lineage::link(&txn, parent, share.id)?;
+            }
+            shares.insert(share.id.as_u128(), encode(&stored).as_slice())?;
+            stored
+        };
         txn.commit()?;
-        Ok(())
+        Ok(stored)
     }
 
     /// One share link.
@@ -497,13 +535,15 @@ impl Store {
             .transpose()
     }
 
-    /// Every share link of a plan, oldest first, with when each was last used. Scans the share
-    /// table (share links number in the hundreds per deployment, not millions).
-    pub fn shares_of(&self, plan: PlanId) -> Result<Vec<(ShareRecord, Option<ShareSeen>)>> {
+    /// Every share link of a plan, oldest first, with the link it was minted through and when it
+    /// was last used. Scans the share table (share links number in the hundreds per deployment,
+    /// not millions).
+    pub fn shares_of(&self, plan: PlanId) -> Result<Vec<(LinkedShare, Option<ShareSeen>)>> {
         let db = self.db()?;
         let txn = db.begin_read()?;
         let shares = txn.open_table(SHARES)?;
         let seen = txn.open_table(SHARE_SEEN)?;
+        let parents = txn.open_table(SHARE_PARENTS)?;
         let mut found = Vec::new();
         for entry in shares.iter()? {
             let (key, value) = entry?;
@@ -515,42 +555,63 @@ impl Store {
                 .get(key.value())?
                 .map(|v| decode_or_corrupt("share_seen", key.value(), v.value()))
                 .transpose()?;
-            found.push((share, last));
+            let parent = lineage::parent_of(&parents, share.id)?;
+            found.push((
+                LinkedShare {
+                    record: share,
+                    parent,
+                },
+                last,
+            ));
         }
         // Share ids are UUID v7, so id order is creation order; sort anyway for clarity.
-        found.sort_by_key(|(share, _)| (share.created_at_ms, share.id));
+        found.sort_by_key(|(share, _)| (share.record.created_at_ms, share.record.id));
         Ok(found)
     }
 
-    /// Marks a share link revoked at `now_ms` (idempotent: a second revocation keeps the first
-    /// time). Returns the record as stored, or `None` when the plan has no such share.
+    /// Revokes a share link and every link minted through it, transitively, at `now_ms`, in one
+    /// write transaction: each descendant's own record is marked, so a token check stays one
+    /// read and nothing minted through a revoked link survives a crash. Idempotent: a link
+    /// revoked before keeps its first time. `None` when the plan has no such link.
     pub fn revoke_share(
         &self,
         plan: PlanId,
         share: ShareId,
         now_ms: i64,
-    ) -> Result<Option<ShareRecord>> {
+    ) -> Result<Option<Revocation>> {
         let db = self.db()?;
         let txn = db.begin_write()?;
-        let revoked = {
+        let revocation = {
             let mut shares = txn.open_table(SHARES)?;
-            let current: Option<ShareRecord> = shares
-                .get(share.as_u128())?
-                .map(|v| decode_or_corrupt("shares", share, v.value()))
-                .transpose()?;
-            match current {
-                Some(mut record) if record.plan_id == plan => {
-                    if record.revoked_at_ms.is_none() {
-                        record.revoked_at_ms = Some(now_ms);
-                        shares.insert(share.as_u128(), encode(&record).as_slice())?;
-                    }
-                    Some(record)
-                }
-                _ => None,
+            let parents = txn.open_table(SHARE_PARENTS)?;
+            let children = txn.open_table(SHARE_CHILDREN)?;
+            match share_in(&shares, share)? {
+                Some(record) if record.plan_id == plan => {}
+                _ => return Ok(None),
             }
+            let mut revocation = Revocation {
+                links: Vec::new(),
+                newly_revoked: Vec::new(),
+            };
+            for id in lineage::subtree(&children, share)? {
+                let mut record = share_in(&shares, id)?.ok_or_else(|| StoreError::Corrupt {
+                    table: "share_children",
+                    key: id.to_string(),
+                })?;
+                if record.revoked_at_ms.is_none() {
+                    record.revoked_at_ms = Some(now_ms);
+                    shares.insert(id.as_u128(), encode(&record).as_slice())?;
+                    revocation.newly_revoked.push(id);
+                }
+                revocation.links.push(LinkedShare {
+                    record,
+                    parent: lineage::parent_of(&parents, id)?,
+                });
+            }
+            revocation
         };
         txn.commit()?;
-        Ok(revoked)
+        Ok(Some(revocation))
     }
 
     /// Records that a share link opened its plan at `now_ms`. Not fsynced on its own: it
@@ -728,6 +789,7 @@ impl Store {
         copy_table(&txn, &out, INTERNAL_UPDATES)?;
         copy_table(&txn, &out, INTERNAL_SNAPSHOTS)?;
         crate::webhooks::copy_tables(&txn, &out)?;
+        lineage::copy_tables(&txn, &out)?;
         out.commit()?;
         drop(copy);
         stats.bytes = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
@@ -974,6 +1036,17 @@ fn last_seq(log: &redb::Table<(u128, u64), &[u8]>, plan: PlanId) -> Result<Seq> 
         .next_back()
         .transpose()?;
     Ok(last.map_or(0, |(key, _)| key.value().1))
+}
+
+/// One share record from an open `shares` table.
+pub(crate) fn share_in(
+    shares: &impl ReadableTable<u128, &'static [u8]>,
+    id: ShareId,
+) -> Result<Option<ShareRecord>> {
+    shares
+        .get(id.as_u128())?
+        .map(|v| decode_or_corrupt("shares", id, v.value()))
+        .transpose()
 }
 
 fn read_u32(bytes: &[u8]) -> Option<u32> {

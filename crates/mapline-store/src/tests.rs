@@ -174,14 +174,18 @@ fn shares_need_an_existing_plan() {
         expires_at_ms: None,
         revoked_at_ms: None,
     };
-    store.insert_share(&share).unwrap();
+    assert_eq!(store.insert_share(&share, None).unwrap(), share);
     assert_eq!(store.share(share.id).unwrap(), Some(share.clone()));
+    assert!(matches!(
+        store.insert_share(&share, None),
+        Err(StoreError::ShareExists(_))
+    ));
     let orphan = ShareRecord {
         plan_id: Uuid::from_u128(99),
         ..share
     };
     assert!(matches!(
-        store.insert_share(&orphan),
+        store.insert_share(&orphan, None),
         Err(StoreError::NoSuchPlan(_))
     ));
 }
@@ -279,6 +283,95 @@ fn the_committed_format_2_fixture_opens() {
             .last_seq,
         2
     );
+    let shares = store.shares_of(plans[0].0).unwrap();
+    let labels: Vec<_> = shares
+        .iter()
+        .map(|(s, _)| s.record.label.as_str())
+        .collect();
+    assert_eq!(
+        labels,
+        ["Fixture link 1", "Fixture link 2", "Fixture link 3"]
+    );
+    // Upgraded to format 3: the links predate lineage, so none has a parent or a new cap, and
+    // each keeps its expiry and revocation exactly.
+    assert!(shares.iter().all(|(s, _)| s.parent.is_none()));
+    let expiry: Vec<_> = shares
+        .iter()
+        .map(|(s, _)| (s.record.expires_at_ms, s.record.revoked_at_ms))
+        .collect();
+    assert_eq!(
+        expiry,
+        [
+            (None, None),
+            (Some(4_102_444_800_000), None),
+            (None, Some(1_700_000_000_001))
+        ]
+    );
+    let fixture_id = |n: u128| Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0100 + n);
+    let token_hash: [u8; 32] = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(b"fixture-token-2").into()
+    };
+    assert_eq!(
+        store.share(fixture_id(2)).unwrap().unwrap().token_hash,
+        token_hash
+    );
+    // An old link mints a new one: the child is capped at the old link's expiry; revoking an
+    // unrelated old link touches nothing else.
+    let child = ShareRecord {
+        expires_at_ms: None,
+        ..share(50, plans[0].0, 1_800_000_000_000)
+    };
+    let stored = store.insert_share(&child, Some(fixture_id(2))).unwrap();
+    assert_eq!(stored.expires_at_ms, Some(4_102_444_800_000));
+    let revoked = store
+        .revoke_share(plans[0].0, fixture_id(1), 1_800_000_000_001)
+        .unwrap()
+        .unwrap();
+    assert_eq!(revoked.newly_revoked, [fixture_id(1)]);
+    assert_eq!(
+        store.share(fixture_id(2)).unwrap().unwrap().revoked_at_ms,
+        None
+    );
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(
+        store.share_parent(child.id).unwrap(),
+        Some(fixture_id(2)),
+        "upgraded once, reopened unchanged"
+    );
+}
+
+#[test]
+fn the_committed_format_3_fixture_opens_with_its_lineage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("format-3.redb");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format-3.redb"),
+        &path,
+    )
+    .unwrap();
+    let store = Store::open(&path).unwrap();
+    let plan = store.plans().unwrap()[0].0;
+    let fixture_id = |n: u128| Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0100 + n);
+    let parents: Vec<_> = store
+        .shares_of(plan)
+        .unwrap()
+        .iter()
+        .map(|(s, _)| s.parent)
+        .collect();
+    assert_eq!(
+        parents,
+        [None, None, None, Some(fixture_id(2)), Some(fixture_id(4))]
+    );
+    let preview: Vec<_> = store
+        .revocation_of(plan, fixture_id(2))
+        .unwrap()
+        .unwrap()
+        .iter()
+        .map(|s| s.record.id)
+        .collect();
+    assert_eq!(preview, [fixture_id(2), fixture_id(4), fixture_id(5)]);
 }
 
 #[test]
@@ -464,12 +557,12 @@ fn shares_are_listed_per_plan_with_when_they_were_last_used() {
     let (dir, store) = new_store();
     let (a, b) = (create(&store, 1), create(&store, 2));
     for record in [share(10, a, 5), share(11, b, 6), share(12, a, 4)] {
-        store.insert_share(&record).unwrap();
+        store.insert_share(&record, None).unwrap();
     }
     store.record_share_seen(Uuid::from_u128(10), 100).unwrap();
     store.record_share_seen(Uuid::from_u128(10), 300).unwrap();
     let listed = store.shares_of(a).unwrap();
-    let ids: Vec<_> = listed.iter().map(|(s, _)| s.id.as_u128()).collect();
+    let ids: Vec<_> = listed.iter().map(|(s, _)| s.record.id.as_u128()).collect();
     assert_eq!(ids, [12, 10], "only plan a's shares, oldest first");
     assert_eq!(listed[0].1, None, "never opened");
     assert_eq!(
@@ -491,14 +584,17 @@ fn shares_are_listed_per_plan_with_when_they_were_last_used() {
 fn revoking_keeps_the_first_time_and_needs_the_right_plan() {
     let (_dir, store) = new_store();
     let (a, b) = (create(&store, 1), create(&store, 2));
-    store.insert_share(&share(10, a, 5)).unwrap();
+    store.insert_share(&share(10, a, 5), None).unwrap();
     let id = Uuid::from_u128(10);
     assert_eq!(store.revoke_share(b, id, 50).unwrap(), None, "other plan");
     assert_eq!(store.share(id).unwrap().unwrap().revoked_at_ms, None);
     let revoked = store.revoke_share(a, id, 50).unwrap().unwrap();
-    assert_eq!(revoked.revoked_at_ms, Some(50));
+    assert_eq!(revoked.links.len(), 1);
+    assert_eq!(revoked.links[0].record.revoked_at_ms, Some(50));
+    assert_eq!(revoked.newly_revoked, [id]);
     let again = store.revoke_share(a, id, 90).unwrap().unwrap();
-    assert_eq!(again.revoked_at_ms, Some(50));
+    assert_eq!(again.links[0].record.revoked_at_ms, Some(50));
+    assert!(again.newly_revoked.is_empty());
     assert_eq!(store.share(id).unwrap().unwrap().revoked_at_ms, Some(50));
     assert_eq!(store.revoke_share(a, Uuid::from_u128(77), 1).unwrap(), None);
 }
@@ -507,7 +603,10 @@ fn revoking_keeps_the_first_time_and_needs_the_right_plan() {
 fn a_backup_is_the_whole_store_as_of_one_instant_and_never_overwrites() {
     let (dir, store) = new_store();
     let plan = create(&store, 1);
-    store.insert_share(&share(10, plan, 5)).unwrap();
+    store.insert_share(&share(10, plan, 5), None).unwrap();
+    store
+        .insert_share(&share(11, plan, 6), Some(Uuid::from_u128(10)))
+        .unwrap();
     store
         .commit_history(&[derived(plan, &[(1, entry(5, 1))], 1)])
         .unwrap();
@@ -536,6 +635,11 @@ fn a_backup_is_the_whole_store_as_of_one_instant_and_never_overwrites() {
     assert_eq!(
         copy.share(Uuid::from_u128(10)).unwrap(),
         store.share(Uuid::from_u128(10)).unwrap()
+    );
+    assert_eq!(
+        copy.share_parent(Uuid::from_u128(11)).unwrap(),
+        Some(Uuid::from_u128(10)),
+        "lineage is copied"
     );
     assert_eq!(
         copy.admin_token_hash().unwrap(),
@@ -623,5 +727,199 @@ fn reopening_keeps_everything_committed() {
         store.plans().unwrap().len(),
         2,
         "writes after a reopen are kept too"
+    );
+}
+
+/// A plan with links minted through one another, as (id, parent) pairs in minting order.
+fn tree(store: &Store, plan: PlanId, links: &[(u128, Option<u128>)]) {
+    for &(id, parent) in links {
+        store
+            .insert_share(&share(id, plan, 10), parent.map(Uuid::from_u128))
+            .unwrap();
+    }
+}
+
+fn ids(links: &[LinkedShare]) -> Vec<u128> {
+    links.iter().map(|s| s.record.id.as_u128()).collect()
+}
+
+#[test]
+fn revoking_a_link_revokes_everything_minted_through_it_transitively() {
+    let (_dir, store) = new_store();
+    let (plan, other) = (create(&store, 1), create(&store, 2));
+    // 1 ─┬─ 2 ─┬─ 4 ── 6
+    //    │     └─ 5
+    //    └─ 3
+    // 7 (no parent), and 8 on another plan.
+    tree(
+        &store,
+        plan,
+        &[
+            (1, None),
+            (2, Some(1)),
+            (3, Some(1)),
+            (4, Some(2)),
+            (5, Some(2)),
+            (6, Some(4)),
+            (7, None),
+        ],
+    );
+    tree(&store, other, &[(8, None)]);
+    assert_eq!(
+        ids(&store
+            .revocation_of(plan, Uuid::from_u128(2))
+            .unwrap()
+            .unwrap()),
+        [2, 4, 6, 5],
+        "depth first, each link before the links minted through it"
+    );
+    assert_eq!(
+        ids(&store
+            .revocation_of(plan, Uuid::from_u128(1))
+            .unwrap()
+            .unwrap()),
+        [1, 2, 4, 6, 5, 3]
+    );
+    assert_eq!(
+        store.revocation_of(plan, Uuid::from_u128(8)).unwrap(),
+        None,
+        "another plan's link"
+    );
+    assert_eq!(
+        store.revocation_of(plan, Uuid::from_u128(99)).unwrap(),
+        None
+    );
+
+    let revoked = store
+        .revoke_share(plan, Uuid::from_u128(2), 100)
+        .unwrap()
+        .unwrap();
+    assert_eq!(ids(&revoked.links), [2, 4, 6, 5]);
+    assert!(
+        revoked
+            .links
+            .iter()
+            .all(|s| s.record.revoked_at_ms == Some(100))
+    );
+    assert_eq!(
+        revoked
+            .links
+            .iter()
+            .map(|s| s.parent.map(|p| p.as_u128()))
+            .collect::<Vec<_>>(),
+        [Some(1), Some(2), Some(4), Some(2)]
+    );
+    let state = |id: u128| {
+        store
+            .share(Uuid::from_u128(id))
+            .unwrap()
+            .unwrap()
+            .revoked_at_ms
+    };
+    for id in [2, 4, 5, 6] {
+        assert_eq!(
+            state(id),
+            Some(100),
+            "link {id} is revoked in its own record"
+        );
+    }
+    for id in [1, 3, 7, 8] {
+        assert_eq!(state(id), None, "link {id} is untouched");
+    }
+    // Revoking the root later keeps the first times and names only what it newly revoked.
+    let root = store
+        .revoke_share(plan, Uuid::from_u128(1), 200)
+        .unwrap()
+        .unwrap();
+    assert_eq!(ids(&root.links), [1, 2, 4, 6, 5, 3]);
+    assert_eq!(
+        root.newly_revoked
+            .iter()
+            .map(|s| s.as_u128())
+            .collect::<Vec<_>>(),
+        [1, 3]
+    );
+    assert_eq!(state(4), Some(100));
+    assert_eq!(state(3), Some(200));
+    assert_eq!(state(7), None);
+}
+
+#[test]
+fn a_minted_link_never_outlives_its_parent() {
+    let (_dir, store) = new_store();
+    let plan = create(&store, 1);
+    let with_expiry = |id: u128, expires_at_ms: Option<i64>| ShareRecord {
+        expires_at_ms,
+        ..share(id, plan, 10)
+    };
+    store
+        .insert_share(&with_expiry(1, Some(1_000)), None)
+        .unwrap();
+    let check = |id: u128, parent: u128, asked: Option<i64>, stored: Option<i64>| {
+        let got = store
+            .insert_share(&with_expiry(id, asked), Some(Uuid::from_u128(parent)))
+            .unwrap();
+        assert_eq!(got.expires_at_ms, stored, "link {id} asked for {asked:?}");
+        assert_eq!(
+            store.share(got.id).unwrap().unwrap(),
+            got,
+            "stored as answered"
+        );
+    };
+    check(2, 1, None, Some(1_000));
+    check(3, 1, Some(5_000), Some(1_000));
+    check(4, 1, Some(500), Some(500));
+    check(5, 4, None, Some(500));
+    store.insert_share(&with_expiry(6, None), None).unwrap();
+    check(7, 6, None, None);
+    check(8, 6, Some(700), Some(700));
+}
+
+#[test]
+fn minting_through_a_revoked_expired_or_foreign_link_is_refused_and_stores_nothing() {
+    let (_dir, store) = new_store();
+    let (plan, other) = (create(&store, 1), create(&store, 2));
+    tree(&store, plan, &[(1, None), (2, None)]);
+    tree(&store, other, &[(3, None)]);
+    store
+        .insert_share(
+            &ShareRecord {
+                expires_at_ms: Some(10),
+                ..share(4, plan, 5)
+            },
+            None,
+        )
+        .unwrap();
+    store.revoke_share(plan, Uuid::from_u128(2), 50).unwrap();
+    let attempt =
+        |parent: u128| store.insert_share(&share(9, plan, 10), Some(Uuid::from_u128(parent)));
+    assert!(matches!(attempt(2), Err(StoreError::ShareRevoked(_))));
+    assert!(
+        matches!(attempt(4), Err(StoreError::ShareExpired(_))),
+        "expired at 10"
+    );
+    assert!(
+        matches!(attempt(3), Err(StoreError::NoSuchShare(_))),
+        "another plan's"
+    );
+    assert!(matches!(attempt(77), Err(StoreError::NoSuchShare(_))));
+    assert_eq!(store.share(Uuid::from_u128(9)).unwrap(), None);
+    assert_eq!(store.share_parent(Uuid::from_u128(9)).unwrap(), None);
+    // A link's id is never reused, so an edge always points from an older link to a newer
+    // one: the lineage cannot form a cycle.
+    assert!(matches!(
+        store.insert_share(&share(1, plan, 10), Some(Uuid::from_u128(2))),
+        Err(StoreError::ShareExists(_))
+    ));
+    assert!(matches!(
+        store.insert_share(&share(1, plan, 10), None),
+        Err(StoreError::ShareExists(_))
+    ));
+    assert_eq!(
+        ids(&store
+            .revocation_of(plan, Uuid::from_u128(1))
+            .unwrap()
+            .unwrap()),
+        [1]
     );
 }

@@ -369,16 +369,27 @@ pub fn shares(command: &SharesCommand, target: &Target) -> anyhow::Result<()> {
                     if store.plan(id)?.is_none() {
                         bail!("no plan {id}");
                     }
+                    let listed = store.shares_of(id)?;
+                    let label_of = |parent: mapline_store::ShareId| {
+                        listed
+                            .iter()
+                            .find(|(s, _)| s.record.id == parent)
+                            .map(|(s, _)| s.record.label.clone())
+                    };
                     json!(
-                        store
-                            .shares_of(id)?
-                            .into_iter()
-                            .map(|(s, seen)| json!({
+                        listed
+                            .iter()
+                            .map(|(linked, seen)| {
+                                let s = &linked.record;
+                                json!({
                                 "id": s.id, "label": s.label, "side": plans::side_name(s.side),
                                 "role": plans::role_name(s.role),
                                 "status": if s.revoked_at_ms.is_some() { "revoked" } else if s.expires_at_ms.is_some_and(|at| at <= now_ms()) { "expired" } else { "active" },
                                 "opens": seen.map_or(0, |v| v.opens),
-                            }))
+                                "parentId": linked.parent,
+                                "mintedBy": linked.parent.and_then(label_of),
+                            })
+                            })
                             .collect::<Vec<_>>()
                     )
                 }
@@ -389,8 +400,13 @@ pub fn shares(command: &SharesCommand, target: &Target) -> anyhow::Result<()> {
                     .into_iter()
                     .flatten()
                     .map(|s| {
+                        let minted = match (s["mintedBy"].as_str(), s["parentId"].as_str()) {
+                            (Some(label), _) => format!("  minted by {label}"),
+                            (None, Some(parent)) => format!("  minted by {parent}"),
+                            (None, None) => String::new(),
+                        };
                         format!(
-                            "{}  {} ({} {})  {}  opened {}×",
+                            "{}  {} ({} {})  {}  opened {}×{minted}",
                             s["id"].as_str().unwrap_or(""),
                             s["label"].as_str().unwrap_or(""),
                             s["side"].as_str().unwrap_or(""),
@@ -434,8 +450,9 @@ pub fn shares(command: &SharesCommand, target: &Target) -> anyhow::Result<()> {
                     let side = if side == "buyer" { Side::Buyer } else { Side::Seller };
                     let role = if role == "editor" { Role::Editor } else { Role::Viewer };
                     let share = plans::issue_share(id, side, role, label, expires_at_ms, now_ms());
+                    // Made on the file like with the admin credential: no parent.
                     store
-                        .insert_share(&share.record)
+                        .insert_share(&share.record, None)
                         .with_context(|| format!("no plan {id}"))?;
                     json!(share.view(None))
                 }
@@ -458,13 +475,25 @@ pub fn shares(command: &SharesCommand, target: &Target) -> anyhow::Result<()> {
                     None,
                 )?,
                 None => {
-                    let record = open(&target.data)?
+                    let revocation = open(&target.data)?
                         .revoke_share(id, share_id, now_ms())?
                         .with_context(|| format!("plan {id} has no link {share_id}"))?;
-                    json!({ "id": record.id, "status": "revoked" })
+                    let ids: Vec<_> = revocation.links.iter().map(|l| l.record.id).collect();
+                    json!({ "id": share_id, "status": "revoked",
+                        "revoked": ids.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>() })
                 }
             };
-            print(target, &revoked, || format!("Link {share_id} revoked."));
+            print(target, &revoked, || {
+                // Links minted through it went with it.
+                let along = revoked["revoked"]
+                    .as_array()
+                    .map_or(0, |all| all.len().saturating_sub(1));
+                if along == 0 {
+                    format!("Link {share_id} revoked.")
+                } else {
+                    format!("Link {share_id} revoked, with {along} link(s) minted through it.")
+                }
+            });
         }
     }
     Ok(())
