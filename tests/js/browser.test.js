@@ -3,7 +3,8 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { startServer, tempData, createPlan, api, mintShare, waitFor } from './lib/harness.js'
+import * as encoding from 'lib0/encoding'
+import { startServer, tempData, createPlan, api, mintShare, waitFor, client, synced, destroy, rawSocket } from './lib/harness.js'
 import { launch, openLink, untilStatus, untilValue, syncStatus, webRoot, artifacts } from './lib/browser.js'
 
 let data, server, browser
@@ -204,6 +205,55 @@ test('a viewer link is read-only in the page, and the server refuses what it sen
     noPageErrors(viewer)
   } finally {
     await viewer.context.close()
+  }
+})
+
+test('a viewer flooding presence cannot push the page out: it stays live and keeps receiving edits', async () => {
+  const plan = await newPlan()
+  const buyerToken = await mintShare(server, plan.id, { side: 'buyer', role: 'editor', label: 'Dev Patel (champion)' })
+  const buyer = await openLink(browser, server, plan.id, buyerToken)
+  const seller = client(server, plan.id, plan.seller)
+  try {
+    await untilStatus(buyer.page, 'saved')
+    await synced(seller)
+    await buyer.page.evaluate(() => {
+      window.__closes = []
+      window.mapline.session.provider.on('connection-close', event => window.__closes.push(event?.code ?? null))
+    })
+    const viewerToken = await mintShare(server, plan.id, { side: 'buyer', role: 'viewer', label: 'Flooder' })
+    const frame = (clock, json) => {
+      const inner = encoding.createEncoder()
+      encoding.writeVarUint(inner, 1)
+      encoding.writeVarUint(inner, 777)
+      encoding.writeVarUint(inner, clock)
+      encoding.writeVarString(inner, json)
+      const outer = encoding.createEncoder()
+      encoding.writeVarUint(outer, 1)
+      encoding.writeVarUint8Array(outer, encoding.toUint8Array(inner))
+      return encoding.toUint8Array(outer)
+    }
+    // The attack as reported: forty 900 KB states. Then one within the size limit but over the
+    // byte rate, and one within every limit (relayed, merged per reader).
+    const floods = [
+      [40, i => JSON.stringify({ user: { name: 'x'.repeat(900 * 1024), i } }), 4413],
+      [40, i => JSON.stringify({ user: { name: 'x'.repeat(15 * 1024), i } }), 4429],
+      [250, i => JSON.stringify({ user: { name: `busy ${i}` } }), null]
+    ]
+    for (const [count, state, expected] of floods) {
+      const flooder = rawSocket(server, plan.id, viewerToken)
+      await flooder.opened
+      for (let i = 0; i < count; i++) flooder.ws.send(frame(i + 1, state(i)))
+      if (expected !== null) assert.equal((await flooder.closed).code, expected)
+      else flooder.ws.close()
+    }
+    assert.equal(await syncStatus(buyer.page), 'saved', 'still connected and saved after the floods')
+    seller.map('meta').set('objective', 'Edited after the flood')
+    await untilValue(buyer.page.getByLabel('Objective', { exact: true }), 'Edited after the flood', 'the objective')
+    assert.deepEqual(await buyer.page.evaluate(() => window.__closes), [], 'the page was never disconnected')
+    noPageErrors(buyer)
+  } finally {
+    destroy(seller)
+    await buyer.context.close()
   }
 })
 
