@@ -3,12 +3,14 @@
 //!     cargo bench -p mapline-plan --bench projection
 //!
 //! `derive/apply only` is the baseline in the same run: the same updates applied to a plain
-//! document, so `derive/apply and derive` minus it is what deriving the history adds per update.
+//! document, so `derive/apply and derive` minus it is what deriving the history adds per update,
+//! and `derive/admit and apply` minus it is what admitting an update before storing it adds.
 
 use std::time::{Duration, Instant};
 
 use chrono::{Days, NaiveDate};
 use criterion::{Criterion, criterion_group, criterion_main};
+use mapline_plan::admission::{Admission, PlanLimits};
 use mapline_plan::edit::{MilestoneDraft, add_milestone, move_due};
 use mapline_plan::model::MilestoneSide;
 use mapline_plan::{HistoryTracker, RawPlan, new_plan_update, project, project_doc};
@@ -129,6 +131,31 @@ fn bench(c: &mut Criterion) {
                     .transact_mut()
                     .apply_update(Update::decode_v1(update).unwrap())
                     .unwrap();
+            }
+            started.elapsed()
+        })
+    });
+    // What the server adds before storing each update: admission (its items' parents are types,
+    // the plan within its limits), then the apply, as the writer does after the commit.
+    group.bench_function("admit and apply, 200 milestones", |b| {
+        b.iter_custom(|iters| {
+            let client = large_plan();
+            let server = replica(&client);
+            let mut admission = Admission::new(PlanLimits::default(), true);
+            admission.note_stored(
+                &server
+                    .transact()
+                    .encode_state_as_update_v1(&StateVector::default()),
+            );
+            let updates = moves(&client, iters);
+            let started = Instant::now();
+            for update in &updates {
+                admission.admit(&server.transact(), update).unwrap();
+                server
+                    .transact_mut()
+                    .apply_update(Update::decode_v1(update).unwrap())
+                    .unwrap();
+                admission.settled();
             }
             started.elapsed()
         })
