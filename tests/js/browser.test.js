@@ -3,8 +3,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import * as encoding from 'lib0/encoding'
-import { startServer, tempData, createPlan, api, mintShare, waitFor, client, synced, destroy, rawSocket } from './lib/harness.js'
+import { startServer, tempData, createPlan, api, mintShare, waitFor, client, synced, destroy, rawSocket, awarenessFrame } from './lib/harness.js'
 import { launch, openLink, untilStatus, untilValue, syncStatus, webRoot, artifacts } from './lib/browser.js'
 
 let data, server, browser
@@ -221,17 +220,7 @@ test('a viewer flooding presence cannot push the page out: it stays live and kee
       window.mapline.session.provider.on('connection-close', event => window.__closes.push(event?.code ?? null))
     })
     const viewerToken = await mintShare(server, plan.id, { side: 'buyer', role: 'viewer', label: 'Flooder' })
-    const frame = (clock, json) => {
-      const inner = encoding.createEncoder()
-      encoding.writeVarUint(inner, 1)
-      encoding.writeVarUint(inner, 777)
-      encoding.writeVarUint(inner, clock)
-      encoding.writeVarString(inner, json)
-      const outer = encoding.createEncoder()
-      encoding.writeVarUint(outer, 1)
-      encoding.writeVarUint8Array(outer, encoding.toUint8Array(inner))
-      return encoding.toUint8Array(outer)
-    }
+    const frame = (clock, json) => awarenessFrame([[777, clock, json]])
     // The attack as reported: forty 900 KB states. Then one within the size limit but over the
     // byte rate, and one within every limit (relayed, merged per reader).
     const floods = [

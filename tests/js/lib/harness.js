@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import WebSocket from 'ws'
+import * as encoding from 'lib0/encoding'
 
 const here = dirname(fileURLToPath(import.meta.url))
 export const repoRoot = join(here, '..', '..', '..')
@@ -27,6 +28,15 @@ export async function waitFor (check, { timeout = 10000, what = 'condition' } = 
     if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`)
     await new Promise(resolve => setTimeout(resolve, 5))
   }
+}
+
+/** Resolves as `promise` does, or fails after `timeout` ms naming `what`. */
+export function within (promise, { timeout = 15000, what = 'promise' } = {}) {
+  let timer
+  const deadline = new Promise((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeout} ms waiting for ${what}`)), timeout)
+  })
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer))
 }
 
 /** A fresh data folder, removed by `cleanup()`. */
@@ -180,4 +190,31 @@ export function canonical (doc) {
       ? Object.fromEntries(Object.keys(value).sort().map(k => [k, sort(value[k])]))
       : value
   return JSON.stringify(sort(doc.toJSON()))
+}
+
+/**
+ * An awareness message with the given states, encoded by hand so that invalid ones can be sent:
+ * `states` is a list of [clientId, clock, json string].
+ */
+export function awarenessFrame (states) {
+  const inner = encoding.createEncoder()
+  encoding.writeVarUint(inner, states.length)
+  for (const [id, clock, json] of states) {
+    encoding.writeVarUint(inner, id)
+    encoding.writeVarUint(inner, clock)
+    encoding.writeVarString(inner, json)
+  }
+  const outer = encoding.createEncoder()
+  encoding.writeVarUint(outer, 1)
+  encoding.writeVarUint8Array(outer, encoding.toUint8Array(inner))
+  return encoding.toUint8Array(outer)
+}
+
+/** A sync-protocol update message carrying `update`. */
+export function updateFrame (update) {
+  const encoder = encoding.createEncoder()
+  encoding.writeVarUint(encoder, 0)
+  encoding.writeVarUint(encoder, 2)
+  encoding.writeVarUint8Array(encoder, update)
+  return encoding.toUint8Array(encoder)
 }
