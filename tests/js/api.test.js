@@ -155,6 +155,7 @@ test('every route answers malformed and oversized bodies with a JSON error, neve
       const [status, code] = kind === 'body' ? expected.body : [405, 'method_not_allowed']
       assert.equal(got.status, status, `POST ${route} with ${what}: ${JSON.stringify(got.body).slice(0, 120)}`)
       assert.equal(got.body?.error?.code, code, `POST ${route} with ${what}`)
+      if (code === 'body_too_large') assert.match(got.body.error.message, /65536 bytes \(64 KiB\)/, `POST ${route} names its limit`)
     }
   }
   assert.equal((await api(server, 'GET', '/api/plans')).body.plans.length, plansBefore, 'no plan was created')

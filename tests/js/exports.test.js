@@ -156,6 +156,26 @@ test('export → import → export gives the same plan, twice over; the import s
   destroy(buyer)
 })
 
+test('an import over 8 MiB is refused with 413 naming the 8 MiB limit, and creates nothing', async () => {
+  const plan = await createPlan(server)
+  const good = JSON.parse((await get(`/api/plans/${plan.id}/export.json`, plan.seller)).text)
+  const pipeline = async () => (await api(server, 'GET', '/api/plans?today=2027-01-01')).body
+  const before = await pipeline()
+  const raw = JSON.stringify({ ...good, pad: 'x'.repeat(9 * 1024 * 1024) })
+  assert.ok(raw.length > 9 * 1024 * 1024)
+  const refused = await api(server, 'POST', '/api/plans/import', { raw, headers: { 'content-type': 'application/json' } })
+  assert.equal(refused.status, 413, JSON.stringify(refused.body).slice(0, 200))
+  assert.equal(refused.body?.error?.code, 'body_too_large')
+  assert.match(refused.body.error.message, /8388608 bytes \(8 MiB\)/)
+  assert.doesNotMatch(refused.body.error.message, /65536/)
+  assert.deepEqual(await pipeline(), before, 'the refused import created no plan')
+  // Just under the limit is accepted: the limit in force is the one the message names.
+  const near = { ...good, history: [{ note: 'x'.repeat(8 * 1024 * 1024 - JSON.stringify(good).length - 1024) }] }
+  const size = Buffer.byteLength(JSON.stringify(near))
+  assert.ok(size > 8 * 1024 * 1024 - 2048 && size <= 8 * 1024 * 1024, `${size} bytes`)
+  assert.equal((await api(server, 'POST', '/api/plans/import', { body: near })).status, 201)
+})
+
 test('bad imports and exports are refused with a JSON error and create nothing', async () => {
   const plan = await createPlan(server)
   const other = await createPlan(server)

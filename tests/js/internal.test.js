@@ -4,9 +4,11 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
+import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
 import {
   ADMIN_TOKEN, binary, startServer, tempData, createPlan, api, mintShare, client, synced, destroy,
-  waitFor, upgradeStatus, Y
+  waitFor, upgradeStatus, rawSocket, Y
 } from './lib/harness.js'
 
 let data, server
@@ -14,9 +16,69 @@ before(async () => { data = tempData(); server = await startServer({ dataFile: d
 after(async () => { await server.stop(); data.cleanup() })
 
 const SECRET = 'Commit: 120k ARR, champion weak on budget (MEDDICC E: unknown)'
+const MARKER = 'internal-marker-5be1d0'
+/** A root of the internal document that the plan document has no use for. */
+const INTERNAL_ROOT = 'dealDesk'
 
 function internal (planId, token, options) {
   return client(server, `${planId}/internal`, token, options)
+}
+
+/**
+ * What a buyer's socket on the plan document receives, taken apart without a y-websocket
+ * client: every frame, and a document with every sync step 2 and update applied (whatever
+ * roots they write, accessed or not). `barrier` is written to the plan's `meta` by a seller
+ * once the buyer has synced; everything relayed before it has arrived when it arrives.
+ */
+async function buyerReceives (planId, token, barrier) {
+  const raw = rawSocket(server, planId, token)
+  await raw.opened
+  const doc = new Y.Doc()
+  let applied = 0
+  let step2 = false
+  const apply = () => {
+    for (; applied < raw.messages.length; applied++) {
+      const decoder = decoding.createDecoder(raw.messages[applied])
+      if (decoding.readVarUint(decoder) !== 0) continue
+      const kind = decoding.readVarUint(decoder)
+      if (kind === 1 || kind === 2) Y.applyUpdate(doc, decoding.readVarUint8Array(decoder))
+      if (kind === 1) step2 = true
+    }
+  }
+  const step1 = encoding.createEncoder()
+  encoding.writeVarUint(step1, 0); encoding.writeVarUint(step1, 0)
+  encoding.writeVarUint8Array(step1, Y.encodeStateVector(new Y.Doc()))
+  raw.ws.send(encoding.toUint8Array(step1))
+  await waitFor(() => { apply(); return step2 }, { what: 'the buyer\'s sync step 2' })
+  await barrier()
+  await waitFor(() => { apply(); return doc.getMap('meta').get('barrier') !== undefined }, { what: 'the barrier to reach the buyer' })
+  raw.ws.close()
+  return { frames: raw.messages, doc }
+}
+
+/**
+ * Where any of `markers` shows in what a socket received: the raw frames, the document's
+ * encoded state (text searched as latin1 and UTF-8), and a walk of every root in `doc.share`,
+ * those no code here ever accessed included (which `doc.toJSON()` leaves out).
+ */
+function findMarkers ({ frames, doc }, markers) {
+  const found = []
+  const search = (where, text) => {
+    for (const marker of markers) if (text.includes(marker)) found.push(`${where}: ${marker}`)
+  }
+  const bytes = Buffer.concat(frames.map(f => Buffer.from(f)))
+  search('frames', bytes.toString('latin1')); search('frames', bytes.toString('utf8'))
+  const state = Buffer.from(Y.encodeStateAsUpdate(doc))
+  search('state', state.toString('latin1')); search('state', state.toString('utf8'))
+  const contents = type => {
+    const items = [...type._map.values()]
+    for (let item = type._start; item !== null; item = item.right) items.push(item)
+    return items.filter(item => !item.deleted).flatMap(item => item.content.getContent()
+      .map(value => value instanceof Y.AbstractType ? contents(value) : JSON.stringify(value)))
+      .concat([...type._map.keys()]).join('\n')
+  }
+  for (const [name, type] of doc.share) search(`root ${name}`, `${name}\n${contents(type)}`)
+  return found
 }
 
 test('seller links and the admin share the internal document; a seller viewer reads but cannot write', async () => {
@@ -81,15 +143,41 @@ test('a buyer link gets 403 at the internal document, and no route, document or 
   const metrics = await (await fetch(`${server.url}/metrics`)).text()
   assert.ok(!metrics.includes('120k') && !metrics.includes(plan.id), 'metrics name no plan and no content')
 
-  // The buyer's copy of the plan holds nothing of it either.
-  const buyer = client(server, plan.id, plan.buyer)
-  await synced(buyer)
-  const everything = JSON.stringify(buyer.doc.toJSON())
-  assert.ok(!everything.includes('120k'), everything.slice(0, 200))
-  // And the internal edits are no part of the plan's history.
+  // Nothing a buyer's socket on the plan receives carries it either: not in any frame, not in
+  // the encoded state, not in any root (one the client never asked for included), also while
+  // the seller keeps writing to the internal document.
+  const planSeller = client(server, plan.id, plan.seller)
+  await synced(planSeller)
+  const received = await buyerReceives(plan.id, plan.buyer, async () => {
+    seller.map(INTERNAL_ROOT).set('marker', MARKER)
+    const confirm = internal(plan.id, ADMIN_TOKEN)
+    await waitFor(() => confirm.map(INTERNAL_ROOT).get('marker') === MARKER, { what: 'the internal write to be relayed' })
+    destroy(confirm)
+    planSeller.map('meta').set('barrier', 'after the internal write')
+  })
+  assert.ok(received.doc.share.size > 0 && received.frames.length > 0, 'the buyer received the plan')
+  assert.deepEqual(findMarkers(received, [SECRET, '120k', MARKER]), [])
+  // And the internal edits are no part of the plan's history (the barrier is).
   const history = await api(server, 'GET', `/api/plans/${plan.id}/history`)
-  assert.equal(history.body.entries.length, 1, 'only the plan\'s creation')
-  destroy(seller, buyer)
+  assert.equal(history.body.entries.length, 2, 'the plan\'s creation and the barrier')
+  destroy(seller, planSeller)
+})
+
+test('positive control: the buyer check sees content written into a root no client reads', async () => {
+  // Internal content written (here by the admin, on purpose) into a new root of the PLAN
+  // document is what a leak would look like; the check above must catch it.
+  const plan = await createPlan(server)
+  const admin = client(server, plan.id, ADMIN_TOKEN)
+  await synced(admin)
+  admin.map('leak').set('notes', SECRET)
+  const received = await buyerReceives(plan.id, plan.buyer, async () => {
+    admin.map('meta').set('barrier', 'after the leak')
+  })
+  const found = findMarkers(received, [SECRET])
+  for (const where of ['frames', 'state', 'root leak']) {
+    assert.ok(found.includes(`${where}: ${SECRET}`), `${where} in ${JSON.stringify(found)}`)
+  }
+  destroy(admin)
 })
 
 test('the internal document survives kill -9, and the data file verifies', async () => {

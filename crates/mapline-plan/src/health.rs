@@ -3,12 +3,12 @@
 //! before go-live, and whose turn it is. "Today" and the plan's activity are arguments, so every
 //! rule is tested at any date.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::model::{Milestone, MilestoneSide, Plan, Status};
+use crate::model::{Milestone, MilestoneSide, Plan, Status, cycles};
 
 /// Days ahead that count as "due soon".
 pub const DUE_SOON_DAYS: i64 = 7;
@@ -47,7 +47,8 @@ pub struct Activity<'a> {
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// The schedule cannot hold as written: go-live is overrun, dependencies are due after the
-    /// milestones waiting for them, or the critical path is late.
+    /// milestones waiting for them, open milestones wait for each other in a circle, or the
+    /// critical path is late.
     OffTrack,
     /// Something needs attention: overdue or blocked milestones, or nobody has touched the plan.
     AtRisk,
@@ -146,6 +147,9 @@ pub struct Health {
     pub due_soon: Vec<MilestoneRef>,
     pub blocked: Vec<MilestoneRef>,
     pub impossible: Vec<Impossible>,
+    /// Open milestones that wait, through open ones, for themselves: none of them can start.
+    /// Each cycle in id order, the cycles by their first id.
+    pub cycles: Vec<Vec<MilestoneRef>>,
     pub critical_path: CriticalPath,
     pub slips_by_side: SlipsBySide,
     pub days_since_last_update: Option<i64>,
@@ -162,6 +166,8 @@ pub struct HealthSummary {
     pub due_soon: usize,
     pub blocked: usize,
     pub impossible: usize,
+    /// Open milestones on dependency cycles.
+    pub in_cycles: usize,
     pub slack_days: Option<i64>,
     pub go_live_drift_days: Option<i64>,
     pub stalled: bool,
@@ -176,6 +182,7 @@ impl Health {
             due_soon: self.due_soon.len(),
             blocked: self.blocked.len(),
             impossible: self.impossible.len(),
+            in_cycles: self.cycles.iter().map(Vec::len).sum(),
             slack_days: self.critical_path.slack_days,
             go_live_drift_days: self.go_live_drift_days,
             stalled: self.stalled,
@@ -184,8 +191,34 @@ impl Health {
     }
 }
 
-/// Evaluates a plan's health on `today`.
+/// The dependency graph health walks: every milestone by id (the first of an id, as
+/// [`Plan::milestone`] finds it), so each lookup is O(1) and health is linear in milestones +
+/// dependencies.
+struct Graph<'a> {
+    by_id: HashMap<&'a str, &'a Milestone>,
+}
+
+impl<'a> Graph<'a> {
+    fn of(plan: &'a Plan) -> Self {
+        let mut by_id = HashMap::with_capacity(plan.milestones.len());
+        for m in &plan.milestones {
+            by_id.entry(m.id.as_str()).or_insert(m);
+        }
+        Self { by_id }
+    }
+
+    /// The milestones `m` waits for that exist, in `dependsOn` order.
+    fn dependencies(&self, m: &'a Milestone) -> impl Iterator<Item = &'a Milestone> + '_ {
+        m.depends_on
+            .iter()
+            .filter_map(|id| self.by_id.get(id.as_str()).copied())
+    }
+}
+
+/// Evaluates a plan's health on `today`. Linear in milestones + dependencies (plus sorting the
+/// lists it reports); a dependency cycle is reported, never followed.
 pub fn health(plan: &Plan, today: NaiveDate, activity: &Activity<'_>) -> Health {
+    let graph = Graph::of(plan);
     let open: Vec<&Milestone> = plan.milestones.iter().filter(|m| m.is_open()).collect();
     let by_due = |a: &&Milestone, b: &&Milestone| (a.due, &a.id).cmp(&(b.due, &b.id));
 
@@ -223,7 +256,7 @@ pub fn health(plan: &Plan, today: NaiveDate, activity: &Activity<'_>) -> Health 
     let mut impossible = Vec::new();
     for m in &open {
         let Some(due) = m.due else { continue };
-        for dep in m.depends_on.iter().filter_map(|id| plan.milestone(id)) {
+        for dep in graph.dependencies(m) {
             if let Some(dep_due) = dep.due.filter(|d| dep.is_open() && *d > due) {
                 impossible.push(Impossible {
                     milestone: MilestoneRef::of(m),
@@ -234,8 +267,9 @@ pub fn health(plan: &Plan, today: NaiveDate, activity: &Activity<'_>) -> Health 
         }
     }
 
+    let cycles = open_cycles(&graph, &open);
     let go_live = plan.meta.go_live;
-    let critical_path = critical_path(plan, &open, go_live);
+    let critical_path = critical_path(&graph, &open, go_live);
     let go_live_drift_days = match (go_live, activity.original_go_live) {
         (Some(now), Some(then)) => Some((now - then).num_days()),
         _ => None,
@@ -253,8 +287,8 @@ pub fn health(plan: &Plan, today: NaiveDate, activity: &Activity<'_>) -> Health 
     let days_since_last_update = activity.last_update.map(|d| (today - d).num_days());
     let stalled = days_since_last_update.is_some_and(|d| d >= STALLED_AFTER_DAYS);
     let next_up = NextUp {
-        buyer: next_up(plan, &open, MilestoneSide::Buyer),
-        seller: next_up(plan, &open, MilestoneSide::Seller),
+        buyer: next_up(&graph, &open, MilestoneSide::Buyer),
+        seller: next_up(&graph, &open, MilestoneSide::Seller),
     };
 
     let on_path: HashSet<&str> = critical_path
@@ -271,6 +305,9 @@ pub fn health(plan: &Plan, today: NaiveDate, activity: &Activity<'_>) -> Health 
             "{} milestone(s) are due before what they wait for",
             impossible.len()
         ));
+    }
+    if !cycles.is_empty() {
+        off.push(cycle_reason(&cycles));
     }
     let late_on_path = overdue
         .iter()
@@ -317,6 +354,7 @@ pub fn health(plan: &Plan, today: NaiveDate, activity: &Activity<'_>) -> Health 
         due_soon: due_soon.into_iter().map(MilestoneRef::of).collect(),
         blocked: blocked.into_iter().map(MilestoneRef::of).collect(),
         impossible,
+        cycles,
         critical_path,
         slips_by_side,
         days_since_last_update,
@@ -325,25 +363,88 @@ pub fn health(plan: &Plan, today: NaiveDate, activity: &Activity<'_>) -> Health 
     }
 }
 
+/// How many cycle members a reason names before it says how many more there are.
+const CYCLE_NAMES_IN_REASON: usize = 5;
+
+/// "3 milestone(s) wait for each other in a circle: a, b, c" (the first few ids, in the order
+/// of [`Health::cycles`]).
+fn cycle_reason(cycles: &[Vec<MilestoneRef>]) -> String {
+    let count: usize = cycles.iter().map(Vec::len).sum();
+    let names: Vec<&str> = cycles
+        .iter()
+        .flatten()
+        .take(CYCLE_NAMES_IN_REASON)
+        .map(|m| m.id.as_str())
+        .collect();
+    let more = count - names.len();
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!(
+        "{count} milestone(s) wait for each other in a circle: {}{more}",
+        names.join(", ")
+    )
+}
+
+/// The cycles among open milestones (each open milestone waiting, through open ones, for
+/// itself): none of their members can ever start. Each cycle in id order, the cycles by their
+/// first id. Tarjan's strongly connected components over open → open edges: linear.
+fn open_cycles(graph: &Graph<'_>, open: &[&Milestone]) -> Vec<Vec<MilestoneRef>> {
+    let position: HashMap<&str, usize> = open
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.id.as_str(), i))
+        .collect();
+    let edges: Vec<Vec<usize>> = open
+        .iter()
+        .map(|m| {
+            graph
+                .dependencies(m)
+                .filter_map(|d| position.get(d.id.as_str()).copied())
+                .collect()
+        })
+        .collect();
+    let mut found: Vec<Vec<MilestoneRef>> = cycles(&edges)
+        .into_iter()
+        .map(|component| {
+            let mut members: Vec<&Milestone> = component.into_iter().map(|i| open[i]).collect();
+            members.sort_by(|a, b| a.id.cmp(&b.id));
+            members.into_iter().map(MilestoneRef::of).collect()
+        })
+        .collect();
+    found.sort_by(|a, b| a.first().map(|m| &m.id).cmp(&b.first().map(|m| &m.id)));
+    found
+}
+
+/// Which of two dated milestones binds: the one due later; on the same day, the smaller id.
+fn binds_later(a: &Milestone, b: &Milestone) -> std::cmp::Ordering {
+    (a.due, &b.id).cmp(&(b.due, &a.id))
+}
+
 /// From the open milestone due last, walk back through the dependency that binds it (the open
-/// one due latest) until a milestone waits for nothing open. Cycles stop the walk.
-fn critical_path(plan: &Plan, open: &[&Milestone], go_live: Option<NaiveDate>) -> CriticalPath {
+/// one due latest) until a milestone waits for nothing open. Each milestone is visited at most
+/// once, so a cycle stops the walk and the walk is linear in milestones + dependencies.
+fn critical_path(
+    graph: &Graph<'_>,
+    open: &[&Milestone],
+    go_live: Option<NaiveDate>,
+) -> CriticalPath {
     let Some(last) = open
         .iter()
         .filter(|m| m.due.is_some())
-        .max_by(|a, b| (a.due, &b.id).cmp(&(b.due, &a.id)))
+        .max_by(|a, b| binds_later(a, b))
     else {
         return CriticalPath::default();
     };
     let mut path = vec![*last];
     let mut seen: HashSet<&str> = HashSet::from([last.id.as_str()]);
     let mut current = *last;
-    while let Some(binding) = current
-        .depends_on
-        .iter()
-        .filter_map(|id| plan.milestone(id))
+    while let Some(binding) = graph
+        .dependencies(current)
         .filter(|d| d.is_open() && d.due.is_some() && !seen.contains(d.id.as_str()))
-        .max_by(|a, b| (a.due, &b.id).cmp(&(b.due, &a.id)))
+        .max_by(|a, b| binds_later(a, b))
     {
         seen.insert(binding.id.as_str());
         path.push(binding);
@@ -360,16 +461,11 @@ fn critical_path(plan: &Plan, open: &[&Milestone], go_live: Option<NaiveDate>) -
     }
 }
 
-fn next_up(plan: &Plan, open: &[&Milestone], side: MilestoneSide) -> Option<MilestoneRef> {
+fn next_up(graph: &Graph<'_>, open: &[&Milestone], side: MilestoneSide) -> Option<MilestoneRef> {
     open.iter()
         .filter(|m| matches!(m.side, Some(s) if s == side || s == MilestoneSide::Joint))
         .filter(|m| m.status != Some(Status::Blocked))
-        .filter(|m| {
-            m.depends_on
-                .iter()
-                .filter_map(|id| plan.milestone(id))
-                .all(|d| !d.is_open())
-        })
+        .filter(|m| graph.dependencies(m).all(|d| !d.is_open()))
         .min_by(|a, b| {
             (a.due.is_none(), a.due, &a.order, &a.id).cmp(&(
                 b.due.is_none(),
@@ -522,6 +618,33 @@ mod tests {
                 assert_eq!(h.next_up.buyer.as_ref().map(|m| m.id.as_str()), Some("b2"));
                 assert_eq!(h.next_up.seller.as_ref().map(|m| m.id.as_str()), Some("j1"));
                 assert_eq!(ids(&h.blocked), ["s1"]);
+            },
+        );
+    }
+
+    #[test]
+    fn open_milestones_waiting_for_each_other_are_reported_not_followed() {
+        check(
+            |txn| {
+                field(txn, "meta", "goLive", t("2027-04-01"));
+                milestone(txn, "a", "2027-01-01", &["c"], vec![]);
+                milestone(txn, "b", "2027-02-01", &["a"], vec![]);
+                milestone(txn, "c", "2027-03-01", &["b"], vec![]);
+                milestone(txn, "self", "2027-01-10", &["self"], vec![]);
+                // A circle through a done milestone does not hold anything up.
+                milestone(txn, "x", "2027-01-05", &["y"], vec![("status", t("done"))]);
+                milestone(txn, "y", "2027-01-06", &["x"], vec![]);
+            },
+            |plan| {
+                let h = on(plan, "2026-12-01");
+                let cycles: Vec<Vec<&str>> = h.cycles.iter().map(|c| ids(c)).collect();
+                assert_eq!(cycles, [vec!["a", "b", "c"], vec!["self"]]);
+                assert!(h.reasons.contains(
+                    &"4 milestone(s) wait for each other in a circle: a, b, c, self".to_owned()
+                ));
+                assert_eq!(h.verdict, Verdict::OffTrack);
+                assert_eq!(ids(&h.critical_path.milestones), ["a", "b", "c"]);
+                assert_eq!(h.summary().in_cycles, 4);
             },
         );
     }

@@ -2,7 +2,7 @@
 //! [`project`], which is total — every value it cannot use becomes a [`PlanIssue`] on the plan,
 //! and the rest of the plan is still there.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -344,10 +344,13 @@ impl Reader<'_> {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) => {
                 let mut ids = Vec::with_capacity(items.len());
+                // First occurrence wins; a set, not `ids.contains`, so a milestone waiting for
+                // thousands of others stays linear.
+                let mut seen: HashSet<&str> = HashSet::with_capacity(items.len());
                 for item in items {
                     match item {
                         Value::String(id) => {
-                            if !ids.contains(id) {
+                            if seen.insert(id.as_str()) {
                                 ids.push(id.clone());
                             }
                         }

@@ -121,10 +121,12 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// A JSON body whose every rejection is an [`ApiError`].
-pub struct ApiJson<T>(pub T);
+/// A JSON body whose every rejection is an [`ApiError`]. `LIMIT` is the body limit of the
+/// routes that take it, named in the 413's message; a route with a limit other than
+/// [`MAX_BODY_BYTES`] also sets it with its own `DefaultBodyLimit` layer (see [`router`]).
+pub struct ApiJson<T, const LIMIT: usize = MAX_BODY_BYTES>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+impl<T: DeserializeOwned, S: Send + Sync, const LIMIT: usize> FromRequest<S> for ApiJson<T, LIMIT> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -132,7 +134,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         // way serde happens to classify the mismatch.
         let Json(value) = Json::<serde_json::Value>::from_request(request, state)
             .await
-            .map_err(json_rejection)?;
+            .map_err(|rejection| json_rejection(rejection, LIMIT))?;
         serde_json::from_value(value).map(Self).map_err(|error| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -143,7 +145,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-fn json_rejection(rejection: JsonRejection) -> ApiError {
+fn json_rejection(rejection: JsonRejection, limit: usize) -> ApiError {
     let text = rejection.body_text();
     match rejection {
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
@@ -160,9 +162,24 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
-            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+            format!(
+                "the body is larger than {limit} bytes ({})",
+                human_bytes(limit)
+            ),
         ),
         _ => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", text),
+    }
+}
+
+/// `65536` → "64 KiB", `8388608` → "8 MiB" (whole units only; anything else in bytes).
+fn human_bytes(bytes: usize) -> String {
+    const MIB: usize = 1024 * 1024;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= 1024 && bytes.is_multiple_of(1024) {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} bytes")
     }
 }
 
@@ -171,6 +188,9 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 pub fn router(app: Arc<App>) -> Router {
     let web = crate::web::service(app.config.web_root.as_deref());
     let (import_schemas, import_paths, import_route) = routes!(crate::exports::import_plan);
+    // The innermost `DefaultBodyLimit` wins: this one, on the import route alone, replaces the
+    // router-wide MAX_BODY_BYTES below. The handler's extractor (`ImportJson`) names the same
+    // constant in its 413.
     let import_route = import_route.layer(DefaultBodyLimit::max(crate::exports::MAX_IMPORT_BYTES));
     let (documented, openapi) =
         OpenApiRouter::<Arc<App>>::with_openapi(crate::openapi::ApiDoc::openapi())
@@ -543,6 +563,18 @@ pub(crate) async fn no_web_client() -> impl IntoResponse {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn body_limits_are_named_in_whole_units() {
+        for (bytes, expected) in [
+            (super::MAX_BODY_BYTES, "64 KiB"),
+            (crate::exports::MAX_IMPORT_BYTES, "8 MiB"),
+            (1536, "1536 bytes"),
+            (1000, "1000 bytes"),
+        ] {
+            assert_eq!(super::human_bytes(bytes), expected, "{bytes}");
+        }
+    }
+
     /// Every route of the API is registered through `routes!` (and so described in the OpenAPI
     /// document); the only exceptions are the document itself and the API's catch-all.
     #[test]

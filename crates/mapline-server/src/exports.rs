@@ -307,13 +307,16 @@ pub async fn export_csv(
 /// Largest accepted import: an export with a long history is bigger than an API body.
 pub const MAX_IMPORT_BYTES: usize = 8 * 1024 * 1024;
 
+/// The import's body: JSON up to [`MAX_IMPORT_BYTES`], the limit its 413 names.
+type ImportJson<T> = ApiJson<T, MAX_IMPORT_BYTES>;
+
 /// `POST /api/plans/import` (admin): a new plan from an export's `plan`, with new share links.
 /// Entries keep their ids; the new plan's history starts at its import.
 #[utoipa::path(post, path = "/api/plans/import", tag = "exports", request_body(content = serde_json::Value, description = "An export (export.json)", content_type = "application/json"), responses((status = 201, description = "`{ id, shares }`: the new plan"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 pub async fn import_plan(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    body: Result<ApiJson<serde_json::Value>, ApiError>,
+    body: Result<ImportJson<serde_json::Value>, ApiError>,
 ) -> Result<Response, ApiError> {
     require_admin(&authenticate(&app, &headers, None).await?)?;
     let ApiJson(export) = body?;
