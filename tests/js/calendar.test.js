@@ -37,7 +37,7 @@ async function feed (planId, token, query = '') {
 async function refusal (response) {
   const text = await response.text()
   assert.match(response.headers.get('content-type') ?? '', /^application\/json/, text)
-  return [response.status, JSON.parse(text).error.code]
+  return [response.status, JSON.parse(text).error?.code]
 }
 
 function events (text) {
