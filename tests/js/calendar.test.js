@@ -163,6 +163,23 @@ test('calendarUrl is absolute under --public-url, as share links are', async () 
   }
 })
 
+test('an operator\'s own admin credential opens the feed even when it looks like a feed token', async () => {
+  const ownData = tempData()
+  const adminToken = 'f_operator-chosen-admin-credential-0123456789'
+  const own = await startServer({ dataFile: ownData.file, adminToken })
+  try {
+    const created = await api(own, 'POST', '/api/plans', {
+      token: adminToken, body: { title: 'Rollout', buyerOrg: 'Northwind', sellerOrg: 'Mapline', goLive: '2027-04-01' }
+    })
+    assert.equal(created.status, 201)
+    const response = await fetch(`${own.url}/api/plans/${created.body.id}/calendar.ics?token=${adminToken}`)
+    assert.equal(response.status, 200)
+  } finally {
+    await own.stop()
+    ownData.cleanup()
+  }
+})
+
 test('share tokens do not open the feed: 403 feed_token_required, saying where the feed is', async () => {
   const plan = await createPlan(server)
   const viewer = await mintShare(server, plan.id, { role: 'viewer', label: 'CFO' })

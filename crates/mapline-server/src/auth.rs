@@ -133,6 +133,11 @@ impl Authenticator {
         Self { admin_hash }
     }
 
+    /// Whether a token is the admin credential (whatever it looks like).
+    pub fn is_admin(&self, token: &str) -> bool {
+        token_hash(token).ct_eq(&self.admin_hash).into()
+    }
+
     /// Resolves a token to its principal. Blocks on the store: call from `spawn_blocking`.
     pub fn authenticate(
         &self,
@@ -141,8 +146,7 @@ impl Authenticator {
         now_ms: i64,
     ) -> Result<Principal, AuthError> {
         // Any token may be the admin credential (an operator may configure their own).
-        let is_admin: bool = token_hash(token).ct_eq(&self.admin_hash).into();
-        if is_admin {
+        if self.is_admin(token) {
             return Ok(Principal::Admin);
         }
         let id = share_id_of(token).ok_or(AuthError::Invalid)?;

@@ -94,9 +94,10 @@ async fn authorize_feed(
     query_token: Option<&str>,
     raw_id: &str,
 ) -> Result<PlanId, ApiError> {
+    // An operator's own admin credential may look like anything, a feed token included.
     let feed = bearer(headers)
         .or(query_token)
-        .filter(|t| auth::is_feed_token(t))
+        .filter(|t| auth::is_feed_token(t) && !app.auth.is_admin(t))
         .map(str::to_owned);
     let Some(feed) = feed else {
         return match authenticate(app, headers, query_token).await? {
