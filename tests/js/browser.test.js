@@ -423,6 +423,36 @@ test('the link manager shows who minted each link, and revoking one names the li
   }
 })
 
+test('Export → Subscribe copies the link\'s read-only feed (webcal), never the share token', async () => {
+  const plan = await newPlan()
+  const viewer = await mintShare(server, plan.id, { role: 'viewer', label: 'CFO' })
+  for (const [who, token] of [['buyer editor', plan.buyer], ['viewer', viewer]]) {
+    const person = await openLink(browser, server, plan.id, token, {
+      setup: context => context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url })
+    })
+    try {
+      await untilStatus(person.page, who === 'viewer' ? 'live' : 'saved')
+      await person.page.getByText('Export', { exact: true }).click()
+      await person.page.getByRole('button', { name: 'Subscribe in your calendar' }).click()
+      await person.page.getByText('Calendar link copied', { exact: false }).waitFor()
+      const copied = await person.page.evaluate(() => navigator.clipboard.readText())
+      const url = new URL(copied)
+      assert.equal(url.protocol, 'webcal:', who)
+      assert.equal(`${url.host}${url.pathname}`, `${new URL(server.url).host}/api/plans/${plan.id}/calendar.ics`, who)
+      assert.ok(!copied.includes(token), `${who}: the share token is not in the subscription`)
+      const me = await api(server, 'GET', `/api/plans/${plan.id}/me`, { token })
+      assert.equal(url.search, new URL(me.body.calendarUrl, server.url).search, `${who}: the feed /me answers`)
+      // What a calendar service would fetch: the feed, over http.
+      const feed = await fetch(copied.replace(/^webcal/, 'http'))
+      assert.equal(feed.status, 200, who)
+      assert.match(await feed.text(), /^BEGIN:VCALENDAR/)
+      noPageErrors(person)
+    } finally {
+      await person.context.close()
+    }
+  }
+})
+
 test('the plan page on a desktop and a phone (screenshots saved as artifacts)', async () => {
   const plan = await newPlan('Northwind Health × Mapline — onboarding rollout')
   const desktop = await openLink(browser, server, plan.id, plan.buyer)

@@ -97,7 +97,8 @@ test('API answers with plan data are not stored, errors included', async () => {
     exportJson: await ask(server, `/api/plans/${plan.id}/export.json`, { headers: bearer(shareToken) }),
     exportMd: await ask(server, `/api/plans/${plan.id}/export.md`, { headers: bearer(shareToken) }),
     exportCsv: await ask(server, `/api/plans/${plan.id}/export.csv`, { headers: bearer(shareToken) }),
-    calendar: await ask(server, `/api/plans/${plan.id}/calendar.ics?token=${shareToken}`),
+    // The feed opens with the link's feed token (calendarUrl of /me), not with the share token.
+    calendar: await ask(server, JSON.parse((await ask(server, `/api/plans/${plan.id}/me`, { headers: bearer(shareToken) })).text).calendarUrl),
     pipeline: await ask(server, '/api/plans', { headers: bearer(ADMIN_TOKEN) })
   }
   for (const [what, answer] of Object.entries(answers)) {

@@ -44,6 +44,11 @@ test('the document describes the API, its bearer scheme and every operation the 
     assert.ok(got.status !== 405 && !(got.status === 404 && ['not_found', undefined].includes(got.body?.error?.code)),
       `${method} ${path} is served (${got.status} ${JSON.stringify(got.body).slice(0, 80)})`)
   }
+  // The calendar feed says which token opens it: a feed token, not a share link's.
+  const feedToken = doc.paths['/api/plans/{plan_id}/calendar.ics'].get.parameters.find(p => p.name === 'token')
+  assert.match(feedToken.description, /calendarUrl/)
+  assert.match(feedToken.description, /feed_token_required/)
+  assert.match(doc.paths['/api/plans/{plan_id}/me'].get.responses['200'].description, /calendarUrl/)
   // Routes without a credential say so.
   for (const path of ['/healthz', '/metrics', '/api/templates']) assert.deepEqual(doc.paths[path].get.security, [{}], path)
 })

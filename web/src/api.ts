@@ -18,6 +18,9 @@ export interface Me {
   /** Which sides' links this person may make (buyer editors: buyer links only). */
   canMintSides: Array<'buyer' | 'seller'>
   expiresAt?: string | null
+  /** The link's read-only calendar feed (relative unless the server has a public URL); `null`
+   * for the admin; missing in a `/me` remembered from before feeds existed. */
+  calendarUrl?: string | null
 }
 
 export interface Who { kind: 'share' | 'admin' | 'system', shareId?: string, label?: string, side?: 'buyer' | 'seller' }
@@ -123,13 +126,21 @@ export class Api {
     return await response.blob()
   }
 
-  /** The calendar feed's address (the token rides in the query: calendar apps send no headers). */
-  calendarUrl (origin: string): string {
-    return `${origin.replace(/^http/, 'webcal')}${this.base}/api/plans/${this.planId}/calendar.ics?token=${encodeURIComponent(this.token)}`
+  /** The address a calendar subscribes to: the link's read-only feed from `/me`, never this
+   * link's own token (a calendar service keeps the URL; anyone who sees it could edit). */
+  subscriptionUrl (calendarUrl: string, origin: string): string {
+    return subscriptionUrl(calendarUrl, new URL(`${this.base}/`, origin).href)
   }
 
   createShare (body: { side: string, role: string, label: string, expiresAt?: string }): Promise<NewShare> { return this.call('POST', '/shares', body) }
   /** What revoking a link would revoke: the link and every link minted through it. */
   async revocation (id: string): Promise<RevokedLink[]> { return (await this.call<{ shares: RevokedLink[] }>('GET', `/shares/${id}/revocation`)).shares }
   revokeShare (id: string): Promise<unknown> { return this.call('DELETE', `/shares/${id}`) }
+}
+
+/** `calendarUrl` of `/me` as a calendar subscription: absolute, with `webcal` for `http`
+ * (`webcals` for `https`). */
+export function subscriptionUrl (calendarUrl: string, origin: string): string {
+  const url = new URL(calendarUrl, origin)
+  return url.href.replace(/^http/, 'webcal')
 }

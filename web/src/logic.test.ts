@@ -10,6 +10,7 @@ import { byWorkstream, describeField, ownerName, readPlan, slipSummary } from '.
 import * as edit from './edits'
 import { layoutTimeline, milestoneStates, monthTicks } from './timeline'
 import { lineageOrder } from './lineage'
+import { subscriptionUrl } from './api'
 import type { Slip } from './api'
 
 describe('dates', () => {
@@ -255,5 +256,14 @@ describe('share lineage', () => {
     expect(order([['b', 'gone'], ['c', 'b'], ['s', 's']])).toEqual(['b', '-c', 's'])
     expect(order([['x', 'y'], ['y', 'x']])).toEqual(['x', '-y'])
     expect(order([])).toEqual([])
+  })
+})
+
+describe('subscriptionUrl', () => {
+  test('makes the feed from /me a webcal address and keeps its feed token', () => {
+    expect(subscriptionUrl('/api/plans/p1/calendar.ics?token=f_abc', 'http://localhost:8080/'))
+      .toBe('webcal://localhost:8080/api/plans/p1/calendar.ics?token=f_abc')
+    expect(subscriptionUrl('https://plans.example.com/api/plans/p1/calendar.ics?token=f_abc', 'http://localhost:8080/'))
+      .toBe('webcals://plans.example.com/api/plans/p1/calendar.ics?token=f_abc')
   })
 })

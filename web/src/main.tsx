@@ -70,7 +70,7 @@ function Presence ({ peers, plan }: { peers: Peer[], plan: PlanView }) {
   )
 }
 
-function ExportMenu ({ api, title }: { api: Api, title: string }) {
+function ExportMenu ({ api, title, me }: { api: Api, title: string, me: Me | null }) {
   const [message, setMessage] = useState<string | null>(null)
   const save = async (file: string, name: string) => {
     try {
@@ -88,7 +88,13 @@ function ExportMenu ({ api, title }: { api: Api, title: string }) {
   }
   const base = title.replace(/[^\p{L}\p{N}]+/gu, '-').replace(/^-|-$/g, '').toLowerCase() || 'plan'
   const subscribe = async () => {
-    const url = api.calendarUrl(location.origin)
+    let feed = me?.calendarUrl
+    if (feed === undefined) {
+      // A `/me` remembered from before feeds existed: ask for the feed now.
+      try { feed = (await api.me()).calendarUrl } catch { setMessage('The calendar link needs a connection.'); return }
+    }
+    if (feed === null || feed === undefined) { setMessage('Open the plan with a share link to subscribe in a calendar.'); return }
+    const url = api.subscriptionUrl(feed, location.origin)
     try { await navigator.clipboard.writeText(url); setMessage('Calendar link copied: add it in your calendar as a subscription.') } catch { setMessage(url) }
   }
   return (
@@ -240,7 +246,7 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
           <StatusPill status={status} />
           <Presence peers={peers} plan={plan} />
           {me !== null && <div class='me' data-testid='me'>You: {me.label}{me.side !== null ? ` · ${me.side}` : ''}{!me.canEdit && ' · view only'}</div>}
-          <ExportMenu api={api} title={plan.meta.title ?? 'plan'} />
+          <ExportMenu api={api} me={me} title={plan.meta.title ?? 'plan'} />
           {me !== null && (me.canMintSides ?? []).length > 0 && <button type='button' class='primary' onClick={() => setSharing(true)}>Share</button>}
         </div>
       </header>

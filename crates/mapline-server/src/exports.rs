@@ -19,14 +19,16 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::App;
-use crate::api::{ApiError, ApiJson, authenticate, authorize_read, require_admin};
+use crate::api::{ApiError, ApiJson, authenticate, authorize_read, bearer, require_admin};
+use crate::auth::{self, Principal};
 use crate::plan_api::{SlipView, Who, all_slips, blocking, current_plan, history_page, query};
 use crate::plans;
 use crate::writer::now_ms;
 
 #[derive(Deserialize)]
 pub struct CalendarQuery {
-    /// The share link's token: calendar apps subscribe to a URL and cannot send headers.
+    /// The link's calendar-feed token (`calendarUrl` of `/me`), or the admin credential:
+    /// calendar apps subscribe to a URL and cannot send headers.
     #[serde(default)]
     token: Option<String>,
     /// Only this person's milestones (a stakeholder id or a name, case-insensitive).
@@ -35,8 +37,11 @@ pub struct CalendarQuery {
 }
 
 /// `GET /api/plans/{id}/calendar.ics?token=…[&owner=…]`: the plan's milestones and go-live as
-/// an iCalendar feed. Any link of the plan (or the admin) may read it.
-#[utoipa::path(get, path = "/api/plans/{plan_id}/calendar.ics", tag = "exports", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("token" = Option<String>, Query), ("owner" = Option<String>, Query)), responses((status = 200, description = "An iCalendar feed (RFC 5545)", content_type = "text/calendar"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+/// an iCalendar feed. Opened by a link's feed token (`calendarUrl` of `/me`), which opens
+/// nothing else, or by the admin credential (automation). A share link's own token is refused
+/// with 403 `feed_token_required`: a calendar service keeps the URL, and a share token would
+/// let whoever sees it edit the plan.
+#[utoipa::path(get, path = "/api/plans/{plan_id}/calendar.ics", tag = "exports", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("token" = Option<String>, Query, description = "A calendar-feed token (`calendarUrl` of `/me`) or the admin credential; share tokens are refused (403 `feed_token_required`)"), ("owner" = Option<String>, Query)), responses((status = 200, description = "An iCalendar feed (RFC 5545)", content_type = "text/calendar"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 pub async fn calendar_feed(
     State(app): State<Arc<App>>,
     Path(raw_id): Path<String>,
@@ -44,8 +49,7 @@ pub async fn calendar_feed(
     params: Result<Query<CalendarQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let params = query(params)?;
-    let principal = authenticate(&app, &headers, params.token.as_deref()).await?;
-    let plan_id = authorize_read(&app, &principal, &raw_id).await?;
+    let plan_id = authorize_feed(&app, &headers, params.token.as_deref(), &raw_id).await?;
     let (plan, _) = current_plan(&app, plan_id).await?;
     let entries = blocking(&app, move |store| store.slip_entries(plan_id)).await?;
     let mut moves = BTreeMap::new();
@@ -79,6 +83,43 @@ pub async fn calendar_feed(
         feed,
     )
         .into_response())
+}
+
+/// Who may read the calendar feed of the plan in the path: a feed token of that plan's link
+/// (checked against the link: revoked or expired links refuse it), or the admin. A share
+/// link's own token is refused even though it could read the plan.
+async fn authorize_feed(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+    raw_id: &str,
+) -> Result<PlanId, ApiError> {
+    // An operator's own admin credential may look like anything, a feed token included.
+    let feed = bearer(headers)
+        .or(query_token)
+        .filter(|t| auth::is_feed_token(t) && !app.auth.is_admin(t))
+        .map(str::to_owned);
+    let Some(feed) = feed else {
+        return match authenticate(app, headers, query_token).await? {
+            Principal::Admin => authorize_read(app, &Principal::Admin, raw_id).await,
+            Principal::Share(_) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "feed_token_required",
+                "a share link's token does not open the calendar feed; subscribe with the \
+                 link's calendar address (`calendarUrl` of GET /api/plans/{id}/me, or \
+                 \"Subscribe in your calendar\" on the plan page)",
+            )),
+        };
+    };
+    let checker = app.clone();
+    let share = tokio::task::spawn_blocking(move || {
+        checker
+            .auth
+            .authenticate_feed(&checker.store, &feed, now_ms())
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    authorize_read(app, &Principal::Share(share), raw_id).await
 }
 
 /// The exported plan's format, so an import can tell what it reads.

@@ -24,8 +24,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::App;
-use crate::api::{ApiError, ApiJson, authenticate, authorize_read};
-use crate::auth::Principal;
+use crate::api::{ApiError, ApiJson, authenticate, authorize_read, bearer};
+use crate::auth::{self, Principal};
 use crate::outbox::{CloseCode, CloseReason, Closer};
 use crate::plan_api::blocking;
 use crate::plans::{self, MAX_LABEL_CHARS, role_name, side_name};
@@ -199,8 +199,9 @@ impl ListedShare {
 }
 
 /// `GET /api/plans/{id}/me`: who the caller is on this plan and what it may do, so a client
-/// can show read-only views and the link manager only where they apply.
-#[utoipa::path(get, path = "/api/plans/{plan_id}/me", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "Who the caller is on this plan and what it may do"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+/// can show read-only views and the link manager only where they apply; for a share link also
+/// its `calendarUrl`, the read-only feed to subscribe to (never the share token itself).
+#[utoipa::path(get, path = "/api/plans/{plan_id}/me", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "Who the caller is on this plan and what it may do, and `calendarUrl`: the link's read-only calendar feed (`null` for the admin)"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 pub async fn me(
     State(app): State<Arc<App>>,
     Path(plan_id): Path<String>,
@@ -214,18 +215,47 @@ pub async fn me(
         .map(|&side| side_name(side))
         .collect();
     let body = match &principal {
+        // The admin has no link to derive a feed from; automation reads the feed with the
+        // admin credential itself.
         Principal::Admin => json!({
             "planId": plan_id, "kind": "admin", "label": "Admin", "side": null, "role": "editor",
             "canEdit": true, "canManageShares": manages, "canMintSides": mintable,
+            "calendarUrl": null,
         }),
-        Principal::Share(share) => json!({
-            "planId": plan_id, "kind": "share", "shareId": share.id, "label": share.label,
-            "side": side_name(share.side), "role": role_name(share.role),
-            "canEdit": principal.can_write(), "canManageShares": manages,
-            "canMintSides": mintable, "expiresAt": share.expires_at_ms.and_then(time),
-        }),
+        Principal::Share(share) => {
+            let feed = issue_feed(&app, share.id, bearer(&headers)).await?;
+            json!({
+                "planId": plan_id, "kind": "share", "shareId": share.id, "label": share.label,
+                "side": side_name(share.side), "role": role_name(share.role),
+                "canEdit": principal.can_write(), "canManageShares": manages,
+                "canMintSides": mintable, "expiresAt": share.expires_at_ms.and_then(time),
+                "calendarUrl": calendar_url(app.config.public_url.as_deref(), plan_id, &feed),
+            })
+        }
     };
     Ok(Json(body))
+}
+
+/// The feed token of the link whose token the caller presented, its hash stored so the feed
+/// opens (first call for a link: one write; later calls: one read).
+async fn issue_feed(
+    app: &Arc<App>,
+    share: ShareId,
+    share_token: Option<&str>,
+) -> Result<String, ApiError> {
+    let feed = share_token
+        .and_then(auth::feed_token)
+        .ok_or_else(|| ApiError::internal("a share principal without a share token"))?;
+    let hash = auth::token_hash(&feed);
+    blocking(app, move |store| store.set_feed_hash(share, &hash)).await?;
+    Ok(feed)
+}
+
+/// The calendar feed's address for a feed token: absolute under `--public-url` (as share links
+/// are), relative otherwise. The token rides in the query: calendar apps send no headers.
+pub(crate) fn calendar_url(public_url: Option<&str>, plan: PlanId, feed: &str) -> String {
+    let origin = public_url.unwrap_or("").trim_end_matches('/');
+    format!("{origin}/api/plans/{plan}/calendar.ics?token={feed}")
 }
 
 /// `GET /api/plans/{id}/shares`: every link of the plan with when it was last used.

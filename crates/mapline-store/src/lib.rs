@@ -1,13 +1,15 @@
 //! `mapline-store` owns the redb data file: plans, share links (hashed tokens only), each plan's
 //! append-only update log with who sent every update, snapshots that keep cold loads short, and
-//! the history derived from the log (change audit and slips), and which link each share link was
-//! minted through (so a revocation takes the links minted through it along).
+//! the history derived from the log (change audit and slips), which link each share link was
+//! minted through (so a revocation takes the links minted through it along), and the hash of
+//! each link's calendar-feed token.
 //!
 //! It stores Yjs updates as opaque bytes and never needs a yrs type; it knows nothing of sockets
 //! or async. Every write is one redb transaction, so a batch of updates from many plans costs
 //! one fsync (group commit). The layout is documented in docs/storage.md.
 
 mod error;
+mod feeds;
 mod lineage;
 mod records;
 mod store;

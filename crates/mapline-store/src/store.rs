@@ -320,6 +320,8 @@ impl Store {
                 .map_err(StoreError::from)?;
             crate::webhooks::create_tables(&txn).map_err(StoreError::from)?;
             lineage::create_tables(&txn).map_err(StoreError::from)?;
+            // Not a format change: a file without it opens and simply has no feeds yet.
+            crate::feeds::create_tables(&txn).map_err(StoreError::from)?;
         }
         txn.commit().map_err(StoreError::from)?;
         Ok(())
@@ -790,6 +792,7 @@ impl Store {
         copy_table(&txn, &out, INTERNAL_SNAPSHOTS)?;
         crate::webhooks::copy_tables(&txn, &out)?;
         lineage::copy_tables(&txn, &out)?;
+        crate::feeds::copy_tables(&txn, &out)?;
         out.commit()?;
         drop(copy);
         stats.bytes = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);

@@ -372,6 +372,31 @@ fn the_committed_format_3_fixture_opens_with_its_lineage() {
         .map(|s| s.record.id)
         .collect();
     assert_eq!(preview, [fixture_id(2), fixture_id(4), fixture_id(5)]);
+    // Feeds came later without a format change: the file opens, its links have none yet.
+    let (record, feed) = store.share_with_feed(fixture_id(2)).unwrap().unwrap();
+    assert_eq!(record.id, fixture_id(2));
+    assert_eq!(feed, None);
+}
+
+#[test]
+fn a_feed_hash_is_stored_beside_its_link_and_follows_it_into_a_backup() {
+    let (dir, store) = new_store();
+    let plan = create(&store, 1);
+    store.insert_share(&share(10, plan, 5), None).unwrap();
+    let id = Uuid::from_u128(10);
+    assert_eq!(store.share_with_feed(id).unwrap().unwrap().1, None);
+    store.set_feed_hash(id, &[7; 32]).unwrap();
+    store.set_feed_hash(id, &[7; 32]).unwrap();
+    let (record, feed) = store.share_with_feed(id).unwrap().unwrap();
+    assert_eq!(
+        (record, feed),
+        (store.share(id).unwrap().unwrap(), Some([7; 32]))
+    );
+    assert_eq!(store.share_with_feed(Uuid::from_u128(99)).unwrap(), None);
+    let dest = dir.path().join("backup.redb");
+    store.backup_to(&dest).unwrap();
+    let copy = Store::open(&dest).unwrap();
+    assert_eq!(copy.share_with_feed(id).unwrap().unwrap().1, Some([7; 32]));
 }
 
 #[test]
