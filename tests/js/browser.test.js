@@ -370,6 +370,28 @@ test('a link revoked while its page was closed: opening it again shows nothing o
   }
 })
 
+test('a link that expires while its page is open: the page says it expired, and the copy goes', async () => {
+  const plan = await newPlan()
+  // Long enough for the page to open and sync first: the expiry then arrives as a 4401 close.
+  const expiresAt = new Date(Date.now() + 8000).toISOString()
+  const made = await api(server, 'POST', `/api/plans/${plan.id}/shares`, { body: { side: 'buyer', role: 'viewer', label: 'Trial access', expiresAt } })
+  assert.equal(made.status, 201)
+  const person = await openLink(browser, server, plan.id, made.body.token)
+  try {
+    await untilStatus(person.page, 'live')
+    await untilLinkPage(person.page, 'expired', 20000)
+    await person.page.getByRole('heading', { name: 'This link has expired' }).waitFor()
+    assert.ok(!(await person.page.locator('body').innerText()).includes('Contoso × Mapline rollout'))
+    await waitFor(async () => copyIsGone(await planCopy(person.page, plan.id)), { what: 'the copy on the device to be removed' })
+    // Reloaded, the API says why (`share_expired`): the same page.
+    await person.page.reload()
+    await untilLinkPage(person.page, 'expired')
+    noPageErrors(person, /^Failed to load resource: the server responded with a status of 401 \(Unauthorized\)$|^WebSocket connection to '.*' failed: HTTP Authentication failed; no valid credentials available$/)
+  } finally {
+    await person.context.close()
+  }
+})
+
 test('a wrong token shows the "not valid" page: nothing of the plan, no claim of a copy on this device', async () => {
   const plan = await newPlan()
   const person = await openLink(browser, server, plan.id, 's_' + 'x'.repeat(40))
