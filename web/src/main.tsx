@@ -172,6 +172,10 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
   const keep = (kind: string, value: unknown) => { if (session.ended === null) remember(storageKey(kind, planId), value) }
   const [move, setMove] = useState<{ move: DateMove, resolve: (r: string | null) => void } | null>(null)
   const [sharing, setSharing] = useState(false)
+  // The copy on this device shows once the server has not refused the link: `/me` answered, or
+  // failed otherwise (offline), or a socket opened — or 3 s passed (a network that hangs). So a
+  // link revoked while the page was closed never shows its copy again, not even for a moment.
+  const [checked, setChecked] = useState(!navigator.onLine)
   const today = todayOnDevice()
 
   useEffect(() => {
@@ -186,10 +190,17 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
   }, [session])
 
   useEffect(() => {
-    api.me().then(value => { setMe(value); keep('me', value) }).catch(error => {
+    api.me().then(value => { setMe(value); keep('me', value); setChecked(true) }).catch(error => {
       if (error instanceof ApiFailure && (error.status === 401 || error.status === 403 || error.status === 404)) session.end(linkEndOfError(error.code))
+      else setChecked(true)
     })
+    const wait = setTimeout(() => setChecked(true), 3000)
+    return () => clearTimeout(wait)
   }, [api])
+
+  useEffect(() => {
+    if (status === 'syncing' || status === 'saved' || status === 'live') setChecked(true)
+  }, [status])
 
   useEffect(() => {
     if (me === null) return
@@ -225,6 +236,7 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
   }), [plan, readOnly, peers, slips, today])
 
   if (ended !== null) return <LinkPage problem={ended} />
+  if (!checked) return <main class='fatal' aria-busy='true' data-testid='opening'><p>Opening the plan…</p></main>
   const goLiveIn = daysBetween(today, plan.meta.goLive)
   return (
     <Page.Provider value={context}>
