@@ -354,8 +354,18 @@ test('a link revoked while its page was closed: opening it again shows nothing o
     await person.page.goto('about:blank')
 
     assert.equal((await api(server, 'DELETE', `/api/plans/${plan.id}/shares/${made.body.id}`)).status, 200)
+    // Whether the plan ever shows, even for a moment, while the page finds out: every change to
+    // the page is looked at as it happens.
+    await person.context.addInitScript(title => {
+      window.__planShown = false
+      new MutationObserver(() => {
+        if (document.querySelector('[data-milestone]') !== null || document.body?.textContent.includes(title) ||
+          [...document.querySelectorAll('input, textarea')].some(field => field.value.includes(title))) window.__planShown = true
+      }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true })
+    }, trial.title)
     await person.page.goto(`${server.url}/p/${plan.id}#token=${made.body.token}`)
     await untilLinkPage(person.page, 'revoked')
+    assert.equal(await person.page.evaluate(() => window.__planShown), false, 'the kept copy showed before the link was found revoked')
     await person.page.getByRole('heading', { name: 'This link was revoked' }).waitFor()
     const text = await person.page.locator('body').innerText()
     for (const shown of ['Contoso × Mapline rollout', trial.title, 'kept on this device']) assert.ok(!text.includes(shown), `the page shows ${JSON.stringify(shown)}: ${text}`)
@@ -499,7 +509,11 @@ test('a link revoked while its page was closed: the reloaded page says so and st
     assert.equal(revoked.status, 200)
     await untilLinkPage(person.page, 'revoked')
 
-    // The reload is refused at the upgrade (401, which the browser sees as a 1006 close).
+    // The reload is refused at the upgrade (401, which the browser sees as a 1006 close). The
+    // page also asks /me when it starts; that answer is held until the page has tried a socket,
+    // so what is checked is the page learning from a refused upgrade.
+    const socketTried = new Promise(resolve => person.page.once('websocket', resolve))
+    await person.context.route('**/api/plans/*/me', async route => { await socketTried; await route.continue() })
     await person.page.reload()
     await untilLinkPage(person.page, 'revoked')
     await person.page.getByRole('heading', { name: 'This link was revoked' }).waitFor()

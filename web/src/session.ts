@@ -149,7 +149,8 @@ export class PlanSession {
   /** Loads the copy on this device, then connects (unless offline). */
   async start (): Promise<void> {
     await Promise.race([this.local.whenSynced, new Promise(resolve => setTimeout(resolve, 3000))])
-    if (this.online) this.provider.connect()
+    // The API may have ended the link meanwhile (`end`).
+    if (this.online && !this.closedForGood) this.provider.connect()
     this.update()
   }
 
