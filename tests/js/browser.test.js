@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { startServer, tempData, createPlan, api, mintShare, waitFor, client, synced, destroy, rawSocket, awarenessFrame } from './lib/harness.js'
-import { launch, openLink, untilStatus, untilValue, syncStatus, webRoot, artifacts } from './lib/browser.js'
+import { launch, openLink, untilStatus, untilValue, untilLinkPage, planCopy, copyIsGone, syncStatus, webRoot, artifacts } from './lib/browser.js'
 
 let data, server, browser
 before(async () => {
@@ -280,6 +280,155 @@ test('"All changes saved" waits for the server\'s acknowledgement', async () => 
   }
 })
 
+test('after either side\'s edit, both pages settle on "All changes saved", whoever edited', async () => {
+  const plan = await newPlan()
+  const trial = await milestone(plan, 'ms-trial')
+  await asSellerAndBuyer(plan, async ({ seller, buyer }) => {
+    // Each edits in turn; the other only receives (its pill used to stay on "Saving…").
+    const turns = [
+      [seller, buyer, 'Objective', 'Cut onboarding from 6 weeks to 3'],
+      [buyer, seller, `Notes on ${trial.title}`, 'Security review booked for the 14th'],
+      [seller, buyer, `Notes on ${trial.title}`, 'Security review booked for the 15th']
+    ]
+    for (const [editor, other, label, value] of turns) {
+      await editor.page.getByLabel(label, { exact: true }).fill(value)
+      await editor.page.getByLabel(label, { exact: true }).press('Tab')
+      await untilValue(other.page.getByLabel(label, { exact: true }), value, `the other page's ${label}`)
+      await untilStatus(editor.page, 'saved')
+      await untilStatus(other.page, 'saved')
+      assert.equal(await other.page.getByTestId('sync-status').textContent(), 'All changes saved')
+    }
+  })
+})
+
+test('a link revoked while its page is open: the page says so, shows nothing of the plan, and the copy on the device goes', async () => {
+  const plan = await newPlan()
+  const trial = await milestone(plan, 'ms-trial')
+  const made = await api(server, 'POST', `/api/plans/${plan.id}/shares`, { body: { side: 'buyer', role: 'editor', label: 'Dev Patel (champion)' } })
+  assert.equal(made.status, 201)
+  const person = await openLink(browser, server, plan.id, made.body.token)
+  try {
+    await untilStatus(person.page, 'saved')
+    await person.page.getByTestId('health').waitFor()
+    await waitFor(async () => {
+      const copy = await planCopy(person.page, plan.id)
+      return copy.databases.some(db => db.records > 0) && copy.storage.length >= 2
+    }, { what: 'the copy kept on this device (IndexedDB and the remembered API answers)' })
+
+    assert.equal((await api(server, 'DELETE', `/api/plans/${plan.id}/shares/${made.body.id}`)).status, 200)
+    await untilLinkPage(person.page, 'revoked')
+    await person.page.getByRole('heading', { name: 'This link was revoked' }).waitFor()
+    await person.page.getByText('Ask the person who sent it for a new one.').waitFor()
+    const text = await person.page.locator('body').innerText()
+    for (const shown of ['Contoso × Mapline rollout', trial.title, 'kept on this device']) assert.ok(!text.includes(shown), `the page shows ${JSON.stringify(shown)}: ${text}`)
+    await waitFor(async () => copyIsGone(await planCopy(person.page, plan.id)), { what: 'the copy on the device to be removed' })
+    noPageErrors(person)
+  } finally {
+    await person.context.close()
+  }
+})
+
+test('a link revoked while its page was closed: opening it again shows nothing of the plan and removes the copy', async () => {
+  const plan = await newPlan()
+  const trial = await milestone(plan, 'ms-trial')
+  const made = await api(server, 'POST', `/api/plans/${plan.id}/shares`, { body: { side: 'buyer', role: 'editor', label: 'Dev Patel (champion)' } })
+  const person = await openLink(browser, server, plan.id, made.body.token)
+  try {
+    await untilStatus(person.page, 'saved')
+    await person.page.getByTestId('health').waitFor()
+    await waitFor(async () => {
+      const copy = await planCopy(person.page, plan.id)
+      return copy.databases.some(db => db.records > 0) && copy.storage.length >= 2
+    }, { what: 'the copy kept on this device' })
+    await person.page.goto('about:blank')
+
+    assert.equal((await api(server, 'DELETE', `/api/plans/${plan.id}/shares/${made.body.id}`)).status, 200)
+    // Whether the plan ever shows, even for a moment, while the page finds out: every change to
+    // the page is looked at as it happens.
+    await person.context.addInitScript(title => {
+      window.__planShown = false
+      new MutationObserver(() => {
+        if (document.querySelector('[data-milestone]') !== null || document.body?.textContent.includes(title) ||
+          [...document.querySelectorAll('input, textarea')].some(field => field.value.includes(title))) window.__planShown = true
+      }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true })
+    }, trial.title)
+    await person.page.goto(`${server.url}/p/${plan.id}#token=${made.body.token}`)
+    await untilLinkPage(person.page, 'revoked')
+    assert.equal(await person.page.evaluate(() => window.__planShown), false, 'the kept copy showed before the link was found revoked')
+    await person.page.getByRole('heading', { name: 'This link was revoked' }).waitFor()
+    const text = await person.page.locator('body').innerText()
+    for (const shown of ['Contoso × Mapline rollout', trial.title, 'kept on this device']) assert.ok(!text.includes(shown), `the page shows ${JSON.stringify(shown)}: ${text}`)
+    await waitFor(async () => copyIsGone(await planCopy(person.page, plan.id)), { what: 'the copy on the device to be removed' })
+    // Reloaded once more, there is nothing left to show.
+    await person.page.reload()
+    await untilLinkPage(person.page, 'revoked')
+    assert.ok(!(await person.page.locator('body').innerText()).includes(trial.title))
+    noPageErrors(person, /^Failed to load resource: the server responded with a status of 401 \(Unauthorized\)$|^WebSocket connection to '.*' failed: HTTP Authentication failed; no valid credentials available$/)
+  } finally {
+    await person.context.close()
+  }
+})
+
+test('a link that expires while its page is open: the page says it expired, and the copy goes', async () => {
+  const plan = await newPlan()
+  // Long enough for the page to open and sync first: the expiry then arrives as a 4401 close.
+  const expiresAt = new Date(Date.now() + 8000).toISOString()
+  const made = await api(server, 'POST', `/api/plans/${plan.id}/shares`, { body: { side: 'buyer', role: 'viewer', label: 'Trial access', expiresAt } })
+  assert.equal(made.status, 201)
+  const person = await openLink(browser, server, plan.id, made.body.token)
+  try {
+    await untilStatus(person.page, 'live')
+    await untilLinkPage(person.page, 'expired', 20000)
+    await person.page.getByRole('heading', { name: 'This link has expired' }).waitFor()
+    assert.ok(!(await person.page.locator('body').innerText()).includes('Contoso × Mapline rollout'))
+    await waitFor(async () => copyIsGone(await planCopy(person.page, plan.id)), { what: 'the copy on the device to be removed' })
+    // Reloaded, the API says why (`share_expired`): the same page.
+    await person.page.reload()
+    await untilLinkPage(person.page, 'expired')
+    noPageErrors(person, /^Failed to load resource: the server responded with a status of 401 \(Unauthorized\)$|^WebSocket connection to '.*' failed: HTTP Authentication failed; no valid credentials available$/)
+  } finally {
+    await person.context.close()
+  }
+})
+
+test('a wrong token shows the "not valid" page: nothing of the plan, no claim of a copy on this device', async () => {
+  const plan = await newPlan()
+  const person = await openLink(browser, server, plan.id, 's_' + 'x'.repeat(40))
+  try {
+    await untilLinkPage(person.page, 'invalid')
+    await person.page.getByRole('heading', { name: 'This link is not valid' }).waitFor()
+    const text = await person.page.locator('body').innerText()
+    for (const shown of ['Contoso × Mapline rollout', 'Loading the plan', 'kept on this device', 'Offline']) assert.ok(!text.includes(shown), `the page shows ${JSON.stringify(shown)}: ${text}`)
+    assert.equal(await person.page.getByTestId('sync-status').count(), 0, 'no status pill')
+    await waitFor(async () => copyIsGone(await planCopy(person.page, plan.id)), { what: 'no copy on the device' })
+    noPageErrors(person, /^Failed to load resource: the server responded with a status of 401 \(Unauthorized\)$|^WebSocket connection to '.*' failed: HTTP Authentication failed; no valid credentials available$/)
+  } finally {
+    await person.context.close()
+  }
+})
+
+test('a plan address without its token, then the full link pasted into the same tab: the plan opens without a reload', async () => {
+  const plan = await newPlan()
+  const person = await openLink(browser, server, plan.id, null)
+  try {
+    await untilLinkPage(person.page, 'no_token')
+    await person.page.getByRole('heading', { name: 'This link is missing its access key' }).waitFor()
+    await person.page.evaluate(() => { window.__sameDocument = true })
+    await person.page.evaluate(token => { location.hash = `#token=${token}` }, plan.buyer)
+    await untilStatus(person.page, 'saved')
+    await untilValue(person.page.getByLabel('Plan title'), 'Contoso × Mapline rollout', 'the plan title')
+    assert.equal(await person.page.evaluate(() => window.__sameDocument), true, 'the page was not reloaded')
+    // The page's own anchors change the fragment too: they leave the plan open.
+    await person.page.locator('nav.toc').getByRole('link', { name: 'Steps' }).click()
+    await waitFor(async () => (await person.page.evaluate(() => location.hash)) === '#steps', { what: 'the anchor' })
+    assert.equal(await person.page.getByTestId('link-page').count(), 0)
+    await untilStatus(person.page, 'saved')
+    noPageErrors(person)
+  } finally {
+    await person.context.close()
+  }
+})
+
 test('a seller makes a link for the CFO, sees when it was opened, and revokes it', async () => {
   const plan = await newPlan()
   const seller = await openLink(browser, server, plan.id, plan.seller)
@@ -315,7 +464,7 @@ test('a seller makes a link for the CFO, sees when it was opened, and revokes it
     await confirm.getByText('It stops working at once, and its open pages close.').waitFor()
     await confirm.getByRole('button', { name: 'Revoke link', exact: true }).click()
     await row.getByText('revoked').waitFor()
-    await untilStatus(cfo.page, 'revoked')
+    await untilLinkPage(cfo.page, 'revoked')
     const after = await api(server, 'GET', `/api/plans/${plan.id}`, { token })
     assert.equal(after.status, 401)
     noPageErrors(seller, cfo)
@@ -347,12 +496,16 @@ test('a link revoked while its page was closed: the reloaded page says so and st
     await untilStatus(person.page, 'live')
     const revoked = await api(server, 'DELETE', `/api/plans/${plan.id}/shares/${made.body.id}`)
     assert.equal(revoked.status, 200)
-    await untilStatus(person.page, 'revoked')
+    await untilLinkPage(person.page, 'revoked')
 
-    // The reload is refused at the upgrade (401, which the browser sees as a 1006 close).
+    // The reload is refused at the upgrade (401, which the browser sees as a 1006 close). The
+    // page also asks /me when it starts; that answer is held until the page has tried a socket,
+    // so what is checked is the page learning from a refused upgrade.
+    const socketTried = new Promise(resolve => person.page.once('websocket', resolve))
+    await person.context.route('**/api/plans/*/me', async route => { await socketTried; await route.continue() })
     await person.page.reload()
-    await untilStatus(person.page, 'revoked')
-    await person.page.getByRole('alert').getByText('the share link has been revoked').waitFor()
+    await untilLinkPage(person.page, 'revoked')
+    await person.page.getByRole('heading', { name: 'This link was revoked' }).waitFor()
     const created = await person.page.evaluate(() => window.__socketsCreated)
     assert.ok(created >= 1, 'the reloaded page tried the link')
     assert.equal(await person.page.evaluate(() => window.mapline.session.provider.shouldConnect), false)
@@ -364,7 +517,7 @@ test('a link revoked while its page was closed: the reloaded page says so and st
     await person.context.setOffline(false)
     await person.page.clock.runFor('10:00')
     assert.equal(await person.page.evaluate(() => window.__socketsCreated), created, 'no retry after the link was found invalid')
-    await untilStatus(person.page, 'revoked')
+    await untilLinkPage(person.page, 'revoked')
     noPageErrors(person, /^Failed to load resource: the server responded with a status of 401 \(Unauthorized\)$|^WebSocket connection to '.*' failed: HTTP Authentication failed; no valid credentials available$/)
   } finally {
     await person.context.close()
@@ -414,7 +567,7 @@ test('the link manager shows who minted each link, and revoking one names the li
     await seller.page.screenshot({ path: join(artifacts, 'share-lineage.png') })
     await confirm.getByRole('button', { name: 'Revoke 2 links' }).click()
     await cfoRow.getByText('revoked').waitFor()
-    await untilStatus(cfo.page, 'revoked')
+    await untilLinkPage(cfo.page, 'revoked')
     assert.equal((await api(server, 'GET', `/api/plans/${plan.id}`, { token: champion })).status, 401)
     noPageErrors(seller, cfo)
   } finally {

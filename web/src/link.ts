@@ -24,3 +24,26 @@ export function parseShareLink (pathname: string, hash: string): ShareLink | Lin
 export function absoluteLink (url: string, origin: string): string {
   return /^https?:\/\//.test(url) ? url : origin.replace(/\/$/, '') + url
 }
+
+/** Why a link no longer opens its plan: what the page says instead of the plan. */
+export type LinkEnd = 'revoked' | 'expired' | 'invalid'
+
+/** From a 4401 close: the server's reason says "expired" for an expired link (docs/protocol.md). */
+export function linkEndOfClose (reason: string): LinkEnd {
+  return /expired/i.test(reason) ? 'expired' : 'revoked'
+}
+
+/** From the API's error code on a 401/403/404 (docs/api.md): `share_revoked`, `share_expired`,
+ * and anything else (`invalid_token`, `missing_token`, `wrong_plan`, `plan_not_found`). */
+export function linkEndOfError (code: string): LinkEnd {
+  return code === 'share_revoked' ? 'revoked' : code === 'share_expired' ? 'expired' : 'invalid'
+}
+
+/** The words of the page shown for an ended link, and for a link that never had a token. */
+export const LINK_END_WORDS: Record<LinkEnd | LinkProblem, { title: string, detail: string }> = {
+  revoked: { title: 'This link was revoked', detail: 'Ask the person who sent it for a new one.' },
+  expired: { title: 'This link has expired', detail: 'Ask the person who sent it for a new one.' },
+  invalid: { title: 'This link is not valid', detail: 'Check that you opened the whole link you were sent, or ask the person who sent it for a new one.' },
+  no_token: { title: 'This link is missing its access key', detail: 'The part after #token= is missing. Open (or paste) the full link you were sent.' },
+  no_plan: { title: 'Mapline', detail: 'Open a plan from the link you were sent: it looks like /p/…#token=….' }
+}

@@ -4,8 +4,8 @@ import { describe, expect, test } from 'vitest'
 import * as Y from 'yjs'
 import { dayNumber, daysBetween, formatDate, isoDate, relativeDays, signedDays, timeAgo } from './dates'
 import { FIRST_KEY, keyBetween } from './order'
-import { absoluteLink, parseShareLink } from './link'
-import { covers, isUpdateMessage, syncStatus, type SyncFacts } from './sync-status'
+import { absoluteLink, linkEndOfClose, linkEndOfError, parseShareLink } from './link'
+import { covers, isUpdateMessage, learnDurable, mergeVectors, syncStatus, type SyncFacts } from './sync-status'
 import { byWorkstream, describeField, ownerName, readPlan, slipSummary } from './plan-view'
 import * as edit from './edits'
 import { layoutTimeline, milestoneStates, monthTicks } from './timeline'
@@ -76,6 +76,13 @@ describe('share links', () => {
     expect(absoluteLink('/p/x#token=t', 'http://localhost:8080')).toBe('http://localhost:8080/p/x#token=t')
     expect(absoluteLink('https://plans.example.com/p/x#token=t', 'http://localhost')).toBe('https://plans.example.com/p/x#token=t')
   })
+  test('an ended link says why: revoked, expired, or not valid at all', () => {
+    expect(linkEndOfClose('this share link was revoked')).toBe('revoked')
+    expect(linkEndOfClose('this share link has expired')).toBe('expired')
+    expect(linkEndOfClose('')).toBe('revoked')
+    expect(['share_revoked', 'share_expired', 'invalid_token', 'missing_token', 'wrong_plan', 'plan_not_found'].map(linkEndOfError))
+      .toEqual(['revoked', 'expired', 'invalid', 'invalid', 'invalid', 'invalid'])
+  })
 })
 
 describe('sync status', () => {
@@ -99,6 +106,63 @@ describe('sync status', () => {
     expect(covers(new Map([[1, 4]]), new Map([[1, 5]]))).toBe(false)
     expect(covers(new Map(), new Map([[7, 1]]))).toBe(false)
     expect([[0, 0], [0, 1], [0, 2], [1, 0], [0]].map(bytes => isUpdateMessage(new Uint8Array(bytes)))).toEqual([false, true, true, false, false])
+  })
+  test('durable facts merge clock by clock; what the server sent is durable for the clients it advanced', () => {
+    expect(mergeVectors(new Map([[1, 5], [2, 3]]), new Map([[1, 4], [3, 9]]))).toEqual(new Map([[1, 5], [2, 3], [3, 9]]))
+    const durable = new Map([[1, 5]])
+    // Client 2 advanced (received); client 7, this device, was already at 4 and did not move.
+    expect(learnDurable(durable, new Map([[1, 5], [2, 1], [7, 4]]), new Map([[1, 5], [2, 6], [7, 4]]))).toEqual(new Map([[1, 5], [2, 6]]))
+    expect(learnDurable(durable, new Map([[7, 4]]), new Map([[7, 4]]))).toBe(durable)
+  })
+
+  /** A page's document and what it knows is durable, as session.ts keeps them: the vectors of
+   * acknowledgements, and what transactions with the server as origin brought. */
+  function page (server: Y.Doc) {
+    const doc = new Y.Doc()
+    const state = { doc, durable: new Map<number, number>(), sent: 0, acknowledged: 0 }
+    doc.on('afterTransaction', (tr: Y.Transaction) => {
+      if (tr.origin === 'server') state.durable = learnDurable(state.durable, tr.beforeState, tr.afterState)
+    })
+    // Joining: the server's state arrives, the page's sync step 2 goes up and is acknowledged.
+    Y.applyUpdate(doc, Y.encodeStateAsUpdate(server), 'server')
+    state.sent++
+    state.acknowledged++
+    state.durable = mergeVectors(state.durable, Y.decodeStateVector(Y.encodeStateVector(server)))
+    return state
+  }
+  const statusOf = (p: ReturnType<typeof page>) => syncStatus({ ...live, sent: p.sent, acknowledged: p.acknowledged, covered: covers(p.durable, Y.decodeStateVector(Y.encodeStateVector(p.doc))) })
+
+  test('a page that only received the other side\'s edits is saved, both ways round', () => {
+    const server = new Y.Doc()
+    server.getMap('meta').set('title', 'Rollout')
+    const seller = page(server)
+    const buyer = page(server)
+    expect([statusOf(seller), statusOf(buyer)]).toEqual(['saved', 'saved'])
+    for (const [editor, other] of [[seller, buyer], [buyer, seller], [seller, buyer]]) {
+      // The editor sends its edit; the server stores it, acknowledges it and relays it.
+      const before = Y.encodeStateVector(server)
+      editor.doc.getMap('meta').set('objective', `by ${editor.doc.clientID}`)
+      editor.sent++
+      expect(statusOf(editor)).toBe('syncing')
+      Y.applyUpdate(server, Y.encodeStateAsUpdate(editor.doc, before))
+      editor.acknowledged++
+      editor.durable = mergeVectors(editor.durable, Y.decodeStateVector(Y.encodeStateVector(server)))
+      Y.applyUpdate(other.doc, Y.encodeStateAsUpdate(server, Y.encodeStateVector(other.doc)), 'server')
+      expect([statusOf(editor), statusOf(other)]).toEqual(['saved', 'saved'])
+    }
+  })
+
+  test('receiving others\' edits does not make this device\'s own edits durable', () => {
+    const server = new Y.Doc()
+    const buyer = page(server)
+    const seller = page(server)
+    // The buyer's edit is not on the server yet (made while the socket was away, say).
+    buyer.doc.getMap('meta').set('objective', 'mine')
+    seller.doc.getMap('meta').set('title', 'theirs')
+    Y.applyUpdate(server, Y.encodeStateAsUpdate(seller.doc))
+    Y.applyUpdate(buyer.doc, Y.encodeStateAsUpdate(server, Y.encodeStateVector(buyer.doc)), 'server')
+    expect(statusOf(buyer)).toBe('syncing')
+    expect(buyer.durable.has(buyer.doc.clientID)).toBe(false)
   })
 })
 

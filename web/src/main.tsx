@@ -1,11 +1,12 @@
 // The plan page: opened from a share link (`/p/{planId}#token=…`), live with everyone else on
-// the plan, usable offline.
+// the plan, usable offline. A link that no longer opens the plan shows one page saying why, and
+// nothing of the plan; a link pasted into the tab (a `hashchange`) opens without a reload.
 
 import { render } from 'preact'
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import './styles.css'
-import { parseShareLink } from './link'
-import { PlanSession, type Peer } from './session'
+import { LINK_END_WORDS, linkEndOfError, parseShareLink, type LinkEnd, type LinkProblem } from './link'
+import { PlanSession, storageKey, type Peer } from './session'
 import { describeField, readPlan, type PlanView } from './plan-view'
 import { Api, ApiFailure, type Health, type Me, type PlanIssue, type Slip } from './api'
 import { STATUS_WORDS, type SyncStatus } from './sync-status'
@@ -167,14 +168,20 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
   const plan = useDocPlan(session)
   const [status, setStatus] = useState<SyncStatus>(session.status())
   const [peers, setPeers] = useState<Peer[]>([])
-  const [me, setMe] = useState<Me | null>(() => remembered(`mapline:me:${planId}`))
-  const [health, setHealth] = useState<Health | null>(() => remembered(`mapline:health:${planId}`))
-  const [slips, setSlips] = useState<Slip[] | null>(() => remembered(`mapline:slips:${planId}`))
+  const [me, setMe] = useState<Me | null>(() => remembered(storageKey('me', planId)))
+  const [health, setHealth] = useState<Health | null>(() => remembered(storageKey('health', planId)))
+  const [slips, setSlips] = useState<Slip[] | null>(() => remembered(storageKey('slips', planId)))
   const [issues, setIssues] = useState<PlanIssue[]>([])
   const [notice, setNotice] = useState<string | null>(null)
-  const [fatal, setFatal] = useState<string | null>(null)
+  const [ended, setEnded] = useState<LinkEnd | null>(session.ended)
+  // Nothing is remembered for a link that ended (an answer may arrive after the copy went).
+  const keep = (kind: string, value: unknown) => { if (session.ended === null) remember(storageKey(kind, planId), value) }
   const [move, setMove] = useState<{ move: DateMove, resolve: (r: string | null) => void } | null>(null)
   const [sharing, setSharing] = useState(false)
+  // The copy on this device shows once the server has not refused the link: `/me` answered, or
+  // failed otherwise (offline), or a socket opened — or 3 s passed (a network that hangs). So a
+  // link revoked while the page was closed never shows its copy again, not even for a moment.
+  const [checked, setChecked] = useState(!navigator.onLine)
   const today = todayOnDevice()
 
   useEffect(() => {
@@ -184,14 +191,22 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
     setStatus(session.status())
     setPeers(session.peers())
     session.on('refused', reason => setNotice(`Not saved: ${reason}`))
-    session.on('closed', (code, reason) => { if (code === 4401) setFatal(reason) })
+    session.on('ended', setEnded)
+    setEnded(session.ended)
   }, [session])
 
   useEffect(() => {
-    api.me().then(value => { setMe(value); remember(`mapline:me:${planId}`, value) }).catch(error => {
-      if (error instanceof ApiFailure && (error.status === 401 || error.status === 403 || error.status === 404)) setFatal(error.message)
+    api.me().then(value => { setMe(value); keep('me', value); setChecked(true) }).catch(error => {
+      if (error instanceof ApiFailure && (error.status === 401 || error.status === 403 || error.status === 404)) session.end(linkEndOfError(error.code))
+      else setChecked(true)
     })
+    const wait = setTimeout(() => setChecked(true), 3000)
+    return () => clearTimeout(wait)
   }, [api])
+
+  useEffect(() => {
+    if (status === 'syncing' || status === 'saved' || status === 'live') setChecked(true)
+  }, [status])
 
   useEffect(() => {
     if (me === null) return
@@ -205,8 +220,8 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
     if (status === 'offline' || status === 'revoked') return
     let stale = false
     const load = () => {
-      api.health(today).then(h => { if (!stale) { setHealth(h); remember(`mapline:health:${planId}`, h) } }).catch(() => {})
-      api.slips().then(s => { if (!stale) { setSlips(s); remember(`mapline:slips:${planId}`, s) } }).catch(() => {})
+      api.health(today).then(h => { if (!stale) { setHealth(h); keep('health', h) } }).catch(() => {})
+      api.slips().then(s => { if (!stale) { setSlips(s); keep('slips', s) } }).catch(() => {})
       api.issues().then(i => { if (!stale) setIssues(i) }).catch(() => {})
     }
     const first = setTimeout(load, 250)
@@ -226,9 +241,8 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
     askReason: m => new Promise(resolve => setMove({ move: m, resolve }))
   }), [plan, readOnly, peers, slips, today])
 
-  if (fatal !== null && plan.meta.title === null) {
-    return <main class='fatal'><h1>This link does not open a plan</h1><p>{fatal}</p><p>Ask the person who sent it for a new link.</p></main>
-  }
+  if (ended !== null) return <LinkPage problem={ended} />
+  if (!checked) return <main class='fatal' aria-busy='true' data-testid='opening'><p>Opening the plan…</p></main>
   const goLiveIn = daysBetween(today, plan.meta.goLive)
   return (
     <Page.Provider value={context}>
@@ -256,7 +270,6 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
       </nav>
       <main>
         {readOnly && me !== null && status !== 'revoked' && <p class='banner' role='note'>You can view this plan. Ask the seller for an edit link to make changes.</p>}
-        {fatal !== null && <p class='banner error' role='alert'>{fatal}. This page shows the copy kept on this device.</p>}
         {notice !== null && <p class='banner warn' role='alert'>{notice} <button type='button' class='link' onClick={() => setNotice(null)}>Dismiss</button></p>}
         <HealthCard health={health} issues={issues} />
         <WhySection />
@@ -278,14 +291,14 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
   )
 }
 
-function Landing ({ problem }: { problem: string }) {
+/** The page instead of a plan: a link that ended (revoked, expired, not valid) or was never
+ * whole. It shows nothing of the plan. */
+function LinkPage ({ problem }: { problem: LinkEnd | LinkProblem }) {
+  const words = LINK_END_WORDS[problem]
   return (
-    <main class='fatal'>
-      <h1>Mapline</h1>
-      <p>{problem === 'no_token'
-        ? 'This link is missing its access key (the part after #token=). Open the full link you were sent.'
-        : 'Open a plan from the link you were sent: it looks like /p/…#token=….'}
-      </p>
+    <main class='fatal' data-testid='link-page' data-problem={problem}>
+      <h1>{words.title}</h1>
+      <p>{words.detail}</p>
     </main>
   )
 }
@@ -296,16 +309,36 @@ function start (): void {
   if ('serviceWorker' in navigator) {
     navigator.serviceWorker.register('/sw.js').catch(() => { /* offline reloads just won't work */ })
   }
-  const link = parseShareLink(location.pathname, location.hash)
-  if (typeof link === 'string') {
-    render(<Landing problem={link} />, root)
-    return
+  let session: PlanSession | null = null
+  let opened = ''
+  const open = async () => {
+    const link = parseShareLink(location.pathname, location.hash)
+    // In-page anchors (`#steps`) change the fragment too: only a whole link replaces a plan.
+    if (typeof link === 'string' && session !== null) return
+    const key = typeof link === 'string' ? link : `${link.planId}#${link.token}`
+    if (key === opened) return
+    opened = key
+    // A new link replaces the plan shown (or the page saying what was wrong with the last one).
+    render(null, root)
+    const previous = session
+    session = null
+    previous?.destroy()
+    if (typeof link === 'string') {
+      render(<LinkPage problem={link} />, root)
+      return
+    }
+    // An ended link's copy is being deleted: let that finish before the database opens again.
+    await previous?.forgotten
+    if (opened !== key) return
+    session = new PlanSession(link.planId, link.token)
+    const api = new Api(link.planId, link.token)
+    render(<App session={session} api={api} planId={link.planId} />, root)
+    void session.start()
+    ;(window as unknown as { mapline: unknown }).mapline = { session }
   }
-  const session = new PlanSession(link.planId, link.token)
-  const api = new Api(link.planId, link.token)
-  render(<App session={session} api={api} planId={link.planId} />, root)
-  void session.start()
-  ;(window as unknown as { mapline: unknown }).mapline = { session }
+  // A link pasted into the address bar of this tab changes only the fragment: no reload.
+  addEventListener('hashchange', () => { void open() })
+  void open()
 }
 
 start()

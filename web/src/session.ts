@@ -1,13 +1,16 @@
 // The live plan on this device: the Yjs document, kept in IndexedDB (so edits survive a reload
 // offline) and synced with the server over y-websocket, asking for the server's durability
 // acknowledgements (docs/protocol.md) so "All changes saved" means stored on the server.
+// A link the server closes for good (revoked, expired, never valid) takes the plan's copy on
+// this device with it: the IndexedDB database and the API answers remembered in localStorage.
 
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
-import { IndexeddbPersistence } from 'y-indexeddb'
+import { IndexeddbPersistence, clearDocument } from 'y-indexeddb'
 import * as decoding from 'lib0/decoding'
-import { covers, isUpdateMessage, syncStatus, type SyncStatus } from './sync-status'
+import { covers, isUpdateMessage, learnDurable, mergeVectors, syncStatus, type SyncStatus } from './sync-status'
 import { Api, ApiFailure } from './api'
+import { linkEndOfClose, linkEndOfError, type LinkEnd } from './link'
 
 const MESSAGE_DURABLE = 100
 const MESSAGE_REFUSED = 101
@@ -16,7 +19,6 @@ const MESSAGE_REFUSED = 101
 class CountingSocket extends WebSocket {
   sentUpdates = 0
   acknowledged = 0
-  durable: Map<number, number> | null = null
   onSent: (() => void) | null = null
 
   send (data: Parameters<WebSocket['send']>[0]): void {
@@ -42,6 +44,31 @@ export interface SessionEvents {
   peers: (peers: Peer[]) => void
   refused: (reason: string) => void
   closed: (code: number, reason: string) => void
+  /** The link no longer opens the plan; the copy on this device is being removed. */
+  ended: (end: LinkEnd) => void
+}
+
+/** Where the page remembers an API answer about a plan (`kind`: `me`, `health`, `slips`). Every
+ * key of a plan ends in `:{planId}`, which is how `forgetRemembered` finds them. */
+export function storageKey (kind: string, planId: string): string {
+  return `mapline:${kind}:${planId}`
+}
+
+/** The name of the plan's IndexedDB database (y-indexeddb). */
+export function databaseName (planId: string): string {
+  return `mapline:${planId}`
+}
+
+/** Removes the localStorage entries the page keeps for a plan. */
+export function forgetRemembered (planId: string): void {
+  try {
+    const keys: string[] = []
+    for (let i = 0; i < localStorage.length; i++) {
+      const key = localStorage.key(i)
+      if (key !== null && key.startsWith('mapline:') && key.endsWith(`:${planId}`)) keys.push(key)
+    }
+    for (const key of keys) localStorage.removeItem(key)
+  } catch { /* storage off: nothing kept */ }
 }
 
 const COLORS = ['#1d4ed8', '#b45309', '#047857', '#9333ea', '#be123c', '#0e7490', '#4d7c0f', '#c2410c']
@@ -50,7 +77,7 @@ export class PlanSession {
   readonly doc = new Y.Doc()
   readonly provider: WebsocketProvider
   readonly local: IndexeddbPersistence
-  private listeners: { [K in keyof SessionEvents]: Array<SessionEvents[K]> } = { status: [], peers: [], refused: [], closed: [] }
+  private listeners: { [K in keyof SessionEvents]: Array<SessionEvents[K]> } = { status: [], peers: [], refused: [], closed: [], ended: [] }
   private online = navigator.onLine
   private closedForGood = false
   private firstAttempt = true
@@ -60,9 +87,14 @@ export class PlanSession {
   private opened = false
   private checkingLink = false
   private readonly api: Api
+  /** What the page knows is durable on the server: acknowledged vectors and what it received. */
+  private durable = new Map<number, number>()
+  private endedAs: LinkEnd | null = null
+  /** Resolves once the copy on this device is gone (after `end`). */
+  forgotten: Promise<void> = Promise.resolve()
 
   constructor (readonly planId: string, token: string, origin: string = location.origin) {
-    this.local = new IndexeddbPersistence(`mapline:${planId}`, this.doc)
+    this.local = new IndexeddbPersistence(databaseName(planId), this.doc)
     this.api = new Api(planId, token, origin)
     const wsOrigin = origin.replace(/^http/, 'ws')
     this.provider = new WebsocketProvider(`${wsOrigin}/sync`, planId, this.doc, {
@@ -76,10 +108,8 @@ export class PlanSession {
       const count = decoding.readVarUint(decoder)
       const vector = Y.decodeStateVector(decoding.readVarUint8Array(decoder))
       const ws = provider.ws as CountingSocket | null
-      if (ws !== null) {
-        ws.acknowledged = Math.max(ws.acknowledged, count)
-        ws.durable = vector
-      }
+      if (ws !== null) ws.acknowledged = Math.max(ws.acknowledged, count)
+      this.durable = mergeVectors(this.durable, vector)
       this.update()
     }
     this.provider.messageHandlers[MESSAGE_REFUSED] = (_encoder, decoder) => {
@@ -101,9 +131,14 @@ export class PlanSession {
     })
     this.provider.on('sync', () => this.update())
     this.provider.on('closed', ({ code, reason }) => {
-      if (code === 4401) this.closedForGood = true
+      if (code === 4401) this.end(linkEndOfClose(reason))
       for (const listener of this.listeners.closed) listener(code, reason)
       this.update()
+    })
+    // What the server sent is durable (it relays only after commit, and answers sync step 1 from
+    // its durable document): y-websocket applies it with the provider as the origin.
+    this.doc.on('afterTransaction', (transaction: Y.Transaction) => {
+      if (transaction.origin === this.provider) this.durable = learnDurable(this.durable, transaction.beforeState, transaction.afterState)
     })
     this.doc.on('update', () => this.update())
     this.provider.awareness.on('change', () => this.emitPeers())
@@ -114,7 +149,37 @@ export class PlanSession {
   /** Loads the copy on this device, then connects (unless offline). */
   async start (): Promise<void> {
     await Promise.race([this.local.whenSynced, new Promise(resolve => setTimeout(resolve, 3000))])
-    if (this.online) this.provider.connect()
+    // The API may have ended the link meanwhile (`end`).
+    if (this.online && !this.closedForGood) this.provider.connect()
+    this.update()
+  }
+
+  /** How the link ended (`null` while it still opens the plan). */
+  get ended (): LinkEnd | null {
+    return this.endedAs
+  }
+
+  /**
+   * The server says this link no longer opens the plan (a 4401 close, or 401/403/404 from the
+   * API): stop for good and remove the plan's copy from this device — the IndexedDB database and
+   * the remembered API answers. (The service worker keeps only the page's own files, never API
+   * answers.) Edits not yet saved go too: this link can no longer save them anyway.
+   */
+  end (end: LinkEnd): void {
+    if (this.endedAs !== null) return
+    this.endedAs = end
+    this.closedForGood = true
+    this.provider.disconnect()
+    forgetRemembered(this.planId)
+    this.forgotten = (async () => {
+      try {
+        await this.local.destroy()
+        await clearDocument(databaseName(this.planId))
+      } catch { /* IndexedDB off or gone: nothing kept */ }
+      // Anything remembered while the database closed.
+      forgetRemembered(this.planId)
+    })()
+    for (const listener of this.listeners.ended) listener(end)
     this.update()
   }
 
@@ -122,7 +187,7 @@ export class PlanSession {
    * The socket failed before it opened. A link refused at the upgrade (401, e.g. revoked while
    * this page was closed) looks to the browser like any network failure (1006), and y-websocket
    * would retry it forever; so ask the API whether the link still opens the plan, and if it says
-   * no (401, 403, 404), stop for good as after a 4401 close. Network failures change nothing.
+   * no (401, 403, 404), end the link as after a 4401 close. Network failures change nothing.
    */
   private async checkLink (): Promise<void> {
     if (this.checkingLink || this.closedForGood) return
@@ -130,11 +195,7 @@ export class PlanSession {
     try {
       await this.api.me()
     } catch (error) {
-      if (error instanceof ApiFailure && [401, 403, 404].includes(error.status) && !this.closedForGood) {
-        this.closedForGood = true
-        this.provider.disconnect()
-        for (const listener of this.listeners.closed) listener(4401, error.message)
-      }
+      if (error instanceof ApiFailure && [401, 403, 404].includes(error.status)) this.end(linkEndOfError(error.code))
     } finally {
       this.checkingLink = false
       this.update()
@@ -184,7 +245,7 @@ export class PlanSession {
       synced: this.provider.synced,
       sent: ws?.sentUpdates ?? 0,
       acknowledged: ws?.acknowledged ?? 0,
-      covered: ws?.durable != null && covers(ws.durable, Y.decodeStateVector(Y.encodeStateVector(this.doc))),
+      covered: covers(this.durable, Y.decodeStateVector(Y.encodeStateVector(this.doc))),
       closedForGood: this.closedForGood,
       firstAttempt: this.firstAttempt,
       readOnly: this.readOnly
@@ -224,6 +285,6 @@ export class PlanSession {
     removeEventListener('online', this.goOnline)
     removeEventListener('offline', this.goOffline)
     this.provider.destroy()
-    void this.local.destroy()
+    if (this.endedAs === null) void this.local.destroy()
   }
 }

@@ -1,8 +1,12 @@
 // What the status pill says, from the connection's facts. Pure, so every case is unit-tested.
 //
-// "All changes saved" rests on the server's durability acknowledgement (docs/protocol.md,
-// message 100): the server has acknowledged every update message this connection sent, and its
-// durable state vector covers everything this device holds.
+// "All changes saved" rests on what the page knows is durable on the server: the server has
+// acknowledged every update message this connection sent (docs/protocol.md, message 100), and
+// the durable state vector the page has learnt covers everything this device holds. The page
+// learns that vector from two facts: the vector each acknowledgement carries, and whatever the
+// server sent it (the server relays only after commit, so what it sends is durable) — without
+// the second, a page that only received others' edits would wait for an acknowledgement of
+// them that never comes.
 
 export type SyncStatus =
   | 'offline' // not connected: edits stay on this device
@@ -20,7 +24,7 @@ export interface SyncFacts {
   sent: number
   /** Of those, how many the server says are durable. */
   acknowledged: number
-  /** Whether the server's durable state vector covers the local one. */
+  /** Whether the durable state vector the page learnt (`learnDurable`) covers the local one. */
   covered: boolean
   closedForGood: boolean
   /** No connection has opened or failed yet (the page just started). */
@@ -44,6 +48,25 @@ export function covers (durable: Map<number, number>, local: Map<number, number>
     if ((durable.get(client) ?? 0) < clock) return false
   }
   return true
+}
+
+/** The larger clock of each client: two facts about what is durable make one. */
+export function mergeVectors (a: Map<number, number>, b: Map<number, number>): Map<number, number> {
+  const merged = new Map(a)
+  for (const [client, clock] of b) if ((merged.get(client) ?? 0) < clock) merged.set(client, clock)
+  return merged
+}
+
+/**
+ * What is durable after a transaction that applied a message from the server (state vectors
+ * before and after it): every client's clock it advanced is durable up to where it got. Clients
+ * it did not advance say nothing (in particular this device's own edits made meanwhile, which
+ * only their acknowledgement makes durable).
+ */
+export function learnDurable (durable: Map<number, number>, before: Map<number, number>, after: Map<number, number>): Map<number, number> {
+  const received = new Map<number, number>()
+  for (const [client, clock] of after) if (clock > (before.get(client) ?? 0)) received.set(client, clock)
+  return received.size === 0 ? durable : mergeVectors(durable, received)
 }
 
 /** Words shown for each status. */

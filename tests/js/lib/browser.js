@@ -28,7 +28,7 @@ export async function launch () {
  * Uncaught script errors are collected in `errors`, console errors in `consoleErrors`, and
  * Content-Security-Policy violations (`securitypolicyviolation` events, reported from the page
  * before any of its own scripts run) in `violations`; tests assert there are none. `setup(context)`
- * runs before the page opens.
+ * runs before the page opens. A `null` token opens the plan's address without a fragment.
  */
 export async function openLink (browser, server, planId, token, { viewport = { width: 1280, height: 900 }, isMobile = false, setup = null } = {}) {
   const context = await browser.newContext({ viewport, isMobile, hasTouch: isMobile })
@@ -46,7 +46,7 @@ export async function openLink (browser, server, planId, token, { viewport = { w
   const consoleErrors = []
   page.on('pageerror', error => errors.push(error.message))
   page.on('console', message => { if (message.type() === 'error') consoleErrors.push(message.text()) })
-  await page.goto(`${server.url}/p/${planId}#token=${token}`)
+  await page.goto(`${server.url}/p/${planId}${token === null ? '' : `#token=${token}`}`)
   return { context, page, errors, consoleErrors, violations }
 }
 
@@ -57,6 +57,44 @@ export function syncStatus (page) {
 
 export async function untilStatus (page, status, timeout = 15000) {
   await page.locator(`[data-testid="sync-status"][data-status="${status}"]`).waitFor({ timeout })
+}
+
+/** Waits for the page shown instead of a plan (`revoked`, `expired`, `invalid`, `no_token`). */
+export async function untilLinkPage (page, problem, timeout = 15000) {
+  await page.locator(`[data-testid="link-page"][data-problem="${problem}"]`).waitFor({ timeout })
+}
+
+/** What this browser keeps of a plan: its IndexedDB databases with how many records each holds,
+ * and its localStorage keys. */
+export function planCopy (page, planId) {
+  return page.evaluate(async id => {
+    const databases = []
+    for (const { name } of await indexedDB.databases()) {
+      if (!name.includes(id)) continue
+      const db = await new Promise((resolve, reject) => {
+        const request = indexedDB.open(name)
+        request.onsuccess = () => resolve(request.result)
+        request.onerror = () => reject(request.error)
+      })
+      let records = 0
+      for (const store of db.objectStoreNames) {
+        records += await new Promise((resolve, reject) => {
+          const request = db.transaction(store).objectStore(store).count()
+          request.onsuccess = () => resolve(request.result)
+          request.onerror = () => reject(request.error)
+        })
+      }
+      db.close()
+      databases.push({ name, records })
+    }
+    return { databases, storage: Object.keys(localStorage).filter(key => key.includes(id)) }
+  }, planId)
+}
+
+/** Whether a kept copy (`planCopy`) holds nothing of the plan: no database with a record, no
+ * localStorage key. */
+export function copyIsGone (copy) {
+  return copy.databases.every(db => db.records === 0) && copy.storage.length === 0
 }
 
 /** Waits until an input (or textarea) shows `value`. */
