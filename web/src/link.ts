@@ -39,6 +39,15 @@ export function linkEndOfError (code: string): LinkEnd {
   return code === 'share_revoked' ? 'revoked' : code === 'share_expired' ? 'expired' : 'invalid'
 }
 
+/** The API codes that mean the link itself does not open the plan (docs/api.md). Anything else
+ * (a proxy's 404, a server error) says nothing about the link, and must not wipe the copy. */
+const LINK_REFUSALS = new Set(['share_revoked', 'share_expired', 'invalid_token', 'missing_token', 'wrong_plan', 'plan_not_found'])
+
+/** Whether an API answer (status and error code) says this link no longer opens its plan. */
+export function refusesLink (status: number, code: string): boolean {
+  return [401, 403, 404].includes(status) && LINK_REFUSALS.has(code)
+}
+
 /** The words of the page shown for an ended link, and for a link that never had a token. */
 export const LINK_END_WORDS: Record<LinkEnd | LinkProblem, { title: string, detail: string }> = {
   revoked: { title: 'This link was revoked', detail: 'Ask the person who sent it for a new one.' },

@@ -4,7 +4,7 @@ import { describe, expect, test } from 'vitest'
 import * as Y from 'yjs'
 import { dayNumber, daysBetween, formatDate, isoDate, relativeDays, signedDays, timeAgo } from './dates'
 import { FIRST_KEY, keyBetween } from './order'
-import { absoluteLink, linkEndOfClose, linkEndOfError, parseShareLink } from './link'
+import { absoluteLink, linkEndOfClose, linkEndOfError, parseShareLink, refusesLink } from './link'
 import { covers, isUpdateMessage, learnDurable, mergeVectors, syncStatus, type SyncFacts } from './sync-status'
 import { byWorkstream, describeField, ownerName, readPlan, slipSummary } from './plan-view'
 import * as edit from './edits'
@@ -82,6 +82,15 @@ describe('share links', () => {
     expect(linkEndOfClose('')).toBe('revoked')
     expect(['share_revoked', 'share_expired', 'invalid_token', 'missing_token', 'wrong_plan', 'plan_not_found'].map(linkEndOfError))
       .toEqual(['revoked', 'expired', 'invalid', 'invalid', 'invalid', 'invalid'])
+  })
+  test('only Mapline\'s own refusals end a link: a proxy\'s 404 or a server error wipes nothing', () => {
+    expect(refusesLink(401, 'share_revoked')).toBe(true)
+    expect(refusesLink(403, 'wrong_plan')).toBe(true)
+    expect(refusesLink(404, 'plan_not_found')).toBe(true)
+    expect(refusesLink(404, 'http_error')).toBe(false)
+    expect(refusesLink(404, 'not_found')).toBe(false)
+    expect(refusesLink(500, 'internal')).toBe(false)
+    expect(refusesLink(503, 'storage_unavailable')).toBe(false)
   })
 })
 

@@ -5,7 +5,7 @@
 import { render } from 'preact'
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import './styles.css'
-import { LINK_END_WORDS, linkEndOfError, parseShareLink, type LinkEnd, type LinkProblem } from './link'
+import { LINK_END_WORDS, linkEndOfError, parseShareLink, refusesLink, type LinkEnd, type LinkProblem } from './link'
 import { PlanSession, storageKey, type Peer } from './session'
 import { describeField, readPlan, type PlanView } from './plan-view'
 import { Api, ApiFailure, type Health, type Me, type PlanIssue, type Slip } from './api'
@@ -197,7 +197,7 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
 
   useEffect(() => {
     api.me().then(value => { setMe(value); keep('me', value); setChecked(true) }).catch(error => {
-      if (error instanceof ApiFailure && (error.status === 401 || error.status === 403 || error.status === 404)) session.end(linkEndOfError(error.code))
+      if (error instanceof ApiFailure && refusesLink(error.status, error.code)) session.end(linkEndOfError(error.code))
       else setChecked(true)
     })
     const wait = setTimeout(() => setChecked(true), 3000)

@@ -10,7 +10,7 @@ import { IndexeddbPersistence, clearDocument } from 'y-indexeddb'
 import * as decoding from 'lib0/decoding'
 import { covers, isUpdateMessage, learnDurable, mergeVectors, syncStatus, type SyncStatus } from './sync-status'
 import { Api, ApiFailure } from './api'
-import { linkEndOfClose, linkEndOfError, type LinkEnd } from './link'
+import { linkEndOfClose, linkEndOfError, refusesLink, type LinkEnd } from './link'
 
 const MESSAGE_DURABLE = 100
 const MESSAGE_REFUSED = 101
@@ -173,8 +173,13 @@ export class PlanSession {
     forgetRemembered(this.planId)
     this.forgotten = (async () => {
       try {
-        await this.local.destroy()
-        await clearDocument(databaseName(this.planId))
+        // Another tab holding the database open blocks its deletion: give up waiting after a
+        // few seconds rather than leave the page waiting forever.
+        const giveUp = new Promise<void>(resolve => setTimeout(resolve, 5000))
+        await Promise.race([(async () => {
+          await this.local.destroy()
+          await clearDocument(databaseName(this.planId))
+        })(), giveUp])
       } catch { /* IndexedDB off or gone: nothing kept */ }
       // Anything remembered while the database closed.
       forgetRemembered(this.planId)
@@ -195,7 +200,7 @@ export class PlanSession {
     try {
       await this.api.me()
     } catch (error) {
-      if (error instanceof ApiFailure && [401, 403, 404].includes(error.status)) this.end(linkEndOfError(error.code))
+      if (error instanceof ApiFailure && refusesLink(error.status, error.code)) this.end(linkEndOfError(error.code))
     } finally {
       this.checkingLink = false
       this.update()

@@ -155,7 +155,7 @@ fn bench(c: &mut Criterion) {
                     .transact_mut()
                     .apply_update(Update::decode_v1(update).unwrap())
                     .unwrap();
-                admission.settled();
+                admission.settled(false);
             }
             started.elapsed()
         })

@@ -90,6 +90,20 @@ impl Refusal {
     }
 }
 
+/// The longest string anywhere in a value (nested maps and arrays included, keys too).
+fn longest_text(value: &Any) -> usize {
+    match value {
+        Any::String(text) => text.chars().count(),
+        Any::Array(values) => values.iter().map(longest_text).max().unwrap_or(0),
+        Any::Map(entries) => entries
+            .iter()
+            .map(|(key, value)| key.chars().count().max(longest_text(value)))
+            .max()
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// Where an item's parent is, as its encoding says.
 enum Parent {
     /// A root type, by name.
@@ -104,6 +118,8 @@ enum Parent {
 struct WalkedItem {
     id: ID,
     len: u32,
+    /// The item this one was inserted after (a map value's previous value).
+    origin: Option<ID>,
     parent: Parent,
     parent_sub: Option<Arc<str>>,
     content: ItemContent,
@@ -111,10 +127,13 @@ struct WalkedItem {
 
 /// The items of a v1-encoded update, in encoding order (GC and skip ranges left out).
 fn walk(raw: &[u8]) -> Result<Vec<WalkedItem>, Refusal> {
-    walk_inner(raw).map_err(|error| Refusal::Malformed(error.to_string()))
+    walk_inner(raw)
+        .map_err(|error| Refusal::Malformed(error.to_string()))?
+        .ok_or_else(|| Refusal::Malformed("clocks beyond 2^32".into()))
 }
 
-fn walk_inner(raw: &[u8]) -> Result<Vec<WalkedItem>, yrs::encoding::read::Error> {
+/// `None` when the clocks overflow (a hostile encoding: yrs would wrap).
+fn walk_inner(raw: &[u8]) -> Result<Option<Vec<WalkedItem>>, yrs::encoding::read::Error> {
     const HAS_ORIGIN: u8 = 0b1000_0000;
     const HAS_RIGHT_ORIGIN: u8 = 0b0100_0000;
     const HAS_PARENT_SUB: u8 = 0b0010_0000;
@@ -130,12 +149,24 @@ fn walk_inner(raw: &[u8]) -> Result<Vec<WalkedItem>, yrs::encoding::read::Error>
         for _ in 0..blocks {
             let info = decoder.read_info()?;
             match info & 0b1_1111 {
-                GC => clock += decoder.read_len()?,
-                SKIP => clock += decoder.read_var::<u32>()?,
+                GC => {
+                    let Some(next) = clock.checked_add(decoder.read_len()?) else {
+                        return Ok(None);
+                    };
+                    clock = next;
+                }
+                SKIP => {
+                    let Some(next) = clock.checked_add(decoder.read_var::<u32>()?) else {
+                        return Ok(None);
+                    };
+                    clock = next;
+                }
                 _ => {
-                    if info & HAS_ORIGIN != 0 {
-                        decoder.read_left_id()?;
-                    }
+                    let origin = if info & HAS_ORIGIN != 0 {
+                        Some(decoder.read_left_id()?)
+                    } else {
+                        None
+                    };
                     if info & HAS_RIGHT_ORIGIN != 0 {
                         decoder.read_right_id()?;
                     }
@@ -158,17 +189,21 @@ fn walk_inner(raw: &[u8]) -> Result<Vec<WalkedItem>, yrs::encoding::read::Error>
                         items.push(WalkedItem {
                             id: ID::new(client, clock),
                             len,
+                            origin,
                             parent,
                             parent_sub,
                             content,
                         });
                     }
-                    clock += len;
+                    let Some(next) = clock.checked_add(len) else {
+                        return Ok(None);
+                    };
+                    clock = next;
                 }
             }
         }
     }
-    Ok(items)
+    Ok(Some(items))
 }
 
 /// The admission state of one document: which of its items are types, and what was admitted
@@ -183,6 +218,13 @@ pub struct Admission {
     admitted_clock: HashMap<ClientID, u32>,
     /// New entry keys admitted per collection and not yet in the document.
     admitted_keys: HashMap<&'static str, HashSet<Arc<str>>>,
+    /// Items named as a parent before the server saw them (by their own client, which skipped
+    /// them): whoever supplies one later must supply a type, or the admitted child would stop
+    /// yrs half-way once both are in the document.
+    expected_types: HashMap<ClientID, std::collections::BTreeSet<u32>>,
+    /// Every item ever seen directly in a collection (an entry, or an entry's later value), with
+    /// its key: a value set after it (its origin) sets the same key again.
+    collection_items: HashMap<ID, (&'static str, Arc<str>)>,
 }
 
 impl Admission {
@@ -194,6 +236,8 @@ impl Admission {
             types: HashSet::new(),
             admitted_clock: HashMap::new(),
             admitted_keys: HashMap::new(),
+            expected_types: HashMap::new(),
+            collection_items: HashMap::new(),
         }
     }
 
@@ -210,20 +254,43 @@ impl Admission {
             if matches!(item.content, ItemContent::Type(_)) {
                 self.types.insert(item.id);
             }
+            if let Some((collection, key)) = self.collection_key(item) {
+                self.collection_items.insert(item.id, (collection, key));
+            }
         }
     }
 
-    /// Everything admitted is in the document now (no write in flight).
-    pub fn settled(&mut self) {
-        self.admitted_clock.clear();
-        self.admitted_keys.clear();
+    /// The collection entry an item sets: named by its parent and key, or inherited from the
+    /// value it replaces.
+    fn collection_key(&self, item: &WalkedItem) -> Option<(&'static str, Arc<str>)> {
+        match (&item.parent, &item.parent_sub) {
+            (Parent::Named(root), Some(key)) => COLLECTIONS
+                .iter()
+                .find(|collection| **collection == root.as_ref())
+                .map(|collection| (*collection, key.clone())),
+            (Parent::Inherited, _) => item
+                .origin
+                .and_then(|origin| self.collection_items.get(&origin).cloned()),
+            _ => None,
+        }
+    }
+
+    /// Everything admitted is in the document now (no write in flight). `pending` says whether
+    /// the document still holds updates waiting for missing ones: what they add is not in the
+    /// document yet, so it stays counted.
+    pub fn settled(&mut self, pending: bool) {
+        if !pending {
+            self.admitted_clock.clear();
+            self.admitted_keys.clear();
+        }
     }
 
     /// Decides whether `raw` (a v1 update) may be stored on top of the document `txn` reads,
     /// and if so records what it adds.
     pub fn admit<T: ReadTxn>(&mut self, txn: &T, raw: &[u8]) -> Result<(), Refusal> {
         let items = walk(raw)?;
-        self.check_parents(txn, &items)?;
+        self.check_expected(&items)?;
+        let unseen_parents = self.check_parents(txn, &items)?;
         self.check_texts(&items)?;
         let new_keys = if self.count_entries {
             self.check_entries(txn, &items)?
@@ -232,7 +299,7 @@ impl Admission {
         };
         self.note_types(&items);
         for item in &items {
-            let end = item.id.clock + item.len;
+            let end = item.id.clock.saturating_add(item.len);
             let known = self.admitted_clock.entry(item.id.client).or_insert(0);
             *known = (*known).max(end);
         }
@@ -242,10 +309,46 @@ impl Admission {
                 .or_default()
                 .insert(key);
         }
+        for item in items
+            .iter()
+            .filter(|i| matches!(i.content, ItemContent::Type(_)))
+        {
+            if let Some(clocks) = self.expected_types.get_mut(&item.id.client) {
+                clocks.remove(&item.id.clock);
+            }
+        }
+        for parent in unseen_parents {
+            self.expected_types
+                .entry(parent.client)
+                .or_default()
+                .insert(parent.clock);
+        }
         Ok(())
     }
 
-    fn check_parents<T: ReadTxn>(&self, txn: &T, items: &[WalkedItem]) -> Result<(), Refusal> {
+    /// Refuses an update that supplies, as anything but a type, an item an admitted update
+    /// named as its parent before it was seen.
+    fn check_expected(&self, items: &[WalkedItem]) -> Result<(), Refusal> {
+        for item in items {
+            let Some(clocks) = self.expected_types.get(&item.id.client) else {
+                continue;
+            };
+            let end = item.id.clock.saturating_add(item.len);
+            let Some(expected) = clocks.range(item.id.clock..end).next() else {
+                continue;
+            };
+            if !matches!(item.content, ItemContent::Type(_)) {
+                return Err(Refusal::InvalidParent {
+                    item: format!("{}:{}", item.id.client, item.id.clock),
+                    parent: format!("{}:{}", item.id.client, expected),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns the parents the server has not seen yet (admitted: the update waits for them).
+    fn check_parents<T: ReadTxn>(&self, txn: &T, items: &[WalkedItem]) -> Result<Vec<ID>, Refusal> {
         // Per client, the clock ranges this update holds (in clock order, as encoded).
         let mut own_ranges: HashMap<ClientID, Vec<(u32, u32)>> = HashMap::new();
         let mut own_types = HashSet::new();
@@ -269,6 +372,7 @@ impl Admission {
         };
         let document_clocks = txn.state_vector();
         let mut deleted = None;
+        let mut unseen = Vec::new();
         for item in items {
             let Parent::Item(parent) = &item.parent else {
                 continue;
@@ -284,7 +388,18 @@ impl Admission {
                     .unwrap_or(0),
             );
             if !own && parent.clock >= known_below {
-                continue; // not seen yet: the update waits for it, as yrs keeps it pending
+                // Not seen yet: the update waits for it, as yrs keeps it pending. A client only
+                // ever names items it has; an item of its own it skipped sending will come from
+                // it (and must then be a type), but another client's item that the server never
+                // relayed cannot be one a real client holds.
+                if parent.client == item.id.client && parent.clock < item.id.clock {
+                    unseen.push(*parent);
+                    continue;
+                }
+                return Err(Refusal::InvalidParent {
+                    item: format!("{}:{}", item.id.client, item.id.clock),
+                    parent: format!("{}:{}", parent.client, parent.clock),
+                });
             }
             // A deleted type's content is gone from the document (and from a snapshot), so it
             // is not in the index; yrs integrates children of a deleted parent as deleted.
@@ -297,7 +412,7 @@ impl Admission {
                 parent: format!("{}:{}", parent.client, parent.clock),
             });
         }
-        Ok(())
+        Ok(unseen)
     }
 
     fn check_texts(&self, items: &[WalkedItem]) -> Result<(), Refusal> {
@@ -305,14 +420,13 @@ impl Admission {
         for item in items {
             let chars = match &item.content {
                 ItemContent::String(text) => text.as_str().chars().count(),
-                ItemContent::Any(values) => values
+                ItemContent::Any(values) => values.iter().map(longest_text).max().unwrap_or(0),
+                ItemContent::JSON(values) => values
                     .iter()
-                    .map(|value| match value {
-                        Any::String(text) => text.chars().count(),
-                        _ => 0,
-                    })
+                    .map(|text| text.chars().count())
                     .max()
                     .unwrap_or(0),
+                ItemContent::Embed(value) => longest_text(value),
                 _ => 0,
             };
             if chars > limit {
@@ -338,11 +452,11 @@ impl Admission {
             let in_doc = |key: &str| map.as_ref().is_some_and(|m| m.contains_key(txn, key));
             let mut adding: HashSet<Arc<str>> = HashSet::new();
             for item in items {
-                if let (Parent::Named(root), Some(key)) = (&item.parent, &item.parent_sub)
-                    && root.as_ref() == collection
-                    && !in_doc(key)
+                if let Some((of, key)) = self.collection_key(item)
+                    && of == collection
+                    && !in_doc(&key)
                 {
-                    adding.insert(key.clone());
+                    adding.insert(key);
                 }
             }
             if adding.is_empty() {
@@ -547,7 +661,7 @@ mod tests {
         );
         apply(&server, &m2);
         apply(&server, &m3);
-        admission.settled();
+        admission.settled(false);
         assert!(admission.admit(&server.transact(), &m4).is_err());
         // Editing an existing entry never counts as adding one.
         let before = client.transact().state_vector();
@@ -595,6 +709,128 @@ mod tests {
             refused.map_err(|e| e.to_string()),
             Err("a text of 6 characters, over the limit of 5".to_owned())
         );
+    }
+
+    #[test]
+    fn a_parent_named_before_it_is_sent_must_arrive_as_a_type() {
+        // The hostile sequence: client 9 first sends 9:1 naming 9:0 as its parent (unseen: it
+        // waits), then supplies 9:0 as a string. The second update is refused.
+        let server = Doc::new();
+        let mut admission = Admission::new(PlanLimits::default(), true);
+        let mut child = update_with_parent(9, ID::new(ClientID::new(9), 0));
+        child[3] = 1; // the child's clock: 1 (the parent, 9:0, is not in the update)
+        assert_eq!(admission.admit(&server.transact(), &child), Ok(()));
+        // Then 9:0 itself, a string in the root map "meta".
+        let text = {
+            use yrs::encoding::write::Write as _;
+            use yrs::updates::encoder::{Encode as _, Encoder as _, EncoderV1};
+            let mut encoder = EncoderV1::new();
+            encoder.write_var(1u32);
+            encoder.write_var(1u32);
+            encoder.write_client(ClientID::new(9));
+            encoder.write_var(0u32);
+            encoder.write_info(0b0010_1000);
+            encoder.write_parent_info(true);
+            encoder.write_string("meta");
+            encoder.write_string("title");
+            encoder.write_len(1);
+            encoder.write_any(&Any::from("not a type"));
+            yrs::IdSet::new().encode(&mut encoder);
+            encoder.to_vec()
+        };
+        let refused = admission.admit(&server.transact(), &text);
+        assert!(
+            matches!(refused, Err(Refusal::InvalidParent { ref parent, .. }) if parent == "9:0"),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn an_unseen_parent_of_another_client_is_refused() {
+        // A real client only names items it holds, and it holds another client's items only
+        // from the server: naming one the server never saw is the trap set for that client.
+        let server = Doc::new();
+        let mut admission = Admission::new(PlanLimits::default(), true);
+        let trap = update_with_parent(9, ID::new(ClientID::new(7), 3));
+        assert!(matches!(
+            admission.admit(&server.transact(), &trap),
+            Err(Refusal::InvalidParent { .. })
+        ));
+    }
+
+    #[test]
+    fn setting_a_deleted_entry_again_counts_as_adding_one() {
+        let limits = PlanLimits {
+            entries_per_collection: 2,
+            text_chars: 100,
+        };
+        let client = Doc::with_client_id(7);
+        add_milestone(&client, "m1", "One");
+        add_milestone(&client, "m2", "Two");
+        client
+            .get_or_insert_map(schema::MILESTONES)
+            .remove(&mut client.transact_mut(), "m1");
+        let server = Doc::new();
+        apply(&server, &state(&client));
+        let mut admission = Admission::new(limits, true);
+        admission.note_stored(&state(&client));
+        let before = client.transact().state_vector();
+        add_milestone(&client, "m3", "Three");
+        let m3 = diff(&client, &before);
+        assert_eq!(admission.admit(&server.transact(), &m3), Ok(()));
+        apply(&server, &m3);
+        admission.settled(false);
+        // m1 again: its new value follows the deleted one (an origin, no key in the encoding).
+        let before = client.transact().state_vector();
+        add_milestone(&client, "m1", "One again");
+        let again = diff(&client, &before);
+        let refused = admission.admit(&server.transact(), &again);
+        assert!(
+            matches!(refused, Err(Refusal::TooManyEntries { count: 3, .. })),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn clocks_past_u32_are_malformed() {
+        use yrs::encoding::write::Write as _;
+        use yrs::updates::encoder::{Encode as _, Encoder as _, EncoderV1};
+        let mut encoder = EncoderV1::new();
+        encoder.write_var(1u32);
+        encoder.write_var(2u32);
+        encoder.write_client(ClientID::new(9));
+        encoder.write_var(u32::MAX - 1);
+        encoder.write_info(10); // skip
+        encoder.write_var(5u32);
+        encoder.write_info(10);
+        encoder.write_var(5u32);
+        yrs::IdSet::new().encode(&mut encoder);
+        let mut admission = Admission::new(PlanLimits::default(), true);
+        assert!(matches!(
+            admission.admit(&Doc::new().transact(), &encoder.to_vec()),
+            Err(Refusal::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn long_text_nested_in_a_value_is_refused() {
+        let limits = PlanLimits {
+            entries_per_collection: 10,
+            text_chars: 5,
+        };
+        let client = Doc::with_client_id(7);
+        let nested = Any::from(std::collections::HashMap::from([(
+            "inner".to_owned(),
+            Any::from(vec![Any::from("123456")]),
+        )]));
+        client
+            .get_or_insert_map(schema::META)
+            .insert(&mut client.transact_mut(), "x", nested);
+        let mut admission = Admission::new(limits, true);
+        assert!(matches!(
+            admission.admit(&Doc::new().transact(), &state(&client)),
+            Err(Refusal::TextTooLong { chars: 6, .. })
+        ));
     }
 
     #[test]

@@ -367,7 +367,9 @@ async fn handle(
                 };
                 return Err(CloseReason::new(code, refusal.to_string()));
             }
-            room.begin_write();
+            if empty {
+                room.begin_write(); // (an admitted update was counted by `admit`)
+            }
             let request = if empty {
                 WriteRequest::Noop {
                     room: room.clone(),

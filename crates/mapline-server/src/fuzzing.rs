@@ -71,7 +71,9 @@ pub fn exchange(frames: &[Vec<u8>]) -> Exchange {
                     exchange.closed = Some(code.code());
                     break;
                 }
-                room.begin_write();
+                if update.is_empty() {
+                    room.begin_write();
+                }
                 if update.is_empty() {
                     room.acknowledge_noop(1);
                 } else {

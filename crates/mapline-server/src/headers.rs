@@ -16,7 +16,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 /// (Preact's `style={…}` sets properties through the CSSOM, which `style-src` does not cover), the
 /// service worker from `/sw.js`, the favicon as a `data:` image, WebSockets to its own host.
 pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-    img-src 'self' data:; connect-src 'self' ws: wss:; worker-src 'self'; object-src 'none'; \
+    img-src 'self' data:; connect-src 'self'; worker-src 'self'; object-src 'none'; \
     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The page shown when the server has no web client: no script, one inline style attribute.

@@ -36,8 +36,9 @@ pub const SNAPSHOT_EVERY: u64 = 256;
 /// however large a plan grows.
 pub const SNAPSHOT_GROWTH: usize = 4;
 
-/// Awareness client ids one connection may announce: a browser tab has one per document.
-/// Each is remembered by the room until the connection leaves, so this bounds its memory.
+/// Awareness client ids one connection may announce over its life: a browser tab has one per
+/// document. The room remembers each (removed ones too), so this bounds what one connection
+/// can make it hold; echoes of other connections' clients do not count.
 pub const MAX_AWARENESS_CLIENTS_PER_CONNECTION: usize = 16;
 
 /// What became of a connection's awareness update.
@@ -68,6 +69,9 @@ struct Member {
     wants_acks: bool,
     /// Awareness client ids this connection announced, removed when it leaves.
     awareness_clients: HashSet<u64>,
+    /// Every awareness client id this connection ever announced (the room remembers removed
+    /// ones too, to refuse stale states), bounded by [`MAX_AWARENESS_CLIENTS_PER_CONNECTION`].
+    announced_ever: HashSet<u64>,
     /// Update messages from this connection that are durable (or were empty).
     durable_messages: u64,
 }
@@ -214,6 +218,7 @@ impl Room {
                 outbox,
                 wants_acks,
                 awareness_clients: HashSet::new(),
+                announced_ever: HashSet::new(),
                 durable_messages: 0,
             },
         );
@@ -266,8 +271,22 @@ impl Room {
     pub fn relay_awareness(&self, conn: ConnId, update: AwarenessUpdate) -> AwarenessRelay {
         let mut state = self.lock();
         if let Some(member) = state.members.get(&conn) {
-            let mut announced = member.awareness_clients.clone();
-            announced.extend(update.clients.keys().map(|client| client.get()));
+            // Clients another connection announced are echoes (y-websocket sends back every
+            // state it receives): they never count against this one.
+            let owned_elsewhere = |client: u64| {
+                state
+                    .members
+                    .iter()
+                    .any(|(id, other)| *id != conn && other.awareness_clients.contains(&client))
+            };
+            let mut announced = member.announced_ever.clone();
+            announced.extend(
+                update
+                    .clients
+                    .keys()
+                    .map(|client| client.get())
+                    .filter(|client| !owned_elsewhere(*client)),
+            );
             if announced.len() > MAX_AWARENESS_CLIENTS_PER_CONNECTION {
                 return AwarenessRelay::TooManyClients;
             }
@@ -278,6 +297,7 @@ impl Room {
         if let Some(member) = state.members.get_mut(&conn) {
             for client in summary.added.iter().chain(&summary.updated) {
                 member.awareness_clients.insert(client.get());
+                member.announced_ever.insert(client.get());
             }
             for client in &summary.removed {
                 member.awareness_clients.remove(&client.get());
@@ -310,8 +330,9 @@ impl Room {
     }
 
     /// Decides whether a connection's update may be stored: every item must integrate (a parent
-    /// that is a type) and the plan must stay within its limits. Call it before
-    /// [`Room::begin_write`]; an admitted update is counted as on its way to the document.
+    /// that is a type) and the plan must stay within its limits. An admitted update is counted
+    /// as a write in flight at once, under the same lock (as [`Room::begin_write`] does), so the
+    /// writer cannot settle the admission state between the two.
     pub fn admit(&self, raw: &[u8]) -> Result<(), Refusal> {
         let mut state = self.lock();
         let RoomState {
@@ -319,10 +340,13 @@ impl Room {
             admission,
             ..
         } = &mut *state;
-        admission.admit(&awareness.doc().transact(), raw)
+        admission.admit(&awareness.doc().transact(), raw)?;
+        self.begin_write();
+        Ok(())
     }
 
     /// Called before handing an update to the writer: the room stays loaded until it is applied.
+    /// (An admitted update already counts: see [`Room::admit`].)
     pub fn begin_write(&self) {
         self.pending_writes.fetch_add(1, Ordering::SeqCst);
     }
@@ -368,8 +392,20 @@ impl Room {
         state.last_seq = seq;
         state.tail_bytes += record.update.len();
         if self.pending_writes.load(Ordering::SeqCst) == 1 {
-            // This was the last write in flight: the document holds everything admitted.
-            state.admission.settled();
+            // This was the last write in flight: the document holds everything admitted, but
+            // for what yrs keeps pending (waiting for missing updates).
+            let RoomState {
+                awareness,
+                admission,
+                ..
+            } = &mut *state;
+            let pending = awareness
+                .doc()
+                .transact()
+                .store()
+                .pending_update()
+                .is_some();
+            admission.settled(pending);
         }
         let sent = broadcast(
             &state.members,
@@ -617,6 +653,51 @@ mod tests {
             .map(|v| v.to_string(&reloaded.transact()));
         assert_eq!(title.as_deref(), Some("Plan"));
         assert!(room.snapshot_if_behind(6).is_none(), "nothing new since");
+    }
+
+    fn presence(clients: impl IntoIterator<Item = u64>, clock: u32) -> AwarenessUpdate {
+        AwarenessUpdate {
+            clients: clients
+                .into_iter()
+                .map(|client| {
+                    (
+                        yrs::block::ClientID::new(client),
+                        yrs::sync::awareness::AwarenessUpdateEntry {
+                            clock,
+                            json: "{}".into(),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn echoes_of_a_crowded_room_never_count_against_the_newcomer() {
+        let room = empty_room();
+        let mut receivers = Vec::new();
+        for conn in 0..20u64 {
+            receivers.push(join(&room, conn, false));
+            assert_eq!(
+                room.relay_awareness(conn, presence([1000 + conn], 1)),
+                AwarenessRelay::Changed
+            );
+        }
+        // The newcomer echoes everyone's state back (y-websocket does), then announces its own.
+        let _newcomer = join(&room, 99, false);
+        assert_eq!(
+            room.relay_awareness(99, presence(1000..1020, 1)),
+            AwarenessRelay::Unchanged
+        );
+        assert_eq!(
+            room.relay_awareness(99, presence([5000], 1)),
+            AwarenessRelay::Changed
+        );
+        // But one connection announcing seventeen clients of its own is refused.
+        assert_eq!(
+            room.relay_awareness(99, presence(6000..6016, 1)),
+            AwarenessRelay::TooManyClients
+        );
     }
 
     #[test]

@@ -127,7 +127,7 @@ fn check_log(table: &'static str, log: &Log, problems: &mut Vec<Problem>) {
                 Ok(update) => {
                     let admitted = admission.admit(&doc.transact(), &record.update);
                     let applied = doc.transact_mut().apply_update(update);
-                    admission.settled();
+                    admission.settled(doc.transact().store().pending_update().is_some());
                     let refusal = match (admitted, applied) {
                         (Err(refusal), _) => Some(refusal.to_string()),
                         (Ok(()), Err(error)) => Some(error.to_string()),
