@@ -297,7 +297,7 @@ async function seriousViolations (page) {
     .map(v => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')}`)
 }
 
-test('axe-core finds no serious or critical violation on the edit view and the Share dialog', async () => {
+test('axe-core finds no serious or critical violation on the edit view, the Share dialog and a viewer\'s page', async () => {
   const plan = await newPlan()
   await mintShare(server, plan.id, { side: 'buyer', role: 'viewer', label: 'Ana Ruiz (CFO)' })
   await asPerson(plan, plan.seller, async ({ page }) => {
@@ -308,4 +308,10 @@ test('axe-core finds no serious or critical violation on the edit view and the S
     await page.locator('.share-dialog tr', { hasText: 'Ana Ruiz (CFO)' }).waitFor()
     assert.deepEqual(await seriousViolations(page), [], 'the Share dialog')
   })
+  // A viewer's page as it is on this branch (the read view is built elsewhere).
+  const viewer = await mintShare(server, plan.id, { side: 'buyer', role: 'viewer', label: 'CFO' })
+  await asPerson(plan, viewer, async ({ page }) => {
+    await page.locator('#timeline .point').first().waitFor()
+    assert.deepEqual(await seriousViolations(page), [], 'the viewer\'s page')
+  }, { status: 'live' })
 })
