@@ -16,6 +16,7 @@ import { CriteriaSection, PeopleSection, RisksSection, SlipsSection, StepsSectio
 import { TimelineSection } from './ui/timeline'
 import { ShareManager } from './ui/shares'
 import { TextField } from './ui/fields'
+import { Modal } from './ui/modal'
 import * as edit from './edits'
 
 /** Remembers what the API said last, so the page still says it offline. */
@@ -142,12 +143,10 @@ function HealthCard ({ health, issues }: { health: Health | null, issues: PlanIs
 }
 
 function ReasonDialog ({ move, onDone }: { move: DateMove, onDone: (reason: string | null) => void }) {
-  const dialog = useRef<HTMLDialogElement>(null)
   const [reason, setReason] = useState('')
-  useEffect(() => { dialog.current?.showModal() }, [])
   const days = daysBetween(move.from, move.to)
   return (
-    <dialog ref={dialog} class='reason-dialog' aria-labelledby='reason-title' onCancel={e => { e.preventDefault(); onDone(null) }}>
+    <Modal class='reason-dialog' labelledBy='reason-title' onClose={() => onDone(null)}>
       <form method='dialog' onSubmit={e => { e.preventDefault(); if (reason.trim().length > 0) onDone(reason.trim()) }}>
         <h2 id='reason-title'>Why is this date moving?</h2>
         <p><strong>{move.subject}</strong>: {formatDate(move.from)} → {move.to === null ? 'no date' : formatDate(move.to)} ({signedDays(days)})</p>
@@ -160,8 +159,29 @@ function ReasonDialog ({ move, onDone }: { move: DateMove, onDone: (reason: stri
           <button type='submit' class='primary' disabled={reason.trim().length === 0}>Move the date</button>
         </div>
       </form>
-    </dialog>
+    </Modal>
   )
+}
+
+/** Keeps `--top-height` at the sticky header's height (0 where it does not stick), so that a
+ * section link scrolls its heading below the header rather than under it. */
+function useStickyHeight (shown: boolean) {
+  const header = useRef<HTMLElement>(null)
+  useEffect(() => {
+    const element = header.current
+    if (element === null) return
+    const root = document.documentElement
+    const measure = () => {
+      const sticky = getComputedStyle(element).position === 'sticky'
+      root.style.setProperty('--top-height', sticky ? `${element.offsetHeight}px` : '0px')
+    }
+    const observer = new ResizeObserver(measure)
+    observer.observe(element)
+    addEventListener('resize', measure)
+    measure()
+    return () => { observer.disconnect(); removeEventListener('resize', measure); root.style.removeProperty('--top-height') }
+  }, [shown])
+  return header
 }
 
 function App ({ session, api, planId }: { session: PlanSession, api: Api, planId: string }) {
@@ -241,17 +261,21 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
     askReason: m => new Promise(resolve => setMove({ move: m, resolve }))
   }), [plan, readOnly, peers, slips, today])
 
+  const header = useStickyHeight(checked && ended === null)
+
   if (ended !== null) return <LinkPage problem={ended} />
   if (!checked) return <main class='fatal' aria-busy='true' data-testid='opening'><p>Opening the plan…</p></main>
   const goLiveIn = daysBetween(today, plan.meta.goLive)
   return (
     <Page.Provider value={context}>
       <a class='skip' href='#steps'>Skip to the plan steps</a>
-      <header class='top'>
+      <header class='top' ref={header}>
         <div class='title-block'>
           {readOnly
             ? <h1>{plan.meta.title ?? 'Loading the plan…'}</h1>
-            : <h1><TextField label='Plan title' hideLabel field='meta.title' value={plan.meta.title} onCommit={v => edit.setRootField(session.doc, 'meta', 'title', v)} class='title-input' /></h1>}
+            // The H1 reads as the plan's title: no label text inside it, so its name is the
+            // field's value; the field itself is named "Plan title".
+            : <h1><TextField label='' ariaLabel='Plan title' hideLabel wrap field='meta.title' value={plan.meta.title} onCommit={v => edit.setRootField(session.doc, 'meta', 'title', v)} class='title-input' /></h1>}
           <p class='orgs'>{plan.meta.buyerOrg ?? 'Buyer'} <span aria-hidden='true'>×</span><span class='visually-hidden'>and</span> {plan.meta.sellerOrg ?? 'Seller'}
             {plan.meta.goLive !== null && <> · go-live <strong>{formatDate(plan.meta.goLive)}</strong>{goLiveIn !== null && ` (${relativeDays(goLiveIn)})`}</>}
           </p>
@@ -283,9 +307,9 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
       </main>
       {move !== null && <ReasonDialog move={move.move} onDone={reason => { move.resolve(reason); setMove(null) }} />}
       {sharing && (
-        <dialog open class='share-dialog' aria-labelledby='share-title' ref={d => { if (d !== null && !d.open) d.showModal() }} onCancel={() => setSharing(false)}>
+        <Modal class='share-dialog' labelledBy='share-title' onClose={() => setSharing(false)}>
           <ShareManager api={api} sides={me?.canMintSides ?? []} canList={me?.canManageShares === true} onClose={() => setSharing(false)} />
-        </dialog>
+        </Modal>
       )}
     </Page.Provider>
   )

@@ -32,7 +32,7 @@ function busyStyle (field: string, peers: ReturnType<typeof usePage>['peers']) {
   return peer === undefined ? undefined : { outline: `2px solid ${peer.color}`, outlineOffset: '1px' }
 }
 
-export function TextField ({ label, ariaLabel, value, field, onCommit, multiline = false, placeholder, hideLabel = false, class: cls }: {
+export function TextField ({ label, ariaLabel, value, field, onCommit, multiline = false, wrap = false, placeholder, hideLabel = false, class: cls }: {
   label: string
   /** The accessible name when the visible label needs context ("Due date of …"). */
   ariaLabel?: string
@@ -40,6 +40,8 @@ export function TextField ({ label, ariaLabel, value, field, onCommit, multiline
   field: string
   onCommit: (value: string) => void
   multiline?: boolean
+  /** One line of text that wraps to show all of it (a long title on a phone); Enter commits. */
+  wrap?: boolean
   placeholder?: string
   hideLabel?: boolean
   class?: string
@@ -50,7 +52,9 @@ export function TextField ({ label, ariaLabel, value, field, onCommit, multiline
   const editing = useEditing(field)
   useEffect(() => { if (!focused.current) setDraft(value ?? '') }, [value])
   const commit = () => {
-    const next = draft.trim() === '' ? '' : draft
+    // A wrapping one-liner keeps one line even when a pasted text had several.
+    const text = wrap ? draft.replace(/\s*\n\s*/g, ' ') : draft
+    const next = text.trim() === '' ? '' : text
     if (next !== (value ?? '')) onCommit(next)
   }
   const common = {
@@ -66,7 +70,9 @@ export function TextField ({ label, ariaLabel, value, field, onCommit, multiline
   return (
     <label class={`field ${cls ?? ''}`}>
       <span class={hideLabel ? 'visually-hidden' : 'field-label'}>{label}</span>
-      {multiline
+      {wrap
+        ? <textarea rows={1} class='wrap' {...common} onKeyDown={(e: KeyboardEvent) => { if (e.key === 'Enter') { e.preventDefault(); (e.currentTarget as HTMLTextAreaElement).blur() } }} />
+        : multiline
         ? <textarea rows={2} {...common} />
         : <input type='text' {...common} onKeyDown={(e: KeyboardEvent) => { if (e.key === 'Enter') (e.currentTarget as HTMLInputElement).blur() }} />}
       <EditingBy field={field} />

@@ -8,6 +8,7 @@ import { ApiFailure } from '../api'
 import { absoluteLink } from '../link'
 import { timeAgo, formatDate } from '../dates'
 import { lineageOrder } from '../lineage'
+import { Modal } from './modal'
 
 /** A revocation waiting for confirmation: the link, and what the server says goes with it. */
 interface PendingRevocation { share: ListedShare, links: RevokedLink[] | null }
@@ -104,7 +105,7 @@ export function ShareManager ({ api, sides, canList, onClose }: { api: Api, side
       {canList && <h3>Links</h3>}
       {canList && shares === null && error === null && <p class='muted'>Loading…</p>}
       {pending !== null && (
-        <div class='revoke-confirm' role='alertdialog' aria-labelledby='revoke-title' aria-describedby='revoke-what'>
+        <Modal class='revoke-confirm' role='alertdialog' labelledBy='revoke-title' describedBy='revoke-what' onClose={() => setPending(null)}>
           <h4 id='revoke-title'>Revoke the link of {pending.share.label}?</h4>
           <div id='revoke-what'>
             {pending.links === null
@@ -130,7 +131,7 @@ export function ShareManager ({ api, sides, canList, onClose }: { api: Api, side
               {goingToo.length === 0 ? 'Revoke link' : `Revoke ${goingToo.length + 1} links`}
             </button>
           </div>
-        </div>
+        </Modal>
       )}
       {shares !== null && (
         <table class='shares'>

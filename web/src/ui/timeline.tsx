@@ -31,7 +31,9 @@ export function TimelineSection () {
   return (
     <Section id='timeline' title='Timeline' intro='Every dated step up to go-live. Red is overdue, amber is at risk; lines show what waits for what.'>
       <div class='timeline' ref={box}>
-        <svg width={layout.width} height={layout.height} role='img' aria-label={`Timeline of ${layout.points.length} steps up to go-live on ${formatDate(plan.meta.goLive)}`}>
+        {/* A group, not an img: an img's children are presentational, so the points' names
+            would not reach a screen reader. */}
+        <svg width={layout.width} height={layout.height} role='group' aria-label={`Timeline of ${layout.points.length} steps up to go-live on ${formatDate(plan.meta.goLive)}`}>
           <defs>
             <marker id='arrow' viewBox='0 0 6 6' refX='5' refY='3' markerWidth='6' markerHeight='6' orient='auto'>
               <path d='M0,0 L6,3 L0,6 z' class='arrow' />
