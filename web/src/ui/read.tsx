@@ -10,34 +10,12 @@ import {
   STATUSES, WORKSTREAMS, wordFor
 } from '../schema'
 import { dayNumber, formatDate, relativeDays } from '../dates'
+import { count, healthSentences } from '../health-words'
 import { milestoneStates, type MilestoneState } from '../timeline'
 import '../read.css'
 
 const STATE_WORDS: Record<MilestoneState, string> = {
   done: 'done', cancelled: 'cancelled', overdue: 'overdue', at_risk: 'at risk', open: 'on track', undated: 'no date yet'
-}
-
-const VERDICT_WORDS: Record<Health['verdict'], string> = { on_track: 'On track', at_risk: 'At risk', off_track: 'Off track' }
-
-function count (n: number, one: string, many: string = `${one}s`): string {
-  return `${n === 0 ? 'no' : n} ${n === 1 ? one : many}`
-}
-
-/** Health as sentences: the verdict and why, what is late or stuck, whose turn it is. */
-export function healthSentences (health: Health): string[] {
-  const out: string[] = []
-  const reasons = health.reasons.length > 0 ? `: ${health.reasons.join('; ')}` : ''
-  out.push(`${VERDICT_WORDS[health.verdict]}${reasons}.`)
-  out.push(`${count(health.overdue.length, 'step')} overdue, ${count(health.dueSoon.length, 'step')} due this week, ${count(health.blocked.length, 'step')} blocked.`.replace(/^./, c => c.toUpperCase()))
-  const slack = health.criticalPath?.slackDays
-  if (slack != null) {
-    out.push(slack < 0 ? `The longest chain of steps ends ${-slack} days after go-live.` : `The longest chain of steps leaves ${slack} days to spare before go-live.`)
-  }
-  for (const [side, words] of [['buyer', 'the buyer'], ['seller', 'the seller']] as const) {
-    const m = health.nextUp[side]
-    if (m !== null) out.push(`Next for ${words}: ${m.title ?? m.id}${m.due !== null ? `, due ${formatDate(m.due)}` : ''}${m.owner !== null ? ` (${m.owner})` : ''}.`)
-  }
-  return out
 }
 
 function Summary () {
