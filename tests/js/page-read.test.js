@@ -213,6 +213,12 @@ test('the read view on a phone (390 px) has no sideways scroll (screenshot saved
       .filter(el => el.getBoundingClientRect().right > window.innerWidth + 0.5)
       .map(el => `${el.tagName.toLowerCase()}.${el.className}`).slice(0, 5))
     assert.deepEqual(wide, [])
+    // Usable, not just squeezed: each step reads as a block the width of the screen, its values
+    // under their labels, rather than six columns a few letters wide.
+    const cells = await phone.page.locator('.steps-table tbody th').evaluateAll(cells => cells.map(c => Math.round(c.getBoundingClientRect().width)))
+    assert.ok(cells.length > 0 && cells.every(w => w >= 300), `step cells are ${cells.join(', ')} px wide`)
+    const label = await phone.page.locator('.steps-table tbody td[data-label="Due"]').first().evaluate(td => getComputedStyle(td, '::before').content)
+    assert.equal(label, '"Due: "', 'each value is labelled on a phone')
     await phone.page.screenshot({ path: join(artifacts, 'read-phone.png'), fullPage: true })
     noPageErrors(phone)
   } finally {
