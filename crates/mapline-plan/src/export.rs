@@ -570,6 +570,40 @@ mod tests {
     }
 
     #[test]
+    fn the_one_pager_carries_criteria_with_their_quotes_and_health_in_words_escaped() {
+        let mut plan = plan_with("Rollout", "Cut ramp time");
+        plan.meta.go_live = chrono::NaiveDate::from_ymd_opt(2027, 4, 1);
+        plan.criteria.push(crate::model::Criterion {
+            id: "c1".into(),
+            text: Some("SSO *day one*".into()),
+            quote: Some("No Okta, no deal <b>".into()),
+            source: Some("CISO".into()),
+            priority: Some(crate::model::Priority::Must),
+            order: None,
+        });
+        let today = chrono::NaiveDate::from_ymd_opt(2027, 1, 4).expect("a date");
+        let activity = crate::Activity {
+            original_go_live: plan.meta.go_live,
+            last_update: Some(today),
+            slips: &[],
+        };
+        let health = crate::health(&plan, today, &activity);
+        let md = markdown(&plan, &[], Some(&health));
+        assert!(
+            md.contains(
+                "## What matters in the decision\n\n- **SSO \\*day one\\*** (must): “No Okta, no deal &lt;b&gt;” — CISO\n"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("## How the plan is doing\n\n**"), "{md}");
+        assert!(
+            md.contains("0 overdue · 0 due this week · 0 blocked"),
+            "{md}"
+        );
+        assert!(!markdown(&plan, &[], None).contains("How the plan is doing"));
+    }
+
+    #[test]
     fn the_csv_export_quotes_user_text_but_not_its_own_numbers() {
         let plan = plan_with("=cmd|' /C calc'!A0", "-notes");
         let moves = [MovedDate {
