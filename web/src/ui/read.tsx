@@ -9,7 +9,7 @@ import {
   ENGAGEMENTS, LEVELS, MILESTONE_SIDES, POWERS, PRIORITIES, RISK_KINDS, RISK_STATUSES, ROLES, SIDES,
   STATUSES, WORKSTREAMS, wordFor
 } from '../schema'
-import { dayNumber, formatDate, relativeDays } from '../dates'
+import { dayNumber, daysBetween, formatDate, relativeDays } from '../dates'
 import { count, healthSentences } from '../health-words'
 import { milestoneStates, type MilestoneState } from '../timeline'
 import '../read.css'
@@ -21,7 +21,7 @@ const STATE_WORDS: Record<MilestoneState, string> = {
 function Summary () {
   const { plan, today } = usePage()
   const meta = plan.meta
-  const countdown = dayNumber(meta.goLive) === null ? null : (dayNumber(meta.goLive) ?? 0) - (dayNumber(today) ?? 0)
+  const countdown = daysBetween(today, meta.goLive)
   return (
     <Section id='why' title="Why we're doing this">
       <dl class='read-facts'>
@@ -163,7 +163,7 @@ function Criteria () {
         {plan.criteria.map(c => (
           <li key={c.id}>
             <strong>{c.text.text ?? ''}</strong>
-            {c.text.priority !== null && c.text.priority !== undefined && <span class='muted'> · {wordFor(PRIORITIES, c.text.priority)}</span>}
+            {c.text.priority != null && <span class='muted'> · {wordFor(PRIORITIES, c.text.priority)}</span>}
             {c.text.quote != null && c.text.quote !== '' && (
               <blockquote class='read-quote'>
                 <p>“{c.text.quote}”</p>
