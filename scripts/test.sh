@@ -14,6 +14,15 @@ if [ ! -x /usr/bin/chromium ]; then
     || { $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null; }
 fi
 
+if ! command -v pdftotext >/dev/null || ! command -v pdftoppm >/dev/null; then
+  echo "==> installing Debian's poppler-utils (the read view's PDF is checked with pdftotext, pdftoppm)"
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -qq poppler-utils >/dev/null 2>&1 \
+    || { $sudo apt-get update -qq && $sudo apt-get install -y -qq poppler-utils >/dev/null; }
+fi
+
 echo "==> web client: npm ci, unit tests, build"
 ./scripts/web.sh
 (cd web && npx vitest run)

@@ -208,3 +208,29 @@ test('bad imports and exports are refused with a JSON error and create nothing',
     assert.equal((await get(`/api/plans/${plan.id}/export.${format}`, other.buyer)).status, 403, `${format} with another plan's link`)
   }
 })
+
+test('the Markdown one-pager carries what matters in the decision (with the buyer\'s words) and health in words', async () => {
+  const plan = await createPlan(server, { template: 'mid-market', title: 'Fabrikam × Mapline', goLive: '2027-04-01' })
+  const seller = client(server, plan.id, plan.seller)
+  await synced(seller)
+  const Y = (await import('yjs'))
+  seller.doc.transact(() => {
+    seller.map('criteria').set('cr-sso', new Y.Map([['text', 'SSO with Okta on day one'], ['priority', 'must'],
+      ['quote', 'If it is not behind Okta, *security* says no'], ['source', 'CISO, discovery call'], ['order', 'a0']]))
+  })
+  await waitFor(async () => (await api(server, 'GET', `/api/plans/${plan.id}`)).body.plan.criteria.length === 1, { what: 'the criterion stored' })
+  destroy(seller)
+  const { body } = await api(server, 'GET', `/api/plans/${plan.id}/health`, { token: plan.buyer })
+  const verdict = { on_track: 'On track', at_risk: 'At risk', off_track: 'Off track' }[body.health.verdict]
+
+  const md = await get(`/api/plans/${plan.id}/export.md`, plan.buyer)
+  assert.equal(md.status, 200)
+  for (const part of ['## What matters in the decision', '- **SSO with Okta on day one** (must)',
+    // The quote, with user text still escaped (no emphasis from it).
+    ': “If it is not behind Okta, \\*security\\* says no” — CISO, discovery call',
+    '## How the plan is doing', `**${verdict}**`, 'overdue ·', 'due this week ·', 'blocked']) {
+    assert.ok(md.text.includes(part), `the Markdown has ${JSON.stringify(part)}:\n${md.text}`)
+  }
+  // Health comes before the steps, as on the read view.
+  assert.ok(md.text.indexOf('## How the plan is doing') < md.text.indexOf('## Milestones'))
+})

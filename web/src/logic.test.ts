@@ -11,7 +11,8 @@ import * as edit from './edits'
 import { layoutTimeline, milestoneStates, monthTicks } from './timeline'
 import { lineageOrder } from './lineage'
 import { subscriptionUrl } from './api'
-import type { Slip } from './api'
+import type { Health, Slip } from './api'
+import { healthSentences } from './health-words'
 
 describe('dates', () => {
   test('only real calendar dates in YYYY-MM-DD are dates', () => {
@@ -338,5 +339,26 @@ describe('subscriptionUrl', () => {
       .toBe('webcal://localhost:8080/api/plans/p1/calendar.ics?token=f_abc')
     expect(subscriptionUrl('https://plans.example.com/api/plans/p1/calendar.ics?token=f_abc', 'http://localhost:8080/'))
       .toBe('webcals://plans.example.com/api/plans/p1/calendar.ics?token=f_abc')
+  })
+})
+
+describe('healthSentences', () => {
+  const health = (over: Partial<Health> = {}): Health => ({
+    verdict: 'at_risk', reasons: ['1 milestone overdue'], overdue: [{ id: 'a', title: 'A', due: '2027-01-01', daysLate: 3 }],
+    dueSoon: [], blocked: [], impossible: [], criticalPath: { milestones: [], slackDays: 1 }, goLiveDriftDays: null,
+    nextUp: { buyer: { id: 'b', title: 'Sign the order form', due: '2027-02-03', owner: 'Ana', side: 'buyer', status: null }, seller: null },
+    daysSinceLastUpdate: 0, stalled: false, ...over
+  } as Health)
+  test('says the verdict with its reasons, the counts, the time to spare and whose turn it is', () => {
+    expect(healthSentences(health())).toEqual([
+      'At risk: 1 milestone overdue.',
+      '1 step overdue, no steps due this week, no steps blocked.',
+      'The longest chain of steps leaves 1 day to spare before go-live.',
+      'Next for the buyer: Sign the order form, due 3 Feb 2027 (Ana).'
+    ])
+  })
+  test('a go-live overrun reads as days after go-live; no reasons, no colon', () => {
+    const words = healthSentences(health({ verdict: 'off_track', reasons: [], overdue: [], criticalPath: { milestones: [], slackDays: -12 } }))
+    expect(words.slice(0, 3)).toEqual(['Off track.', 'No steps overdue, no steps due this week, no steps blocked.', 'The longest chain of steps ends 12 days after go-live.'])
   })
 })

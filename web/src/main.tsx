@@ -17,6 +17,7 @@ import { TimelineSection } from './ui/timeline'
 import { ShareManager } from './ui/shares'
 import { TextField } from './ui/fields'
 import { Modal } from './ui/modal'
+import { ReadView } from './ui/read'
 import * as edit from './edits'
 
 /** Remembers what the API said last, so the page still says it offline. */
@@ -112,6 +113,27 @@ function ExportMenu ({ api, title, me }: { api: Api, title: string, me: Me | nul
   )
 }
 
+/** Whether an editor last chose the read view or the form, on this device (all plans). */
+const VIEW_KEY = 'mapline:view'
+type ViewChoice = 'read' | 'edit'
+function rememberedView (): ViewChoice {
+  try { return localStorage.getItem(VIEW_KEY) === 'read' ? 'read' : 'edit' } catch { return 'edit' }
+}
+
+/** Read or Edit, for people who may edit; the choice is kept on this device. */
+function ViewSwitch ({ view, onChange }: { view: ViewChoice, onChange: (view: ViewChoice) => void }) {
+  const choose = (next: ViewChoice) => {
+    try { localStorage.setItem(VIEW_KEY, next) } catch { /* storage off: the choice lasts this visit */ }
+    onChange(next)
+  }
+  return (
+    <div class='view-switch' role='group' aria-label='View'>
+      <button type='button' aria-pressed={view === 'read'} onClick={() => choose('read')}>Read</button>
+      <button type='button' aria-pressed={view === 'edit'} onClick={() => choose('edit')}>Edit</button>
+    </div>
+  )
+}
+
 function HealthCard ({ health, issues }: { health: Health | null, issues: PlanIssue[] }) {
   if (health === null) return null
   const verdict = { on_track: 'On track', at_risk: 'At risk', off_track: 'Off track' }[health.verdict]
@@ -198,6 +220,7 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
   const keep = (kind: string, value: unknown) => { if (session.ended === null) remember(storageKey(kind, planId), value) }
   const [move, setMove] = useState<{ move: DateMove, resolve: (r: string | null) => void } | null>(null)
   const [sharing, setSharing] = useState(false)
+  const [view, setView] = useState<ViewChoice>(rememberedView)
   // The copy on this device shows once the server has not refused the link: `/me` answered, or
   // failed otherwise (offline), or a socket opened — or 3 s passed (a network that hangs). So a
   // link revoked while the page was closed never shows its copy again, not even for a moment.
@@ -266,12 +289,14 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
   if (ended !== null) return <LinkPage problem={ended} />
   if (!checked) return <main class='fatal' aria-busy='true' data-testid='opening'><p>Opening the plan…</p></main>
   const goLiveIn = daysBetween(today, plan.meta.goLive)
+  // Viewers always read; editors read when they chose to.
+  const reading = readOnly || view === 'read'
   return (
     <Page.Provider value={context}>
       <a class='skip' href='#steps'>Skip to the plan steps</a>
       <header class='top' ref={header}>
         <div class='title-block'>
-          {readOnly
+          {reading
             ? <h1>{plan.meta.title ?? 'Loading the plan…'}</h1>
             // The H1 reads as the plan's title: no label text inside it, so its name is the
             // field's value; the field itself is named "Plan title".
@@ -284,6 +309,8 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
           <StatusPill status={status} />
           <Presence peers={peers} plan={plan} />
           {me !== null && <div class='me' data-testid='me'>You: {me.label}{me.side !== null ? ` · ${me.side}` : ''}{!me.canEdit && ' · view only'}</div>}
+          {me !== null && me.canEdit && status !== 'revoked' && <ViewSwitch view={view} onChange={setView} />}
+          {reading && <button type='button' onClick={() => window.print()} title='Opens your browser’s print dialog: choose “Save as PDF”'>Download PDF</button>}
           <ExportMenu api={api} me={me} title={plan.meta.title ?? 'plan'} />
           {me !== null && (me.canMintSides ?? []).length > 0 && <button type='button' class='primary' onClick={() => setSharing(true)}>Share</button>}
         </div>
@@ -295,15 +322,21 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
       <main>
         {readOnly && me !== null && status !== 'revoked' && <p class='banner' role='note'>You can view this plan. Ask the seller for an edit link to make changes.</p>}
         {notice !== null && <p class='banner warn' role='alert'>{notice} <button type='button' class='link' onClick={() => setNotice(null)}>Dismiss</button></p>}
-        <HealthCard health={health} issues={issues} />
-        <WhySection />
-        <TimelineSection />
-        <StepsSection />
-        <PeopleSection />
-        <CriteriaSection />
-        <RisksSection />
-        <SuccessSection />
-        <SlipsSection loaded={slips !== null} />
+        {reading
+          ? <ReadView health={health} slipsLoaded={slips !== null} />
+          : (
+            <>
+              <HealthCard health={health} issues={issues} />
+              <WhySection />
+              <TimelineSection />
+              <StepsSection />
+              <PeopleSection />
+              <CriteriaSection />
+              <RisksSection />
+              <SuccessSection />
+              <SlipsSection loaded={slips !== null} />
+            </>
+            )}
       </main>
       {move !== null && <ReasonDialog move={move.move} onDone={reason => { move.resolve(reason); setMove(null) }} />}
       {sharing && (

@@ -15,6 +15,7 @@ use yrs::{
     WriteTxn as _,
 };
 
+use crate::health::{Health, Verdict};
 use crate::model::{Plan, Status};
 use crate::{NewPlan, NewPlanError, format_date, schema};
 
@@ -79,9 +80,36 @@ fn paragraph(value: &str) -> String {
     lines.join("\n")
 }
 
-/// The one-page plan: objective, go-live and why, milestones by workstream with owners and
-/// dates, stakeholders, risks, and every moved date.
-pub fn markdown(plan: &Plan, moves: &[MovedDate]) -> String {
+/// Health in words, as the one-pager and the read view say it: the verdict, its reasons, and the
+/// counts behind them.
+fn health_words(health: &Health) -> String {
+    let verdict = match health.verdict {
+        Verdict::OnTrack => "On track",
+        Verdict::AtRisk => "At risk",
+        Verdict::OffTrack => "Off track",
+    };
+    let mut out = format!("**{verdict}**");
+    if !health.reasons.is_empty() {
+        let reasons: Vec<String> = health.reasons.iter().map(|r| inline(r)).collect();
+        let _ = write!(out, ": {}", reasons.join("; "));
+    }
+    let _ = write!(
+        out,
+        ".\n\n{} overdue · {} due this week · {} blocked",
+        health.overdue.len(),
+        health.due_soon.len(),
+        health.blocked.len()
+    );
+    if let Some(slack) = health.critical_path.slack_days {
+        let _ = write!(out, " · {slack} days to spare before go-live");
+    }
+    out
+}
+
+/// The one-page plan: objective, go-live and why, health in words (when given), milestones by
+/// workstream with owners and dates, stakeholders, what matters in the decision (with the
+/// buyer's words), risks, success, and every moved date.
+pub fn markdown(plan: &Plan, moves: &[MovedDate], health: Option<&Health>) -> String {
     let mut out = String::new();
     let meta = &plan.meta;
     let _ = writeln!(out, "# {}\n", inline(text(meta.title.as_deref())));
@@ -102,6 +130,13 @@ pub fn markdown(plan: &Plan, moves: &[MovedDate]) -> String {
     }
     if let Some(cost) = &meta.cost_of_inaction {
         let _ = writeln!(out, "## Cost of doing nothing\n\n{}\n", paragraph(cost));
+    }
+    if let Some(health) = health {
+        let _ = writeln!(
+            out,
+            "## How the plan is doing\n\n{}\n",
+            health_words(health)
+        );
     }
     if !plan.objectives.is_empty() {
         let _ = writeln!(
@@ -183,6 +218,23 @@ pub fn markdown(plan: &Plan, moves: &[MovedDate]) -> String {
                     .unwrap_or_default(),
                 s.engagement.map(|v| v.as_str()).unwrap_or_default()
             );
+        }
+        out.push('\n');
+    }
+    if !plan.criteria.is_empty() {
+        let _ = writeln!(out, "## What matters in the decision\n");
+        for c in &plan.criteria {
+            let _ = write!(out, "- **{}**", inline(text(c.text.as_deref())));
+            if let Some(priority) = c.priority {
+                let _ = write!(out, " ({})", priority.as_str());
+            }
+            if let Some(quote) = &c.quote {
+                let _ = write!(out, ": “{}”", inline(quote));
+            }
+            if let Some(source) = &c.source {
+                let _ = write!(out, " — {}", inline(source));
+            }
+            out.push('\n');
         }
         out.push('\n');
     }
@@ -518,6 +570,40 @@ mod tests {
     }
 
     #[test]
+    fn the_one_pager_carries_criteria_with_their_quotes_and_health_in_words_escaped() {
+        let mut plan = plan_with("Rollout", "Cut ramp time");
+        plan.meta.go_live = chrono::NaiveDate::from_ymd_opt(2027, 4, 1);
+        plan.criteria.push(crate::model::Criterion {
+            id: "c1".into(),
+            text: Some("SSO *day one*".into()),
+            quote: Some("No Okta, no deal <b>".into()),
+            source: Some("CISO".into()),
+            priority: Some(crate::model::Priority::Must),
+            order: None,
+        });
+        let today = chrono::NaiveDate::from_ymd_opt(2027, 1, 4).expect("a date");
+        let activity = crate::Activity {
+            original_go_live: plan.meta.go_live,
+            last_update: Some(today),
+            slips: &[],
+        };
+        let health = crate::health(&plan, today, &activity);
+        let md = markdown(&plan, &[], Some(&health));
+        assert!(
+            md.contains(
+                "## What matters in the decision\n\n- **SSO \\*day one\\*** (must): “No Okta, no deal &lt;b&gt;” — CISO\n"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("## How the plan is doing\n\n**"), "{md}");
+        assert!(
+            md.contains("0 overdue · 0 due this week · 0 blocked"),
+            "{md}"
+        );
+        assert!(!markdown(&plan, &[], None).contains("How the plan is doing"));
+    }
+
+    #[test]
     fn the_csv_export_quotes_user_text_but_not_its_own_numbers() {
         let plan = plan_with("=cmd|' /C calc'!A0", "-notes");
         let moves = [MovedDate {
@@ -576,7 +662,7 @@ mod tests {
             "<img src=x onerror=alert(1)>",
             "[click](javascript:alert(1)) <script>x</script>\n# Heading",
         );
-        let md = markdown(&plan, &[]);
+        let md = markdown(&plan, &[], None);
         assert!(!md.contains('<'), "{md}");
         // Brackets only escaped: nothing can close a link text.
         assert!(!md.replace("\\]", "").contains(']'), "{md}");

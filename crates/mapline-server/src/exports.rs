@@ -11,9 +11,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use mapline_plan::Plan;
 use mapline_plan::calendar::{CalendarInput, calendar};
 use mapline_plan::export::{MovedDate, markdown, milestones_csv};
+use mapline_plan::{Health, Plan};
 use mapline_store::PlanId;
 use serde::Deserialize;
 use serde_json::json;
@@ -21,7 +21,9 @@ use serde_json::json;
 use crate::App;
 use crate::api::{ApiError, ApiJson, authenticate, authorize_read, bearer, require_admin};
 use crate::auth::{self, Principal};
-use crate::plan_api::{SlipView, Who, all_slips, blocking, current_plan, history_page, query};
+use crate::plan_api::{
+    SlipView, Who, all_slips, blocking, current_plan, history_page, plan_health, query,
+};
 use crate::plans;
 use crate::writer::now_ms;
 
@@ -177,6 +179,7 @@ fn render(
     seq: u64,
     slips: &[SlipView],
     history: Vec<serde_json::Value>,
+    health: Option<&Health>,
 ) -> String {
     match format {
         ExportFormat::Json => json!({
@@ -189,7 +192,7 @@ fn render(
             "history": history,
         })
         .to_string(),
-        ExportFormat::Markdown => markdown(plan, &moved_dates(slips)),
+        ExportFormat::Markdown => markdown(plan, &moved_dates(slips), health),
         ExportFormat::Csv => milestones_csv(plan, &moved_dates(slips)),
     }
 }
@@ -208,7 +211,40 @@ pub fn export_stored(
     } else {
         Vec::new()
     };
-    Ok(render(format, plan_id, &plan, seq, &slips, history))
+    let health = if format == ExportFormat::Markdown {
+        export_health(store, plan_id, &plan)?
+    } else {
+        None
+    };
+    Ok(render(
+        format,
+        plan_id,
+        &plan,
+        seq,
+        &slips,
+        history,
+        health.as_ref(),
+    ))
+}
+
+/// The plan's health today, as the one-pager states it (`None` for a plan the store no longer
+/// holds a record of).
+fn export_health(
+    store: &mapline_store::Store,
+    plan_id: PlanId,
+    plan: &Plan,
+) -> Result<Option<Health>, mapline_store::StoreError> {
+    let Some(record) = store.plan(plan_id)? else {
+        return Ok(None);
+    };
+    plan_health(
+        store,
+        plan_id,
+        &record,
+        plan,
+        chrono::Utc::now().date_naive(),
+    )
+    .map(Some)
 }
 
 /// Why an export could not be imported.
@@ -302,7 +338,15 @@ pub async fn export_json(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (plan_id, plan, seq, slips, history) = gather(&app, &headers, &raw_id, true).await?;
-    let body = render(ExportFormat::Json, plan_id, &plan, seq, &slips, history);
+    let body = render(
+        ExportFormat::Json,
+        plan_id,
+        &plan,
+        seq,
+        &slips,
+        history,
+        None,
+    );
     Ok(download(
         "application/json",
         "mutual-action-plan.json",
@@ -318,6 +362,11 @@ pub async fn export_markdown(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (plan_id, plan, seq, slips, _) = gather(&app, &headers, &raw_id, false).await?;
+    let health = blocking(&app, {
+        let plan = plan.clone();
+        move |store| export_health(store, plan_id, &plan)
+    })
+    .await?;
     let body = render(
         ExportFormat::Markdown,
         plan_id,
@@ -325,6 +374,7 @@ pub async fn export_markdown(
         seq,
         &slips,
         Vec::new(),
+        health.as_ref(),
     );
     Ok(download(
         "text/markdown; charset=utf-8",
@@ -341,7 +391,15 @@ pub async fn export_csv(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (plan_id, plan, seq, slips, _) = gather(&app, &headers, &raw_id, false).await?;
-    let body = render(ExportFormat::Csv, plan_id, &plan, seq, &slips, Vec::new());
+    let body = render(
+        ExportFormat::Csv,
+        plan_id,
+        &plan,
+        seq,
+        &slips,
+        Vec::new(),
+        None,
+    );
     Ok(download("text/csv; charset=utf-8", "milestones.csv", body))
 }
 
