@@ -7,7 +7,8 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { startServer, tempData, createPlan, api, waitFor } from './lib/harness.js'
-import { launch, untilStatus, untilValue, webRoot } from './lib/browser.js'
+import { join } from 'node:path'
+import { launch, untilStatus, untilValue, webRoot, artifacts } from './lib/browser.js'
 
 let data, server, browser
 before(async () => {
@@ -201,6 +202,7 @@ test('moving a step past one that waits for it warns in the move dialog', async 
     const warning = dialog.getByTestId('move-warning').filter({ hasText: trial.title })
     assert.equal(await warning.textContent(),
       `${trial.title} waits for this step and is due ${localeDate('en-GB', trial.due)}; moving this to ${localeDate('en-GB', past)} puts it after.`)
+    await page.screenshot({ path: join(artifacts, 'date-move-warning.png') })
     await dialog.getByRole('button', { name: 'Keep the old date' }).click()
     await dialog.waitFor({ state: 'detached' })
 
@@ -231,6 +233,7 @@ test('moving go-live offers to move the go-live step too, and does it', async ()
     await dialog.waitFor()
     const offer = dialog.getByRole('checkbox', { name: /Also move the go-live step “Go live”/ })
     assert.equal(await offer.isChecked(), true, 'checked: the step is due on go-live day')
+    await page.screenshot({ path: join(artifacts, 'go-live-move.png') })
     assert.match(await dialog.locator('label.check').textContent(), new RegExp(`\\(due ${localeDate('en-US', goLive)}\\) to ${localeDate('en-US', later)}`))
     await dialog.getByLabel('Reason').fill('Customer board meeting moved')
     await dialog.getByRole('button', { name: 'Move the date' }).click()
