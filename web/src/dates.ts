@@ -44,27 +44,38 @@ export function daysBetween (from: unknown, to: unknown): number | null {
 // the page. Exports keep ISO (`YYYY-MM-DD`).
 const LONG = { year: 'numeric', month: '2-digit', day: '2-digit', timeZone: 'UTC' } as const
 const SHORT = { month: '2-digit', day: '2-digit', timeZone: 'UTC' } as const
+const formats = new Map<string, Intl.DateTimeFormat>()
+/** One formatter per locale and shape (a page formats hundreds of dates per render). */
+function formatter (locale: string | undefined, shape: 'long' | 'short'): Intl.DateTimeFormat {
+  const key = `${locale ?? ''}|${shape}`
+  let format = formats.get(key)
+  if (format === undefined) {
+    format = new Intl.DateTimeFormat(locale, shape === 'long' ? LONG : SHORT)
+    formats.set(key, format)
+  }
+  return format
+}
 
 /** "04/15/2027" in en-US, "15/04/2027" in en-GB (or the raw text when it is not a date, so
  * nothing is hidden). `locale` defaults to the browser's. */
 export function formatDate (text: unknown, locale?: string): string {
   const n = dayNumber(text)
   if (n === null) return typeof text === 'string' ? text : ''
-  return new Intl.DateTimeFormat(locale, LONG).format(new Date(n * DAY_MS))
+  return formatter(locale, 'long').format(new Date(n * DAY_MS))
 }
 
 /** "04/15" in en-US, "15/04" in en-GB — for axes and compact lists. */
 export function formatShortDate (text: unknown, locale?: string): string {
   const n = dayNumber(text)
   if (n === null) return ''
-  return new Intl.DateTimeFormat(locale, SHORT).format(new Date(n * DAY_MS))
+  return formatter(locale, 'short').format(new Date(n * DAY_MS))
 }
 
 /** The order and separators of the locale's numeric date, e.g. `MM/DD/YYYY` (en-US),
  * `DD/MM/YYYY` (en-GB), `DD.MM.YYYY` (de): the pattern a date is typed in. */
 export function datePattern (locale?: string): string {
   const words: Partial<Record<string, string>> = { day: 'DD', month: 'MM', year: 'YYYY' }
-  return new Intl.DateTimeFormat(locale, LONG).formatToParts(new Date(Date.UTC(2027, 3, 15)))
+  return formatter(locale, 'long').formatToParts(new Date(Date.UTC(2027, 3, 15)))
     .map(p => p.type === 'literal' ? p.value : words[p.type] ?? '').join('')
 }
 
@@ -79,7 +90,7 @@ export function parseDate (text: string, locale?: string): string | null {
   let order: string[]
   if (numbers[0].length === 4) order = ['year', 'month', 'day']
   else {
-    order = new Intl.DateTimeFormat(locale, LONG).formatToParts(new Date(Date.UTC(2027, 3, 15)))
+    order = formatter(locale, 'long').formatToParts(new Date(Date.UTC(2027, 3, 15)))
       .map(p => p.type).filter(t => t === 'day' || t === 'month' || t === 'year')
   }
   const value: Record<string, number> = {}
