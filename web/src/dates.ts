@@ -39,22 +39,72 @@ export function daysBetween (from: unknown, to: unknown): number | null {
   return a === null || b === null ? null : b - a
 }
 
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
-
-/** "3 Feb 2027" (or the raw text when it is not a date, so nothing is hidden). */
-export function formatDate (text: unknown): string {
-  const n = dayNumber(text)
-  if (n === null) return typeof text === 'string' ? text : ''
-  const d = new Date(n * DAY_MS)
-  return `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()}`
+// Dates are shown in the browser's locale, numerically — the same format the date fields take
+// and show (`04/15/2027` in en-US, `15/04/2027` in en-GB), so a date reads one way everywhere on
+// the page. Exports keep ISO (`YYYY-MM-DD`).
+const LONG = { year: 'numeric', month: '2-digit', day: '2-digit', timeZone: 'UTC' } as const
+const SHORT = { month: '2-digit', day: '2-digit', timeZone: 'UTC' } as const
+const formats = new Map<string, Intl.DateTimeFormat>()
+/** One formatter per locale and shape (a page formats hundreds of dates per render). */
+function formatter (locale: string | undefined, shape: 'long' | 'short'): Intl.DateTimeFormat {
+  const key = `${locale ?? ''}|${shape}`
+  let format = formats.get(key)
+  if (format === undefined) {
+    format = new Intl.DateTimeFormat(locale, shape === 'long' ? LONG : SHORT)
+    formats.set(key, format)
+  }
+  return format
 }
 
-/** "3 Feb" — for axes and compact lists. */
-export function formatShortDate (text: unknown): string {
+/** "04/15/2027" in en-US, "15/04/2027" in en-GB (or the raw text when it is not a date, so
+ * nothing is hidden). `locale` defaults to the browser's. */
+export function formatDate (text: unknown, locale?: string): string {
+  const n = dayNumber(text)
+  if (n === null) return typeof text === 'string' ? text : ''
+  return formatter(locale, 'long').format(new Date(n * DAY_MS))
+}
+
+/** "04/15" in en-US, "15/04" in en-GB — for axes and compact lists. */
+export function formatShortDate (text: unknown, locale?: string): string {
   const n = dayNumber(text)
   if (n === null) return ''
-  const d = new Date(n * DAY_MS)
-  return `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]}`
+  return formatter(locale, 'short').format(new Date(n * DAY_MS))
+}
+
+/** The order and separators of the locale's numeric date, e.g. `MM/DD/YYYY` (en-US),
+ * `DD/MM/YYYY` (en-GB), `DD.MM.YYYY` (de): the pattern a date is typed in. */
+export function datePattern (locale?: string): string {
+  const words: Partial<Record<string, string>> = { day: 'DD', month: 'MM', year: 'YYYY' }
+  return formatter(locale, 'long').formatToParts(new Date(Date.UTC(2027, 3, 15)))
+    .map(p => p.type === 'literal' ? p.value : words[p.type] ?? '').join('')
+}
+
+/**
+ * The `YYYY-MM-DD` of a date typed in the locale's order (`4/15/2027` in en-US, `15.4.27` in
+ * de; any separators; a two-digit year is 20xx), or typed as ISO (`2027-04-15`, as exports
+ * write it). `null` for anything that is not a real date.
+ */
+export function parseDate (text: string, locale?: string): string | null {
+  const numbers = text.trim().split(/[^0-9]+/).filter(n => n !== '')
+  if (numbers.length !== 3) return null
+  let order: string[]
+  if (numbers[0].length === 4) order = ['year', 'month', 'day']
+  else {
+    order = formatter(locale, 'long').formatToParts(new Date(Date.UTC(2027, 3, 15)))
+      .map(p => p.type).filter(t => t === 'day' || t === 'month' || t === 'year')
+  }
+  const value: Record<string, number> = {}
+  order.forEach((part, i) => { value[part] = Number(numbers[i]) })
+  const yearText = numbers[order.indexOf('year')]
+  if (yearText.length === 2) value.year += 2000
+  else if (yearText.length !== 4) return null
+  const iso = `${String(value.year).padStart(4, '0')}-${String(value.month).padStart(2, '0')}-${String(value.day).padStart(2, '0')}`
+  return isDate(iso) ? iso : null
+}
+
+/** "1 milestone", "3 milestones". */
+export function count (n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`
 }
 
 /** "in 3 days", "today", "5 days ago". */
@@ -65,13 +115,13 @@ export function relativeDays (days: number): string {
   return days > 0 ? `in ${days} days` : `${-days} days ago`
 }
 
-/** "+17 days", "−3 days" for a moved date. */
+/** "17 days later", "1 day earlier" for a moved date. */
 export function signedDays (days: number | null): string {
   if (days === null) return 'date cleared'
   const n = Math.abs(days)
   const unit = n === 1 ? 'day' : 'days'
   if (days === 0) return 'same day'
-  return days > 0 ? `+${n} ${unit} later` : `${n} ${unit} earlier`
+  return days > 0 ? `${n} ${unit} later` : `${n} ${unit} earlier`
 }
 
 /** "5 minutes ago" for an RFC 3339 time; "never" for none. */

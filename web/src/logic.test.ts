@@ -2,7 +2,7 @@
 // editing the document, the timeline. No browser needed: these run in Node (vitest).
 import { describe, expect, test } from 'vitest'
 import * as Y from 'yjs'
-import { dayNumber, daysBetween, formatDate, isoDate, relativeDays, signedDays, timeAgo } from './dates'
+import { count, datePattern, dayNumber, daysBetween, formatDate, formatShortDate, isoDate, parseDate, relativeDays, signedDays, timeAgo } from './dates'
 import { FIRST_KEY, keyBetween } from './order'
 import { absoluteLink, linkEndOfClose, linkEndOfError, parseShareLink, refusesLink } from './link'
 import { covers, isUpdateMessage, learnDurable, mergeVectors, syncStatus, type SyncFacts } from './sync-status'
@@ -25,11 +25,18 @@ describe('dates', () => {
     expect(daysBetween('2027-01-15', '2027-02-01')).toBe(17)
     expect(daysBetween('2027-02-01', '2027-01-15')).toBe(-17)
     expect(daysBetween('2027-02-01', 'soon')).toBeNull()
-    expect(formatDate('2027-02-03')).toBe('3 Feb 2027')
+    expect(formatDate('2027-02-03', 'en-US')).toBe('02/03/2027')
+    expect(formatDate('2027-02-03', 'en-GB')).toBe('03/02/2027')
+    expect(formatShortDate('2027-02-03', 'en-GB')).toBe('03/02')
+    expect([datePattern('en-US'), datePattern('en-GB'), datePattern('de-DE')]).toEqual(['MM/DD/YYYY', 'DD/MM/YYYY', 'DD.MM.YYYY'])
+    expect([parseDate('4/15/2027', 'en-US'), parseDate('15/04/2027', 'en-GB'), parseDate('15.4.27', 'de-DE'), parseDate('2027-04-15', 'en-GB')])
+      .toEqual(['2027-04-15', '2027-04-15', '2027-04-15', '2027-04-15'])
+    expect([parseDate('04/15/2027', 'en-GB'), parseDate('1', 'en-US'), parseDate('02/30/2027', 'en-US'), parseDate('4/15/227', 'en-US')]).toEqual([null, null, null, null])
+    expect([count(1, 'milestone'), count(0, 'milestone'), count(3, 'day')]).toEqual(['1 milestone', '0 milestones', '3 days'])
     expect(formatDate('not a date')).toBe('not a date')
     expect([relativeDays(0), relativeDays(1), relativeDays(-1), relativeDays(5), relativeDays(-3)])
       .toEqual(['today', 'tomorrow', 'yesterday', 'in 5 days', '3 days ago'])
-    expect([signedDays(17), signedDays(-1), signedDays(null)]).toEqual(['+17 days later', '1 day earlier', 'date cleared'])
+    expect([signedDays(17), signedDays(-1), signedDays(null)]).toEqual(['17 days later', '1 day earlier', 'date cleared'])
     const now = Date.parse('2026-11-22T12:00:00Z')
     expect(timeAgo('2026-11-22T11:58:00Z', now)).toBe('2 min ago')
     expect(timeAgo('2026-11-20T12:00:00Z', now)).toBe('2 days ago')

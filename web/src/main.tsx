@@ -11,7 +11,7 @@ import { describeField, readPlan, type PlanView } from './plan-view'
 import { Api, ApiFailure, type Health, type Me, type PlanIssue, type Slip } from './api'
 import { STATUS_WORDS, type SyncStatus } from './sync-status'
 import { today as todayOnDevice, formatDate, signedDays, daysBetween, relativeDays } from './dates'
-import { Page, type DateMove, type PageContext } from './ui/context'
+import { Page, type DateMove, type PageContext, type PendingMove } from './ui/context'
 import { CriteriaSection, PeopleSection, RisksSection, SlipsSection, StepsSection, SuccessSection, WhySection } from './ui/sections'
 import { TimelineSection } from './ui/timeline'
 import { ShareManager } from './ui/shares'
@@ -137,6 +137,7 @@ function ViewSwitch ({ view, onChange }: { view: ViewChoice, onChange: (view: Vi
 function HealthCard ({ health, issues }: { health: Health | null, issues: PlanIssue[] }) {
   if (health === null) return null
   const verdict = { on_track: 'On track', at_risk: 'At risk', off_track: 'Off track' }[health.verdict]
+  const slack = health.criticalPath?.slackDays ?? null
   const next = (side: 'buyer' | 'seller', words: string) => {
     const m = health.nextUp[side]
     return (
@@ -146,14 +147,18 @@ function HealthCard ({ health, issues }: { health: Health | null, issues: PlanIs
   return (
     <section class={`health verdict-${health.verdict}`} aria-label='How the plan is doing' data-testid='health'>
       <div class='verdict'><span class='verdict-word'>{verdict}</span>
-        {health.reasons.length > 0 && <span class='reasons'>{health.reasons.join(' · ')}</span>}
+        {health.reasons.length > 0 && <span class='reasons'>{health.reasons.map(r => r.charAt(0).toUpperCase() + r.slice(1)).join(' · ')}</span>}
       </div>
       <ul class='counts'>
         <li class={health.overdue.length > 0 ? 'bad' : ''}><strong>{health.overdue.length}</strong> overdue</li>
         <li><strong>{health.dueSoon.length}</strong> due this week</li>
         <li class={health.blocked.length > 0 ? 'warn' : ''}><strong>{health.blocked.length}</strong> blocked</li>
-        {health.criticalPath?.slackDays != null && <li class={health.criticalPath.slackDays < 0 ? 'bad' : ''}><strong>{health.criticalPath.slackDays}</strong> days to spare before go-live</li>}
-        {health.goLiveDriftDays !== null && health.goLiveDriftDays !== 0 && <li class='warn'>go-live moved {signedDays(health.goLiveDriftDays)}</li>}
+        {slack !== null && (slack < 0
+          ? <li class='bad'><strong>{-slack}</strong> {slack === -1 ? 'day' : 'days'} past go-live</li>
+          : slack === 0
+            ? <li class='warn'><strong>No slack</strong> before go-live</li>
+            : <li><strong>{slack}</strong> {slack === 1 ? 'day' : 'days'} to spare before go-live</li>)}
+        {health.goLiveDriftDays !== null && health.goLiveDriftDays !== 0 && <li class='warn'>Go-live moved {signedDays(health.goLiveDriftDays)}</li>}
       </ul>
       <ul class='next-up' aria-label='Whose turn'>
         {next('buyer', 'Buyer next')}
@@ -164,20 +169,28 @@ function HealthCard ({ health, issues }: { health: Health | null, issues: PlanIs
   )
 }
 
-function ReasonDialog ({ move, onDone }: { move: DateMove, onDone: (reason: string | null) => void }) {
+function ReasonDialog ({ move, onDone }: { move: DateMove, onDone: (reason: string | null, alsoMoved: boolean) => void }) {
   const [reason, setReason] = useState('')
+  const [also, setAlso] = useState(move.alsoMove?.checked ?? false)
   const days = daysBetween(move.from, move.to)
   return (
-    <Modal class='reason-dialog' labelledBy='reason-title' onClose={() => onDone(null)}>
-      <form method='dialog' onSubmit={e => { e.preventDefault(); if (reason.trim().length > 0) onDone(reason.trim()) }}>
+    <Modal class='reason-dialog' labelledBy='reason-title' onClose={() => onDone(null, false)}>
+      <form method='dialog' onSubmit={e => { e.preventDefault(); if (reason.trim().length > 0) onDone(reason.trim(), also && move.alsoMove !== undefined) }}>
         <h2 id='reason-title'>Why is this date moving?</h2>
         <p><strong>{move.subject}</strong>: {formatDate(move.from)} → {move.to === null ? 'no date' : formatDate(move.to)} ({signedDays(days)})</p>
+        {(move.warnings ?? []).map(w => <p class='banner warn' role='alert' key={w} data-testid='move-warning'>{w}</p>)}
+        {move.alsoMove !== undefined && move.to !== null && (
+          <label class='check'>
+            <input type='checkbox' checked={also} onChange={e => setAlso((e.currentTarget as HTMLInputElement).checked)} />
+            {' '}{move.alsoMove.words} to {formatDate(move.to)}
+          </label>
+        )}
         <p class='muted'>Everyone on the plan sees this reason in the date-change history.</p>
         <label class='field'><span class='field-label'>Reason</span>
           <textarea required rows={3} value={reason} onInput={e => setReason((e.currentTarget as HTMLTextAreaElement).value)} placeholder='e.g. Security team is out until late January' />
         </label>
         <div class='buttons'>
-          <button type='button' onClick={() => onDone(null)}>Keep the old date</button>
+          <button type='button' onClick={() => onDone(null, false)}>Keep the old date</button>
           <button type='submit' class='primary' disabled={reason.trim().length === 0}>Move the date</button>
         </div>
       </form>
@@ -219,6 +232,18 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
   // Nothing is remembered for a link that ended (an answer may arrive after the copy went).
   const keep = (kind: string, value: unknown) => { if (session.ended === null) remember(storageKey(kind, planId), value) }
   const [move, setMove] = useState<{ move: DateMove, resolve: (r: string | null) => void } | null>(null)
+  // Moves made on this device that the server's date-change record does not show yet (offline,
+  // or not stored yet): shown in "Date changes" as not yet saved.
+  const [pending, setPending] = useState<PendingMove[]>(() => remembered(storageKey('pending-moves', planId)) ?? [])
+  const addPending = (m: PendingMove) => setPending(list => { const next = [...list, m]; keep('pending-moves', next); return next })
+  useEffect(() => {
+    if (slips === null) return
+    setPending(list => {
+      const next = list.filter(p => !slips.some(s => s.to === p.to && s.reason === p.reason && (p.subject === 'Go-live') === (s.subject === 'go_live')))
+      if (next.length !== list.length) keep('pending-moves', next)
+      return next
+    })
+  }, [slips])
   const [sharing, setSharing] = useState(false)
   const [view, setView] = useState<ViewChoice>(rememberedView)
   // The copy on this device shows once the server has not refused the link: `/me` answered, or
@@ -334,11 +359,27 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
               <CriteriaSection />
               <RisksSection />
               <SuccessSection />
-              <SlipsSection loaded={slips !== null} />
+              <SlipsSection loaded={slips !== null} pending={pending} />
             </>
             )}
       </main>
-      {move !== null && <ReasonDialog move={move.move} onDone={reason => { move.resolve(reason); setMove(null) }} />}
+      {move !== null && (
+        <ReasonDialog
+          move={move.move} onDone={(reason, alsoMoved) => {
+            const { subject, from, to, alsoMove } = move.move
+            if (reason !== null) {
+              const at = new Date().toISOString()
+              addPending({ subject, from, to, reason, at })
+              if (alsoMoved && alsoMove !== undefined && to !== null) {
+                alsoMove.move(to, reason)
+                if (alsoMove.from !== to) addPending({ subject: alsoMove.subject, from: alsoMove.from, to, reason, at })
+              }
+            }
+            move.resolve(reason)
+            setMove(null)
+          }}
+        />
+      )}
       {sharing && (
         <Modal class='share-dialog' labelledBy='share-title' onClose={() => setSharing(false)}>
           <ShareManager api={api} sides={me?.canMintSides ?? []} canList={me?.canManageShares === true} onClose={() => setSharing(false)} />

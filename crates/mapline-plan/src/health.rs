@@ -298,12 +298,17 @@ pub fn health(plan: &Plan, today: NaiveDate, activity: &Activity<'_>) -> Health 
         .collect();
     let mut off = Vec::new();
     if critical_path.slack_days.is_some_and(|s| s < 0) {
-        off.push("milestones are due after go-live".to_owned());
+        off.push("Milestones are due after go-live".to_owned());
     }
     if !impossible.is_empty() {
         off.push(format!(
-            "{} milestone(s) are due before what they wait for",
-            impossible.len()
+            "{} due before what {} for",
+            milestones(impossible.len()),
+            if impossible.len() == 1 {
+                "it waits"
+            } else {
+                "they wait"
+            }
         ));
     }
     if !cycles.is_empty() {
@@ -315,22 +320,24 @@ pub fn health(plan: &Plan, today: NaiveDate, activity: &Activity<'_>) -> Health 
         .count();
     if late_on_path > 0 {
         off.push(format!(
-            "{late_on_path} overdue milestone(s) on the critical path"
+            "{} on the critical path",
+            overdue_milestones(late_on_path)
         ));
     }
     let mut risk = Vec::new();
     if overdue.len() > late_on_path {
-        risk.push(format!(
-            "{} overdue milestone(s)",
-            overdue.len() - late_on_path
-        ));
+        risk.push(overdue_milestones(overdue.len() - late_on_path));
     }
     if !blocked.is_empty() {
-        risk.push(format!("{} blocked milestone(s)", blocked.len()));
+        risk.push(format!("{} blocked", milestones(blocked.len())));
+    }
+    // The last step due on go-live day leaves nothing for any slip: not "on track".
+    if critical_path.slack_days == Some(0) {
+        risk.push("No slack: the last step is due on go-live day".to_owned());
     }
     if stalled {
         risk.push(format!(
-            "no change for {} days",
+            "No change for {} days",
             days_since_last_update.unwrap_or_default()
         ));
     }
@@ -363,10 +370,28 @@ pub fn health(plan: &Plan, today: NaiveDate, activity: &Activity<'_>) -> Health 
     }
 }
 
+/// "1 milestone", "3 milestones".
+fn milestones(count: usize) -> String {
+    if count == 1 {
+        "1 milestone".to_owned()
+    } else {
+        format!("{count} milestones")
+    }
+}
+
+/// "1 overdue milestone", "3 overdue milestones".
+fn overdue_milestones(count: usize) -> String {
+    if count == 1 {
+        "1 overdue milestone".to_owned()
+    } else {
+        format!("{count} overdue milestones")
+    }
+}
+
 /// How many cycle members a reason names before it says how many more there are.
 const CYCLE_NAMES_IN_REASON: usize = 5;
 
-/// "3 milestone(s) wait for each other in a circle: a, b, c" (the first few ids, in the order
+/// "3 milestones wait for each other in a circle: a, b, c" (the first few ids, in the order
 /// of [`Health::cycles`]).
 fn cycle_reason(cycles: &[Vec<MilestoneRef>]) -> String {
     let count: usize = cycles.iter().map(Vec::len).sum();
@@ -383,7 +408,12 @@ fn cycle_reason(cycles: &[Vec<MilestoneRef>]) -> String {
         String::new()
     };
     format!(
-        "{count} milestone(s) wait for each other in a circle: {}{more}",
+        "{} for each other in a circle: {}{more}",
+        if count == 1 {
+            "1 milestone waits".to_owned()
+        } else {
+            format!("{count} milestones wait")
+        },
         names.join(", ")
     )
 }
@@ -560,6 +590,44 @@ mod tests {
     }
 
     #[test]
+    fn a_last_step_due_on_go_live_day_leaves_no_slack_and_is_not_on_track() {
+        check(
+            |txn| {
+                field(txn, "meta", "goLive", t("2027-04-01"));
+                milestone(txn, "a", "2027-03-01", &[], vec![]);
+                milestone(txn, "go", "2027-04-01", &["a"], vec![]);
+            },
+            |plan| {
+                let h = on(plan, "2027-01-01");
+                assert_eq!(h.critical_path.slack_days, Some(0));
+                assert_eq!(h.verdict, Verdict::AtRisk);
+                assert_eq!(h.reasons, ["No slack: the last step is due on go-live day"]);
+            },
+        );
+    }
+
+    #[test]
+    fn reasons_say_one_milestone_or_many_in_sentence_case() {
+        check(
+            |txn| {
+                field(txn, "meta", "goLive", t("2027-04-01"));
+                milestone(txn, "late", "2027-01-01", &[], vec![]);
+                milestone(txn, "s1", "2027-02-01", &[], vec![("status", t("blocked"))]);
+                milestone(txn, "s2", "2027-02-02", &[], vec![("status", t("blocked"))]);
+                milestone(txn, "last", "2027-03-01", &[], vec![]);
+            },
+            |plan| {
+                let h = on(plan, "2027-01-05");
+                assert_eq!(h.reasons, ["1 overdue milestone", "2 milestones blocked"]);
+                for reason in &h.reasons {
+                    assert!(!reason.contains("(s)"), "{reason}");
+                    assert!(!reason.starts_with(char::is_lowercase), "{reason}");
+                }
+            },
+        );
+    }
+
+    #[test]
     fn a_milestone_after_go_live_puts_the_plan_off_track() {
         check(
             |txn| {
@@ -586,7 +654,7 @@ mod tests {
             |plan| {
                 let h = on(plan, "2027-01-05");
                 assert_eq!(h.verdict, Verdict::AtRisk);
-                assert_eq!(h.reasons, ["1 overdue milestone(s)"]);
+                assert_eq!(h.reasons, ["1 overdue milestone"]);
             },
         );
     }
@@ -640,7 +708,7 @@ mod tests {
                 let cycles: Vec<Vec<&str>> = h.cycles.iter().map(|c| ids(c)).collect();
                 assert_eq!(cycles, [vec!["a", "b", "c"], vec!["self"]]);
                 assert!(h.reasons.contains(
-                    &"4 milestone(s) wait for each other in a circle: a, b, c, self".to_owned()
+                    &"4 milestones wait for each other in a circle: a, b, c, self".to_owned()
                 ));
                 assert_eq!(h.verdict, Verdict::OffTrack);
                 assert_eq!(ids(&h.critical_path.milestones), ["a", "b", "c"]);

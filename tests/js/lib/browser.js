@@ -101,3 +101,16 @@ export function copyIsGone (copy) {
 export function untilValue (locator, value, what = 'the field') {
   return waitFor(async () => (await locator.inputValue()) === value, { what: `${what} to show ${JSON.stringify(value)}` })
 }
+
+/** Waits until a date field (`DateField`: typed in the locale's format) holds the ISO date
+ * `iso` (its `data-date`), whatever the browser's locale shows. */
+export async function untilDate (field, iso, what = 'the date', timeout = 10000) {
+  await waitFor(async () => (await field.getAttribute('data-date')) === iso, { timeout, what: `${what} to be ${iso}` })
+}
+
+/** Types the ISO date `iso` into a date field (ISO is accepted in every locale) and presses
+ * Enter, which commits it. */
+export async function enterDate (field, iso) {
+  await field.fill(iso)
+  await field.press('Enter')
+}

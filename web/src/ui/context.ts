@@ -12,6 +12,19 @@ export interface DateMove {
   subject: string
   from: string | null
   to: string | null
+  /** What the move puts out of order ("Security review waits for this step and is due …"). */
+  warnings?: string[]
+  /** Another date the dialog offers to move along (the go-live step when go-live moves). */
+  alsoMove?: { subject: string, from: string | null, words: string, checked: boolean, move: (to: string, reason: string) => void }
+}
+
+/** A date moved on this device that the server's date-change record does not show yet. */
+export interface PendingMove {
+  subject: string
+  from: string | null
+  to: string | null
+  reason: string
+  at: string
 }
 
 export interface PageContext {

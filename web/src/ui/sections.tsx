@@ -2,7 +2,7 @@
 
 import type { ComponentChildren } from 'preact'
 import { useState } from 'preact/hooks'
-import { usePage, type PageContext } from './context'
+import { usePage, type PageContext, type PendingMove } from './context'
 import { DateField, SelectField, TextField } from './fields'
 import * as edit from '../edits'
 import { byWorkstream, ownerName, slipSummary, type Entry, type Milestone } from '../plan-view'
@@ -10,7 +10,7 @@ import {
   ENGAGEMENTS, LEVELS, MILESTONE_SIDES, POWERS, PRIORITIES, RISK_KINDS, RISK_STATUSES, ROLES, SIDES,
   STATUSES, WORKSTREAMS, wordFor, type Collection
 } from '../schema'
-import { daysBetween, formatDate, relativeDays, signedDays, timeAgo } from '../dates'
+import { daysBetween, formatDate, isDate, relativeDays, signedDays, timeAgo } from '../dates'
 import { milestoneStates, type MilestoneState } from '../timeline'
 import type { Slip } from '../api'
 
@@ -93,6 +93,8 @@ export function WhySection () {
   const meta = plan.meta
   const setMeta = (field: string) => (value: string) => edit.setRootField(doc, 'meta', field, value)
   const countdown = daysBetween(today, meta.goLive)
+  const step = goLiveStep(plan)
+  const stepTitle = step?.text.title ?? 'Go live'
   return (
     <Section id='why' title="Why we're doing this" intro='The outcome in the buyer’s words, the date it matters by, and what waiting costs.'>
       <div class='grid two'>
@@ -105,6 +107,15 @@ export function WhySection () {
             value={meta.goLive}
             onSet={setMeta('goLive')}
             onMove={(to, reason) => edit.moveGoLive(doc, to, reason)}
+            alsoMove={step === undefined
+              ? undefined
+              : {
+                  subject: stepTitle,
+                  from: isDate(step.text.due) ? step.text.due : null,
+                  words: `Also move the go-live step “${stepTitle}”${isDate(step.text.due) ? ` (due ${formatDate(step.text.due)})` : ''}`,
+                  checked: step.text.due === meta.goLive || !isDate(step.text.due),
+                  move: (to, reason) => { if (step.text.due !== to) edit.moveDue(doc, step.id, to, reason) }
+                }}
           >
             {countdown !== null && <span class='hint'>{relativeDays(countdown)}</span>}
           </DateField>
@@ -130,6 +141,30 @@ export function WhySection () {
       <AddButton label='Add a metric' onAdd={() => edit.addEntry(doc, 'objectives', { text: 'New goal' }, plan.objectives)} />
     </Section>
   )
+}
+
+/** The step that is the go-live itself: the templates' `ms-go-live` (due on go-live, 0 days
+ * before it), else a step titled "Go live" / "Go-live". */
+export function goLiveStep (plan: PageContext['plan']): Milestone | undefined {
+  return plan.milestones.find(m => m.id === 'ms-go-live') ??
+    plan.milestones.find(m => /^\s*go[\s-]?live\s*$/i.test(m.text.title ?? ''))
+}
+
+/** What moving `m` to `to` puts out of order: a step that waits for it and would now be due
+ * before it, or a step it waits for that would now be due after it. */
+export function dependencyWarnings (plan: PageContext['plan'], m: Milestone, to: string | null): string[] {
+  if (!isDate(to)) return []
+  const warnings: string[] = []
+  for (const other of plan.milestones) {
+    if (other.id === m.id || !isDate(other.text.due)) continue
+    const name = other.text.title ?? 'Untitled step'
+    if (other.dependsOn.includes(m.id) && other.text.due < to) {
+      warnings.push(`${name} waits for this step and is due ${formatDate(other.text.due)}; moving this to ${formatDate(to)} puts it after.`)
+    } else if (m.dependsOn.includes(other.id) && other.text.due > to) {
+      warnings.push(`This step waits for ${name}, which is due ${formatDate(other.text.due)}; moving this to ${formatDate(to)} puts it before.`)
+    }
+  }
+  return warnings
 }
 
 const STATE_WORDS: Record<MilestoneState, string> = {
@@ -179,6 +214,7 @@ function MilestoneRow ({ m, siblings, states }: { m: Milestone, siblings: Milest
           value={m.text.due}
           onSet={set('due')}
           onMove={(to, reason) => edit.moveDue(doc, m.id, to, reason)}
+          warn={to => dependencyWarnings(plan, m, to)}
         />
         <SelectField label='Status' ariaLabel={`Status of ${title}`} {...b('status')} options={STATUSES} empty='Not started' />
       </div>
@@ -343,14 +379,26 @@ function whoWords (slip: Slip): string {
   return slip.who.kind === 'admin' ? 'Admin' : 'Mapline'
 }
 
-export function SlipsSection ({ loaded }: { loaded: boolean }) {
+export function SlipsSection ({ loaded, pending = [] }: { loaded: boolean, pending?: PendingMove[] }) {
   const { slips } = usePage()
   const newest = [...slips].reverse()
+  const waiting = [...pending].reverse()
   return (
     <Section id='changes' title='Date changes' intro='Every moved date, who moved it, and why. This record cannot be edited.'>
       {!loaded && <p class='muted'>The date-change history needs a connection.</p>}
-      {loaded && newest.length === 0 && <p class='muted'>No date has moved yet.</p>}
+      {loaded && newest.length === 0 && waiting.length === 0 && <p class='muted'>No date has moved yet.</p>}
       <ol class='slips' aria-label='Date changes, newest first'>
+        {waiting.map(p => (
+          <li key={`pending-${p.at}-${p.subject}`} class='slip pending' data-testid='pending-slip'>
+            <div>
+              <strong>{p.subject}</strong>
+              {': '}{p.from === null ? '' : `${formatDate(p.from)} → `}{p.to === null ? 'no date' : formatDate(p.to)}{' '}
+              {p.from !== null && p.to !== null && <span class={`badge ${p.to > p.from ? 'later' : 'earlier'}`}>{signedDays(daysBetween(p.from, p.to))}</span>}{' '}
+              <span class='badge pending'>Not saved yet</span>
+            </div>
+            <div class='muted'><q>{p.reason}</q> — you, on this device; it is saved when the plan syncs</div>
+          </li>
+        ))}
         {newest.map(s => (
           <li key={`${s.seq}-${s.milestoneId ?? 'go_live'}`} class='slip' data-testid='slip'>
             <div>

@@ -121,13 +121,13 @@ fn evaluate(
         .collect();
     let mut off = Vec::new();
     if critical_path.slack_days.is_some_and(|s| s < 0) {
-        off.push("milestones are due after go-live".to_owned());
+        off.push("Milestones are due after go-live".to_owned());
     }
     if !impossible.is_empty() {
-        off.push(format!(
-            "{} milestone(s) are due before what they wait for",
-            impossible.len()
-        ));
+        off.push(match impossible.len() {
+            1 => "1 milestone due before what it waits for".to_owned(),
+            n => format!("{n} milestones due before what they wait for"),
+        });
     }
     if !cycles.is_empty() {
         let ids: Vec<&str> = cycles.iter().flatten().map(|m| m.id.as_str()).collect();
@@ -136,33 +136,41 @@ fn evaluate(
             0 => String::new(),
             n => format!(" and {n} more"),
         };
-        off.push(format!(
-            "{} milestone(s) wait for each other in a circle: {shown}{more}",
-            ids.len()
-        ));
+        let who = match ids.len() {
+            1 => "1 milestone waits".to_owned(),
+            n => format!("{n} milestones wait"),
+        };
+        off.push(format!("{who} for each other in a circle: {shown}{more}"));
     }
     let late_on_path = overdue
         .iter()
         .filter(|o| on_path.contains(o.milestone.id.as_str()))
         .count();
     if late_on_path > 0 {
-        off.push(format!(
-            "{late_on_path} overdue milestone(s) on the critical path"
-        ));
+        off.push(match late_on_path {
+            1 => "1 overdue milestone on the critical path".to_owned(),
+            n => format!("{n} overdue milestones on the critical path"),
+        });
     }
     let mut risk = Vec::new();
     if overdue.len() > late_on_path {
-        risk.push(format!(
-            "{} overdue milestone(s)",
-            overdue.len() - late_on_path
-        ));
+        risk.push(match overdue.len() - late_on_path {
+            1 => "1 overdue milestone".to_owned(),
+            n => format!("{n} overdue milestones"),
+        });
     }
     if !blocked.is_empty() {
-        risk.push(format!("{} blocked milestone(s)", blocked.len()));
+        risk.push(match blocked.len() {
+            1 => "1 milestone blocked".to_owned(),
+            n => format!("{n} milestones blocked"),
+        });
+    }
+    if critical_path.slack_days == Some(0) {
+        risk.push("No slack: the last step is due on go-live day".to_owned());
     }
     if stalled {
         risk.push(format!(
-            "no change for {} days",
+            "No change for {} days",
             days_since_last_update.unwrap_or_default()
         ));
     }
