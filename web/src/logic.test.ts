@@ -361,8 +361,10 @@ describe('healthSentences', () => {
       'At risk: 1 milestone overdue.',
       '1 step overdue, no steps due this week, no steps blocked.',
       'The longest chain of steps leaves 1 day to spare before go-live.',
-      'Next for the buyer: Sign the order form, due 3 Feb 2027 (Ana).'
+      // Dates read one way everywhere: the browser's locale, numerically (02/03/2027 in en-US).
+      `Next for the buyer: Sign the order form, due ${formatDate('2027-02-03')} (Ana).`
     ])
+    expect(formatDate('2027-02-03', 'en-US')).toBe('02/03/2027')
   })
   test('a go-live overrun reads as days after go-live; no reasons, no colon', () => {
     const words = healthSentences(health({ verdict: 'off_track', reasons: [], overdue: [], criticalPath: { milestones: [], slackDays: -12 } }))
