@@ -156,19 +156,29 @@ export function DateField ({ label, ariaLabel, value, field, subject, onSet, onM
     if (input.current !== null) input.current.value = shown
     if (picker.current !== null) picker.current.value = current
   }
+  // While the reason dialog is open for a move: the dialog taking focus blurs this field, and
+  // that blur must not ask a second time.
+  const asking = useRef(false)
   const change = async (next: string) => {
+    if (asking.current) return
     if (next === current) { revert(); return }
     if (input.current !== null) input.current.value = formatDate(next)
     if (!isDate(current)) { onSet(next); return }
     const to = next === '' ? null : next
-    const reason = await askReason({ subject, from: current, to, warnings: warn?.(to) ?? [], alsoMove: to === null ? undefined : alsoMove })
+    asking.current = true
+    let reason: string | null
+    try {
+      reason = await askReason({ subject, from: current, to, warnings: warn?.(to) ?? [], alsoMove: to === null ? undefined : alsoMove })
+    } finally {
+      asking.current = false
+    }
     if (reason === null) { revert(); return }
     onMove(next, reason)
   }
   // Enter or leaving the field: what was typed is the new date, if it is one.
   const settle = () => {
     const element = input.current
-    if (element === null || readOnly) return
+    if (element === null || readOnly || asking.current) return
     const text = element.value.trim()
     if (text === shown) { setProblem(null); return }
     const next = text === '' ? '' : parseDate(text)
