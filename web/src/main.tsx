@@ -331,13 +331,19 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
           </p>
         </div>
         <div class='top-right'>
-          <StatusPill status={status} />
-          <Presence peers={peers} plan={plan} />
-          {me !== null && <div class='me' data-testid='me'>You: {me.label}{me.side !== null ? ` · ${me.side}` : ''}{!me.canEdit && ' · view only'}</div>}
-          {me !== null && me.canEdit && status !== 'revoked' && <ViewSwitch view={view} onChange={setView} />}
-          {reading && <button type='button' onClick={() => window.print()} title='Opens your browser’s print dialog: choose “Save as PDF”'>Download PDF</button>}
-          <ExportMenu api={api} me={me} title={plan.meta.title ?? 'plan'} />
-          {me !== null && (me.canMintSides ?? []).length > 0 && <button type='button' class='primary' onClick={() => setSharing(true)}>Share</button>}
+          {/* Who and how it is saved on one line, what to do on another: on a phone each is one
+              row, so the Read/Edit switch does not add a third. */}
+          <div class='top-who'>
+            <StatusPill status={status} />
+            <Presence peers={peers} plan={plan} />
+            {me !== null && <div class='me' data-testid='me' title={`You: ${me.label}${me.side !== null ? ` · ${me.side}` : ''}${!me.canEdit ? ' · view only' : ''}`}>You: {me.label}{me.side !== null ? ` · ${me.side}` : ''}{!me.canEdit && ' · view only'}</div>}
+          </div>
+          <div class='top-actions'>
+            {me !== null && me.canEdit && status !== 'revoked' && <ViewSwitch view={view} onChange={setView} />}
+            {reading && <button type='button' onClick={() => window.print()} title='Opens your browser’s print dialog: choose “Save as PDF”'>Download PDF</button>}
+            <ExportMenu api={api} me={me} title={plan.meta.title ?? 'plan'} />
+            {me !== null && (me.canMintSides ?? []).length > 0 && <button type='button' class='primary' onClick={() => setSharing(true)}>Share</button>}
+          </div>
         </div>
       </header>
       <nav class='toc' aria-label='Sections'>
