@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { startServer, tempData, createPlan, api, mintShare, waitFor } from './lib/harness.js'
 import { join } from 'node:path'
-import { launch, openLink, untilStatus, webRoot, artifacts } from './lib/browser.js'
+import { launch, openLink, untilStatus, webRoot, artifacts, enterDate, untilDate, untilValue } from './lib/browser.js'
 
 const require = createRequire(import.meta.url)
 // The page's CSP (`script-src 'self'`) refuses an injected <script> (addScriptTag): axe is run
@@ -166,10 +166,12 @@ test('the date-move reason dialog is modal and in view; Escape keeps the old dat
   const before = await storedPlan(plan)
   const step = before.milestones.find(m => m.id === 'ms-trial')
   await asPerson(plan, plan.seller, async ({ page }) => {
-    const due = page.getByLabel(`Due date of ${step.title}`)
-    await due.focus()
+    const due = page.getByLabel(`Due date of ${step.title}`, { exact: true })
+    await untilDate(due, step.due, 'the due date')
+    const shownBefore = await due.inputValue()
+    // The date is typed and committed with Enter (the field is text in the locale's format).
     const later = new Date(Date.parse(step.due) + 14 * 86_400_000).toISOString().slice(0, 10)
-    await due.evaluate((input, value) => { input.value = value; input.dispatchEvent(new Event('change', { bubbles: true })) }, later)
+    await enterDate(due, later)
     await page.getByRole('heading', { name: 'Why is this date moving?' }).waitFor()
     assert.ok(await modalInView(page, '.reason-dialog'), 'the reason dialog is modal and in view')
     assert.ok(await focusIn(page, '.reason-dialog'), 'focus moved into the reason dialog')
@@ -179,7 +181,8 @@ test('the date-move reason dialog is modal and in view; Escape keeps the old dat
     await page.keyboard.press('Escape')
     await page.locator('.reason-dialog').waitFor({ state: 'detached' })
     assert.ok(await due.evaluate(i => i === document.activeElement), 'focus is back on the date')
-    assert.equal(await due.inputValue(), step.due, 'the old date is kept')
+    await untilDate(due, step.due, 'the kept due date')
+    await untilValue(due, shownBefore, 'the due date')
   })
   assert.equal((await storedPlan(plan)).milestones.find(m => m.id === 'ms-trial').due, step.due)
 })
@@ -308,10 +311,11 @@ test('axe-core finds no serious or critical violation on the edit view, the Shar
     await page.locator('.share-dialog tr', { hasText: 'Ana Ruiz (CFO)' }).waitFor()
     assert.deepEqual(await seriousViolations(page), [], 'the Share dialog')
   })
-  // A viewer's page as it is on this branch (the read view is built elsewhere).
+  // A viewer's page is the read view: a document with the plan's health, timeline and tables.
   const viewer = await mintShare(server, plan.id, { side: 'buyer', role: 'viewer', label: 'CFO' })
   await asPerson(plan, viewer, async ({ page }) => {
-    await page.locator('#timeline .point').first().waitFor()
+    await page.getByTestId('read-view').waitFor()
+    await page.getByTestId('read-health').waitFor()
     assert.deepEqual(await seriousViolations(page), [], 'the viewer\'s page')
   }, { status: 'live' })
 })
