@@ -340,7 +340,7 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
           </div>
           <div class='top-actions'>
             {me !== null && me.canEdit && status !== 'revoked' && <ViewSwitch view={view} onChange={setView} />}
-            {reading && <button type='button' onClick={() => window.print()} title='Opens your browser’s print dialog: choose “Save as PDF”'>Download PDF</button>}
+            {reading && <button type='button' onClick={() => window.print()} title='Opens your browser’s print dialog: choose “Save as PDF”'><span class='wide-only'>Download </span>PDF</button>}
             <ExportMenu api={api} me={me} title={plan.meta.title ?? 'plan'} />
             {me !== null && (me.canMintSides ?? []).length > 0 && <button type='button' class='primary' onClick={() => setSharing(true)}>Share</button>}
           </div>
