@@ -288,6 +288,11 @@ test('someone else arriving does not grow the header, and the whole title shows,
       } finally {
         await other.context.close()
       }
+      // The editor's Read view (the Read/Edit switch and Download PDF in the header) keeps it small too.
+      await page.getByRole('button', { name: 'Read', exact: true }).click()
+      await page.getByTestId('read-view').waitFor()
+      const reading = await page.evaluate(() => ({ header: document.querySelector('header.top').getBoundingClientRect().height, viewport: innerHeight }))
+      assert.ok(reading.header <= (isMobile ? 0.3 : 0.15) * reading.viewport, `in the Read view the header (${reading.header} px) is a small part of the ${reading.viewport} px screen`)
     }, { viewport, isMobile })
   }
 })
@@ -300,7 +305,7 @@ async function seriousViolations (page) {
     .map(v => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')}`)
 }
 
-test('axe-core finds no serious or critical violation on the edit view, the Share dialog and a viewer\'s page', async () => {
+test('axe-core finds no serious or critical violation on the edit view, the Share dialog, an editor\'s read view and a viewer\'s page', async () => {
   const plan = await newPlan()
   await mintShare(server, plan.id, { side: 'buyer', role: 'viewer', label: 'Ana Ruiz (CFO)' })
   await asPerson(plan, plan.seller, async ({ page }) => {
@@ -310,6 +315,13 @@ test('axe-core finds no serious or critical violation on the edit view, the Shar
     await page.getByRole('button', { name: 'Share', exact: true }).click()
     await page.locator('.share-dialog tr', { hasText: 'Ana Ruiz (CFO)' }).waitFor()
     assert.deepEqual(await seriousViolations(page), [], 'the Share dialog')
+    await page.keyboard.press('Escape')
+    await page.locator('.share-dialog').waitFor({ state: 'detached' })
+    // An editor's Read view: the Read/Edit switch and Download PDF in the header.
+    await page.getByRole('button', { name: 'Read', exact: true }).click()
+    await page.getByTestId('read-view').waitFor()
+    await page.getByTestId('read-health').waitFor()
+    assert.deepEqual(await seriousViolations(page), [], 'an editor\'s read view')
   })
   // A viewer's page is the read view: a document with the plan's health, timeline and tables.
   const viewer = await mintShare(server, plan.id, { side: 'buyer', role: 'viewer', label: 'CFO' })
