@@ -4,19 +4,10 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { startServer, tempData, createPlan, api, mintShare, waitFor, client, synced, destroy, rawSocket, awarenessFrame, metric } from './lib/harness.js'
-import { launch, openLink, untilStatus, untilValue, untilLinkPage, planCopy, copyIsGone, syncStatus, webRoot, artifacts, untilDate, enterDate } from './lib/browser.js'
+import { openLink, untilStatus, untilValue, untilLinkPage, planCopy, copyIsGone, syncStatus, webRoot, artifacts, untilDate, enterDate, browserSuite, noPageErrors } from './lib/browser.js'
 
-let data, server, browser
-before(async () => {
-  data = tempData()
-  server = await startServer({ dataFile: data.file, web: webRoot })
-  browser = await launch()
-})
-after(async () => {
-  await browser?.close()
-  await server?.stop()
-  data?.cleanup()
-})
+let server, browser
+browserSuite(started => ({ server, browser } = started))
 
 /** A mid-market plan (8 dated milestones, ids `ms-{key}`) going live in about two months. */
 async function newPlan (title = 'Contoso × Mapline rollout') {
@@ -29,16 +20,6 @@ async function milestone (plan, id) {
   return body.plan.milestones.find(m => m.id === id)
 }
 
-/** No script error, no console error and no Content-Security-Policy violation on any page.
- * `expected` names console errors a test causes on purpose (e.g. a refused request). */
-function noPageErrors (...people) {
-  const expected = people.at(-1) instanceof RegExp ? people.pop() : null
-  for (const person of people) {
-    assert.deepEqual(person.errors, [], 'no script errors on the page')
-    assert.deepEqual(person.violations, [], 'no Content-Security-Policy violations')
-    assert.deepEqual(person.consoleErrors.filter(text => expected === null || !expected.test(text)), [], 'no console errors')
-  }
-}
 
 /** Opens the plan as its seller and its buyer (two browser contexts), both saved, runs `steps`,
  * checks that neither page had a script error, console error (but `expectedConsole`) or CSP

@@ -8,9 +8,9 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { startServer, tempData, createPlan, api, mintShare, waitFor } from './lib/harness.js'
+import { createPlan, api, mintShare, waitFor } from './lib/harness.js'
 import { join } from 'node:path'
-import { launch, openLink, untilStatus, webRoot, artifacts, enterDate, untilDate, untilValue } from './lib/browser.js'
+import { openLink, untilStatus, artifacts, enterDate, untilDate, untilValue, browserSuite, noPageErrors } from './lib/browser.js'
 
 const require = createRequire(import.meta.url)
 // The page's CSP (`script-src 'self'`) refuses an injected <script> (addScriptTag): axe is run
@@ -18,17 +18,8 @@ const require = createRequire(import.meta.url)
 // govern, so the page is checked under its real policy.
 const axeSource = readFileSync(require.resolve('axe-core'), 'utf8')
 
-let data, server, browser
-before(async () => {
-  data = tempData()
-  server = await startServer({ dataFile: data.file, web: webRoot })
-  browser = await launch()
-})
-after(async () => {
-  await browser?.close()
-  await server?.stop()
-  data?.cleanup()
-})
+let server, browser
+browserSuite(started => ({ server, browser } = started))
 
 const LONG_TITLE = 'Northwind Health × Mapline — security review and rollout'
 
@@ -41,14 +32,6 @@ async function storedPlan (plan) {
   return (await api(server, 'GET', `/api/plans/${plan.id}`)).body.plan
 }
 
-/** No script error, no console error and no Content-Security-Policy violation on any page. */
-function noPageErrors (...people) {
-  for (const person of people) {
-    assert.deepEqual(person.errors, [], 'no script errors on the page')
-    assert.deepEqual(person.violations, [], 'no Content-Security-Policy violations')
-    assert.deepEqual(person.consoleErrors, [], 'no console errors')
-  }
-}
 
 /** Opens `token`'s page, waits until it is up to date (`saved`, or `live` for a viewer), runs
  * `steps`, checks for page errors, closes. */

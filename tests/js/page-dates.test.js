@@ -6,21 +6,12 @@
 // undefined").
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { startServer, tempData, createPlan, api, waitFor } from './lib/harness.js'
+import { createPlan, api, waitFor } from './lib/harness.js'
 import { join } from 'node:path'
-import { launch, untilStatus, untilValue, webRoot, artifacts } from './lib/browser.js'
+import { openLink, untilStatus, untilValue, artifacts, browserSuite, noPageErrors } from './lib/browser.js'
 
-let data, server, browser
-before(async () => {
-  data = tempData()
-  server = await startServer({ dataFile: data.file, web: webRoot })
-  browser = await launch()
-})
-after(async () => {
-  await browser?.close()
-  await server?.stop()
-  data?.cleanup()
-})
+let server, browser
+browserSuite(started => ({ server, browser } = started))
 
 const DAY = 86_400_000
 const iso = ms => new Date(ms).toISOString().slice(0, 10)
@@ -40,32 +31,10 @@ async function milestone (plan, id) {
   return (await planNow(plan)).milestones.find(m => m.id === id)
 }
 
-/** Like `openLink` of lib/browser.js, in a browser context with the given locale (which sets
- * both `Intl` and the native date field's format). */
-async function openIn (locale, plan, token = plan.seller) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale, timezoneId: 'UTC' })
-  const violations = []
-  await context.exposeBinding('__maplineCspViolation', (_source, violation) => { violations.push(violation) })
-  await context.addInitScript(() => {
-    document.addEventListener('securitypolicyviolation', e => {
-      window.__maplineCspViolation(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'} (${e.sourceFile}:${e.lineNumber})`)
-    })
-  })
-  const page = await context.newPage()
-  const errors = []
-  const consoleErrors = []
-  page.on('pageerror', error => errors.push(error.message))
-  page.on('console', message => { if (message.type() === 'error') consoleErrors.push(message.text()) })
-  await page.goto(`${server.url}/p/${plan.id}#token=${token}`)
-  return { context, page, errors, consoleErrors, violations }
-}
-
-/** No script error, no console error and no Content-Security-Policy violation (as in
- * browser.test.js). `expected` names console errors a test causes on purpose. */
-function noPageErrors (person, expected = null) {
-  assert.deepEqual(person.errors, [], 'no script errors on the page')
-  assert.deepEqual(person.violations, [], 'no Content-Security-Policy violations')
-  assert.deepEqual(person.consoleErrors.filter(text => expected === null || !expected.test(text)), [], 'no console errors')
+/** The plan's page in a browser context with the given locale (which sets both `Intl` and the
+ * native date field's format). */
+function openIn (locale, plan, token = plan.seller) {
+  return openLink(browser, server, plan.id, token, { locale })
 }
 
 /** Lets the page handle what was just typed: a task, a frame, and a task again (the page reacts

@@ -8,30 +8,12 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync, writeFileSync, copyFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { startServer, tempData, createPlan, api, mintShare, client, synced, destroy, waitFor } from './lib/harness.js'
-import { launch, openLink, untilStatus, webRoot, artifacts } from './lib/browser.js'
+import { createPlan, api, mintShare, client, synced, destroy, waitFor } from './lib/harness.js'
+import { openLink, untilStatus, artifacts, browserSuite, noPageErrors } from './lib/browser.js'
 
-let data, server, browser
-before(async () => {
-  data = tempData()
-  server = await startServer({ dataFile: data.file, web: webRoot })
-  browser = await launch()
-})
-after(async () => {
-  await browser?.close()
-  await server?.stop()
-  data?.cleanup()
-})
+let server, browser
+browserSuite(started => ({ server, browser } = started))
 
-/** No script error, no console error and no Content-Security-Policy violation on any page
- * (the same check as browser.test.js). */
-function noPageErrors (...people) {
-  for (const person of people) {
-    assert.deepEqual(person.errors, [], 'no script errors on the page')
-    assert.deepEqual(person.violations, [], 'no Content-Security-Policy violations')
-    assert.deepEqual(person.consoleErrors, [], 'no console errors')
-  }
-}
 
 /** A mid-market plan going live in about two months, with a criterion quoted in the buyer's
  * words, a risk and a success definition, so every section of the read view has content. */

@@ -3,7 +3,9 @@
 import { chromium } from 'playwright-core'
 import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { repoRoot, waitFor } from './harness.js'
+import { before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { repoRoot, waitFor, startServer, tempData } from './harness.js'
 
 export const webRoot = join(repoRoot, 'web', 'dist')
 export const artifacts = join(repoRoot, 'tests', 'js', 'artifacts')
@@ -30,8 +32,8 @@ export async function launch () {
  * before any of its own scripts run) in `violations`; tests assert there are none. `setup(context)`
  * runs before the page opens. A `null` token opens the plan's address without a fragment.
  */
-export async function openLink (browser, server, planId, token, { viewport = { width: 1280, height: 900 }, isMobile = false, setup = null } = {}) {
-  const context = await browser.newContext({ viewport, isMobile, hasTouch: isMobile })
+export async function openLink (browser, server, planId, token, { viewport = { width: 1280, height: 900 }, isMobile = false, setup = null, locale = undefined } = {}) {
+  const context = await browser.newContext({ viewport, isMobile, hasTouch: isMobile, ...(locale === undefined ? {} : { locale, timezoneId: 'UTC' }) })
   // Whatever a test must install before the page's first script (clock, init scripts).
   if (setup !== null) await setup(context)
   const violations = []
@@ -113,4 +115,36 @@ export async function untilDate (field, iso, what = 'the date', timeout = 10000)
 export async function enterDate (field, iso) {
   await field.fill(iso)
   await field.press('Enter')
+}
+
+/**
+ * One server (serving web/dist, on a fresh data file) and one browser for a test file's tests,
+ * started before them and stopped after. `started({ server, browser })` hands them over.
+ */
+export function browserSuite (started) {
+  let data, server, browser
+  before(async () => {
+    data = tempData()
+    server = await startServer({ dataFile: data.file, web: webRoot })
+    browser = await launch()
+    started({ server, browser })
+  })
+  after(async () => {
+    await browser?.close()
+    await server?.stop()
+    data?.cleanup()
+  })
+}
+
+/** No script error, no console error and no Content-Security-Policy violation on any page.
+ * A last argument that is a RegExp (or null) names console errors a test causes on purpose
+ * (e.g. a refused request). */
+export function noPageErrors (...people) {
+  const last = people.at(-1)
+  const expected = last instanceof RegExp || last === null ? people.pop() : null
+  for (const person of people) {
+    assert.deepEqual(person.errors, [], 'no script errors on the page')
+    assert.deepEqual(person.violations, [], 'no Content-Security-Policy violations')
+    assert.deepEqual(person.consoleErrors.filter(text => expected === null || !expected.test(text)), [], 'no console errors')
+  }
 }
