@@ -151,16 +151,7 @@ impl Authenticator {
         }
         let id = share_id_of(token).ok_or(AuthError::Invalid)?;
         let share = store.share(id)?.ok_or(AuthError::Invalid)?;
-        let matches: bool = token_hash(token).ct_eq(&share.token_hash).into();
-        if !matches {
-            return Err(AuthError::Invalid);
-        }
-        if share.revoked_at_ms.is_some() {
-            return Err(AuthError::Revoked);
-        }
-        if share.expires_at_ms.is_some_and(|at| at <= now_ms) {
-            return Err(AuthError::Expired);
-        }
+        check_share(token, &share.token_hash, &share, now_ms)?;
         Ok(Principal::Share(share))
     }
 
@@ -176,18 +167,30 @@ impl Authenticator {
         let (share, feed_hash) = store.share_with_feed(id)?.ok_or(AuthError::Invalid)?;
         // No feed issued yet for this link: nothing can match.
         let feed_hash = feed_hash.ok_or(AuthError::Invalid)?;
-        let matches: bool = token_hash(token).ct_eq(&feed_hash).into();
-        if !matches {
-            return Err(AuthError::Invalid);
-        }
-        if share.revoked_at_ms.is_some() {
-            return Err(AuthError::Revoked);
-        }
-        if share.expires_at_ms.is_some_and(|at| at <= now_ms) {
-            return Err(AuthError::Expired);
-        }
+        check_share(token, &feed_hash, &share, now_ms)?;
         Ok(share)
     }
+}
+
+/// A presented token against the hash stored for it (in constant time), then the link's own
+/// state: the same check for a link's token and for its calendar feed.
+fn check_share(
+    token: &str,
+    stored_hash: &[u8; 32],
+    share: &ShareRecord,
+    now_ms: i64,
+) -> Result<(), AuthError> {
+    let matches: bool = token_hash(token).ct_eq(stored_hash).into();
+    if !matches {
+        return Err(AuthError::Invalid);
+    }
+    if share.revoked_at_ms.is_some() {
+        return Err(AuthError::Revoked);
+    }
+    if share.expires_at_ms.is_some_and(|at| at <= now_ms) {
+        return Err(AuthError::Expired);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
