@@ -5,22 +5,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x /usr/bin/chromium ]; then
-  echo "==> installing Debian's chromium (the browser tests drive it)"
-  sudo=""
+# Installs a Debian package (apt-get update only if the lists are too old to find it).
+apt_install () {
+  local sudo=""
   if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
   export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get install -y -qq chromium >/dev/null 2>&1 \
-    || { $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null; }
+  $sudo apt-get install -y -qq "$1" >/dev/null 2>&1 \
+    || { $sudo apt-get update -qq && $sudo apt-get install -y -qq "$1" >/dev/null; }
+}
+
+if [ ! -x /usr/bin/chromium ]; then
+  echo "==> installing Debian's chromium (the browser tests drive it)"
+  apt_install chromium
 fi
 
 if ! command -v pdftotext >/dev/null || ! command -v pdftoppm >/dev/null; then
   echo "==> installing Debian's poppler-utils (the read view's PDF is checked with pdftotext, pdftoppm)"
-  sudo=""
-  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get install -y -qq poppler-utils >/dev/null 2>&1 \
-    || { $sudo apt-get update -qq && $sudo apt-get install -y -qq poppler-utils >/dev/null; }
+  apt_install poppler-utils
 fi
 
 echo "==> web client: npm ci, unit tests, build"
