@@ -370,7 +370,8 @@ impl Admission {
                 after > 0 && id.clock < ranges[after - 1].1
             })
         };
-        let document_clocks = txn.state_vector();
+        // Read only when an item names its parent by id (most updates name none).
+        let mut document_clocks = None;
         let mut deleted = None;
         let mut unseen = Vec::new();
         for item in items {
@@ -381,12 +382,15 @@ impl Admission {
                 continue;
             }
             let own = in_update(parent);
-            let known_below = document_clocks.get(&parent.client).max(
-                self.admitted_clock
-                    .get(&parent.client)
-                    .copied()
-                    .unwrap_or(0),
-            );
+            let known_below = document_clocks
+                .get_or_insert_with(|| txn.state_vector())
+                .get(&parent.client)
+                .max(
+                    self.admitted_clock
+                        .get(&parent.client)
+                        .copied()
+                        .unwrap_or(0),
+                );
             if !own && parent.clock >= known_below {
                 // Not seen yet: the update waits for it, as yrs keeps it pending. A client only
                 // ever names items it has; an item of its own it skipped sending will come from

@@ -327,6 +327,16 @@ fn read_error(error: &axum::Error, max: usize) -> CloseReason {
     }
 }
 
+/// The close code for an update that was not admitted: over a limit, or one that cannot
+/// integrate.
+pub(crate) fn refusal_code(refusal: &mapline_plan::admission::Refusal) -> CloseCode {
+    if refusal.is_limit() {
+        CloseCode::OverLimit
+    } else {
+        CloseCode::BadUpdate
+    }
+}
+
 /// The close code for a message that could not be decoded.
 pub(crate) fn close_code(error: &ProtocolError) -> CloseCode {
     match error {
@@ -360,12 +370,10 @@ async fn handle(
             if !empty && let Err(refusal) = room.admit(&raw) {
                 app.metrics.updates_refused.inc();
                 tracing::warn!(bytes = raw.len(), %refusal, "update refused before storing");
-                let code = if refusal.is_limit() {
-                    CloseCode::OverLimit
-                } else {
-                    CloseCode::BadUpdate
-                };
-                return Err(CloseReason::new(code, refusal.to_string()));
+                return Err(CloseReason::new(
+                    refusal_code(&refusal),
+                    refusal.to_string(),
+                ));
             }
             if empty {
                 room.begin_write(); // (an admitted update was counted by `admit`)

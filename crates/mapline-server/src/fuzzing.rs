@@ -63,12 +63,7 @@ pub fn exchange(frames: &[Vec<u8>]) -> Exchange {
                 if !update.is_empty()
                     && let Err(refusal) = room.admit(&raw)
                 {
-                    let code = if refusal.is_limit() {
-                        crate::CloseCode::OverLimit
-                    } else {
-                        crate::CloseCode::BadUpdate
-                    };
-                    exchange.closed = Some(code.code());
+                    exchange.closed = Some(crate::conn::refusal_code(&refusal).code());
                     break;
                 }
                 if update.is_empty() {

@@ -279,15 +279,15 @@ impl Room {
                     .iter()
                     .any(|(id, other)| *id != conn && other.awareness_clients.contains(&client))
             };
-            let mut announced = member.announced_ever.clone();
-            announced.extend(
-                update
-                    .clients
-                    .keys()
-                    .map(|client| client.get())
-                    .filter(|client| !owned_elsewhere(*client)),
-            );
-            if announced.len() > MAX_AWARENESS_CLIENTS_PER_CONNECTION {
+            // Counted without copying the set: one awareness message holds each client once.
+            let new_clients = update
+                .clients
+                .keys()
+                .map(|client| client.get())
+                .filter(|client| !member.announced_ever.contains(client))
+                .filter(|client| !owned_elsewhere(*client))
+                .count();
+            if member.announced_ever.len() + new_clients > MAX_AWARENESS_CLIENTS_PER_CONNECTION {
                 return AwarenessRelay::TooManyClients;
             }
         }
