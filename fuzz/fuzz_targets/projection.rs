@@ -64,8 +64,8 @@ fuzz_target!(|ops: Vec<Op>| {
     let server = Doc::with_client_id(1);
     let mut tracker = HistoryTracker::attach(&server);
     let mut clients = [2u64, 3].map(|id| Client { doc: Doc::with_client_id(id), sent: yrs::StateVector::default() });
-    let apply = |tracker: &mut HistoryTracker, update: Update| {
-        let (_derivation, _error) = tracker.apply(&server, update);
+    let apply = |tracker: &mut HistoryTracker, update: Update, raw: &[u8]| {
+        let (_derivation, _error) = tracker.apply(&server, update, raw);
         let full = RawPlan::read(&server.transact());
         assert_eq!(tracker.current(), &full, "the tracker's state drifted from the document");
         let _ = project(tracker.current());
@@ -135,7 +135,7 @@ fuzz_target!(|ops: Vec<Op>| {
                 };
                 clients[i].sent = clients[i].doc.transact().state_vector();
                 if let Ok(decoded) = Update::decode_v1(&update) {
-                    apply(&mut tracker, decoded);
+                    apply(&mut tracker, decoded, &update);
                 }
                 if let Ok(decoded) = Update::decode_v1(&update) {
                     let _ = clients[1 - i].doc.transact_mut().apply_update(decoded);
@@ -143,7 +143,7 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Raw(bytes) => {
                 if let Ok(update) = Update::decode_v1(bytes) {
-                    apply(&mut tracker, update);
+                    apply(&mut tracker, update, bytes);
                 }
             }
         }

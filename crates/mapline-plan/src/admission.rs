@@ -13,11 +13,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use yrs::block::ItemContent;
-use yrs::encoding::read::Read as _;
-use yrs::updates::decoder::{Decoder, DecoderV1};
 use yrs::{Any, ClientID, ID, Map as _, ReadTxn};
 
 use crate::schema;
+use crate::walk::{Parent, WalkedItem};
 
 /// Limits on what one plan can hold. Documented in `docs/api.md`; configurable on the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,106 +103,11 @@ fn longest_text(value: &Any) -> usize {
     }
 }
 
-/// Where an item's parent is, as its encoding says.
-enum Parent {
-    /// A root type, by name.
-    Named(Arc<str>),
-    /// The item that holds the parent type.
-    Item(ID),
-    /// Taken from the item's left or right neighbour.
-    Inherited,
-}
-
-/// One item of an update, as encoded.
-struct WalkedItem {
-    id: ID,
-    len: u32,
-    /// The item this one was inserted after (a map value's previous value).
-    origin: Option<ID>,
-    parent: Parent,
-    parent_sub: Option<Arc<str>>,
-    content: ItemContent,
-}
-
 /// The items of a v1-encoded update, in encoding order (GC and skip ranges left out).
 fn walk(raw: &[u8]) -> Result<Vec<WalkedItem>, Refusal> {
-    walk_inner(raw)
+    crate::walk::items(raw)
         .map_err(|error| Refusal::Malformed(error.to_string()))?
         .ok_or_else(|| Refusal::Malformed("clocks beyond 2^32".into()))
-}
-
-/// `None` when the clocks overflow (a hostile encoding: yrs would wrap).
-fn walk_inner(raw: &[u8]) -> Result<Option<Vec<WalkedItem>>, yrs::encoding::read::Error> {
-    const HAS_ORIGIN: u8 = 0b1000_0000;
-    const HAS_RIGHT_ORIGIN: u8 = 0b0100_0000;
-    const HAS_PARENT_SUB: u8 = 0b0010_0000;
-    const GC: u8 = 0;
-    const SKIP: u8 = 10;
-    let mut decoder = DecoderV1::from(raw);
-    let clients: u32 = decoder.read_var()?;
-    let mut items = Vec::new();
-    for _ in 0..clients {
-        let blocks: u32 = decoder.read_var()?;
-        let client: ClientID = decoder.read_client()?;
-        let mut clock: u32 = decoder.read_var()?;
-        for _ in 0..blocks {
-            let info = decoder.read_info()?;
-            match info & 0b1_1111 {
-                GC => {
-                    let Some(next) = clock.checked_add(decoder.read_len()?) else {
-                        return Ok(None);
-                    };
-                    clock = next;
-                }
-                SKIP => {
-                    let Some(next) = clock.checked_add(decoder.read_var::<u32>()?) else {
-                        return Ok(None);
-                    };
-                    clock = next;
-                }
-                _ => {
-                    let origin = if info & HAS_ORIGIN != 0 {
-                        Some(decoder.read_left_id()?)
-                    } else {
-                        None
-                    };
-                    if info & HAS_RIGHT_ORIGIN != 0 {
-                        decoder.read_right_id()?;
-                    }
-                    let own_parent = info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0;
-                    let parent = if !own_parent {
-                        Parent::Inherited
-                    } else if decoder.read_parent_info()? {
-                        Parent::Named(decoder.read_string()?.into())
-                    } else {
-                        Parent::Item(decoder.read_left_id()?)
-                    };
-                    let parent_sub = if own_parent && info & HAS_PARENT_SUB != 0 {
-                        Some(Arc::from(decoder.read_string()?))
-                    } else {
-                        None
-                    };
-                    let content = ItemContent::decode(&mut decoder, info)?;
-                    let len = content.len_utf16();
-                    if len > 0 {
-                        items.push(WalkedItem {
-                            id: ID::new(client, clock),
-                            len,
-                            origin,
-                            parent,
-                            parent_sub,
-                            content,
-                        });
-                    }
-                    let Some(next) = clock.checked_add(len) else {
-                        return Ok(None);
-                    };
-                    clock = next;
-                }
-            }
-        }
-    }
-    Ok(Some(items))
 }
 
 /// The admission state of one document: which of its items are types, and what was admitted

@@ -14,6 +14,7 @@ use yrs::{DeepObservable, Doc, Map, Out, ReadTxn, Transact, Update};
 use crate::raw::{
     Collection, Fields, RawEntry, RawPlan, read_entry, read_fields, roots_not_maps, to_json,
 };
+use crate::conflicts::{LostWrite, MapItems, Place};
 use crate::{parse_date, schema};
 
 /// What happened to an entity or field.
@@ -26,6 +27,21 @@ pub enum ChangeKind {
     Updated,
     /// An entry was removed (`old` holds all its fields).
     Deleted,
+    /// A plain value was lost to a concurrent write: `old` holds the lost value, `new` the
+    /// kept one, [`Change::conflict`] whose each was (see `conflicts.rs`).
+    Conflict,
+}
+
+/// Whose writes a conflict set against each other: Yjs client ids, which the history's entries
+/// map to people (each entry lists the client ids whose insertions its update carried).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conflict {
+    pub kept_client: u64,
+    pub lost_client: u64,
+    /// `true`: this update's value was lost (Yjs deleted it as it arrived). `false`: this
+    /// update's value replaced one its writer had not seen, which is lost.
+    pub lost_here: bool,
 }
 
 /// One change of the plan.
@@ -41,6 +57,9 @@ pub struct Change {
     pub kind: ChangeKind,
     pub old: Option<Value>,
     pub new: Option<Value>,
+    /// For [`ChangeKind::Conflict`]: whose values met.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<Conflict>,
 }
 
 /// A moved date: a milestone's `due` (`milestone_id` set) or the plan's go-live (`None`).
@@ -56,8 +75,12 @@ pub struct Slip {
     pub to: Option<String>,
     /// Days moved, later positive; `None` unless both dates are valid.
     pub days: Option<i64>,
-    /// The `slipReason` (or `goLiveReason`) written by the same update, if it wrote one.
+    /// The `slipReason` (or `goLiveSlipReason`; a v1 plan's `goLiveReason`) written by the
+    /// same update, if it wrote one.
     pub reason: Option<String>,
+    /// `false` for a move that lost to a concurrent write of the same date (on record, but
+    /// not the plan's date).
+    pub kept: bool,
 }
 
 /// Everything one update changed.
@@ -77,7 +100,9 @@ impl Derivation {
 /// again for a second move of the same milestone still belongs to that move.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Written {
+    /// A v1 plan's move wrote its reason into `goLiveReason`.
     pub go_live_reason: bool,
+    pub go_live_slip_reason: bool,
     /// Milestones whose `slipReason` was written.
     pub slip_reasons: BTreeSet<String>,
 }
@@ -93,7 +118,7 @@ pub fn derive(before: &RawPlan, after: &RawPlan, written: &Written) -> Derivatio
         &before.meta,
         &after.meta,
     );
-    if let Some(slip) = go_live_slip(before, after, written.go_live_reason) {
+    if let Some(slip) = go_live_slip(before, after, written) {
         out.slips.push(slip);
     }
     let empty = Default::default();
@@ -120,8 +145,9 @@ pub fn derive(before: &RawPlan, after: &RawPlan, written: &Written) -> Derivatio
                             entity_id: Some(id.clone()),
                             field: None,
                             kind: ChangeKind::Deleted,
-                            old: Some(entry_json(old_entry)),
+                            old: Some(entry_json(collection, old_entry)),
                             new: None,
+                            conflict: None,
                         });
                     }
                     if let Some(new_entry) = new_entry {
@@ -131,7 +157,8 @@ pub fn derive(before: &RawPlan, after: &RawPlan, written: &Written) -> Derivatio
                             field: None,
                             kind: ChangeKind::Created,
                             old: None,
-                            new: Some(entry_json(new_entry)),
+                            new: Some(entry_json(collection, new_entry)),
+                            conflict: None,
                         });
                     }
                 }
@@ -169,7 +196,7 @@ fn diff_fields(
     new: &Fields,
 ) {
     for (field, a, b) in merge_keys(old, new) {
-        if a != b {
+        if a != b && !is_judgment(entity, field) {
             changes.push(Change {
                 entity,
                 entity_id: entity_id.cloned(),
@@ -177,16 +204,27 @@ fn diff_fields(
                 kind: ChangeKind::Updated,
                 old: a.cloned(),
                 new: b.cloned(),
+                conflict: None,
             });
         }
     }
 }
 
-fn entry_json(entry: &RawEntry) -> Value {
+/// A seller's judgment of a stakeholder (`power`, `engagement`): a v1 plan document held
+/// them, and the history a buyer reads must never carry them.
+fn is_judgment(entity: &str, field: &str) -> bool {
+    entity == schema::STAKEHOLDERS && schema::SELLER_JUDGMENTS.contains(&field)
+}
+
+fn entry_json(collection: Collection, entry: &RawEntry) -> Value {
     match entry {
-        RawEntry::Entry(fields) => {
-            Value::Object(fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        }
+        RawEntry::Entry(fields) => Value::Object(
+            fields
+                .iter()
+                .filter(|(k, _)| !is_judgment(collection.root(), k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
         RawEntry::NotAMap(value) => value.clone(),
     }
 }
@@ -234,6 +272,7 @@ fn slip(
         to,
         days,
         reason,
+        kept: true,
     })
 }
 
@@ -255,14 +294,15 @@ fn milestone_slip(id: &String, old: &Fields, new: &Fields, reason_written: bool)
     )
 }
 
-fn go_live_slip(before: &RawPlan, after: &RawPlan, reason_written: bool) -> Option<Slip> {
+fn go_live_slip(before: &RawPlan, after: &RawPlan, written: &Written) -> Option<Slip> {
     use schema::meta as f;
     slip(
         None,
         text_field(&after.meta, f::TITLE),
         date_text(&before.meta, f::GO_LIVE),
         date_text(&after.meta, f::GO_LIVE),
-        reason(&after.meta, f::GO_LIVE_REASON, reason_written),
+        reason(&after.meta, f::GO_LIVE_SLIP_REASON, written.go_live_slip_reason)
+            .or_else(|| reason(&after.meta, f::GO_LIVE_REASON, written.go_live_reason)),
     )
 }
 
@@ -312,6 +352,8 @@ enum Root {
 pub struct HistoryTracker {
     current: RawPlan,
     touched: Arc<Mutex<Touched>>,
+    /// Which key every map item sets, to find lost writes (`conflicts.rs`).
+    map_items: MapItems,
 }
 
 /// Key of the observers a tracker registers (one tracker per document).
@@ -334,20 +376,28 @@ impl HistoryTracker {
                     }
                 });
         }
+        let txn = doc.transact();
         Self {
-            current: RawPlan::read(&doc.transact()),
+            current: RawPlan::read(&txn),
+            map_items: MapItems::of_state(&txn),
             touched,
         }
     }
 
-    /// Applies an update to the document and returns what it changed, with the error if yrs
-    /// refused the update. Even then whatever did apply is accounted for exactly once.
+    /// Applies an update (`update`, decoded from `raw`) to the document and returns what it
+    /// changed, with the error if yrs refused the update. Even then whatever did apply is
+    /// accounted for exactly once.
     pub fn apply(
         &mut self,
         doc: &Doc,
         update: Update,
+        raw: &[u8],
     ) -> (Derivation, Option<yrs::error::UpdateError>) {
-        let error = doc.transact_mut().apply_update(update).err();
+        let (error, lost) = {
+            let mut txn = doc.transact_mut();
+            let error = txn.apply_update(update).err();
+            (error, self.map_items.integrate(&txn, raw))
+        };
         let touched =
             std::mem::take(&mut *self.touched.lock().unwrap_or_else(PoisonError::into_inner));
         let txn = doc.transact();
@@ -389,7 +439,7 @@ impl HistoryTracker {
                 }
             }
         }
-        let derivation = derive(&before, &after, &touched.written);
+        let mut derivation = derive(&before, &after, &touched.written);
 
         if touched.meta {
             self.current.meta = after.meta;
@@ -413,6 +463,9 @@ impl HistoryTracker {
         if touched.roots {
             self.current.roots_not_maps = roots_not_maps(&txn);
         }
+        if !lost.is_empty() {
+            record_lost(&mut derivation, &lost, &before, &self.current, &touched.written);
+        }
         (derivation, error)
     }
 
@@ -420,6 +473,148 @@ impl HistoryTracker {
     pub fn current(&self) -> &RawPlan {
         &self.current
     }
+}
+
+/// A field's value in a (partial) plan: `meta`/`success` fields, an entry's field, or a whole
+/// entry.
+fn value_at(plan: &RawPlan, place: &Place) -> Option<Value> {
+    let root = place.root.as_ref();
+    let fields = match (root, &place.entry) {
+        (schema::META, None) => &plan.meta,
+        (schema::SUCCESS, None) => &plan.success,
+        (_, Some(id)) => {
+            let collection = Collection::ALL.into_iter().find(|c| c.root() == root)?;
+            let entry = plan.collections.get(&collection)?.get(id.as_ref())?;
+            match (&place.field, entry) {
+                (Some(field), RawEntry::Entry(fields)) => return fields.get(field.as_ref()).cloned(),
+                (None, entry) => return Some(entry_json(collection, entry)),
+                (Some(_), RawEntry::NotAMap(_)) => return None,
+            }
+        }
+        _ => return None,
+    };
+    fields.get(place.field.as_deref()?).cloned()
+}
+
+/// Adds an update's lost writes to its derivation: one `conflict` change each, and a lost date
+/// move as a slip that was not kept.
+fn record_lost(
+    derivation: &mut Derivation,
+    lost: &[LostWrite],
+    before: &RawPlan,
+    now: &RawPlan,
+    written: &Written,
+) {
+    let entity = |root: &str| {
+        Collection::ALL
+            .into_iter()
+            .map(Collection::root)
+            .chain([schema::META, schema::SUCCESS])
+            .find(|r| *r == root)
+    };
+    for write in lost {
+        let Some(root) = entity(&write.place.root) else {
+            continue;
+        };
+        if write
+            .place
+            .field
+            .as_deref()
+            .is_some_and(|field| is_judgment(root, field))
+        {
+            continue;
+        }
+        let kept = value_at(now, &write.place);
+        let lost_value = match &write.lost_value {
+            Some(value) => Some(value.clone()),
+            // Overwritten unseen: the value before this update, unless it had been cleared.
+            None => match value_at(before, &write.place) {
+                Some(value) => Some(value),
+                None => continue,
+            },
+        };
+        derivation.changes.push(Change {
+            entity: root,
+            entity_id: write.place.entry.as_deref().map(str::to_owned),
+            field: write.place.field.as_deref().map(str::to_owned),
+            kind: ChangeKind::Conflict,
+            old: lost_value.clone(),
+            new: kept.clone(),
+            conflict: Some(Conflict {
+                kept_client: write.kept_client,
+                lost_client: write.lost_client,
+                lost_here: write.lost_here,
+            }),
+        });
+        if write.lost_here
+            && let Some(slip) = lost_move(write, lost, kept, lost_value, now, written)
+        {
+            derivation.slips.push(slip);
+        }
+    }
+}
+
+/// A date move that lost on arrival, as a slip not kept: from the date the plan keeps to the
+/// one the update wanted, with the reason the update gave.
+fn lost_move(
+    write: &LostWrite,
+    lost: &[LostWrite],
+    kept: Option<Value>,
+    wanted: Option<Value>,
+    now: &RawPlan,
+    written: &Written,
+) -> Option<Slip> {
+    let (milestone, reason_field) = match (write.place.root.as_ref(), &write.place.entry) {
+        (schema::META, None) if write.place.field.as_deref() == Some(schema::meta::GO_LIVE) => {
+            (None, schema::meta::GO_LIVE_SLIP_REASON)
+        }
+        (schema::MILESTONES, Some(id))
+            if write.place.field.as_deref() == Some(schema::milestone::DUE) =>
+        {
+            (Some(id.to_string()), schema::milestone::SLIP_REASON)
+        }
+        _ => return None,
+    };
+    let text = |value: Option<Value>| match value? {
+        Value::String(s) if !s.is_empty() => Some(s),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    };
+    // The reason it wrote: lost with it, or kept if only the date lost.
+    let lost_reason = lost.iter().find(|other| {
+        other.lost_here
+            && other.place.root == write.place.root
+            && other.place.entry == write.place.entry
+            && other.place.field.as_deref() == Some(reason_field)
+            && other.lost_client == write.lost_client
+    });
+    let reason = match lost_reason {
+        Some(other) => text(other.lost_value.clone()),
+        None => {
+            let place = Place {
+                field: Some(reason_field.into()),
+                ..write.place.clone()
+            };
+            let wrote = match &milestone {
+                Some(id) => written.slip_reasons.contains(id),
+                None => written.go_live_slip_reason,
+            };
+            wrote.then(|| text(value_at(now, &place))).flatten()
+        }
+    };
+    let title_place = Place {
+        field: Some(schema::milestone::TITLE.into()),
+        ..write.place.clone()
+    };
+    let mut slip = slip(
+        milestone.as_ref(),
+        text(value_at(now, &title_place)),
+        text(kept),
+        text(wanted),
+        reason,
+    )?;
+    slip.kept = false;
+    Some(slip)
 }
 
 /// Reads the touched fields of an entry again and patches the kept entry with them. Returns
@@ -469,9 +664,11 @@ fn note(touched: &mut Touched, root: Root, txn: &yrs::TransactionMut, event: &Ev
             touched.meta = true;
             if let Event::Map(event) = event
                 && path.is_empty()
-                && event.keys(txn).contains_key(schema::meta::GO_LIVE_REASON)
             {
-                touched.written.go_live_reason = true;
+                let keys = event.keys(txn);
+                touched.written.go_live_reason |= keys.contains_key(schema::meta::GO_LIVE_REASON);
+                touched.written.go_live_slip_reason |=
+                    keys.contains_key(schema::meta::GO_LIVE_SLIP_REASON);
             }
         }
         Root::Success => touched.success = true,
@@ -555,7 +752,7 @@ mod tests {
             let update = self.client.transact().encode_diff_v1(&before);
             let (derivation, error) = self
                 .tracker
-                .apply(&self.server, Update::decode_v1(&update).unwrap());
+                .apply(&self.server, Update::decode_v1(&update).unwrap(), &update);
             assert!(error.is_none());
             derivation
         }
@@ -581,6 +778,7 @@ mod tests {
                 to: Some("2027-01-24".into()),
                 days: Some(14),
                 reason: Some("Legal backlog".into()),
+                kept: true,
             }]
         );
         let fields: Vec<_> = d.changes.iter().map(|c| c.field.as_deref()).collect();
@@ -704,7 +902,7 @@ mod tests {
             let update = s.client.transact().encode_diff_v1(&before);
             online.push(
                 s.tracker
-                    .apply(&s.server, Update::decode_v1(&update).unwrap())
+                    .apply(&s.server, Update::decode_v1(&update).unwrap(), &update)
                     .0,
             );
             log.push(update);
@@ -722,7 +920,7 @@ mod tests {
         let mut tracker = HistoryTracker::attach(&replay);
         let rebuilt: Vec<_> = log
             .iter()
-            .map(|u| tracker.apply(&replay, Update::decode_v1(u).unwrap()).0)
+            .map(|u| tracker.apply(&replay, Update::decode_v1(u).unwrap(), u).0)
             .collect();
         assert_eq!(online, rebuilt);
     }

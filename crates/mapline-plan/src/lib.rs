@@ -16,6 +16,8 @@ pub mod model;
 pub mod raw;
 pub mod schema;
 pub mod templates;
+mod walk;
+mod conflicts;
 #[cfg(test)]
 mod testing;
 

@@ -155,7 +155,7 @@ pub fn to_json<T: ReadTxn>(txn: &T, value: Out) -> Value {
     }
 }
 
-fn any_to_json(any: &Any) -> Value {
+pub(crate) fn any_to_json(any: &Any) -> Value {
     match any {
         Any::String(text) => Value::String(text.to_string()),
         Any::Null | Any::Undefined => Value::Null,

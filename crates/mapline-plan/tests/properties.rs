@@ -190,7 +190,7 @@ fn replay_history(log: &[Vec<u8>]) -> Vec<Derivation> {
     let mut before = RawPlan::read(&doc.transact());
     log.iter()
         .map(|u| {
-            let (derivation, _) = tracker.apply(&doc, Update::decode_v1(u).unwrap());
+            let (derivation, _) = tracker.apply(&doc, Update::decode_v1(u).unwrap(), u);
             let after = RawPlan::read(&doc.transact());
             assert_eq!(tracker.current(), &after);
             // The incremental derivation equals comparing the whole plan before and after
@@ -271,7 +271,7 @@ proptest! {
         let mut tracker = HistoryTracker::attach(&from_snapshot);
         let tail: Vec<Derivation> = log[split..]
             .iter()
-            .map(|u| tracker.apply(&from_snapshot, Update::decode_v1(u).unwrap()).0)
+            .map(|u| tracker.apply(&from_snapshot, Update::decode_v1(u).unwrap(), u).0)
             .collect();
         prop_assert_eq!(&full[split..], &tail[..]);
     }

@@ -102,7 +102,7 @@ pub fn apply_stored(
             return None;
         }
     };
-    let (derivation, error) = tracker.apply(doc, update);
+    let (derivation, error) = tracker.apply(doc, update, &record.update);
     if let Some(error) = error {
         tracing::error!(plan_id = %plan_id, seq, %error, "stored update does not apply fully");
     }

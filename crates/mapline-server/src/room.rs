@@ -375,7 +375,7 @@ impl Room {
         } = &mut *state;
         let (history, error) = match tracker {
             Some(tracker) => {
-                let (derivation, error) = tracker.apply(awareness.doc(), update);
+                let (derivation, error) = tracker.apply(awareness.doc(), update, &record.update);
                 (
                     history::entry(record, derivation, chain),
                     error.map(|e| e.to_string()),

@@ -1,0 +1,123 @@
+//! One pass over a v1-encoded update's items, without integrating it: what admission checks and
+//! what conflict detection reads (which map key an item sets, and what it replaced). yrs does
+//! not expose an update's blocks, so this reads the encoding with yrs' own public decoders.
+
+use std::sync::Arc;
+
+use yrs::block::ItemContent;
+use yrs::encoding::read::Read as _;
+use yrs::updates::decoder::{Decoder, DecoderV1};
+use yrs::{ClientID, ID, IdSet};
+
+/// Where an item's parent is, as its encoding says.
+#[derive(Debug)]
+pub(crate) enum Parent {
+    /// A root type, by name.
+    Named(Arc<str>),
+    /// The item that holds the parent type.
+    Item(ID),
+    /// Taken from the item's left or right neighbour.
+    Inherited,
+}
+
+/// One item of an update, as encoded.
+#[derive(Debug)]
+pub(crate) struct WalkedItem {
+    pub id: ID,
+    pub len: u32,
+    /// The item this one was inserted after (a map value's previous value).
+    pub origin: Option<ID>,
+    pub parent: Parent,
+    pub parent_sub: Option<Arc<str>>,
+    pub content: ItemContent,
+}
+
+/// `None` when the clocks overflow (a hostile encoding: yrs would wrap).
+pub(crate) fn items(raw: &[u8]) -> Result<Option<Vec<WalkedItem>>, yrs::encoding::read::Error> {
+    read_items(&mut DecoderV1::from(raw))
+}
+
+/// The items of an update and the deletions it carries; `None` if it does not decode (or its
+/// clocks overflow).
+pub(crate) fn update(raw: &[u8]) -> Option<(Vec<WalkedItem>, IdSet)> {
+    use yrs::updates::decoder::Decode as _;
+    let mut decoder = DecoderV1::from(raw);
+    let items = read_items(&mut decoder).ok()??;
+    let deletes = IdSet::decode(&mut decoder).ok()?;
+    Some((items, deletes))
+}
+
+fn read_items(
+    decoder: &mut DecoderV1<'_>,
+) -> Result<Option<Vec<WalkedItem>>, yrs::encoding::read::Error> {
+    const HAS_ORIGIN: u8 = 0b1000_0000;
+    const HAS_RIGHT_ORIGIN: u8 = 0b0100_0000;
+    const HAS_PARENT_SUB: u8 = 0b0010_0000;
+    const GC: u8 = 0;
+    const SKIP: u8 = 10;
+    let clients: u32 = decoder.read_var()?;
+    let mut items = Vec::new();
+    for _ in 0..clients {
+        let blocks: u32 = decoder.read_var()?;
+        let client: ClientID = decoder.read_client()?;
+        let mut clock: u32 = decoder.read_var()?;
+        for _ in 0..blocks {
+            let info = decoder.read_info()?;
+            match info & 0b1_1111 {
+                GC => {
+                    let Some(next) = clock.checked_add(decoder.read_len()?) else {
+                        return Ok(None);
+                    };
+                    clock = next;
+                }
+                SKIP => {
+                    let Some(next) = clock.checked_add(decoder.read_var::<u32>()?) else {
+                        return Ok(None);
+                    };
+                    clock = next;
+                }
+                _ => {
+                    let origin = if info & HAS_ORIGIN != 0 {
+                        Some(decoder.read_left_id()?)
+                    } else {
+                        None
+                    };
+                    if info & HAS_RIGHT_ORIGIN != 0 {
+                        decoder.read_right_id()?;
+                    }
+                    let own_parent = info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0;
+                    let parent = if !own_parent {
+                        Parent::Inherited
+                    } else if decoder.read_parent_info()? {
+                        Parent::Named(decoder.read_string()?.into())
+                    } else {
+                        Parent::Item(decoder.read_left_id()?)
+                    };
+                    let parent_sub = if own_parent && info & HAS_PARENT_SUB != 0 {
+                        Some(Arc::from(decoder.read_string()?))
+                    } else {
+                        None
+                    };
+                    let content = ItemContent::decode(decoder, info)?;
+                    let len = content.len_utf16();
+                    if len > 0 {
+                        items.push(WalkedItem {
+                            id: ID::new(client, clock),
+                            len,
+                            origin,
+                            parent,
+                            parent_sub,
+                            content,
+                        });
+                    }
+                    let Some(next) = clock.checked_add(len) else {
+                        return Ok(None);
+                    };
+                    clock = next;
+                }
+            }
+        }
+    }
+    Ok(Some(items))
+}
+
