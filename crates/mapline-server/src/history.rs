@@ -5,7 +5,7 @@
 
 use mapline_plan::{ChangeKind as PlanChangeKind, Derivation, HistoryTracker, Plan, project_doc};
 use mapline_store::{
-    ChangeKind, ChangeRecord, DerivedHistory, GENESIS, HistoryEntry, LogBound, PlanId, Seq,
+    ChangeKind, ChangeRecord, ConflictRecord, DerivedHistory, GENESIS, HistoryEntry, LogBound, PlanId, Seq,
     SlipRecord, Store, StoreError, UpdateRecord, digest,
 };
 use yrs::updates::decoder::Decode;
@@ -62,9 +62,15 @@ pub fn entry(
                     PlanChangeKind::Created => ChangeKind::Created,
                     PlanChangeKind::Updated => ChangeKind::Updated,
                     PlanChangeKind::Deleted => ChangeKind::Deleted,
+                    PlanChangeKind::Conflict => ChangeKind::Conflict,
                 },
                 old: c.old.map(|v| v.to_string()),
                 new: c.new.map(|v| v.to_string()),
+                conflict: c.conflict.map(|c| ConflictRecord {
+                    kept_client: c.kept_client,
+                    lost_client: c.lost_client,
+                    lost_here: c.lost_here,
+                }),
             })
             .collect(),
         slips: derivation
@@ -77,6 +83,7 @@ pub fn entry(
                 to: s.to,
                 days: s.days,
                 reason: s.reason,
+                kept: s.kept,
             })
             .collect(),
         update_sha256: GENESIS,

@@ -193,15 +193,38 @@ pub(crate) struct SlipView {
     pub(crate) who: Who,
     client_ids: Vec<u64>,
     pub(crate) at: Option<String>,
+    /// `false` for a move that lost to a concurrent move of the same date: recorded as it
+    /// arrived, or found later when a move made without seeing it replaced it.
+    pub(crate) kept: bool,
 }
 
 fn slip_views(
     labels: &mut Labels<'_>,
     entries: Vec<(Seq, HistoryEntry)>,
 ) -> Result<Vec<SlipView>, StoreError> {
-    let mut out = Vec::new();
+    let mut out: Vec<SlipView> = Vec::new();
     for (seq, entry) in entries {
         let who = labels.who(entry.author)?;
+        // A move this update replaced without having seen it is no longer the plan's date.
+        for change in &entry.changes {
+            let Some(conflict) = change.conflict.filter(|c| !c.lost_here) else {
+                continue;
+            };
+            let milestone = match (change.entity.as_str(), change.field.as_deref()) {
+                ("milestones", Some("due")) => change.entity_id.clone(),
+                ("meta", Some("goLive")) => None,
+                _ => continue,
+            };
+            let lost = change.old.as_deref().map(json_value);
+            if let Some(earlier) = out.iter_mut().rev().find(|view| {
+                view.milestone_id == milestone
+                    && view.kept
+                    && view.to.clone().map(Value::String) == lost
+                    && view.client_ids.contains(&conflict.lost_client)
+            }) {
+                earlier.kept = false;
+            }
+        }
         for slip in entry.slips {
             out.push(SlipView {
                 seq,
@@ -219,6 +242,7 @@ fn slip_views(
                 who: who.clone(),
                 client_ids: entry.client_ids.clone(),
                 at: time(entry.received_at_ms),
+                kept: slip.kept,
             });
         }
     }
@@ -342,24 +366,45 @@ pub(crate) fn history_page(
     let mut entries = Vec::with_capacity(page.len());
     for (seq, entry) in page {
         let who = labels.who(entry.author)?;
-        let changes: Vec<Value> = entry
-            .changes
-            .iter()
-            .map(|c| {
-                json!({
-                    "entity": c.entity,
-                    "entityId": c.entity_id,
-                    "field": c.field,
-                    "kind": match c.kind {
-                        ChangeKind::Created => "created",
-                        ChangeKind::Updated => "updated",
-                        ChangeKind::Deleted => "deleted",
-                    },
-                    "old": c.old.as_deref().map(json_value),
-                    "new": c.new.as_deref().map(json_value),
-                })
-            })
-            .collect();
+        let mut changes: Vec<Value> = Vec::with_capacity(entry.changes.len());
+        for c in &entry.changes {
+            let mut change = json!({
+                "entity": c.entity,
+                "entityId": c.entity_id,
+                "field": c.field,
+                "kind": match c.kind {
+                    ChangeKind::Created => "created",
+                    ChangeKind::Updated => "updated",
+                    ChangeKind::Deleted => "deleted",
+                    ChangeKind::Conflict => "conflict",
+                },
+                "old": c.old.as_deref().map(json_value),
+                "new": c.new.as_deref().map(json_value),
+            });
+            if let Some(conflict) = c.conflict {
+                let here = json!({ "seq": seq, "who": who, "at": time(entry.received_at_ms) });
+                let (lost_client, kept_client) = (conflict.lost_client, conflict.kept_client);
+                let other_client = if conflict.lost_here { kept_client } else { lost_client };
+                let other = match writer_before(store, plan_id, seq, other_client)? {
+                    Some((other_seq, author, at_ms)) => json!({
+                        "seq": other_seq, "who": labels.who(author)?, "at": time(at_ms),
+                    }),
+                    None => json!({ "seq": null, "who": null, "at": null }),
+                };
+                let (mut kept, mut lost) = if conflict.lost_here {
+                    (other, here)
+                } else {
+                    (here, other)
+                };
+                kept["value"] = change["new"].clone();
+                kept["clientId"] = json!(kept_client);
+                lost["value"] = change["old"].clone();
+                lost["clientId"] = json!(lost_client);
+                change["kept"] = kept;
+                change["lost"] = lost;
+            }
+            changes.push(change);
+        }
         let at = time(entry.received_at_ms);
         let client_ids = entry.client_ids.clone();
         let slips = slip_views(&mut labels, vec![(seq, entry)])?;
@@ -373,6 +418,28 @@ pub(crate) fn history_page(
         }));
     }
     Ok((entries, next_before))
+}
+
+/// The latest history entry before `seq` that carried insertions of Yjs client `client`: who
+/// wrote the other value of a conflict, and when it arrived.
+fn writer_before(
+    store: &Store,
+    plan_id: PlanId,
+    seq: Seq,
+    client: u64,
+) -> Result<Option<(Seq, Author, i64)>, StoreError> {
+    const PAGE: usize = 256;
+    let mut before = Some(seq);
+    while let Some(bound) = before {
+        let page = store.history(plan_id, Some(bound), PAGE)?;
+        if let Some((found, entry)) = page.iter().find(|(_, e)| e.client_ids.contains(&client)) {
+            return Ok(Some((*found, entry.author, entry.received_at_ms)));
+        }
+        before = (page.len() == PAGE)
+            .then(|| page.last().map(|(s, _)| *s))
+            .flatten();
+    }
+    Ok(None)
 }
 
 fn json_value(text: &str) -> Value {

@@ -18,7 +18,7 @@ mod webhooks;
 pub use error::{OpenError, Result, StoreError};
 pub use lineage::{LinkedShare, Revocation};
 pub use records::{
-    Author, ChangeKind, ChangeRecord, DerivedHistory, DocKind, DocRef, GENESIS, HistoryEntry,
+    Author, ChangeKind, ChangeRecord, ConflictRecord, DerivedHistory, DocKind, DocRef, GENESIS, HistoryEntry,
     NewUpdate, PlanId, PlanRecord, Role, Seq, ShareId, ShareRecord, ShareSeen, Side, SlipRecord,
     Snapshot, UpdateRecord, digest,
 };

@@ -146,6 +146,18 @@ pub enum ChangeKind {
     Created,
     Updated,
     Deleted,
+    /// A plain value lost to a concurrent write: `old` is the lost value, `new` the kept one.
+    Conflict,
+}
+
+/// Whose values a conflict set against each other (Yjs client ids; the history entries that
+/// carried each client's insertions name the people).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictRecord {
+    pub kept_client: u64,
+    pub lost_client: u64,
+    /// This entry's update lost its value (`true`), or replaced one its writer had not seen.
+    pub lost_here: bool,
 }
 
 /// One field change derived from an update (the change audit).
@@ -161,6 +173,8 @@ pub struct ChangeRecord {
     /// The value before and after, as JSON text.
     pub old: Option<String>,
     pub new: Option<String>,
+    /// For [`ChangeKind::Conflict`].
+    pub conflict: Option<ConflictRecord>,
 }
 
 /// A moved date derived from an update: a milestone's due date, or go-live.
@@ -174,6 +188,8 @@ pub struct SlipRecord {
     pub to: Option<String>,
     pub days: Option<i64>,
     pub reason: Option<String>,
+    /// `false` for a move that lost to a concurrent move of the same date.
+    pub kept: bool,
 }
 
 /// Everything derived from one stored update, with who sent it and when it arrived (copied from

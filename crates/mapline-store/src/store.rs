@@ -15,7 +15,7 @@ use crate::records::{
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
 /// Version of the on-disk layout (tables and keys) described in docs/storage.md.
-pub const STORAGE_FORMAT: u32 = 3;
+pub const STORAGE_FORMAT: u32 = 4;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const PLANS: TableDefinition<u128, &[u8]> = TableDefinition::new("plans");
@@ -276,16 +276,11 @@ impl Store {
                         .map_err(StoreError::from)?;
                 }
                 Some(Some(STORAGE_FORMAT)) => {}
-                Some(Some(2)) => {
-                    // Format 3 records share-link lineage in two new tables (created below).
-                    // Existing links have no parent: they keep working exactly as before.
-                    meta.insert(META_FORMAT, STORAGE_FORMAT.to_le_bytes().as_slice())
-                        .map_err(StoreError::from)?;
-                    tracing::info!(from = 2, to = STORAGE_FORMAT, "storage format upgraded");
-                }
-                Some(Some(1)) => {
-                    // Format 2 hash-chains history entries. History is derived data: drop the
-                    // unchained entries and let every plan derive its history again on load.
+                Some(Some(found @ 1..=3)) => {
+                    // Format 4 records conflicts and lost moves in history entries (and format
+                    // 2 chained them). History is derived data: drop it and let every plan
+                    // derive it again from its log; format 3's lineage tables (created below)
+                    // start empty for older files, whose links simply have no parent.
                     txn.delete_table(HISTORY).map_err(StoreError::from)?;
                     txn.delete_table(SLIP_INDEX).map_err(StoreError::from)?;
                     txn.delete_table(DERIVED).map_err(StoreError::from)?;
@@ -294,7 +289,7 @@ impl Store {
                     meta.insert(META_FORMAT, STORAGE_FORMAT.to_le_bytes().as_slice())
                         .map_err(StoreError::from)?;
                     tracing::info!(
-                        from = 1,
+                        from = found,
                         to = STORAGE_FORMAT,
                         "storage format upgraded; history will be derived again"
                     );

@@ -435,6 +435,7 @@ fn entry(at: i64, slips: usize) -> HistoryEntry {
             kind: ChangeKind::Updated,
             old: Some("\"2027-01-01\"".into()),
             new: Some("\"2027-01-08\"".into()),
+            conflict: None,
         }],
         slips: (0..slips)
             .map(|_| SlipRecord {
@@ -444,6 +445,7 @@ fn entry(at: i64, slips: usize) -> HistoryEntry {
                 to: Some("2027-01-08".into()),
                 days: Some(7),
                 reason: None,
+                kept: true,
             })
             .collect(),
         update_sha256: [at as u8; 32],
