@@ -18,6 +18,7 @@ pub mod schema;
 pub mod templates;
 mod walk;
 mod conflicts;
+pub mod migrate;
 #[cfg(test)]
 mod testing;
 

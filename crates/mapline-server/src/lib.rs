@@ -150,7 +150,8 @@ pub async fn run(
             config.auth_failures_per_minute,
             config.auth_failures_per_address_per_minute,
         ),
-        rooms: rooms::Rooms::new(store.clone(), metrics.clone(), config.plan_limits),
+        rooms: rooms::Rooms::new(store.clone(), metrics.clone(), config.plan_limits)
+            .with_writer(writer.clone()),
         config,
         store,
         writer: writer.clone(),

@@ -422,6 +422,14 @@ impl Room {
         Applied { history, snapshot }
     }
 
+    /// The schema migration this plan's document needs (`mapline_plan::migrate`), computed
+    /// with its internal document's room, or `None` when it is current.
+    pub fn migration(&self, internal: &Room) -> Option<mapline_plan::migrate::Migration> {
+        let plan = self.lock();
+        let internal = internal.lock();
+        mapline_plan::migrate::migration(plan.awareness.doc(), internal.awareness.doc())
+    }
+
     /// The projected plan as of the last applied update, and that log position.
     pub fn projection(&self) -> (Plan, Seq) {
         let state = self.lock();

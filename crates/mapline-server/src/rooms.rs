@@ -7,11 +7,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mapline_plan::admission::PlanLimits;
-use mapline_store::{DocRef, PlanId, Store, StoreError};
+use mapline_store::{Author, DocKind, DocRef, PlanId, Store, StoreError, UpdateRecord};
+use yrs::Update;
+use yrs::updates::decoder::Decode;
 use tokio::sync::OnceCell;
 
 use crate::metrics::Metrics;
 use crate::room::Room;
+use crate::writer::{WriteRequest, WriterHandle, now_ms};
 
 /// Why a room could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +25,8 @@ pub enum OpenRoomError {
     Store(#[from] StoreError),
     #[error("loading the plan was interrupted")]
     Interrupted,
+    #[error("migrating the plan to the current schema failed: {0}")]
+    Migration(String),
 }
 
 type Slot = Arc<OnceCell<Arc<Room>>>;
@@ -32,6 +37,8 @@ pub struct Rooms {
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     limits: PlanLimits,
+    /// Where schema migrations are written; without it (tools, tests) documents load as stored.
+    writer: Option<WriterHandle>,
 }
 
 impl Rooms {
@@ -41,7 +48,14 @@ impl Rooms {
             store,
             metrics,
             limits,
+            writer: None,
         }
+    }
+
+    /// Migrates documents of an older schema as they load, through `writer`.
+    pub fn with_writer(mut self, writer: WriterHandle) -> Self {
+        self.writer = Some(writer);
+        self
     }
 
     fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<DocRef, Slot>> {
@@ -75,7 +89,11 @@ impl Rooms {
                 .map_err(|_| OpenRoomError::Interrupted)??;
                 self.metrics.room_loads.inc();
                 self.metrics.rooms_in_memory.inc();
-                Ok::<_, OpenRoomError>(Arc::new(room))
+                let room = Arc::new(room);
+                if doc.kind == DocKind::Plan {
+                    self.migrate(&room).await?;
+                }
+                Ok::<_, OpenRoomError>(room)
             })
             .await;
         match room {
@@ -89,6 +107,50 @@ impl Rooms {
                 Err(error)
             }
         }
+    }
+
+    /// Upgrades a plan loaded in an older schema before anyone is served from it: its migration
+    /// (both documents) is stored in one transaction and applied like any update, so its
+    /// history entry is derived and stored as usual. Until that is durable the room is not
+    /// handed out; a failure fails this load and the next open tries again.
+    async fn migrate(&self, room: &Arc<Room>) -> Result<(), OpenRoomError> {
+        let Some(writer) = &self.writer else {
+            return Ok(());
+        };
+        let plan = room.plan_id();
+        let internal = Box::pin(self.open(DocRef {
+            plan,
+            kind: DocKind::Internal,
+        }))
+        .await?;
+        let Some(migration) = room.migration(&internal) else {
+            return Ok(());
+        };
+        let mut updates = Vec::new();
+        for (target, raw) in [(&internal, migration.internal), (room, Some(migration.plan))] {
+            let Some(raw) = raw else { continue };
+            let update = Update::decode_v1(&raw).map_err(|e| OpenRoomError::Migration(e.to_string()))?;
+            target
+                .admit(&raw)
+                .map_err(|e| OpenRoomError::Migration(e.to_string()))?;
+            let record = UpdateRecord {
+                author: Author::System,
+                client_ids: vec![mapline_plan::migrate::MIGRATION_CLIENT],
+                received_at_ms: now_ms(),
+                update: raw,
+            };
+            updates.push((target.clone(), record, update));
+        }
+        let (done, durable) = tokio::sync::oneshot::channel();
+        writer
+            .send(WriteRequest::Together { updates, done })
+            .await
+            .map_err(|_| OpenRoomError::Interrupted)?;
+        if durable.await != Ok(true) {
+            return Err(OpenRoomError::Migration("storing it failed".into()));
+        }
+        tracing::info!(plan_id = %plan, to = mapline_plan::schema::SCHEMA_VERSION, "plan document migrated");
+        Ok(())
     }
 
     /// Retires rooms idle for `idle_after` and returns them (their last snapshot is due).

@@ -40,6 +40,12 @@ pub enum WriteRequest {
     },
     /// An empty update: nothing to store, but it is acknowledged in order.
     Noop { room: Arc<Room>, origin: ConnId },
+    /// Store several updates (admitted by their rooms) in one transaction, apply them in
+    /// order, then say whether they are durable: a schema migration's two documents.
+    Together {
+        updates: Vec<(Arc<Room>, UpdateRecord, Update)>,
+        done: tokio::sync::oneshot::Sender<bool>,
+    },
     /// Write the room's snapshot if the log moved past the stored one.
     Snapshot { room: Arc<Room> },
     /// Finish everything queued before this, then stop.
@@ -102,7 +108,12 @@ enum Followup {
         room: Arc<Room>,
         origin: ConnId,
     },
+    /// Tell whoever waits whether the updates before it are durable.
+    Done(tokio::sync::oneshot::Sender<bool>),
 }
+
+/// The origin of updates the server writes itself: no connection has it.
+pub const SERVER_ORIGIN: ConnId = ConnId::MAX;
 
 /// Work carried from one batch to the next until it is stored.
 struct Carried {
@@ -196,6 +207,21 @@ fn run(mut requests: mpsc::Receiver<WriteRequest>, store: &Store, metrics: &Metr
                 WriteRequest::Noop { room, origin } => {
                     followups.push(Followup::Noop { room, origin })
                 }
+                WriteRequest::Together { updates: together, done } => {
+                    for (room, record, update) in together {
+                        updates.push(NewUpdate {
+                            plan_id: room.plan_id(),
+                            kind: room.doc().kind,
+                            record,
+                        });
+                        followups.push(Followup::Apply {
+                            room,
+                            origin: SERVER_ORIGIN,
+                            update,
+                        });
+                    }
+                    followups.push(Followup::Done(done));
+                }
                 WriteRequest::Snapshot { room } => {
                     carried.snapshots.extend(room.snapshot_if_behind(now_ms()))
                 }
@@ -253,8 +279,12 @@ fn commit(
 ) {
     if updates.is_empty() {
         for followup in followups {
-            if let Followup::Noop { room, origin } = followup {
-                room.acknowledge_noop(origin);
+            match followup {
+                Followup::Noop { room, origin } => room.acknowledge_noop(origin),
+                Followup::Done(done) => {
+                    let _ = done.send(true);
+                }
+                Followup::Apply { .. } => {}
             }
         }
         return;
@@ -277,6 +307,9 @@ fn commit(
                 match followup {
                     Followup::Apply { room, origin, .. } => room.reject_unsaved(origin),
                     Followup::Noop { room, origin } => room.acknowledge_noop(origin),
+                    Followup::Done(done) => {
+                        let _ = done.send(false);
+                    }
                 }
             }
             return;
@@ -314,6 +347,9 @@ fn commit(
                 }
             }
             Followup::Noop { room, origin } => room.acknowledge_noop(origin),
+            Followup::Done(done) => {
+                let _ = done.send(true);
+            }
         }
     }
 }
