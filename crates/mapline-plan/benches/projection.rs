@@ -168,7 +168,8 @@ fn bench(c: &mut Criterion) {
             let updates = moves(&client, iters);
             let started = Instant::now();
             for update in &updates {
-                let (derivation, _) = tracker.apply(&server, Update::decode_v1(update).unwrap(), update);
+                let (derivation, _) =
+                    tracker.apply(&server, Update::decode_v1(update).unwrap(), update);
                 assert_eq!(
                     derivation.slips.len(),
                     usize::from(derivation.slips.len() == 1)

@@ -375,8 +375,12 @@ mod tests {
         w.sync(0);
         w.sync(1);
         // Both move the same date while apart; client 20 syncs first.
-        w.edit(0, |txn| move_due(txn, "m1", date("2027-03-12"), "Offline: legal").unwrap());
-        w.edit(1, |txn| move_due(txn, "m1", date("2027-03-19"), "Board").unwrap());
+        w.edit(0, |txn| {
+            move_due(txn, "m1", date("2027-03-12"), "Offline: legal").unwrap()
+        });
+        w.edit(1, |txn| {
+            move_due(txn, "m1", date("2027-03-19"), "Board").unwrap()
+        });
         let first = w.sync(1);
         assert!(conflicts(&first).is_empty());
         assert_eq!(first.slips[0].to.as_deref(), Some("2027-03-19"));
@@ -391,7 +395,10 @@ mod tests {
         assert_eq!(due.old, Some(json!("2027-03-12")));
         assert_eq!(due.new, Some(json!("2027-03-19")));
         let who = due.conflict.unwrap();
-        assert_eq!((who.lost_client, who.kept_client, who.lost_here), (10, 20, true));
+        assert_eq!(
+            (who.lost_client, who.kept_client, who.lost_here),
+            (10, 20, true)
+        );
         // The reason lost with it, too.
         assert!(
             found
@@ -423,7 +430,10 @@ mod tests {
         assert_eq!(found[0].old, Some(json!("in_progress")));
         assert_eq!(found[0].new, Some(json!("blocked")));
         let who = found[0].conflict.unwrap();
-        assert_eq!((who.lost_client, who.kept_client, who.lost_here), (20, 30, false));
+        assert_eq!(
+            (who.lost_client, who.kept_client, who.lost_here),
+            (20, 30, false)
+        );
     }
 
     fn set_status(txn: &mut yrs::TransactionMut, status: &str) {
@@ -456,13 +466,20 @@ mod tests {
         w.sync(1);
         // A tracker attached now, to a copy of the server's document (a room after a restart).
         let copy = Doc::with_client_id(2);
-        let state = w.server.transact().encode_state_as_update_v1(&StateVector::default());
+        let state = w
+            .server
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
         copy.transact_mut()
             .apply_update(Update::decode_v1(&state).unwrap())
             .unwrap();
         let mut late = HistoryTracker::attach(&copy);
-        w.edit(0, |txn| move_due(txn, "m1", date("2027-03-12"), "a").unwrap());
-        w.edit(1, |txn| move_due(txn, "m1", date("2027-03-19"), "b").unwrap());
+        w.edit(0, |txn| {
+            move_due(txn, "m1", date("2027-03-12"), "a").unwrap()
+        });
+        w.edit(1, |txn| {
+            move_due(txn, "m1", date("2027-03-19"), "b").unwrap()
+        });
         for i in [1, 0] {
             let sv = w.server.transact().state_vector();
             let up = w.clients[i].transact().encode_diff_v1(&sv);
@@ -500,7 +517,10 @@ mod tests {
         };
         assert_eq!(text.get_string(&txn), "Must Go live by March");
         // The change record holds the text before and after.
-        let change = d.changes.iter().find(|c| c.field.as_deref() == Some("objective"));
+        let change = d
+            .changes
+            .iter()
+            .find(|c| c.field.as_deref() == Some("objective"));
         assert_eq!(change.unwrap().new, Some(json!("Must Go live by March")));
     }
 }

@@ -11,10 +11,10 @@ use serde_json::Value;
 use yrs::types::{Event, PathSegment};
 use yrs::{DeepObservable, Doc, Map, Out, ReadTxn, Transact, Update};
 
+use crate::conflicts::{LostWrite, MapItems, Place};
 use crate::raw::{
     Collection, Fields, RawEntry, RawPlan, read_entry, read_fields, roots_not_maps, to_json,
 };
-use crate::conflicts::{LostWrite, MapItems, Place};
 use crate::{parse_date, schema};
 
 /// What happened to an entity or field.
@@ -301,8 +301,12 @@ fn go_live_slip(before: &RawPlan, after: &RawPlan, written: &Written) -> Option<
         text_field(&after.meta, f::TITLE),
         date_text(&before.meta, f::GO_LIVE),
         date_text(&after.meta, f::GO_LIVE),
-        reason(&after.meta, f::GO_LIVE_SLIP_REASON, written.go_live_slip_reason)
-            .or_else(|| reason(&after.meta, f::GO_LIVE_REASON, written.go_live_reason)),
+        reason(
+            &after.meta,
+            f::GO_LIVE_SLIP_REASON,
+            written.go_live_slip_reason,
+        )
+        .or_else(|| reason(&after.meta, f::GO_LIVE_REASON, written.go_live_reason)),
     )
 }
 
@@ -464,7 +468,13 @@ impl HistoryTracker {
             self.current.roots_not_maps = roots_not_maps(&txn);
         }
         if !lost.is_empty() {
-            record_lost(&mut derivation, &lost, &before, &self.current, &touched.written);
+            record_lost(
+                &mut derivation,
+                &lost,
+                &before,
+                &self.current,
+                &touched.written,
+            );
         }
         (derivation, error)
     }
@@ -486,7 +496,9 @@ fn value_at(plan: &RawPlan, place: &Place) -> Option<Value> {
             let collection = Collection::ALL.into_iter().find(|c| c.root() == root)?;
             let entry = plan.collections.get(&collection)?.get(id.as_ref())?;
             match (&place.field, entry) {
-                (Some(field), RawEntry::Entry(fields)) => return fields.get(field.as_ref()).cloned(),
+                (Some(field), RawEntry::Entry(fields)) => {
+                    return fields.get(field.as_ref()).cloned();
+                }
                 (None, entry) => return Some(entry_json(collection, entry)),
                 (Some(_), RawEntry::NotAMap(_)) => return None,
             }
@@ -750,9 +762,9 @@ mod tests {
             let before = self.client.transact().state_vector();
             write(&mut self.client.transact_mut());
             let update = self.client.transact().encode_diff_v1(&before);
-            let (derivation, error) = self
-                .tracker
-                .apply(&self.server, Update::decode_v1(&update).unwrap(), &update);
+            let (derivation, error) =
+                self.tracker
+                    .apply(&self.server, Update::decode_v1(&update).unwrap(), &update);
             assert!(error.is_none());
             derivation
         }

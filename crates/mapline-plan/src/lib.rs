@@ -7,20 +7,20 @@
 
 pub mod admission;
 pub mod calendar;
+mod conflicts;
 mod demo;
 pub mod derive;
 pub mod edit;
 pub mod export;
 pub mod health;
+pub mod migrate;
 pub mod model;
 pub mod raw;
 pub mod schema;
 pub mod templates;
-mod walk;
-mod conflicts;
-pub mod migrate;
 #[cfg(test)]
 mod testing;
+mod walk;
 
 use std::sync::Arc;
 

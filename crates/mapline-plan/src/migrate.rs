@@ -35,10 +35,9 @@ pub fn schema_version<T: ReadTxn>(txn: &T) -> u32 {
         .get_map(schema::META)
         .and_then(|meta| meta.get(txn, schema::meta::SCHEMA_VERSION));
     match version {
-        Some(Out::Any(Any::Number(n))) => n
-            .as_i64()
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(1),
+        Some(Out::Any(Any::Number(n))) => {
+            n.as_i64().and_then(|n| u32::try_from(n).ok()).unwrap_or(1)
+        }
         _ => 1,
     }
 }
@@ -65,9 +64,7 @@ pub fn migration(plan: &Doc, internal: &Doc) -> Option<Migration> {
         );
         judgments
     };
-    let plan_update = scratch
-        .transact()
-        .encode_diff_v1(&state_vector_of(&state)?);
+    let plan_update = scratch.transact().encode_diff_v1(&state_vector_of(&state)?);
     let internal_update = (!judgments.is_empty())
         .then(|| move_judgments(internal, &judgments))
         .flatten();
@@ -175,9 +172,7 @@ fn move_judgments(internal: &Doc, judgments: &Judgments) -> Option<Vec<u8>> {
             }
         }
     }
-    let update = scratch
-        .transact()
-        .encode_diff_v1(&state_vector_of(&state)?);
+    let update = scratch.transact().encode_diff_v1(&state_vector_of(&state)?);
     Some(update)
 }
 
@@ -239,13 +234,19 @@ mod tests {
         let internal = Doc::with_client_id(8);
         let migration = migration(&plan, &internal).expect("a v1 plan needs migrating");
         apply(&plan, &migration.plan);
-        apply(&internal, migration.internal.as_ref().expect("judgments move"));
+        apply(
+            &internal,
+            migration.internal.as_ref().expect("judgments move"),
+        );
         assert_eq!(schema_version(&plan.transact()), 2);
         let Some(Out::YText(title)) = field(&plan, "meta", None, "title") else {
             panic!("the title is not a text")
         };
         assert_eq!(title.get_string(&plan.transact()), "Acme rollout");
-        assert!(matches!(field(&plan, "meta", None, "goLive"), Some(Out::Any(_))));
+        assert!(matches!(
+            field(&plan, "meta", None, "goLive"),
+            Some(Out::Any(_))
+        ));
         assert!(matches!(
             field(&plan, "stakeholders", Some("st-raj"), "notes"),
             Some(Out::YText(_))
@@ -291,7 +292,12 @@ mod tests {
         let internal = Doc::with_client_id(8);
         {
             let mut txn = internal.transact_mut();
-            entry(&mut txn, "stakeholders", "st-raj", vec![("power", t("decider"))]);
+            entry(
+                &mut txn,
+                "stakeholders",
+                "st-raj",
+                vec![("power", t("decider"))],
+            );
         }
         let migration = migration(&plan, &internal).unwrap();
         apply(&internal, migration.internal.as_ref().unwrap());

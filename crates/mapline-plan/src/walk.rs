@@ -120,4 +120,3 @@ fn read_items(
     }
     Ok(Some(items))
 }
-

@@ -5,8 +5,8 @@
 
 use mapline_plan::{ChangeKind as PlanChangeKind, Derivation, HistoryTracker, Plan, project_doc};
 use mapline_store::{
-    ChangeKind, ChangeRecord, ConflictRecord, DerivedHistory, GENESIS, HistoryEntry, LogBound, PlanId, Seq,
-    SlipRecord, Store, StoreError, UpdateRecord, digest,
+    ChangeKind, ChangeRecord, ConflictRecord, DerivedHistory, GENESIS, HistoryEntry, LogBound,
+    PlanId, Seq, SlipRecord, Store, StoreError, UpdateRecord, digest,
 };
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, Transact, Update};

@@ -384,7 +384,11 @@ pub(crate) fn history_page(
             if let Some(conflict) = c.conflict {
                 let here = json!({ "seq": seq, "who": who, "at": time(entry.received_at_ms) });
                 let (lost_client, kept_client) = (conflict.lost_client, conflict.kept_client);
-                let other_client = if conflict.lost_here { kept_client } else { lost_client };
+                let other_client = if conflict.lost_here {
+                    kept_client
+                } else {
+                    lost_client
+                };
                 let other = match writer_before(store, plan_id, seq, other_client)? {
                     Some((other_seq, author, at_ms)) => json!({
                         "seq": other_seq, "who": labels.who(author)?, "at": time(at_ms),

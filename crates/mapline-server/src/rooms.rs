@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use mapline_plan::admission::PlanLimits;
 use mapline_store::{Author, DocKind, DocRef, PlanId, Store, StoreError, UpdateRecord};
+use tokio::sync::OnceCell;
 use yrs::Update;
 use yrs::updates::decoder::Decode;
-use tokio::sync::OnceCell;
 
 use crate::metrics::Metrics;
 use crate::room::Room;
@@ -127,9 +127,13 @@ impl Rooms {
             return Ok(());
         };
         let mut updates = Vec::new();
-        for (target, raw) in [(&internal, migration.internal), (room, Some(migration.plan))] {
+        for (target, raw) in [
+            (&internal, migration.internal),
+            (room, Some(migration.plan)),
+        ] {
             let Some(raw) = raw else { continue };
-            let update = Update::decode_v1(&raw).map_err(|e| OpenRoomError::Migration(e.to_string()))?;
+            let update =
+                Update::decode_v1(&raw).map_err(|e| OpenRoomError::Migration(e.to_string()))?;
             target
                 .admit(&raw)
                 .map_err(|e| OpenRoomError::Migration(e.to_string()))?;

@@ -207,7 +207,10 @@ fn run(mut requests: mpsc::Receiver<WriteRequest>, store: &Store, metrics: &Metr
                 WriteRequest::Noop { room, origin } => {
                     followups.push(Followup::Noop { room, origin })
                 }
-                WriteRequest::Together { updates: together, done } => {
+                WriteRequest::Together {
+                    updates: together,
+                    done,
+                } => {
                     for (room, record, update) in together {
                         updates.push(NewUpdate {
                             plan_id: room.plan_id(),

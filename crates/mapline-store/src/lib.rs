@@ -18,9 +18,9 @@ mod webhooks;
 pub use error::{OpenError, Result, StoreError};
 pub use lineage::{LinkedShare, Revocation};
 pub use records::{
-    Author, ChangeKind, ChangeRecord, ConflictRecord, DerivedHistory, DocKind, DocRef, GENESIS, HistoryEntry,
-    NewUpdate, PlanId, PlanRecord, Role, Seq, ShareId, ShareRecord, ShareSeen, Side, SlipRecord,
-    Snapshot, UpdateRecord, digest,
+    Author, ChangeKind, ChangeRecord, ConflictRecord, DerivedHistory, DocKind, DocRef, GENESIS,
+    HistoryEntry, NewUpdate, PlanId, PlanRecord, Role, Seq, ShareId, ShareRecord, ShareSeen, Side,
+    SlipRecord, Snapshot, UpdateRecord, digest,
 };
 pub use store::{
     BackupError, BackupStats, DEFAULT_CACHE_BYTES, DocumentLoad, LogBound, PlanAudit,
