@@ -124,10 +124,8 @@ fn upgrade_plan(txn: &mut yrs::TransactionMut<'_>) -> Judgments {
                 continue;
             }
             for field in schema::SELLER_JUDGMENTS {
-                if let Some(value) = entry.remove(txn, field) {
-                    if let Out::Any(any) = value {
-                        judgments.entry(id.clone()).or_default().insert(field, any);
-                    }
+                if let Some(Out::Any(any)) = entry.remove(txn, field) {
+                    judgments.entry(id.clone()).or_default().insert(field, any);
                 }
             }
         }
