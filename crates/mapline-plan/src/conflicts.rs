@@ -14,12 +14,12 @@
 //! built from the document's state when tracking starts and kept up to date per update, so a
 //! room loaded from a snapshot and a rebuild from the first update find the same conflicts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde_json::Value;
 use yrs::block::ItemContent;
-use yrs::{ID, IdSet, ReadTxn, StateVector, TransactionMut};
+use yrs::{ClientID, ID, IdSet, ReadTxn, StateVector, TransactionMut};
 
 use crate::raw::any_to_json;
 use crate::walk::{self, Parent, WalkedItem};
@@ -68,7 +68,10 @@ pub(crate) struct LostWrite {
 /// Which map and key every item of a document sets, and each key's current value.
 #[derive(Debug, Default)]
 pub(crate) struct MapItems {
-    slot_of_item: HashMap<ID, u32>,
+    /// Per client, by first clock: each map item's length and slot. An item may span several
+    /// clocks (a writer's own overwritten values arrive merged as one deleted item), and an
+    /// origin may name any clock inside it.
+    slot_of_item: HashMap<ClientID, BTreeMap<u32, (u32, u32)>>,
     slots: Vec<Slot>,
     slot_index: HashMap<(Owner, Arc<str>), u32>,
     /// Map items walked but not integrated yet (their update waits for a missing one).
@@ -90,7 +93,7 @@ impl MapItems {
         let deleted = txn.snapshot().delete_set;
         let resolved = index.resolve(items);
         for (item, slot) in resolved {
-            index.slot_of_item.insert(item.id, slot);
+            index.index(&item, slot);
             let alive =
                 !deleted.contains(&item.id) && !matches!(item.content, ItemContent::Deleted(_));
             if alive {
@@ -115,7 +118,7 @@ impl MapItems {
         if txn.store().pending_update().is_some() {
             self.waiting = rest
                 .into_iter()
-                .filter(|item| !self.slot_of_item.contains_key(&item.id))
+                .filter(|item| self.slot_at(&item.id).is_none())
                 .collect();
             let over = self.waiting.len().saturating_sub(MAX_WAITING);
             self.waiting.drain(..over);
@@ -124,7 +127,7 @@ impl MapItems {
         // Per slot, this update's items in clock order.
         let mut by_slot: Vec<(u32, Vec<WalkedItem>)> = Vec::new();
         for (item, slot) in resolved {
-            self.slot_of_item.insert(item.id, slot);
+            self.index(&item, slot);
             match by_slot.iter_mut().find(|(s, _)| *s == slot) {
                 Some((_, items)) => items.push(item),
                 None => by_slot.push((slot, vec![item])),
@@ -160,7 +163,10 @@ impl MapItems {
             // The value the winner's writer replaced: its origin, through this update's items.
             let mut seen = winner.origin;
             while let Some(origin) = seen {
-                match items.iter().find(|item| item.id == origin) {
+                match items
+                    .iter()
+                    .find(|item| contains(item.id, item.len, &origin))
+                {
                     Some(earlier) => seen = earlier.origin,
                     None => break,
                 }
@@ -182,11 +188,15 @@ impl MapItems {
         let kept_client = self.slots[slot as usize]
             .winner
             .map_or(0, |id| id.client.get());
-        let replaced_here = |id: &ID| items.iter().any(|other| other.origin == Some(*id));
+        let replaced_here = |item: &WalkedItem| {
+            items.iter().any(|other| {
+                other
+                    .origin
+                    .is_some_and(|origin| contains(item.id, item.len, &origin))
+            })
+        };
         for item in items {
-            if deleted.contains(&item.id)
-                && !own_deletes.contains(&item.id)
-                && !replaced_here(&item.id)
+            if deleted.contains(&item.id) && !own_deletes.contains(&item.id) && !replaced_here(item)
             {
                 lost.push(LostWrite {
                     place: place.clone(),
@@ -215,7 +225,7 @@ impl MapItems {
                 field: None,
             }),
             Owner::Item(entry) => {
-                let holder = &self.slots[*self.slot_of_item.get(entry)? as usize];
+                let holder = &self.slots[self.slot_at(entry)? as usize];
                 match &holder.owner {
                     Owner::Root(root) if !is_fields_root(root) => Some(Place {
                         root: root.clone(),
@@ -233,7 +243,7 @@ impl MapItems {
     fn resolve(&mut self, items: Vec<WalkedItem>) -> Vec<(WalkedItem, u32)> {
         let mut out = Vec::with_capacity(items.len());
         let mut unresolved = items;
-        let mut in_batch: HashMap<ID, u32> = HashMap::new();
+        let mut in_batch: Vec<((ID, u32), u32)> = Vec::new();
         loop {
             let before = unresolved.len();
             let mut next = Vec::new();
@@ -246,16 +256,18 @@ impl MapItems {
                         Some(self.slot(Owner::Item(*owner), key.clone()))
                     }
                     (Parent::Inherited, _) => item.origin.and_then(|origin| {
-                        self.slot_of_item
-                            .get(&origin)
-                            .or_else(|| in_batch.get(&origin))
-                            .copied()
+                        self.slot_at(&origin).or_else(|| {
+                            in_batch
+                                .iter()
+                                .find(|((id, len), _)| contains(*id, *len, &origin))
+                                .map(|(_, slot)| *slot)
+                        })
                     }),
                     _ => None,
                 };
                 match slot {
                     Some(slot) => {
-                        in_batch.insert(item.id, slot);
+                        in_batch.push(((item.id, item.len), slot));
                         out.push((item, slot));
                     }
                     // Its origin may come later in this batch (another client's item).
@@ -271,6 +283,24 @@ impl MapItems {
         out
     }
 
+    /// Records a map item's slot.
+    fn index(&mut self, item: &WalkedItem, slot: u32) {
+        self.slot_of_item
+            .entry(item.id.client)
+            .or_default()
+            .insert(item.id.clock, (item.len, slot));
+    }
+
+    /// The slot of the map item holding `id` (any clock inside it).
+    fn slot_at(&self, id: &ID) -> Option<u32> {
+        let (start, (len, slot)) = self
+            .slot_of_item
+            .get(&id.client)?
+            .range(..=id.clock)
+            .next_back()?;
+        (id.clock < start.saturating_add(*len)).then_some(*slot)
+    }
+
     fn slot(&mut self, owner: Owner, key: Arc<str>) -> u32 {
         if let Some(slot) = self.slot_index.get(&(owner.clone(), key.clone())) {
             return *slot;
@@ -284,6 +314,13 @@ impl MapItems {
         self.slot_index.insert((owner, key), slot);
         slot
     }
+}
+
+/// Whether the item starting at `id` with `len` clocks holds `target`.
+fn contains(id: ID, len: u32, target: &ID) -> bool {
+    id.client == target.client
+        && id.clock <= target.clock
+        && target.clock < id.clock.saturating_add(len)
 }
 
 /// Roots that hold fields directly rather than entries.
@@ -487,6 +524,28 @@ mod tests {
             let (restarted, _) = late.apply(&copy, Update::decode_v1(&up).unwrap(), &up);
             assert_eq!(live, restarted);
         }
+    }
+
+    #[test]
+    fn a_late_write_without_origin_that_wins_over_a_chain_records_the_chain_end_lost() {
+        let mut w = World::new(&[10, 11, 12]);
+        w.edit(0, |txn| milestone(txn, "m1", "2027-03-01", &[], vec![]));
+        for i in 0..3 {
+            w.sync(i);
+        }
+        w.edit(1, |txn| set_status(txn, "s0"));
+        w.edit(2, |txn| set_status(txn, "s1"));
+        w.edit(1, |txn| set_status(txn, "s2"));
+        w.edit(1, |txn| set_status(txn, "s3"));
+        let first = w.sync(1);
+        assert!(conflicts(&first).is_empty(), "{first:?}");
+        // Client 12's value wins (the higher client) over the end of 11's chain, which its
+        // writer had merged into one deleted item and a live one.
+        let second = w.sync(2);
+        let found = conflicts(&second);
+        assert_eq!(found.len(), 1, "{second:?}");
+        assert_eq!(found[0].old, Some(json!("s3")));
+        assert_eq!(found[0].new, Some(json!("s1")));
     }
 
     #[test]
