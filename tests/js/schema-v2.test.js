@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path'
 import { spawnSync } from 'node:child_process'
 import {
   binary, repoRoot, startServer, tempData, createPlan, api, mintShare, client, synced, destroy,
-  waitFor, Y
+  waitFor, rawSocket, updateFrame, Y
 } from './lib/harness.js'
 
 const V1_PLAN = '01900000-0000-7000-8000-000000000001'
@@ -242,6 +242,44 @@ test('moving go-live writes its own slip reason and never touches why the date m
     const { body } = await api(server, 'GET', `/api/plans/${plan.id}`)
     assert.equal(body.plan.meta.goLiveReason, 'Fiscal year starts in April')
     destroy(s)
+  } finally {
+    await server.stop()
+    data.cleanup()
+  }
+})
+
+test('a judgment written into a shared stakeholder is refused with 4422 and reaches nobody', async () => {
+  const data = tempData()
+  const server = await startServer({ dataFile: data.file })
+  try {
+    const plan = await createPlan(server)
+    const s = client(server, plan.id, plan.seller)
+    const b = client(server, plan.id, plan.buyer)
+    await Promise.all([synced(s), synced(b)])
+    s.doc.transact(() => {
+      const person = new Y.Map()
+      person.set('name', 'Casey Fromm')
+      s.map('stakeholders').set('st-1', person)
+    })
+    await waitFor(() => b.map('stakeholders').get('st-1') !== undefined)
+    // A v1-shaped client: the same state, then `power` on the shared person.
+    const stale = new Y.Doc()
+    Y.applyUpdate(stale, Y.encodeStateAsUpdate(s.doc))
+    const before = Y.encodeStateVector(stale)
+    stale.getMap('stakeholders').get('st-1').set('power', 'blocker')
+    const raw = rawSocket(server, plan.id, plan.seller)
+    await raw.opened
+    raw.ws.send(updateFrame(Y.encodeStateAsUpdate(stale, before)))
+    const closed = await raw.closed
+    assert.equal(closed.code, 4422)
+    assert.match(closed.reason, /internal document/)
+    // The others are undisturbed, and nothing of it was stored or relayed.
+    s.doc.transact(() => s.map('meta').set('barrier', 1))
+    await waitFor(() => b.map('meta').get('barrier') === 1)
+    assert.equal(b.map('stakeholders').get('st-1').get('power'), undefined)
+    const { body } = await api(server, 'GET', `/api/plans/${plan.id}/history?limit=500`)
+    assert.ok(!JSON.stringify(body).includes('blocker'))
+    destroy(s, b)
   } finally {
     await server.stop()
     data.cleanup()

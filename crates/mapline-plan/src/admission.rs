@@ -61,6 +61,13 @@ pub enum Refusal {
         count: usize,
         limit: usize,
     },
+    /// The update writes a seller's judgment (`power`, `engagement`) into a shared
+    /// stakeholder: from schema v2 on they live in the internal document, and the plan
+    /// document reaches every buyer link.
+    #[error(
+        "`{field}` is the seller's judgment of a stakeholder: it belongs in the internal document (schema v2), not the shared plan"
+    )]
+    SellerJudgment { field: String },
     /// A text value longer than the limit.
     #[error("a text of {chars} characters{}, over the limit of {limit}", in_field(.field))]
     TextTooLong {
@@ -196,6 +203,9 @@ impl Admission {
         self.check_expected(&items)?;
         let unseen_parents = self.check_parents(txn, &items)?;
         self.check_texts(&items)?;
+        if self.count_entries {
+            self.check_judgments(&items)?;
+        }
         let new_keys = if self.count_entries {
             self.check_entries(txn, &items)?
         } else {
@@ -245,6 +255,38 @@ impl Admission {
                 return Err(Refusal::InvalidParent {
                     item: format!("{}:{}", item.id.client, item.id.clock),
                     parent: format!("{}:{}", item.id.client, expected),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a seller's judgment written into a shared stakeholder entry. The first write
+    /// of a field names its entry; a later one replaces it (its origin), so once none gets
+    /// in, checking the ones that name their entry suffices.
+    fn check_judgments(&self, items: &[WalkedItem]) -> Result<(), Refusal> {
+        // Stakeholder entries this update creates (their fields name them, too).
+        let new_people: HashSet<ID> = items
+            .iter()
+            .filter(|item| {
+                self.collection_key(item)
+                    .is_some_and(|(collection, _)| collection == schema::STAKEHOLDERS)
+            })
+            .map(|item| item.id)
+            .collect();
+        for item in items {
+            let (Parent::Item(entry), Some(field)) = (&item.parent, &item.parent_sub) else {
+                continue;
+            };
+            if schema::SELLER_JUDGMENTS.contains(&field.as_ref())
+                && (new_people.contains(entry)
+                    || self
+                        .collection_items
+                        .get(entry)
+                        .is_some_and(|(collection, _)| *collection == schema::STAKEHOLDERS))
+            {
+                return Err(Refusal::SellerJudgment {
+                    field: field.to_string(),
                 });
             }
         }
@@ -462,6 +504,61 @@ mod tests {
         }
         let update = diff(&client, &before);
         assert_eq!(admission.admit(&server.transact(), &update), Ok(()));
+    }
+
+    #[test]
+    fn a_sellers_judgment_in_a_shared_stakeholder_is_refused_new_or_existing() {
+        let client = Doc::with_client_id(7);
+        let people = client.get_or_insert_map(schema::STAKEHOLDERS);
+        people.insert(
+            &mut client.transact_mut(),
+            "st-1",
+            MapPrelim::from([("name", "Raj")]),
+        );
+        let (server, mut admission) = server_with(&state(&client));
+        // Set on an existing person.
+        let before = client.transact().state_vector();
+        {
+            let mut txn = client.transact_mut();
+            let Some(yrs::Out::YMap(raj)) = people.get(&txn, "st-1") else {
+                panic!("st-1 is a map")
+            };
+            raj.insert(&mut txn, "power", "blocker");
+        }
+        let refused = admission.admit(&server.transact(), &diff(&client, &before));
+        assert!(
+            matches!(refused, Err(Refusal::SellerJudgment { ref field }) if field == "power"),
+            "{refused:?}"
+        );
+        // A new person carrying one.
+        let other = Doc::with_client_id(8);
+        other.get_or_insert_map(schema::STAKEHOLDERS).insert(
+            &mut other.transact_mut(),
+            "st-2",
+            MapPrelim::from([("name", "Ana"), ("engagement", "dark")]),
+        );
+        let refused = admission.admit(&server.transact(), &state(&other));
+        assert!(
+            matches!(refused, Err(Refusal::SellerJudgment { .. })),
+            "{refused:?}"
+        );
+        // The same field names elsewhere are no judgment.
+        let fresh = Doc::with_client_id(9);
+        add_milestone(&fresh, "m1", "Kick-off");
+        let (server, mut admission) = server_with(&state(&fresh));
+        let milestones = fresh.get_or_insert_map(schema::MILESTONES);
+        let before = fresh.transact().state_vector();
+        {
+            let mut txn = fresh.transact_mut();
+            let Some(yrs::Out::YMap(m1)) = milestones.get(&txn, "m1") else {
+                panic!("m1 is a map")
+            };
+            m1.insert(&mut txn, "power", "not a judgment here");
+        }
+        assert_eq!(
+            admission.admit(&server.transact(), &diff(&fresh, &before)),
+            Ok(())
+        );
     }
 
     #[test]
