@@ -376,6 +376,11 @@ fn the_committed_format_3_fixture_opens_with_its_lineage() {
     let (record, feed) = store.share_with_feed(fixture_id(2)).unwrap().unwrap();
     assert_eq!(record.id, fixture_id(2));
     assert_eq!(feed, None);
+    // Format 4 records conflicts in history: the history is dropped, to be derived again at the
+    // next start, which treats the file like one after a crash.
+    assert_eq!(store.derived_through(plan).unwrap(), 0);
+    assert_eq!(store.plans_behind().unwrap(), vec![plan]);
+    assert!(!store.take_clean_shutdown().unwrap());
 }
 
 #[test]
@@ -949,4 +954,19 @@ fn minting_through_a_revoked_expired_or_foreign_link_is_refused_and_stores_nothi
             .unwrap()),
         [1]
     );
+}
+
+#[test]
+fn the_committed_format_4_fixture_opens_without_an_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("format-4.redb");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format-4.redb"),
+        &path,
+    )
+    .unwrap();
+    let store = Store::open(&path).unwrap();
+    let plan = store.plans().unwrap()[0].0;
+    assert_eq!(store.shares_of(plan).unwrap().len(), 5);
+    assert_eq!(store.plans().unwrap()[0].1.title, "Format 4 fixture");
 }
