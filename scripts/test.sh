@@ -24,6 +24,16 @@ if ! command -v pdftotext >/dev/null || ! command -v pdftoppm >/dev/null; then
   apt_install poppler-utils
 fi
 
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+  echo "==> installing Debian's python3-venv (the pycrdt client runs in target/venv)"
+  apt_install python3-venv
+fi
+echo "==> target/venv: pycrdt for the pycrdt client test (tests/python/requirements.txt, hashes pinned)"
+if ! target/venv/bin/python -c 'import pycrdt' 2>/dev/null; then
+  python3 -m venv target/venv
+  target/venv/bin/pip install -q --require-hashes -r tests/python/requirements.txt
+fi
+
 echo "==> web client: npm ci, unit tests, build"
 ./scripts/web.sh
 (cd web && npx vitest run)

@@ -186,6 +186,12 @@ impl Admission {
         }
     }
 
+    /// The clock past everything admitted from `client` (0 if nothing): items below it are in
+    /// the document or on their way there.
+    pub fn admitted_clock(&self, client: ClientID) -> u32 {
+        self.admitted_clock.get(&client).copied().unwrap_or(0)
+    }
+
     /// Everything admitted is in the document now (no write in flight). `pending` says whether
     /// the document still holds updates waiting for missing ones: what they add is not in the
     /// document yet, so it stays counted.

@@ -358,9 +358,14 @@ async fn handle(
         Ok(Incoming::SyncStep1(sv)) => room.answer_sync_step1(conn_id, &sv),
         Ok(Incoming::Update { update, raw }) => {
             app.metrics.updates_received.inc();
-            let empty = update.is_empty();
-            // An empty update changes nothing, so even a read-only link's is acknowledged like
-            // anyone's: its client learns that it is up to date with what is durable.
+            let unchanged = !update.is_empty() && room.changes_nothing(&update);
+            if unchanged {
+                app.metrics.updates_unchanged.inc();
+            }
+            let empty = update.is_empty() || unchanged;
+            // An update that changes nothing (empty, or an echo of what the server has) is
+            // acknowledged, never stored or relayed — even a read-only link's: its client
+            // learns that it is up to date with what is durable.
             if !empty && !params.principal.can_write() {
                 app.metrics.updates_refused.inc();
                 tracing::warn!(bytes = raw.len(), "update from a read-only link refused");

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub updates_persisted: Counter,
     pub updates_broadcast: Counter,
     pub updates_refused: Counter,
+    /// Updates that changed nothing (echoes): acknowledged, not stored or relayed.
+    pub updates_unchanged: Counter,
     /// Requests refused after too many failed attempts with their token or from their address.
     pub auth_refused: Counter,
     pub commit_batch_size: Histogram,
@@ -84,6 +86,12 @@ impl Default for Metrics {
                 r,
                 "updates_refused",
                 "Document updates refused (read-only connections)",
+                counter(),
+            ),
+            updates_unchanged: registered(
+                r,
+                "updates_unchanged",
+                "Updates that changed nothing (echoes of what the server has): acknowledged, neither stored nor relayed",
                 counter(),
             ),
             auth_refused: registered(

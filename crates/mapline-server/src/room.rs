@@ -93,6 +93,9 @@ struct RoomState {
     tail_bytes: usize,
     retired: bool,
     idle_since: Option<Instant>,
+    /// The document's deletions, read when an update that inserts nothing needs them and
+    /// kept until the next update is applied.
+    deleted: Option<yrs::IdSet>,
 }
 
 /// One document of a plan in memory.
@@ -174,6 +177,7 @@ impl Room {
                 tail_bytes,
                 retired: false,
                 idle_since: Some(Instant::now()),
+                deleted: None,
             }),
             pending_writes: AtomicUsize::new(0),
             metrics,
@@ -345,6 +349,40 @@ impl Room {
         Ok(())
     }
 
+    /// Whether an update would change nothing: every item it carries is in the document (or
+    /// admitted and on its way there) and everything it deletes is deleted already — an echo,
+    /// such as pycrdt clients send of every update they receive, or an update sent twice.
+    /// Such an update is acknowledged and neither stored nor relayed.
+    pub fn changes_nothing(&self, update: &Update) -> bool {
+        let mut state = self.lock();
+        let RoomState {
+            awareness,
+            admission,
+            deleted,
+            ..
+        } = &mut *state;
+        let doc = awareness.doc();
+        let known = doc.transact().state_vector();
+        let inserts = update.insertions(true);
+        for (client, ranges) in inserts.iter() {
+            let known = known.get(client).max(admission.admitted_clock(*client));
+            if ranges.iter().any(|range| range.end > known) {
+                return false;
+            }
+        }
+        let deletes = update.delete_set();
+        if deletes.is_empty() {
+            return true;
+        }
+        let deleted = deleted.get_or_insert_with(|| doc.transact().snapshot().delete_set);
+        deletes.iter().all(|(client, ranges)| {
+            ranges.iter().all(|range| {
+                (range.start..range.end)
+                    .all(|clock| deleted.contains(&yrs::ID::new(*client, clock)))
+            })
+        })
+    }
+
     /// Called before handing an update to the writer: the room stays loaded until it is applied.
     /// (An admitted update already counts: see [`Room::admit`].)
     pub fn begin_write(&self) {
@@ -391,6 +429,7 @@ impl Room {
         }
         state.last_seq = seq;
         state.tail_bytes += record.update.len();
+        state.deleted = None;
         if self.pending_writes.load(Ordering::SeqCst) == 1 {
             // This was the last write in flight: the document holds everything admitted, but
             // for what yrs keeps pending (waiting for missing updates).
