@@ -5,6 +5,7 @@
 //! `derive/apply only` is the baseline in the same run: the same updates applied to a plain
 //! document, so `derive/apply and derive` minus it is what deriving the history adds per update,
 //! and `derive/admit and apply` minus it is what admitting an update before storing it adds.
+//! `derive/typing: …` is the same for a keystroke in a note (a `Y.Text`, schema v2).
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,10 @@ use mapline_plan::edit::{MilestoneDraft, add_milestone, move_due};
 use mapline_plan::model::MilestoneSide;
 use mapline_plan::{HistoryTracker, RawPlan, new_plan_update, project, project_doc};
 use yrs::updates::decoder::Decode;
-use yrs::{Any, Doc, Map, MapPrelim, ReadTxn, StateVector, Transact, Update, WriteTxn};
+use yrs::{
+    Any, Doc, Map, MapPrelim, Out, ReadTxn, StateVector, Text, TextPrelim, Transact, Update,
+    WriteTxn,
+};
 
 const MILESTONES: usize = 200;
 
@@ -107,6 +111,37 @@ fn moves(client: &Doc, count: u64) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Gives every milestone a `notes` text (schema v2's prose), as the client and the server hold it.
+fn with_notes(client: &Doc) {
+    let milestones = client.get_or_insert_map("milestones");
+    let mut txn = client.transact_mut();
+    for n in 0..MILESTONES {
+        if let Some(Out::YMap(step)) = milestones.get(&txn, &format!("ms-{n}")) {
+            step.insert(&mut txn, "notes", TextPrelim::new("Notes: "));
+        }
+    }
+}
+
+/// `count` successive updates from the client, each typing one character into a note.
+fn typing(client: &Doc, count: u64) -> Vec<Vec<u8>> {
+    let milestones = client.get_or_insert_map("milestones");
+    (0..count)
+        .map(|n| {
+            let id = format!("ms-{}", n as usize % MILESTONES);
+            let mut txn = client.transact_mut();
+            let Some(Out::YMap(step)) = milestones.get(&txn, &id) else {
+                panic!("no {id}")
+            };
+            let Some(Out::YText(notes)) = step.get(&txn, "notes") else {
+                panic!("no notes on {id}")
+            };
+            let end = notes.len(&txn);
+            notes.insert(&mut txn, end, "x");
+            txn.encode_update_v1()
+        })
+        .collect()
+}
+
 fn bench(c: &mut Criterion) {
     let doc = large_plan();
     assert_eq!(project_doc(&doc).milestones.len(), MILESTONES);
@@ -174,6 +209,39 @@ fn bench(c: &mut Criterion) {
                     derivation.slips.len(),
                     usize::from(derivation.slips.len() == 1)
                 );
+            }
+            started.elapsed()
+        })
+    });
+    // Schema v2: typing into a note (a Y.Text) — the update a page sends per keystroke.
+    group.bench_function("typing: apply only (baseline)", |b| {
+        b.iter_custom(|iters| {
+            let client = large_plan();
+            with_notes(&client);
+            let server = replica(&client);
+            let updates = typing(&client, iters);
+            let started = Instant::now();
+            for update in &updates {
+                server
+                    .transact_mut()
+                    .apply_update(Update::decode_v1(update).unwrap())
+                    .unwrap();
+            }
+            started.elapsed()
+        })
+    });
+    group.bench_function("typing: apply and derive, 200 milestones", |b| {
+        b.iter_custom(|iters| {
+            let client = large_plan();
+            with_notes(&client);
+            let server = replica(&client);
+            let mut tracker = HistoryTracker::attach(&server);
+            let updates = typing(&client, iters);
+            let started = Instant::now();
+            for update in &updates {
+                let (derivation, _) =
+                    tracker.apply(&server, Update::decode_v1(update).unwrap(), update);
+                assert_eq!(derivation.changes.len(), 1);
             }
             started.elapsed()
         })
