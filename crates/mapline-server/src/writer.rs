@@ -192,18 +192,7 @@ fn run(mut requests: mpsc::Receiver<WriteRequest>, store: &Store, metrics: &Metr
                     origin,
                     record,
                     update,
-                } => {
-                    updates.push(NewUpdate {
-                        plan_id: room.plan_id(),
-                        kind: room.doc().kind,
-                        record,
-                    });
-                    followups.push(Followup::Apply {
-                        room,
-                        origin,
-                        update,
-                    });
-                }
+                } => queue_update(&mut updates, &mut followups, room, origin, record, update),
                 WriteRequest::Noop { room, origin } => {
                     followups.push(Followup::Noop { room, origin })
                 }
@@ -212,16 +201,8 @@ fn run(mut requests: mpsc::Receiver<WriteRequest>, store: &Store, metrics: &Metr
                     done,
                 } => {
                     for (room, record, update) in together {
-                        updates.push(NewUpdate {
-                            plan_id: room.plan_id(),
-                            kind: room.doc().kind,
-                            record,
-                        });
-                        followups.push(Followup::Apply {
-                            room,
-                            origin: SERVER_ORIGIN,
-                            update,
-                        });
+                        let origin = SERVER_ORIGIN;
+                        queue_update(&mut updates, &mut followups, room, origin, record, update);
                     }
                     followups.push(Followup::Done(done));
                 }
@@ -238,6 +219,27 @@ fn run(mut requests: mpsc::Receiver<WriteRequest>, store: &Store, metrics: &Metr
     }
     flush(store, metrics, &mut carried);
     tracing::info!("writer stopped");
+}
+
+/// Adds an update to the batch: stored in order, then applied to its room.
+fn queue_update(
+    updates: &mut Vec<NewUpdate>,
+    followups: &mut Vec<Followup>,
+    room: Arc<Room>,
+    origin: ConnId,
+    record: UpdateRecord,
+    update: Update,
+) {
+    updates.push(NewUpdate {
+        plan_id: room.plan_id(),
+        kind: room.doc().kind,
+        record,
+    });
+    followups.push(Followup::Apply {
+        room,
+        origin,
+        update,
+    });
 }
 
 /// Stores carried history and snapshots in a transaction of their own (the queue was idle).
