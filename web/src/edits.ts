@@ -34,26 +34,36 @@ function discrete (doc: Y.Doc, change: () => void): void {
  */
 export type Locate = (create: boolean) => Y.Map<unknown> | null
 
+/** The origin of the page's own structural writes that undo must not take back: making the
+ * `Y.Text` of a field on its first edit (others may type into it from then on). */
+export const PREPARE = 'mapline-page-prepare'
+
 /**
  * Makes a prose field hold `next`, by the smallest edit of its `Y.Text` (one delete and one
  * insert, in one transaction with origin `LOCAL`) so that concurrent edits merge. A field that
- * holds a v1 string (or nothing) gets a new `Y.Text` holding `next`.
+ * holds a v1 string (or nothing) first gets a `Y.Text` holding that string (origin `PREPARE`, so
+ * undo leaves the text — and what others typed into it — in place and takes back only the
+ * typing).
  */
 export function writeProse (doc: Y.Doc, locate: Locate, field: string, next: string): void {
+  const current = locate(false)?.get(field)
+  if (!(current instanceof Y.Text)) {
+    // Nothing to write: the v1 string already says it, or an absent field stays empty.
+    if (current === next || ((current === undefined || current === null) && next === '')) return
+    doc.transact(() => {
+      const map = locate(true)
+      if (map === null || map.get(field) instanceof Y.Text) return
+      const old = map.get(field)
+      map.set(field, new Y.Text(typeof old === 'string' ? old : ''))
+    }, PREPARE)
+  }
   doc.transact(() => {
-    const map = locate(true)
-    if (map === null) return
-    const value = map.get(field)
-    if (value instanceof Y.Text) {
-      const splice = minimalDiff(value.toString(), next)
-      if (splice === null) return
-      if (splice.remove > 0) value.delete(splice.index, splice.remove)
-      if (splice.insert !== '') value.insert(splice.index, splice.insert)
-    } else {
-      // Nothing to write: the v1 string already says it, or an absent field stays empty.
-      if (value === next || ((value === undefined || value === null) && next === '')) return
-      map.set(field, new Y.Text(next))
-    }
+    const value = locate(false)?.get(field)
+    if (!(value instanceof Y.Text)) return
+    const splice = minimalDiff(value.toString(), next)
+    if (splice === null) return
+    if (splice.remove > 0) value.delete(splice.index, splice.remove)
+    if (splice.insert !== '') value.insert(splice.index, splice.insert)
   }, LOCAL)
 }
 

@@ -322,16 +322,18 @@ describe('editing the plan', () => {
     edit.registerUndo(doc, undo)
     edit.setEntryField(doc, 'milestones', 'ms-b', 'notes', 'Mine')
     edit.setEntryField(doc, 'milestones', 'ms-b', 'status', 'blocked')
-    // Someone else's edit arrives (another origin).
+    // Someone else's edits arrive (another origin), one of them in the text I started.
     doc.transact(() => (doc.getMap('milestones').get('ms-a') as Y.Map<unknown>).set('status', 'in_progress'), 'remote')
+    doc.transact(() => ((doc.getMap('milestones').get('ms-b') as Y.Map<unknown>).get('notes') as Y.Text).insert(4, ' and theirs'), 'remote')
     undo.undo()
     const m = () => readPlan(doc).milestones.find(x => x.id === 'ms-b')?.text
-    expect([m()?.status, m()?.notes]).toEqual([undefined, 'Mine'])
+    expect([m()?.status, m()?.notes]).toEqual([undefined, 'Mine and theirs'])
     undo.undo()
-    expect(m()?.notes ?? null).toBeNull()
+    expect(m()?.notes).toBe(' and theirs')
+    expect(undo.canUndo()).toBe(false)
     expect(readPlan(doc).milestones[0].text.status).toBe('in_progress')
     undo.redo()
-    expect(m()?.notes).toBe('Mine')
+    expect(m()?.notes).toBe('Mine and theirs')
   })
   test('adding, reordering and deleting entries keeps the order and the dependencies right', () => {
     const doc = planDoc()
