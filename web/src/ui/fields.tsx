@@ -25,10 +25,14 @@ function EditingBy ({ field }: { field: string }) {
   )
 }
 
+/** Presence keys of the seller's internal document: never announced (presence is shared with
+ * the buyer, and even that a judgment is being edited is the seller's own business). */
+const PRIVATE_FIELD = /^internal\./
+
 function useEditing (field: string) {
   const { session } = usePage()
   return {
-    onFocus: () => session.setEditing(field),
+    onFocus: () => session.setEditing(PRIVATE_FIELD.test(field) ? null : field),
     onBlur: () => session.setEditing(null)
   }
 }
