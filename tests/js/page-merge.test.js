@@ -313,3 +313,78 @@ test('a buyer\'s page never shows the seller\'s judgments of people; a seller\'s
     await closeAll(seller, buyer)
   }
 })
+
+test('the page side alone: conflicts and deletions as docs/api.md words them (those two answers stubbed in the browser)', async () => {
+  // The two tests above need the server's conflict records and restore API; this one pins the
+  // page to the contract with the server's answers to /history, /deleted and /restore stubbed,
+  // everything else real.
+  const plan = await newPlan()
+  const trial = await milestone(plan, 'ms-trial')
+  const goLive = (await planNow(plan)).meta.goLive
+  const other = iso(Date.parse(trial.due) - 7 * DAY)
+  const seller = { kind: 'share', label: 'Mapline Inc team', side: 'seller' }
+  const buyer = { kind: 'share', label: 'Contoso team', side: 'buyer' }
+  const history = {
+    entries: [{
+      seq: 99,
+      at: '2027-01-02T10:00:00Z',
+      who: buyer,
+      changes: [
+        { entity: 'milestones', entityId: 'ms-trial', field: 'due', kind: 'conflict', kept: { value: trial.due, who: seller, at: '2027-01-02T09:00:00Z' }, lost: { value: other, who: buyer, at: '2027-01-02T10:00:00Z' } },
+        { entity: 'meta', entityId: null, field: 'goLive', kind: 'conflict', kept: { value: goLive, who: seller, at: '2027-01-02T09:00:00Z' }, lost: { value: '2030-01-01', who: null, at: null } },
+        { entity: 'milestones', entityId: 'ms-old', field: null, kind: 'deleted', old: { title: 'Old step' } }
+      ]
+    }],
+    nextBefore: null
+  }
+  const deleted = { deleted: [{ collection: 'milestones', id: 'ms-old', seq: 98, at: new Date().toISOString(), who: buyer, entry: { title: 'Old step', due: '2027-01-01' } }] }
+  const restores = []
+  const stub = async context => {
+    await context.route(`**/api/plans/${plan.id}/history*`, route => route.fulfill({ json: history }))
+    await context.route(`**/api/plans/${plan.id}/deleted`, route => route.fulfill({ json: deleted }))
+    await context.route(`**/api/plans/${plan.id}/restore`, route => {
+      restores.push({ body: route.request().postDataJSON(), auth: route.request().headers().authorization })
+      return route.fulfill({ json: { seq: 100 } })
+    })
+  }
+  const a = await openLink(browser, server, plan.id, plan.seller, { locale: 'en-GB', setup: stub })
+  try {
+    await untilStatus(a.page, 'saved')
+    const banner = a.page.locator('[data-milestone="ms-trial"] [data-testid="conflict"]')
+    await banner.waitFor()
+    assert.equal((await banner.locator('span').first().textContent()), `Contoso team set ${gb(other)} offline; ${gb(trial.due)} was kept`)
+    const goLiveBanner = a.page.locator('#why [data-testid="conflict"]')
+    assert.equal(await goLiveBanner.locator('span').first().textContent(), `Someone set ${gb('2030-01-01')}; ${gb(goLive)} was kept`)
+
+    // Dismiss is remembered on this device.
+    await goLiveBanner.getByRole('button', { name: 'Dismiss' }).click()
+    await goLiveBanner.waitFor({ state: 'detached' })
+    await a.page.reload()
+    await untilStatus(a.page, 'saved')
+    await banner.waitFor()
+    assert.equal(await goLiveBanner.count(), 0, 'a dismissed conflict stays dismissed after a reload')
+
+    // "Use this value": the move dialog with its reason filled in, then the real move.
+    await banner.getByRole('button', { name: 'Use this value' }).click()
+    const dialog = a.page.getByRole('dialog', { name: 'Why is this date moving?' })
+    assert.equal(await dialog.getByLabel('Reason').inputValue(), 'Took the other value of a conflict')
+    await dialog.getByRole('button', { name: 'Move the date' }).click()
+    await untilDate(a.page.getByLabel(`Due date of ${trial.title}`), other, 'the taken value')
+    await banner.waitFor({ state: 'detached' })
+    await waitFor(async () => {
+      const stored = await milestone(plan, 'ms-trial')
+      return stored.due === other && stored.slipReason === 'Took the other value of a conflict'
+    }, { what: 'the server to hold the other value with its reason' })
+
+    // Recently deleted, and Restore posts the entry with the link's token.
+    const listed = a.page.locator('#deleted [data-testid="deleted"]').filter({ hasText: 'Old step' })
+    await listed.waitFor()
+    assert.match(await listed.textContent(), /deleted by Contoso team, just now/)
+    await listed.getByRole('button', { name: 'Restore Old step' }).click()
+    await a.page.locator('#deleted [role="status"]', { hasText: '“Old step” is back.' }).waitFor()
+    assert.deepEqual(restores, [{ body: { collection: 'milestones', id: 'ms-old' }, auth: `Bearer ${plan.seller}` }])
+    noPageErrors(a)
+  } finally {
+    await closeAll(a)
+  }
+})
