@@ -147,7 +147,9 @@ test('moving a date asks why, and the slip shows in both views', async () => {
     assert.deepEqual([body.slips[0].from, body.slips[0].to, body.slips[0].days, body.slips[0].reason],
       [signature.due, later, 9, 'Legal review moved to after the board meeting'])
 
-    // Go-live too: the seller moves it a week, with the reason.
+    // Go-live too: the seller moves it a week, with the reason. The reason is why it moved
+    // (goLiveSlipReason); why the date matters ("Why this date") is not touched by a move.
+    const whyThisDate = await buyer.page.getByLabel('Why this date', { exact: true }).inputValue()
     const goLive = seller.page.getByLabel('Go-live date', { exact: true })
     const oldGoLive = await goLive.getAttribute('data-date')
     const newGoLive = new Date(Date.parse(oldGoLive) + 7 * 86_400_000).toISOString().slice(0, 10)
@@ -155,10 +157,13 @@ test('moving a date asks why, and the slip shows in both views', async () => {
     const sellerDialog = seller.page.getByRole('dialog', { name: 'Why is this date moving?' })
     await sellerDialog.getByLabel('Reason').fill('Customer board meeting moved')
     await sellerDialog.getByRole('button', { name: 'Move the date' }).click()
+    await untilDate(buyer.page.getByLabel('Go-live date', { exact: true }), newGoLive, 'the buyer\'s go-live')
     await buyer.page.getByTestId('slip').filter({ hasText: 'Go-live' }).filter({ hasText: 'Customer board meeting moved' }).waitFor()
-    await untilValue(buyer.page.getByLabel('Why this date', { exact: true }), 'Customer board meeting moved', 'the go-live reason')
+    assert.equal(await buyer.page.getByLabel('Why this date', { exact: true }).inputValue(), whyThisDate, 'a move keeps why this date matters')
     const all = (await api(server, 'GET', `/api/plans/${plan.id}/slips?milestone=goLive`)).body.slips
-    assert.deepEqual(all.map(s => [s.from, s.to, s.days, s.who.label]), [[oldGoLive, newGoLive, 7, 'Mapline Inc team']])
+    assert.deepEqual(all.map(s => [s.from, s.to, s.days, s.reason, s.who.label]), [[oldGoLive, newGoLive, 7, 'Customer board meeting moved', 'Mapline Inc team']])
+    const stored = (await api(server, 'GET', `/api/plans/${plan.id}`)).body.plan.meta
+    assert.equal(stored.goLiveReason ?? '', whyThisDate, 'the stored go-live reason is unchanged')
   })
 })
 

@@ -38,6 +38,31 @@ export interface Slip {
   at: string
 }
 
+/** One change of a history entry (docs/api.md); a `conflict` names the kept and the lost value. */
+export interface HistoryChange {
+  entity: string
+  entityId?: string | null
+  field: string | null
+  kind: 'created' | 'updated' | 'deleted' | 'conflict' | string
+  old?: unknown
+  new?: unknown
+  kept?: unknown
+  lost?: unknown
+}
+
+export interface HistoryEntry { seq: number, at: string, who: Who, changes: HistoryChange[] }
+
+/** An entry deleted and not back (`GET /api/plans/{id}/deleted`). */
+export interface Deleted {
+  collection: string
+  id: string
+  seq: number
+  at: string
+  who: Who | null
+  /** Its fields as JSON, as they were when it was deleted. */
+  entry: Record<string, unknown>
+}
+
 export interface NextUp { id: string, title: string | null, due: string | null, owner: string | null }
 
 export interface Health {
@@ -115,6 +140,11 @@ export class Api {
   async health (today: string): Promise<Health> { return (await this.call<{ health: Health }>('GET', `/health?today=${today}`)).health }
   async slips (): Promise<Slip[]> { return (await this.call<{ slips: Slip[] }>('GET', '/slips')).slips }
   async issues (): Promise<PlanIssue[]> { return (await this.call<{ plan: { issues: PlanIssue[] } }>('GET', '')).plan.issues }
+  /** The newest history entries (the conflicts on record are in them). */
+  async history (limit = 200): Promise<HistoryEntry[]> { return (await this.call<{ entries: HistoryEntry[] }>('GET', `/history?limit=${limit}`)).entries }
+  async deleted (): Promise<Deleted[]> { return (await this.call<{ deleted: Deleted[] }>('GET', '/deleted')).deleted }
+  /** Brings a deleted entry back; it then arrives over sync. */
+  restore (collection: string, id: string): Promise<{ seq: number }> { return this.call('POST', '/restore', { collection, id }) }
   async shares (): Promise<ListedShare[]> { return (await this.call<{ shares: ListedShare[] }>('GET', '/shares')).shares }
   /** A file of the plan as the server renders it (`export.md`, `export.csv`, `export.json`). */
   async download (file: string): Promise<Blob> {

@@ -7,6 +7,10 @@ import { FIRST_KEY, keyBetween } from './order'
 import { absoluteLink, linkEndOfClose, linkEndOfError, parseShareLink, refusesLink } from './link'
 import { covers, isUpdateMessage, learnDurable, mergeVectors, syncStatus, type SyncFacts } from './sync-status'
 import { byWorkstream, describeField, ownerName, readPlan, slipSummary } from './plan-view'
+import { applyDelta, mapPosition, minimalDiff, spliceDelta, type TextDelta } from './text-binding'
+import { isProse, proseFields } from './schema'
+import { activeConflicts, conflictWords, conflictsOf } from './conflicts'
+import { undoShortcut } from './undo'
 import * as edit from './edits'
 import { layoutTimeline, milestoneStates, monthTicks } from './timeline'
 import { lineageOrder } from './lineage'
@@ -248,19 +252,88 @@ describe('editing the plan', () => {
     expect([m.get('due'), m.get('slipReason')]).toEqual(['2027-02-15', 'Security team away'])
     edit.moveGoLive(doc, '2027-05-01', 'Board moved')
     expect(updates).toHaveLength(2)
-    expect([doc.getMap('meta').get('goLive'), doc.getMap('meta').get('goLiveReason')]).toEqual(['2027-05-01', 'Board moved'])
+    // A go-live move writes its own slip reason; why the date matters is not touched.
+    doc.getMap('meta').set('goLiveReason', 'Fiscal year starts')
+    edit.moveGoLive(doc, '2027-05-08', 'Board moved again')
+    expect([doc.getMap('meta').get('goLive'), doc.getMap('meta').get('goLiveSlipReason'), doc.getMap('meta').get('goLiveReason')])
+      .toEqual(['2027-05-08', 'Board moved again', 'Fiscal year starts'])
   })
-  test('an unchanged value writes nothing; an empty one clears the field', () => {
+  test('an unchanged value writes nothing; an empty one clears the field (prose: empties its text)', () => {
     const doc = planDoc()
     const updates: Uint8Array[] = []
     doc.on('update', (u: Uint8Array) => updates.push(u))
     edit.setEntryField(doc, 'milestones', 'ms-a', 'title', 'Scope')
     edit.setRootField(doc, 'meta', 'title', 'Rollout')
+    edit.setEntryField(doc, 'milestones', 'ms-a', 'status', 'done')
     expect(updates).toHaveLength(0)
+    edit.setEntryField(doc, 'milestones', 'ms-a', 'status', '')
+    expect((doc.getMap('milestones').get('ms-a') as Y.Map<unknown>).has('status')).toBe(false)
     edit.setEntryField(doc, 'milestones', 'ms-a', 'title', '')
-    expect((doc.getMap('milestones').get('ms-a') as Y.Map<unknown>).has('title')).toBe(false)
+    expect(readPlan(doc).milestones[0].text.title).toBeNull()
     edit.setEntryField(doc, 'milestones', 'nope', 'title', 'x')
     expect(doc.getMap('milestones').has('nope')).toBe(false)
+  })
+  test('prose is edited in its Y.Text by the minimal splice; a v1 string becomes a Y.Text on its first edit', () => {
+    const doc = planDoc()
+    const m = doc.getMap('milestones').get('ms-a') as Y.Map<unknown>
+    edit.setEntryField(doc, 'milestones', 'ms-a', 'title', 'Scope call')
+    const text = m.get('title')
+    expect(text).toBeInstanceOf(Y.Text)
+    const deltas: TextDelta[] = []
+    ;(text as Y.Text).observe(e => deltas.push(e.delta as TextDelta))
+    edit.setEntryField(doc, 'milestones', 'ms-a', 'title', 'Scope kickoff call')
+    expect(m.get('title')).toBe(text)
+    expect(deltas).toEqual([[{ retain: 6 }, { insert: 'kickoff ' }]])
+    expect(readPlan(doc).milestones[0].text.title).toBe('Scope kickoff call')
+    // A plain field stays plain.
+    edit.setEntryField(doc, 'milestones', 'ms-a', 'status', 'blocked')
+    expect(m.get('status')).toBe('blocked')
+  })
+  test('two people typing in the same note apart both keep what they typed', () => {
+    const a = planDoc()
+    edit.setEntryField(a, 'milestones', 'ms-b', 'notes', 'Kickoff')
+    const b = new Y.Doc()
+    Y.applyUpdate(b, Y.encodeStateAsUpdate(a))
+    edit.setEntryField(a, 'milestones', 'ms-b', 'notes', 'Kickoff alpha')
+    edit.setEntryField(b, 'milestones', 'ms-b', 'notes', 'beta Kickoff')
+    Y.applyUpdate(a, Y.encodeStateAsUpdate(b))
+    Y.applyUpdate(b, Y.encodeStateAsUpdate(a))
+    for (const doc of [a, b]) expect(readPlan(doc).milestones.find(x => x.id === 'ms-b')?.text.notes).toBe('beta Kickoff alpha')
+  })
+  test('new entries hold their prose fields as Y.Text, and the rest as plain values', () => {
+    const doc = planDoc()
+    const id = edit.addEntry(doc, 'risks', { text: 'Budget freeze', status: 'open' }, [])
+    const entry = doc.getMap('risks').get(id) as Y.Map<unknown>
+    for (const field of proseFields('risks')) expect(entry.get(field)).toBeInstanceOf(Y.Text)
+    expect((entry.get('text') as Y.Text).toString()).toBe('Budget freeze')
+    expect(entry.get('status')).toBe('open')
+    expect([isProse('milestones', 'notes'), isProse('milestones', 'due'), isProse('meta', 'goLiveSlipReason'), isProse('stakeholders', 'name')]).toEqual([true, false, false, false])
+  })
+  test('a stakeholder\'s power and engagement are never read from the plan document', () => {
+    const doc = planDoc()
+    const dev = doc.getMap('stakeholders').get('st-dev') as Y.Map<unknown>
+    dev.set('power', 'blocker'); dev.set('engagement', 'dark')
+    const text = readPlan(doc).stakeholders[0].text
+    expect([text.name, 'power' in text, 'engagement' in text]).toEqual(['Dev Patel', false, false])
+  })
+  test('undo takes back only this page\'s edits, a discrete edit as its own step', () => {
+    const doc = planDoc()
+    const undo = new Y.UndoManager(['meta', 'milestones'].map(n => doc.getMap(n)), { trackedOrigins: new Set([edit.LOCAL]), captureTimeout: 60_000 })
+    edit.registerUndo(doc, undo)
+    edit.setEntryField(doc, 'milestones', 'ms-b', 'notes', 'Mine')
+    edit.setEntryField(doc, 'milestones', 'ms-b', 'status', 'blocked')
+    // Someone else's edits arrive (another origin), one of them in the text I started.
+    doc.transact(() => (doc.getMap('milestones').get('ms-a') as Y.Map<unknown>).set('status', 'in_progress'), 'remote')
+    doc.transact(() => ((doc.getMap('milestones').get('ms-b') as Y.Map<unknown>).get('notes') as Y.Text).insert(4, ' and theirs'), 'remote')
+    undo.undo()
+    const m = () => readPlan(doc).milestones.find(x => x.id === 'ms-b')?.text
+    expect([m()?.status, m()?.notes]).toEqual([undefined, 'Mine and theirs'])
+    undo.undo()
+    expect(m()?.notes).toBe(' and theirs')
+    expect(undo.canUndo()).toBe(false)
+    expect(readPlan(doc).milestones[0].text.status).toBe('in_progress')
+    undo.redo()
+    expect(m()?.notes).toBe('Mine and theirs')
   })
   test('adding, reordering and deleting entries keeps the order and the dependencies right', () => {
     const doc = planDoc()
@@ -369,5 +442,88 @@ describe('healthSentences', () => {
   test('a go-live overrun reads as days after go-live; no reasons, no colon', () => {
     const words = healthSentences(health({ verdict: 'off_track', reasons: [], overdue: [], criticalPath: { milestones: [], slackDays: -12 } }))
     expect(words.slice(0, 3)).toEqual(['Off track.', 'No steps overdue, no steps due this week, no steps blocked.', 'The longest chain of steps ends 12 days after go-live.'])
+  })
+})
+
+describe('text binding', () => {
+  const check = (before: string, after: string, expected: [number, number, string] | null) => {
+    const splice = minimalDiff(before, after)
+    expect(splice === null ? null : [splice.index, splice.remove, splice.insert]).toEqual(expected)
+    if (splice !== null) expect(before.slice(0, splice.index) + splice.insert + before.slice(splice.index + splice.remove)).toBe(after)
+  }
+  test('the minimal diff is one delete and one insert between the common prefix and suffix', () => {
+    check('same', 'same', null)
+    check('', 'abc', [0, 0, 'abc'])
+    check('abc', '', [0, 3, ''])
+    check('hello world', 'hello brave world', [6, 0, 'brave '])
+    check('hello brave world', 'hello world', [6, 6, ''])
+    check('abc', 'axc', [1, 1, 'x'])
+    // Repeated letters: the prefix takes what it can, the suffix never overlaps it.
+    check('aaa', 'aaaa', [3, 0, 'a'])
+    check('aaaa', 'aa', [2, 2, ''])
+    // A surrogate pair is never split: 😀 and 😃 share their high half.
+    check('a😀b', 'a😃b', [1, 2, '😃'])
+    check('😀', '😀😀', [2, 0, '😀'])
+  })
+  const caret = (position: number, delta: TextDelta, expected: number) => expect(mapPosition(position, delta)).toBe(expected)
+  test('a caret mapped through a remote delta stays after the same character', () => {
+    // 'hello world', caret before 'w' (6).
+    caret(6, [{ insert: 'Oh, ' }], 10)
+    caret(6, [{ retain: 2 }, { insert: 'XY' }], 8)
+    caret(6, [{ retain: 6 }, { insert: 'big ' }], 6)
+    caret(6, [{ retain: 8 }, { insert: '!' }], 6)
+    caret(6, [{ delete: 6 }], 0)
+    caret(6, [{ retain: 1 }, { delete: 2 }], 4)
+    caret(6, [{ retain: 4 }, { delete: 4 }], 4)
+    caret(6, [{ retain: 6 }, { delete: 5 }], 6)
+    caret(6, [{ retain: 2 }, { delete: 1 }, { insert: 'LL' }], 7)
+    caret(0, [{ insert: 'x' }], 0)
+    expect(mapPosition(6, [{ retain: 6 }, { insert: 'big ' }], true)).toBe(10)
+  })
+  test('a delta applies to the text it was made for, and only to it', () => {
+    expect(applyDelta('hello world', [{ retain: 6 }, { insert: 'big ' }])).toBe('hello big world')
+    expect(applyDelta('hello world', [{ delete: 6 }])).toBe('world')
+    expect(applyDelta('hi', [{ retain: 5 }])).toBeNull()
+    expect(applyDelta('hi', [{ delete: 3 }])).toBeNull()
+    const splice = minimalDiff('hello world', 'hello, wide world')!
+    expect(applyDelta('hello world', spliceDelta(splice))).toBe('hello, wide world')
+  })
+})
+
+describe('conflicts', () => {
+  const who = (label: string) => ({ kind: 'share' as const, label, side: 'buyer' as const })
+  const history = [
+    { seq: 9, at: '', who: who('x'), changes: [{ entity: 'milestones', entityId: 'ms-b', field: 'due', kind: 'conflict', kept: { value: '2027-03-19', who: who('Seller team'), at: '2027-01-01T10:00:00Z' }, lost: { value: '2027-03-12', who: who('Buyer team'), at: '2027-01-01T10:05:00Z' } }] },
+    { seq: 4, at: '', who: who('x'), changes: [{ entity: 'milestones', entityId: 'ms-b', field: 'due', kind: 'updated', old: null, new: '2027-02-01' }, { entity: 'meta', entityId: null, field: 'goLive', kind: 'conflict', kept: { value: '2027-04-01', who: null, at: null }, lost: { value: '2027-05-01', who: { kind: 'admin' as const }, at: null } }] },
+    { seq: 3, at: '', who: who('x'), changes: [{ entity: 'milestones', entityId: 'ms-b', field: 'due', kind: 'conflict', kept: 'garbage', lost: null }] }
+  ]
+  test('conflict changes are read from the history, newest first, malformed ones skipped', () => {
+    expect(conflictsOf(history).map(c => c.key)).toEqual(['9:milestones:ms-b:due', '4:meta::goLive'])
+  })
+  test('a conflict shows while its field holds the kept value, and not once dismissed', () => {
+    const doc = planDoc()
+    const conflicts = conflictsOf(history)
+    expect(activeConflicts(conflicts, doc, new Set()).map(c => c.key)).toEqual(['4:meta::goLive'])
+    edit.moveDue(doc, 'ms-b', '2027-03-19', 'x')
+    expect(activeConflicts(conflicts, doc, new Set()).map(c => c.key)).toEqual(['9:milestones:ms-b:due', '4:meta::goLive'])
+    expect(activeConflicts(conflicts, doc, new Set(['4:meta::goLive'])).map(c => c.key)).toEqual(['9:milestones:ms-b:due'])
+    edit.moveDue(doc, 'ms-b', '2027-03-12', 'took the other')
+    expect(activeConflicts(conflicts, doc, new Set()).map(c => c.key)).toEqual(['4:meta::goLive'])
+  })
+  test('the banner names who set the lost value, the kept one, and which was set offline', () => {
+    const [due, goLive] = conflictsOf(history)
+    expect(conflictWords(due, 'en-GB')).toBe('Buyer team set 12/03/2027 offline; 19/03/2027 was kept')
+    expect(conflictWords({ ...due, lost: { ...due.lost, at: '2027-01-01T09:00:00Z' } }, 'en-GB')).toBe('Buyer team set 12/03/2027; 19/03/2027, set offline by Seller team, was kept')
+    expect(conflictWords(goLive, 'en-US')).toBe('The admin set 05/01/2027; 04/01/2027 was kept')
+  })
+})
+
+describe('undo shortcuts', () => {
+  const key = (k: string, mods: Partial<{ ctrlKey: boolean, metaKey: boolean, shiftKey: boolean, altKey: boolean }> = {}) =>
+    undoShortcut({ key: k, ctrlKey: false, metaKey: false, shiftKey: false, altKey: false, ...mods })
+  test('Ctrl/Cmd+Z undoes; Ctrl/Cmd+Shift+Z and Ctrl+Y redo; nothing else', () => {
+    expect([key('z', { ctrlKey: true }), key('z', { metaKey: true }), key('Z', { ctrlKey: true, shiftKey: true }), key('z', { metaKey: true, shiftKey: true }), key('y', { ctrlKey: true })])
+      .toEqual(['undo', 'undo', 'redo', 'redo', 'redo'])
+    expect([key('z'), key('y'), key('z', { ctrlKey: true, altKey: true }), key('a', { ctrlKey: true })]).toEqual([null, null, null, null])
   })
 })

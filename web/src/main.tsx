@@ -8,17 +8,21 @@ import './styles.css'
 import { LINK_END_WORDS, linkEndOfError, parseShareLink, refusesLink, type LinkEnd, type LinkProblem } from './link'
 import { PlanSession, storageKey, type Peer } from './session'
 import { describeField, readPlan, type PlanView } from './plan-view'
-import { Api, ApiFailure, type Health, type Me, type PlanIssue, type Slip } from './api'
+import { Api, ApiFailure, type Deleted, type Health, type HistoryEntry, type Me, type PlanIssue, type Slip } from './api'
 import { STATUS_WORDS, type SyncStatus } from './sync-status'
 import { today as todayOnDevice, formatDate, signedDays, daysBetween, relativeDays } from './dates'
 import { Page, type DateMove, type PageContext, type PendingMove } from './ui/context'
 import { CriteriaSection, PeopleSection, RisksSection, SlipsSection, StepsSection, SuccessSection, WhySection } from './ui/sections'
 import { TimelineSection } from './ui/timeline'
 import { ShareManager } from './ui/shares'
-import { TextField } from './ui/fields'
+import { ProseField } from './ui/fields'
 import { Modal } from './ui/modal'
 import { ReadView } from './ui/read'
+import { DeletedSection } from './ui/history'
 import * as edit from './edits'
+import { InternalSession, type Judgment } from './internal'
+import { createUndo, pageHandlesUndo, undoShortcut } from './undo'
+import { activeConflicts, conflictsOf, type Conflict } from './conflicts'
 
 /** Remembers what the API said last, so the page still says it offline. */
 function remembered<T> (key: string): T | null {
@@ -43,6 +47,72 @@ function useDocPlan (session: PlanSession): PlanView {
     return () => { session.doc.off('update', changed); cancelAnimationFrame(frame) }
   }, [session])
   return plan
+}
+
+/** The seller's internal document, open while this is a seller link (never for a buyer). */
+function useInternal (planId: string, token: string, seller: boolean, ended: boolean, onRefused: (reason: string) => void): [InternalSession | null, Map<string, Judgment>] {
+  const [internal, setInternal] = useState<InternalSession | null>(null)
+  const [judgments, setJudgments] = useState<Map<string, Judgment>>(() => new Map())
+  useEffect(() => {
+    if (!seller || ended) return
+    const opened = new InternalSession(planId, token)
+    let frame = 0
+    const changed = () => {
+      if (frame !== 0) return
+      frame = requestAnimationFrame(() => { frame = 0; setJudgments(opened.judgments()) })
+    }
+    opened.doc.on('update', changed)
+    opened.onRefused(onRefused)
+    opened.start()
+    setInternal(opened)
+    return () => { cancelAnimationFrame(frame); opened.destroy(); setInternal(null); setJudgments(new Map()) }
+  }, [planId, token, seller, ended])
+  return [internal, judgments]
+}
+
+/** Undo/redo of this person's own edits (undo.ts): the shortcuts anywhere on the page — in a
+ * prose field too, instead of the browser's own undo of the field — and the header's buttons. */
+function useUndo (session: PlanSession, enabled: boolean) {
+  const undo = useMemo(() => createUndo(session.doc), [session])
+  const [can, setCan] = useState({ undo: false, redo: false })
+  const on = useRef(enabled)
+  on.current = enabled
+  useEffect(() => {
+    const update = () => setCan({ undo: undo.canUndo(), redo: undo.canRedo() })
+    undo.on('stack-item-added', update)
+    undo.on('stack-item-popped', update)
+    undo.on('stack-cleared', update)
+    const act = (action: 'undo' | 'redo') => {
+      undo.stopCapturing()
+      if (action === 'undo') undo.undo()
+      else undo.redo()
+    }
+    const onKey = (e: KeyboardEvent) => {
+      const action = undoShortcut(e)
+      if (action === null || !on.current || !pageHandlesUndo(e.target)) return
+      e.preventDefault()
+      act(action)
+    }
+    // Undo from a menu (not a key) in a prose field: through Yjs too, never the field's own.
+    const onBeforeInput = (e: InputEvent) => {
+      if (e.inputType !== 'historyUndo' && e.inputType !== 'historyRedo') return
+      if (!on.current || !(e.target instanceof Element) || !e.target.hasAttribute('data-prose')) return
+      e.preventDefault()
+      act(e.inputType === 'historyUndo' ? 'undo' : 'redo')
+    }
+    // Typing in another field starts a new step.
+    const onFocus = () => undo.stopCapturing()
+    addEventListener('keydown', onKey, true)
+    addEventListener('beforeinput', onBeforeInput, true)
+    addEventListener('focusin', onFocus)
+    return () => {
+      removeEventListener('keydown', onKey, true)
+      removeEventListener('beforeinput', onBeforeInput, true)
+      removeEventListener('focusin', onFocus)
+      undo.destroy()
+    }
+  }, [undo])
+  return { can, undo: () => { undo.stopCapturing(); undo.undo() }, redo: () => { undo.stopCapturing(); undo.redo() } }
 }
 
 function StatusPill ({ status }: { status: SyncStatus }) {
@@ -170,7 +240,7 @@ function HealthCard ({ health, issues }: { health: Health | null, issues: PlanIs
 }
 
 function ReasonDialog ({ move, onDone }: { move: DateMove, onDone: (reason: string | null, alsoMoved: boolean) => void }) {
-  const [reason, setReason] = useState('')
+  const [reason, setReason] = useState(move.reason ?? '')
   const [also, setAlso] = useState(move.alsoMove?.checked ?? false)
   const days = daysBetween(move.from, move.to)
   return (
@@ -219,7 +289,7 @@ function useStickyHeight (shown: boolean) {
   return header
 }
 
-function App ({ session, api, planId }: { session: PlanSession, api: Api, planId: string }) {
+function App ({ session, api, planId, token }: { session: PlanSession, api: Api, planId: string, token: string }) {
   const plan = useDocPlan(session)
   const [status, setStatus] = useState<SyncStatus>(session.status())
   const [peers, setPeers] = useState<Peer[]>([])
@@ -227,6 +297,9 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
   const [health, setHealth] = useState<Health | null>(() => remembered(storageKey('health', planId)))
   const [slips, setSlips] = useState<Slip[] | null>(() => remembered(storageKey('slips', planId)))
   const [issues, setIssues] = useState<PlanIssue[]>([])
+  const [history, setHistory] = useState<HistoryEntry[]>([])
+  const [deleted, setDeleted] = useState<Deleted[] | null>(null)
+  const [dismissed, setDismissed] = useState<ReadonlySet<string>>(() => new Set(remembered<string[]>(storageKey('dismissed-conflicts', planId)) ?? []))
   const [notice, setNotice] = useState<string | null>(null)
   const [ended, setEnded] = useState<LinkEnd | null>(session.ended)
   // Nothing is remembered for a link that ended (an answer may arrive after the copy went).
@@ -291,6 +364,14 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
       api.health(today).then(h => { if (!stale) { setHealth(h); keep('health', h) } }).catch(() => {})
       api.slips().then(s => { if (!stale) { setSlips(s); keep('slips', s) } }).catch(() => {})
       api.issues().then(i => { if (!stale) setIssues(i) }).catch(() => {})
+      // The conflicts on record are in the history. "Recently deleted" is asked for only when
+      // the recent history has a deletion (most plans never delete: no request for them).
+      api.history().then(h => {
+        if (stale) return
+        setHistory(h)
+        if (!h.some(e => e.changes.some(c => c.kind === 'deleted'))) { setDeleted([]); return }
+        api.deleted().then(d => { if (!stale) setDeleted(d) }).catch(() => {})
+      }).catch(() => {})
     }
     const first = setTimeout(load, 250)
     const again = setTimeout(load, 1500)
@@ -298,6 +379,16 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
   }, [plan, status === 'offline'])
 
   const readOnly = me === null ? true : !me.canEdit || status === 'revoked'
+  const [internal, judgments] = useInternal(planId, token, me?.side === 'seller', ended !== null, reason => setNotice(`Not saved: ${reason}`))
+  const undo = useUndo(session, !readOnly && view === 'edit')
+  const allConflicts = useMemo(() => conflictsOf(history), [history])
+  const conflicts: Conflict[] = useMemo(() => activeConflicts(allConflicts, session.doc, dismissed), [allConflicts, plan, dismissed])
+  const dismissConflict = (c: Conflict) => setDismissed(previous => {
+    const next = new Set(previous).add(c.key)
+    keep('dismissed-conflicts', [...next])
+    return next
+  })
+  const reloadDeleted = () => { api.deleted().then(setDeleted).catch(() => {}) }
   const context: PageContext = useMemo(() => ({
     doc: session.doc,
     session,
@@ -306,8 +397,12 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
     peers,
     slips: slips ?? [],
     today,
+    internal,
+    judgments,
+    conflicts,
+    dismissConflict,
     askReason: m => new Promise(resolve => setMove({ move: m, resolve }))
-  }), [plan, readOnly, peers, slips, today])
+  }), [plan, readOnly, peers, slips, today, internal, judgments, conflicts])
 
   const header = useStickyHeight(checked && ended === null)
 
@@ -325,7 +420,7 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
             ? <h1>{plan.meta.title ?? 'Loading the plan…'}</h1>
             // The H1 reads as the plan's title: no label text inside it, so its name is the
             // field's value; the field itself is named "Plan title".
-            : <h1><TextField label='' ariaLabel='Plan title' hideLabel wrap field='meta.title' value={plan.meta.title} onCommit={v => edit.setRootField(session.doc, 'meta', 'title', v)} class='title-input' /></h1>}
+            : <h1><ProseField label='' ariaLabel='Plan title' hideLabel wrap doc={session.doc} locate={edit.rootLocate(session.doc, 'meta')} name='title' field='meta.title' class='title-input' /></h1>}
           <p class='orgs'>{plan.meta.buyerOrg ?? 'Buyer'} <span aria-hidden='true'>×</span><span class='visually-hidden'>and</span> {plan.meta.sellerOrg ?? 'Seller'}
             {plan.meta.goLive !== null && <> · go-live <strong>{formatDate(plan.meta.goLive)}</strong>{goLiveIn !== null && ` (${relativeDays(goLiveIn)})`}</>}
           </p>
@@ -340,6 +435,12 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
           </div>
           <div class='top-actions'>
             {me !== null && me.canEdit && status !== 'revoked' && <ViewSwitch view={view} onChange={setView} />}
+            {!reading && (
+              <div class='undo-redo' role='group' aria-label='Undo'>
+                <button type='button' onClick={undo.undo} disabled={!undo.can.undo} title='Undo your last edit (Ctrl+Z)'>Undo</button>
+                <button type='button' onClick={undo.redo} disabled={!undo.can.redo} title='Redo (Ctrl+Shift+Z)'>Redo</button>
+              </div>
+            )}
             {reading && <button type='button' onClick={() => window.print()} title='Opens your browser’s print dialog: choose “Save as PDF”'><span class='wide-only'>Download </span>PDF</button>}
             <ExportMenu api={api} me={me} title={plan.meta.title ?? 'plan'} />
             {me !== null && (me.canMintSides ?? []).length > 0 && <button type='button' class='primary' onClick={() => setSharing(true)}>Share</button>}
@@ -365,6 +466,7 @@ function App ({ session, api, planId }: { session: PlanSession, api: Api, planId
               <CriteriaSection />
               <RisksSection />
               <SuccessSection />
+              <DeletedSection deleted={deleted} api={api} onChanged={reloadDeleted} />
               <SlipsSection loaded={slips !== null} pending={pending} />
             </>
             )}
@@ -436,7 +538,7 @@ function start (): void {
     if (opened !== key) return
     session = new PlanSession(link.planId, link.token)
     const api = new Api(link.planId, link.token)
-    render(<App session={session} api={api} planId={link.planId} />, root)
+    render(<App session={session} api={api} planId={link.planId} token={link.token} />, root)
     void session.start()
     ;(window as unknown as { mapline: unknown }).mapline = { session }
   }

@@ -1,9 +1,13 @@
 // Reads the plan's Yjs document into plain values for rendering: every collection as a list in
 // display order (by `order` as text, then id; entries without `order` last, as the server's
-// projection orders them). Values of the wrong type read as `null`, never as a crash.
+// projection orders them). Values of the wrong type read as `null`, never as a crash. Prose is a
+// `Y.Text` (schema v2) or a string (v1): both read as the string (an empty text as `null`, like a
+// cleared v1 field). A stakeholder's `power` and `engagement` are never read from the plan
+// document: they are the seller's judgments and live in the internal document (a v1 document
+// still holds them, and a buyer must not see them).
 
 import * as Y from 'yjs'
-import { type Collection, COLLECTIONS } from './schema'
+import { type Collection, COLLECTIONS, SELLER_JUDGMENTS } from './schema'
 import type { Slip } from './api'
 
 export interface Entry {
@@ -27,13 +31,18 @@ export interface PlanView {
   risks: Entry[]
 }
 
-function textOf (value: unknown): string | null {
+/** A value as text: a string, or a `Y.Text`'s string (an empty one as `null`). */
+export function textOf (value: unknown): string | null {
+  if (value instanceof Y.Text) {
+    const text = value.toString()
+    return text === '' ? null : text
+  }
   return typeof value === 'string' ? value : null
 }
 
-function fieldsOf (map: Y.Map<unknown>): Record<string, string | null> {
+function fieldsOf (map: Y.Map<unknown>, skip: readonly string[] = []): Record<string, string | null> {
   const out: Record<string, string | null> = {}
-  for (const [key, value] of map.entries()) out[key] = textOf(value)
+  for (const [key, value] of map.entries()) if (!skip.includes(key)) out[key] = textOf(value)
   return out
 }
 
@@ -48,7 +57,7 @@ function entries (doc: Y.Doc, name: Collection): Milestone[] {
   const list: Milestone[] = []
   for (const [id, value] of root.entries()) {
     if (!(value instanceof Y.Map)) continue
-    const text = fieldsOf(value)
+    const text = fieldsOf(value, name === 'stakeholders' ? SELLER_JUDGMENTS : [])
     const deps = value.get('dependsOn')
     const dependsOn = deps instanceof Y.Array
       ? deps.toArray().filter((d): d is string => typeof d === 'string')
@@ -103,8 +112,7 @@ export function slipSummary (slips: Slip[], milestoneId: string): { count: numbe
 const FIELD_WORDS: Record<string, string> = {
   title: 'title', goLive: 'go-live date', goLiveReason: 'why this date', costOfInaction: 'cost of doing nothing',
   objective: 'objective', definition: 'success definition', metrics: 'how we will know', due: 'due date',
-  status: 'status', side: 'side', owner: 'owner', notes: 'notes', name: 'name', role: 'role', power: 'say in the decision',
-  engagement: 'engagement', text: 'text', quote: 'quote', source: 'where it was said', priority: 'priority',
+  status: 'status', side: 'side', owner: 'owner', notes: 'notes', name: 'name', role: 'role', text: 'text', quote: 'quote', source: 'where it was said', priority: 'priority',
   kind: 'kind', likelihood: 'likelihood', impact: 'impact', mitigation: 'what we are doing about it',
   metric: 'metric', baseline: 'today’s value', target: 'target', workstream: 'workstream'
 }

@@ -1,7 +1,48 @@
-// The document schema (DESIGN.md §3), and the words buyers and sellers see for its values.
+// The document schema (docs/schema.md, version 2), and the words buyers and sellers see for its
+// values.
 
 export const COLLECTIONS = ['objectives', 'stakeholders', 'milestones', 'criteria', 'risks'] as const
 export type Collection = typeof COLLECTIONS[number]
+
+/** A root of the plan document: a collection, or `meta` / `success` (fields directly). */
+export type Root = Collection | 'meta' | 'success'
+
+/** The schema version this page writes (`meta.schemaVersion`). */
+export const SCHEMA_VERSION = 2
+
+/**
+ * Fields people write prose into: `Y.Text` from schema v2 on, so that concurrent and offline
+ * edits merge character by character (the same list as `mapline_plan::schema::PROSE`).
+ * `[root, field]`; a collection's root names its entries' fields. Everything else — dates,
+ * enumerations, ids, owners, `order`, the slip reasons — stays a plain value. A v1 document
+ * holds strings here: readers accept both.
+ */
+export const PROSE: ReadonlyArray<readonly [Root, string]> = [
+  ['meta', 'title'], ['meta', 'goLiveReason'], ['meta', 'costOfInaction'], ['meta', 'objective'],
+  ['objectives', 'text'], ['objectives', 'metric'],
+  ['stakeholders', 'title'], ['stakeholders', 'notes'],
+  ['milestones', 'title'], ['milestones', 'notes'],
+  ['criteria', 'text'], ['criteria', 'quote'],
+  ['risks', 'text'], ['risks', 'mitigation'],
+  ['success', 'definition'], ['success', 'metrics']
+]
+
+/** Whether a field of a root (or of a collection's entries) is prose. */
+export function isProse (root: string, field: string): boolean {
+  return PROSE.some(([r, f]) => r === root && f === field)
+}
+
+/** The prose fields of a root (or of a collection's entries). */
+export function proseFields (root: Root): string[] {
+  return PROSE.filter(([r]) => r === root).map(([, f]) => f)
+}
+
+/** The internal document's root of the seller's judgments of each stakeholder, keyed by the
+ * plan's stakeholder ids: `power`, `engagement`, `notes` (Y.Text, private). Never in the plan
+ * document from v2 on: a buyer must not read them. */
+export const INTERNAL_STAKEHOLDERS = 'stakeholders'
+/** The stakeholder fields that are seller judgments (internal document only). */
+export const SELLER_JUDGMENTS = ['power', 'engagement'] as const
 
 /** Options of an enumeration: the stored value and the words shown for it. */
 export type Options = ReadonlyArray<readonly [string, string]>

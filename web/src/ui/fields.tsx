@@ -1,13 +1,18 @@
-// Editable fields bound to the document. Text commits on blur or Enter (one update per edit, not
-// per keystroke); choices commit at once. Each field tells the others, through presence, that
-// this person is editing it, and shows who else is.
+// Editable fields bound to the document. Prose (docs/schema.md) is bound to its `Y.Text` and
+// written as it is typed, so concurrent edits merge; other text (names, sources, numbers)
+// commits on blur or Enter (one update per edit, not per keystroke); choices commit at once;
+// dates commit when complete. Each field tells the others, through presence, that this person
+// is editing it, and shows who else is.
 
+import * as Y from 'yjs'
 import { useEffect, useRef, useState } from 'preact/hooks'
 import type { ComponentChildren } from 'preact'
 import { usePage } from './context'
 import type { Options } from '../schema'
 import { isDate, formatDate, datePattern, parseDate } from '../dates'
 import type { DateMove } from './context'
+import { writeProse, type Locate } from '../edits'
+import { applyDelta, mapPosition, minimalDiff, spliceDelta, type TextDelta } from '../text-binding'
 
 function EditingBy ({ field }: { field: string }) {
   const { peers } = usePage()
@@ -20,10 +25,14 @@ function EditingBy ({ field }: { field: string }) {
   )
 }
 
+/** Presence keys of the seller's internal document: never announced (presence is shared with
+ * the buyer, and even that a judgment is being edited is the seller's own business). */
+const PRIVATE_FIELD = /^internal\./
+
 function useEditing (field: string) {
   const { session } = usePage()
   return {
-    onFocus: () => session.setEditing(field),
+    onFocus: () => session.setEditing(PRIVATE_FIELD.test(field) ? null : field),
     onBlur: () => session.setEditing(null)
   }
 }
@@ -76,6 +85,106 @@ export function TextField ({ label, ariaLabel, value, field, onCommit, multiline
         : multiline
         ? <textarea rows={2} {...common} />
         : <input type='text' {...common} onKeyDown={(e: KeyboardEvent) => { if (e.key === 'Enter') (e.currentTarget as HTMLInputElement).blur() }} />}
+      <EditingBy field={field} />
+    </label>
+  )
+}
+
+/** The text a prose value shows: a `Y.Text`'s string, a v1 string, or nothing. */
+function proseText (value: unknown): string {
+  return value instanceof Y.Text ? value.toString() : typeof value === 'string' ? value : ''
+}
+
+/**
+ * Shows `next` in `element` (if it shows something else), keeping the caret and selection where
+ * they were relative to the text: mapped through `delta` when it is the edit from what the field
+ * shows to `next` (a Y.Text event), else through the minimal diff.
+ */
+function showText (element: HTMLInputElement | HTMLTextAreaElement, next: string, delta: TextDelta | null): void {
+  const before = element.value
+  if (before === next) return
+  const fits = delta !== null && applyDelta(before, delta) === next
+  const splice = minimalDiff(before, next)
+  const through = fits ? delta : splice === null ? [] : spliceDelta(splice)
+  const focused = document.activeElement === element
+  const start = element.selectionStart ?? 0
+  const end = element.selectionEnd ?? start
+  const direction = element.selectionDirection ?? 'none'
+  element.value = next
+  if (focused) element.setSelectionRange(mapPosition(start, through), mapPosition(end, through), direction)
+}
+
+/**
+ * A prose field (docs/schema.md) bound to its `Y.Text`: every keystroke is written as it is typed
+ * (the minimal edit, one transaction with origin `LOCAL`), so two people typing in the same note
+ * — one of them offline — both keep what they typed; someone else's edit shows at once with the
+ * caret kept where it was in the text. A field holding a v1 string shows it, and its first edit
+ * replaces it with a `Y.Text`. `field` is the presence key (`milestones.{id}.notes`).
+ */
+export function ProseField ({ label, ariaLabel, doc, locate, name, field, multiline = false, wrap = false, placeholder, hideLabel = false, readOnly: forceReadOnly = false, class: cls }: {
+  label: string
+  ariaLabel?: string
+  /** The document holding the field (the plan, or the seller's internal document). */
+  doc: Y.Doc
+  locate: Locate
+  /** The field's name in its map (`notes`). */
+  name: string
+  field: string
+  multiline?: boolean
+  /** One line of text that wraps to show all of it (a long title on a phone); Enter leaves. */
+  wrap?: boolean
+  placeholder?: string
+  hideLabel?: boolean
+  readOnly?: boolean
+  class?: string
+}) {
+  const page = usePage()
+  const readOnly = page.readOnly || forceReadOnly
+  const element = useRef<HTMLInputElement & HTMLTextAreaElement>(null)
+  const editing = useEditing(field)
+  const value = locate(false)?.get(name)
+  const text = value instanceof Y.Text ? value : null
+  const plain = text === null ? proseText(value) : null
+  // Uncontrolled: what the field shows is set here, never by a re-render, so that a re-render
+  // never moves the caret. A Y.Text is followed edit by edit; a plain value when it changes.
+  useEffect(() => {
+    const input = element.current
+    if (input === null) return
+    showText(input, text === null ? plain ?? '' : text.toString(), null)
+    if (text === null) return
+    const follow = (event: Y.YTextEvent) => showText(input, text.toString(), event.delta as TextDelta)
+    text.observe(follow)
+    return () => text.unobserve(follow)
+  }, [text, plain])
+  const write = (e: Event) => {
+    const input = e.currentTarget as HTMLInputElement | HTMLTextAreaElement
+    if (wrap && input.value.includes('\n')) {
+      // A wrapping one-liner keeps one line even when a pasted text had several.
+      const [start, end] = [input.selectionStart, input.selectionEnd]
+      input.value = input.value.replace(/\n/g, ' ')
+      if (start !== null && end !== null) input.setSelectionRange(start, end)
+    }
+    writeProse(doc, locate, name, input.value)
+  }
+  const common = {
+    ref: element,
+    'aria-label': ariaLabel ?? label,
+    'data-prose': field,
+    readOnly,
+    placeholder: readOnly ? '' : placeholder,
+    style: busyStyle(field, page.peers),
+    onInput: write,
+    onFocus: editing.onFocus,
+    onBlur: editing.onBlur
+  }
+  return (
+    <label class={`field ${cls ?? ''}`}>
+      <span class={hideLabel ? 'visually-hidden' : 'field-label'}>{label}</span>
+      {wrap
+        ? <textarea rows={1} class='wrap' {...common} onKeyDown={(e: KeyboardEvent) => { if (e.key === 'Enter') { e.preventDefault(); (e.currentTarget as HTMLTextAreaElement).blur() } }} />
+        : multiline
+          ? <textarea rows={2} {...common} />
+          : <input type='text' {...common} onKeyDown={(e: KeyboardEvent) => { if (e.key === 'Enter') (e.currentTarget as HTMLInputElement).blur() }} />}
       <EditingBy field={field} />
     </label>
   )

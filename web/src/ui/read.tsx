@@ -128,14 +128,16 @@ function Steps ({ states }: { states: Map<string, MilestoneState> }) {
 }
 
 function People () {
-  const { plan } = usePage()
+  const { plan, internal, judgments } = usePage()
+  // The seller's judgments: only in a seller's view (a buyer's page never has them).
+  const seller = internal !== null
   return (
     <Section id='people' title="Who's involved">
       {plan.stakeholders.length === 0
         ? <p class='muted'>No one listed yet.</p>
         : (
           <table class='read-table'>
-            <thead><tr><th scope='col'>Name</th><th scope='col'>Job title</th><th scope='col'>Side</th><th scope='col'>Role</th><th scope='col'>Say in the decision</th><th scope='col'>Engagement</th></tr></thead>
+            <thead><tr><th scope='col'>Name</th><th scope='col'>Job title</th><th scope='col'>Side</th><th scope='col'>Role</th>{seller && <><th scope='col'>Say in the decision</th><th scope='col'>Engagement</th></>}</tr></thead>
             <tbody>
               {plan.stakeholders.map(s => (
                 <tr key={s.id}>
@@ -143,8 +145,8 @@ function People () {
                   <td data-label='Job title'>{s.text.title ?? ''}</td>
                   <td data-label='Side'>{wordFor(SIDES, s.text.side)}</td>
                   <td data-label='Role'>{wordFor(ROLES, s.text.role)}</td>
-                  <td data-label='Say'>{wordFor(POWERS, s.text.power)}</td>
-                  <td data-label='Engagement'>{wordFor(ENGAGEMENTS, s.text.engagement)}</td>
+                  {seller && <td data-label='Say'>{wordFor(POWERS, judgments.get(s.id)?.power ?? null)}</td>}
+                  {seller && <td data-label='Engagement'>{wordFor(ENGAGEMENTS, judgments.get(s.id)?.engagement ?? null)}</td>}
                 </tr>
               ))}
             </tbody>

@@ -3,7 +3,7 @@
 import type { ComponentChildren } from 'preact'
 import { useState } from 'preact/hooks'
 import { usePage, type PageContext, type PendingMove } from './context'
-import { DateField, SelectField, TextField } from './fields'
+import { DateField, ProseField, SelectField, TextField } from './fields'
 import * as edit from '../edits'
 import { byWorkstream, ownerName, slipSummary, type Entry, type Milestone } from '../plan-view'
 import {
@@ -13,6 +13,7 @@ import {
 import { daysBetween, formatDate, isDate, relativeDays, signedDays, timeAgo } from '../dates'
 import { milestoneStates, type MilestoneState } from '../timeline'
 import type { Slip } from '../api'
+import { ConflictBanners } from './history'
 
 export function Section ({ id, title, intro, children }: { id: string, title: string, intro?: string, children: ComponentChildren }) {
   return (
@@ -55,6 +56,19 @@ function binder (doc: PageContext['doc'], collection: Collection, entry: Entry):
   })
 }
 
+type ProseBound = { doc: PageContext['doc'], locate: edit.Locate, name: string, field: string }
+
+/** The props that bind a prose field (a `Y.Text`) of a collection entry. */
+function proseBinder (doc: PageContext['doc'], collection: Collection, entry: Entry): (field: string) => ProseBound {
+  const locate = edit.entryLocate(doc, collection, entry.id)
+  return field => ({ doc, locate, name: field, field: `${collection}.${entry.id}.${field}` })
+}
+
+/** The props that bind a prose field of `meta` or `success`. */
+function rootProse (doc: PageContext['doc'], root: 'meta' | 'success', field: string): ProseBound {
+  return { doc, locate: edit.rootLocate(doc, root), name: field, field: `${root}.${field}` }
+}
+
 /** A collection shown as cards, each with its own fields, reorder and remove; plus "Add". */
 function CardList ({ collection, entries, noun, addLabel, newEntry, cardClass, card }: {
   collection: Collection
@@ -63,7 +77,7 @@ function CardList ({ collection, entries, noun, addLabel, newEntry, cardClass, c
   addLabel: string
   newEntry: Record<string, string>
   cardClass?: (entry: Entry) => string
-  card: (b: (field: string) => Bound, name: string, entry: Entry) => ComponentChildren
+  card: (b: (field: string) => Bound, name: string, entry: Entry, p: (field: string) => ProseBound) => ComponentChildren
 }) {
   const { doc } = usePage()
   return (
@@ -71,7 +85,7 @@ function CardList ({ collection, entries, noun, addLabel, newEntry, cardClass, c
       <ul class='cards'>
         {entries.map(entry => (
           <li class={`card ${cardClass?.(entry) ?? ''}`} key={entry.id}>
-            {card(binder(doc, collection, entry), entry.text.name ?? entry.text.text ?? noun, entry)}
+            {card(binder(doc, collection, entry), entry.text.name ?? entry.text.text ?? noun, entry, proseBinder(doc, collection, entry))}
             <EntryActions collection={collection} entry={entry} siblings={entries} noun={noun} />
           </li>
         ))}
@@ -98,7 +112,7 @@ export function WhySection () {
   return (
     <Section id='why' title="Why we're doing this" intro='The outcome in the buyer’s words, the date it matters by, and what waiting costs.'>
       <div class='grid two'>
-        <TextField label='Objective' field='meta.objective' value={meta.objective} onCommit={setMeta('objective')} multiline placeholder='What the buyer wants to achieve' />
+        <ProseField label='Objective' {...rootProse(doc, 'meta', 'objective')} multiline placeholder='What the buyer wants to achieve' />
         <div class='golive'>
           <DateField
             label='Go-live date'
@@ -119,16 +133,17 @@ export function WhySection () {
           >
             {countdown !== null && <span class='hint'>{relativeDays(countdown)}</span>}
           </DateField>
-          <TextField label='Why this date' field='meta.goLiveReason' value={meta.goLiveReason} onCommit={setMeta('goLiveReason')} multiline placeholder='The business reason behind go-live' />
+          <ProseField label='Why this date' {...rootProse(doc, 'meta', 'goLiveReason')} multiline placeholder='The business reason behind go-live' />
         </div>
-        <TextField label='Cost of doing nothing' field='meta.costOfInaction' value={meta.costOfInaction} onCommit={setMeta('costOfInaction')} multiline placeholder='What each month of delay costs' />
+        <ProseField label='Cost of doing nothing' {...rootProse(doc, 'meta', 'costOfInaction')} multiline placeholder='What each month of delay costs' />
       </div>
+      <ConflictBanners entity='meta' entityId={null} subject='Go-live' />
       <h3>How we'll measure it</h3>
       <div class='rows' role='list' aria-label='Success metrics'>
-        {plan.objectives.map(o => { const b = binder(doc, 'objectives', o); return (
+        {plan.objectives.map(o => { const b = binder(doc, 'objectives', o); const p = proseBinder(doc, 'objectives', o); return (
           <div class='row metric' role='listitem' key={o.id}>
-            <TextField label='Goal' hideLabel {...b('text')} placeholder='Goal' />
-            <TextField label='Metric' hideLabel {...b('metric')} placeholder='Metric' />
+            <ProseField label='Goal' hideLabel {...p('text')} placeholder='Goal' />
+            <ProseField label='Metric' hideLabel {...p('metric')} placeholder='Metric' />
             <div class='from-to'>
               <TextField label='Today' hideLabel {...b('baseline')} placeholder='Today' />
               <span aria-hidden='true'>→</span>
@@ -174,6 +189,7 @@ const STATE_WORDS: Record<MilestoneState, string> = {
 function MilestoneRow ({ m, siblings, states }: { m: Milestone, siblings: Milestone[], states: Map<string, MilestoneState> }) {
   const { doc, plan, slips, readOnly } = usePage()
   const b = binder(doc, 'milestones', m)
+  const p = proseBinder(doc, 'milestones', m)
   const set = (field: string) => b(field).onCommit
   const title = m.text.title ?? 'Untitled step'
   const state = states.get(m.id) ?? 'open'
@@ -183,7 +199,7 @@ function MilestoneRow ({ m, siblings, states }: { m: Milestone, siblings: Milest
   return (
     <li class={`milestone state-${state}`} data-milestone={m.id}>
       <div class='milestone-head'>
-        <TextField label='Step' ariaLabel={`Step: ${title}`} hideLabel {...b('title')} class='title-field' />
+        <ProseField label='Step' ariaLabel={`Step: ${title}`} hideLabel {...p('title')} class='title-field' />
         <span class={`badge state-${state}`}>{STATE_WORDS[state]}</span>
         {moved.count > 0 && (
           <span class='badge moved' data-testid='moved' title='How often and how far this date moved'>
@@ -218,6 +234,7 @@ function MilestoneRow ({ m, siblings, states }: { m: Milestone, siblings: Milest
         />
         <SelectField label='Status' ariaLabel={`Status of ${title}`} {...b('status')} options={STATUSES} empty='Not started' />
       </div>
+      <ConflictBanners entity='milestones' entityId={m.id} subject={title} />
       <div class='deps' aria-label={`What ${title} waits for`}>
         <span class='field-label'>Waits for</span>
         {m.dependsOn.length === 0 && <span class='muted'>nothing</span>}
@@ -238,7 +255,7 @@ function MilestoneRow ({ m, siblings, states }: { m: Milestone, siblings: Milest
           </select>
         )}
       </div>
-      <TextField label='Notes' ariaLabel={`Notes on ${title}`} {...b('notes')} multiline placeholder='Notes' />
+      <ProseField label='Notes' ariaLabel={`Notes on ${title}`} {...p('notes')} multiline placeholder='Notes' />
       {m.text.slipReason && <p class='slip-reason'><strong>Last date change:</strong> {m.text.slipReason}</p>}
       <EntryActions collection='milestones' entry={m} siblings={siblings} noun='step' />
     </li>
@@ -288,24 +305,41 @@ export function StepsSection () {
   )
 }
 
+/** The seller's judgments of a person, from the internal document: shown to sellers only (a
+ * buyer's page never opens that document). */
+function Judgments ({ id, name }: { id: string, name: string }) {
+  const { internal, judgments } = usePage()
+  if (internal === null) return null
+  const mine = judgments.get(id)
+  return (
+    <div class='judgments' data-testid='judgments'>
+      <p class='field-label'>Seller only: not shown to the buyer</p>
+      <div class='grid two'>
+        <SelectField label='Say in the decision' ariaLabel={`Say in the decision of ${name}`} field={`internal.${id}.power`} value={mine?.power ?? null} options={POWERS} onCommit={v => internal.setJudgment(id, 'power', v)} />
+        <SelectField label='Engagement' ariaLabel={`Engagement of ${name}`} field={`internal.${id}.engagement`} value={mine?.engagement ?? null} options={ENGAGEMENTS} onCommit={v => internal.setJudgment(id, 'engagement', v)} />
+      </div>
+      <ProseField label='Private notes' ariaLabel={`Private notes on ${name}`} doc={internal.doc} locate={internal.locate(id)} name='notes' field={`internal.${id}.notes`} multiline />
+    </div>
+  )
+}
+
 export function PeopleSection () {
   const { plan } = usePage()
   return (
     <Section id='people' title="Who's involved" intro='Everyone who touches the decision, on both sides.'>
       <CardList
         collection='stakeholders' entries={plan.stakeholders} noun='person' addLabel='Add a person'
-        newEntry={{ name: 'New person', engagement: 'unknown' }}
-        card={(b, name) => (
+        newEntry={{ name: 'New person' }}
+        card={(b, name, entry, p) => (
           <>
             <TextField label='Name' {...b('name')} />
-            <TextField label='Job title' ariaLabel={`Job title of ${name}`} {...b('title')} />
+            <ProseField label='Job title' ariaLabel={`Job title of ${name}`} {...p('title')} />
             <div class='grid two'>
               <SelectField label='Side' ariaLabel={`Side of ${name}`} {...b('side')} options={SIDES} />
               <SelectField label='Role' ariaLabel={`Role of ${name}`} {...b('role')} options={ROLES} />
-              <SelectField label='Say in the decision' ariaLabel={`Say in the decision of ${name}`} {...b('power')} options={POWERS} />
-              <SelectField label='Engagement' ariaLabel={`Engagement of ${name}`} {...b('engagement')} options={ENGAGEMENTS} />
             </div>
-            <TextField label='Notes' ariaLabel={`Notes on ${name}`} {...b('notes')} multiline />
+            <ProseField label='Notes' ariaLabel={`Notes on ${name}`} {...p('notes')} multiline />
+            <Judgments id={entry.id} name={name} />
           </>
         )}
       />
@@ -320,10 +354,10 @@ export function CriteriaSection () {
       <CardList
         collection='criteria' entries={plan.criteria} noun='criterion' addLabel='Add a criterion'
         newEntry={{ text: 'New criterion', priority: 'should' }}
-        card={(b, name) => (
+        card={(b, name, _entry, p) => (
           <>
-            <TextField label='Criterion' {...b('text')} />
-            <TextField label='In their words' ariaLabel={`In their words (${name})`} {...b('quote')} multiline class='quote' />
+            <ProseField label='Criterion' {...p('text')} />
+            <ProseField label='In their words' ariaLabel={`In their words (${name})`} {...p('quote')} multiline class='quote' />
             <div class='grid two'>
               <TextField label='Said where' ariaLabel={`Said where (${name})`} {...b('source')} />
               <SelectField label='Priority' ariaLabel={`Priority of ${name}`} {...b('priority')} options={PRIORITIES} />
@@ -343,9 +377,9 @@ export function RisksSection () {
         collection='risks' entries={plan.risks} noun='risk' addLabel='Add a risk'
         newEntry={{ text: 'New risk', status: 'open' }}
         cardClass={r => `risk risk-${r.text.status ?? 'open'}`}
-        card={(b, name, r) => (
+        card={(b, name, r, p) => (
           <>
-            <TextField label='Risk' {...b('text')} multiline />
+            <ProseField label='Risk' {...p('text')} multiline />
             <div class='grid four'>
               <SelectField label='Kind' ariaLabel={`Kind of ${name}`} {...b('kind')} options={RISK_KINDS} />
               <SelectField label='Likelihood' ariaLabel={`Likelihood of ${name}`} {...b('likelihood')} options={LEVELS} />
@@ -353,7 +387,7 @@ export function RisksSection () {
               <SelectField label='Status' ariaLabel={`Status of ${name}`} {...b('status')} options={RISK_STATUSES} />
             </div>
             <TextField label='Owner' ariaLabel={`Owner of ${name}`} {...b('owner')} value={ownerName(plan, r.text.owner)} />
-            <TextField label="What we're doing" ariaLabel={`What we're doing about ${name}`} {...b('mitigation')} multiline />
+            <ProseField label="What we're doing" ariaLabel={`What we're doing about ${name}`} {...p('mitigation')} multiline />
           </>
         )}
       />
@@ -362,13 +396,12 @@ export function RisksSection () {
 }
 
 export function SuccessSection () {
-  const { doc, plan } = usePage()
-  const set = (field: string) => (value: string) => edit.setRootField(doc, 'success', field, value)
+  const { doc } = usePage()
   return (
     <Section id='success' title='What success looks like' intro='The outcome both teams are aiming for, beyond the signature.'>
       <div class='grid two'>
-        <TextField label='Success definition' field='success.definition' value={plan.success.definition} onCommit={set('definition')} multiline />
-        <TextField label='How we will know' field='success.metrics' value={plan.success.metrics} onCommit={set('metrics')} multiline />
+        <ProseField label='Success definition' {...rootProse(doc, 'success', 'definition')} multiline />
+        <ProseField label='How we will know' {...rootProse(doc, 'success', 'metrics')} multiline />
       </div>
     </Section>
   )

@@ -1,0 +1,105 @@
+// The seller's internal document (`/sync/{planId}/internal`, docs/schema.md): seller links and
+// the admin only. The page opens it beside the plan for a seller link, with the same token and
+// the same durability acknowledgements, to show and edit the seller's judgments of each
+// stakeholder (`power`, `engagement`, private `notes`). A buyer link never opens it.
+
+import * as Y from 'yjs'
+import { WebsocketProvider } from 'y-websocket'
+import * as decoding from 'lib0/decoding'
+import { INTERNAL_STAKEHOLDERS } from './schema'
+import { LOCAL, type Locate } from './edits'
+import { textOf } from './plan-view'
+
+const MESSAGE_DURABLE = 100
+const MESSAGE_REFUSED = 101
+
+/** The seller's judgments of one stakeholder (null: not set). */
+export interface Judgment {
+  power: string | null
+  engagement: string | null
+  notes: string | null
+}
+
+export class InternalSession {
+  readonly doc = new Y.Doc()
+  readonly provider: WebsocketProvider
+  private refusedListeners: Array<(reason: string) => void> = []
+
+  constructor (readonly planId: string, token: string, origin: string = location.origin) {
+    const wsOrigin = origin.replace(/^http/, 'ws')
+    this.provider = new WebsocketProvider(`${wsOrigin}/sync`, `${planId}/internal`, this.doc, {
+      params: { token, acks: '1' },
+      connect: false,
+      disableBc: true,
+      maxBackoffTime: 5000
+    })
+    // The server's acknowledgements (docs/protocol.md): the plan's status pill speaks for the
+    // page; here they only must not be taken for unknown messages.
+    this.provider.messageHandlers[MESSAGE_DURABLE] = (_encoder, decoder) => {
+      decoding.readVarUint(decoder)
+      decoding.readVarUint8Array(decoder)
+    }
+    this.provider.messageHandlers[MESSAGE_REFUSED] = (_encoder, decoder) => {
+      const reason = decoding.readVarString(decoder)
+      for (const listener of this.refusedListeners) listener(reason)
+    }
+    // A link the server closes for good (4401) is ended by the plan's session: stop retrying.
+    this.provider.on('connection-close', event => { if (event?.code === 4401 || event?.code === 4403) this.provider.disconnect() })
+    addEventListener('online', this.goOnline)
+    addEventListener('offline', this.goOffline)
+  }
+
+  start (): void {
+    if (navigator.onLine) this.provider.connect()
+  }
+
+  onRefused (listener: (reason: string) => void): void {
+    this.refusedListeners.push(listener)
+  }
+
+  private readonly goOnline = (): void => { this.provider.connect() }
+  private readonly goOffline = (): void => { this.provider.disconnect() }
+
+  private root (): Y.Map<unknown> {
+    return this.doc.getMap<unknown>(INTERNAL_STAKEHOLDERS)
+  }
+
+  /** Every stakeholder's judgments, by stakeholder id. */
+  judgments (): Map<string, Judgment> {
+    const out = new Map<string, Judgment>()
+    for (const [id, value] of this.root().entries()) {
+      if (!(value instanceof Y.Map)) continue
+      out.set(id, { power: textOf(value.get('power')), engagement: textOf(value.get('engagement')), notes: textOf(value.get('notes')) })
+    }
+    return out
+  }
+
+  /** Where a stakeholder's judgments live; `create` makes the entry on its first write. */
+  locate (stakeholderId: string): Locate {
+    return create => {
+      const root = this.root()
+      const entry = root.get(stakeholderId)
+      if (entry instanceof Y.Map) return entry
+      if (!create) return null
+      const fresh = new Y.Map<unknown>()
+      root.set(stakeholderId, fresh)
+      return fresh
+    }
+  }
+
+  /** Sets (or, with an empty value, clears) `power` or `engagement` of a stakeholder. */
+  setJudgment (stakeholderId: string, field: 'power' | 'engagement', value: string): void {
+    this.doc.transact(() => {
+      const entry = this.locate(stakeholderId)(value !== '')
+      if (entry === null) return
+      if (value === '') entry.delete(field)
+      else if (entry.get(field) !== value) entry.set(field, value)
+    }, LOCAL)
+  }
+
+  destroy (): void {
+    removeEventListener('online', this.goOnline)
+    removeEventListener('offline', this.goOffline)
+    this.provider.destroy()
+  }
+}
