@@ -251,15 +251,15 @@ test('a deleted step shows under "Recently deleted" with who deleted it, and Res
 
 test('a buyer\'s page never shows the seller\'s judgments of people; a seller\'s shows them and edits the internal document', async () => {
   const plan = await newPlan()
-  // A person as a v1 document held them (judgments in the shared stakeholder), and the seller's
-  // judgments in the internal document.
+  // A person in the plan, and the seller's judgments of them in the internal document (the
+  // server refuses judgments in the shared stakeholder: schema-v2.test.js).
   const writer = client(server, plan.id, plan.seller)
   const internal = client(server, `${plan.id}/internal`, ADMIN_TOKEN)
   await synced(writer)
   await synced(internal)
   writer.doc.transact(() => {
     const ana = new Y.Map()
-    for (const [k, v] of Object.entries({ name: 'Ana Ruiz', side: 'buyer', role: 'finance', power: 'blocker', engagement: 'dark', order: 'a0' })) ana.set(k, v)
+    for (const [k, v] of Object.entries({ name: 'Ana Ruiz', side: 'buyer', role: 'finance', order: 'a0' })) ana.set(k, v)
     writer.map('stakeholders').set('st-ana', ana)
   })
   internal.doc.transact(() => {

@@ -64,12 +64,17 @@ function same (a: unknown, b: unknown): boolean {
   return JSON.stringify(a ?? null) === JSON.stringify(b ?? null)
 }
 
+/** A move's reason: lost with its date, it is shown with the date's conflict (whose "Use this
+ * value" asks for a reason again), not on its own. */
+const MOVE_REASONS = new Set(['slipReason', 'goLiveSlipReason'])
+
 /** The conflicts to show: per field the newest, and only while the field holds its kept value
  * and this device has not dismissed it. */
 export function activeConflicts (conflicts: Conflict[], doc: Y.Doc, dismissed: ReadonlySet<string>): Conflict[] {
   const seen = new Set<string>()
   const out: Conflict[] = []
   for (const c of conflicts) {
+    if (MOVE_REASONS.has(c.field)) continue
     const field = `${c.entity}.${c.entityId ?? ''}.${c.field}`
     if (seen.has(field)) continue
     seen.add(field)

@@ -510,6 +510,15 @@ describe('conflicts', () => {
     edit.moveDue(doc, 'ms-b', '2027-03-12', 'took the other')
     expect(activeConflicts(conflicts, doc, new Set()).map(c => c.key)).toEqual(['4:meta::goLive'])
   })
+  test('a move\'s reason lost with its date shows with the date, not as a banner of its own', () => {
+    const doc = planDoc()
+    edit.moveDue(doc, 'ms-b', '2027-03-19', 'Board')
+    const reasonLost = [{ seq: 12, at: '', who: who('x'), changes: [
+      { entity: 'milestones', entityId: 'ms-b', field: 'due', kind: 'conflict', kept: { value: '2027-03-19', who: null, at: null }, lost: { value: '2027-03-12', who: null, at: null } },
+      { entity: 'milestones', entityId: 'ms-b', field: 'slipReason', kind: 'conflict', kept: { value: 'Board', who: null, at: null }, lost: { value: 'Legal', who: null, at: null } }
+    ] }]
+    expect(activeConflicts(conflictsOf(reasonLost), doc, new Set()).map(c => c.key)).toEqual(['12:milestones:ms-b:due'])
+  })
   test('the banner names who set the lost value, the kept one, and which was set offline', () => {
     const [due, goLive] = conflictsOf(history)
     expect(conflictWords(due, 'en-GB')).toBe('Buyer team set 12/03/2027 offline; 19/03/2027 was kept')
