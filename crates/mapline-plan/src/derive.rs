@@ -262,7 +262,7 @@ fn go_live_slip(before: &RawPlan, after: &RawPlan, reason_written: bool) -> Opti
         text_field(&after.meta, f::TITLE),
         date_text(&before.meta, f::GO_LIVE),
         date_text(&after.meta, f::GO_LIVE),
-        reason(&after.meta, f::GO_LIVE_REASON, reason_written),
+        reason(&after.meta, f::GO_LIVE_SLIP_REASON, reason_written),
     )
 }
 
@@ -469,7 +469,9 @@ fn note(touched: &mut Touched, root: Root, txn: &yrs::TransactionMut, event: &Ev
             touched.meta = true;
             if let Event::Map(event) = event
                 && path.is_empty()
-                && event.keys(txn).contains_key(schema::meta::GO_LIVE_REASON)
+                && event
+                    .keys(txn)
+                    .contains_key(schema::meta::GO_LIVE_SLIP_REASON)
             {
                 touched.written.go_live_reason = true;
             }
