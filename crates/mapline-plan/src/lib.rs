@@ -202,6 +202,16 @@ pub struct FirstUpdates {
     pub internal: Option<Vec<u8>>,
 }
 
+impl From<Vec<u8>> for FirstUpdates {
+    /// A plan without seller judgments: its internal document starts empty.
+    fn from(plan: Vec<u8>) -> Self {
+        FirstUpdates {
+            plan,
+            internal: None,
+        }
+    }
+}
+
 /// A nested entry map from string fields, the shape of every collection entry.
 fn entry_prelim<'a>(fields: impl IntoIterator<Item = (&'a str, yrs::In)>) -> MapPrelim {
     fields

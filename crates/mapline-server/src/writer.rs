@@ -37,6 +37,9 @@ pub enum WriteRequest {
         origin: ConnId,
         record: UpdateRecord,
         update: Update,
+        /// Told the update's log position once it is durable and applied (dropped unsent if
+        /// its commit failed): for updates the server writes itself (`restore.rs`).
+        durable: Option<tokio::sync::oneshot::Sender<mapline_store::Seq>>,
     },
     /// An empty update: nothing to store, but it is acknowledged in order.
     Noop { room: Arc<Room>, origin: ConnId },
@@ -97,6 +100,7 @@ enum Followup {
         room: Arc<Room>,
         origin: ConnId,
         update: Update,
+        durable: Option<tokio::sync::oneshot::Sender<mapline_store::Seq>>,
     },
     Noop {
         room: Arc<Room>,
@@ -181,6 +185,7 @@ fn run(mut requests: mpsc::Receiver<WriteRequest>, store: &Store, metrics: &Metr
                     origin,
                     record,
                     update,
+                    durable,
                 } => {
                     updates.push(NewUpdate {
                         plan_id: room.plan_id(),
@@ -191,6 +196,7 @@ fn run(mut requests: mpsc::Receiver<WriteRequest>, store: &Store, metrics: &Metr
                         room,
                         origin,
                         update,
+                        durable,
                     });
                 }
                 WriteRequest::Noop { room, origin } => {
@@ -299,12 +305,16 @@ fn commit(
                 room,
                 origin,
                 update,
+                durable: notify,
             } => {
                 // Every Apply has exactly one stored update, in the same order.
                 let Some((seq, stored)) = durable.next() else {
                     break;
                 };
                 let applied = room.apply_durable(seq, update, &stored.record, origin, now);
+                if let Some(notify) = notify {
+                    let _ = notify.send(seq);
+                }
                 carried.snapshots.extend(applied.snapshot);
                 let slips = applied.history.as_ref().map_or(0, |h| h.slips.len());
                 metrics.slips_recorded.inc_by(slips as u64);

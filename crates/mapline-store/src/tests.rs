@@ -948,3 +948,41 @@ fn minting_through_a_revoked_expired_or_foreign_link_is_refused_and_stores_nothi
         [1]
     );
 }
+
+#[test]
+fn a_plan_created_with_an_internal_update_has_both_logs_from_one_transaction() {
+    let (_dir, store) = new_store();
+    let id = Uuid::from_u128(77);
+    store
+        .create_plan_with_internal(
+            id,
+            &plan_record(),
+            &update(1),
+            Some(&update(2)),
+            &[],
+            &DerivedHistory::none(id),
+        )
+        .unwrap();
+    let plan = store.load_document(DocRef::plan(id)).unwrap().unwrap();
+    let internal = store
+        .load_document(DocRef {
+            plan: id,
+            kind: DocKind::Internal,
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(plan.tail, [(1, update(1))]);
+    assert_eq!(internal.tail, [(1, update(2))]);
+    // A plan id taken refuses both: nothing of the second creation is stored.
+    assert!(matches!(
+        store.create_plan_with_internal(
+            id,
+            &plan_record(),
+            &update(3),
+            Some(&update(4)),
+            &[],
+            &DerivedHistory::none(id),
+        ),
+        Err(StoreError::PlanExists(_))
+    ));
+}
