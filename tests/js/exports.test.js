@@ -132,7 +132,7 @@ test('exports are inert: CSV cells cannot start a formula, Markdown user text ma
 test('export → import → export gives the same plan, twice over; the import starts its own history', async () => {
   const plan = await richPlan()
   const first = JSON.parse((await get(`/api/plans/${plan.id}/export.json`, plan.seller)).text)
-  assert.equal(first.format, 'mapline.plan.v1')
+  assert.equal(first.format, 'mapline.plan.v2')
   assert.equal(first.slips.length, 1)
   assert.ok(first.history.length >= 3, 'creation, edits and the move')
   assert.deepEqual(first.plan.issues, [])

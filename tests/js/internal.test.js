@@ -158,7 +158,12 @@ test('a buyer link gets 403 at the internal document, and no route, document or 
   assert.ok(received.doc.share.size > 0 && received.frames.length > 0, 'the buyer received the plan')
   assert.deepEqual(findMarkers(received, [SECRET, '120k', MARKER]), [])
   // And the internal edits are no part of the plan's history (the barrier is).
-  const history = await api(server, 'GET', `/api/plans/${plan.id}/history`)
+  // (History is stored up to 100 ms after an update is relayed: wait for the barrier's entry.)
+  let history
+  await waitFor(async () => {
+    history = await api(server, 'GET', `/api/plans/${plan.id}/history`)
+    return history.body.entries.some(e => e.changes.some(c => c.field === 'barrier'))
+  }, { what: 'the barrier in history' })
   assert.equal(history.body.entries.length, 2, 'the plan\'s creation and the barrier')
   destroy(seller, planSeller)
 })

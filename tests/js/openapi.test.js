@@ -24,6 +24,7 @@ test('the document describes the API, its bearer scheme and every operation the 
   const expected = [
     ['get', '/api/plans'], ['post', '/api/plans'], ['get', '/api/plans/{plan_id}'], ['get', '/api/plans/{plan_id}/slips'],
     ['get', '/api/plans/{plan_id}/history'], ['get', '/api/plans/{plan_id}/health'], ['get', '/api/plans/{plan_id}/me'],
+    ['get', '/api/plans/{plan_id}/deleted'], ['post', '/api/plans/{plan_id}/restore'],
     ['get', '/api/plans/{plan_id}/shares'], ['post', '/api/plans/{plan_id}/shares'], ['delete', '/api/plans/{plan_id}/shares/{share_id}'],
     ['get', '/api/plans/{plan_id}/shares/{share_id}/revocation'],
     ['get', '/api/plans/{plan_id}/calendar.ics'], ['get', '/api/plans/{plan_id}/export.json'], ['get', '/api/plans/{plan_id}/export.md'],

@@ -226,7 +226,7 @@ test('two stale tabs on a revoked link are limited; a colleague behind the same 
     assert.equal((await office.upgrade(plan.id, plan.buyer)).status, 101)
     colleague = office.syncingClient(plan.id, plan.buyer)
     await synced(colleague)
-    assert.equal(colleague.map('meta').get('title'), 'Rollout')
+    assert.equal(colleague.map('meta').get('title')?.toString(), 'Rollout')
   } finally {
     if (colleague) destroy(colleague)
     await limited.stop()

@@ -12,12 +12,14 @@ let data, server
 before(async () => { data = tempData(); server = await startServer({ dataFile: data.file }) })
 after(async () => { await server.stop(); data.cleanup() })
 
-test('a new plan document holds its meta fields', async () => {
+test('a new plan document holds its meta fields, in schema v2 (the title is a Y.Text)', async () => {
   const plan = await createPlan(server, { title: 'Security rollout', goLive: '2027-06-30' })
   const a = client(server, plan.id, plan.seller)
   await synced(a)
   const meta = a.map('meta')
-  await waitFor(() => meta.get('title') === 'Security rollout', { what: 'meta.title' })
+  await waitFor(() => meta.get('title')?.toString() === 'Security rollout', { what: 'meta.title' })
+  assert.ok(meta.get('title') instanceof Y.Text)
+  assert.equal(meta.get('schemaVersion'), 2)
   assert.equal(meta.get('goLive'), '2027-06-30')
   assert.equal(meta.get('buyerOrg'), 'Northwind')
   destroy(a)

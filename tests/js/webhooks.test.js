@@ -64,7 +64,7 @@ test('slips, completions, go-live moves, overdue steps and revoked links are del
     await waitFor(() => hook.events('milestone.completed').length === 1, { what: 'milestone.completed' })
     assert.equal(hook.events('milestone.completed')[0].json.data.milestoneId, 'ms-trial')
 
-    seller.doc.transact(() => { seller.map('meta').set('goLive', '2027-06-15'); seller.map('meta').set('goLiveReason', 'Board moved') })
+    seller.doc.transact(() => { seller.map('meta').set('goLive', '2027-06-15'); seller.map('meta').set('goLiveSlipReason', 'Board moved') })
     await waitFor(() => hook.events('plan.golive_changed').length === 1, { what: 'plan.golive_changed' })
     assert.deepEqual([hook.events('plan.golive_changed')[0].json.data.to, hook.events('plan.golive_changed')[0].json.data.days], ['2027-06-15', 14])
 

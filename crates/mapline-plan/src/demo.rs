@@ -8,7 +8,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use yrs::{ArrayPrelim, Doc, Map, Options, ReadTxn, StateVector, Transact, WriteTxn};
 
-use crate::{JS_SAFE_CLIENT_ID, NewPlan, entry_prelim, format_date, parse_date, schema, text};
+use crate::judgments::{Judgment, Judgments, judgments_update};
+use crate::{
+    FirstUpdates, JS_SAFE_CLIENT_ID, NewPlan, entry_prelim, field_value, format_date, parse_date,
+    schema, text,
+};
 
 const FIXTURE: &str = include_str!("../fixtures/demo-plan.json");
 
@@ -43,10 +47,11 @@ struct Fixture {
     success: BTreeMap<String, String>,
 }
 
-/// The demo plan as its creation fields and the document update that writes all of it, authored
-/// by a document with the given Yjs client id. Milestone `dueOffsetDays` become `due` dates
-/// relative to the fixture's go-live.
-pub fn demo_plan(client_id: u64) -> Result<(NewPlan, Vec<u8>), DemoError> {
+/// The demo plan as its creation fields and the updates that write all of it (schema v2),
+/// authored by documents with the given Yjs client id. Milestone `dueOffsetDays` become `due`
+/// dates relative to the fixture's go-live. The stakeholders' `power` and `engagement` (the
+/// seller's judgments) go to the internal document's update, never the plan's.
+pub fn demo_plan(client_id: u64) -> Result<(NewPlan, FirstUpdates), DemoError> {
     let fixture: Fixture = serde_json::from_str(FIXTURE)?;
     let meta_text = |field: &str| fixture.meta.get(field).map(String::as_str).unwrap_or("");
     let go_live_text = meta_text(schema::meta::GO_LIVE);
@@ -72,19 +77,43 @@ pub fn demo_plan(client_id: u64) -> Result<(NewPlan, Vec<u8>), DemoError> {
         (schema::CRITERIA, &fixture.criteria),
         (schema::RISKS, &fixture.risks),
     ];
+    let mut judgments = Judgments::new();
     {
         let mut txn = doc.transact_mut();
         for (field, value) in &fixture.meta {
-            meta.insert(&mut txn, field.as_str(), value.as_str());
+            meta.insert(
+                &mut txn,
+                field.as_str(),
+                field_value(schema::META, field, value),
+            );
         }
+        meta.insert(
+            &mut txn,
+            schema::meta::SCHEMA_VERSION,
+            yrs::Any::from(i64::from(schema::SCHEMA_VERSION)),
+        );
         for (field, value) in &fixture.success {
-            success.insert(&mut txn, field.as_str(), value.as_str());
+            success.insert(
+                &mut txn,
+                field.as_str(),
+                field_value(schema::SUCCESS, field, value),
+            );
         }
         for (root, entries) in collections {
             let map = txn.get_or_insert_map(root);
             for (id, fields) in entries {
+                if root == schema::STAKEHOLDERS {
+                    let fields: serde_json::Map<String, Value> =
+                        fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                    judgments.insert(id.clone(), Judgment::from_fields(&fields, "privateNotes"));
+                }
                 let mut prelim = Vec::with_capacity(fields.len());
                 for (field, value) in fields {
+                    if root == schema::STAKEHOLDERS
+                        && schema::SELLER_JUDGMENTS.contains(&field.as_str())
+                    {
+                        continue;
+                    }
                     let (name, value) = match (field.as_str(), value) {
                         ("dueOffsetDays", Value::Number(offset)) => {
                             let due = offset
@@ -99,7 +128,7 @@ pub fn demo_plan(client_id: u64) -> Result<(NewPlan, Vec<u8>), DemoError> {
                                 items.iter().filter_map(Value::as_str).map(text),
                             )),
                         ),
-                        (name, Value::String(s)) => (name, text(s)),
+                        (name, Value::String(s)) => (name, field_value(root, name, s)),
                         (name, other) => (name, text(&other.to_string())),
                     };
                     prelim.push((name, value));
@@ -111,7 +140,14 @@ pub fn demo_plan(client_id: u64) -> Result<(NewPlan, Vec<u8>), DemoError> {
     let update = doc
         .transact()
         .encode_state_as_update_v1(&StateVector::default());
-    Ok((plan, update))
+    let internal = judgments_update(&judgments, client_id);
+    Ok((
+        plan,
+        FirstUpdates {
+            plan: update,
+            internal,
+        },
+    ))
 }
 
 fn shift(date: NaiveDate, days: i64) -> Option<NaiveDate> {
@@ -141,7 +177,7 @@ mod tests {
     #[test]
     fn demo_plan_dates_are_worked_back_from_go_live() {
         let (plan, update) = demo_plan(7).unwrap();
-        let doc = apply(&update);
+        let doc = apply(&update.plan);
         assert_eq!(format_date(plan.go_live), "2027-04-01");
         assert_eq!(meta_field(&doc, "goLive").as_deref(), Some("2027-04-01"));
         // ms-pov-scope is 98 days before go-live; ms-live is on it.
@@ -157,7 +193,7 @@ mod tests {
     #[test]
     fn demo_plan_dependencies_are_nested_arrays_of_ids() {
         let (_, update) = demo_plan(7).unwrap();
-        let doc = apply(&update);
+        let doc = apply(&update.plan);
         let Some(Out::YArray(deps)) = milestone_field(&doc, "ms-sign", "dependsOn") else {
             panic!("dependsOn is not a Y.Array");
         };
@@ -169,7 +205,7 @@ mod tests {
     #[test]
     fn demo_plan_fills_every_collection() {
         let (_, update) = demo_plan(7).unwrap();
-        let doc = apply(&update);
+        let doc = apply(&update.plan);
         let txn = doc.transact();
         for root in [
             schema::OBJECTIVES,

@@ -16,8 +16,9 @@ use yrs::{
 };
 
 use crate::health::{Health, Verdict};
+use crate::judgments::{Judgment, Judgments, judgments_update};
 use crate::model::{Plan, Status};
-use crate::{NewPlan, NewPlanError, format_date, schema};
+use crate::{FirstUpdates, NewPlan, NewPlanError, field_value, format_date, schema};
 
 /// One moved date, as the exports list it.
 #[derive(Debug, Clone)]
@@ -204,19 +205,18 @@ pub fn markdown(plan: &Plan, moves: &[MovedDate], health: Option<&Health>) -> St
     if !plan.stakeholders.is_empty() {
         let _ = writeln!(
             out,
-            "## Who is involved\n\n| Name | Title | Side | Role | Engagement |\n| --- | --- | --- | --- | --- |"
+            "## Who is involved\n\n| Name | Title | Side | Role |\n| --- | --- | --- | --- |"
         );
         for s in &plan.stakeholders {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} |",
                 inline(text(s.name.as_deref())),
                 inline(text(s.title.as_deref())),
                 s.side.map(|v| v.as_str()).unwrap_or_default(),
                 s.role
                     .map(|v| v.as_str().replace('_', " "))
                     .unwrap_or_default(),
-                s.engagement.map(|v| v.as_str()).unwrap_or_default()
             );
         }
         out.push('\n');
@@ -376,16 +376,7 @@ const COLLECTION_FIELDS: [(&str, &[&str]); 5] = [
     ),
     (
         schema::STAKEHOLDERS,
-        &[
-            "name",
-            "title",
-            "side",
-            "role",
-            "power",
-            "engagement",
-            "notes",
-            "order",
-        ],
+        &["name", "title", "side", "role", "notes", "order"],
     ),
     (
         schema::MILESTONES,
@@ -418,21 +409,25 @@ const COLLECTION_FIELDS: [(&str, &[&str]); 5] = [
         ],
     ),
 ];
-const META_FIELDS: [&str; 7] = [
+const META_FIELDS: [&str; 8] = [
     "title",
     "buyerOrg",
     "sellerOrg",
     "goLive",
     "goLiveReason",
+    "goLiveSlipReason",
     "costOfInaction",
     "objective",
 ];
 const SUCCESS_FIELDS: [&str; 2] = ["definition", "metrics"];
 
-/// Builds a new plan's first document update from an exported plan (`plan` of the JSON export,
-/// the projected plan's shape). Entries keep their ids, so links between them (owners,
-/// dependencies) survive. The meta fields are checked as for a new plan.
-pub fn import(export: &Value, client_id: u64) -> Result<(NewPlan, Vec<u8>), ImportError> {
+/// Builds a new plan's first updates from an exported plan (`plan` of the JSON export, the
+/// projected plan's shape, of format `mapline.plan.v1` or `.v2`), written in schema v2: prose as
+/// `Y.Text`, `meta.schemaVersion` 2. Entries keep their ids, so links between them (owners,
+/// dependencies) survive. The meta fields are checked as for a new plan. A stakeholder's seller
+/// judgments (`power`, `engagement` of either format, `privateNotes` of a seller's v2 export)
+/// go to the internal document's update, never to the plan's.
+pub fn import(export: &Value, client_id: u64) -> Result<(NewPlan, FirstUpdates), ImportError> {
     let plan = export
         .get("plan")
         .and_then(Value::as_object)
@@ -449,19 +444,25 @@ pub fn import(export: &Value, client_id: u64) -> Result<(NewPlan, Vec<u8>), Impo
         field("goLive"),
     )?;
     let doc = Doc::with_client_id(client_id);
+    let mut judgments = Judgments::new();
     {
         let mut txn = doc.transact_mut();
         let root = txn.get_or_insert_map(schema::META);
         for name in META_FIELDS {
             if let Some(value) = meta.get(name).and_then(Value::as_str) {
-                root.insert(&mut txn, name, value);
+                root.insert(&mut txn, name, field_value(schema::META, name, value));
             }
         }
+        root.insert(
+            &mut txn,
+            schema::meta::SCHEMA_VERSION,
+            Any::from(i64::from(schema::SCHEMA_VERSION)),
+        );
         if let Some(success) = plan.get("success").and_then(Value::as_object) {
             let root = txn.get_or_insert_map(schema::SUCCESS);
             for name in SUCCESS_FIELDS {
                 if let Some(value) = success.get(name).and_then(Value::as_str) {
-                    root.insert(&mut txn, name, value);
+                    root.insert(&mut txn, name, field_value(schema::SUCCESS, name, value));
                 }
             }
         }
@@ -486,7 +487,15 @@ pub fn import(export: &Value, client_id: u64) -> Result<(NewPlan, Vec<u8>), Impo
                 let map = root.insert(&mut txn, id, MapPrelim::default());
                 for name in fields {
                     if let Some(value) = entry.get(*name).and_then(Value::as_str) {
-                        map.insert(&mut txn, *name, value);
+                        map.insert(&mut txn, *name, field_value(collection, name, value));
+                    }
+                }
+                if collection == schema::STAKEHOLDERS
+                    && let Some(fields) = entry.as_object()
+                {
+                    let judgment = Judgment::from_fields(fields, "privateNotes");
+                    if !judgment.is_empty() {
+                        judgments.insert(id.to_owned(), judgment);
                     }
                 }
                 if collection == schema::MILESTONES {
@@ -514,7 +523,14 @@ pub fn import(export: &Value, client_id: u64) -> Result<(NewPlan, Vec<u8>), Impo
     let update = doc
         .transact()
         .encode_state_as_update_v1(&yrs::StateVector::default());
-    Ok((new_plan, update))
+    let internal = judgments_update(&judgments, client_id);
+    Ok((
+        new_plan,
+        FirstUpdates {
+            plan: update,
+            internal,
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -678,6 +694,57 @@ mod tests {
         );
     }
 
+    fn check_import_moves_judgments(stakeholder: Value, expected: crate::Judgment) {
+        let export = json!({ "plan": { "meta": { "title": "T", "buyerOrg": "B", "sellerOrg": "S",
+            "goLive": "2027-04-01" }, "stakeholders": [stakeholder] } });
+        let (_, updates) = import(&export, 7).unwrap();
+        let shared = crate::tests::apply(&updates.plan);
+        let stakeholders = shared.get_or_insert_map(schema::STAKEHOLDERS);
+        let raw = serde_json::to_string(&crate::raw::to_json(
+            &shared.transact(),
+            yrs::Out::YMap(stakeholders),
+        ))
+        .unwrap();
+        assert!(
+            !raw.contains("power") && !raw.contains("engagement"),
+            "{raw}"
+        );
+        assert!(!raw.contains("blocker") && !raw.contains("dark"), "{raw}");
+        assert!(
+            !raw.contains("privateNotes") && !raw.contains("Sealed"),
+            "{raw}"
+        );
+        assert!(raw.contains("Shared note"), "{raw}");
+        let internal = crate::tests::apply(updates.internal.as_deref().expect("judgments"));
+        let judgments = crate::read_judgments(&internal.transact());
+        assert_eq!(judgments.get("st-a"), Some(&expected));
+    }
+
+    #[test]
+    fn importing_an_export_moves_its_judgments_to_the_internal_document() {
+        use crate::model::{Engagement, Power};
+        // A v1 export: the judgments were fields of the shared stakeholder.
+        check_import_moves_judgments(
+            json!({ "id": "st-a", "name": "Ann", "notes": "Shared note", "power": "blocker",
+                "engagement": "dark" }),
+            crate::Judgment {
+                power: Some(Power::Blocker),
+                engagement: Some(Engagement::Dark),
+                private_notes: None,
+            },
+        );
+        // A seller's v2 export: merged in, with the private notes.
+        check_import_moves_judgments(
+            json!({ "id": "st-a", "name": "Ann", "notes": "Shared note", "power": "blocker",
+                "engagement": null, "privateNotes": "Sealed" }),
+            crate::Judgment {
+                power: Some(Power::Blocker),
+                engagement: None,
+                private_notes: Some("Sealed".into()),
+            },
+        );
+    }
+
     #[test]
     fn an_import_needs_valid_meta_and_well_formed_collections() {
         let meta =
@@ -686,8 +753,9 @@ mod tests {
             "owner": { "stakeholderId": "st-a", "name": "Ann" }, "dependsOn": ["m0"] }] } });
         let (plan, update) = import(&ok, 7).unwrap();
         assert_eq!(plan.title, "T");
+        assert_eq!(update.internal, None, "no judgments, no internal update");
         let doc = Doc::new();
-        let update = yrs::Update::decode_v1(&update).unwrap();
+        let update = yrs::Update::decode_v1(&update.plan).unwrap();
         doc.transact_mut().apply_update(update).unwrap();
         let projected = crate::project_doc(&doc);
         let m = projected.milestone("m1").unwrap();

@@ -13,6 +13,7 @@ pub mod derive;
 pub mod edit;
 pub mod export;
 pub mod health;
+pub mod judgments;
 pub mod migrate;
 pub mod model;
 pub mod raw;
@@ -25,11 +26,12 @@ mod walk;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use yrs::{Any, Doc, Map, MapPrelim, Options, ReadTxn, StateVector, Transact};
+use yrs::{Any, Doc, Map, MapPrelim, Options, ReadTxn, StateVector, TextPrelim, Transact};
 
 pub use demo::{DemoError, demo_plan};
 pub use derive::{Change, ChangeKind, Derivation, HistoryTracker, Slip, derive};
 pub use health::{Activity, Health, HealthSummary, SlipFact, SlipSide, health};
+pub use judgments::{Judgment, Judgments, merge_judgments, read_judgments};
 pub use model::{Plan, PlanIssue, project};
 pub use raw::RawPlan;
 pub use templates::{TEMPLATES, Template, template};
@@ -154,15 +156,21 @@ pub fn new_plan_update(plan: &NewPlan, client_id: u64) -> Vec<u8> {
     let meta = doc.get_or_insert_map(schema::META);
     {
         let mut txn = doc.transact_mut();
+        let go_live = format_date(plan.go_live);
         let fields = [
-            (schema::meta::TITLE, plan.title.clone()),
-            (schema::meta::BUYER_ORG, plan.buyer_org.clone()),
-            (schema::meta::SELLER_ORG, plan.seller_org.clone()),
-            (schema::meta::GO_LIVE, format_date(plan.go_live)),
+            (schema::meta::TITLE, plan.title.as_str()),
+            (schema::meta::BUYER_ORG, plan.buyer_org.as_str()),
+            (schema::meta::SELLER_ORG, plan.seller_org.as_str()),
+            (schema::meta::GO_LIVE, go_live.as_str()),
         ];
         for (field, value) in fields {
-            meta.insert(&mut txn, field, value);
+            meta.insert(&mut txn, field, field_value(schema::META, field, value));
         }
+        meta.insert(
+            &mut txn,
+            schema::meta::SCHEMA_VERSION,
+            Any::from(i64::from(schema::SCHEMA_VERSION)),
+        );
         for (index, step) in plan
             .template
             .into_iter()
@@ -189,6 +197,24 @@ pub fn new_plan_update(plan: &NewPlan, client_id: u64) -> Vec<u8> {
         .encode_state_as_update_v1(&StateVector::default())
 }
 
+/// A new plan's first updates: its document's and, when it starts with seller judgments (the
+/// demo, an imported plan), its internal document's. The server stores both in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstUpdates {
+    pub plan: Vec<u8>,
+    pub internal: Option<Vec<u8>>,
+}
+
+impl From<Vec<u8>> for FirstUpdates {
+    /// A plan without seller judgments: its internal document starts empty.
+    fn from(plan: Vec<u8>) -> Self {
+        FirstUpdates {
+            plan,
+            internal: None,
+        }
+    }
+}
+
 /// A nested entry map from string fields, the shape of every collection entry.
 fn entry_prelim<'a>(fields: impl IntoIterator<Item = (&'a str, yrs::In)>) -> MapPrelim {
     fields
@@ -199,6 +225,17 @@ fn entry_prelim<'a>(fields: impl IntoIterator<Item = (&'a str, yrs::In)>) -> Map
 
 fn text(value: &str) -> yrs::In {
     yrs::In::Any(Any::from(value))
+}
+
+/// A field's value as a writer of schema v2 stores it: a `Y.Text` for prose
+/// ([`schema::is_prose`]), a plain string for everything else. `root` is the root map (for a
+/// collection, the root its entries are in). Every writer in this crate goes through this.
+pub fn field_value(root: &str, field: &str, value: &str) -> yrs::In {
+    if schema::is_prose(root, field) {
+        yrs::In::from(TextPrelim::new(value))
+    } else {
+        text(value)
+    }
 }
 
 #[cfg(test)]
@@ -277,6 +314,137 @@ mod tests {
             assert_eq!(parse_date(bad), None, "{bad:?}");
         }
         assert_eq!(format_date(date(2027, 4, 1).unwrap()), "2027-04-01");
+    }
+
+    /// Every field of every root and entry in `doc` whose value is a `Y.Text`, and every other
+    /// field, as `(root, field)` pairs.
+    type Fields = Vec<(String, String)>;
+
+    fn shapes(doc: &Doc) -> (Fields, Fields) {
+        let txn = doc.transact();
+        let (mut text, mut plain) = (Vec::new(), Vec::new());
+        let mut note = |root: &str, field: &str, value: &Out| {
+            let pair = (root.to_owned(), field.to_owned());
+            if matches!(value, Out::YText(_)) {
+                text.push(pair);
+            } else {
+                plain.push(pair);
+            }
+        };
+        for root in [schema::META, schema::SUCCESS] {
+            if let Some(map) = txn.get_map(root) {
+                for (field, value) in map.iter(&txn) {
+                    note(root, field, &value);
+                }
+            }
+        }
+        for collection in raw::Collection::ALL {
+            let root = collection.root();
+            let Some(map) = txn.get_map(root) else {
+                continue;
+            };
+            for (_, entry) in map.iter(&txn) {
+                if let Out::YMap(entry) = entry {
+                    for (field, value) in entry.iter(&txn) {
+                        note(root, field, &value);
+                    }
+                }
+            }
+        }
+        (text, plain)
+    }
+
+    /// Writers produce `Y.Text` for exactly the prose fields, and `meta.schemaVersion` 2.
+    fn check_writer(name: &str, update: &[u8]) {
+        let doc = apply(update);
+        let (text, plain) = shapes(&doc);
+        assert!(!text.is_empty(), "{name} wrote no prose");
+        for (root, field) in &text {
+            assert!(
+                schema::is_prose(root, field),
+                "{name}: {root}.{field} is a Y.Text"
+            );
+        }
+        for (root, field) in &plain {
+            assert!(
+                !schema::is_prose(root, field),
+                "{name}: {root}.{field} is not a Y.Text"
+            );
+        }
+        let version = doc
+            .get_or_insert_map(schema::META)
+            .get(&doc.transact(), schema::meta::SCHEMA_VERSION);
+        assert_eq!(version, Some(Out::Any(Any::from(2i64))), "{name}");
+        assert_eq!(project_doc(&doc).meta.schema_version, 2, "{name}");
+    }
+
+    #[test]
+    fn every_writer_makes_exactly_the_prose_fields_y_text() {
+        let plan = NewPlan::parse("Rollout", "Northwind", "Mapline", "2027-04-01")
+            .unwrap()
+            .with_template("enterprise")
+            .unwrap();
+        check_writer("new plan", &new_plan_update(&plan, 42));
+        let (_, demo) = demo_plan(42).unwrap();
+        check_writer("demo", &demo.plan);
+        let export = serde_json::json!({ "plan": project_doc(&apply(&demo.plan)) });
+        let (_, imported) = export::import(&export, 42).unwrap();
+        check_writer("import", &imported.plan);
+        // Every prose field the demo fills is a Y.Text there (success, meta, all collections).
+        let (text, _) = shapes(&apply(&demo.plan));
+        for (root, field) in schema::PROSE {
+            assert!(
+                text.iter().any(|(r, f)| r == root && f == field),
+                "the demo has no {root}.{field}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_demo_plans_judgments_are_in_its_internal_update_only() {
+        let (_, demo) = demo_plan(42).unwrap();
+        let doc = apply(&demo.plan);
+        let txn = doc.transact();
+        let stakeholders = txn.get_map(schema::STAKEHOLDERS).unwrap();
+        for (id, entry) in stakeholders.iter(&txn) {
+            let Out::YMap(entry) = entry else {
+                panic!("{id}")
+            };
+            for judgment in schema::SELLER_JUDGMENTS {
+                assert!(
+                    entry.get(&txn, judgment).is_none(),
+                    "{id}.{judgment} is shared"
+                );
+            }
+        }
+        let internal = apply(demo.internal.as_deref().expect("the demo has judgments"));
+        let judgments = read_judgments(&internal.transact());
+        assert_eq!(judgments.len(), 6);
+        assert_eq!(
+            judgments["st-lena"].power,
+            Some(model::Power::Blocker),
+            "{judgments:?}"
+        );
+        assert_eq!(
+            judgments["st-omar"].engagement,
+            Some(model::Engagement::Dark)
+        );
+    }
+
+    #[test]
+    fn moving_go_live_writes_its_slip_reason_and_keeps_why_the_date_matters() {
+        let plan = NewPlan::parse("Rollout", "Northwind", "Mapline", "2027-04-01").unwrap();
+        let doc = apply(&new_plan_update(&plan, 42));
+        {
+            let meta = doc.get_or_insert_map(schema::META);
+            let mut txn = doc.transact_mut();
+            meta.insert(&mut txn, schema::meta::GO_LIVE_REASON, "Fiscal year");
+            edit::move_go_live(&mut txn, parse_date("2027-05-01").unwrap(), "Board moved");
+        }
+        let meta = project_doc(&doc).meta;
+        assert_eq!(meta.go_live_reason.as_deref(), Some("Fiscal year"));
+        assert_eq!(meta.go_live_slip_reason.as_deref(), Some("Board moved"));
+        assert_eq!(meta.go_live, parse_date("2027-05-01"));
     }
 
     #[test]

@@ -42,12 +42,17 @@ pub fn schema_version<T: ReadTxn>(txn: &T) -> u32 {
     }
 }
 
-/// The migration a plan needs, or `None` if it is at version 2 or later, or empty (a plan's
-/// first update is written in the current version).
+/// Whether a plan document is older than the current schema: below version 2 and not empty
+/// (a plan's first update is written in the current version).
+pub fn needs_migration<T: ReadTxn>(txn: &T) -> bool {
+    schema_version(txn) < schema::SCHEMA_VERSION && txn.get_map(schema::META).is_some()
+}
+
+/// The migration a plan needs, or `None` if it needs none ([`needs_migration`]).
 pub fn migration(plan: &Doc, internal: &Doc) -> Option<Migration> {
     let state = {
         let txn = plan.transact();
-        if schema_version(&txn) >= schema::SCHEMA_VERSION || txn.get_map(schema::META).is_none() {
+        if !needs_migration(&txn) {
             return None;
         }
         txn.encode_state_as_update_v1(&StateVector::default())

@@ -116,9 +116,14 @@ pub struct Meta {
     pub buyer_org: Option<String>,
     pub seller_org: Option<String>,
     pub go_live: Option<NaiveDate>,
+    /// Why this date matters to the buyer (never touched by a move).
     pub go_live_reason: Option<String>,
+    /// Why go-live last moved (schema v2; written with `goLive` in one transaction).
+    pub go_live_slip_reason: Option<String>,
     pub cost_of_inaction: Option<String>,
     pub objective: Option<String>,
+    /// The document's schema version: `meta.schemaVersion`, 1 when absent (a v1 document).
+    pub schema_version: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -140,8 +145,9 @@ pub struct Stakeholder {
     pub title: Option<String>,
     pub side: Option<Side>,
     pub role: Option<Role>,
-    pub power: Option<Power>,
-    pub engagement: Option<Engagement>,
+    /// The notes both sides read. The seller's judgments of the person (`power`, `engagement`,
+    /// private notes) are not here: they live in the internal document ([`crate::judgments`]),
+    /// and a v1 document's shared values are never read.
     pub notes: Option<String>,
     pub order: Option<String>,
 }
@@ -309,6 +315,26 @@ impl Reader<'_> {
         }
     }
 
+    /// The schema version: a whole number from 1 up; absent is version 1, anything else is
+    /// reported and read as 1.
+    fn version(&mut self, field: &str) -> u32 {
+        match self.fields.get(field) {
+            None | Some(Value::Null) => 1,
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|v| v >= 1) => {
+                n.as_u64().and_then(|v| u32::try_from(v).ok()).unwrap_or(1)
+            }
+            Some(other) => {
+                let path = self.path(field);
+                self.issues.push(PlanIssue::WrongType {
+                    path,
+                    expected: "a schema version (a whole number)",
+                    found: describe(other),
+                });
+                1
+            }
+        }
+    }
+
     fn date(&mut self, field: &str) -> Option<NaiveDate> {
         let text = self.text(field)?;
         let date = parse_date(&text);
@@ -412,8 +438,10 @@ pub fn project(raw: &RawPlan) -> Plan {
             seller_org: r.text(f::SELLER_ORG),
             go_live: r.date(f::GO_LIVE),
             go_live_reason: r.text(f::GO_LIVE_REASON),
+            go_live_slip_reason: r.text(f::GO_LIVE_SLIP_REASON),
             cost_of_inaction: r.text(f::COST_OF_INACTION),
             objective: r.text(f::OBJECTIVE),
+            schema_version: r.version(f::SCHEMA_VERSION),
         }
     };
     let success = {
@@ -445,8 +473,6 @@ pub fn project(raw: &RawPlan) -> Plan {
             title: r.text("title"),
             side: r.choice("side", Side::parse, Side::VALUES),
             role: r.choice("role", Role::parse, Role::VALUES),
-            power: r.choice("power", Power::parse, Power::VALUES),
-            engagement: r.choice("engagement", Engagement::parse, Engagement::VALUES),
             notes: r.text("notes"),
             order: r.text("order"),
         }
@@ -693,8 +719,9 @@ mod tests {
     #[test]
     fn demo_plan_projects_without_issues() {
         let (_, update) = crate::demo_plan(7).unwrap();
-        let plan = project_doc_from(&update);
+        let plan = project_doc_from(&update.plan);
         assert_eq!(plan.issues, []);
+        assert_eq!(plan.meta.schema_version, 2);
         assert_eq!(plan.meta.go_live, crate::parse_date("2027-04-01"));
         assert_eq!(plan.milestones.len(), 13);
         let sign = plan.milestone("ms-sign").unwrap();
@@ -708,6 +735,74 @@ mod tests {
             })
         );
         assert_eq!(scope.status, Some(Status::Done));
+    }
+
+    #[test]
+    fn a_v1_document_projects_as_version_1_without_the_shared_judgments() {
+        check(
+            |txn| {
+                field(txn, "meta", "goLiveReason", t("Board meeting"));
+                entry(
+                    txn,
+                    "stakeholders",
+                    "st-a",
+                    vec![
+                        ("name", t("Ann")),
+                        ("notes", t("Shared notes")),
+                        ("power", t("blocker")),
+                        ("engagement", t("dark")),
+                    ],
+                );
+            },
+            |plan| {
+                assert_eq!(plan.meta.schema_version, 1);
+                assert_eq!(plan.meta.go_live_reason.as_deref(), Some("Board meeting"));
+                assert_eq!(plan.meta.go_live_slip_reason, None);
+                assert_eq!(plan.stakeholders[0].notes.as_deref(), Some("Shared notes"));
+                let json = serde_json::to_string(plan).unwrap();
+                assert!(
+                    !json.contains("blocker") && !json.contains("dark"),
+                    "{json}"
+                );
+                assert!(
+                    !json.contains("power") && !json.contains("engagement"),
+                    "{json}"
+                );
+                assert_eq!(plan.issues, []);
+            },
+        );
+    }
+
+    #[test]
+    fn prose_reads_the_same_as_y_text_and_as_a_v1_string() {
+        check(
+            |txn| {
+                field(
+                    txn,
+                    "meta",
+                    "title",
+                    yrs::In::from(yrs::TextPrelim::new("Rollout")),
+                );
+                field(txn, "meta", "objective", t("Ramp faster"));
+                field(txn, "meta", "goLiveSlipReason", t("Board moved"));
+                field(
+                    txn,
+                    "meta",
+                    "schemaVersion",
+                    yrs::In::Any(yrs::Any::from(2i64)),
+                );
+            },
+            |plan| {
+                assert_eq!(plan.meta.title.as_deref(), Some("Rollout"));
+                assert_eq!(plan.meta.objective.as_deref(), Some("Ramp faster"));
+                assert_eq!(
+                    plan.meta.go_live_slip_reason.as_deref(),
+                    Some("Board moved")
+                );
+                assert_eq!(plan.meta.schema_version, 2);
+                assert_eq!(plan.issues, []);
+            },
+        );
     }
 
     fn project_doc_from(update: &[u8]) -> Plan {

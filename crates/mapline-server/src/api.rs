@@ -207,6 +207,8 @@ pub fn router(app: Arc<App>) -> Router {
             .routes(routes!(plan_api::get_plan))
             .routes(routes!(plan_api::get_slips))
             .routes(routes!(plan_api::get_history))
+            .routes(routes!(crate::restore::get_deleted))
+            .routes(routes!(crate::restore::restore))
             .routes(routes!(plan_api::get_health))
             .routes(routes!(plan_api::list_templates))
             .routes(routes!(backup))

@@ -406,6 +406,7 @@ async fn handle(
                         update: raw.to_vec(),
                     },
                     update,
+                    durable: None,
                 }
             };
             if app.writer.send(request).await.is_err() {

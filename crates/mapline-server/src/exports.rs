@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use mapline_plan::calendar::{CalendarInput, calendar};
 use mapline_plan::export::{MovedDate, markdown, milestones_csv};
-use mapline_plan::{Health, Plan};
+use mapline_plan::{Health, Judgments, Plan};
 use mapline_store::PlanId;
 use serde::Deserialize;
 use serde_json::json;
@@ -124,8 +124,14 @@ async fn authorize_feed(
     authorize_read(app, &Principal::Share(share), raw_id).await
 }
 
-/// The exported plan's format, so an import can tell what it reads.
-pub const EXPORT_FORMAT: &str = "mapline.plan.v1";
+/// The exported plan's format, so an import can tell what it reads. v2: the plan is schema
+/// v2's projection (`meta.schemaVersion`, `meta.goLiveSlipReason`), and its stakeholders carry
+/// the seller's judgments only in a seller's (or the admin's) export.
+pub const EXPORT_FORMAT: &str = "mapline.plan.v2";
+
+/// The export formats an import reads: v1 (a v1 export's judgments were shared stakeholder
+/// fields; they go to the internal document like a v2 seller export's) and v2.
+pub const IMPORT_FORMATS: [&str; 2] = ["mapline.plan.v1", EXPORT_FORMAT];
 
 /// The words for who moved a date, as the exports print them.
 fn who_words(who: &Who) -> String {
@@ -172,10 +178,14 @@ pub enum ExportFormat {
     Csv,
 }
 
+/// Renders an export. `judgments` are merged into the JSON export's stakeholders (seller links
+/// and the admin); the Markdown and CSV exports never carry a judgment, whoever asks.
+#[allow(clippy::too_many_arguments)]
 fn render(
     format: ExportFormat,
     plan_id: PlanId,
     plan: &Plan,
+    judgments: Option<&Judgments>,
     seq: u64,
     slips: &[SlipView],
     history: Vec<serde_json::Value>,
@@ -187,7 +197,7 @@ fn render(
             "id": plan_id,
             "seq": seq,
             "exportedAt": chrono::Utc::now().to_rfc3339(),
-            "plan": plan,
+            "plan": crate::judgments::plan_json(plan, judgments),
             "slips": slips,
             "history": history,
         })
@@ -216,10 +226,13 @@ pub fn export_stored(
     } else {
         None
     };
+    // Read from the data file: the operator's export, with the seller's judgments.
+    let judgments = crate::judgments::stored(store, plan_id)?;
     Ok(render(
         format,
         plan_id,
         &plan,
+        Some(&judgments),
         seq,
         &slips,
         history,
@@ -268,39 +281,63 @@ pub fn import_into(
     now_ms: i64,
 ) -> Result<(PlanId, Vec<plans::IssuedShare>), ImportFailure> {
     if let Some(format) = export.get("format").and_then(serde_json::Value::as_str)
-        && format != EXPORT_FORMAT
+        && !IMPORT_FORMATS.contains(&format)
     {
         return Err(ImportFailure::Invalid(format!(
-            "`format` {format:?} is not one this server reads ({EXPORT_FORMAT})"
+            "`format` {format:?} is not one this server reads ({})",
+            IMPORT_FORMATS.join(", ")
         )));
     }
-    let (new_plan, update) = mapline_plan::export::import(export, plans::server_client_id())
+    let (new_plan, updates) = mapline_plan::export::import(export, plans::server_client_id())
         .map_err(|e| ImportFailure::Invalid(e.to_string()))?;
     // The same admission a live update passes, so an import cannot hold what an edit could not.
-    mapline_plan::admission::Admission::new(limits, true)
-        .admit(&yrs::Transact::transact(&yrs::Doc::new()), &update)
-        .map_err(|refusal| {
-            if refusal.is_limit() {
-                ImportFailure::OverLimit(refusal)
-            } else {
-                ImportFailure::Invalid(refusal.to_string())
-            }
-        })?;
+    let admit = |update: &[u8], plan_document: bool| {
+        mapline_plan::admission::Admission::new(limits, plan_document)
+            .admit(&yrs::Transact::transact(&yrs::Doc::new()), update)
+            .map_err(|refusal| {
+                if refusal.is_limit() {
+                    ImportFailure::OverLimit(refusal)
+                } else {
+                    ImportFailure::Invalid(refusal.to_string())
+                }
+            })
+    };
+    admit(&updates.plan, true)?;
+    if let Some(internal) = &updates.internal {
+        admit(internal, false)?;
+    }
     let id = uuid::Uuid::now_v7();
-    let shares = plans::create_plan(store, id, &new_plan, update, now_ms)?;
+    let shares = plans::create_plan(store, id, &new_plan, updates, now_ms)?;
     Ok((id, shares))
 }
 
-/// The projected plan, its slips and (for JSON) its whole history.
+/// What an export is made of: the projected plan, its log position, its slips, (for JSON) its
+/// whole history, and the seller's judgments when the caller may read them (JSON only).
+struct Gathered {
+    plan_id: PlanId,
+    plan: Plan,
+    seq: u64,
+    slips: Vec<SlipView>,
+    history: Vec<serde_json::Value>,
+    judgments: Option<Judgments>,
+}
+
+/// The projected plan, its slips and (for JSON) its whole history and, for a seller link or
+/// the admin, the judgments.
 async fn gather(
     app: &Arc<App>,
     headers: &HeaderMap,
     raw_id: &str,
     with_history: bool,
-) -> Result<(PlanId, Plan, u64, Vec<SlipView>, Vec<serde_json::Value>), ApiError> {
+) -> Result<Gathered, ApiError> {
     let principal = authenticate(app, headers, None).await?;
     let plan_id = authorize_read(app, &principal, raw_id).await?;
     let (plan, seq) = current_plan(app, plan_id).await?;
+    let judgments = if with_history && crate::api::may_see_internal(&principal) {
+        Some(crate::judgments::current(app, plan_id).await?)
+    } else {
+        None
+    };
     let (slips, history) = blocking(app, move |store| {
         let slips = all_slips(store, plan_id)?;
         let history = if with_history {
@@ -311,7 +348,14 @@ async fn gather(
         Ok((slips, history))
     })
     .await?;
-    Ok((plan_id, plan, seq, slips, history))
+    Ok(Gathered {
+        plan_id,
+        plan,
+        seq,
+        slips,
+        history,
+        judgments,
+    })
 }
 
 fn download(content_type: &'static str, name: &str, body: String) -> Response {
@@ -337,14 +381,15 @@ pub async fn export_json(
     Path(raw_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (plan_id, plan, seq, slips, history) = gather(&app, &headers, &raw_id, true).await?;
+    let g = gather(&app, &headers, &raw_id, true).await?;
     let body = render(
         ExportFormat::Json,
-        plan_id,
-        &plan,
-        seq,
-        &slips,
-        history,
+        g.plan_id,
+        &g.plan,
+        g.judgments.as_ref(),
+        g.seq,
+        &g.slips,
+        g.history,
         None,
     );
     Ok(download(
@@ -361,18 +406,20 @@ pub async fn export_markdown(
     Path(raw_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (plan_id, plan, seq, slips, _) = gather(&app, &headers, &raw_id, false).await?;
+    let g = gather(&app, &headers, &raw_id, false).await?;
+    let plan_id = g.plan_id;
     let health = blocking(&app, {
-        let plan = plan.clone();
+        let plan = g.plan.clone();
         move |store| export_health(store, plan_id, &plan)
     })
     .await?;
     let body = render(
         ExportFormat::Markdown,
         plan_id,
-        &plan,
-        seq,
-        &slips,
+        &g.plan,
+        None,
+        g.seq,
+        &g.slips,
         Vec::new(),
         health.as_ref(),
     );
@@ -390,13 +437,14 @@ pub async fn export_csv(
     Path(raw_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (plan_id, plan, seq, slips, _) = gather(&app, &headers, &raw_id, false).await?;
+    let g = gather(&app, &headers, &raw_id, false).await?;
     let body = render(
         ExportFormat::Csv,
-        plan_id,
-        &plan,
-        seq,
-        &slips,
+        g.plan_id,
+        &g.plan,
+        None,
+        g.seq,
+        &g.slips,
         Vec::new(),
         None,
     );

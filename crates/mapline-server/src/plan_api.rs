@@ -64,7 +64,7 @@ pub(crate) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Api
         .map_err(|e| bad_query(e.body_text()))
 }
 
-fn time(ms: i64) -> Option<String> {
+pub(crate) fn time(ms: i64) -> Option<String> {
     DateTime::<Utc>::from_timestamp_millis(ms).map(|t| t.to_rfc3339())
 }
 
@@ -93,11 +93,17 @@ pub async fn get_plan(
     params: Result<Query<PlanQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let params = query(params)?;
-    let plan_id = reader(&app, &headers, &raw_id).await?;
+    let principal = authenticate(&app, &headers, None).await?;
+    let plan_id = authorize_read(&app, &principal, &raw_id).await?;
     let Some(at) = params.at else {
         let (plan, seq) = current_plan(&app, plan_id).await?;
+        // Seller links and the admin get the seller's judgments of each stakeholder; a buyer
+        // link's plan has no such keys at all.
+        let plan = crate::judgments::plan_for(&app, &principal, plan_id, &plan).await?;
         return Ok(Json(json!({ "id": plan_id, "seq": seq, "plan": plan })));
     };
+    // A past position is the plan document's projection alone: it never reads a v1
+    // document's shared judgments, and the internal document's past is not served here.
     let bound = if !at.is_empty() && at.bytes().all(|b| b.is_ascii_digit()) {
         LogBound::Seq(
             at.parse()
@@ -141,20 +147,20 @@ pub(crate) enum Who {
 }
 
 /// Resolves share labels once per request.
-struct Labels<'a> {
+pub(crate) struct Labels<'a> {
     store: &'a Store,
     known: HashMap<ShareId, Option<String>>,
 }
 
 impl<'a> Labels<'a> {
-    fn new(store: &'a Store) -> Self {
+    pub(crate) fn new(store: &'a Store) -> Self {
         Self {
             store,
             known: HashMap::new(),
         }
     }
 
-    fn who(&mut self, author: Author) -> Result<Who, StoreError> {
+    pub(crate) fn who(&mut self, author: Author) -> Result<Who, StoreError> {
         Ok(match author {
             Author::System => Who::System,
             Author::Admin => Who::Admin,

@@ -1,6 +1,6 @@
 //! Creating plans and minting share links: shared by the HTTP API and the binary's `--demo`.
 
-use mapline_plan::NewPlan;
+use mapline_plan::{FirstUpdates, NewPlan};
 use mapline_store::{
     Author, PlanId, PlanRecord, Role, ShareId, ShareRecord, Side, Store, StoreError, UpdateRecord,
 };
@@ -112,13 +112,14 @@ pub fn issue_share(
     }
 }
 
-/// A plan's creation: its record, its first document update and its default share links (one
-/// seller editor, one buyer editor). Blocks on the store.
+/// A plan's creation: its record, its first document update (and its internal document's,
+/// when it starts with seller judgments) and its default share links (one seller editor, one
+/// buyer editor), in one transaction. Blocks on the store.
 pub fn create_plan(
     store: &Store,
     id: PlanId,
     plan: &NewPlan,
-    first_update: Vec<u8>,
+    first: impl Into<FirstUpdates>,
     now_ms: i64,
 ) -> Result<Vec<IssuedShare>, StoreError> {
     let shares = vec![
@@ -146,19 +147,22 @@ pub fn create_plan(
         go_live: mapline_plan::format_date(plan.go_live),
         created_at_ms: now_ms,
     };
-    let client_ids = yrs::Update::decode_v1(&first_update)
-        .map(|u| crate::protocol::client_ids(&u))
-        .unwrap_or_default();
-    let first = UpdateRecord {
+    let system_record = |update: Vec<u8>| UpdateRecord {
         author: Author::System,
-        client_ids,
+        client_ids: yrs::Update::decode_v1(&update)
+            .map(|u| crate::protocol::client_ids(&u))
+            .unwrap_or_default(),
         received_at_ms: now_ms,
-        update: first_update,
+        update,
     };
+    let first: FirstUpdates = first.into();
+    let internal = first.internal.map(system_record);
+    let first = system_record(first.plan);
     // The creation's history is stored with the plan, so a new plan never needs deriving later.
+    // (The internal document derives no history.)
     let history = crate::history::derive_log(id, [(1, &first)]);
     let records: Vec<_> = shares.iter().map(|s| s.record.clone()).collect();
-    store.create_plan(id, &record, &first, &records, &history)?;
+    store.create_plan_with_internal(id, &record, &first, internal.as_ref(), &records, &history)?;
     Ok(shares)
 }
 
@@ -181,8 +185,8 @@ pub fn create_demo_plan(
     store: &Store,
     now_ms: i64,
 ) -> Result<(PlanId, Vec<IssuedShare>), DemoPlanError> {
-    let (plan, update) = mapline_plan::demo_plan(server_client_id())?;
+    let (plan, updates) = mapline_plan::demo_plan(server_client_id())?;
     let id = Uuid::now_v7();
-    let shares = create_plan(store, id, &plan, update, now_ms)?;
+    let shares = create_plan(store, id, &plan, updates, now_ms)?;
     Ok((id, shares))
 }

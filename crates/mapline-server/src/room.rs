@@ -469,6 +469,13 @@ impl Room {
         mapline_plan::migrate::migration(plan.awareness.doc(), internal.awareness.doc())
     }
 
+    /// Reads the room's document (its durable state) under the room's lock, and the log
+    /// position that state is as of.
+    pub fn read<R>(&self, read: impl FnOnce(&yrs::Transaction<'_>) -> R) -> (R, Seq) {
+        let state = self.lock();
+        (read(&state.awareness.doc().transact()), state.last_seq)
+    }
+
     /// The projected plan as of the last applied update, and that log position.
     pub fn projection(&self) -> (Plan, Seq) {
         let state = self.lock();

@@ -117,6 +117,10 @@ impl Rooms {
         let Some(writer) = &self.writer else {
             return Ok(());
         };
+        let (outdated, _) = room.read(|txn| mapline_plan::migrate::needs_migration(txn));
+        if !outdated {
+            return Ok(());
+        }
         let plan = room.plan_id();
         let internal = Box::pin(self.open(DocRef {
             plan,

@@ -37,6 +37,9 @@ pub enum WriteRequest {
         origin: ConnId,
         record: UpdateRecord,
         update: Update,
+        /// Told the update's log position once it is durable and applied (dropped unsent if
+        /// its commit failed): for updates the server writes itself (`restore.rs`).
+        durable: Option<tokio::sync::oneshot::Sender<mapline_store::Seq>>,
     },
     /// An empty update: nothing to store, but it is acknowledged in order.
     Noop { room: Arc<Room>, origin: ConnId },
@@ -103,6 +106,7 @@ enum Followup {
         room: Arc<Room>,
         origin: ConnId,
         update: Update,
+        durable: Option<tokio::sync::oneshot::Sender<mapline_store::Seq>>,
     },
     Noop {
         room: Arc<Room>,
@@ -192,7 +196,13 @@ fn run(mut requests: mpsc::Receiver<WriteRequest>, store: &Store, metrics: &Metr
                     origin,
                     record,
                     update,
-                } => queue_update(&mut updates, &mut followups, room, origin, record, update),
+                    durable,
+                } => queue_update(
+                    &mut updates,
+                    &mut followups,
+                    (room, origin, record, update),
+                    durable,
+                ),
                 WriteRequest::Noop { room, origin } => {
                     followups.push(Followup::Noop { room, origin })
                 }
@@ -201,8 +211,8 @@ fn run(mut requests: mpsc::Receiver<WriteRequest>, store: &Store, metrics: &Metr
                     done,
                 } => {
                     for (room, record, update) in together {
-                        let origin = SERVER_ORIGIN;
-                        queue_update(&mut updates, &mut followups, room, origin, record, update);
+                        let queued = (room, SERVER_ORIGIN, record, update);
+                        queue_update(&mut updates, &mut followups, queued, None);
                     }
                     followups.push(Followup::Done(done));
                 }
@@ -221,14 +231,13 @@ fn run(mut requests: mpsc::Receiver<WriteRequest>, store: &Store, metrics: &Metr
     tracing::info!("writer stopped");
 }
 
-/// Adds an update to the batch: stored in order, then applied to its room.
+/// Adds an update to the batch: stored in order, then applied to its room (and `durable`
+/// told its log position).
 fn queue_update(
     updates: &mut Vec<NewUpdate>,
     followups: &mut Vec<Followup>,
-    room: Arc<Room>,
-    origin: ConnId,
-    record: UpdateRecord,
-    update: Update,
+    (room, origin, record, update): (Arc<Room>, ConnId, UpdateRecord, Update),
+    durable: Option<tokio::sync::oneshot::Sender<mapline_store::Seq>>,
 ) {
     updates.push(NewUpdate {
         plan_id: room.plan_id(),
@@ -239,6 +248,7 @@ fn queue_update(
         room,
         origin,
         update,
+        durable,
     });
 }
 
@@ -337,12 +347,16 @@ fn commit(
                 room,
                 origin,
                 update,
+                durable: notify,
             } => {
                 // Every Apply has exactly one stored update, in the same order.
                 let Some((seq, stored)) = durable.next() else {
                     break;
                 };
                 let applied = room.apply_durable(seq, update, &stored.record, origin, now);
+                if let Some(notify) = notify {
+                    let _ = notify.send(seq);
+                }
                 carried.snapshots.extend(applied.snapshot);
                 let slips = applied.history.as_ref().map_or(0, |h| h.slips.len());
                 metrics.slips_recorded.inc_by(slips as u64);

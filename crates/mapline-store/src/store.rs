@@ -422,6 +422,21 @@ impl Store {
         shares: &[ShareRecord],
         history: &DerivedHistory,
     ) -> Result<()> {
+        self.create_plan_with_internal(id, plan, first_update, None, shares, history)
+    }
+
+    /// [`Store::create_plan`], and when given, the first update of the plan's internal document
+    /// (its log position 1; the seller's judgments a demo or imported plan starts with), all in
+    /// one transaction: a crash leaves both documents or neither.
+    pub fn create_plan_with_internal(
+        &self,
+        id: PlanId,
+        plan: &PlanRecord,
+        first_update: &UpdateRecord,
+        internal_first_update: Option<&UpdateRecord>,
+        shares: &[ShareRecord],
+        history: &DerivedHistory,
+    ) -> Result<()> {
         let db = self.db()?;
         let txn = db.begin_write()?;
         {
@@ -432,6 +447,10 @@ impl Store {
             plans.insert(id.as_u128(), encode(plan).as_slice())?;
             txn.open_table(UPDATES)?
                 .insert((id.as_u128(), 1), encode(first_update).as_slice())?;
+            if let Some(internal) = internal_first_update {
+                txn.open_table(INTERNAL_UPDATES)?
+                    .insert((id.as_u128(), 1), encode(internal).as_slice())?;
+            }
             let mut table = txn.open_table(SHARES)?;
             for share in shares {
                 table.insert(share.id.as_u128(), encode(share).as_slice())?;

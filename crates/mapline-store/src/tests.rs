@@ -970,3 +970,41 @@ fn the_committed_format_4_fixture_opens_without_an_upgrade() {
     assert_eq!(store.shares_of(plan).unwrap().len(), 5);
     assert_eq!(store.plans().unwrap()[0].1.title, "Format 4 fixture");
 }
+
+#[test]
+fn a_plan_created_with_an_internal_update_has_both_logs_from_one_transaction() {
+    let (_dir, store) = new_store();
+    let id = Uuid::from_u128(77);
+    store
+        .create_plan_with_internal(
+            id,
+            &plan_record(),
+            &update(1),
+            Some(&update(2)),
+            &[],
+            &DerivedHistory::none(id),
+        )
+        .unwrap();
+    let plan = store.load_document(DocRef::plan(id)).unwrap().unwrap();
+    let internal = store
+        .load_document(DocRef {
+            plan: id,
+            kind: DocKind::Internal,
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(plan.tail, [(1, update(1))]);
+    assert_eq!(internal.tail, [(1, update(2))]);
+    // A plan id taken refuses both: nothing of the second creation is stored.
+    assert!(matches!(
+        store.create_plan_with_internal(
+            id,
+            &plan_record(),
+            &update(3),
+            Some(&update(4)),
+            &[],
+            &DerivedHistory::none(id),
+        ),
+        Err(StoreError::PlanExists(_))
+    ));
+}
