@@ -197,17 +197,67 @@ fn diff_fields(
 ) {
     for (field, a, b) in merge_keys(old, new) {
         if a != b && !is_judgment(entity, field) {
+            let (a, b) = match (a, b) {
+                (Some(Value::String(a)), Some(Value::String(b)))
+                    if schema::is_prose(entity, field) =>
+                {
+                    let (a, b) = excerpts(a, b);
+                    (Some(Value::String(a)), Some(Value::String(b)))
+                }
+                (a, b) => (a.cloned(), b.cloned()),
+            };
             changes.push(Change {
                 entity,
                 entity_id: entity_id.cloned(),
                 field: Some(field.clone()),
                 kind: ChangeKind::Updated,
-                old: a.cloned(),
-                new: b.cloned(),
+                old: a,
+                new: b,
                 conflict: None,
             });
         }
     }
+}
+
+/// Texts up to this many characters are recorded whole in a change.
+const WHOLE_TEXT_CHARS: usize = 280;
+/// Unchanged characters kept on each side of an edit in a longer text's excerpt.
+const EXCERPT_CONTEXT_CHARS: usize = 40;
+
+/// What a change of a prose field records: both texts when short; otherwise the edited part of
+/// each with a little unchanged context, cut ends marked `…`. Text is written as typed (one
+/// update per keystroke), so recording a long note whole each time would make its history grow
+/// with the square of its length; the whole text at any point is `GET …?at=`.
+fn excerpts(old: &str, new: &str) -> (String, String) {
+    let a: Vec<char> = old.chars().collect();
+    let b: Vec<char> = new.chars().collect();
+    if a.len() <= WHOLE_TEXT_CHARS && b.len() <= WHOLE_TEXT_CHARS {
+        return (old.to_owned(), new.to_owned());
+    }
+    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let room = a.len().min(b.len()) - prefix;
+    let suffix = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take(room)
+        .take_while(|(x, y)| x == y)
+        .count();
+    let start = prefix.saturating_sub(EXCERPT_CONTEXT_CHARS);
+    let tail = suffix.min(EXCERPT_CONTEXT_CHARS);
+    let cut = |text: &[char]| {
+        let end = text.len() - suffix + tail;
+        let mut out = String::new();
+        if start > 0 {
+            out.push('…');
+        }
+        out.extend(&text[start..end]);
+        if end < text.len() {
+            out.push('…');
+        }
+        out
+    };
+    (cut(&a), cut(&b))
 }
 
 /// A seller's judgment of a stakeholder (`power`, `engagement`): a v1 plan document held
@@ -870,6 +920,31 @@ mod tests {
             deleted.changes[0].old.as_ref().unwrap()["title"],
             json!("Milestone m1")
         );
+    }
+
+    #[test]
+    fn a_long_text_change_records_the_edited_part_with_context() {
+        let long = "a".repeat(300);
+        let (old, new) = excerpts(
+            &format!("{long}Hello world{long}"),
+            &format!("{long}Hello, dear world{long}"),
+        );
+        // 40 unchanged characters before the first edited one ("Hello" and 35 a), and 40 after
+        // the last (" world" and 34 a).
+        let (before, after) = ("a".repeat(35), "a".repeat(34));
+        assert_eq!(old, format!("…{before}Hello world{after}…"));
+        assert_eq!(new, format!("…{before}Hello, dear world{after}…"));
+        // Short texts are whole; an edit at the very start keeps no leading mark.
+        assert_eq!(
+            excerpts("Kick-off", "Kickoff"),
+            ("Kick-off".into(), "Kickoff".into())
+        );
+        let (old, new) = excerpts(&format!("x{long}"), &long);
+        assert_eq!(
+            (old.chars().next(), new.chars().next()),
+            (Some('x'), Some('a'))
+        );
+        assert!(old.ends_with('…') && new.ends_with('…'));
     }
 
     #[test]
