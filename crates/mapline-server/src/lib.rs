@@ -40,6 +40,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use axum::serve::ListenerExt as _;
 use mapline_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -174,6 +175,14 @@ pub async fn run(
     });
     let stopping = app.shutdown.clone();
     let service = api::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // Every message is small and wanted at once: without TCP_NODELAY, Nagle's algorithm holds a
+    // relay back until the previous segment is acknowledged — up to the peer's 40 ms delayed
+    // ACK, which was Mapline's fan-out tail (BENCHMARKS.md).
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     let result = axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown.await;
