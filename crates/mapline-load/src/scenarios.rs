@@ -390,3 +390,41 @@ pub async fn join(server: &Server, plan: &Plan, k: usize) -> Result<f64> {
     c.close().await;
     Ok(ms)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yrs::updates::decoder::Decode;
+    use yrs::{Transact, Update};
+
+    fn write(doc: &Doc, key: &str, v: f64) -> Vec<u8> {
+        let bench = doc.get_or_insert_map("bench");
+        let mut txn = doc.transact_mut();
+        bench.insert(&mut txn, key, v);
+        txn.encode_update_v1()
+    }
+
+    fn apply(doc: &Doc, update: &[u8]) {
+        let u = Update::decode_v1(update).expect("own encoding");
+        doc.transact_mut().apply_update(u).expect("applies");
+    }
+
+    #[test]
+    fn documents_that_got_the_same_updates_in_another_order_compare_equal() {
+        let (a, b) = (Doc::with_client_id(1), Doc::with_client_id(2));
+        let ua = write(&a, "t1-0", 1.0);
+        let ub = write(&b, "t2-0", 2.0);
+        let (c, d) = (Doc::with_client_id(3), Doc::with_client_id(4));
+        for u in [&ua, &ub] {
+            apply(&c, u);
+        }
+        for u in [&ub, &ua] {
+            apply(&d, u);
+        }
+        assert_eq!(summary(&c), summary(&d));
+        // One that missed an update has diverged.
+        let e = Doc::with_client_id(5);
+        apply(&e, &ua);
+        assert_ne!(summary(&c), summary(&e));
+    }
+}
