@@ -8,7 +8,8 @@ use anyhow::{Context, Result, bail};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_config};
 use yrs::types::EntryChange;
 use yrs::{Any, Doc, MapRef, Observable, Out, Transact};
 
@@ -31,7 +32,13 @@ pub struct Client {
 impl Client {
     /// Connects and syncs (sends step 1, answers the server's, waits for its step 2).
     pub async fn connect(url: &str) -> Result<Client> {
-        let (ws, _) = connect_async(url)
+        // tungstenite zero-fills its read buffer up to this size on every read (128 KiB by
+        // default: a sixth of the generator's CPU in a profile); messages here are small, and
+        // the buffer still grows for a large one (a cold load's sync step 2).
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0);
+        let (ws, _) = connect_async_with_config(url, Some(config), false)
             .await
             .with_context(|| format!("connecting to {}", url.split('?').next().unwrap_or("")))?;
         let mut client = Client {
