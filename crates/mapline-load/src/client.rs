@@ -38,7 +38,7 @@ impl Client {
         let config = WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0);
-        let (ws, _) = connect_async_with_config(url, Some(config), false)
+        let (ws, _) = connect_async_with_config(url, Some(config), true)
             .await
             .with_context(|| format!("connecting to {}", url.split('?').next().unwrap_or("")))?;
         let mut client = Client {
