@@ -47,7 +47,10 @@ impl Server {
                 c.args(["serve", "--addr", "127.0.0.1:0", "--data"])
                     .arg(data)
                     .args(["--admin-token", ADMIN, "--web", "/nonexistent"])
-                    .env("MAPLINE_LOG", "warn");
+                    .env(
+                        "MAPLINE_LOG",
+                        std::env::var("MAPLINE_LOAD_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+                    );
                 (c, "listening on", "/sync")
             }
             Kind::Baseline { script } => {
@@ -59,6 +62,8 @@ impl Server {
                 (c, "running at", "")
             }
         };
+        // Mapline logs to stdout (read below); MAPLINE_LOAD_SERVER_LOG=debug shows its room
+        // loads there, echoed to stderr.
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -79,7 +84,14 @@ impl Server {
         .await
         .context("the server did not listen within 20 s")??;
         // Keep reading stdout so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let echo = std::env::var_os("MAPLINE_LOAD_SERVER_LOG").is_some();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if echo {
+                    eprintln!("server: {line}");
+                }
+            }
+        });
         let http = match &kind {
             Kind::Mapline { .. } => line
                 .split_whitespace()
