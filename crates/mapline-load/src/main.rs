@@ -255,17 +255,17 @@ fn report(args: &Args, fsync: &stats::Percentiles, rows: &[Row]) -> String {
     let mut out = String::new();
     let command: Vec<String> = std::env::args().collect();
     out += &format!("Command: `{}`\n\n", command.join(" "));
+    let others = if args.fanout_only {
+        "the fan-out only".to_owned()
+    } else {
+        format!(
+            "connect storm {} clients over {} plans; idle {}; ingest {}",
+            args.connect_clients, args.connect_plans, args.idle, args.ingest
+        )
+    };
     out += &format!(
-        "Parameters: fan-out {} plans × {} clients × {} updates/s × {} s; connect storm {} clients over {} plans; idle {}; ingest {}; generator threads {}\n\n",
-        args.plans,
-        args.clients,
-        args.rate,
-        args.seconds,
-        args.connect_clients,
-        args.connect_plans,
-        args.idle,
-        args.ingest,
-        args.threads
+        "Parameters: fan-out {} plans × {} clients × {} updates/s × {} s; {others}; generator threads {}\n\n",
+        args.plans, args.clients, args.rate, args.seconds, args.threads
     );
     out += &format!("Machine: {}\n\n", sys::machine());
     out += &format!(
