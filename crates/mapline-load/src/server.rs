@@ -1,0 +1,216 @@
+//! The servers under test: Mapline (its release binary on a temporary data file) and
+//! `@y/websocket-server` (node, in memory), started and stopped as child processes.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::sys::{ProcStats, proc_stats};
+
+const ADMIN: &str = "bench-admin-token-0123456789abcdef";
+
+/// Which server to start.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    Mapline { bin: PathBuf, data: PathBuf },
+    Baseline { script: PathBuf },
+}
+
+/// One plan (room) and the token a client connects with.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub room: String,
+    pub token: String,
+}
+
+pub struct Server {
+    kind: Kind,
+    child: Child,
+    pid: String,
+    /// `ws://…/sync` or `ws://…`: a room's URL is this, `/`, the room.
+    ws_base: String,
+    http: String,
+    rooms: AtomicU32,
+}
+
+impl Server {
+    pub async fn start(kind: Kind) -> Result<Server> {
+        let (mut command, ready, ws_path) = match &kind {
+            Kind::Mapline { bin, data } => {
+                let mut c = Command::new(bin);
+                c.args(["serve", "--addr", "127.0.0.1:0", "--data"])
+                    .arg(data)
+                    .args(["--admin-token", ADMIN, "--web", "/nonexistent"])
+                    .env(
+                        "MAPLINE_LOG",
+                        std::env::var("MAPLINE_LOAD_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+                    );
+                (c, "listening on", "/sync")
+            }
+            Kind::Baseline { script } => {
+                let port = free_port()?;
+                let mut c = Command::new("node");
+                c.arg(script)
+                    .env("HOST", "127.0.0.1")
+                    .env("PORT", port.to_string());
+                (c, "running at", "")
+            }
+        };
+        // Mapline logs to stdout (read below); MAPLINE_LOAD_SERVER_LOG=debug shows its room
+        // loads there, echoed to stderr.
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {kind:?}"))?;
+        let pid = child.id().context("the server exited at once")?.to_string();
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(line) = lines.next_line().await? {
+                if line.contains(ready) {
+                    return Ok(line);
+                }
+            }
+            bail!("the server exited before it listened")
+        })
+        .await
+        .context("the server did not listen within 20 s")??;
+        // Keep reading stdout so the server never blocks on a full pipe.
+        let echo = std::env::var_os("MAPLINE_LOAD_SERVER_LOG").is_some();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if echo {
+                    eprintln!("server: {line}");
+                }
+            }
+        });
+        let http = match &kind {
+            Kind::Mapline { .. } => line
+                .split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .context("no address in the server's first line")?
+                .to_owned(),
+            Kind::Baseline { .. } => {
+                let port = line
+                    .rsplit(' ')
+                    .next()
+                    .context("no port in the server's first line")?;
+                format!("http://127.0.0.1:{port}")
+            }
+        };
+        let ws_base = format!("{}{ws_path}", http.replacen("http", "ws", 1));
+        Ok(Server {
+            kind,
+            child,
+            pid,
+            ws_base,
+            http,
+            rooms: AtomicU32::new(0),
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            Kind::Mapline { .. } => "Mapline (redb, fsync per batch)",
+            Kind::Baseline { .. } => "@y/websocket-server (in memory)",
+        }
+    }
+
+    pub fn is_mapline(&self) -> bool {
+        matches!(self.kind, Kind::Mapline { .. })
+    }
+
+    pub fn stats(&self) -> Result<ProcStats> {
+        proc_stats(&self.pid)
+    }
+
+    pub fn url(&self, plan: &Plan) -> String {
+        format!("{}/{}?token={}", self.ws_base, plan.room, plan.token)
+    }
+
+    /// Creates `n` plans: Mapline's through `POST /api/plans` (the seller's editor link),
+    /// the baseline's are just room names.
+    pub async fn plans(&self, n: usize) -> Result<Vec<Plan>> {
+        if !self.is_mapline() {
+            return Ok((0..n)
+                .map(|_| Plan {
+                    room: format!("bench-{}", self.rooms.fetch_add(1, Ordering::Relaxed)),
+                    token: "none".to_owned(),
+                })
+                .collect());
+        }
+        let url = format!("{}/api/plans", self.http);
+        tokio::task::spawn_blocking(move || create_plans(&url, n)).await?
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Ok(pid) = self.pid.parse::<i32>() {
+            // SAFETY: kill with a pid of our own child and a valid signal.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        match tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await {
+            Ok(status) => {
+                status?;
+            }
+            Err(_) => {
+                self.child.kill().await?;
+                bail!("the server did not stop within 20 s of SIGTERM");
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the same server again (same binary, same data file).
+    pub async fn restart(self) -> Result<Server> {
+        let kind = self.kind.clone();
+        self.stop().await?;
+        Server::start(kind).await
+    }
+}
+
+fn create_plans(url: &str, n: usize) -> Result<Vec<Plan>> {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let body = r#"{"title":"Bench","buyerOrg":"B","sellerOrg":"S","goLive":"2027-04-01"}"#;
+    let mut plans = Vec::with_capacity(n);
+    for _ in 0..n {
+        let response = agent
+            .post(url)
+            .header("authorization", &format!("Bearer {ADMIN}"))
+            .header("content-type", "application/json")
+            .send(body.as_bytes())
+            .with_context(|| format!("POST {url}"))?;
+        let status = response.status();
+        let text = response.into_body().read_to_string()?;
+        if !status.is_success() {
+            bail!("POST {url}: {status} {text}");
+        }
+        let v: serde_json::Value = serde_json::from_str(&text).context("the plan's JSON")?;
+        let room = v["id"].as_str().context("no plan id")?.to_owned();
+        let token = v["shares"]
+            .as_array()
+            .and_then(|shares| shares.iter().find(|s| s["side"] == "seller"))
+            .and_then(|s| s["token"].as_str())
+            .context("no seller link")?
+            .to_owned();
+        plans.push(Plan { room, token });
+    }
+    Ok(plans)
+}
+
+/// A port that was free a moment ago (the baseline takes a port number, not 0).
+fn free_port() -> Result<u16> {
+    let probe = TcpListener::bind("127.0.0.1:0")?;
+    Ok(probe.local_addr()?.port())
+}

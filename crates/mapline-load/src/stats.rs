@@ -1,0 +1,191 @@
+//! Latency and delivery accounting. Pure: what each client sent, received and ended with in,
+//! figures out.
+
+use std::collections::HashSet;
+
+/// Percentiles of delivery latency, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Percentiles {
+    pub count: usize,
+    pub p50: u64,
+    pub p95: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+/// Nearest-rank percentiles (the smallest sample with at least `p` of all at or below it).
+pub fn percentiles(samples: &mut [u64]) -> Percentiles {
+    if samples.is_empty() {
+        return Percentiles::default();
+    }
+    samples.sort_unstable();
+    let rank = |p: f64| {
+        let r = (p * samples.len() as f64).ceil() as usize;
+        samples[r.clamp(1, samples.len()) - 1]
+    };
+    Percentiles {
+        count: samples.len(),
+        p50: rank(0.50),
+        p95: rank(0.95),
+        p99: rank(0.99),
+        max: samples[samples.len() - 1],
+    }
+}
+
+/// One client of a plan at the end of the fan-out.
+#[derive(Debug, Clone)]
+pub struct ClientEnd<S> {
+    /// The client's number (the `c` of the keys `t<c>-<n>` it wrote).
+    pub id: u32,
+    /// How many updates it sent: `t<id>-0` … `t<id>-<sent-1>`.
+    pub sent: u32,
+    /// The other clients' updates its document holds, as (sender, n).
+    pub holds: HashSet<(u32, u32)>,
+    /// Its final document, in a form that compares equal when the states are the same.
+    pub state: S,
+}
+
+/// What became of one plan's updates.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Delivery {
+    /// Deliveries expected: every update × every other client of its plan.
+    pub expected: u64,
+    /// Of those, the ones that arrived.
+    pub delivered: u64,
+    /// Updates that at least one other client never received.
+    pub missed: u64,
+    /// Plans whose clients ended with different documents.
+    pub diverged: u64,
+}
+
+impl std::ops::AddAssign for Delivery {
+    fn add_assign(&mut self, other: Self) {
+        self.expected += other.expected;
+        self.delivered += other.delivered;
+        self.missed += other.missed;
+        self.diverged += other.diverged;
+    }
+}
+
+/// Accounts one plan: every client should hold every other client's updates and all should
+/// end with the same document.
+pub fn account_plan<S: PartialEq>(clients: &[ClientEnd<S>]) -> Delivery {
+    let mut d = Delivery::default();
+    for sender in clients {
+        for n in 0..sender.sent {
+            let mut all = true;
+            for receiver in clients.iter().filter(|r| r.id != sender.id) {
+                d.expected += 1;
+                if receiver.holds.contains(&(sender.id, n)) {
+                    d.delivered += 1;
+                } else {
+                    all = false;
+                }
+            }
+            if !all {
+                d.missed += 1;
+            }
+        }
+    }
+    if let Some(first) = clients.first()
+        && clients.iter().any(|c| c.state != first.state)
+    {
+        d.diverged = 1;
+    }
+    d
+}
+
+/// The key an update carries: `t<client>-<n>`.
+pub fn key(client: u32, n: u32) -> String {
+    format!("t{client}-{n}")
+}
+
+/// Reads a key written by [`key`].
+pub fn parse_key(key: &str) -> Option<(u32, u32)> {
+    let (c, n) = key.strip_prefix('t')?.split_once('-')?;
+    Some((c.parse().ok()?, n.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(mut samples: Vec<u64>, expected: (u64, u64, u64, u64)) {
+        let p = percentiles(&mut samples);
+        assert_eq!((p.p50, p.p95, p.p99, p.max), expected, "{samples:?}");
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        check((1..=100).rev().collect(), (50, 95, 99, 100));
+        check((1..=1000).collect(), (500, 950, 990, 1000));
+        check(vec![7], (7, 7, 7, 7));
+        check(vec![1, 2], (1, 2, 2, 2));
+        // One slow delivery in 200 is above p99 but is the max.
+        let mut tail = vec![1; 199];
+        tail.push(5000);
+        check(tail, (1, 1, 1, 5000));
+        assert_eq!(percentiles(&mut []), Percentiles::default());
+    }
+
+    fn client(id: u32, sent: u32, holds: &[(u32, u32)], state: &str) -> ClientEnd<String> {
+        ClientEnd {
+            id,
+            sent,
+            holds: holds.iter().copied().collect(),
+            state: state.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_complete_plan_has_nothing_missed_or_diverged() {
+        let d = account_plan(&[
+            client(0, 2, &[(1, 0), (1, 1)], "s"),
+            client(1, 2, &[(0, 0), (0, 1)], "s"),
+        ]);
+        assert_eq!(
+            d,
+            Delivery {
+                expected: 4,
+                delivered: 4,
+                missed: 0,
+                diverged: 0
+            }
+        );
+    }
+
+    #[test]
+    fn an_update_one_client_lacks_is_missed_once() {
+        // Client 2 never got (0, 1); client 1 did. Client 0's own keys do not count for it.
+        let d = account_plan(&[
+            client(0, 2, &[(1, 0), (2, 0), (0, 0)], "a"),
+            client(1, 1, &[(0, 0), (0, 1), (2, 0)], "a"),
+            client(2, 1, &[(0, 0), (1, 0)], "b"),
+        ]);
+        assert_eq!(d.expected, 8);
+        assert_eq!(d.delivered, 7);
+        assert_eq!(d.missed, 1);
+        assert_eq!(d.diverged, 1);
+    }
+
+    #[test]
+    fn an_update_nobody_received_is_missed_once_not_per_receiver() {
+        let d = account_plan(&[
+            client(0, 1, &[], "a"),
+            client(1, 0, &[], "a"),
+            client(2, 0, &[], "a"),
+        ]);
+        assert_eq!(
+            (d.expected, d.delivered, d.missed, d.diverged),
+            (2, 0, 1, 0)
+        );
+    }
+
+    #[test]
+    fn keys_round_trip_and_strangers_are_not_keys() {
+        assert_eq!(parse_key(&key(12, 345)), Some((12, 345)));
+        for stranger in ["notes", "t", "t1", "t-1", "tx-1", "t1-", "x1-2"] {
+            assert_eq!(parse_key(stranger), None, "{stranger}");
+        }
+    }
+}
