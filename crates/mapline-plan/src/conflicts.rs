@@ -22,7 +22,7 @@ use yrs::block::ItemContent;
 use yrs::{ClientID, ID, IdSet, ReadTxn, StateVector, TransactionMut};
 
 use crate::raw::any_to_json;
-use crate::walk::{self, Parent, WalkedItem};
+use crate::walk::{self, ItemIndex, Parent, WalkedItem};
 
 /// The type holding a map item: a root by name, or a nested type by its item's id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -71,7 +71,7 @@ pub(crate) struct MapItems {
     /// Per client, by first clock: each map item's length and slot. An item may span several
     /// clocks (a writer's own overwritten values arrive merged as one deleted item), and an
     /// origin may name any clock inside it.
-    slot_of_item: HashMap<ClientID, BTreeMap<u32, (u32, u32)>>,
+    slot_of_item: ItemIndex<u32>,
     slots: Vec<Slot>,
     slot_index: HashMap<(Owner, Arc<str>), u32>,
     /// Map items walked but not integrated yet (their update waits for a missing one).
@@ -124,14 +124,16 @@ impl MapItems {
             self.waiting.drain(..over);
         }
         let resolved = self.resolve(integrated);
-        // Per slot, this update's items in clock order.
+        // Per slot (in the order slots first appear), this update's items in clock order.
         let mut by_slot: Vec<(u32, Vec<WalkedItem>)> = Vec::new();
+        let mut position: HashMap<u32, usize> = HashMap::new();
         for (item, slot) in resolved {
             self.index(&item, slot);
-            match by_slot.iter_mut().find(|(s, _)| *s == slot) {
-                Some((_, items)) => items.push(item),
-                None => by_slot.push((slot, vec![item])),
-            }
+            let at = *position.entry(slot).or_insert_with(|| {
+                by_slot.push((slot, Vec::new()));
+                by_slot.len() - 1
+            });
+            by_slot[at].1.push(item);
         }
         let deleted = txn.delete_set();
         let mut lost = Vec::new();
@@ -158,16 +160,19 @@ impl MapItems {
             return;
         };
         let previous = self.slots[slot as usize].winner;
+        // This update's items of the slot, found by any clock they hold.
+        let mut here: ItemIndex<usize> = ItemIndex::default();
+        for (i, item) in items.iter().enumerate() {
+            here.insert(item.id, item.len, i);
+        }
         let winner = items.iter().find(|item| !deleted.contains(&item.id));
         if let Some(winner) = winner {
-            // The value the winner's writer replaced: its origin, through this update's items.
+            // The value the winner's writer replaced: its origin, through this update's items
+            // (at most one step per item, whatever a hostile encoding says).
             let mut seen = winner.origin;
-            while let Some(origin) = seen {
-                match items
-                    .iter()
-                    .find(|item| contains(item.id, item.len, &origin))
-                {
-                    Some(earlier) => seen = earlier.origin,
+            for _ in 0..items.len() {
+                match seen.and_then(|origin| here.get(&origin)) {
+                    Some(&earlier) => seen = items[earlier].origin,
                     None => break,
                 }
             }
@@ -188,16 +193,17 @@ impl MapItems {
         let kept_client = self.slots[slot as usize]
             .winner
             .map_or(0, |id| id.client.get());
-        let replaced_here = |item: &WalkedItem| {
-            items.iter().any(|other| {
-                other
-                    .origin
-                    .is_some_and(|origin| contains(item.id, item.len, &origin))
-            })
-        };
-        for item in items {
-            if deleted.contains(&item.id) && !own_deletes.contains(&item.id) && !replaced_here(item)
+        // Items a later item of this update replaced (its origin): their writer saw them go.
+        let mut replaced = vec![false; items.len()];
+        for (i, item) in items.iter().enumerate() {
+            if let Some(&j) = item.origin.and_then(|origin| here.get(&origin))
+                && j != i
             {
+                replaced[j] = true;
+            }
+        }
+        for (item, replaced) in items.iter().zip(replaced) {
+            if deleted.contains(&item.id) && !own_deletes.contains(&item.id) && !replaced {
                 lost.push(LostWrite {
                     place: place.clone(),
                     lost_here: true,
@@ -238,67 +244,80 @@ impl MapItems {
         }
     }
 
-    /// The slot of each map item, for items whose slot can be told (in the order given,
-    /// resolving items that inherit their key from an origin in the same batch).
+    /// The slot of each map item whose slot can be told, in the order given. An item that
+    /// inherits its key from an origin in the same batch (another client's item, encoded
+    /// later) gets it when that origin is resolved: a worklist, so a hostile ordering costs
+    /// no more than a friendly one.
     fn resolve(&mut self, items: Vec<WalkedItem>) -> Vec<(WalkedItem, u32)> {
-        let mut out = Vec::with_capacity(items.len());
-        let mut unresolved = items;
-        let mut in_batch: Vec<((ID, u32), u32)> = Vec::new();
-        loop {
-            let before = unresolved.len();
-            let mut next = Vec::new();
-            for item in unresolved {
-                let slot = match (&item.parent, &item.parent_sub) {
-                    (Parent::Named(root), Some(key)) => {
-                        Some(self.slot(Owner::Root(root.clone()), key.clone()))
+        let mut slots: Vec<Option<u32>> = vec![None; items.len()];
+        let mut batch: ItemIndex<()> = ItemIndex::default();
+        for item in &items {
+            batch.insert(item.id, item.len, ());
+        }
+        // Items waiting for their origin, keyed by the origin's id.
+        let mut waiting: BTreeMap<(ClientID, u32), Vec<usize>> = BTreeMap::new();
+        let mut resolved: Vec<usize> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let slot = match (&item.parent, &item.parent_sub) {
+                (Parent::Named(root), Some(key)) => {
+                    Some(self.slot(Owner::Root(root.clone()), key.clone()))
+                }
+                (Parent::Item(owner), Some(key)) => {
+                    Some(self.slot(Owner::Item(*owner), key.clone()))
+                }
+                (Parent::Inherited, _) => match item.origin {
+                    Some(origin) => match self.slot_at(&origin) {
+                        Some(slot) => Some(slot),
+                        None => {
+                            if batch.get(&origin).is_some() {
+                                waiting
+                                    .entry((origin.client, origin.clock))
+                                    .or_default()
+                                    .push(i);
+                            }
+                            None
+                        }
+                    },
+                    None => None,
+                },
+                _ => None,
+            };
+            if slot.is_some() {
+                slots[i] = slot;
+                resolved.push(i);
+            }
+        }
+        while let Some(done) = resolved.pop() {
+            let item = &items[done];
+            let end = item.id.clock.saturating_add(item.len);
+            let keys: Vec<(ClientID, u32)> = waiting
+                .range((item.id.client, item.id.clock)..(item.id.client, end))
+                .map(|(key, _)| *key)
+                .collect();
+            for key in keys {
+                for next in waiting.remove(&key).unwrap_or_default() {
+                    if slots[next].is_none() {
+                        slots[next] = slots[done];
+                        resolved.push(next);
                     }
-                    (Parent::Item(owner), Some(key)) => {
-                        Some(self.slot(Owner::Item(*owner), key.clone()))
-                    }
-                    (Parent::Inherited, _) => item.origin.and_then(|origin| {
-                        self.slot_at(&origin).or_else(|| {
-                            in_batch
-                                .iter()
-                                .find(|((id, len), _)| contains(*id, *len, &origin))
-                                .map(|(_, slot)| *slot)
-                        })
-                    }),
-                    _ => None,
-                };
-                match slot {
-                    Some(slot) => {
-                        in_batch.push(((item.id, item.len), slot));
-                        out.push((item, slot));
-                    }
-                    // Its origin may come later in this batch (another client's item).
-                    None if matches!(item.parent, Parent::Inherited) => next.push(item),
-                    None => {}
                 }
             }
-            if next.is_empty() || next.len() == before {
-                break;
-            }
-            unresolved = next;
         }
-        out
+        items
+            .into_iter()
+            .zip(slots)
+            .filter_map(|(item, slot)| Some((item, slot?)))
+            .collect()
     }
 
     /// Records a map item's slot.
     fn index(&mut self, item: &WalkedItem, slot: u32) {
-        self.slot_of_item
-            .entry(item.id.client)
-            .or_default()
-            .insert(item.id.clock, (item.len, slot));
+        self.slot_of_item.insert(item.id, item.len, slot);
     }
 
     /// The slot of the map item holding `id` (any clock inside it).
     fn slot_at(&self, id: &ID) -> Option<u32> {
-        let (start, (len, slot)) = self
-            .slot_of_item
-            .get(&id.client)?
-            .range(..=id.clock)
-            .next_back()?;
-        (id.clock < start.saturating_add(*len)).then_some(*slot)
+        self.slot_of_item.get(id).copied()
     }
 
     fn slot(&mut self, owner: Owner, key: Arc<str>) -> u32 {
@@ -314,13 +333,6 @@ impl MapItems {
         self.slot_index.insert((owner, key), slot);
         slot
     }
-}
-
-/// Whether the item starting at `id` with `len` clocks holds `target`.
-fn contains(id: ID, len: u32, target: &ID) -> bool {
-    id.client == target.client
-        && id.clock <= target.clock
-        && target.clock < id.clock.saturating_add(len)
 }
 
 /// Roots that hold fields directly rather than entries.

@@ -120,3 +120,39 @@ fn read_items(
     }
     Ok(Some(items))
 }
+
+/// Values kept per item, found by any clock inside the item: an item can span several clocks
+/// (a run of text, or a writer's overwritten values merged into one deleted item), and an
+/// origin may name any of them.
+#[derive(Debug)]
+pub(crate) struct ItemIndex<V> {
+    by_client: std::collections::HashMap<ClientID, std::collections::BTreeMap<u32, (u32, V)>>,
+}
+
+impl<V> Default for ItemIndex<V> {
+    fn default() -> Self {
+        Self {
+            by_client: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl<V> ItemIndex<V> {
+    /// Records `value` for the item starting at `id` and spanning `len` clocks.
+    pub fn insert(&mut self, id: ID, len: u32, value: V) {
+        self.by_client
+            .entry(id.client)
+            .or_default()
+            .insert(id.clock, (len, value));
+    }
+
+    /// The value of the item holding `id`.
+    pub fn get(&self, id: &ID) -> Option<&V> {
+        let (start, (len, value)) = self
+            .by_client
+            .get(&id.client)?
+            .range(..=id.clock)
+            .next_back()?;
+        (id.clock < start.saturating_add(*len)).then_some(value)
+    }
+}
