@@ -57,6 +57,16 @@ test('a v1 document is migrated once when it loads: texts, version 2, judgments 
     const judged = internal.map('stakeholders').get('st-v1-cfo')
     assert.equal(judged.get('power'), 'blocker')
     assert.equal(judged.get('engagement'), 'dark')
+    // A client setting a judgment again on the migrated person: its write names the v1 value
+    // it replaces, not the person, and is refused all the same.
+    const stale = new Y.Doc()
+    Y.applyUpdate(stale, Y.encodeStateAsUpdate(a.doc))
+    const sv = Y.encodeStateVector(stale)
+    stale.getMap('stakeholders').get('st-v1-cfo').set('power', 'decider')
+    const raw = rawSocket(server, V1_PLAN, seller)
+    await raw.opened
+    raw.ws.send(updateFrame(Y.encodeStateAsUpdate(stale, sv)))
+    assert.equal((await raw.closed).code, 4422)
     destroy(a, b, internal)
 
     // (History is stored within about 100 ms of the update.)

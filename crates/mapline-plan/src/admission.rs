@@ -16,7 +16,7 @@ use yrs::block::ItemContent;
 use yrs::{Any, ClientID, ID, Map as _, ReadTxn};
 
 use crate::schema;
-use crate::walk::{Parent, WalkedItem};
+use crate::walk::{ItemIndex, Parent, WalkedItem};
 
 /// Limits on what one plan can hold. Documented in `docs/api.md`; configurable on the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +117,21 @@ fn walk(raw: &[u8]) -> Result<Vec<WalkedItem>, Refusal> {
         .ok_or_else(|| Refusal::Malformed("clocks beyond 2^32".into()))
 }
 
+/// Refuses a seller's judgment written into a shared stakeholder entry, as a first value of
+/// the field or as a later one (whose encoding names only the value it replaces).
+fn check_judgments(items: &[WalkedItem], keys: &Keys) -> Result<(), Refusal> {
+    for (item, judgment) in items.iter().zip(&keys.judgments) {
+        if *judgment == Some(true) {
+            let field = match &item.parent_sub {
+                Some(field) => field.to_string(),
+                None => "power or engagement".to_owned(),
+            };
+            return Err(Refusal::SellerJudgment { field });
+        }
+    }
+    Ok(())
+}
+
 /// The admission state of one document: which of its items are types, and what was admitted
 /// but is not in the document yet (updates on their way to the disk).
 pub struct Admission {
@@ -135,7 +150,18 @@ pub struct Admission {
     expected_types: HashMap<ClientID, std::collections::BTreeSet<u32>>,
     /// Every item ever seen directly in a collection (an entry, or an entry's later value), with
     /// its key: a value set after it (its origin) sets the same key again.
-    collection_items: HashMap<ID, (&'static str, Arc<str>)>,
+    collection_items: ItemIndex<(&'static str, Arc<str>)>,
+    /// Every item ever seen setting a field of a stakeholder entry: whether the field is a
+    /// seller's judgment (a later value of the same field names it as its origin).
+    stakeholder_fields: ItemIndex<bool>,
+}
+
+/// What the items of one update set, resolved through their origins ([`Admission::keys_of`]).
+struct Keys {
+    /// Per item: the collection entry it sets, if it sits directly in a collection.
+    entries: Vec<Option<(&'static str, Arc<str>)>>,
+    /// Per item: whether it sets a seller's judgment, if it sets a stakeholder's field.
+    judgments: Vec<Option<bool>>,
 }
 
 impl Admission {
@@ -148,7 +174,8 @@ impl Admission {
             admitted_clock: HashMap::new(),
             admitted_keys: HashMap::new(),
             expected_types: HashMap::new(),
-            collection_items: HashMap::new(),
+            collection_items: ItemIndex::default(),
+            stakeholder_fields: ItemIndex::default(),
         }
     }
 
@@ -156,34 +183,66 @@ impl Admission {
     /// that does not decode is skipped: loading never fails on it.
     pub fn note_stored(&mut self, raw: &[u8]) {
         if let Ok(items) = walk(raw) {
-            self.note_types(&items);
+            let keys = self.keys_of(&items);
+            self.note_types(&items, keys);
         }
     }
 
-    fn note_types(&mut self, items: &[WalkedItem]) {
-        for item in items {
+    fn note_types(&mut self, items: &[WalkedItem], keys: Keys) {
+        for ((item, entry), judgment) in items.iter().zip(keys.entries).zip(keys.judgments) {
             if matches!(item.content, ItemContent::Type(_)) {
                 self.types.insert(item.id);
             }
-            if let Some((collection, key)) = self.collection_key(item) {
-                self.collection_items.insert(item.id, (collection, key));
+            if let Some(entry) = entry {
+                self.collection_items.insert(item.id, item.len, entry);
+            }
+            if let Some(judgment) = judgment {
+                self.stakeholder_fields.insert(item.id, item.len, judgment);
             }
         }
     }
 
-    /// The collection entry an item sets: named by its parent and key, or inherited from the
-    /// value it replaces.
-    fn collection_key(&self, item: &WalkedItem) -> Option<(&'static str, Arc<str>)> {
-        match (&item.parent, &item.parent_sub) {
-            (Parent::Named(root), Some(key)) => COLLECTIONS
-                .iter()
-                .find(|collection| **collection == root.as_ref())
-                .map(|collection| (*collection, key.clone())),
-            (Parent::Inherited, _) => item
-                .origin
-                .and_then(|origin| self.collection_items.get(&origin).cloned()),
-            _ => None,
+    /// Which collection entry, and which stakeholder field, each item of an update sets: named
+    /// by its parent and key, or inherited from the value it replaces (in the document or
+    /// earlier in this update, in any order the encoding puts them).
+    fn keys_of(&self, items: &[WalkedItem]) -> Keys {
+        let entries =
+            crate::walk::resolve_inherited(items, |item| match (&item.parent, &item.parent_sub) {
+                (Parent::Named(root), Some(key)) => COLLECTIONS
+                    .iter()
+                    .find(|collection| **collection == root.as_ref())
+                    .map(|collection| (*collection, key.clone())),
+                (Parent::Inherited, _) => item
+                    .origin
+                    .and_then(|origin| self.collection_items.get(&origin).cloned()),
+                _ => None,
+            });
+        // Stakeholder entries this update brings (their fields name them as their parent).
+        let mut people: ItemIndex<()> = ItemIndex::default();
+        for (item, entry) in items.iter().zip(&entries) {
+            if entry
+                .as_ref()
+                .is_some_and(|(collection, _)| *collection == schema::STAKEHOLDERS)
+            {
+                people.insert(item.id, item.len, ());
+            }
         }
+        let judgments =
+            crate::walk::resolve_inherited(items, |item| match (&item.parent, &item.parent_sub) {
+                (Parent::Item(entry), Some(field)) => {
+                    let of_person = people.get(entry).is_some()
+                        || self
+                            .collection_items
+                            .get(entry)
+                            .is_some_and(|(collection, _)| *collection == schema::STAKEHOLDERS);
+                    of_person.then(|| schema::SELLER_JUDGMENTS.contains(&field.as_ref()))
+                }
+                (Parent::Inherited, _) => item
+                    .origin
+                    .and_then(|origin| self.stakeholder_fields.get(&origin).copied()),
+                _ => None,
+            });
+        Keys { entries, judgments }
     }
 
     /// The clock past everything admitted from `client` (0 if nothing): items below it are in
@@ -209,15 +268,16 @@ impl Admission {
         self.check_expected(&items)?;
         let unseen_parents = self.check_parents(txn, &items)?;
         self.check_texts(&items)?;
+        let keys = self.keys_of(&items);
         if self.count_entries {
-            self.check_judgments(&items)?;
+            check_judgments(&items, &keys)?;
         }
         let new_keys = if self.count_entries {
-            self.check_entries(txn, &items)?
+            self.check_entries(txn, &items, &keys)?
         } else {
             Vec::new()
         };
-        self.note_types(&items);
+        self.note_types(&items, keys);
         for item in &items {
             let end = item.id.clock.saturating_add(item.len);
             let known = self.admitted_clock.entry(item.id.client).or_insert(0);
@@ -261,38 +321,6 @@ impl Admission {
                 return Err(Refusal::InvalidParent {
                     item: format!("{}:{}", item.id.client, item.id.clock),
                     parent: format!("{}:{}", item.id.client, expected),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Refuses a seller's judgment written into a shared stakeholder entry. The first write
-    /// of a field names its entry; a later one replaces it (its origin), so once none gets
-    /// in, checking the ones that name their entry suffices.
-    fn check_judgments(&self, items: &[WalkedItem]) -> Result<(), Refusal> {
-        // Stakeholder entries this update creates (their fields name them, too).
-        let new_people: HashSet<ID> = items
-            .iter()
-            .filter(|item| {
-                self.collection_key(item)
-                    .is_some_and(|(collection, _)| collection == schema::STAKEHOLDERS)
-            })
-            .map(|item| item.id)
-            .collect();
-        for item in items {
-            let (Parent::Item(entry), Some(field)) = (&item.parent, &item.parent_sub) else {
-                continue;
-            };
-            if schema::SELLER_JUDGMENTS.contains(&field.as_ref())
-                && (new_people.contains(entry)
-                    || self
-                        .collection_items
-                        .get(entry)
-                        .is_some_and(|(collection, _)| *collection == schema::STAKEHOLDERS))
-            {
-                return Err(Refusal::SellerJudgment {
-                    field: field.to_string(),
                 });
             }
         }
@@ -401,18 +429,16 @@ impl Admission {
         &self,
         txn: &T,
         items: &[WalkedItem],
+        keys: &Keys,
     ) -> Result<Vec<(&'static str, Arc<str>)>, Refusal> {
         let mut new_keys = Vec::new();
         for collection in COLLECTIONS {
             let map = txn.get_map(collection);
             let in_doc = |key: &str| map.as_ref().is_some_and(|m| m.contains_key(txn, key));
             let mut adding: HashSet<Arc<str>> = HashSet::new();
-            for item in items {
-                if let Some((of, key)) = self.collection_key(item)
-                    && of == collection
-                    && !in_doc(&key)
-                {
-                    adding.insert(key);
+            for (of, key) in keys.entries.iter().take(items.len()).flatten() {
+                if *of == collection && !in_doc(key) {
+                    adding.insert(key.clone());
                 }
             }
             if adding.is_empty() {
@@ -544,6 +570,42 @@ mod tests {
             MapPrelim::from([("name", "Ana"), ("engagement", "dark")]),
         );
         let refused = admission.admit(&server.transact(), &state(&other));
+        assert!(
+            matches!(refused, Err(Refusal::SellerJudgment { .. })),
+            "{refused:?}"
+        );
+        // A later value of a judgment (its encoding names only the value it replaces): a client
+        // that held the v1 value sets it again after the judgment was moved out.
+        let stale = Doc::with_client_id(11);
+        apply(&stale, &state(&client));
+        // (Stored as a v1 document held it, then moved out as the migration does.)
+        for write in [Some("blocker"), None] {
+            let mut txn = client.transact_mut();
+            let Some(yrs::Out::YMap(raj)) = people.get(&txn, "st-1") else {
+                panic!("st-1 is a map")
+            };
+            match write {
+                Some(power) => {
+                    raj.insert(&mut txn, "power", power);
+                }
+                None => {
+                    raj.remove(&mut txn, "power");
+                }
+            }
+        }
+        let (server, mut admission) = server_with(&state(&client));
+        apply(&stale, &state(&client));
+        let before = stale.transact().state_vector();
+        {
+            let people = stale.get_or_insert_map(schema::STAKEHOLDERS);
+            let mut txn = stale.transact_mut();
+            let Some(yrs::Out::YMap(raj)) = people.get(&txn, "st-1") else {
+                panic!("st-1 is a map")
+            };
+            raj.insert(&mut txn, "power", "influencer");
+        }
+        let again = diff(&stale, &before);
+        let refused = admission.admit(&server.transact(), &again);
         assert!(
             matches!(refused, Err(Refusal::SellerJudgment { .. })),
             "{refused:?}"

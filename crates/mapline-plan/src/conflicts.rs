@@ -14,12 +14,12 @@
 //! built from the document's state when tracking starts and kept up to date per update, so a
 //! room loaded from a snapshot and a rebuild from the first update find the same conflicts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::Value;
 use yrs::block::ItemContent;
-use yrs::{ClientID, ID, IdSet, ReadTxn, StateVector, TransactionMut};
+use yrs::{ID, IdSet, ReadTxn, StateVector, TransactionMut};
 
 use crate::raw::any_to_json;
 use crate::walk::{self, ItemIndex, Parent, WalkedItem};
@@ -244,65 +244,20 @@ impl MapItems {
         }
     }
 
-    /// The slot of each map item whose slot can be told, in the order given. An item that
-    /// inherits its key from an origin in the same batch (another client's item, encoded
-    /// later) gets it when that origin is resolved: a worklist, so a hostile ordering costs
-    /// no more than a friendly one.
+    /// The slot of each map item whose slot can be told, in the order given
+    /// ([`walk::resolve_inherited`]).
     fn resolve(&mut self, items: Vec<WalkedItem>) -> Vec<(WalkedItem, u32)> {
-        let mut slots: Vec<Option<u32>> = vec![None; items.len()];
-        let mut batch: ItemIndex<()> = ItemIndex::default();
-        for item in &items {
-            batch.insert(item.id, item.len, ());
-        }
-        // Items waiting for their origin, keyed by the origin's id.
-        let mut waiting: BTreeMap<(ClientID, u32), Vec<usize>> = BTreeMap::new();
-        let mut resolved: Vec<usize> = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let slot = match (&item.parent, &item.parent_sub) {
+        let slots =
+            walk::resolve_inherited(&items, |item| match (&item.parent, &item.parent_sub) {
                 (Parent::Named(root), Some(key)) => {
                     Some(self.slot(Owner::Root(root.clone()), key.clone()))
                 }
                 (Parent::Item(owner), Some(key)) => {
                     Some(self.slot(Owner::Item(*owner), key.clone()))
                 }
-                (Parent::Inherited, _) => match item.origin {
-                    Some(origin) => match self.slot_at(&origin) {
-                        Some(slot) => Some(slot),
-                        None => {
-                            if batch.get(&origin).is_some() {
-                                waiting
-                                    .entry((origin.client, origin.clock))
-                                    .or_default()
-                                    .push(i);
-                            }
-                            None
-                        }
-                    },
-                    None => None,
-                },
+                (Parent::Inherited, _) => item.origin.and_then(|origin| self.slot_at(&origin)),
                 _ => None,
-            };
-            if slot.is_some() {
-                slots[i] = slot;
-                resolved.push(i);
-            }
-        }
-        while let Some(done) = resolved.pop() {
-            let item = &items[done];
-            let end = item.id.clock.saturating_add(item.len);
-            let keys: Vec<(ClientID, u32)> = waiting
-                .range((item.id.client, item.id.clock)..(item.id.client, end))
-                .map(|(key, _)| *key)
-                .collect();
-            for key in keys {
-                for next in waiting.remove(&key).unwrap_or_default() {
-                    if slots[next].is_none() {
-                        slots[next] = slots[done];
-                        resolved.push(next);
-                    }
-                }
-            }
-        }
+            });
         items
             .into_iter()
             .zip(slots)

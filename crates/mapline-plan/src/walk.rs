@@ -156,3 +156,53 @@ impl<V> ItemIndex<V> {
         (id.clock < start.saturating_add(*len)).then_some(value)
     }
 }
+
+/// What each item of a batch resolves to, when an item may inherit its value from its origin
+/// (a map value replacing another sets the same key; its encoding names only the origin).
+/// `seed` gives an item's value when it can be told on its own (it names its parent and key,
+/// or its origin is already known); the rest inherit from an origin in the batch as soon as
+/// that one is resolved — a worklist, so no ordering of a hostile encoding costs more than
+/// n log n.
+pub(crate) fn resolve_inherited<V: Clone>(
+    items: &[WalkedItem],
+    mut seed: impl FnMut(&WalkedItem) -> Option<V>,
+) -> Vec<Option<V>> {
+    let mut values: Vec<Option<V>> = items.iter().map(&mut seed).collect();
+    let mut batch: ItemIndex<()> = ItemIndex::default();
+    for item in items {
+        batch.insert(item.id, item.len, ());
+    }
+    // Unresolved items, keyed by the origin they wait for.
+    let mut waiting: std::collections::BTreeMap<(ClientID, u32), Vec<usize>> =
+        std::collections::BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        if values[i].is_none()
+            && matches!(item.parent, Parent::Inherited)
+            && let Some(origin) = item.origin
+            && batch.get(&origin).is_some()
+        {
+            waiting
+                .entry((origin.client, origin.clock))
+                .or_default()
+                .push(i);
+        }
+    }
+    let mut done: Vec<usize> = (0..items.len()).filter(|i| values[*i].is_some()).collect();
+    while let Some(resolved) = done.pop() {
+        let item = &items[resolved];
+        let end = item.id.clock.saturating_add(item.len);
+        let keys: Vec<(ClientID, u32)> = waiting
+            .range((item.id.client, item.id.clock)..(item.id.client, end))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in keys {
+            for next in waiting.remove(&key).unwrap_or_default() {
+                if values[next].is_none() {
+                    values[next] = values[resolved].clone();
+                    done.push(next);
+                }
+            }
+        }
+    }
+    values
+}
