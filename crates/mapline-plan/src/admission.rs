@@ -142,6 +142,9 @@ pub struct Admission {
     types: HashSet<ID>,
     /// Per client, the clock past everything admitted: below it, an item is known.
     admitted_clock: HashMap<ClientID, u32>,
+    /// Per client, the clock below which everything is in the document or admitted, with no
+    /// gap ([`Admission::in_flight_clock`]).
+    in_flight_clock: HashMap<ClientID, u32>,
     /// New entry keys admitted per collection and not yet in the document.
     admitted_keys: HashMap<&'static str, HashSet<Arc<str>>>,
     /// Items named as a parent before the server saw them (by their own client, which skipped
@@ -172,6 +175,7 @@ impl Admission {
             count_entries,
             types: HashSet::new(),
             admitted_clock: HashMap::new(),
+            in_flight_clock: HashMap::new(),
             admitted_keys: HashMap::new(),
             expected_types: HashMap::new(),
             collection_items: ItemIndex::default(),
@@ -245,10 +249,18 @@ impl Admission {
         Keys { entries, judgments }
     }
 
-    /// The clock past everything admitted from `client` (0 if nothing): items below it are in
-    /// the document or on their way there.
-    pub fn admitted_clock(&self, client: ClientID) -> u32 {
-        self.admitted_clock.get(&client).copied().unwrap_or(0)
+    /// The clock below which everything of `client` is in the document or admitted and on its
+    /// way there, with no gap (0 if nothing is in flight): an update repeating only such items
+    /// changes nothing. An update that skipped clocks (waiting for missing ones) does not move
+    /// it, so the update filling the gap is never taken for an echo.
+    pub fn in_flight_clock(&self, client: ClientID) -> u32 {
+        self.in_flight_clock.get(&client).copied().unwrap_or(0)
+    }
+
+    /// Forgets what is in flight (its commit failed): senders resend it, and the resend must be
+    /// stored.
+    pub fn forget_in_flight(&mut self) {
+        self.in_flight_clock.clear();
     }
 
     /// Everything admitted is in the document now (no write in flight). `pending` says whether
@@ -257,6 +269,7 @@ impl Admission {
     pub fn settled(&mut self, pending: bool) {
         if !pending {
             self.admitted_clock.clear();
+            self.in_flight_clock.clear();
             self.admitted_keys.clear();
         }
     }
@@ -278,6 +291,14 @@ impl Admission {
             Vec::new()
         };
         self.note_types(&items, keys);
+        let document = txn.state_vector();
+        for item in &items {
+            let contiguous = self.in_flight_clock.entry(item.id.client).or_insert(0);
+            let below = (*contiguous).max(document.get(&item.id.client));
+            if item.id.clock <= below {
+                *contiguous = below.max(item.id.clock.saturating_add(item.len));
+            }
+        }
         for item in &items {
             let end = item.id.clock.saturating_add(item.len);
             let known = self.admitted_clock.entry(item.id.client).or_insert(0);
@@ -627,6 +648,30 @@ mod tests {
             admission.admit(&server.transact(), &diff(&fresh, &before)),
             Ok(())
         );
+    }
+
+    #[test]
+    fn what_is_in_flight_counts_as_known_only_without_a_gap() {
+        let client = Doc::with_client_id(7);
+        add_milestone(&client, "m1", "Kick-off");
+        let (server, mut admission) = server_with(&state(&client));
+        let first = client.transact().state_vector();
+        add_milestone(&client, "m2", "Scope");
+        let second = client.transact().state_vector();
+        add_milestone(&client, "m3", "Sign");
+        // Everything since `first` (it fills the gap), and only the last milestone.
+        let gap_filler = diff(&client, &first);
+        let after_gap = diff(&client, &second);
+        let id = ClientID::new(7);
+        // The later update arrives first: it waits for the gap and moves nothing.
+        admission.admit(&server.transact(), &after_gap).unwrap();
+        assert_eq!(admission.in_flight_clock(id), 0);
+        admission.admit(&server.transact(), &gap_filler).unwrap();
+        let end = client.transact().state_vector().get(&id);
+        assert_eq!(admission.in_flight_clock(id), end);
+        // A failed commit forgets it: the resend is stored.
+        admission.forget_in_flight();
+        assert_eq!(admission.in_flight_clock(id), 0);
     }
 
     #[test]

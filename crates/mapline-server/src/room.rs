@@ -95,7 +95,41 @@ struct RoomState {
     idle_since: Option<Instant>,
     /// The document's deletions, read when an update that inserts nothing needs them and
     /// kept until the next update is applied.
-    deleted: Option<yrs::IdSet>,
+    deleted: Option<DeletedRanges>,
+}
+
+/// A document's deletions as sorted, merged clock ranges per client: whether an update's
+/// deletion is one already made is a binary search, whatever the ranges' lengths.
+struct DeletedRanges(HashMap<yrs::block::ClientID, Vec<std::ops::Range<u32>>>);
+
+impl DeletedRanges {
+    fn of(deleted: &yrs::IdSet) -> Self {
+        let mut by_client = HashMap::new();
+        for (client, ranges) in deleted.iter() {
+            let mut list: Vec<std::ops::Range<u32>> = ranges.iter().cloned().collect();
+            list.sort_by_key(|range| range.start);
+            let mut merged: Vec<std::ops::Range<u32>> = Vec::with_capacity(list.len());
+            for range in list {
+                match merged.last_mut() {
+                    Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+                    _ => merged.push(range),
+                }
+            }
+            by_client.insert(*client, merged);
+        }
+        Self(by_client)
+    }
+
+    fn covers(&self, client: yrs::block::ClientID, range: &std::ops::Range<u32>) -> bool {
+        if range.is_empty() {
+            return true;
+        }
+        let Some(list) = self.0.get(&client) else {
+            return false;
+        };
+        let after = list.partition_point(|r| r.start <= range.start);
+        after > 0 && range.end <= list[after - 1].end
+    }
 }
 
 /// One document of a plan in memory.
@@ -365,7 +399,7 @@ impl Room {
         let known = doc.transact().state_vector();
         let inserts = update.insertions(true);
         for (client, ranges) in inserts.iter() {
-            let known = known.get(client).max(admission.admitted_clock(*client));
+            let known = known.get(client).max(admission.in_flight_clock(*client));
             if ranges.iter().any(|range| range.end > known) {
                 return false;
             }
@@ -374,13 +408,11 @@ impl Room {
         if deletes.is_empty() {
             return true;
         }
-        let deleted = deleted.get_or_insert_with(|| doc.transact().snapshot().delete_set);
-        deletes.iter().all(|(client, ranges)| {
-            ranges.iter().all(|range| {
-                (range.start..range.end)
-                    .all(|clock| deleted.contains(&yrs::ID::new(*client, clock)))
-            })
-        })
+        let deleted =
+            deleted.get_or_insert_with(|| DeletedRanges::of(&doc.transact().snapshot().delete_set));
+        deletes
+            .iter()
+            .all(|(client, ranges)| ranges.iter().all(|range| deleted.covers(*client, range)))
     }
 
     /// Called before handing an update to the writer: the room stays loaded until it is applied.
@@ -496,7 +528,10 @@ impl Room {
     /// Writer thread: the commit holding this connection's update failed. The update was never
     /// acknowledged or relayed; closing the connection makes the client resend it on reconnect.
     pub fn reject_unsaved(&self, origin: ConnId) {
-        if let Some(member) = self.lock().members.get(&origin) {
+        let mut state = self.lock();
+        // What was admitted may not be stored now: a resend must not look like an echo.
+        state.admission.forget_in_flight();
+        if let Some(member) = state.members.get(&origin) {
             member.outbox.close(CloseReason::new(
                 CloseCode::ServerError,
                 "storage failure: your last changes were not saved; reconnect to resend them",
