@@ -277,10 +277,11 @@ pub async fn restore(
         update,
         durable: Some(durable),
     };
-    app.writer
-        .send(request)
-        .await
-        .map_err(|_| ApiError::unavailable())?;
+    if app.writer.send(request).await.is_err() {
+        // The writer has stopped: the admitted update will never be applied.
+        room.reject_unsaved(crate::writer::SERVER_ORIGIN);
+        return Err(ApiError::unavailable());
+    }
     // Dropped unsent when the commit failed: nothing was stored.
     let seq = stored.await.map_err(|_| ApiError::unavailable())?;
     tracing::info!(plan_id = %plan_id, collection = collection.root(), id = %deleted.id, seq, "entry restored");

@@ -130,7 +130,9 @@ impl Rooms {
         let Some(migration) = room.migration(&internal) else {
             return Ok(());
         };
-        let mut updates = Vec::new();
+        // Both decode (the server wrote them) before either is counted in flight, so no error
+        // path leaves a room with a write it never ends.
+        let mut decoded = Vec::new();
         for (target, raw) in [
             (&internal, migration.internal),
             (room, Some(migration.plan)),
@@ -138,9 +140,13 @@ impl Rooms {
             let Some(raw) = raw else { continue };
             let update =
                 Update::decode_v1(&raw).map_err(|e| OpenRoomError::Migration(e.to_string()))?;
-            target
-                .admit(&raw)
-                .map_err(|e| OpenRoomError::Migration(e.to_string()))?;
+            decoded.push((target, raw, update));
+        }
+        let mut updates = Vec::new();
+        for (target, raw, update) in decoded {
+            // Not checked against the plan's limits: a plan over a limit lowered since must
+            // still open.
+            target.admit_trusted(&raw);
             let record = UpdateRecord {
                 author: Author::System,
                 client_ids: vec![mapline_plan::migrate::MIGRATION_CLIENT],
@@ -150,10 +156,18 @@ impl Rooms {
             updates.push((target.clone(), record, update));
         }
         let (done, durable) = tokio::sync::oneshot::channel();
-        writer
+        let rooms: Vec<Arc<Room>> = updates.iter().map(|(room, _, _)| room.clone()).collect();
+        if writer
             .send(WriteRequest::Together { updates, done })
             .await
-            .map_err(|_| OpenRoomError::Interrupted)?;
+            .is_err()
+        {
+            // The writer has stopped (shutting down): nothing was stored or counted as applied.
+            for room in rooms {
+                room.reject_unsaved(crate::writer::SERVER_ORIGIN);
+            }
+            return Err(OpenRoomError::Interrupted);
+        }
         if durable.await != Ok(true) {
             return Err(OpenRoomError::Migration("storing it failed".into()));
         }
