@@ -56,7 +56,12 @@ pub async fn calendar_feed(
     let entries = blocking(&app, move |store| store.slip_entries(plan_id)).await?;
     let mut moves = BTreeMap::new();
     let mut go_live_moves = 0;
-    for slip in entries.iter().flat_map(|(_, entry)| &entry.slips) {
+    // Moves that held (one that lost to a concurrent move never moved the event).
+    for slip in entries
+        .iter()
+        .flat_map(|(_, entry)| &entry.slips)
+        .filter(|slip| slip.kept)
+    {
         match &slip.milestone_id {
             Some(id) => *moves.entry(id.clone()).or_insert(0u32) += 1,
             None => go_live_moves += 1,
@@ -144,9 +149,11 @@ fn who_words(who: &Who) -> String {
     }
 }
 
+/// The date changes the one-pager and the CSV count: the moves that held.
 fn moved_dates(slips: &[SlipView]) -> Vec<MovedDate> {
     slips
         .iter()
+        .filter(|s| s.kept)
         .map(|s| MovedDate {
             subject: s
                 .milestone_id

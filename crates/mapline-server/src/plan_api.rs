@@ -491,9 +491,11 @@ pub fn plan_health(
                 } => SlipSide::Seller,
                 Author::Admin | Author::System => SlipSide::Other,
             };
+            // A move that lost to a concurrent one never moved the plan's date.
             entry
                 .slips
                 .into_iter()
+                .filter(|s| s.kept)
                 .map(move |s| SlipFact { side, days: s.days })
         })
         .collect();

@@ -20,8 +20,8 @@ use axum::response::IntoResponse;
 use base64::Engine as _;
 use hmac::{Hmac, Mac as _};
 use mapline_store::{
-    AttemptRecord, Author, DeliveryRecord, HistoryEntry, PlanId, Seq, Store, StoreError,
-    WebhookRecord,
+    AttemptRecord, Author, ChangeKind, DeliveryRecord, HistoryEntry, PlanId, Seq, Store,
+    StoreError, WebhookRecord,
 };
 use rand::RngCore as _;
 use serde::Deserialize;
@@ -90,7 +90,9 @@ fn entry_events(
     let mut out = Vec::new();
     let by = who(store, entry.author);
     let at = time(entry.received_at_ms);
-    for (n, slip) in entry.slips.iter().enumerate() {
+    // A move that lost to a concurrent one moved nothing: no event (it is in /slips as not
+    // kept, and in /history as a conflict).
+    for (n, slip) in entry.slips.iter().enumerate().filter(|(_, slip)| slip.kept) {
         let data = json!({ "from": slip.from, "to": slip.to, "days": slip.days, "reason": slip.reason,
             "who": by, "side": by.get("side"), "at": at });
         match &slip.milestone_id {
@@ -110,7 +112,8 @@ fn entry_events(
         }
     }
     for (n, change) in entry.changes.iter().enumerate() {
-        if change.entity == "milestones"
+        if change.kind == ChangeKind::Updated
+            && change.entity == "milestones"
             && change.field.as_deref() == Some("status")
             && change.new.as_deref() == Some("\"done\"")
         {
