@@ -64,6 +64,13 @@ function same (a: unknown, b: unknown): boolean {
   return JSON.stringify(a ?? null) === JSON.stringify(b ?? null)
 }
 
+/** Whether "Use this value" can write the lost value back: a plain value (text, number, yes or
+ * no). A lost text, list or entry is recorded without its content (`null`), and writing that
+ * would wipe what was kept. */
+export function takesBack (c: Conflict): boolean {
+  return ['string', 'number', 'boolean'].includes(typeof c.lost.value)
+}
+
 /** A move's reason: lost with its date, it is shown with the date's conflict (whose "Use this
  * value" asks for a reason again), not on its own. */
 const MOVE_REASONS = new Set(['slipReason', 'goLiveSlipReason'])

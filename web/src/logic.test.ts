@@ -9,7 +9,7 @@ import { covers, isUpdateMessage, learnDurable, mergeVectors, syncStatus, type S
 import { byWorkstream, describeField, ownerName, readPlan, slipSummary } from './plan-view'
 import { applyDelta, mapPosition, minimalDiff, spliceDelta, type TextDelta } from './text-binding'
 import { isProse, proseFields } from './schema'
-import { activeConflicts, conflictWords, conflictsOf } from './conflicts'
+import { activeConflicts, conflictWords, conflictsOf, takesBack } from './conflicts'
 import { undoShortcut } from './undo'
 import * as edit from './edits'
 import { layoutTimeline, milestoneStates, monthTicks } from './timeline'
@@ -509,6 +509,13 @@ describe('conflicts', () => {
     expect(activeConflicts(conflicts, doc, new Set(['4:meta::goLive'])).map(c => c.key)).toEqual(['9:milestones:ms-b:due'])
     edit.moveDue(doc, 'ms-b', '2027-03-12', 'took the other')
     expect(activeConflicts(conflicts, doc, new Set()).map(c => c.key)).toEqual(['4:meta::goLive'])
+  })
+  test('only a plain lost value can be taken back (a lost text or list is recorded without content)', () => {
+    const [due, goLive] = conflictsOf(history)
+    expect(takesBack(due)).toBe(true)
+    expect(takesBack(goLive)).toBe(true)
+    expect(takesBack({ ...due, lost: { ...due.lost, value: null } })).toBe(false)
+    expect(takesBack({ ...due, lost: { ...due.lost, value: ['ms-a'] } })).toBe(false)
   })
   test('a move\'s reason lost with its date shows with the date, not as a banner of its own', () => {
     const doc = planDoc()

@@ -57,6 +57,12 @@ pub fn add_milestone(txn: &mut TransactionMut, id: &str, draft: &MilestoneDraft<
     if let Some(order) = &draft.order {
         fields.push((f::ORDER, text(order)));
     }
+    // The other prose fields as empty texts (see `schema::prose_fields`).
+    for field in schema::prose_fields(schema::MILESTONES) {
+        if !fields.iter().any(|(name, _)| *name == field) {
+            fields.push((field, field_value(schema::MILESTONES, field, "")));
+        }
+    }
     let milestones = txn.get_or_insert_map(schema::MILESTONES);
     milestones.insert(txn, id, entry_prelim(fields));
 }
@@ -151,6 +157,11 @@ pub fn restore_entry(
             other => yrs::In::Any(json_to_any(other)),
         };
         prelim.push((name.as_str(), value));
+    }
+    for field in schema::prose_fields(root) {
+        if !prelim.iter().any(|(name, _)| *name == field) {
+            prelim.push((field, field_value(root, field, "")));
+        }
     }
     entries.insert(txn, id, entry_prelim(prelim));
     if collection == Collection::Milestones {
@@ -294,6 +305,10 @@ mod tests {
         else {
             panic!("an entry")
         };
-        assert_eq!(fields.keys().collect::<Vec<_>>(), ["name", "title"]);
+        // (`notes` is there as an empty text, as every prose field of a new entry.)
+        assert_eq!(
+            fields.keys().collect::<Vec<_>>(),
+            ["name", "notes", "title"]
+        );
     }
 }

@@ -26,7 +26,9 @@ mod walk;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use yrs::{Any, Doc, Map, MapPrelim, Options, ReadTxn, StateVector, TextPrelim, Transact};
+use yrs::{
+    Any, Doc, Map, MapPrelim, Options, ReadTxn, StateVector, TextPrelim, Transact, WriteTxn,
+};
 
 pub use demo::{DemoError, demo_plan};
 pub use derive::{Change, ChangeKind, Derivation, HistoryTracker, Slip, derive};
@@ -171,6 +173,15 @@ pub fn new_plan_update(plan: &NewPlan, client_id: u64) -> Vec<u8> {
             schema::meta::SCHEMA_VERSION,
             Any::from(i64::from(schema::SCHEMA_VERSION)),
         );
+        // Every other prose field as an empty text, so nobody's first words compete.
+        for root in [schema::META, schema::SUCCESS] {
+            let map = txn.get_or_insert_map(root);
+            for field in schema::prose_fields(root) {
+                if map.get(&txn, field).is_none() {
+                    map.insert(&mut txn, field, TextPrelim::new(""));
+                }
+            }
+        }
         for (index, step) in plan
             .template
             .into_iter()

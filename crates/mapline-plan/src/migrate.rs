@@ -108,9 +108,8 @@ type Judgments = BTreeMap<String, BTreeMap<&'static str, Any>>;
 /// a fixed order (sorted ids and fields) so the same state always gives the same update.
 fn upgrade_plan(txn: &mut yrs::TransactionMut<'_>) -> Judgments {
     for root in [schema::META, schema::SUCCESS] {
-        if let Some(map) = txn.get_map(root) {
-            texts_of(txn, &map, root);
-        }
+        let map = txn.get_or_insert_map(root);
+        texts_of(txn, &map, root);
     }
     let mut judgments = Judgments::new();
     for collection in Collection::ALL {
@@ -138,8 +137,16 @@ fn upgrade_plan(txn: &mut yrs::TransactionMut<'_>) -> Judgments {
     judgments
 }
 
-/// Replaces every prose field of one map that holds a string with a text of the same string.
+/// Replaces every prose field of one map that holds a string with a text of the same string,
+/// and gives every absent prose field an empty text (two people's first words in a field that
+/// does not exist yet would otherwise compete for its key, and one would be lost).
 fn texts_of(txn: &mut yrs::TransactionMut<'_>, map: &MapRef, root: &str) {
+    let absent: Vec<&str> = schema::prose_fields(root)
+        .filter(|field| map.get(txn, field).is_none())
+        .collect();
+    for field in absent {
+        map.insert(txn, field, TextPrelim::new(""));
+    }
     let mut fields: Vec<(String, String)> = map
         .iter(txn)
         .filter(|(field, _)| schema::is_prose(root, field))

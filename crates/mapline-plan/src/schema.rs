@@ -109,6 +109,16 @@ pub const PROSE: [(&str, &str); 16] = [
     (SUCCESS, "metrics"),
 ];
 
+/// The prose fields of a root (or of an entry of a collection root). Writers create each as an
+/// empty `Y.Text` with its map: a text created by two people at once competes for its key,
+/// and what was typed into the losing one would be lost.
+pub fn prose_fields(root: &str) -> impl Iterator<Item = &'static str> + '_ {
+    PROSE
+        .iter()
+        .filter(move |(r, _)| *r == root)
+        .map(|(_, field)| *field)
+}
+
 /// Whether a field of a root (or of an entry of a collection root) is prose (`Y.Text` in v2).
 pub fn is_prose(root: &str, field: &str) -> bool {
     PROSE.iter().any(|&(r, f)| r == root && f == field)

@@ -5,7 +5,7 @@ import { useState } from 'preact/hooks'
 import { usePage } from './context'
 import { Section } from './sections'
 import * as edit from '../edits'
-import { conflictWords, whoName, type Conflict } from '../conflicts'
+import { conflictWords, takesBack, whoName, type Conflict } from '../conflicts'
 import { COLLECTIONS, type Collection } from '../schema'
 import { isDate, timeAgo } from '../dates'
 import { ApiFailure, type Api, type Deleted } from '../api'
@@ -42,7 +42,7 @@ export function ConflictBanners ({ entity, entityId, fields, subject }: { entity
       {mine.map(c => (
         <div class='banner warn conflict' role='note' key={c.key} data-testid='conflict' data-field={c.field}>
           <span>{conflictWords(c)}</span>{' '}
-          {!readOnly && <button type='button' onClick={() => { void useLost(c) }}>Use this value</button>}{' '}
+          {!readOnly && takesBack(c) && <button type='button' onClick={() => { void useLost(c) }}>Use this value</button>}{' '}
           <button type='button' class='link' onClick={() => dismissConflict(c)}>Dismiss</button>
         </div>
       ))}
