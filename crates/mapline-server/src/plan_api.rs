@@ -11,8 +11,8 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, NaiveDate, Utc};
 use mapline_plan::{Activity, Health, Plan, SlipFact, SlipSide, TEMPLATES};
 use mapline_store::{
-    Author, ChangeKind, DocRef, HistoryEntry, LogBound, PlanId, PlanRecord, Seq, ShareId, Side,
-    Store, StoreError,
+    Author, ChangeKind, ChangeRecord, DocRef, HistoryEntry, LogBound, PlanId, PlanRecord, Seq,
+    ShareId, Side, Store, StoreError,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -395,7 +395,7 @@ pub(crate) fn history_page(
                 } else {
                     lost_client
                 };
-                let other = match writer_before(store, plan_id, seq, other_client)? {
+                let other = match writer_before(store, plan_id, seq, other_client, c)? {
                     Some((other_seq, author, at_ms)) => json!({
                         "seq": other_seq, "who": labels.who(author)?, "at": time(at_ms),
                     }),
@@ -430,26 +430,41 @@ pub(crate) fn history_page(
     Ok((entries, next_before))
 }
 
-/// The latest history entry before `seq` that carried insertions of Yjs client `client`: who
-/// wrote the other value of a conflict, and when it arrived.
+/// Who wrote the other value of a conflict, and when it arrived: the latest history entry
+/// before `seq` that carried insertions of Yjs client `client` and wrote the conflict's field
+/// (or created its entry), else the latest that carried that client's insertions at all.
 fn writer_before(
     store: &Store,
     plan_id: PlanId,
     seq: Seq,
     client: u64,
+    conflict: &ChangeRecord,
 ) -> Result<Option<(Seq, Author, i64)>, StoreError> {
     const PAGE: usize = 256;
+    let wrote_it = |entry: &HistoryEntry| {
+        entry.changes.iter().any(|c| {
+            c.entity == conflict.entity
+                && c.entity_id == conflict.entity_id
+                && (c.field == conflict.field || c.field.is_none())
+                && c.kind != ChangeKind::Conflict
+        })
+    };
+    let mut fallback = None;
     let mut before = Some(seq);
     while let Some(bound) = before {
         let page = store.history(plan_id, Some(bound), PAGE)?;
-        if let Some((found, entry)) = page.iter().find(|(_, e)| e.client_ids.contains(&client)) {
-            return Ok(Some((*found, entry.author, entry.received_at_ms)));
+        for (found, entry) in page.iter().filter(|(_, e)| e.client_ids.contains(&client)) {
+            let writer = (*found, entry.author, entry.received_at_ms);
+            if wrote_it(entry) {
+                return Ok(Some(writer));
+            }
+            fallback.get_or_insert(writer);
         }
         before = (page.len() == PAGE)
             .then(|| page.last().map(|(s, _)| *s))
             .flatten();
     }
-    Ok(None)
+    Ok(fallback)
 }
 
 fn json_value(text: &str) -> Value {
