@@ -372,7 +372,7 @@ async fn handle(
                 room.notify_refused(conn_id, "this link is read-only; the change was not saved");
                 return Ok(());
             }
-            if !empty && let Err(refusal) = room.admit(&raw) {
+            if !empty && let Err(refusal) = room.admit(&raw, &update) {
                 app.metrics.updates_refused.inc();
                 tracing::warn!(bytes = raw.len(), %refusal, "update refused before storing");
                 return Err(CloseReason::new(

@@ -61,7 +61,7 @@ pub fn exchange(frames: &[Vec<u8>]) -> Exchange {
             Ok(Incoming::SyncStep1(sv)) => room.answer_sync_step1(1, &sv),
             Ok(Incoming::Update { update, raw }) => {
                 if !update.is_empty()
-                    && let Err(refusal) = room.admit(&raw)
+                    && let Err(refusal) = room.admit(&raw, &update)
                 {
                     exchange.closed = Some(crate::conn::refusal_code(&refusal).code());
                     break;

@@ -244,7 +244,8 @@ pub async fn restore(
     let Some(raw_update) = restore_update(&state, &deleted, collection)? else {
         return Err(not_deleted(collection.root(), &body.id));
     };
-    room.admit(&raw_update).map_err(|refusal| {
+    let update = Update::decode_v1(&raw_update).map_err(ApiError::internal)?;
+    room.admit(&raw_update, &update).map_err(|refusal| {
         if refusal.is_limit() {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -255,7 +256,6 @@ pub async fn restore(
             ApiError::internal(refusal)
         }
     })?;
-    let update = Update::decode_v1(&raw_update).map_err(ApiError::internal)?;
     let author = match &principal {
         Principal::Admin => Author::Admin,
         Principal::Share(share) => Author::Share {

@@ -96,28 +96,38 @@ struct RoomState {
     /// The document's deletions, read when an update that inserts nothing needs them and
     /// kept until the next update is applied.
     deleted: Option<DeletedRanges>,
+    /// What admitted updates on their way to the disk delete (cleared with admission's record
+    /// of what is in flight): an update resent meanwhile deletes nothing new either.
+    in_flight_deletes: DeletedRanges,
 }
 
 /// A document's deletions as sorted, merged clock ranges per client: whether an update's
 /// deletion is one already made is a binary search, whatever the ranges' lengths.
+#[derive(Default)]
 struct DeletedRanges(HashMap<yrs::block::ClientID, Vec<std::ops::Range<u32>>>);
 
 impl DeletedRanges {
     fn of(deleted: &yrs::IdSet) -> Self {
-        let mut by_client = HashMap::new();
+        let mut ranges = Self::default();
+        ranges.add(deleted);
+        ranges
+    }
+
+    /// Adds deletions, keeping each client's ranges sorted and merged.
+    fn add(&mut self, deleted: &yrs::IdSet) {
         for (client, ranges) in deleted.iter() {
-            let mut list: Vec<std::ops::Range<u32>> = ranges.iter().cloned().collect();
+            let list = self.0.entry(*client).or_default();
+            list.extend(ranges.iter().cloned());
             list.sort_by_key(|range| range.start);
             let mut merged: Vec<std::ops::Range<u32>> = Vec::with_capacity(list.len());
-            for range in list {
+            for range in list.drain(..) {
                 match merged.last_mut() {
                     Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
                     _ => merged.push(range),
                 }
             }
-            by_client.insert(*client, merged);
+            *list = merged;
         }
-        Self(by_client)
     }
 
     fn covers(&self, client: yrs::block::ClientID, range: &std::ops::Range<u32>) -> bool {
@@ -212,6 +222,7 @@ impl Room {
                 retired: false,
                 idle_since: Some(Instant::now()),
                 deleted: None,
+                in_flight_deletes: DeletedRanges::default(),
             }),
             pending_writes: AtomicUsize::new(0),
             metrics,
@@ -371,14 +382,16 @@ impl Room {
     /// that is a type) and the plan must stay within its limits. An admitted update is counted
     /// as a write in flight at once, under the same lock (as [`Room::begin_write`] does), so the
     /// writer cannot settle the admission state between the two.
-    pub fn admit(&self, raw: &[u8]) -> Result<(), Refusal> {
+    pub fn admit(&self, raw: &[u8], update: &Update) -> Result<(), Refusal> {
         let mut state = self.lock();
         let RoomState {
             awareness,
             admission,
+            in_flight_deletes,
             ..
         } = &mut *state;
         admission.admit(&awareness.doc().transact(), raw)?;
+        in_flight_deletes.add(update.delete_set());
         self.begin_write();
         Ok(())
     }
@@ -393,6 +406,7 @@ impl Room {
             awareness,
             admission,
             deleted,
+            in_flight_deletes: state_in_flight,
             ..
         } = &mut *state;
         let doc = awareness.doc();
@@ -410,9 +424,11 @@ impl Room {
         }
         let deleted =
             deleted.get_or_insert_with(|| DeletedRanges::of(&doc.transact().snapshot().delete_set));
-        deletes
-            .iter()
-            .all(|(client, ranges)| ranges.iter().all(|range| deleted.covers(*client, range)))
+        deletes.iter().all(|(client, ranges)| {
+            ranges.iter().all(|range| {
+                deleted.covers(*client, range) || state_in_flight.covers(*client, range)
+            })
+        })
     }
 
     /// Counts in an update the server wrote itself (a schema migration): recorded by admission
@@ -484,6 +500,9 @@ impl Room {
                 .pending_update()
                 .is_some();
             admission.settled(pending);
+            if !pending {
+                state.in_flight_deletes = DeletedRanges::default();
+            }
         }
         let sent = broadcast(
             &state.members,
@@ -538,6 +557,7 @@ impl Room {
         let mut state = self.lock();
         // What was admitted may not be stored now: a resend must not look like an echo.
         state.admission.forget_in_flight();
+        state.in_flight_deletes = DeletedRanges::default();
         if let Some(member) = state.members.get(&origin) {
             member.outbox.close(CloseReason::new(
                 CloseCode::ServerError,
@@ -834,7 +854,10 @@ mod tests {
             .expect("what the room serves integrates");
         assert_eq!(room.projection().0.meta.title.as_deref(), Some("Plan"));
         assert!(
-            matches!(room.admit(&poisoned), Err(Refusal::InvalidParent { .. })),
+            matches!(
+                room.admit(&poisoned, &Update::decode_v1(&poisoned).unwrap()),
+                Err(Refusal::InvalidParent { .. })
+            ),
             "a client resending it is refused"
         );
     }
