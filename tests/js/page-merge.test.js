@@ -211,7 +211,8 @@ test('two moves of one date made apart: the conflict banner names both, and "Use
     const banner = a.page.locator('[data-milestone="ms-trial"] [data-testid="conflict"]')
     await banner.getByRole('button', { name: 'Use this value' }).click()
     const dialog = a.page.getByRole('dialog', { name: 'Why is this date moving?' })
-    assert.equal(await dialog.getByLabel('Reason').inputValue(), 'Took the other value of a conflict')
+    await waitFor(async () => await dialog.getByLabel('Reason').inputValue() === 'Took the other value of a conflict',
+      { what: 'the reason filled in' })
     await dialog.getByRole('button', { name: 'Move the date' }).click()
     await untilDate(a.page.getByLabel(`Due date of ${trial.title}`), lost, 'the seller\'s date')
     await untilDate(b.page.getByLabel(`Due date of ${trial.title}`), lost, 'the buyer\'s date')

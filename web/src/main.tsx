@@ -304,7 +304,8 @@ function App ({ session, api, planId, token }: { session: PlanSession, api: Api,
   const [ended, setEnded] = useState<LinkEnd | null>(session.ended)
   // Nothing is remembered for a link that ended (an answer may arrive after the copy went).
   const keep = (kind: string, value: unknown) => { if (session.ended === null) remember(storageKey(kind, planId), value) }
-  const [move, setMove] = useState<{ move: DateMove, resolve: (r: string | null) => void } | null>(null)
+  const [move, setMove] = useState<{ move: DateMove, resolve: (r: string | null) => void, n: number } | null>(null)
+  const moves = useRef(0)
   // Moves made on this device that the server's date-change record does not show yet (offline,
   // or not stored yet): shown in "Date changes" as not yet saved.
   const [pending, setPending] = useState<PendingMove[]>(() => remembered(storageKey('pending-moves', planId)) ?? [])
@@ -401,7 +402,7 @@ function App ({ session, api, planId, token }: { session: PlanSession, api: Api,
     judgments,
     conflicts,
     dismissConflict,
-    askReason: m => new Promise(resolve => setMove({ move: m, resolve }))
+    askReason: m => new Promise(resolve => setMove({ move: m, resolve, n: ++moves.current }))
   }), [plan, readOnly, peers, slips, today, internal, judgments, conflicts])
 
   const header = useStickyHeight(checked && ended === null)
@@ -473,7 +474,7 @@ function App ({ session, api, planId, token }: { session: PlanSession, api: Api,
       </main>
       {move !== null && (
         <ReasonDialog
-          move={move.move} onDone={(reason, alsoMoved) => {
+          key={move.n} move={move.move} onDone={(reason, alsoMoved) => {
             const { subject, from, to, alsoMove } = move.move
             if (reason !== null) {
               const at = new Date().toISOString()
