@@ -191,17 +191,28 @@ pub fn plan_at(
 /// The plan's current projection straight from the store (snapshot plus tail), for plans that
 /// are not in memory.
 pub fn project_stored(store: &Store, plan_id: PlanId) -> Result<Plan, StoreError> {
-    let load = store
-        .load_document(mapline_store::DocRef::plan(plan_id))?
+    let doc = stored_doc(store, mapline_store::DocRef::plan(plan_id))?
         .ok_or(StoreError::NoSuchPlan(plan_id))?;
+    Ok(project_doc(&doc))
+}
+
+/// One of a plan's documents as stored (snapshot plus tail), or `None` if the plan does not
+/// exist.
+pub fn stored_doc(
+    store: &Store,
+    doc_ref: mapline_store::DocRef,
+) -> Result<Option<Doc>, StoreError> {
+    let Some(load) = store.load_document(doc_ref)? else {
+        return Ok(None);
+    };
     let doc = Doc::new();
     let snapshot = load
         .snapshot
         .iter()
         .map(|s| (s.covers_seq, s.state.as_slice()));
     let tail = load.tail.iter().map(|(seq, r)| (*seq, r.update.as_slice()));
-    replay(plan_id, &doc, snapshot.chain(tail));
-    Ok(project_doc(&doc))
+    replay(doc_ref.plan, &doc, snapshot.chain(tail));
+    Ok(Some(doc))
 }
 
 /// How a plan's stored history compares with the history derived again from its log.

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use mapline_plan::{Judgments, Plan, merge_judgments, read_judgments};
 use mapline_store::{DocKind, DocRef, PlanId, Store, StoreError};
 use serde_json::Value;
-use yrs::Doc;
 
 use crate::App;
 use crate::api::{ApiError, may_see_internal};
@@ -28,21 +27,13 @@ pub(crate) async fn current(app: &Arc<App>, plan_id: PlanId) -> Result<Judgments
 
 /// The judgments from the data file (snapshot plus log), for readers without the server.
 pub(crate) fn stored(store: &Store, plan_id: PlanId) -> Result<Judgments, StoreError> {
-    let Some(load) = store.load_document(DocRef {
+    let internal = DocRef {
         plan: plan_id,
         kind: DocKind::Internal,
-    })?
-    else {
-        return Ok(Judgments::new());
     };
-    let doc = Doc::new();
-    let snapshot = load
-        .snapshot
-        .iter()
-        .map(|s| (s.covers_seq, s.state.as_slice()));
-    let tail = load.tail.iter().map(|(seq, r)| (*seq, r.update.as_slice()));
-    crate::history::replay(plan_id, &doc, snapshot.chain(tail));
-    Ok(read_judgments(&yrs::Transact::transact(&doc)))
+    Ok(crate::history::stored_doc(store, internal)?
+        .map(|doc| read_judgments(&yrs::Transact::transact(&doc)))
+        .unwrap_or_default())
 }
 
 /// The projected plan as JSON, with the seller's judgments merged into each stakeholder when
