@@ -77,17 +77,7 @@ export function TextField ({ label, ariaLabel, value, field, onCommit, multiline
     onFocus: () => { focused.current = true; editing.onFocus() },
     onBlur: () => { focused.current = false; editing.onBlur(); commit() }
   }
-  return (
-    <label class={`field ${cls ?? ''}`}>
-      <span class={hideLabel ? 'visually-hidden' : 'field-label'}>{label}</span>
-      {wrap
-        ? <textarea rows={1} class='wrap' {...common} onKeyDown={(e: KeyboardEvent) => { if (e.key === 'Enter') { e.preventDefault(); (e.currentTarget as HTMLTextAreaElement).blur() } }} />
-        : multiline
-        ? <textarea rows={2} {...common} />
-        : <input type='text' {...common} onKeyDown={(e: KeyboardEvent) => { if (e.key === 'Enter') (e.currentTarget as HTMLInputElement).blur() }} />}
-      <EditingBy field={field} />
-    </label>
-  )
+  return <TextControl label={label} hideLabel={hideLabel} cls={cls} wrap={wrap} multiline={multiline} field={field} common={common} />
 }
 
 /** The text a prose value shows: a `Y.Text`'s string, a v1 string, or nothing. */
@@ -177,17 +167,7 @@ export function ProseField ({ label, ariaLabel, doc, locate, name, field, multil
     onFocus: editing.onFocus,
     onBlur: editing.onBlur
   }
-  return (
-    <label class={`field ${cls ?? ''}`}>
-      <span class={hideLabel ? 'visually-hidden' : 'field-label'}>{label}</span>
-      {wrap
-        ? <textarea rows={1} class='wrap' {...common} onKeyDown={(e: KeyboardEvent) => { if (e.key === 'Enter') { e.preventDefault(); (e.currentTarget as HTMLTextAreaElement).blur() } }} />
-        : multiline
-          ? <textarea rows={2} {...common} />
-          : <input type='text' {...common} onKeyDown={(e: KeyboardEvent) => { if (e.key === 'Enter') (e.currentTarget as HTMLInputElement).blur() }} />}
-      <EditingBy field={field} />
-    </label>
-  )
+  return <TextControl label={label} hideLabel={hideLabel} cls={cls} wrap={wrap} multiline={multiline} field={field} common={common} />
 }
 
 export function SelectField ({ label, ariaLabel, value, field, options, onCommit, hideLabel = false, empty = '—' }: {
@@ -347,5 +327,29 @@ export function DateField ({ label, ariaLabel, value, field, subject, onSet, onM
       {children}
       <EditingBy field={field} />
     </div>
+  )
+}
+
+/** A labelled text control — one line, a wrapping line (Enter leaves it) or several lines —
+ * with who else is editing it; `common` holds its value, handlers and ARIA. */
+function TextControl ({ label, hideLabel, cls, wrap, multiline, field, common }: {
+  label: string
+  hideLabel?: boolean
+  cls?: string
+  wrap?: boolean
+  multiline?: boolean
+  field: string
+  common: Record<string, unknown>
+}) {
+  return (
+    <label class={`field ${cls ?? ''}`}>
+      <span class={hideLabel === true ? 'visually-hidden' : 'field-label'}>{label}</span>
+      {wrap === true
+        ? <textarea rows={1} class='wrap' {...common} onKeyDown={(e: KeyboardEvent) => { if (e.key === 'Enter') { e.preventDefault(); (e.currentTarget as HTMLTextAreaElement).blur() } }} />
+        : multiline === true
+          ? <textarea rows={2} {...common} />
+          : <input type='text' {...common} onKeyDown={(e: KeyboardEvent) => { if (e.key === 'Enter') (e.currentTarget as HTMLInputElement).blur() }} />}
+      <EditingBy field={field} />
+    </label>
   )
 }
