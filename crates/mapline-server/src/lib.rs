@@ -119,6 +119,9 @@ pub struct App {
     share_sockets: Arc<shares::ShareSockets>,
     auth_failures: limits::AuthFailures,
     next_conn: AtomicU64,
+    /// Held by a restore from reading the plan until its update is durable and applied, so two
+    /// restores of one entry never both write it (restores are rare: one lock for all plans).
+    restoring: tokio::sync::Mutex<()>,
 }
 
 impl App {
@@ -162,6 +165,7 @@ pub async fn run(
         shutdown: CancellationToken::new(),
         connections: TaskTracker::new(),
         share_sockets: Arc::default(),
+        restoring: tokio::sync::Mutex::new(()),
         next_conn: AtomicU64::new(1),
     });
 

@@ -229,6 +229,8 @@ pub async fn restore(
             body.collection
         ))
     })?;
+    // One restore at a time: the next one reads the plan with this one's entry back in it.
+    let _restoring = app.restoring.lock().await;
     let (room, raw) = current(&app, plan_id).await?;
     let wanted = (collection.root(), body.id.clone());
     let found = blocking(&app, move |store| {
