@@ -63,7 +63,15 @@ test(`${ROUNDS} kill -9 at random moments with three writers lose nothing anyone
     await Promise.all(writers.map(w => synced(w.c)))
     const final = client(server, plan.id, observerToken)
     await synced(final)
-    await waitFor(() => final.map('objectives').size === written, { timeout: 20000, what: `all ${written} edits on the server` })
+    // (A deadline for a hang, not a timing assertion: with 50,000+ edits the uploads and the
+    // final sync take seconds on a debug build, and one run of nine missed 20 s.)
+    try {
+      await waitFor(() => final.map('objectives').size === written, { timeout: 60000, what: `all ${written} edits on the server` })
+    } catch (error) {
+      const have = new Set(final.map('objectives').keys())
+      const missing = writers.flatMap(w => [...w.doc.getMap('objectives').keys()].filter(key => !have.has(key)))
+      throw new Error(`${error.message}: ${missing.length} missing, e.g. ${missing.slice(0, 5).join(', ')}`)
+    }
     destroy(final, ...writers.map(w => w.c))
     assert.equal((await server.stop()).code, 0)
   } finally {
