@@ -70,7 +70,8 @@ test(`${ROUNDS} kill -9 at random moments with three writers lose nothing anyone
     } catch (error) {
       const have = new Set(final.map('objectives').keys())
       const missing = writers.flatMap(w => [...w.doc.getMap('objectives').keys()].filter(key => !have.has(key)))
-      throw new Error(`${error.message}: ${missing.length} missing, e.g. ${missing.slice(0, 5).join(', ')}`)
+      const log = server.output().stderr.split('\n').filter(line => /WARN|ERROR/.test(line)).slice(-5).join('\n')
+      throw new Error(`${error.message}: ${missing.length} missing, e.g. ${missing.slice(0, 5).join(', ')}; the server's last warnings:\n${log}`)
     }
     destroy(final, ...writers.map(w => w.c))
     assert.equal((await server.stop()).code, 0)
