@@ -15,7 +15,7 @@ use crate::App;
 use crate::auth::Principal;
 use crate::outbox::{CloseCode, CloseReason, Closer, Outbox};
 use crate::protocol::{self, Incoming, ProtocolError};
-use crate::room::{AwarenessRelay, ConnId, Intake, MAX_AWARENESS_CLIENTS_PER_CONNECTION, Room};
+use crate::room::{AwarenessRelay, ConnId, MAX_AWARENESS_CLIENTS_PER_CONNECTION, Room};
 use crate::writer::{WriteRequest, now_ms};
 
 /// How long a close frame may take to reach a client before the socket is dropped anyway.
@@ -358,36 +358,31 @@ async fn handle(
         Ok(Incoming::SyncStep1(sv)) => room.answer_sync_step1(conn_id, &sv),
         Ok(Incoming::Update { update, raw }) => {
             app.metrics.updates_received.inc();
+            let unchanged = !update.is_empty() && room.changes_nothing(&update);
+            if unchanged {
+                app.metrics.updates_unchanged.inc();
+            }
+            let empty = update.is_empty() || unchanged;
             // An update that changes nothing (empty, or an echo of what the server has) is
             // acknowledged, never stored or relayed — even a read-only link's: its client
             // learns that it is up to date with what is durable.
-            let intake = match room.intake(&raw, &update, params.principal.can_write()) {
-                Ok(intake) => intake,
-                Err(refusal) => {
-                    app.metrics.updates_refused.inc();
-                    tracing::warn!(bytes = raw.len(), %refusal, "update refused before storing");
-                    return Err(CloseReason::new(
-                        refusal_code(&refusal),
-                        refusal.to_string(),
-                    ));
-                }
-            };
-            match intake {
-                Intake::ReadOnly => {
-                    app.metrics.updates_refused.inc();
-                    tracing::warn!(bytes = raw.len(), "update from a read-only link refused");
-                    room.notify_refused(
-                        conn_id,
-                        "this link is read-only; the change was not saved",
-                    );
-                    return Ok(());
-                }
-                Intake::Unchanged => {
-                    app.metrics.updates_unchanged.inc();
-                }
-                Intake::Empty | Intake::Admitted => {}
+            if !empty && !params.principal.can_write() {
+                app.metrics.updates_refused.inc();
+                tracing::warn!(bytes = raw.len(), "update from a read-only link refused");
+                room.notify_refused(conn_id, "this link is read-only; the change was not saved");
+                return Ok(());
             }
-            let empty = intake != Intake::Admitted;
+            if !empty && let Err(refusal) = room.admit(&raw, &update) {
+                app.metrics.updates_refused.inc();
+                tracing::warn!(bytes = raw.len(), %refusal, "update refused before storing");
+                return Err(CloseReason::new(
+                    refusal_code(&refusal),
+                    refusal.to_string(),
+                ));
+            }
+            if empty {
+                room.begin_write(); // (an admitted update was counted by `admit`)
+            }
             let request = if empty {
                 WriteRequest::Noop {
                     room: room.clone(),

@@ -60,15 +60,16 @@ pub fn exchange(frames: &[Vec<u8>]) -> Exchange {
         match protocol::decode(&Bytes::copy_from_slice(frame)) {
             Ok(Incoming::SyncStep1(sv)) => room.answer_sync_step1(1, &sv),
             Ok(Incoming::Update { update, raw }) => {
-                // As a connection takes it (`conn.rs`): refused, acknowledged, or stored.
-                let intake = match room.intake(&raw, &update, true) {
-                    Ok(intake) => intake,
-                    Err(refusal) => {
-                        exchange.closed = Some(crate::conn::refusal_code(&refusal).code());
-                        break;
-                    }
-                };
-                if intake != crate::room::Intake::Admitted {
+                if !update.is_empty()
+                    && let Err(refusal) = room.admit(&raw, &update)
+                {
+                    exchange.closed = Some(crate::conn::refusal_code(&refusal).code());
+                    break;
+                }
+                if update.is_empty() {
+                    room.begin_write();
+                }
+                if update.is_empty() {
                     room.acknowledge_noop(1);
                 } else {
                     exchange.stored += 1;

@@ -101,66 +101,6 @@ struct RoomState {
     in_flight_deletes: DeletedRanges,
 }
 
-/// What [`Room::intake`] made of a connection's update.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Intake {
-    /// An empty update: acknowledged in order.
-    Empty,
-    /// It changes nothing (an echo): acknowledged in order, neither stored nor relayed.
-    Unchanged,
-    /// It changes something and the link is read-only: refused, nothing counted.
-    ReadOnly,
-    /// Admitted: to be stored, then applied.
-    Admitted,
-}
-
-/// Admits an update under the room's lock and records its deletions as in flight.
-fn admit_locked(state: &mut RoomState, raw: &[u8], update: &Update) -> Result<(), Refusal> {
-    let RoomState {
-        awareness,
-        admission,
-        in_flight_deletes,
-        ..
-    } = state;
-    admission.admit(&awareness.doc().transact(), raw)?;
-    in_flight_deletes.add(update.delete_set());
-    Ok(())
-}
-
-/// Whether an update would change nothing: every item it carries is in the document (or
-/// admitted and on its way there without a gap) and everything it deletes is deleted already
-/// or about to be — an echo, such as pycrdt clients send of every update they receive, or an
-/// update sent twice.
-fn changes_nothing(state: &mut RoomState, update: &Update) -> bool {
-    let RoomState {
-        awareness,
-        admission,
-        deleted,
-        in_flight_deletes,
-        ..
-    } = state;
-    let doc = awareness.doc();
-    let known = doc.transact().state_vector();
-    let inserts = update.insertions(true);
-    for (client, ranges) in inserts.iter() {
-        let known = known.get(client).max(admission.in_flight_clock(*client));
-        if ranges.iter().any(|range| range.end > known) {
-            return false;
-        }
-    }
-    let deletes = update.delete_set();
-    if deletes.is_empty() {
-        return true;
-    }
-    let deleted =
-        deleted.get_or_insert_with(|| DeletedRanges::of(&doc.transact().snapshot().delete_set));
-    deletes.iter().all(|(client, ranges)| {
-        ranges
-            .iter()
-            .all(|range| deleted.covers(*client, range) || in_flight_deletes.covers(*client, range))
-    })
-}
-
 /// A document's deletions as sorted, merged clock ranges per client: whether an update's
 /// deletion is one already made is a binary search, whatever the ranges' lengths.
 #[derive(Default)]
@@ -173,24 +113,20 @@ impl DeletedRanges {
         ranges
     }
 
-    /// Adds deletions, keeping each client's ranges sorted and merged: each range is placed by
-    /// binary search and merged with the neighbours it touches, so a long list of deletions in
-    /// flight is not sorted again per update.
+    /// Adds deletions, keeping each client's ranges sorted and merged.
     fn add(&mut self, deleted: &yrs::IdSet) {
         for (client, ranges) in deleted.iter() {
             let list = self.0.entry(*client).or_default();
-            for range in ranges.iter().filter(|range| !range.is_empty()) {
-                let mut merged = range.clone();
-                // The ranges it touches: those starting at or before its end and ending at or
-                // after its start (a sorted, disjoint list holds them next to each other).
-                let end = list.partition_point(|r| r.start <= merged.end);
-                let start = list[..end].partition_point(|r| r.end < merged.start);
-                if start < end {
-                    merged.start = merged.start.min(list[start].start);
-                    merged.end = merged.end.max(list[end - 1].end);
+            list.extend(ranges.iter().cloned());
+            list.sort_by_key(|range| range.start);
+            let mut merged: Vec<std::ops::Range<u32>> = Vec::with_capacity(list.len());
+            for range in list.drain(..) {
+                match merged.last_mut() {
+                    Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+                    _ => merged.push(range),
                 }
-                list.splice(start..end, [merged]);
             }
+            *list = merged;
         }
     }
 
@@ -448,29 +384,51 @@ impl Room {
     /// writer cannot settle the admission state between the two.
     pub fn admit(&self, raw: &[u8], update: &Update) -> Result<(), Refusal> {
         let mut state = self.lock();
-        admit_locked(&mut state, raw, update)?;
+        let RoomState {
+            awareness,
+            admission,
+            in_flight_deletes,
+            ..
+        } = &mut *state;
+        admission.admit(&awareness.doc().transact(), raw)?;
+        in_flight_deletes.add(update.delete_set());
         self.begin_write();
         Ok(())
     }
 
-    /// What becomes of an update a connection sent, decided under one lock: it changes
-    /// nothing (empty, or an echo: [`changes_nothing`]), so it is acknowledged and neither
-    /// stored nor relayed — a read-only link's too; or the link may not write; or it is
-    /// admitted ([`Room::admit`]). Unchanged and admitted updates count as in flight.
-    pub fn intake(&self, raw: &[u8], update: &Update, can_write: bool) -> Result<Intake, Refusal> {
+    /// Whether an update would change nothing: every item it carries is in the document (or
+    /// admitted and on its way there) and everything it deletes is deleted already — an echo,
+    /// such as pycrdt clients send of every update they receive, or an update sent twice.
+    /// Such an update is acknowledged and neither stored nor relayed.
+    pub fn changes_nothing(&self, update: &Update) -> bool {
         let mut state = self.lock();
-        let outcome = if update.is_empty() {
-            Intake::Empty
-        } else if changes_nothing(&mut state, update) {
-            Intake::Unchanged
-        } else if !can_write {
-            return Ok(Intake::ReadOnly);
-        } else {
-            admit_locked(&mut state, raw, update)?;
-            Intake::Admitted
-        };
-        self.begin_write();
-        Ok(outcome)
+        let RoomState {
+            awareness,
+            admission,
+            deleted,
+            in_flight_deletes: state_in_flight,
+            ..
+        } = &mut *state;
+        let doc = awareness.doc();
+        let known = doc.transact().state_vector();
+        let inserts = update.insertions(true);
+        for (client, ranges) in inserts.iter() {
+            let known = known.get(client).max(admission.in_flight_clock(*client));
+            if ranges.iter().any(|range| range.end > known) {
+                return false;
+            }
+        }
+        let deletes = update.delete_set();
+        if deletes.is_empty() {
+            return true;
+        }
+        let deleted =
+            deleted.get_or_insert_with(|| DeletedRanges::of(&doc.transact().snapshot().delete_set));
+        deletes.iter().all(|(client, ranges)| {
+            ranges.iter().all(|range| {
+                deleted.covers(*client, range) || state_in_flight.covers(*client, range)
+            })
+        })
     }
 
     /// Counts in an update the server wrote itself (a schema migration): recorded by admission
@@ -682,21 +640,6 @@ fn awareness_of_all(awareness: &Awareness) -> Option<Bytes> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn deletions_in_flight_merge_into_sorted_ranges_whatever_order_they_come_in() {
-        let client = yrs::block::ClientID::new(7);
-        let mut ranges = super::DeletedRanges::default();
-        for (start, len) in [(10, 5), (30, 5), (0, 2), (14, 3), (20, 10), (40, 1)] {
-            let mut set = yrs::IdSet::default();
-            set.insert(yrs::ID::new(client, start), len);
-            ranges.add(&set);
-        }
-        assert_eq!(ranges.0[&client], [0..2, 10..17, 20..35, 40..41]);
-        assert!(ranges.covers(client, &(21..34)));
-        assert!(!ranges.covers(client, &(16..21)));
-        assert!(!ranges.covers(yrs::block::ClientID::new(8), &(0..1)));
-    }
-
     use super::*;
     use crate::outbox::{Closer, OutboxLimits, OutboxReceiver};
     use yrs::Map;
