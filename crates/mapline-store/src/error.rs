@@ -1,3 +1,5 @@
+use uuid::Uuid;
+
 use crate::records::{PlanId, ShareId};
 
 /// The data file could not be opened as a Mapline store.
@@ -42,6 +44,10 @@ pub enum StoreError {
     ShareRevoked(ShareId),
     #[error("share link {0} has expired")]
     ShareExpired(ShareId),
+    #[error("a member with the email {0} already exists")]
+    EmailTaken(String),
+    #[error("member {0} does not exist")]
+    NoSuchMember(Uuid),
 }
 
 /// Result of a store operation.

@@ -2,7 +2,8 @@
 //! append-only update log with who sent every update, snapshots that keep cold loads short, and
 //! the history derived from the log (change audit and slips), which link each share link was
 //! minted through (so a revocation takes the links minted through it along), and the hash of
-//! each link's calendar-feed token.
+//! each link's calendar-feed token, and the seller team: members, their sessions and sign-in
+//! links (hashed), plan ownership and membership, and review marks.
 //!
 //! It stores Yjs updates as opaque bytes and never needs a yrs type; it knows nothing of sockets
 //! or async. Every write is one redb transaction, so a batch of updates from many plans costs
@@ -11,12 +12,17 @@
 mod error;
 mod feeds;
 mod lineage;
+mod members;
 mod records;
 mod store;
 mod webhooks;
 
 pub use error::{OpenError, Result, StoreError};
 pub use lineage::{LinkedShare, Revocation};
+pub use members::{
+    MemberId, MemberRecord, MemberRole, PlanMemberRecord, PlanMemberRole, ReviewMark,
+    SessionRecord, SessionVia, SignInLinkRecord, SignInLinkRefusal, normalize_email,
+};
 pub use records::{
     Author, ChangeKind, ChangeRecord, ConflictRecord, DerivedHistory, DocKind, DocRef, GENESIS,
     HistoryEntry, NewUpdate, PlanId, PlanRecord, Role, Seq, ShareId, ShareRecord, ShareSeen, Side,

@@ -71,6 +71,9 @@ pub enum Author {
     Admin,
     /// Sent over a connection authenticated with this share link.
     Share { id: ShareId, side: Side },
+    /// Sent by a signed-in member of the seller team (a session cookie). Appended last: records
+    /// are encoded positionally (the variant's index), so every older record decodes as before.
+    Member { id: Uuid, side: Side },
 }
 
 /// One entry of a plan's update log.

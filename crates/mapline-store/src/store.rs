@@ -19,6 +19,7 @@ pub const STORAGE_FORMAT: u32 = 4;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const PLANS: TableDefinition<u128, &[u8]> = TableDefinition::new("plans");
+pub(crate) const PLANS_TABLE: TableDefinition<u128, &[u8]> = PLANS;
 const SHARES: TableDefinition<u128, &[u8]> = TableDefinition::new("shares");
 pub(crate) const SHARES_TABLE: TableDefinition<u128, &[u8]> = SHARES;
 const UPDATES: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("updates");
@@ -317,6 +318,8 @@ impl Store {
             lineage::create_tables(&txn).map_err(StoreError::from)?;
             // Not a format change: a file without it opens and simply has no feeds yet.
             crate::feeds::create_tables(&txn).map_err(StoreError::from)?;
+            // Nor this: a file from before members opens and simply has none.
+            crate::members::create_tables(&txn).map_err(StoreError::from)?;
         }
         txn.commit().map_err(StoreError::from)?;
         Ok(())
@@ -807,6 +810,7 @@ impl Store {
         crate::webhooks::copy_tables(&txn, &out)?;
         lineage::copy_tables(&txn, &out)?;
         crate::feeds::copy_tables(&txn, &out)?;
+        crate::members::copy_tables(&txn, &out)?;
         out.commit()?;
         drop(copy);
         stats.bytes = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);

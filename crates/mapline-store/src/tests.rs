@@ -1008,3 +1008,261 @@ fn a_plan_created_with_an_internal_update_has_both_logs_from_one_transaction() {
         Err(StoreError::PlanExists(_))
     ));
 }
+
+fn member(id: u128, email: &str, role: MemberRole) -> MemberRecord {
+    MemberRecord {
+        id: Uuid::from_u128(id),
+        email: email.into(),
+        name: format!("Member {id}"),
+        role,
+        created_at_ms: 1,
+        disabled_at_ms: None,
+    }
+}
+
+fn session(member: u128, expires_at_ms: i64) -> SessionRecord {
+    SessionRecord {
+        member: Uuid::from_u128(member),
+        created_at_ms: 1,
+        expires_at_ms,
+        revoked_at_ms: None,
+        via: SessionVia::Link,
+        user_agent: Some("test".into()),
+    }
+}
+
+#[test]
+fn a_member_email_is_stored_lowercased_and_unique() {
+    let (_dir, store) = new_store();
+    store
+        .insert_member(&member(1, " Dana@Example.COM ", MemberRole::Admin))
+        .unwrap();
+    let found = store.member_by_email("dana@example.com").unwrap().unwrap();
+    assert_eq!(found.email, "dana@example.com");
+    assert_eq!(found.id, Uuid::from_u128(1));
+    assert!(matches!(
+        store.insert_member(&member(2, "DANA@example.com", MemberRole::Rep)),
+        Err(StoreError::EmailTaken(email)) if email == "dana@example.com"
+    ));
+    assert_eq!(
+        store.members().unwrap().len(),
+        1,
+        "the refused one left nothing"
+    );
+    assert_eq!(store.member(Uuid::from_u128(2)).unwrap(), None);
+}
+
+#[test]
+fn a_sign_in_link_works_once_and_starts_a_session_in_the_same_transaction() {
+    let (_dir, store) = new_store();
+    store
+        .insert_member(&member(1, "rep@example.com", MemberRole::Rep))
+        .unwrap();
+    let link = SignInLinkRecord {
+        member: Uuid::from_u128(1),
+        created_at_ms: 0,
+        expires_at_ms: 1_000,
+        used_at_ms: None,
+    };
+    store.insert_sign_in_link(&[7; 32], &link).unwrap();
+    let consume = |session_hash: [u8; 32], now| {
+        store
+            .consume_sign_in_link(&[7; 32], &session_hash, &session(1, 10_000), now)
+            .unwrap()
+    };
+    assert_eq!(consume([1; 32], 500).unwrap().id, Uuid::from_u128(1));
+    assert_eq!(consume([2; 32], 600), Err(SignInLinkRefusal::Used));
+    assert!(store.session(&[1; 32]).unwrap().is_some());
+    assert!(
+        store.session(&[2; 32]).unwrap().is_none(),
+        "a refused link starts nothing"
+    );
+    assert_eq!(
+        store
+            .consume_sign_in_link(&[8; 32], &[3; 32], &session(1, 10_000), 0)
+            .unwrap(),
+        Err(SignInLinkRefusal::Invalid)
+    );
+    store.insert_sign_in_link(&[9; 32], &link).unwrap();
+    assert_eq!(
+        store
+            .consume_sign_in_link(&[9; 32], &[4; 32], &session(1, 10_000), 1_000)
+            .unwrap(),
+        Err(SignInLinkRefusal::Expired)
+    );
+    assert!(matches!(
+        store.insert_sign_in_link(
+            &[5; 32],
+            &SignInLinkRecord {
+                member: Uuid::from_u128(99),
+                ..link
+            }
+        ),
+        Err(StoreError::NoSuchMember(_))
+    ));
+}
+
+#[test]
+fn sessions_are_listed_per_member_and_revoked_one_or_all() {
+    let (_dir, store) = new_store();
+    store
+        .insert_member(&member(1, "a@example.com", MemberRole::Rep))
+        .unwrap();
+    store
+        .insert_member(&member(2, "b@example.com", MemberRole::Rep))
+        .unwrap();
+    store.insert_session(&[1; 32], &session(1, 100)).unwrap();
+    store.insert_session(&[2; 32], &session(1, 100)).unwrap();
+    store.insert_session(&[3; 32], &session(2, 100)).unwrap();
+    assert_eq!(store.sessions_of(Uuid::from_u128(1)).unwrap().len(), 2);
+    assert!(store.revoke_session(&[1; 32], 5).unwrap());
+    assert!(
+        !store.revoke_session(&[1; 32], 6).unwrap(),
+        "already revoked"
+    );
+    let (revoked, _) = store.session(&[1; 32]).unwrap().unwrap();
+    assert_eq!(revoked.revoked_at_ms, Some(5));
+    assert!(!revoked.is_live(0));
+    assert_eq!(
+        store.revoke_sessions_of(Uuid::from_u128(1), 7).unwrap(),
+        vec![[2; 32]]
+    );
+    let (other, _) = store.session(&[3; 32]).unwrap().unwrap();
+    assert!(other.is_live(50), "another member's session is untouched");
+    assert!(!other.is_live(100), "expired at its time");
+    assert!(matches!(
+        store.insert_session(&[4; 32], &session(9, 100)),
+        Err(StoreError::NoSuchMember(_))
+    ));
+}
+
+#[test]
+fn plan_members_are_indexed_both_ways_and_an_owner_stays_owner() {
+    let (_dir, store) = new_store();
+    let plan = create(&store, 1);
+    let other = create(&store, 2);
+    store
+        .insert_member(&member(10, "owner@example.com", MemberRole::Rep))
+        .unwrap();
+    store
+        .insert_member(&member(11, "helper@example.com", MemberRole::Rep))
+        .unwrap();
+    let (owner, helper) = (Uuid::from_u128(10), Uuid::from_u128(11));
+    let at = |role| PlanMemberRecord {
+        role,
+        added_at_ms: 3,
+    };
+    store
+        .add_plan_member(plan, owner, at(PlanMemberRole::Owner))
+        .unwrap();
+    store
+        .add_plan_member(plan, owner, at(PlanMemberRole::Seller))
+        .unwrap();
+    store
+        .add_plan_member(plan, helper, at(PlanMemberRole::Seller))
+        .unwrap();
+    store
+        .add_plan_member(other, helper, at(PlanMemberRole::Owner))
+        .unwrap();
+    assert_eq!(
+        store.plan_membership(plan, owner).unwrap().unwrap().role,
+        PlanMemberRole::Owner
+    );
+    assert_eq!(store.plan_members(plan).unwrap().len(), 2);
+    assert_eq!(store.plans_of_member(owner).unwrap(), vec![plan]);
+    assert_eq!(store.plans_of_member(helper).unwrap(), vec![plan, other]);
+    assert_eq!(store.plan_membership(other, owner).unwrap(), None);
+    assert!(matches!(
+        store.add_plan_member(Uuid::from_u128(77), owner, at(PlanMemberRole::Seller)),
+        Err(StoreError::NoSuchPlan(_))
+    ));
+    assert!(matches!(
+        store.add_plan_member(plan, Uuid::from_u128(78), at(PlanMemberRole::Seller)),
+        Err(StoreError::NoSuchMember(_))
+    ));
+}
+
+#[test]
+fn review_marks_are_kept_per_plan_and_reviewer_and_follow_into_a_backup() {
+    let (dir, store) = new_store();
+    let plan = create(&store, 1);
+    let (a, b) = (Uuid::from_u128(5), Uuid::from_u128(6));
+    assert_eq!(store.review_mark(plan, a).unwrap(), None);
+    store
+        .set_review_mark(plan, a, ReviewMark { seq: 3, at_ms: 30 })
+        .unwrap();
+    store
+        .set_review_mark(plan, a, ReviewMark { seq: 4, at_ms: 40 })
+        .unwrap();
+    assert_eq!(
+        store.review_mark(plan, a).unwrap(),
+        Some(ReviewMark { seq: 4, at_ms: 40 })
+    );
+    assert_eq!(store.review_mark(plan, b).unwrap(), None);
+    store
+        .insert_member(&member(1, "m@example.com", MemberRole::Manager))
+        .unwrap();
+    let copy = dir.path().join("copy.redb");
+    store.backup_to(&copy).unwrap();
+    let copied = Store::open(&copy).unwrap();
+    assert_eq!(copied.review_mark(plan, a).unwrap().unwrap().seq, 4);
+    assert!(copied.member_by_email("m@example.com").unwrap().is_some());
+}
+
+#[test]
+fn a_member_author_is_appended_so_older_authors_decode_as_before() {
+    use crate::records::{decode, encode};
+    // Bytes of records written before members existed: variant indexes 0, 1 and 2.
+    for (author, bytes) in [(Author::System, vec![1u8, 0]), (Author::Admin, vec![1, 1])] {
+        assert_eq!(encode(&author), bytes);
+        assert_eq!(decode::<Author>(&bytes), Some(author));
+    }
+    let share = Author::Share {
+        id: Uuid::from_u128(1),
+        side: Side::Seller,
+    };
+    assert_eq!(encode(&share)[1], 2);
+    assert_eq!(decode::<Author>(&encode(&share)), Some(share));
+    let member = Author::Member {
+        id: Uuid::from_u128(2),
+        side: Side::Seller,
+    };
+    assert_eq!(encode(&member)[1], 3, "the new variant comes last");
+    assert_eq!(decode::<Author>(&encode(&member)), Some(member));
+}
+
+#[test]
+fn a_file_from_before_members_opens_with_no_members_and_takes_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("format-4.redb");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format-4.redb"),
+        &path,
+    )
+    .unwrap();
+    let store = Store::open(&path).unwrap();
+    let plan = store.plans().unwrap()[0].0;
+    assert!(store.members().unwrap().is_empty());
+    assert!(store.plan_members(plan).unwrap().is_empty());
+    // Its log (authors of the older variants) still decodes.
+    assert!(!store.log(plan).unwrap().is_empty());
+    store
+        .insert_member(&member(1, "new@example.com", MemberRole::Rep))
+        .unwrap();
+    store
+        .add_plan_member(
+            plan,
+            Uuid::from_u128(1),
+            PlanMemberRecord {
+                role: PlanMemberRole::Owner,
+                added_at_ms: 1,
+            },
+        )
+        .unwrap();
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(
+        store.plans_of_member(Uuid::from_u128(1)).unwrap(),
+        vec![plan]
+    );
+}
