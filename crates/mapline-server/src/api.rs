@@ -21,7 +21,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::App;
-use crate::auth::{AuthError, Principal};
+use crate::auth::{AuthError, Principal, ReadAccess};
 use crate::conn::{self, ConnectionParams};
 use crate::plan_api;
 use crate::plans;
@@ -97,6 +97,19 @@ impl From<AuthError> for ApiError {
             AuthError::Expired => {
                 Self::new(StatusCode::UNAUTHORIZED, "share_expired", error.to_string())
             }
+            AuthError::NotSignedIn => {
+                Self::new(StatusCode::UNAUTHORIZED, "not_signed_in", error.to_string())
+            }
+            AuthError::SessionExpired => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "session_expired",
+                error.to_string(),
+            ),
+            AuthError::SessionRevoked => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "session_revoked",
+                error.to_string(),
+            ),
             AuthError::Store(StoreError::Unavailable) => Self::unavailable(),
             AuthError::Store(error) => Self::internal(error),
         }
@@ -115,6 +128,16 @@ impl From<StoreError> for ApiError {
             // A link minting through a parent revoked or expired since its token was checked.
             StoreError::ShareRevoked(_) => Self::from(AuthError::Revoked),
             StoreError::ShareExpired(_) => Self::from(AuthError::Expired),
+            StoreError::EmailTaken(email) => Self::new(
+                StatusCode::CONFLICT,
+                "member_exists",
+                format!("a member with the email {email} already exists"),
+            ),
+            StoreError::NoSuchMember(_) => Self::new(
+                StatusCode::NOT_FOUND,
+                "member_not_found",
+                "no member has this id",
+            ),
             StoreError::Unavailable => Self::unavailable(),
             other => Self::internal(other),
         }
@@ -195,6 +218,22 @@ pub fn router(app: Arc<App>) -> Router {
     let (documented, openapi) =
         OpenApiRouter::<Arc<App>>::with_openapi(crate::openapi::ApiDoc::openapi())
             .routes(routes!(create_plan, list_plans))
+            .routes(routes!(crate::session::auth_config))
+            .routes(routes!(crate::session::get_session))
+            .routes(routes!(crate::session::sign_in_with_link))
+            .routes(routes!(crate::session::logout))
+            .routes(routes!(crate::session::logout_everywhere))
+            .routes(routes!(crate::members::list, crate::members::invite))
+            .routes(routes!(
+                crate::members::sessions,
+                crate::members::revoke_sessions
+            ))
+            .routes(routes!(
+                crate::members::plan_members,
+                crate::members::add_plan_member
+            ))
+            .routes(routes!(crate::reviews::mark))
+            .routes(routes!(crate::reviews::last))
             .routes(routes!(shares::create, shares::list))
             .routes(routes!(shares::revoke))
             .routes(routes!(shares::revocation))
@@ -235,6 +274,10 @@ pub fn router(app: Arc<App>) -> Router {
     let router = crate::headers::no_store(routes)
         .fallback_service(web)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::session::csrf_guard,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             crate::limits::limit_failed_tokens,
@@ -278,22 +321,32 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Resolves the caller from `Authorization: Bearer` or, for WebSocket clients that cannot set
-/// headers, a `token` query parameter.
+/// headers, a `token` query parameter; without either, from the session cookie (a member). A
+/// token always wins over the cookie. Cookie-authenticated writes were already checked for
+/// CSRF by [`crate::session::csrf_guard`].
 pub(crate) async fn authenticate(
     app: &Arc<App>,
     headers: &HeaderMap,
     query_token: Option<&str>,
 ) -> Result<Principal, ApiError> {
-    let token = bearer(headers)
-        .or(query_token)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "missing_token",
-                "send a token as `Authorization: Bearer <token>`",
-            )
-        })?;
+    let token = bearer(headers).or(query_token).filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        let session = crate::session::cookie_session(headers)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "missing_token",
+                    "send a token as `Authorization: Bearer <token>`, or sign in",
+                )
+            })?
+            .to_owned();
+        let app = app.clone();
+        return Ok(tokio::task::spawn_blocking(move || {
+            crate::session::authenticate_session(&app.store, &session, now_ms())
+        })
+        .await
+        .map_err(ApiError::internal)??);
+    };
     let token = token.to_owned();
     let app = app.clone();
     let principal =
@@ -303,13 +356,27 @@ pub(crate) async fn authenticate(
     Ok(principal)
 }
 
+/// The admin credential or an admin member.
 pub(crate) fn require_admin(principal: &Principal) -> Result<(), ApiError> {
-    match principal {
-        Principal::Admin => Ok(()),
-        Principal::Share(_) => Err(ApiError::new(
+    if principal.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "admin_only",
-            "this needs the admin credential; a share link cannot do it",
+            "this needs the admin credential or an admin member",
+        ))
+    }
+}
+
+/// The admin credential itself (operations such as a backup of the whole file).
+pub(crate) fn require_admin_token(principal: &Principal) -> Result<(), ApiError> {
+    match principal {
+        Principal::Admin => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin_only",
+            "this needs the admin credential",
         )),
     }
 }
@@ -321,15 +388,36 @@ pub(crate) async fn authorize_read(
     raw_id: &str,
 ) -> Result<PlanId, ApiError> {
     let plan_id = parse_plan_id(raw_id)?;
-    if !principal.can_read(plan_id) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "wrong_plan",
-            "this link is for another plan",
-        ));
+    match principal.read_access() {
+        ReadAccess::Every => {}
+        ReadAccess::Only(plan) if plan == plan_id => {}
+        ReadAccess::Only(_) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "wrong_plan",
+                "this link is for another plan",
+            ));
+        }
+        ReadAccess::Membership(member) => {
+            // A membership exists only for an existing plan.
+            let store = app.store.clone();
+            let member_of =
+                tokio::task::spawn_blocking(move || store.plan_membership(plan_id, member))
+                    .await
+                    .map_err(ApiError::internal)??
+                    .is_some();
+            if !member_of {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "not_a_plan_member",
+                    "you are not the owner or a member of this plan; ask its owner to add you",
+                ));
+            }
+            return Ok(plan_id);
+        }
     }
-    // A share exists only for an existing plan; admin may name any id, so check it.
-    if matches!(principal, Principal::Admin) {
+    // A share exists only for an existing plan; the others may name any id, so check it.
+    if !matches!(principal, Principal::Share(_)) {
         let store = app.store.clone();
         let exists = tokio::task::spawn_blocking(move || store.plan(plan_id))
             .await
@@ -367,7 +455,15 @@ async fn create_plan(
     headers: HeaderMap,
     body: Result<ApiJson<CreatePlanBody>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&authenticate(&app, &headers, None).await?)?;
+    let principal = authenticate(&app, &headers, None).await?;
+    // The admin credential (automation) or any member, who then owns the plan.
+    if matches!(principal, Principal::Share(_)) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin_only",
+            "creating a plan needs the admin credential or a signed-in member",
+        ));
+    }
     let ApiJson(body) = body?;
     let plan = NewPlan::parse(
         &body.title,
@@ -388,7 +484,21 @@ async fn create_plan(
     })
     .await
     .map_err(ApiError::internal)??;
-    tracing::info!(plan_id = %id, "plan created");
+    if let Some(owner) = principal.member() {
+        let owner = owner.member.id;
+        crate::plan_api::blocking(&app, move |store| {
+            store.add_plan_member(
+                id,
+                owner,
+                mapline_store::PlanMemberRecord {
+                    role: mapline_store::PlanMemberRole::Owner,
+                    added_at_ms: now_ms(),
+                },
+            )
+        })
+        .await?;
+    }
+    tracing::info!(plan_id = %id, owner = ?principal.member().map(|m| m.member.id), "plan created");
     let public_url = app.config.public_url.as_deref();
     let shares: Vec<_> = shares.iter().map(|s| s.view(public_url)).collect();
     Ok((
@@ -413,7 +523,7 @@ async fn list_plans(
 /// unlinked once open, and streamed, so it never lingers on disk.
 #[utoipa::path(get, path = "/api/admin/backup", tag = "operations", responses((status = 200, description = "A consistent copy of the data file", content_type = "application/octet-stream"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 async fn backup(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    require_admin(&authenticate(&app, &headers, None).await?)?;
+    require_admin_token(&authenticate(&app, &headers, None).await?)?;
     let store = app.store.clone();
     let data = store.path().to_owned();
     let name = format!(
@@ -492,10 +602,10 @@ async fn sync_internal(
     open_sync(app, plan_id, DocKind::Internal, query, headers, upgrade).await
 }
 
-/// Whether a principal may open a plan's internal document (only sellers and the admin).
+/// Whether a principal may open a plan's internal document (sellers, members and the admin).
 pub(crate) fn may_see_internal(principal: &Principal) -> bool {
     match principal {
-        Principal::Admin => true,
+        Principal::Admin | Principal::Member(_) => true,
         Principal::Share(share) => share.side == mapline_store::Side::Seller,
     }
 }
@@ -510,6 +620,7 @@ async fn open_sync(
 ) -> Result<Response, ApiError> {
     let Query(query) =
         query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    crate::session::check_upgrade_origin(&app, &headers, query.token.as_deref())?;
     let principal = authenticate(&app, &headers, query.token.as_deref()).await?;
     let plan_id = authorize_read(&app, &principal, &plan_id).await?;
     if kind == DocKind::Internal && !may_see_internal(&principal) {

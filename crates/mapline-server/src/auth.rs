@@ -14,7 +14,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac as _};
-use mapline_store::{PlanId, Role, ShareId, ShareRecord, Store, StoreError};
+use mapline_store::{MemberRecord, PlanId, Role, ShareId, ShareRecord, Store, StoreError};
 use rand::RngCore as _;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -76,35 +76,93 @@ pub fn feed_token(share_token: &str) -> Option<String> {
     Some(format!("{FEED_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw)))
 }
 
-/// Who a request or connection is, once its token checked out.
+/// Who a request or connection is, once its token (or session cookie) checked out.
 #[derive(Debug, Clone)]
 pub enum Principal {
     Admin,
     Share(ShareRecord),
+    /// A signed-in member of the seller team (session cookie; see `session.rs`).
+    Member(Box<MemberSession>),
+}
+
+/// A member and the session they came with.
+#[derive(Debug, Clone)]
+pub struct MemberSession {
+    pub member: MemberRecord,
+    /// SHA-256 of the session id (the `sessions` key): what logout and revocation name.
+    pub session: [u8; 32],
+    pub expires_at_ms: i64,
+}
+
+/// How a principal may read plans, before any store lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadAccess {
+    /// Every plan (admin token, manager and admin members).
+    Every,
+    /// Only this plan (a share link).
+    Only(PlanId),
+    /// The plans this member owns or is a seller member of (a rep): the store decides.
+    Membership(mapline_store::MemberId),
 }
 
 impl Principal {
-    /// Whether this principal may read a plan.
-    pub fn can_read(&self, plan: PlanId) -> bool {
+    /// Which plans this principal may read; for a rep the store's membership decides.
+    pub fn read_access(&self) -> ReadAccess {
         match self {
-            Principal::Admin => true,
-            Principal::Share(share) => share.plan_id == plan,
+            Principal::Admin => ReadAccess::Every,
+            Principal::Share(share) => ReadAccess::Only(share.plan_id),
+            Principal::Member(m) if m.member.role.reads_every_plan() => ReadAccess::Every,
+            Principal::Member(m) => ReadAccess::Membership(m.member.id),
         }
     }
 
-    /// Whether updates from this principal may change documents.
+    /// Whether updates from this principal may change documents. Members edit as seller
+    /// editors.
     pub fn can_write(&self) -> bool {
         match self {
-            Principal::Admin => true,
+            Principal::Admin | Principal::Member(_) => true,
             Principal::Share(share) => share.role == Role::Editor,
         }
     }
 
-    /// The share id for logs and attribution (`None` for admin).
+    /// The share id for logs and attribution (`None` for admin and members).
     pub fn share_id(&self) -> Option<ShareId> {
         match self {
-            Principal::Admin => None,
+            Principal::Admin | Principal::Member(_) => None,
             Principal::Share(share) => Some(share.id),
+        }
+    }
+
+    /// The member, for a session.
+    pub fn member(&self) -> Option<&MemberSession> {
+        match self {
+            Principal::Member(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The author recorded for this principal's updates.
+    pub fn author(&self) -> mapline_store::Author {
+        use mapline_store::{Author, Side};
+        match self {
+            Principal::Admin => Author::Admin,
+            Principal::Share(share) => Author::Share {
+                id: share.id,
+                side: share.side,
+            },
+            Principal::Member(m) => Author::Member {
+                id: m.member.id,
+                side: Side::Seller,
+            },
+        }
+    }
+
+    /// Whether this is the admin credential or an admin member.
+    pub fn is_admin(&self) -> bool {
+        match self {
+            Principal::Admin => true,
+            Principal::Member(m) => m.member.role == mapline_store::MemberRole::Admin,
+            Principal::Share(_) => false,
         }
     }
 }
@@ -118,6 +176,12 @@ pub enum AuthError {
     Revoked,
     #[error("the share link has expired")]
     Expired,
+    #[error("not signed in: the session cookie is missing or not valid")]
+    NotSignedIn,
+    #[error("this session has expired; sign in again")]
+    SessionExpired,
+    #[error("this session was signed out; sign in again")]
+    SessionRevoked,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

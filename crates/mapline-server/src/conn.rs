@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
-use mapline_store::{Author, DocKind, DocRef, UpdateRecord};
+use mapline_store::{DocKind, DocRef, UpdateRecord};
 use tracing::Instrument as _;
 
 use crate::App;
@@ -174,6 +174,14 @@ async fn run(
     if let Some(share) = params.principal.share_id() {
         note_share_opened(app, share, &closer).await;
     }
+    // A member's socket closes with 4401 when their session is signed out or revoked.
+    let _session_registered = params.principal.member().map(|m| {
+        app.session_sockets
+            .register(m.session, conn_id, closer.clone())
+    });
+    if let Some(m) = params.principal.member() {
+        crate::session::recheck_session(app, m.session, &closer).await;
+    }
 
     let end = {
         let send_loop = async {
@@ -186,7 +194,7 @@ async fn run(
         let receive_loop = receive(&mut stream, app, &room, conn_id, &params);
         let expiry = share_expiry(&params.principal);
         tokio::select! {
-            () = expiry => Some(CloseReason::new(CloseCode::AccessRevoked, "this share link has expired")),
+            () = expiry => Some(CloseReason::new(CloseCode::AccessRevoked, "this credential has expired")),
             end = receive_loop => end,
             () = send_loop => None,
             end = closer.requested() => Some(end),
@@ -211,6 +219,7 @@ async fn run(
 async fn share_expiry(principal: &Principal) {
     let expires_at_ms = match principal {
         Principal::Share(share) => share.expires_at_ms,
+        Principal::Member(m) => Some(m.expires_at_ms),
         Principal::Admin => None,
     };
     match expires_at_ms {
@@ -389,13 +398,7 @@ async fn handle(
                     origin: conn_id,
                 }
             } else {
-                let author = match &params.principal {
-                    Principal::Admin => Author::Admin,
-                    Principal::Share(share) => Author::Share {
-                        id: share.id,
-                        side: share.side,
-                    },
-                };
+                let author = params.principal.author();
                 WriteRequest::Update {
                     room: room.clone(),
                     origin: conn_id,

@@ -109,7 +109,7 @@ async fn authorize_feed(
     let Some(feed) = feed else {
         return match authenticate(app, headers, query_token).await? {
             Principal::Admin => authorize_read(app, &Principal::Admin, raw_id).await,
-            Principal::Share(_) => Err(ApiError::new(
+            Principal::Share(_) | Principal::Member(_) => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "feed_token_required",
                 "a share link's token does not open the calendar feed; subscribe with the \
@@ -143,6 +143,9 @@ fn who_words(who: &Who) -> String {
     match who {
         Who::Share { label, side, .. } => {
             format!("{} ({side})", label.as_deref().unwrap_or("a shared link"))
+        }
+        Who::Member { name, side, .. } => {
+            format!("{} ({side})", name.as_deref().unwrap_or("a team member"))
         }
         Who::Admin => "the admin".to_owned(),
         Who::System => "Mapline".to_owned(),

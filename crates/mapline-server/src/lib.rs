@@ -17,6 +17,7 @@ mod headers;
 pub mod history;
 mod judgments;
 mod limits;
+pub mod members;
 mod metrics;
 mod openapi;
 pub mod outbound;
@@ -25,8 +26,10 @@ mod plan_api;
 pub mod plans;
 pub mod protocol;
 mod restore;
+mod reviews;
 mod room;
 mod rooms;
+mod session;
 mod shares;
 pub mod verify;
 mod web;
@@ -80,6 +83,9 @@ pub struct ServerConfig {
     /// Let webhooks reach loopback, private and shared (CGNAT) addresses: for deployments that
     /// deliver inside their own network. Off by default (see [`outbound`]).
     pub webhooks_allow_private: bool,
+    /// Email domains whose verified identities from the identity provider become `rep` members
+    /// on their first sign-in (`--oidc-allowed-domains`); empty: only existing members.
+    pub oidc_allowed_domains: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -99,6 +105,7 @@ impl Default for ServerConfig {
             auth_failures_per_address_per_minute: 300,
             catch_up_history: true,
             webhooks_allow_private: false,
+            oidc_allowed_domains: Vec::new(),
         }
     }
 }
@@ -117,6 +124,8 @@ pub struct App {
     connections: TaskTracker,
     /// Open sockets per share link, closed when the link is revoked.
     share_sockets: Arc<shares::ShareSockets>,
+    /// Open sockets per member session (by the session id's hash), closed when it ends.
+    session_sockets: Arc<shares::Sockets<[u8; 32]>>,
     auth_failures: limits::AuthFailures,
     next_conn: AtomicU64,
     /// Held by a restore from reading the plan until its update is durable and applied, so two
@@ -165,6 +174,7 @@ pub async fn run(
         shutdown: CancellationToken::new(),
         connections: TaskTracker::new(),
         share_sockets: Arc::default(),
+        session_sockets: Arc::default(),
         restoring: tokio::sync::Mutex::new(()),
         next_conn: AtomicU64::new(1),
     });

@@ -144,12 +144,21 @@ pub(crate) enum Who {
     },
     Admin,
     System,
+    /// A signed-in member of the seller team.
+    Member {
+        #[serde(rename = "memberId")]
+        member_id: mapline_store::MemberId,
+        name: Option<String>,
+        email: Option<String>,
+        side: &'static str,
+    },
 }
 
 /// Resolves share labels once per request.
 pub(crate) struct Labels<'a> {
     store: &'a Store,
     known: HashMap<ShareId, Option<String>>,
+    members: HashMap<mapline_store::MemberId, Option<(String, String)>>,
 }
 
 impl<'a> Labels<'a> {
@@ -157,6 +166,7 @@ impl<'a> Labels<'a> {
         Self {
             store,
             known: HashMap::new(),
+            members: HashMap::new(),
         }
     }
 
@@ -164,6 +174,23 @@ impl<'a> Labels<'a> {
         Ok(match author {
             Author::System => Who::System,
             Author::Admin => Who::Admin,
+            Author::Member { id, side } => {
+                let found = match self.members.get(&id) {
+                    Some(found) => found.clone(),
+                    None => {
+                        let found = self.store.member(id)?.map(|m| (m.name, m.email));
+                        self.members.insert(id, found.clone());
+                        found
+                    }
+                };
+                let (name, email) = found.unzip();
+                Who::Member {
+                    member_id: id,
+                    name,
+                    email,
+                    side: side_name(side),
+                }
+            }
             Author::Share { id, side } => {
                 let label = match self.known.get(&id) {
                     Some(label) => label.clone(),
@@ -306,7 +333,7 @@ pub async fn get_slips(
             .filter(|(_, e)| since.is_none_or(|at| e.received_at_ms >= at))
             .filter(|(_, e)| {
                 side.is_none_or(
-                    |wanted| matches!(e.author, Author::Share { side, .. } if side == wanted),
+                    |wanted| matches!(e.author, Author::Share { side, .. } | Author::Member { side, .. } if side == wanted),
                 )
             })
             .collect();
@@ -500,8 +527,14 @@ pub fn plan_health(
             let side = match entry.author {
                 Author::Share {
                     side: Side::Buyer, ..
+                }
+                | Author::Member {
+                    side: Side::Buyer, ..
                 } => SlipSide::Buyer,
                 Author::Share {
+                    side: Side::Seller, ..
+                }
+                | Author::Member {
                     side: Side::Seller, ..
                 } => SlipSide::Seller,
                 Author::Admin | Author::System => SlipSide::Other,

@@ -16,7 +16,7 @@ use mapline_plan::edit::restore_entry;
 use mapline_plan::raw::{Collection, RawPlan};
 use mapline_plan::schema;
 use mapline_store::{
-    Author, ChangeKind, DocRef, HistoryEntry, PlanId, Seq, Store, StoreError, UpdateRecord,
+    ChangeKind, DocRef, HistoryEntry, PlanId, Seq, Store, StoreError, UpdateRecord,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -25,7 +25,6 @@ use yrs::{Doc, ReadTxn as _, StateVector, Transact as _, Update};
 
 use crate::App;
 use crate::api::{ApiError, ApiJson, authenticate, authorize_read};
-use crate::auth::Principal;
 use crate::plan_api::{Labels, Who, blocking, time};
 use crate::writer::{WriteRequest, now_ms};
 
@@ -258,13 +257,7 @@ pub async fn restore(
             ApiError::internal(refusal)
         }
     })?;
-    let author = match &principal {
-        Principal::Admin => Author::Admin,
-        Principal::Share(share) => Author::Share {
-            id: share.id,
-            side: share.side,
-        },
-    };
+    let author = principal.author();
     let (durable, stored) = tokio::sync::oneshot::channel();
     let request = WriteRequest::Update {
         room: room.clone(),
@@ -310,7 +303,7 @@ mod tests {
     #[test]
     fn dependents_are_the_milestones_that_lost_the_id_in_the_same_update() {
         let entry = HistoryEntry {
-            author: Author::System,
+            author: mapline_store::Author::System,
             client_ids: Vec::new(),
             received_at_ms: 0,
             changes: vec![

@@ -32,15 +32,26 @@ use crate::plans::{self, MAX_LABEL_CHARS, role_name, side_name};
 use crate::room::ConnId;
 use crate::writer::now_ms;
 
-/// Open sockets per share link, so revoking a link can close them.
-#[derive(Default)]
-pub struct ShareSockets {
-    open: Mutex<HashMap<ShareId, HashMap<ConnId, Closer>>>,
+/// Open sockets per credential (a share link, or a member's session), so revoking it can close
+/// them.
+pub struct Sockets<K> {
+    open: Mutex<HashMap<K, HashMap<ConnId, Closer>>>,
 }
 
-impl ShareSockets {
-    /// Registers an open connection of a share; the returned guard unregisters it.
-    pub fn register(self: &Arc<Self>, share: ShareId, conn: ConnId, closer: Closer) -> Registered {
+/// Open sockets per share link.
+pub type ShareSockets = Sockets<ShareId>;
+
+impl<K> Default for Sockets<K> {
+    fn default() -> Self {
+        Self {
+            open: Mutex::default(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Copy> Sockets<K> {
+    /// Registers an open connection of a credential; the returned guard unregisters it.
+    pub fn register(self: &Arc<Self>, share: K, conn: ConnId, closer: Closer) -> Registered<K> {
         self.lock().entry(share).or_default().insert(conn, closer);
         Registered {
             sockets: self.clone(),
@@ -50,7 +61,7 @@ impl ShareSockets {
     }
 
     /// Closes every open connection of a share with 4401; returns how many there were.
-    pub fn close_all(&self, share: ShareId, reason: &str) -> usize {
+    pub fn close_all(&self, share: K, reason: &str) -> usize {
         let closers = self.lock().remove(&share).unwrap_or_default();
         for closer in closers.values() {
             closer.close(CloseReason::new(CloseCode::AccessRevoked, reason));
@@ -58,20 +69,20 @@ impl ShareSockets {
         closers.len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ShareId, HashMap<ConnId, Closer>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, HashMap<ConnId, Closer>>> {
         // The map stays consistent whatever panicked while holding it.
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// An open connection's place in [`ShareSockets`], removed on drop.
-pub struct Registered {
-    sockets: Arc<ShareSockets>,
-    share: ShareId,
+/// An open connection's place in [`Sockets`], removed on drop.
+pub struct Registered<K: std::hash::Hash + Eq + Copy> {
+    sockets: Arc<Sockets<K>>,
+    share: K,
     conn: ConnId,
 }
 
-impl Drop for Registered {
+impl<K: std::hash::Hash + Eq + Copy> Drop for Registered<K> {
     fn drop(&mut self) {
         let mut open = self.sockets.lock();
         if let Some(conns) = open.get_mut(&self.share) {
@@ -102,7 +113,7 @@ async fn manager(
 /// links for buyer editors (a champion bringing in their CFO), none for viewers.
 fn mintable_sides(principal: &Principal) -> &'static [Side] {
     match principal {
-        Principal::Admin => &[Side::Buyer, Side::Seller],
+        Principal::Admin | Principal::Member(_) => &[Side::Buyer, Side::Seller],
         Principal::Share(share) => match (share.side, share.role) {
             (Side::Seller, Role::Editor) => &[Side::Buyer, Side::Seller],
             (Side::Buyer, Role::Editor) => &[Side::Buyer],
@@ -114,7 +125,7 @@ fn mintable_sides(principal: &Principal) -> &'static [Side] {
 /// Checks that a principal may manage the plan's share links.
 fn require_share_manager(principal: &Principal) -> Result<(), ApiError> {
     match principal {
-        Principal::Admin => Ok(()),
+        Principal::Admin | Principal::Member(_) => Ok(()),
         Principal::Share(share) if share.side == Side::Seller && share.role == Role::Editor => {
             Ok(())
         }
@@ -219,6 +230,12 @@ pub async fn me(
         // admin credential itself.
         Principal::Admin => json!({
             "planId": plan_id, "kind": "admin", "label": "Admin", "side": null, "role": "editor",
+            "canEdit": true, "canManageShares": manages, "canMintSides": mintable,
+            "calendarUrl": null,
+        }),
+        Principal::Member(m) => json!({
+            "planId": plan_id, "kind": "member", "member": crate::session::member_json(&m.member),
+            "label": m.member.name, "side": "seller", "role": "editor",
             "canEdit": true, "canManageShares": manages, "canMintSides": mintable,
             "calendarUrl": null,
         }),

@@ -75,6 +75,13 @@ fn who(store: &Store, author: Author) -> Value {
             json!({ "kind": "share", "shareId": id, "label": label,
                 "side": crate::plans::side_name(side) })
         }
+        Author::Member { id, side } => {
+            let member = store.member(id).ok().flatten();
+            json!({ "kind": "member", "memberId": id,
+                "name": member.as_ref().map(|m| m.name.clone()),
+                "email": member.as_ref().map(|m| m.email.clone()),
+                "side": crate::plans::side_name(side) })
+        }
         Author::Admin => json!({ "kind": "admin" }),
         Author::System => json!({ "kind": "system" }),
     }
