@@ -23,7 +23,8 @@ use crate::App;
 use crate::api::{ApiError, ApiJson, authenticate, authorize_read, require_admin};
 use crate::auth::{Principal, token_hash};
 use crate::plan_api::blocking;
-use crate::session::{self, SIGN_IN_LINK_MS, member_json, time};
+pub use crate::session::member_json;
+use crate::session::{self, SIGN_IN_LINK_MS, time};
 use crate::writer::now_ms;
 
 /// Longest accepted email (RFC 5321's path limit) and name.

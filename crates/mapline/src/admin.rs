@@ -19,7 +19,7 @@ pub struct Target {
     /// The running server's address (e.g. http://127.0.0.1:8080); without it, the data file is
     /// used directly and the server must be stopped.
     #[arg(long, global = true)]
-    server: Option<String>,
+    pub(crate) server: Option<String>,
     /// The admin credential, for --server.
     #[arg(
         long,
@@ -35,10 +35,10 @@ pub struct Target {
         default_value = "./data/mapline.redb",
         global = true
     )]
-    data: PathBuf,
+    pub(crate) data: PathBuf,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Subcommand)]
@@ -107,13 +107,13 @@ pub enum SharesCommand {
 }
 
 /// Talks to the running server.
-struct Http {
+pub(crate) struct Http {
     base: String,
     token: String,
 }
 
 impl Http {
-    fn new(target: &Target) -> anyhow::Result<Option<Self>> {
+    pub(crate) fn new(target: &Target) -> anyhow::Result<Option<Self>> {
         let Some(server) = &target.server else {
             return Ok(None);
         };
@@ -169,13 +169,18 @@ impl Http {
         Ok(text)
     }
 
-    fn json(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+    pub(crate) fn json(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
         serde_json::from_str(&self.call(method, path, body)?).context("the server's answer")
     }
 }
 
 /// The data file, which must exist (a command that reads plans).
-fn open(data: &Path) -> anyhow::Result<Store> {
+pub(crate) fn open(data: &Path) -> anyhow::Result<Store> {
     if !data.exists() {
         bail!("no data file at {}", data.display());
     }
@@ -183,7 +188,7 @@ fn open(data: &Path) -> anyhow::Result<Store> {
 }
 
 /// The data file for a command that adds a plan: created (with its folder) if missing.
-fn open_or_create(data: &Path) -> anyhow::Result<Store> {
+pub(crate) fn open_or_create(data: &Path) -> anyhow::Result<Store> {
     Store::open(data).with_context(|| {
         format!(
             "cannot open {} (is the server running? then pass --server URL)",
@@ -196,7 +201,7 @@ fn plan_id(text: &str) -> anyhow::Result<PlanId> {
     PlanId::parse_str(text).with_context(|| format!("{text:?} is not a plan id"))
 }
 
-fn print(target: &Target, value: &Value, text: impl FnOnce() -> String) {
+pub(crate) fn print(target: &Target, value: &Value, text: impl FnOnce() -> String) {
     if target.json {
         println!("{value}");
     } else {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod admin;
+mod members;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
@@ -55,6 +56,14 @@ enum Command {
     Shares {
         #[command(subcommand)]
         command: admin::SharesCommand,
+        #[command(flatten)]
+        target: admin::Target,
+    },
+    /// Members of the seller team: invite (prints a sign-in link), list, sessions,
+    /// revoke-sessions (through --server, or on the data file).
+    Members {
+        #[command(subcommand)]
+        command: members::MembersCommand,
         #[command(flatten)]
         target: admin::Target,
     },
@@ -185,6 +194,11 @@ struct ServeArgs {
     /// Most characters in one text value of a plan (a title, a note).
     #[arg(long, env = "MAPLINE_MAX_TEXT_CHARS", default_value_t = PlanLimits::default().text_chars)]
     max_text_chars: usize,
+    /// Email domains (comma-separated) whose people, once their identity provider has verified
+    /// their email, become `rep` members on their first sign-in; without it only invited
+    /// members sign in.
+    #[arg(long, env = "MAPLINE_OIDC_ALLOWED_DOMAINS", value_delimiter = ',')]
+    oidc_allowed_domains: Vec<String>,
     /// Log filter (tracing syntax), e.g. `info` or `mapline_server=debug`.
     #[arg(long, env = "MAPLINE_LOG", default_value = "info")]
     log: String,
@@ -195,6 +209,9 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(args).map(|()| std::process::ExitCode::SUCCESS),
         Command::RebuildHistory(args) => rebuild_history(args),
         Command::Verify(args) => verify(&args),
+        Command::Members { command, target } => {
+            members::members(&command, &target).map(|()| std::process::ExitCode::SUCCESS)
+        }
         Command::Plans { command, target } => {
             admin::plans(&command, &target).map(|()| std::process::ExitCode::SUCCESS)
         }
@@ -556,6 +573,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .unwrap_or(args.auth_failures_per_minute.saturating_mul(10)),
             catch_up_history: !was_clean,
             webhooks_allow_private: args.webhooks_allow_private,
+            oidc_allowed_domains: args
+                .oidc_allowed_domains
+                .iter()
+                .map(|d| d.trim().trim_start_matches('@').to_lowercase())
+                .filter(|d| !d.is_empty())
+                .collect(),
             outbox: OutboxLimits {
                 messages: 1024,
                 // Room for a few of the largest messages, however small the limit is set.
@@ -603,11 +626,27 @@ fn settle_admin_token(store: &Store, configured: Option<&str>) -> anyhow::Result
     Ok(hash)
 }
 
+/// The demo seller `--demo` creates (an admin member, owner of the demo plan).
+const DEMO_SELLER_EMAIL: &str = "demo.seller@mapline.local";
+
 fn seed_demo(store: &Store, origin: &str) -> anyhow::Result<()> {
     if !store.is_empty().context("reading plans")? {
         println!(
             "Demo: the store already holds plans; its links were printed when it was created."
         );
+        // A sign-in link works once and briefly: each start prints a fresh one.
+        if let Some(seller) = store
+            .member_by_email(DEMO_SELLER_EMAIL)
+            .context("reading the demo seller")?
+        {
+            let url =
+                mapline_server::members::new_sign_in_link(store, seller.id, Some(origin), now_ms())
+                    .context("making the demo seller's sign-in link")?;
+            println!(
+                "  Sign in as the demo seller, {} <{DEMO_SELLER_EMAIL}>: {url}",
+                seller.name
+            );
+        }
         return Ok(());
     }
     let (id, shares) =
@@ -620,6 +659,29 @@ fn seed_demo(store: &Store, origin: &str) -> anyhow::Result<()> {
             view.label, view.side, view.role, view.url
         );
     }
+    let seller = mapline_server::members::invite_member(
+        store,
+        DEMO_SELLER_EMAIL,
+        "Dana Seller",
+        "admin",
+        Some(origin),
+        now_ms(),
+    )
+    .context("creating the demo seller")?;
+    store
+        .add_plan_member(
+            id,
+            seller.member.id,
+            mapline_store::PlanMemberRecord {
+                role: mapline_store::PlanMemberRole::Owner,
+                added_at_ms: now_ms(),
+            },
+        )
+        .context("making the demo seller the demo plan's owner")?;
+    println!(
+        "  Sign in as the demo seller, Dana Seller <{DEMO_SELLER_EMAIL}> (admin; works once, for 15 minutes): {}",
+        seller.sign_in_url
+    );
     Ok(())
 }
 
