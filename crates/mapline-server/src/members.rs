@@ -23,8 +23,9 @@ use crate::App;
 use crate::api::{ApiError, ApiJson, authenticate, authorize_read, require_admin};
 use crate::auth::{Principal, token_hash};
 use crate::plan_api::blocking;
+pub use crate::session::SIGN_IN_LINK_MS;
 pub use crate::session::member_json;
-use crate::session::{self, SIGN_IN_LINK_MS, time};
+use crate::session::{self, time};
 use crate::writer::now_ms;
 
 /// Longest accepted email (RFC 5321's path limit) and name.
@@ -93,16 +94,27 @@ pub fn sign_in_url(public_url: Option<&str>, token: &str) -> String {
 pub struct Invited {
     pub member: MemberRecord,
     pub sign_in_url: String,
+    /// When the sign-in link stops working (ms since the epoch).
+    pub expires_at_ms: i64,
 }
 
-/// Adds a member and makes their sign-in link (single use, [`SIGN_IN_LINK_MS`]). Blocks on the
-/// store.
+impl Invited {
+    /// As the API and the CLI show it: `{ member, signInUrl, signInExpiresAt }`.
+    pub fn to_json(&self) -> Value {
+        json!({ "member": member_json(&self.member), "signInUrl": self.sign_in_url,
+            "signInExpiresAt": time(self.expires_at_ms) })
+    }
+}
+
+/// Adds a member and makes their sign-in link (single use, working for `link_valid_ms`:
+/// [`SIGN_IN_LINK_MS`] unless the CLI is told otherwise). Blocks on the store.
 pub fn invite_member(
     store: &Store,
     email: &str,
     name: &str,
     role: &str,
     public_url: Option<&str>,
+    link_valid_ms: i64,
     now_ms: i64,
 ) -> Result<Invited, InviteError> {
     let member = MemberRecord {
@@ -114,10 +126,11 @@ pub fn invite_member(
         disabled_at_ms: None,
     };
     store.insert_member(&member)?;
-    let sign_in_url = new_sign_in_link(store, member.id, public_url, now_ms)?;
+    let sign_in_url = new_sign_in_link(store, member.id, public_url, link_valid_ms, now_ms)?;
     Ok(Invited {
         member,
         sign_in_url,
+        expires_at_ms: now_ms + link_valid_ms,
     })
 }
 
@@ -126,6 +139,7 @@ pub fn new_sign_in_link(
     store: &Store,
     member: MemberId,
     public_url: Option<&str>,
+    valid_ms: i64,
     now_ms: i64,
 ) -> Result<String, StoreError> {
     let token = session::new_sign_in_token();
@@ -134,7 +148,7 @@ pub fn new_sign_in_link(
         &SignInLinkRecord {
             member,
             created_at_ms: now_ms,
-            expires_at_ms: now_ms + SIGN_IN_LINK_MS,
+            expires_at_ms: now_ms + valid_ms,
             used_at_ms: None,
         },
     )?;
@@ -219,16 +233,14 @@ pub async fn invite(
             &body.name,
             &body.role,
             public_url.as_deref(),
+            SIGN_IN_LINK_MS,
             now_ms(),
         )
     })
     .await
     .map_err(ApiError::internal)??;
     tracing::info!(member_id = %invited.member.id, role = invited.member.role.name(), "member invited");
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "member": member_json(&invited.member), "signInUrl": invited.sign_in_url })),
-    ))
+    Ok((StatusCode::CREATED, Json(invited.to_json())))
 }
 
 /// The member named in the path, for the admin or the member themself.

@@ -639,9 +639,14 @@ fn seed_demo(store: &Store, origin: &str) -> anyhow::Result<()> {
             .member_by_email(DEMO_SELLER_EMAIL)
             .context("reading the demo seller")?
         {
-            let url =
-                mapline_server::members::new_sign_in_link(store, seller.id, Some(origin), now_ms())
-                    .context("making the demo seller's sign-in link")?;
+            let url = mapline_server::members::new_sign_in_link(
+                store,
+                seller.id,
+                Some(origin),
+                mapline_server::members::SIGN_IN_LINK_MS,
+                now_ms(),
+            )
+            .context("making the demo seller's sign-in link")?;
             println!(
                 "  Sign in as the demo seller, {} <{DEMO_SELLER_EMAIL}>: {url}",
                 seller.name
@@ -665,6 +670,7 @@ fn seed_demo(store: &Store, origin: &str) -> anyhow::Result<()> {
         "Dana Seller",
         "admin",
         Some(origin),
+        mapline_server::members::SIGN_IN_LINK_MS,
         now_ms(),
     )
     .context("creating the demo seller")?;

@@ -26,6 +26,10 @@ pub enum MembersCommand {
         /// https://plans.example.com); with --server the server's own is used.
         #[arg(long, env = "MAPLINE_PUBLIC_URL")]
         public_url: Option<String>,
+        /// How long the sign-in link works, in seconds (on the data file; the server's links
+        /// work 15 minutes).
+        #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u32).range(1..=604_800))]
+        link_valid_secs: u32,
     },
     /// Every member: email, name, role.
     List,
@@ -93,6 +97,7 @@ pub fn members(command: &MembersCommand, target: &Target) -> anyhow::Result<()> 
             name,
             role,
             public_url,
+            link_valid_secs,
         } => {
             let answer = match &http {
                 Some(http) => http.json(
@@ -103,17 +108,26 @@ pub fn members(command: &MembersCommand, target: &Target) -> anyhow::Result<()> 
                 None => {
                     let store = open_or_create(&target.data)?;
                     let public_url = public_url.as_deref().map(|u| u.trim_end_matches('/'));
-                    let invited = invite_member(&store, email, name, role, public_url, now_ms())
-                        .context("inviting the member")?;
-                    json!({ "member": member_json(&invited.member), "signInUrl": invited.sign_in_url })
+                    let invited = invite_member(
+                        &store,
+                        email,
+                        name,
+                        role,
+                        public_url,
+                        i64::from(*link_valid_secs) * 1000,
+                        now_ms(),
+                    )
+                    .context("inviting the member")?;
+                    invited.to_json()
                 }
             };
             print(target, &answer, || {
                 format!(
-                    "Invited {} <{}> as {}. Sign-in link (works once, for 15 minutes):\n  {}",
+                    "Invited {} <{}> as {}. Sign-in link (works once, until {}):\n  {}",
                     answer["member"]["name"].as_str().unwrap_or(""),
                     answer["member"]["email"].as_str().unwrap_or(""),
                     answer["member"]["role"].as_str().unwrap_or(""),
+                    answer["signInExpiresAt"].as_str().unwrap_or("-"),
                     answer["signInUrl"].as_str().unwrap_or("")
                 )
             });

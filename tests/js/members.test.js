@@ -1,0 +1,322 @@
+// Members of the seller team: invited with a single-use sign-in link (CLI on a stopped file, or
+// the API), signed in with a session cookie, reading plans by role and membership, protected
+// against CSRF (same origin + X-CSRF-Token on writes, Origin on the WebSocket), named in history,
+// signed out (their sockets close with 4401), and review marks.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import WebSocket from 'ws'
+import { WebsocketProvider } from 'y-websocket'
+import {
+  startServer, tempData, createPlan, api, waitFor, binary, upgradeStatus, Y, destroy, synced, within
+} from './lib/harness.js'
+
+const run = promisify(execFile)
+
+let data, server, cliInvite
+before(async () => {
+  data = tempData()
+  // Invited on the data file before the server starts (the server is stopped).
+  const { stdout } = await run(binary, ['members', 'invite', 'Rita.Rep@Example.com', '--name', 'Rita Rep',
+    '--role', 'rep', '--data', data.file, '--json'])
+  cliInvite = JSON.parse(stdout)
+  server = await startServer({ dataFile: data.file })
+})
+after(async () => { await server.stop(); data.cleanup() })
+
+const tokenOf = url => new URL(url, 'http://x').hash.replace('#token=', '')
+
+/** Signs in with a sign-in link; returns { cookie, csrf, member, status, body }. */
+async function signIn (signInUrl) {
+  const response = await fetch(`${server.url}/api/auth/sign-in-link`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', origin: server.url },
+    body: JSON.stringify({ token: tokenOf(signInUrl) })
+  })
+  const body = await response.json()
+  const setCookie = response.headers.get('set-cookie') || ''
+  const cookie = setCookie.split(';')[0]
+  return { status: response.status, body, setCookie, cookie, csrf: body.csrfToken, member: body.member }
+}
+
+/** Invites over the API with the admin token and signs in. */
+async function member (email, name, role) {
+  const invited = await api(server, 'POST', '/api/members', { body: { email, name, role } })
+  assert.equal(invited.status, 201, JSON.stringify(invited.body))
+  const session = await signIn(invited.body.signInUrl)
+  assert.equal(session.status, 200, JSON.stringify(session.body))
+  return { ...session, id: invited.body.member.id }
+}
+
+/** A request with the session cookie (no bearer); writes carry our Origin and the CSRF token. */
+async function asMember (who, method, path, { body, origin = server.url, csrf = who.csrf, headers = {} } = {}) {
+  const init = { method, headers: { cookie: who.cookie, ...headers } }
+  if (method !== 'GET') {
+    if (origin) init.headers.origin = origin
+    if (csrf) init.headers['x-csrf-token'] = csrf
+  }
+  if (body !== undefined) {
+    init.body = typeof body === 'string' ? body : JSON.stringify(body)
+    init.headers['content-type'] = 'application/json'
+  }
+  const response = await fetch(server.url + path, init)
+  const text = await response.text()
+  let json
+  try { json = JSON.parse(text) } catch { json = text }
+  return { status: response.status, body: json, headers: response.headers }
+}
+
+const newPlan = { title: 'Rollout', buyerOrg: 'Northwind', sellerOrg: 'Mapline', goLive: '2027-04-01' }
+
+/** A y-websocket client signed in with the cookie (no token), from the given Origin. */
+function cookieClient (planId, who, origin = server.url) {
+  const doc = new Y.Doc()
+  class CookieSocket extends WebSocket {
+    constructor (url, protocols) { super(url, protocols, { headers: { cookie: who.cookie, origin } }) }
+  }
+  const provider = new WebsocketProvider(server.wsUrl, planId, doc, {
+    WebSocketPolyfill: CookieSocket, disableBc: true, maxBackoffTime: 200
+  })
+  return { doc, provider, map: name => doc.getMap(name) }
+}
+
+/** A raw cookie WebSocket that reports how it closed. */
+function cookieSocket (planId, who) {
+  const ws = new WebSocket(`${server.wsUrl}/${planId}`, { headers: { cookie: who.cookie, origin: server.url } })
+  const opened = new Promise((resolve, reject) => {
+    ws.once('open', resolve)
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`refused with HTTP ${res.statusCode}`)))
+  })
+  const closed = new Promise(resolve => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })))
+  return { ws, opened, closed }
+}
+
+test('a member invited with the CLI on the stopped file signs in once; the second use is refused', async () => {
+  assert.equal(cliInvite.member.email, 'rita.rep@example.com')
+  assert.equal(cliInvite.member.role, 'rep')
+  assert.match(cliInvite.signInUrl, /\/signin#token=l_/)
+  const first = await signIn(cliInvite.signInUrl)
+  assert.equal(first.status, 200, JSON.stringify(first.body))
+  assert.equal(first.member.name, 'Rita Rep')
+  assert.match(first.setCookie, /^mapline_session=ms_[\w-]+; HttpOnly; SameSite=Lax; Path=\//)
+  assert.doesNotMatch(first.setCookie, /Secure/, 'plain http without an https --public-url')
+  const again = await signIn(cliInvite.signInUrl)
+  assert.equal(again.status, 401)
+  assert.equal(again.body.error.code, 'sign_in_link_used')
+  assert.equal(again.setCookie, '')
+  const session = await asMember(first, 'GET', '/api/session')
+  assert.equal(session.status, 200)
+  assert.equal(session.body.member.email, 'rita.rep@example.com')
+  assert.equal(session.body.csrfToken, first.csrf)
+  assert.ok(Date.parse(session.body.expiresAt) > Date.now() + 13 * 86400e3)
+  const unknown = await signIn('/signin#token=l_nothing')
+  assert.equal(unknown.body.error.code, 'sign_in_link_invalid')
+  const listed = await run(binary, ['members', 'list', '--server', server.url, '--admin-token', 'test-admin-token-0123456789abcdef', '--json'])
+  assert.ok(JSON.parse(listed.stdout).some(m => m.email === 'rita.rep@example.com'))
+})
+
+test('an expired sign-in link is refused and starts no session', async () => {
+  // Invited through the running server's CLI path would give 15 minutes; on a file, one second.
+  const local = tempData()
+  try {
+    const { stdout } = await run(binary, ['members', 'invite', 'late@example.com', '--name', 'Late', '--role', 'rep',
+      '--link-valid-secs', '1', '--data', local.file, '--json'])
+    const invited = JSON.parse(stdout)
+    const expiresAt = Date.parse(invited.signInExpiresAt)
+    const other = await startServer({ dataFile: local.file })
+    try {
+      // The deadline is the link's own expiry time (a clock condition, not a sleep for sync).
+      await waitFor(() => Date.now() > expiresAt + 50, { what: 'the link to be past its expiry', timeout: 5000 })
+      const response = await fetch(`${other.url}/api/auth/sign-in-link`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: tokenOf(invited.signInUrl) })
+      })
+      assert.equal(response.status, 401)
+      assert.equal((await response.json()).error.code, 'sign_in_link_expired')
+      assert.equal(response.headers.get('set-cookie'), null)
+      const sessions = await api(other, 'GET', `/api/members/${invited.member.id}/sessions`)
+      assert.deepEqual(sessions.body.sessions, [])
+    } finally { await other.stop() }
+  } finally { local.cleanup() }
+})
+
+test('without a valid cookie: not_signed_in; a garbage cookie is a clear 401', async () => {
+  const none = await fetch(`${server.url}/api/session`)
+  assert.equal(none.status, 401)
+  assert.equal((await none.json()).error.code, 'not_signed_in')
+  const garbage = await fetch(`${server.url}/api/session`, { headers: { cookie: 'mapline_session=%%%garbage' } })
+  assert.equal(garbage.status, 401)
+  assert.equal((await garbage.json()).error.code, 'not_signed_in')
+  const plans = await fetch(`${server.url}/api/plans/00000000-0000-0000-0000-000000000000`, { headers: { cookie: 'mapline_session=nope' } })
+  assert.equal(plans.status, 401)
+  assert.equal((await plans.json()).error.code, 'not_signed_in')
+})
+
+test('a rep reads only plans they own or are a member of; a manager reads every plan', async () => {
+  const ann = await member('ann@example.com', 'Ann Rep', 'rep')
+  const bob = await member('bob@example.com', 'Bob Rep', 'rep')
+  const mia = await member('mia@example.com', 'Mia Manager', 'manager')
+  const created = await asMember(ann, 'POST', '/api/plans', { body: newPlan })
+  assert.equal(created.status, 201, JSON.stringify(created.body))
+  const id = created.body.id
+  assert.equal(created.body.shares.length, 2)
+  assert.equal((await asMember(ann, 'GET', `/api/plans/${id}`)).status, 200)
+  const refused = await asMember(bob, 'GET', `/api/plans/${id}`)
+  assert.equal(refused.status, 403)
+  assert.equal(refused.body.error.code, 'not_a_plan_member')
+  assert.equal((await asMember(mia, 'GET', `/api/plans/${id}`)).status, 200)
+  // The owner is listed; a rep who is not the owner cannot add anyone.
+  const listed = await asMember(ann, 'GET', `/api/plans/${id}/members`)
+  assert.deepEqual(listed.body.members.map(m => [m.member.email, m.role]), [['ann@example.com', 'owner']])
+  const byBob = await asMember(bob, 'POST', `/api/plans/${id}/members`, { body: { email: 'bob@example.com' } })
+  assert.equal(byBob.status, 403)
+  const added = await asMember(ann, 'POST', `/api/plans/${id}/members`, { body: { email: 'BOB@example.com' } })
+  assert.equal(added.status, 201, JSON.stringify(added.body))
+  assert.equal(added.body.role, 'seller')
+  assert.equal((await asMember(bob, 'GET', `/api/plans/${id}`)).status, 200)
+  const unknown = await asMember(ann, 'POST', `/api/plans/${id}/members`, { body: { email: 'nobody@example.com' } })
+  assert.equal(unknown.status, 404)
+  assert.equal(unknown.body.error.code, 'member_not_found')
+  // /me says who the member is on the plan.
+  const me = await asMember(bob, 'GET', `/api/plans/${id}/me`)
+  assert.equal(me.body.kind, 'member')
+  assert.equal(me.body.side, 'seller')
+  assert.equal(me.body.canEdit, true)
+  assert.deepEqual(me.body.canMintSides, ['buyer', 'seller'])
+  assert.equal(me.body.member.name, 'Bob Rep')
+  // Members are the admin's: a rep cannot list them.
+  assert.equal((await asMember(ann, 'GET', '/api/members')).status, 403)
+})
+
+test('a cookie write from another origin, or without X-CSRF-Token, is 403 csrf and changes nothing', async () => {
+  const eve = await member('eve@example.com', 'Eve Admin', 'admin')
+  const before = (await api(server, 'GET', '/api/members')).body.members.length
+  const invite = { email: 'victim-made@example.com', name: 'X', role: 'admin' }
+  const foreign = await asMember(eve, 'POST', '/api/members', { body: invite, origin: 'http://evil.example' })
+  assert.equal(foreign.status, 403)
+  assert.equal(foreign.body.error.code, 'csrf')
+  const noOrigin = await asMember(eve, 'POST', '/api/members', { body: invite, origin: null })
+  assert.equal(noOrigin.body.error.code, 'csrf')
+  const foreignReferer = await asMember(eve, 'POST', '/api/members', { body: invite, origin: null, headers: { referer: 'http://evil.example/page' } })
+  assert.equal(foreignReferer.body.error.code, 'csrf')
+  const noToken = await asMember(eve, 'POST', '/api/members', { body: invite, csrf: null })
+  assert.equal(noToken.status, 403)
+  assert.equal(noToken.body.error.code, 'csrf')
+  const wrongToken = await asMember(eve, 'POST', '/api/members', { body: invite, csrf: 'not-the-token' })
+  assert.equal(wrongToken.body.error.code, 'csrf')
+  const plans = await asMember(eve, 'POST', '/api/plans', { body: newPlan, origin: 'http://evil.example' })
+  assert.equal(plans.body.error.code, 'csrf')
+  assert.equal((await api(server, 'GET', '/api/members')).body.members.length, before, 'no member was made')
+  // A same-origin Referer instead of Origin, with the token, is accepted.
+  const ok = await asMember(eve, 'POST', '/api/members', { body: invite, origin: null, headers: { referer: `${server.url}/members` } })
+  assert.equal(ok.status, 201, JSON.stringify(ok.body))
+  // A bearer token is not subject to the cookie's rules.
+  const bearer = await api(server, 'POST', '/api/members', { body: { email: 'bearer@example.com', name: 'B', role: 'rep' }, headers: { origin: 'http://evil.example', cookie: eve.cookie } })
+  assert.equal(bearer.status, 201)
+})
+
+test('a cookie WebSocket from another origin is refused; from ours it syncs and history names the member', async () => {
+  const dana = await member('dana@example.com', 'Dana Seller', 'rep')
+  const id = (await asMember(dana, 'POST', '/api/plans', { body: newPlan })).body.id
+  const foreign = await upgradeStatus(`${server.wsUrl}/${id}`, { cookie: dana.cookie, origin: 'http://evil.example' })
+  assert.equal(foreign.status, 403)
+  assert.equal(foreign.body.error.code, 'cross_origin')
+  const noOrigin = await upgradeStatus(`${server.wsUrl}/${id}`, { cookie: dana.cookie })
+  assert.equal(noOrigin.status, 403)
+  const internal = await upgradeStatus(`${server.wsUrl}/${id}/internal`, { cookie: dana.cookie, origin: 'http://evil.example' })
+  assert.equal(internal.status, 403)
+  const c = cookieClient(id, dana)
+  try {
+    await synced(c)
+    c.map('meta').set('objective', 'Signed in and editing')
+    const entry = await waitFor(async () => {
+      const history = await asMember(dana, 'GET', `/api/plans/${id}/history`)
+      return history.body.entries?.find(e => e.changes.some(ch => ch.field === 'objective' && String(ch.new).includes('Signed in and editing')))
+    }, { what: 'the edit in history' })
+    assert.deepEqual(entry.who, { kind: 'member', memberId: dana.id, name: 'Dana Seller', email: 'dana@example.com', side: 'seller' })
+  } finally { destroy(c) }
+  // Another rep's cookie may not open it even from our origin.
+  const bob = await member('bob2@example.com', 'Bob Two', 'rep')
+  const other = await upgradeStatus(`${server.wsUrl}/${id}`, { cookie: bob.cookie, origin: server.url })
+  assert.equal(other.status, 403)
+})
+
+test('logout and revoking sessions end them at once: 401 and open sockets close with 4401', async () => {
+  const lea = await member('lea@example.com', 'Lea', 'rep')
+  const id = (await asMember(lea, 'POST', '/api/plans', { body: newPlan })).body.id
+  const socket = cookieSocket(id, lea)
+  await within(socket.opened, { what: 'the cookie socket to open' })
+  const out = await asMember(lea, 'POST', '/api/auth/logout')
+  assert.equal(out.status, 204)
+  assert.match(out.headers.get('set-cookie'), /mapline_session=; .*Max-Age=0/)
+  assert.equal((await within(socket.closed, { what: 'the socket to close' })).code, 4401)
+  const after = await asMember(lea, 'GET', `/api/plans/${id}`)
+  assert.equal(after.status, 401)
+  assert.equal(after.body.error.code, 'session_revoked')
+  // Two sessions; the admin ends them all (over the CLI, through the running server).
+  const invite = await api(server, 'POST', '/api/members', { body: { email: 'max@example.com', name: 'Max', role: 'rep' } })
+  const first = await signIn(invite.body.signInUrl)
+  const id2 = (await asMember(first, 'POST', '/api/plans', { body: newPlan })).body.id
+  const socket2 = cookieSocket(id2, first)
+  await within(socket2.opened, { what: 'the second cookie socket to open' })
+  const sessions = await run(binary, ['members', 'sessions', 'max@example.com', '--server', server.url, '--admin-token', 'test-admin-token-0123456789abcdef', '--json'])
+  assert.equal(JSON.parse(sessions.stdout)[0].sessions[0].status, 'active')
+  const revoked = await run(binary, ['members', 'revoke-sessions', 'max@example.com', '--server', server.url, '--admin-token', 'test-admin-token-0123456789abcdef', '--json'])
+  assert.deepEqual(JSON.parse(revoked.stdout), { revoked: 1 })
+  assert.equal((await within(socket2.closed, { what: 'the second socket to close' })).code, 4401)
+  assert.equal((await asMember(first, 'GET', '/api/session')).body.error.code, 'session_revoked')
+  // logout-everywhere counts the sessions it ended.
+  const again = await member('max2@example.com', 'Max Two', 'rep')
+  const everywhere = await asMember(again, 'POST', '/api/auth/logout-everywhere')
+  assert.deepEqual(everywhere.body, { revoked: 1 })
+  // Logout needs the CSRF token too.
+  const csrfLess = await member('max3@example.com', 'Max Three', 'rep')
+  assert.equal((await asMember(csrfLess, 'POST', '/api/auth/logout', { csrf: null })).body.error.code, 'csrf')
+  assert.equal((await asMember(csrfLess, 'GET', '/api/session')).status, 200, 'still signed in')
+})
+
+test('review marks round-trip per reviewer: member and share link', async () => {
+  const rev = await member('rev@example.com', 'Rev', 'manager')
+  const plan = await createPlan(server)
+  const none = await asMember(rev, 'GET', `/api/plans/${plan.id}/reviews/last`)
+  assert.equal(none.status, 200)
+  assert.equal(none.body.seq, null)
+  const marked = await asMember(rev, 'POST', `/api/plans/${plan.id}/reviews`)
+  assert.equal(marked.status, 200, JSON.stringify(marked.body))
+  assert.equal(marked.body.seq, 1, 'the plan\'s first update')
+  assert.ok(Date.parse(marked.body.at))
+  assert.deepEqual((await asMember(rev, 'GET', `/api/plans/${plan.id}/reviews/last`)).body, marked.body)
+  // A share link has its own mark.
+  const byLink = await api(server, 'GET', `/api/plans/${plan.id}/reviews/last`, { token: plan.buyer })
+  assert.equal(byLink.body.seq, null)
+  await api(server, 'POST', `/api/plans/${plan.id}/reviews`, { token: plan.buyer })
+  assert.equal((await api(server, 'GET', `/api/plans/${plan.id}/reviews/last`, { token: plan.buyer })).body.seq, 1)
+})
+
+test('bad inputs get clear JSON errors', async () => {
+  const check = async (body, status, code, raw) => {
+    const answer = raw
+      ? await api(server, 'POST', '/api/members', { raw, headers: { 'content-type': 'application/json' } })
+      : await api(server, 'POST', '/api/members', { body })
+    assert.equal(answer.status, status, JSON.stringify(answer.body))
+    assert.equal(answer.body.error.code, code)
+  }
+  await check({ email: 'not-an-email', name: 'X', role: 'rep' }, 422, 'invalid_email')
+  await check({ email: 'x@example.com', name: 'X', role: 'owner' }, 422, 'invalid_role')
+  await check({ email: 'x@example.com', name: '  ', role: 'rep' }, 422, 'invalid_field')
+  await check({ email: 'x@example.com' }, 422, 'invalid_body')
+  await check(null, 400, 'invalid_json', '{"email": ')
+  await check({ email: 'RITA.rep@example.com', name: 'Again', role: 'rep' }, 409, 'member_exists')
+  const badLink = await fetch(`${server.url}/api/auth/sign-in-link`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{' })
+  assert.equal(badLink.status, 400)
+  assert.equal((await badLink.json()).error.code, 'invalid_json')
+  const local = tempData()
+  try {
+    const cli = await run(binary, ['members', 'invite', 'bad', '--name', 'X', '--role', 'rep', '--data', local.file]).catch(e => e)
+    assert.notEqual(cli.code, 0)
+    assert.match(cli.stderr, /not an email address/)
+    const role = await run(binary, ['members', 'invite', 'a@example.com', '--name', 'X', '--role', 'boss', '--data', local.file]).catch(e => e)
+    assert.notEqual(role.code, 0)
+    assert.match(role.stderr, /boss/)
+  } finally { local.cleanup() }
+})
