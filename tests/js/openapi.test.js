@@ -30,7 +30,12 @@ test('the document describes the API, its bearer scheme and every operation the 
     ['get', '/api/plans/{plan_id}/calendar.ics'], ['get', '/api/plans/{plan_id}/export.json'], ['get', '/api/plans/{plan_id}/export.md'],
     ['get', '/api/plans/{plan_id}/export.csv'], ['post', '/api/plans/import'], ['get', '/api/templates'], ['get', '/api/admin/backup'],
     ['get', '/sync/{plan_id}'], ['get', '/sync/{plan_id}/internal'], ['get', '/healthz'], ['get', '/metrics'],
-    ['get', '/api/webhooks'], ['post', '/api/webhooks'], ['delete', '/api/webhooks/{id}'], ['get', '/api/webhooks/{id}/deliveries']
+    ['get', '/api/webhooks'], ['post', '/api/webhooks'], ['delete', '/api/webhooks/{id}'], ['get', '/api/webhooks/{id}/deliveries'],
+    ['get', '/api/auth/config'], ['get', '/api/session'], ['post', '/api/auth/sign-in-link'], ['post', '/api/auth/logout'],
+    ['post', '/api/auth/logout-everywhere'], ['get', '/api/members'], ['post', '/api/members'],
+    ['get', '/api/members/{member_id}/sessions'], ['delete', '/api/members/{member_id}/sessions'],
+    ['get', '/api/plans/{plan_id}/members'], ['post', '/api/plans/{plan_id}/members'],
+    ['post', '/api/plans/{plan_id}/reviews'], ['get', '/api/plans/{plan_id}/reviews/last']
   ]
   assert.deepEqual(operations.map(o => o.join(' ')).sort(), expected.map(o => o.join(' ')).sort())
   for (const [method, path] of operations) {
@@ -51,5 +56,5 @@ test('the document describes the API, its bearer scheme and every operation the 
   assert.match(feedToken.description, /feed_token_required/)
   assert.match(doc.paths['/api/plans/{plan_id}/me'].get.responses['200'].description, /calendarUrl/)
   // Routes without a credential say so.
-  for (const path of ['/healthz', '/metrics', '/api/templates']) assert.deepEqual(doc.paths[path].get.security, [{}], path)
+  for (const path of ['/healthz', '/metrics', '/api/templates', '/api/auth/config']) assert.deepEqual(doc.paths[path].get.security, [{}], path)
 })

@@ -194,7 +194,10 @@ async fn run(
         let receive_loop = receive(&mut stream, app, &room, conn_id, &params);
         let expiry = share_expiry(&params.principal);
         tokio::select! {
-            () = expiry => Some(CloseReason::new(CloseCode::AccessRevoked, "this credential has expired")),
+            () = expiry => Some(CloseReason::new(CloseCode::AccessRevoked, match params.principal {
+                Principal::Member(_) => "this session has expired",
+                _ => "this share link has expired",
+            })),
             end = receive_loop => end,
             () = send_loop => None,
             end = closer.requested() => Some(end),
