@@ -204,6 +204,10 @@ test('a cookie write from another origin, or without X-CSRF-Token, is 403 csrf a
   assert.equal(noToken.body.error.code, 'csrf')
   const wrongToken = await asMember(eve, 'POST', '/api/members', { body: invite, csrf: 'not-the-token' })
   assert.equal(wrongToken.body.error.code, 'csrf')
+  // A `?token=` on a write does not replace the cookie, so it does not excuse it either.
+  const queryToken = await asMember(eve, 'POST', '/api/members?token=a_whatever', { body: invite, origin: 'http://evil.example', csrf: null })
+  assert.equal(queryToken.status, 403)
+  assert.equal(queryToken.body.error.code, 'csrf')
   const plans = await asMember(eve, 'POST', '/api/plans', { body: newPlan, origin: 'http://evil.example' })
   assert.equal(plans.body.error.code, 'csrf')
   assert.equal((await api(server, 'GET', '/api/members')).body.members.length, before, 'no member was made')
@@ -319,4 +323,22 @@ test('bad inputs get clear JSON errors', async () => {
     assert.notEqual(role.code, 0)
     assert.match(role.stderr, /boss/)
   } finally { local.cleanup() }
+})
+
+test('the demo prints a sign-in link for its seller, who owns the demo plan', async () => {
+  const local = tempData()
+  const demo = await startServer({ dataFile: local.file, args: ['--demo'] })
+  try {
+    const out = await waitFor(() => demo.output().stdout.match(/Demo plan (\S+) created[\s\S]*Sign in as the demo seller.*: (\S+)/), { what: 'the demo links' })
+    const [, planId, link] = out
+    const response = await fetch(`${demo.url}/api/auth/sign-in-link`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: tokenOf(link) })
+    })
+    assert.equal(response.status, 200)
+    const body = await response.json()
+    assert.deepEqual([body.member.name, body.member.email, body.member.role], ['Dana Seller', 'demo.seller@mapline.local', 'admin'])
+    const cookie = response.headers.get('set-cookie').split(';')[0]
+    const members = await (await fetch(`${demo.url}/api/plans/${planId}/members`, { headers: { cookie } })).json()
+    assert.deepEqual(members.members.map(m => [m.member.email, m.role]), [['demo.seller@mapline.local', 'owner']])
+  } finally { await demo.stop(); local.cleanup() }
 })

@@ -171,7 +171,7 @@ impl CsrfRefusal {
 #[derive(Debug, Clone, Copy)]
 pub struct CsrfInput<'a> {
     pub method: &'a Method,
-    /// A bearer or `?token=` credential (the cookie is then ignored).
+    /// A bearer credential (the cookie is then ignored).
     pub has_token: bool,
     pub session_id: Option<&'a str>,
     pub csrf_header: Option<&'a str>,
@@ -222,7 +222,9 @@ pub async fn csrf_guard(State(app): State<Arc<App>>, request: Request, next: Nex
     let origin = request_origin(headers);
     let input = CsrfInput {
         method: request.method(),
-        has_token: has_token(headers, request.uri().query()),
+        // Only a bearer counts: a `?token=` is read by the sync upgrades alone (GETs), so on a
+        // write it would not replace the cookie and must not excuse it from the check.
+        has_token: has_token(headers, None),
         session_id: cookie_session(headers),
         csrf_header: headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()),
         origin: origin.as_deref(),
