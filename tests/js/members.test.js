@@ -342,3 +342,20 @@ test('the demo prints a sign-in link for its seller, who owns the demo plan', as
     assert.deepEqual(members.members.map(m => [m.member.email, m.role]), [['demo.seller@mapline.local', 'owner']])
   } finally { await demo.stop(); local.cleanup() }
 })
+
+test('a member acts as a seller editor: mints and lists links, opens the internal document', async () => {
+  const sam = await member('sam@example.com', 'Sam Rep', 'rep')
+  const id = (await asMember(sam, 'POST', '/api/plans', { body: newPlan })).body.id
+  const minted = await asMember(sam, 'POST', `/api/plans/${id}/shares`, { body: { side: 'buyer', role: 'editor', label: 'Dev Patel (champion)' } })
+  assert.equal(minted.status, 201, JSON.stringify(minted.body))
+  const seller = await asMember(sam, 'POST', `/api/plans/${id}/shares`, { body: { side: 'seller', role: 'viewer', label: 'Finance' } })
+  assert.equal(seller.status, 201)
+  const listed = await asMember(sam, 'GET', `/api/plans/${id}/shares`)
+  assert.ok(listed.body.shares.some(s => s.label === 'Dev Patel (champion)'))
+  const internal = await upgradeStatus(`${server.wsUrl}/${id}/internal`, { cookie: sam.cookie, origin: server.url })
+  assert.equal(internal.status, 101)
+  // Another rep may not mint on it.
+  const other = await member('sue@example.com', 'Sue Rep', 'rep')
+  const refused = await asMember(other, 'POST', `/api/plans/${id}/shares`, { body: { side: 'buyer', role: 'viewer', label: 'X' } })
+  assert.equal(refused.status, 403)
+})
