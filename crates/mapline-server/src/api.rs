@@ -217,6 +217,9 @@ pub fn router(app: Arc<App>) -> Router {
             .routes(routes!(crate::webhooks::create, crate::webhooks::list))
             .routes(routes!(crate::webhooks::delete))
             .routes(routes!(crate::webhooks::deliveries_of))
+            .routes(routes!(crate::oidc::login))
+            .routes(routes!(crate::oidc::callback))
+            .routes(routes!(crate::oidc::auth_config))
             .routes(routes!(healthz))
             .routes(routes!(metrics))
             .split_for_parts();
