@@ -109,8 +109,15 @@ describe('OIDC sign-in against a real OpenID provider', () => {
   })
 
   test('a verified member of an allowed domain signs in: 303 to next with the session cookie', async () => {
+    let idToken = null
+    const hook = async body => { idp.tokenHooks.splice(idp.tokenHooks.indexOf(hook), 1); idToken = decodeJwt(body.id_token) }
+    idp.tokenHooks.push(hook)
     const { jar, callback } = await toCallback('ana@example.com', { next: '/p/after-sign-in?x=1' })
     const response = await request(jar, callback)
+    // oidc-provider puts scope claims in userinfo, not the ID token, when it also issues an
+    // access token (as Okta does): Mapline read the email from userinfo.
+    assert.equal(idToken?.aud, CLIENT_ID)
+    assert.equal(idToken.email, undefined)
     assert.equal(response.status, 303, await response.clone().text())
     assert.equal(response.headers.get('location'), '/p/after-sign-in?x=1')
     const cookie = response.headers.get('set-cookie')
