@@ -152,6 +152,39 @@ describe('OIDC sign-in against a real OpenID provider', () => {
     assert.equal(real.status, 303)
   })
 
+  test('an answer naming another issuer (RFC 9207 iss) is refused and uses up the sign-in', async () => {
+    const { jar, callback } = await toCallback('ana@example.com')
+    assert.equal(new URL(callback).searchParams.get('iss'), idp.issuer)
+    const mixedUp = new URL(callback)
+    mixedUp.searchParams.set('iss', 'https://idp.elsewhere.example')
+    const page = await refusal(await request(jar, mixedUp.toString()))
+    assert.equal(page.status, 400)
+    assert.equal(page.code, 'idp_error')
+    assert.match(page.message, /another identity provider/)
+    assert.equal((await refusal(await request(jar, callback))).code, 'state_unknown')
+  })
+
+  test('a callback URL opened in another browser than the one that started the sign-in is refused (login CSRF)', async () => {
+    // Someone starts a sign-in as themselves and sends the callback URL to a colleague.
+    const { callback } = await toCallback('ana@example.com')
+    const otherBrowser = new CookieJar()
+    const response = await request(otherBrowser, callback)
+    assert.equal(response.headers.get('set-cookie'), null)
+    const page = await refusal(response)
+    assert.equal(page.status, 400)
+    assert.equal(page.code, 'state_other_browser')
+  })
+
+  test('two sign-ins started in one browser (two tabs) both finish', async () => {
+    await ready()
+    const jar = new CookieJar()
+    const start = `${mapline.url}/auth/oidc/login`
+    const first = await walkToCallback(jar, `${start}?next=/one`, { login: 'ana@example.com', stopAt: callbackUrl })
+    const second = await walkToCallback(jar, `${start}?next=/two`, { login: 'ana@example.com', stopAt: callbackUrl })
+    assert.equal((await request(jar, second)).headers.get('location'), '/two')
+    assert.equal((await request(jar, first)).headers.get('location'), '/one')
+  })
+
   test('a replayed callback (same code and state) is refused and sets no cookie', async () => {
     const { jar, callback } = await toCallback('ana@example.com')
     const first = await request(jar, callback)

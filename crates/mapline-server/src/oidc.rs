@@ -125,6 +125,10 @@ impl std::fmt::Debug for OidcSettings {
     }
 }
 
+/// The cookie binding a login to the browser that started it: random, `HttpOnly`,
+/// `SameSite=Lax` (sent on the IdP's top-level redirect back), only for `/auth/oidc`.
+const BROWSER_COOKIE: &str = "mapline_oidc_browser";
+
 /// How long a started login may take before its callback is refused.
 const LOGIN_TTL: Duration = Duration::from_secs(10 * 60);
 /// Logins in progress kept at most; beyond it the oldest is forgotten.
@@ -154,6 +158,9 @@ pub(crate) struct Oidc {
 /// One started login, waiting for its callback.
 struct PendingLogin {
     started: Instant,
+    /// The value of the browser's [`BROWSER_COOKIE`] when it started: the callback must come
+    /// with it, so a callback URL sent to someone else cannot sign them in (login CSRF).
+    browser: String,
     nonce: Nonce,
     verifier: PkceCodeVerifier,
     redirect_uri: RedirectUrl,
@@ -415,6 +422,32 @@ pub(crate) fn local_next(next: Option<&str>) -> String {
     }
 }
 
+/// The browser's [`BROWSER_COOKIE`], if it has a well-formed one.
+fn browser_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == BROWSER_COOKIE)
+        .map(|(_, value)| value.to_owned())
+        .filter(|value| {
+            value.len() == 43
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+fn new_browser_value() -> String {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// The origin the browser reached this server at: `--public-url`'s, else `http://<Host>`.
 fn origin(app: &App, headers: &HeaderMap) -> Result<String, Failure> {
     if let Some(public) = app.config.public_url.as_deref() {
@@ -467,6 +500,23 @@ pub(crate) async fn login(
     let next = local_next(query.ok().and_then(|Query(q)| q.next).as_deref());
     let redirect_uri = RedirectUrl::new(format!("{}/auth/oidc/callback", origin(&app, &headers)?))
         .map_err(|e| Failure::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
+    // One value per browser, kept across logins so two tabs signing in at once both work.
+    let browser = browser_cookie(&headers).unwrap_or_else(new_browser_value);
+    let secure = if app
+        .config
+        .public_url
+        .as_deref()
+        .is_some_and(|url| url.starts_with("https://"))
+    {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = HeaderValue::from_str(&format!(
+        "{BROWSER_COOKIE}={browser}; HttpOnly; SameSite=Lax; Path=/auth/oidc; Max-Age={}{secure}",
+        LOGIN_TTL.as_secs()
+    ))
+    .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, state, nonce) = client
         .authorize_url(
@@ -483,6 +533,7 @@ pub(crate) async fn login(
         state.secret().clone(),
         PendingLogin {
             started: Instant::now(),
+            browser,
             nonce,
             verifier,
             redirect_uri,
@@ -492,7 +543,11 @@ pub(crate) async fn login(
     );
     let location = HeaderValue::from_str(url.as_str())
         .map_err(|e| Failure::new(StatusCode::BAD_GATEWAY, "oidc_unavailable", e.to_string()))?;
-    Ok((StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response())
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, location), (header::SET_COOKIE, cookie)],
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -505,12 +560,16 @@ pub(crate) struct CallbackQuery {
     error: Option<String>,
     #[serde(default)]
     error_description: Option<String>,
+    /// The IdP that answered (RFC 9207), when it says.
+    #[serde(default)]
+    iss: Option<String>,
 }
 
 /// `GET /auth/oidc/callback?code&state`: where the IdP sends the browser back.
 #[utoipa::path(get, path = "/auth/oidc/callback", tag = "auth", security(()), params(("code" = Option<String>, Query, description = "The authorization code"), ("state" = Option<String>, Query, description = "The state sent with the login")), responses((status = 303, description = "Signed in: `Set-Cookie: mapline_session=…`, to `next` or `/`"), (status = 400, description = "An HTML page with the reason and `<p id=\"error-code\">` (state_missing, state_unknown, idp_error)", content_type = "text/html"), (status = 403, description = "An HTML page (id_token_invalid, email_not_verified, domain_not_allowed, not_a_member)", content_type = "text/html"), (status = 502, description = "An HTML page (code_exchange_failed)", content_type = "text/html")))]
 pub(crate) async fn callback(
     State(app): State<Arc<App>>,
+    headers: HeaderMap,
     query: Result<Query<CallbackQuery>, QueryRejection>,
 ) -> Result<Response, Failure> {
     let Query(query) =
@@ -522,6 +581,18 @@ pub(crate) async fn callback(
         .as_deref()
         .filter(|s| !s.is_empty())
         .map(|state| app.oidc.pending().take(state, Instant::now()));
+    // An answer naming another issuer is another IdP's (a mix-up): nothing in it is used.
+    if let (Some(iss), Some(settings)) = (query.iss.as_deref(), app.oidc.settings.as_ref())
+        && iss != settings.issuer
+    {
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "idp_error",
+            format!(
+                "The answer came from another identity provider ({iss}) than the one this sign-in was sent to. Start again."
+            ),
+        ));
+    }
     if let Some(error) = query.error.as_deref() {
         let detail = query
             .error_description
@@ -550,6 +621,19 @@ pub(crate) async fn callback(
         }
         Some(Some(login)) => login,
     };
+    let same_browser = browser_cookie(&headers).is_some_and(|value| {
+        bool::from(subtle::ConstantTimeEq::ct_eq(
+            value.as_bytes(),
+            login.browser.as_bytes(),
+        ))
+    });
+    if !same_browser {
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "state_other_browser",
+            "This sign-in was started in another browser (or this browser refused Mapline's cookie), so it cannot finish here. Start again from this browser.",
+        ));
+    }
     let code = query.code.filter(|c| !c.is_empty()).ok_or_else(|| {
         Failure::new(
             StatusCode::BAD_REQUEST,
@@ -835,6 +919,7 @@ mod tests {
     fn login(started: Instant) -> PendingLogin {
         PendingLogin {
             started,
+            browser: String::new(),
             nonce: Nonce::new("n".into()),
             verifier: PkceCodeVerifier::new("v".into()),
             redirect_uri: RedirectUrl::new("http://127.0.0.1/auth/oidc/callback".into())
@@ -872,6 +957,27 @@ mod tests {
             "the oldest was forgotten"
         );
         assert!(pending.take(&MAX_PENDING.to_string(), start).is_some());
+    }
+
+    #[test]
+    fn the_browser_cookie_is_read_only_when_well_formed() {
+        let value = new_browser_value();
+        let check = |cookie: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::COOKIE,
+                HeaderValue::from_str(cookie).expect("ascii"),
+            );
+            browser_cookie(&headers)
+        };
+        assert_eq!(
+            check(&format!("a=b; {BROWSER_COOKIE}={value}; c=d")),
+            Some(value.clone())
+        );
+        assert_eq!(check(&format!("{BROWSER_COOKIE}=short")), None);
+        assert_eq!(check(&format!("x{BROWSER_COOKIE}={value}")), None);
+        assert_eq!(check("a=b"), None);
+        assert_ne!(new_browser_value(), value);
     }
 
     #[test]
