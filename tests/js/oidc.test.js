@@ -8,7 +8,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { startServer, tempData, waitFor, within, binary } from './lib/harness.js'
 import { launch } from './lib/browser.js'
 import {
-  startIdp, CookieJar, request, walkToCallback, untilDiscovered, signJwt, decodeJwt,
+  startIdp, CookieJar, request, walkToCallback, untilDiscovered, signJwt, decodeJwt, signInWithBrowser,
   CLIENT_ID, CLIENT_SECRET, OTHER_CLIENT_ID
 } from './lib/oidc-provider.js'
 
@@ -297,13 +297,7 @@ describe('OIDC sign-in against a real OpenID provider', () => {
     try {
       const context = await browser.newContext()
       const page = await context.newPage()
-      await page.goto(`${mapline.url}/auth/oidc/login?next=/healthz`)
-      await page.locator('input[name=login]').fill('ana@example.com')
-      await page.locator('input[name=password]').fill('any password')
-      await page.locator('button[type=submit]').click()
-      // The provider's consent form.
-      await page.locator('button[type=submit]').click()
-      await page.waitForURL(`${mapline.url}/healthz`, { timeout: 15000 })
+      await signInWithBrowser(page, { maplineUrl: mapline.url, login: 'ana@example.com', next: '/healthz' })
       const cookies = await context.cookies(mapline.url)
       const session = cookies.find(c => c.name === 'mapline_session')
       assert.ok(session, `no session cookie in ${JSON.stringify(cookies)}`)

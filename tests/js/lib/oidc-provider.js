@@ -213,6 +213,27 @@ export async function walkToCallback (jar, startUrl, { login, stopAt, alter = ur
   throw new Error('too many steps before the callback')
 }
 
+/**
+ * In a browser page (playwright): starts Mapline's sign-in, fills the provider's login form as
+ * `login`, accepts its consent form, and resolves once the page is back on Mapline at `next`.
+ */
+export async function signInWithBrowser (page, { maplineUrl, login, next = '/' }) {
+  await page.goto(`${maplineUrl}/auth/oidc/login?next=${encodeURIComponent(next)}`)
+  await page.locator('input[name=login]').fill(login)
+  await page.locator('input[name=password]').fill('any password')
+  await page.locator('button[type=submit]').click()
+  // The provider's consent form (asked on each client's first sign-in for an account).
+  const consent = page.locator('form input[name=prompt][value=consent]')
+  await Promise.race([
+    consent.waitFor({ state: 'attached', timeout: 15000 }).catch(() => {}),
+    page.waitForURL(url => url.toString().startsWith(maplineUrl), { timeout: 15000 }).catch(() => {})
+  ])
+  if (!page.url().startsWith(maplineUrl) && await consent.count() > 0) {
+    await page.locator('button[type=submit]').click()
+  }
+  await page.waitForURL(`${maplineUrl}${next}`, { timeout: 15000 })
+}
+
 /** Waits until Mapline's `/auth/oidc/login` redirects (its discovery of the IdP succeeded). */
 export async function untilDiscovered (mapline) {
   await waitFor(async () => {
