@@ -218,7 +218,6 @@ pub fn router(app: Arc<App>) -> Router {
     let (documented, openapi) =
         OpenApiRouter::<Arc<App>>::with_openapi(crate::openapi::ApiDoc::openapi())
             .routes(routes!(create_plan, list_plans))
-            .routes(routes!(crate::session::auth_config))
             .routes(routes!(crate::session::get_session))
             .routes(routes!(crate::session::sign_in_with_link))
             .routes(routes!(crate::session::logout))
@@ -256,6 +255,9 @@ pub fn router(app: Arc<App>) -> Router {
             .routes(routes!(crate::webhooks::create, crate::webhooks::list))
             .routes(routes!(crate::webhooks::delete))
             .routes(routes!(crate::webhooks::deliveries_of))
+            .routes(routes!(crate::oidc::login))
+            .routes(routes!(crate::oidc::callback))
+            .routes(routes!(crate::oidc::auth_config))
             .routes(routes!(healthz))
             .routes(routes!(metrics))
             .split_for_parts();

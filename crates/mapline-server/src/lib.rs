@@ -19,6 +19,7 @@ mod judgments;
 mod limits;
 pub mod members;
 mod metrics;
+mod oidc;
 mod openapi;
 pub mod outbound;
 mod outbox;
@@ -50,6 +51,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use auth::{new_admin_token, token_hash};
+pub use oidc::{OidcConfigError, OidcSettings};
 pub use outbox::{CloseCode, OutboxLimits};
 pub use writer::now_ms;
 
@@ -83,8 +85,10 @@ pub struct ServerConfig {
     /// Let webhooks reach loopback, private and shared (CGNAT) addresses: for deployments that
     /// deliver inside their own network. Off by default (see [`outbound`]).
     pub webhooks_allow_private: bool,
-    /// Email domains whose verified identities from the identity provider become `rep` members
-    /// on their first sign-in (`--oidc-allowed-domains`); empty: only existing members.
+    /// Sign-in with the company's OpenID Connect provider, when configured.
+    pub oidc: Option<OidcSettings>,
+    /// Email domains whose people may sign in with the IdP without being invited first
+    /// (they become `rep` members).
     pub oidc_allowed_domains: Vec<String>,
 }
 
@@ -105,6 +109,7 @@ impl Default for ServerConfig {
             auth_failures_per_address_per_minute: 300,
             catch_up_history: true,
             webhooks_allow_private: false,
+            oidc: None,
             oidc_allowed_domains: Vec::new(),
         }
     }
@@ -131,6 +136,8 @@ pub struct App {
     /// Held by a restore from reading the plan until its update is durable and applied, so two
     /// restores of one entry never both write it (restores are rare: one lock for all plans).
     restoring: tokio::sync::Mutex<()>,
+    /// OIDC sign-in: the discovered IdP and the logins in progress.
+    oidc: oidc::Oidc,
 }
 
 impl App {
@@ -165,6 +172,7 @@ pub async fn run(
             config.auth_failures_per_minute,
             config.auth_failures_per_address_per_minute,
         ),
+        oidc: oidc::Oidc::new(config.oidc.clone()),
         rooms: rooms::Rooms::new(store.clone(), metrics.clone(), config.plan_limits)
             .with_writer(writer.clone()),
         config,
@@ -181,6 +189,7 @@ pub async fn run(
 
     let sweeper = tokio::spawn(retire_idle_rooms(app.clone()));
     let webhook_worker = tokio::spawn(webhooks::run(app.clone()));
+    let oidc_discovery = tokio::spawn(oidc::discover(app.clone()));
     let app_for_catch_up = app.clone();
     let catch_up = tokio::spawn(async move {
         if app_for_catch_up.config.catch_up_history {
@@ -207,6 +216,7 @@ pub async fn run(
     app.shutdown.cancel();
     sweeper.abort();
     webhook_worker.abort();
+    oidc_discovery.abort();
     catch_up.abort();
     app.connections.close();
     app.connections.wait().await;

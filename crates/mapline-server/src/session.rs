@@ -354,18 +354,6 @@ async fn blocking_auth<T: Send + 'static>(
         .map_err(ApiError::internal)??)
 }
 
-/// `GET /api/auth/config`: which ways of signing in this server offers.
-#[utoipa::path(get, path = "/api/auth/config", tag = "members", security(()), responses((status = 200, description = "`{ oidc, signInLinks }`")))]
-pub async fn auth_config(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
-    Json(json!({ "oidc": oidc_enabled(&app), "signInLinks": true }))
-}
-
-/// Whether sign-in with the company's identity provider is configured. The OIDC settings
-/// (`--oidc-issuer` …) arrive with `oidc.rs`; until they are merged, it is not.
-fn oidc_enabled(_app: &App) -> bool {
-    false
-}
-
 /// `GET /api/session`: the signed-in member, the session's CSRF token and when it ends.
 #[utoipa::path(get, path = "/api/session", tag = "members", security(()), responses((status = 200, description = "`{ member, csrfToken, expiresAt }`"), (status = "4XX", description = "401 `not_signed_in`, `session_expired`, `session_revoked`", body = crate::openapi::ErrorBody)))]
 pub async fn get_session(
@@ -463,8 +451,6 @@ pub async fn logout_everywhere(
         .into_response())
 }
 
-// Called by the OIDC callback (`oidc.rs`, written beside this and merged after it).
-#[allow(dead_code)]
 /// A verified identity from the company's identity provider.
 pub(crate) struct IdpIdentity {
     pub subject: String,
@@ -473,8 +459,6 @@ pub(crate) struct IdpIdentity {
     pub name: Option<String>,
 }
 
-// Called by the OIDC callback (`oidc.rs`, written beside this and merged after it).
-#[allow(dead_code)]
 /// Why an identity was not signed in.
 #[derive(Debug)]
 pub(crate) enum SignInRefusal {
@@ -485,8 +469,6 @@ pub(crate) enum SignInRefusal {
     Failed(String),
 }
 
-// Called by the OIDC callback (`oidc.rs`, written beside this and merged after it).
-#[allow(dead_code)]
 impl SignInRefusal {
     /// A stable machine code.
     pub(crate) fn code(&self) -> &'static str {
@@ -518,8 +500,6 @@ impl SignInRefusal {
     }
 }
 
-// Called by the OIDC callback (`oidc.rs`, written beside this and merged after it).
-#[allow(dead_code)]
 /// The domain of an email, lowercased.
 fn email_domain(email: &str) -> Option<&str> {
     email
@@ -528,8 +508,6 @@ fn email_domain(email: &str) -> Option<&str> {
         .filter(|d| !d.is_empty())
 }
 
-// Called by the OIDC callback (`oidc.rs`, written beside this and merged after it).
-#[allow(dead_code)]
 /// What to do with an identity: an existing member by email, else a new rep when the domain is
 /// allowed. Pure: the caller looked the member up.
 fn idp_decision(
@@ -559,8 +537,6 @@ fn idp_decision(
     }
 }
 
-// Called by the OIDC callback (`oidc.rs`, written beside this and merged after it).
-#[allow(dead_code)]
 /// A member for a verified identity (an existing member by email, else — when the email's
 /// domain is in `--oidc-allowed-domains` — a new `rep`), and a new session for them: the
 /// `Set-Cookie` header value to send.

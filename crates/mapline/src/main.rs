@@ -194,9 +194,21 @@ struct ServeArgs {
     /// Most characters in one text value of a plan (a title, a note).
     #[arg(long, env = "MAPLINE_MAX_TEXT_CHARS", default_value_t = PlanLimits::default().text_chars)]
     max_text_chars: usize,
-    /// Email domains (comma-separated) whose people, once their identity provider has verified
-    /// their email, become `rep` members on their first sign-in; without it only invited
-    /// members sign in.
+    /// The company's OpenID Connect provider (its issuer URL, e.g.
+    /// https://login.example.com/realms/sales), for "Sign in with your company account". Needs
+    /// --oidc-client-id and --oidc-client-secret too. https only (plain http on loopback only).
+    #[arg(long, env = "MAPLINE_OIDC_ISSUER")]
+    oidc_issuer: Option<String>,
+    /// Mapline's client id at the IdP. Register the redirect URI
+    /// `<public URL>/auth/oidc/callback` there.
+    #[arg(long, env = "MAPLINE_OIDC_CLIENT_ID")]
+    oidc_client_id: Option<String>,
+    /// Mapline's client secret at the IdP (sent as client_secret_basic). Prefer the
+    /// environment variable: a flag is visible to everyone who can list processes.
+    #[arg(long, env = "MAPLINE_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    oidc_client_secret: Option<String>,
+    /// Email domains (comma-separated, e.g. example.com,example.co.uk) whose people may sign in
+    /// with the IdP without an invitation; they become `rep` members. Others need to be members.
     #[arg(long, env = "MAPLINE_OIDC_ALLOWED_DOMAINS", value_delimiter = ',')]
     oidc_allowed_domains: Vec<String>,
     /// Log filter (tracing syntax), e.g. `info` or `mapline_server=debug`.
@@ -524,6 +536,26 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(validate_public_url)
         .transpose()?;
+    let oidc = mapline_server::OidcSettings::from_flags(
+        args.oidc_issuer.as_deref(),
+        args.oidc_client_id.as_deref(),
+        args.oidc_client_secret.as_deref(),
+    )?;
+    let oidc_allowed_domains: Vec<String> = args
+        .oidc_allowed_domains
+        .iter()
+        .map(|domain| domain.trim().trim_start_matches('@').to_ascii_lowercase())
+        .filter(|domain| !domain.is_empty())
+        .collect();
+    if let Some(domain) = oidc_allowed_domains
+        .iter()
+        .find(|d| !d.contains('.') || d.contains(['/', ' ', ':']))
+    {
+        bail!("--oidc-allowed-domains: {domain:?} is not an email domain like example.com");
+    }
+    if let Some(oidc) = &oidc {
+        tracing::info!(issuer = %oidc.issuer, client_id = %oidc.client_id, allowed_domains = ?oidc_allowed_domains, "sign-in with the company IdP is on");
+    }
     if args.max_message_bytes < 1024 {
         bail!("--max-message-bytes must be at least 1024");
     }
@@ -573,12 +605,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .unwrap_or(args.auth_failures_per_minute.saturating_mul(10)),
             catch_up_history: !was_clean,
             webhooks_allow_private: args.webhooks_allow_private,
-            oidc_allowed_domains: args
-                .oidc_allowed_domains
-                .iter()
-                .map(|d| d.trim().trim_start_matches('@').to_lowercase())
-                .filter(|d| !d.is_empty())
-                .collect(),
+            oidc,
+            oidc_allowed_domains,
             outbox: OutboxLimits {
                 messages: 1024,
                 // Room for a few of the largest messages, however small the limit is set.
