@@ -64,7 +64,7 @@ function Choice ({ label, value, options, onChange }: { label: string, value: st
   return (
     <label class='field'>
       <span class='field-label'>{label}</span>
-      <select value={value} onChange={e => onChange((e.currentTarget as HTMLSelectElement).value)}>
+      <select aria-label={label} value={value} onChange={e => onChange((e.currentTarget as HTMLSelectElement).value)}>
         {options.map(([v, words]) => <option key={v} value={v}>{words}</option>)}
       </select>
     </label>
