@@ -26,8 +26,8 @@ import * as edit from './edits'
 import { InternalSession, type Judgment } from './internal'
 import { createUndo, pageHandlesUndo, undoShortcut } from './undo'
 import { InternalSection } from './ui/internal'
-import { parseRoute, planPath } from './route'
-import { currentSession } from './workspace'
+import { localNext, parseRoute, planPath } from './route'
+import { currentSession, maybeSignedIn } from './workspace'
 import { AuditPage } from './ui/audit'
 import { HomePage, NoAccessPage, PipelinePage, SignInLinkPage, SignInPage } from './ui/workspace'
 import { activeConflicts, conflictsOf, type Conflict } from './conflicts'
@@ -517,6 +517,7 @@ function LinkPage ({ problem }: { problem: LinkEnd | LinkProblem }) {
     <main class='fatal' data-testid='link-page' data-problem={problem}>
       <h1>{words.title}</h1>
       <p>{words.detail}</p>
+      {problem === 'no_token' && <p class='muted'>On the seller team? <a href={`/?next=${encodeURIComponent(location.pathname)}`}>Sign in</a> to open it with your account.</p>}
     </main>
   )
 }
@@ -534,7 +535,10 @@ function start (): void {
       if (route.page === 'audit') { render(<AuditPage planId={route.planId} token={route.token} />, root); return }
       if (route.page === 'unknown') { render(<LinkPage problem='no_plan' />, root); return }
       const signedIn = await currentSession().catch(() => null)
-      if (signedIn === null) { render(<SignInPage next={location.pathname} />, root); return }
+      const next = new URLSearchParams(location.search).get('next')
+      if (signedIn === null) { render(<SignInPage next={route.page === 'home' ? localNext(next) : location.pathname} />, root); return }
+      // Back to where the sign-in started (`/?next=/p/…`).
+      if (route.page === 'home' && next !== null && localNext(next) !== '/') { location.replace(localNext(next)); return }
       render(route.page === 'home' ? <HomePage session={signedIn} /> : <PipelinePage session={signedIn} />, root)
     })()
     return
@@ -556,7 +560,7 @@ function start (): void {
     if (link === 'no_token') {
       // No token: a signed-in member's plan (the session cookie), else the page saying the link
       // is missing its key, as before.
-      const member = await currentSession().catch(() => null)
+      const member = maybeSignedIn() ? await currentSession().catch(() => null) : null
       if (opened !== key) return
       if (member === null) { render(<LinkPage problem={link} />, root); return }
       const planId = parseRoute(location.pathname, '').page === 'plan' ? (parseRoute(location.pathname, '') as { planId: string }).planId : ''

@@ -24,16 +24,31 @@ async function call<T> (method: string, path: string, body?: unknown): Promise<T
   return json as T
 }
 
+/**
+ * Whether this browser signed in here and has not signed out: a hint only (the session cookie is
+ * HttpOnly, so the page cannot see it). The plan page asks `GET /api/session` only with the hint,
+ * so that a share-link address without its token costs no refused request (a browser logs a
+ * refused request as a console error). Every sign-in passes through `/` or `/signin`, which set it.
+ */
+const SIGNED_IN = 'mapline:signed-in'
+export function maybeSignedIn (): boolean {
+  try { return localStorage.getItem(SIGNED_IN) === '1' } catch { return false }
+}
+function hint (signedIn: boolean): void {
+  try { if (signedIn) localStorage.setItem(SIGNED_IN, '1'); else localStorage.removeItem(SIGNED_IN) } catch { /* storage off: no hint */ }
+}
+
 /** The signed-in member, or null (not signed in, or a server without sessions). Keeps the
  * session's CSRF token for the writes that follow. */
 export async function currentSession (): Promise<Session | null> {
   try {
     const session = await call<Session>('GET', '/api/session')
-    if (typeof session?.member?.id !== 'string') return null
+    if (typeof session?.member?.id !== 'string') { hint(false); return null }
     setCsrfToken(session.csrfToken)
+    hint(true)
     return session
   } catch (error) {
-    if (error instanceof ApiFailure && (error.status === 401 || error.status === 404)) return null
+    if (error instanceof ApiFailure && (error.status === 401 || error.status === 404)) { hint(false); return null }
     throw error
   }
 }
@@ -46,12 +61,14 @@ export async function authConfig (): Promise<AuthConfig> {
 export async function signInWithLink (token: string): Promise<Session> {
   const session = await call<Session>('POST', '/api/auth/sign-in-link', { token })
   setCsrfToken(session.csrfToken)
+  hint(true)
   return session
 }
 
 export async function signOut (): Promise<void> {
   await call('POST', '/api/auth/logout', {})
   setCsrfToken(null)
+  hint(false)
 }
 
 export async function listPlans (today: string, mine: boolean): Promise<Summary[]> {

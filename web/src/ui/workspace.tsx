@@ -39,7 +39,7 @@ export function SignInPage ({ next }: { next: string }) {
     <main class='fatal signin' data-testid='signin-page'>
       <h1>Mapline</h1>
       {config?.oidc === true && (
-        <p><a class='button primary' href={`/auth/oidc/login?next=${encodeURIComponent(localNext(next))}`} data-testid='oidc-sign-in'>Sign in with your company account</a></p>
+        <p><a class='button primary' href={`/auth/oidc/login?next=${encodeURIComponent(localNext(next) === '/' ? '/' : `/?next=${encodeURIComponent(localNext(next))}`)}`} data-testid='oidc-sign-in'>Sign in with your company account</a></p>
       )}
       <h2>Open the link you were sent</h2>
       <p>Buyers: open the plan link you were sent (it ends in <code>#token=…</code>) — no account is needed.</p>
