@@ -563,7 +563,9 @@ function start (): void {
       const member = maybeSignedIn() ? await currentSession().catch(() => null) : null
       if (opened !== key) return
       if (member === null) { render(<LinkPage problem={link} />, root); return }
-      const planId = parseRoute(location.pathname, '').page === 'plan' ? (parseRoute(location.pathname, '') as { planId: string }).planId : ''
+      const route = parseRoute(location.pathname, '')
+      if (route.page !== 'plan') return
+      const planId = route.planId
       const api = new Api(planId, null)
       try {
         await api.me()

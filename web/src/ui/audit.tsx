@@ -9,7 +9,7 @@ import { Api, ApiFailure, notAvailable, type HistoryChange, type HistoryEntry, t
 import { between, changeKind, filterFeed, KIND_WORDS, NO_FILTER, people, personName, positions, sinceReview, slipAnalytics, steps, valueText, type ChangeKind, type FeedFilter } from '../audit'
 import { formatDate, signedDays } from '../dates'
 import { planPath } from '../route'
-import { wordFor, STATUSES } from '../schema'
+import { wordFor, MILESTONE_SIDES, STATUSES } from '../schema'
 
 type Maybe<T> = T | 'unavailable' | null
 
@@ -85,7 +85,7 @@ function PlanAt ({ plan, at, live }: { plan: ProjectedPlan, at: number | null, l
         <tbody>
           {plan.plan.milestones.map(m => (
             <tr key={m.id} data-testid='audit-step' data-id={m.id} data-due={m.due ?? ''} data-status={m.status}>
-              <th scope='row'>{m.title ?? m.id}</th><td>{m.side ?? '—'}</td><td>{m.owner?.name ?? '—'}</td><td>{m.due === null ? '—' : formatDate(m.due)}</td><td>{wordFor(STATUSES, m.status)}</td>
+              <th scope='row'>{m.title ?? m.id}</th><td>{m.side === null ? '—' : wordFor(MILESTONE_SIDES, m.side)}</td><td>{m.owner?.name ?? '—'}</td><td>{m.due === null ? '—' : formatDate(m.due)}</td><td>{wordFor(STATUSES, m.status)}</td>
             </tr>
           ))}
         </tbody>
@@ -250,7 +250,7 @@ export function AuditPage ({ planId, token }: { planId: string, token: string | 
       <header class='top'>
         <div class='title-block'>
           <h1>Audit: {title}</h1>
-          <p class='orgs'>{live.plan.meta.buyerOrg ?? 'Buyer'} × {live.plan.meta.sellerOrg ?? 'Seller'} · {entries.length} changes on record · {me.canEdit ? 'you may edit this plan' : 'read only'}</p>
+          <p class='orgs'>{live.plan.meta.buyerOrg ?? 'Buyer'} × {live.plan.meta.sellerOrg ?? 'Seller'} · {entries.length} {entries.length === 1 ? 'change' : 'changes'} on record · {me.canEdit ? 'you may edit this plan' : 'read only'}</p>
         </div>
         <div class='top-actions'><a class='button' href={planPath(planId, token)}>Back to the plan</a></div>
       </header>
