@@ -6,7 +6,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { api, createPlan, client, synced, destroy, waitFor, startServer, tempData, ADMIN_TOKEN } from './lib/harness.js'
-import { browserSuite, noPageErrors, webRoot, untilStatus } from './lib/browser.js'
+import { browserSuite, noPageErrors, webRoot, untilStatus, openLink } from './lib/browser.js'
 
 async function probe () {
   const data = tempData()
@@ -183,5 +183,52 @@ test('a member’s audit page opens with the session cookie', { skip: NEEDS_MEMB
     await waitFor(async () => (await manager.page.getByTestId('feed').locator('[data-testid="feed-entry"]').count()) === history.length, { what: 'the feed' })
   } finally {
     await manager.context.close()
+  }
+})
+
+test('a seller link’s plan page has the internal section: forecast and qualification notes stored in the internal document, never shown to the buyer nor printed', async () => {
+  const plan = await createPlan(server, { title: 'Forecasted' })
+  const seller = await openLink(browser, server, plan.id, plan.seller)
+  const buyer = await openLink(browser, server, plan.id, plan.buyer)
+  const internal = client(server, `${plan.id}/internal`, ADMIN_TOKEN)
+  try {
+    const { page } = seller
+    await untilStatus(page, 'saved')
+    await page.getByRole('heading', { name: 'Internal — seller only' }).waitFor()
+    await page.getByLabel('Forecast category').selectOption('best_case')
+    await page.getByLabel('Amount').fill('120,000')
+    await page.getByLabel('Amount').press('Enter')
+    await page.getByLabel('Expected close date').fill('2027-05-31')
+    await page.getByLabel('Expected close date').press('Tab')
+    await page.getByLabel('Qualification notes').fill('Budget approved by the CFO')
+    await synced(internal)
+    await waitFor(() => {
+      const f = internal.doc.getMap('forecast')
+      return f.get('category') === 'best_case' && f.get('amount') === 120000 && f.get('closeDate') === '2027-05-31' &&
+        internal.doc.getText('qualification').toString() === 'Budget approved by the CFO'
+    }, { what: 'the forecast and notes in the internal document' })
+    // A bad amount is refused with words, and nothing is written.
+    await page.getByLabel('Amount').fill('lots')
+    await page.getByLabel('Amount').press('Tab')
+    await page.getByText('The amount must be a number').waitFor()
+    assert.equal(internal.doc.getMap('forecast').get('amount'), 120000)
+
+    // The read view shows it as text, and print hides it.
+    await page.getByRole('group', { name: 'View' }).getByRole('button', { name: 'Read' }).click()
+    const section = page.locator('#internal')
+    await section.getByText('Budget approved by the CFO').waitFor()
+    assert.equal(await section.locator('input, select, textarea').count(), 0)
+    await page.emulateMedia({ media: 'print' })
+    assert.equal(await section.isVisible(), false, 'never printed')
+    await page.emulateMedia({ media: 'screen' })
+
+    await untilStatus(buyer.page, 'saved')
+    assert.equal(await buyer.page.getByText('Internal — seller only').count(), 0)
+    assert.equal(await buyer.page.locator('#internal').count(), 0)
+    noPageErrors(seller, buyer)
+  } finally {
+    destroy(internal)
+    await seller.context.close()
+    await buyer.context.close()
   }
 })

@@ -460,13 +460,13 @@ function App ({ session, api, planId, token }: { session: PlanSession, api: Api,
       <nav class='toc' aria-label='Sections'>
         <a href='#why'>Why</a><a href='#timeline'>Timeline</a><a href='#steps'>Steps</a><a href='#people'>People</a>
         <a href='#criteria'>What matters</a><a href='#risks'>Risks</a><a href='#success'>Success</a><a href='#changes'>Date changes</a>
-        {internal !== null && !reading && <a href='#internal'>Internal</a>}
+        {internal !== null && <a href='#internal'>Internal</a>}
       </nav>
       <main>
         {readOnly && me !== null && status !== 'revoked' && <p class='banner' role='note'>You can view this plan. Ask the seller for an edit link to make changes.</p>}
         {notice !== null && <p class='banner warn' role='alert'>{notice} <button type='button' class='link' onClick={() => setNotice(null)}>Dismiss</button></p>}
         {reading
-          ? <ReadView health={health} slipsLoaded={slips !== null} />
+          ? <><ReadView health={health} slipsLoaded={slips !== null} /><InternalSection reading /></>
           : (
             <>
               <HealthCard health={health} issues={issues} />

@@ -6,7 +6,7 @@ import { useEffect, useState } from 'preact/hooks'
 import { usePage } from './context'
 import { Section } from './sections'
 import { ProseField, SelectField, TextField } from './fields'
-import { FORECAST_CATEGORIES } from '../schema'
+import { FORECAST_CATEGORIES, INTERNAL_QUALIFICATION, wordFor } from '../schema'
 import { parseAmount, type Forecast, type InternalSession } from '../internal'
 import { datePattern, formatDate, parseDate } from '../dates'
 
@@ -54,13 +54,31 @@ function Fields ({ internal }: { internal: InternalSession }) {
   )
 }
 
-/** Shown only where the internal document is open (seller links and members). */
-export function InternalSection () {
+/** The same as text, for the read view (no form field). */
+function Words ({ internal }: { internal: InternalSession }) {
+  const forecast = useForecast(internal)
+  const notes = internal.doc.getText(INTERNAL_QUALIFICATION).toString()
+  return (
+    <dl class='internal-words' data-testid='forecast'>
+      <dt>Forecast category</dt><dd>{forecast.category === null ? 'not set' : wordFor(FORECAST_CATEGORIES, forecast.category)}</dd>
+      <dt>Amount</dt><dd>{forecast.amount === null ? 'not set' : forecast.amount.toLocaleString(undefined, { maximumFractionDigits: 2 })}</dd>
+      <dt>Expected close date</dt><dd>{forecast.closeDate === null ? 'not set' : formatDate(forecast.closeDate)}</dd>
+      <dt>Qualification notes</dt><dd class='prose'>{notes === '' ? 'none yet' : notes}</dd>
+    </dl>
+  )
+}
+
+/** Shown only where the internal document is open (seller links and members); as text when
+ * `reading` (the read view has no form field). */
+export function InternalSection ({ reading = false }: { reading?: boolean }) {
   const { internal } = usePage()
   if (internal === null) return null
+  // Never printed: a PDF of the plan is what a seller sends the buyer.
   return (
+    <div class='seller-only'>
     <Section id='internal' title='Internal — seller only' intro='Your forecast and qualification notes. Buyers never see this section, nor your judgments of their people.'>
-      <Fields internal={internal} />
+      {reading ? <Words internal={internal} /> : <Fields internal={internal} />}
     </Section>
+    </div>
   )
 }
