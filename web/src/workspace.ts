@@ -71,6 +71,14 @@ export async function signOut (): Promise<void> {
   hint(false)
 }
 
+/** Ends every session of this member (every browser); answers how many. */
+export async function signOutEverywhere (): Promise<number> {
+  const { revoked } = await call<{ revoked: number }>('POST', '/api/auth/logout-everywhere', {})
+  setCsrfToken(null)
+  hint(false)
+  return revoked
+}
+
 export async function listPlans (today: string, mine: boolean): Promise<Summary[]> {
   return (await call<{ plans: Summary[] }>('GET', `/api/plans?today=${today}${mine ? '&mine=1' : ''}`)).plans
 }

@@ -3,7 +3,7 @@
 
 import { useEffect, useMemo, useState } from 'preact/hooks'
 import { Api, ApiFailure, notAvailable, setCsrfToken, type NewShare } from '../api'
-import { authConfig, createPlan, listPlans, signInProblem, signInWithLink, signOut, templates, type AuthConfig, type Session, type Template } from '../workspace'
+import { authConfig, createPlan, listPlans, signInProblem, signInWithLink, signOut, signOutEverywhere, templates, type AuthConfig, type Session, type Template } from '../workspace'
 import { ALL_PLANS, driftWords, filterPlans, HEALTH_WORDS, inviteEmail, inviteLabel, mailto, pipelineTotals, quietWords, sortPlans, type PlanFilter, type SortKey, type Summary } from '../home'
 import { datePattern, formatDate, parseDate, today } from '../dates'
 import { absoluteLink } from '../link'
@@ -12,8 +12,12 @@ import { localNext, planPath } from '../route'
 function TopBar ({ session, title, detail }: { session: Session, title: string, detail?: string }) {
   const [message, setMessage] = useState<string | null>(null)
   const manager = session.member.role === 'manager' || session.member.role === 'admin'
-  const out = async () => {
-    try { await signOut(); location.assign('/') } catch { setMessage('Signing out needs a connection.') }
+  const out = async (everywhere: boolean) => {
+    try {
+      if (everywhere) await signOutEverywhere()
+      else await signOut()
+      location.assign('/')
+    } catch { setMessage('Signing out needs a connection.') }
   }
   return (
     <header class='top workspace-top'>
@@ -25,7 +29,8 @@ function TopBar ({ session, title, detail }: { session: Session, title: string, 
         <a class='button' href='/'>My plans</a>
         {manager && <a class='button' href='/pipeline' data-testid='pipeline-link'>Pipeline</a>}
         <span class='me' data-testid='me'>{session.member.name} · {session.member.role}</span>
-        <button type='button' onClick={() => { void out() }}>Sign out</button>
+        <button type='button' onClick={() => { void out(false) }}>Sign out</button>
+        <button type='button' class='link' onClick={() => { void out(true) }} title='Ends your sessions in every browser'>Sign out everywhere</button>
         {message !== null && <span role='alert'>{message}</span>}
       </nav>
     </header>
