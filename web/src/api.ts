@@ -1,4 +1,6 @@
-// The JSON API (docs/api.md), called with the share link's token.
+// The JSON API (docs/api.md), called with the share link's token — or, for a signed-in member
+// (no token), with the session cookie: `credentials: "same-origin"`, and on every write the
+// session's CSRF token (`X-CSRF-Token`, from `GET /api/session`).
 
 export class ApiFailure extends Error {
   constructor (readonly status: number, readonly code: string, message: string) {
@@ -6,9 +8,33 @@ export class ApiFailure extends Error {
   }
 }
 
+let csrfToken: string | null = null
+
+/** The signed-in member's CSRF token (`GET /api/session`), sent with every cookie write. */
+export function setCsrfToken (token: string | null): void {
+  csrfToken = token
+}
+
+/** What a request carries: the share link's bearer token, or (`null`) the member's cookie. */
+export function credentialOf (token: string | null, method: string): { headers: Record<string, string>, credentials: RequestCredentials } {
+  if (token !== null) return { headers: { authorization: `Bearer ${token}` }, credentials: 'same-origin' }
+  const headers: Record<string, string> = {}
+  if (!['GET', 'HEAD', 'OPTIONS'].includes(method) && csrfToken !== null) headers['x-csrf-token'] = csrfToken
+  return { headers, credentials: 'same-origin' }
+}
+
+/** Whether an answer says the server has no such route yet (an older server): the page then
+ * says "not available" instead of failing. */
+export function notAvailable (error: unknown): boolean {
+  return error instanceof ApiFailure && error.status === 404 && (error.code === 'not_found' || error.code === 'http_error')
+}
+
+export interface Member { id: string, email: string, name: string, role: 'rep' | 'manager' | 'admin' }
+
 export interface Me {
   planId: string
-  kind: 'share' | 'admin'
+  kind: 'share' | 'admin' | 'member'
+  member?: Member
   shareId?: string
   label: string
   side: 'buyer' | 'seller' | null
@@ -23,7 +49,15 @@ export interface Me {
   calendarUrl?: string | null
 }
 
-export interface Who { kind: 'share' | 'admin' | 'system', shareId?: string, label?: string, side?: 'buyer' | 'seller' }
+export interface Who {
+  kind: 'share' | 'admin' | 'system' | 'member'
+  shareId?: string
+  label?: string
+  side?: 'buyer' | 'seller'
+  memberId?: string
+  name?: string
+  email?: string
+}
 
 export interface Slip {
   seq: number
@@ -51,6 +85,26 @@ export interface HistoryChange {
 }
 
 export interface HistoryEntry { seq: number, at: string, who: Who, changes: HistoryChange[] }
+
+/** `GET /api/plans/{id}` (the projection; `asOf` with `?at=`). */
+export interface ProjectedPlan {
+  id: string
+  seq: number
+  asOf?: string
+  plan: {
+    meta: Record<string, unknown> & { title: string | null, buyerOrg: string | null, sellerOrg: string | null, goLive: string | null }
+    milestones: Array<{ id: string, title: string | null, side: string | null, owner: { stakeholderId?: string, name?: string } | null, due: string | null, status: string, slipReason: string | null }>
+    stakeholders: Array<{ id: string, name: string | null, side: string | null }>
+    issues: PlanIssue[]
+    [key: string]: unknown
+  }
+}
+
+/** `GET /api/plans/{id}/verify`. */
+export interface Verification { ok: boolean, entries: number, head: string | null, problems: unknown[] }
+
+/** `GET /api/plans/{id}/reviews/last` (`seq: null`: never reviewed). */
+export interface Review { seq: number | null, at?: string }
 
 /** An entry deleted and not back (`GET /api/plans/{id}/deleted`). */
 export interface Deleted {
@@ -115,14 +169,16 @@ export interface RevokedLink {
 export interface NewShare { id: string, side: string, role: string, label: string, token: string, url: string, expiresAt?: string, parentId?: string }
 
 export class Api {
-  constructor (private readonly planId: string, private readonly token: string, private readonly base = '') {}
+  /** `token` null: the signed-in member's session cookie. */
+  constructor (private readonly planId: string, private readonly token: string | null, private readonly base = '') {}
 
   private async call<T> (method: string, path: string, body?: unknown): Promise<T> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.token}` }
+    const { headers, credentials } = credentialOf(this.token, method)
     if (body !== undefined) headers['content-type'] = 'application/json'
     const response = await fetch(`${this.base}/api/plans/${this.planId}${path}`, {
       method,
       headers,
+      credentials,
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: 'no-store'
     })
@@ -142,16 +198,30 @@ export class Api {
   async issues (): Promise<PlanIssue[]> { return (await this.call<{ plan: { issues: PlanIssue[] } }>('GET', '')).plan.issues }
   /** The newest history entries (the conflicts on record are in them). */
   async history (limit = 200): Promise<HistoryEntry[]> { return (await this.call<{ entries: HistoryEntry[] }>('GET', `/history?limit=${limit}`)).entries }
+  /** Every history entry, newest first (page by page, at most `max`). */
+  async allHistory (max = 10_000): Promise<HistoryEntry[]> {
+    const out: HistoryEntry[] = []
+    let before: number | null = null
+    for (;;) {
+      const page: { entries: HistoryEntry[], nextBefore: number | null } = await this.call('GET', `/history?limit=500${before === null ? '' : `&before=${before}`}`)
+      out.push(...page.entries)
+      if (page.nextBefore === null || page.nextBefore === undefined || page.entries.length === 0 || out.length >= max) return out
+      before = page.nextBefore
+    }
+  }
+  /** The plan now, or (`at`: a log position) as it was then. */
+  plan (at?: number): Promise<ProjectedPlan> { return this.call('GET', at === undefined ? '' : `?at=${at}`) }
+  verify (): Promise<Verification> { return this.call('GET', '/verify') }
+  lastReview (): Promise<Review> { return this.call('GET', '/reviews/last') }
+  markReviewed (): Promise<Review> { return this.call('POST', '/reviews', {}) }
   async deleted (): Promise<Deleted[]> { return (await this.call<{ deleted: Deleted[] }>('GET', '/deleted')).deleted }
   /** Brings a deleted entry back; it then arrives over sync. */
   restore (collection: string, id: string): Promise<{ seq: number }> { return this.call('POST', '/restore', { collection, id }) }
   async shares (): Promise<ListedShare[]> { return (await this.call<{ shares: ListedShare[] }>('GET', '/shares')).shares }
   /** A file of the plan as the server renders it (`export.md`, `export.csv`, `export.json`). */
   async download (file: string): Promise<Blob> {
-    const response = await fetch(`${this.base}/api/plans/${this.planId}/${file}`, {
-      headers: { authorization: `Bearer ${this.token}` },
-      cache: 'no-store'
-    })
+    const { headers, credentials } = credentialOf(this.token, 'GET')
+    const response = await fetch(`${this.base}/api/plans/${this.planId}/${file}`, { headers, credentials, cache: 'no-store' })
     if (!response.ok) throw new ApiFailure(response.status, 'http_error', `the server answered ${response.status}`)
     return await response.blob()
   }

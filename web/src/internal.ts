@@ -1,12 +1,15 @@
 // The seller's internal document (`/sync/{planId}/internal`, docs/schema.md): seller links and
 // the admin only. The page opens it beside the plan for a seller link, with the same token and
 // the same durability acknowledgements, to show and edit the seller's judgments of each
-// stakeholder (`power`, `engagement`, private `notes`). A buyer link never opens it.
+// stakeholder (`power`, `engagement`, private `notes`), the forecast (`forecast`: category,
+// amount, expected close date) and the qualification notes (`qualification`, a root `Y.Text`).
+// A buyer link never opens it. A signed-in member (no token) opens it with the session cookie.
 
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import * as decoding from 'lib0/decoding'
-import { INTERNAL_STAKEHOLDERS } from './schema'
+import { INTERNAL_FORECAST, INTERNAL_QUALIFICATION, INTERNAL_STAKEHOLDERS } from './schema'
+import { isDate } from './dates'
 import { LOCAL, type Locate } from './edits'
 import { textOf } from './plan-view'
 
@@ -20,15 +23,41 @@ export interface Judgment {
   notes: string | null
 }
 
+/** The seller's forecast of the deal (null: not set, or not of the right shape). */
+export interface Forecast {
+  category: string | null
+  amount: number | null
+  closeDate: string | null
+}
+
+/** The forecast as the internal document holds it: anything of the wrong shape reads as unset. */
+export function readForecast (map: Y.Map<unknown>): Forecast {
+  const category = map.get('category')
+  const amount = map.get('amount')
+  const closeDate = map.get('closeDate')
+  return {
+    category: typeof category === 'string' && category !== '' ? category : null,
+    amount: typeof amount === 'number' && Number.isFinite(amount) ? amount : null,
+    closeDate: isDate(closeDate) ? closeDate : null
+  }
+}
+
+/** An amount as typed ("250,000", "250000.50", "$ 1 200"): a non-negative number, or null. */
+export function parseAmount (text: string): number | null {
+  const cleaned = text.replace(/[\s,$€£]/g, '')
+  if (!/^\d+(\.\d{1,2})?$/.test(cleaned)) return null
+  return Number(cleaned)
+}
+
 export class InternalSession {
   readonly doc = new Y.Doc()
   readonly provider: WebsocketProvider
   private refusedListeners: Array<(reason: string) => void> = []
 
-  constructor (readonly planId: string, token: string, origin: string = location.origin) {
+  constructor (readonly planId: string, token: string | null, origin: string = location.origin) {
     const wsOrigin = origin.replace(/^http/, 'ws')
     this.provider = new WebsocketProvider(`${wsOrigin}/sync`, `${planId}/internal`, this.doc, {
-      params: { token, acks: '1' },
+      params: token === null ? { acks: '1' } : { token, acks: '1' },
       connect: false,
       disableBc: true,
       maxBackoffTime: 5000
@@ -72,6 +101,27 @@ export class InternalSession {
       out.set(id, { power: textOf(value.get('power')), engagement: textOf(value.get('engagement')), notes: textOf(value.get('notes')) })
     }
     return out
+  }
+
+  forecast (): Forecast {
+    return readForecast(this.doc.getMap<unknown>(INTERNAL_FORECAST))
+  }
+
+  /** Sets (or, with null, clears) one field of the forecast. */
+  setForecast (field: keyof Forecast, value: string | number | null): void {
+    this.doc.transact(() => {
+      const map = this.doc.getMap<unknown>(INTERNAL_FORECAST)
+      if (value === null || value === '') map.delete(field)
+      else if (map.get(field) !== value) map.set(field, value)
+    }, LOCAL)
+  }
+
+  /** The qualification notes: a root `Y.Text`, given to the prose field as a map holding it
+   * under `text` (the field only reads it with `get`, and never replaces a `Y.Text`). */
+  qualification (): Locate {
+    const text = this.doc.getText(INTERNAL_QUALIFICATION)
+    const holder = { get: (name: string) => name === 'text' ? text : undefined }
+    return () => holder as unknown as Y.Map<unknown>
   }
 
   /** Where a stakeholder's judgments live; `create` makes the entry on its first write. */

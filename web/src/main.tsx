@@ -1,6 +1,9 @@
 // The plan page: opened from a share link (`/p/{planId}#token=…`), live with everyone else on
 // the plan, usable offline. A link that no longer opens the plan shows one page saying why, and
 // nothing of the plan; a link pasted into the tab (a `hashchange`) opens without a reload.
+// Opened without a token by a signed-in member, the same page runs on the session cookie.
+// The workspace pages (route.ts) — sign-in, home, pipeline, audit — are in ui/workspace.tsx and
+// ui/audit.tsx.
 
 import { render } from 'preact'
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
@@ -22,6 +25,11 @@ import { DeletedSection } from './ui/history'
 import * as edit from './edits'
 import { InternalSession, type Judgment } from './internal'
 import { createUndo, pageHandlesUndo, undoShortcut } from './undo'
+import { InternalSection } from './ui/internal'
+import { localNext, parseRoute, planPath } from './route'
+import { currentSession, maybeSignedIn } from './workspace'
+import { AuditPage } from './ui/audit'
+import { HomePage, NoAccessPage, PipelinePage, SignInLinkPage, SignInPage } from './ui/workspace'
 import { activeConflicts, conflictsOf, type Conflict } from './conflicts'
 
 /** Remembers what the API said last, so the page still says it offline. */
@@ -50,7 +58,7 @@ function useDocPlan (session: PlanSession): PlanView {
 }
 
 /** The seller's internal document, open while this is a seller link (never for a buyer). */
-function useInternal (planId: string, token: string, seller: boolean, ended: boolean, onRefused: (reason: string) => void): [InternalSession | null, Map<string, Judgment>] {
+function useInternal (planId: string, token: string | null, seller: boolean, ended: boolean, onRefused: (reason: string) => void): [InternalSession | null, Map<string, Judgment>] {
   const [internal, setInternal] = useState<InternalSession | null>(null)
   const [judgments, setJudgments] = useState<Map<string, Judgment>>(() => new Map())
   useEffect(() => {
@@ -289,7 +297,7 @@ function useStickyHeight (shown: boolean) {
   return header
 }
 
-function App ({ session, api, planId, token }: { session: PlanSession, api: Api, planId: string, token: string }) {
+function App ({ session, api, planId, token }: { session: PlanSession, api: Api, planId: string, token: string | null }) {
   const plan = useDocPlan(session)
   const [status, setStatus] = useState<SyncStatus>(session.status())
   const [peers, setPeers] = useState<Peer[]>([])
@@ -444,6 +452,7 @@ function App ({ session, api, planId, token }: { session: PlanSession, api: Api,
             )}
             {reading && <button type='button' onClick={() => window.print()} title='Opens your browser’s print dialog: choose “Save as PDF”'><span class='wide-only'>Download </span>PDF</button>}
             <ExportMenu api={api} me={me} title={plan.meta.title ?? 'plan'} />
+            <a class='button' href={planPath(planId, token, true)} data-testid='audit-link'>Audit</a>
             {me !== null && (me.canMintSides ?? []).length > 0 && <button type='button' class='primary' onClick={() => setSharing(true)}>Share</button>}
           </div>
         </div>
@@ -451,12 +460,13 @@ function App ({ session, api, planId, token }: { session: PlanSession, api: Api,
       <nav class='toc' aria-label='Sections'>
         <a href='#why'>Why</a><a href='#timeline'>Timeline</a><a href='#steps'>Steps</a><a href='#people'>People</a>
         <a href='#criteria'>What matters</a><a href='#risks'>Risks</a><a href='#success'>Success</a><a href='#changes'>Date changes</a>
+        {internal !== null && <a href='#internal'>Internal</a>}
       </nav>
       <main>
         {readOnly && me !== null && status !== 'revoked' && <p class='banner' role='note'>You can view this plan. Ask the seller for an edit link to make changes.</p>}
         {notice !== null && <p class='banner warn' role='alert'>{notice} <button type='button' class='link' onClick={() => setNotice(null)}>Dismiss</button></p>}
         {reading
-          ? <ReadView health={health} slipsLoaded={slips !== null} />
+          ? <><ReadView health={health} slipsLoaded={slips !== null} /><InternalSection reading /></>
           : (
             <>
               <HealthCard health={health} issues={issues} />
@@ -467,6 +477,7 @@ function App ({ session, api, planId, token }: { session: PlanSession, api: Api,
               <CriteriaSection />
               <RisksSection />
               <SuccessSection />
+              <InternalSection />
               <DeletedSection deleted={deleted} api={api} onChanged={reloadDeleted} />
               <SlipsSection loaded={slips !== null} pending={pending} />
             </>
@@ -506,6 +517,7 @@ function LinkPage ({ problem }: { problem: LinkEnd | LinkProblem }) {
     <main class='fatal' data-testid='link-page' data-problem={problem}>
       <h1>{words.title}</h1>
       <p>{words.detail}</p>
+      {problem === 'no_token' && <p class='muted'>On the seller team? <a href={`/?next=${encodeURIComponent(location.pathname)}`}>Sign in</a> to open it with your account.</p>}
     </main>
   )
 }
@@ -515,6 +527,21 @@ function start (): void {
   if (root === null) return
   if ('serviceWorker' in navigator) {
     navigator.serviceWorker.register('/sw.js').catch(() => { /* offline reloads just won't work */ })
+  }
+  const route = parseRoute(location.pathname, location.hash)
+  if (route.page !== 'plan') {
+    ;(async () => {
+      if (route.page === 'signin') { render(<SignInLinkPage token={route.token} />, root); return }
+      if (route.page === 'audit') { render(<AuditPage planId={route.planId} token={route.token} />, root); return }
+      if (route.page === 'unknown') { render(<LinkPage problem='no_plan' />, root); return }
+      const signedIn = await currentSession().catch(() => null)
+      const next = new URLSearchParams(location.search).get('next')
+      if (signedIn === null) { render(<SignInPage next={route.page === 'home' ? localNext(next) : location.pathname} />, root); return }
+      // Back to where the sign-in started (`/?next=/p/…`).
+      if (route.page === 'home' && next !== null && localNext(next) !== '/') { location.replace(localNext(next)); return }
+      render(route.page === 'home' ? <HomePage session={signedIn} /> : <PipelinePage session={signedIn} />, root)
+    })()
+    return
   }
   let session: PlanSession | null = null
   let opened = ''
@@ -530,6 +557,28 @@ function start (): void {
     const previous = session
     session = null
     previous?.destroy()
+    if (link === 'no_token') {
+      // No token: a signed-in member's plan (the session cookie), else the page saying the link
+      // is missing its key, as before.
+      const member = maybeSignedIn() ? await currentSession().catch(() => null) : null
+      if (opened !== key) return
+      if (member === null) { render(<LinkPage problem={link} />, root); return }
+      const route = parseRoute(location.pathname, '')
+      if (route.page !== 'plan') return
+      const planId = route.planId
+      const api = new Api(planId, null)
+      try {
+        await api.me()
+      } catch (error) {
+        if (error instanceof ApiFailure && [401, 403, 404].includes(error.status)) { render(<NoAccessPage session={member} />, root); return }
+      }
+      if (opened !== key) return
+      session = new PlanSession(planId, null)
+      render(<App session={session} api={api} planId={planId} token={null} />, root)
+      void session.start()
+      ;(window as unknown as { mapline: unknown }).mapline = { session }
+      return
+    }
     if (typeof link === 'string') {
       render(<LinkPage problem={link} />, root)
       return

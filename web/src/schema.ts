@@ -41,12 +41,18 @@ export function proseFields (root: Root): string[] {
  * plan's stakeholder ids: `power`, `engagement`, `notes` (Y.Text, private). Never in the plan
  * document from v2 on: a buyer must not read them. */
 export const INTERNAL_STAKEHOLDERS = 'stakeholders'
+/** The internal document's root map of the seller's forecast: `category`, `amount` (a number),
+ * `closeDate` (`YYYY-MM-DD`). */
+export const INTERNAL_FORECAST = 'forecast'
+/** The internal document's root `Y.Text` of the seller's qualification notes. */
+export const INTERNAL_QUALIFICATION = 'qualification'
 /** The stakeholder fields that are seller judgments (internal document only). */
 export const SELLER_JUDGMENTS = ['power', 'engagement'] as const
 
 /** Options of an enumeration: the stored value and the words shown for it. */
 export type Options = ReadonlyArray<readonly [string, string]>
 
+export const FORECAST_CATEGORIES: Options = [['commit', 'Commit'], ['best_case', 'Best case'], ['pipeline', 'Pipeline'], ['omitted', 'Omitted']]
 export const SIDES: Options = [['buyer', 'Buyer'], ['seller', 'Seller']]
 export const MILESTONE_SIDES: Options = [['buyer', 'Buyer'], ['seller', 'Seller'], ['joint', 'Both']]
 export const STATUSES: Options = [

@@ -93,12 +93,13 @@ export class PlanSession {
   /** Resolves once the copy on this device is gone (after `end`). */
   forgotten: Promise<void> = Promise.resolve()
 
-  constructor (readonly planId: string, token: string, origin: string = location.origin) {
+  /** `token` null: a signed-in member, whose session cookie goes with the socket. */
+  constructor (readonly planId: string, token: string | null, origin: string = location.origin) {
     this.local = new IndexeddbPersistence(databaseName(planId), this.doc)
     this.api = new Api(planId, token, origin)
     const wsOrigin = origin.replace(/^http/, 'ws')
     this.provider = new WebsocketProvider(`${wsOrigin}/sync`, planId, this.doc, {
-      params: { token, acks: '1' },
+      params: token === null ? { acks: '1' } : { token, acks: '1' },
       connect: false,
       disableBc: true,
       maxBackoffTime: 5000,

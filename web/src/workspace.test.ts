@@ -1,0 +1,224 @@
+// Unit tests of the workspace pages' logic (issue 15): addresses, the audit feed and its
+// filters, moments and reviews, slip analytics, the home and pipeline tables, invitation text,
+// the internal document's forecast. Each feature has one small `check` so a case is one line.
+import { describe, expect, test } from 'vitest'
+import * as Y from 'yjs'
+import { localNext, parseRoute, planPath, type Route } from './route'
+import { between, changeKind, filterFeed, NO_FILTER, people, personName, positions, sinceReview, slipAnalytics, steps, type FeedFilter } from './audit'
+import { ALL_PLANS, driftWords, filterPlans, inviteEmail, inviteLabel, isQuiet, mailto, pipelineTotals, quietWords, sortPlans, type SortKey, type Summary } from './home'
+import { parseAmount, readForecast } from './internal'
+import { credentialOf, notAvailable, setCsrfToken, ApiFailure, type HistoryChange, type HistoryEntry, type Slip, type Who } from './api'
+import { signInProblem } from './workspace'
+
+const ID = '0192f5c4-7d1e-7abc-9def-0123456789ab'
+
+describe('routes', () => {
+  const check = (path: string, hash: string, expected: Route) => expect(parseRoute(path, hash)).toEqual(expected)
+  test('every page has its address', () => {
+    check('/', '', { page: 'home' })
+    check('/signin', '#token=sl_abc', { page: 'signin', token: 'sl_abc' })
+    check('/signin', '', { page: 'signin', token: null })
+    check('/pipeline', '', { page: 'pipeline' })
+    check('/pipeline/', '', { page: 'pipeline' })
+    check(`/p/${ID}`, '#token=s_x', { page: 'plan', planId: ID, token: 's_x' })
+    check(`/p/${ID.toUpperCase()}`, '', { page: 'plan', planId: ID, token: null })
+    check(`/p/${ID}/audit`, '#token=b_y', { page: 'audit', planId: ID, token: 'b_y' })
+    check(`/p/${ID}/audit`, '', { page: 'audit', planId: ID, token: null })
+    check(`/p/${ID}`, '#steps', { page: 'plan', planId: ID, token: null })
+    check('/p/not-a-plan', '#token=x', { page: 'unknown' })
+    check('/elsewhere', '', { page: 'unknown' })
+  })
+  test('a plan path keeps the credential it came with', () => {
+    expect(planPath(ID, 'b_y', true)).toBe(`/p/${ID}/audit#token=b_y`)
+    expect(planPath(ID, null)).toBe(`/p/${ID}`)
+  })
+  test('sign-in goes on to a local path only', () => {
+    expect(localNext('/pipeline')).toBe('/pipeline')
+    for (const bad of [null, 'https://evil.example', '//evil.example', '/\\evil.example', 'pipeline']) expect(localNext(bad)).toBe('/')
+  })
+})
+
+describe('credentials', () => {
+  test('a share link sends its bearer token; a member sends the cookie, and the CSRF token on writes only', () => {
+    setCsrfToken('csrf-1')
+    expect(credentialOf('s_x', 'POST').headers).toEqual({ authorization: 'Bearer s_x' })
+    expect(credentialOf(null, 'GET')).toEqual({ headers: {}, credentials: 'same-origin' })
+    expect(credentialOf(null, 'POST')).toEqual({ headers: { 'x-csrf-token': 'csrf-1' }, credentials: 'same-origin' })
+    expect(credentialOf(null, 'DELETE').headers).toEqual({ 'x-csrf-token': 'csrf-1' })
+    setCsrfToken(null)
+    expect(credentialOf(null, 'POST').headers).toEqual({})
+  })
+  test('only a missing route reads as "not available"', () => {
+    expect(notAvailable(new ApiFailure(404, 'not_found', ''))).toBe(true)
+    expect(notAvailable(new ApiFailure(404, 'plan_not_found', ''))).toBe(false)
+    expect(notAvailable(new ApiFailure(500, 'internal', ''))).toBe(false)
+    expect(notAvailable(new Error('offline'))).toBe(false)
+  })
+  test('a refused sign-in link says why', () => {
+    expect(signInProblem('sign_in_link_used')).toMatch(/already used/)
+    expect(signInProblem('sign_in_link_expired')).toMatch(/expired/)
+    expect(signInProblem('sign_in_link_invalid')).toMatch(/not valid/)
+    expect(signInProblem('whatever')).toMatch(/did not work/)
+  })
+})
+
+const buyer: Who = { kind: 'share', shareId: 'sh-dev', label: 'Dev Patel (champion)', side: 'buyer' }
+const seller: Who = { kind: 'member', memberId: 'm-ana', name: 'Ana Seller', email: 'ana@mapline.example', side: 'seller' }
+const system: Who = { kind: 'system' }
+const change = (entity: string, entityId: string | null, field: string | null, kind = 'updated', old: unknown = null, next: unknown = null): HistoryChange => ({ entity, entityId, field, kind, old, new: next })
+const FEED: HistoryEntry[] = [
+  { seq: 1, at: '2026-11-01T10:00:00Z', who: system, changes: [change('meta', null, 'title', 'updated', null, 'Rollout'), change('milestones', 'ms-a', null, 'created', null, { title: 'Security review' })] },
+  { seq: 3, at: '2026-11-02T10:00:00Z', who: buyer, changes: [change('milestones', 'ms-a', 'due', 'updated', '2027-01-15', '2027-02-01'), change('milestones', 'ms-a', 'slipReason', 'updated', null, 'Out')] },
+  { seq: 4, at: '2026-11-03T10:00:00Z', who: seller, changes: [change('milestones', 'ms-b', 'status', 'updated', 'not_started', 'done'), change('meta', null, 'goLive', 'updated', '2027-04-01', '2027-04-15')] },
+  { seq: 7, at: '2026-11-04T10:00:00Z', who: buyer, changes: [change('milestones', 'ms-a', 'title', 'updated', 'Security review', 'Security and privacy review'), change('milestones', 'ms-c', null, 'deleted', { title: 'Old' }, null)] }
+]
+
+describe('the audit feed', () => {
+  const check = (filter: Partial<FeedFilter>, expected: Array<[number, number]>) =>
+    expect(filterFeed(FEED, { ...NO_FILTER, ...filter }).map(e => [e.seq, e.changes.length])).toEqual(expected)
+  test('without a filter it is the history, newest first, whole', () => check({}, [[7, 2], [4, 2], [3, 2], [1, 2]]))
+  test('by person', () => check({ person: 'member:m-ana' }, [[4, 2]]))
+  test('by side', () => check({ side: 'buyer' }, [[7, 2], [3, 2]]))
+  test('by kind: date moves, status, text, entries added or removed', () => {
+    check({ kind: 'date' }, [[4, 1], [3, 1]])
+    check({ kind: 'status' }, [[4, 1]])
+    check({ kind: 'text' }, [[7, 1], [3, 1], [1, 1]])
+    check({ kind: 'entries' }, [[7, 1], [1, 1]])
+    check({ kind: 'access' }, [])
+  })
+  test('by step, and filters together', () => {
+    check({ step: 'ms-a' }, [[7, 1], [3, 2], [1, 1]])
+    check({ step: 'ms-a', kind: 'date', side: 'buyer' }, [[3, 1]])
+    check({ step: 'ms-a', side: 'seller' }, [])
+  })
+  test('kinds of changes', () => {
+    expect(changeKind(change('shares', 'sh-1', null, 'created'))).toBe('access')
+    expect(changeKind(change('meta', null, 'goLive'))).toBe('date')
+    expect(changeKind(change('milestones', 'ms-a', 'due', 'conflict'))).toBe('date')
+  })
+  test('people and steps named in it', () => {
+    expect(people(FEED).map(p => p.name)).toEqual(['Ana Seller', 'Dev Patel (champion)', 'Mapline'])
+    expect(steps(FEED)).toEqual([{ id: 'ms-c', title: 'ms-c' }, { id: 'ms-b', title: 'ms-b' }, { id: 'ms-a', title: 'Security and privacy review' }].sort((a, b) => a.title.localeCompare(b.title)))
+    expect(personName({ kind: 'admin' })).toBe('Admin')
+  })
+})
+
+describe('moments and reviews', () => {
+  test('the slider moves over the log positions of the history, oldest first', () => {
+    expect(positions(FEED)).toEqual([1, 3, 4, 7])
+  })
+  test('changes between two moments: after the first, up to and including the second, either order', () => {
+    expect(between(FEED, 1, 4).map(e => e.seq)).toEqual([4, 3])
+    expect(between(FEED, 4, 1).map(e => e.seq)).toEqual([4, 3])
+    expect(between(FEED, 4, 4)).toEqual([])
+  })
+  test('since my last review: exactly the entries after the mark', () => {
+    expect(sinceReview(FEED, 3).map(e => e.seq)).toEqual([7, 4])
+    expect(sinceReview(FEED, 7)).toEqual([])
+    expect(sinceReview(FEED, null).map(e => e.seq)).toEqual([7, 4, 3, 1])
+  })
+})
+
+const slip = (seq: number, fields: Partial<Slip>): Slip => ({ seq, subject: 'milestone', from: null, to: null, days: null, reason: null, who: buyer, at: `2026-11-0${seq}T00:00:00Z`, ...fields })
+
+describe('slip analytics', () => {
+  test('per step, per side, go-live drift over time, slips without a reason', () => {
+    const a = slipAnalytics([
+      slip(5, { subject: 'go_live', from: '2027-04-15', to: '2027-05-01', days: 16, reason: 'Budget', who: seller }),
+      slip(2, { milestoneId: 'ms-a', title: 'Security', from: '2027-01-15', to: '2027-02-01', days: 17, reason: 'Out' }),
+      slip(3, { milestoneId: 'ms-a', title: 'Security review', from: '2027-02-01', to: '2027-02-08', days: 7 }),
+      slip(4, { subject: 'go_live', from: '2027-04-01', to: '2027-04-15', days: 14, reason: 'Legal', who: seller }),
+      slip(6, { milestoneId: 'ms-b', title: 'Contract', from: '2027-03-01', to: null, days: null, reason: '  ', who: system })
+    ])
+    expect(a.total).toBe(5)
+    expect(a.perStep).toEqual([{ milestoneId: 'ms-a', title: 'Security review', count: 2, days: 24 }, { milestoneId: 'ms-b', title: 'Contract', count: 1, days: 0 }])
+    expect(a.perSide).toEqual({ buyer: 2, seller: 2, other: 1 })
+    expect(a.drift.map(d => [d.seq, d.goLive, d.driftDays])).toEqual([[4, '2027-04-15', 14], [5, '2027-05-01', 30]])
+    expect(a.withoutReason.map(s => s.seq)).toEqual([6, 3])
+  })
+  test('no slips: nothing to count', () => {
+    expect(slipAnalytics([])).toEqual({ total: 0, perStep: [], perSide: { buyer: 0, seller: 0, other: 0 }, drift: [], withoutReason: [] })
+  })
+})
+
+const summary = (id: string, fields: Partial<Summary>): Summary => ({
+  id, title: id, buyerOrg: null, sellerOrg: null, goLive: null, owner: null, health: 'on_track', healthWords: '', overdue: 0, atRisk: 0,
+  openSteps: 0, openStepsWithoutBuyerOwner: 0, goLiveDriftDays: null, slips: { buyer: 0, seller: 0, last14Days: 0 },
+  lastBuyerActivityAt: null, lastSellerActivityAt: null, buyerQuietDays: null, ...fields
+})
+const PLANS = [
+  summary('a', { title: 'Northwind', buyerOrg: 'Northwind Health', goLive: '2027-04-01', health: 'at_risk', overdue: 2, buyerQuietDays: 12, lastBuyerActivityAt: 'x', slips: { buyer: 3, seller: 1, last14Days: 2 }, goLiveDriftDays: 14 }),
+  summary('b', { title: 'Contoso', buyerOrg: 'Contoso', goLive: '2027-02-01', health: 'off_track', overdue: 5, buyerQuietDays: 1, lastBuyerActivityAt: 'x', openStepsWithoutBuyerOwner: 2, goLiveDriftDays: -3 }),
+  summary('c', { title: 'Fabrikam', owner: { id: 'm1', name: 'Ana Seller' }, health: 'done' })
+]
+
+describe('home and pipeline tables', () => {
+  const check = (key: SortKey, desc: boolean, expected: string[]) => expect(sortPlans(PLANS, key, desc).map(s => s.id)).toEqual(expected)
+  test('sorting: by each column, rows without a value last', () => {
+    check('title', false, ['b', 'c', 'a'])
+    check('goLive', false, ['b', 'a', 'c'])
+    check('goLive', true, ['a', 'b', 'c'])
+    check('health', false, ['b', 'a', 'c'])
+    check('overdue', true, ['b', 'a', 'c'])
+    check('quiet', true, ['a', 'b', 'c'])
+    check('drift', true, ['a', 'b', 'c'])
+    check('slips', true, ['a', 'b', 'c'])
+  })
+  test('filtering by words, health, quiet buyers, steps without a buyer owner', () => {
+    const ids = (f: Partial<typeof ALL_PLANS>) => filterPlans(PLANS, { ...ALL_PLANS, ...f }).map(s => s.id)
+    expect(ids({})).toEqual(['a', 'b', 'c'])
+    expect(ids({ text: 'north' })).toEqual(['a'])
+    expect(ids({ text: 'ana' })).toEqual(['c'])
+    expect(ids({ health: 'off_track' })).toEqual(['b'])
+    expect(ids({ quietOnly: true })).toEqual(['a', 'c'])
+    expect(ids({ noBuyerOwnerOnly: true })).toEqual(['b'])
+    expect(pipelineTotals(PLANS)).toEqual({ plans: 3, offTrack: 1, atRisk: 1, quiet: 2, noBuyerOwner: 1, slipsBuyer: 3, slipsSeller: 1 })
+  })
+  test('the buyer’s silence and drift in words', () => {
+    expect(quietWords(12)).toBe('gone quiet for 12 days')
+    expect(quietWords(7)).toBe('gone quiet for 7 days')
+    expect(quietWords(3)).toBe('active 3 days ago')
+    expect(quietWords(1)).toBe('active yesterday')
+    expect(quietWords(0)).toBe('active today')
+    expect(quietWords(null)).toBe('no buyer activity yet')
+    expect(isQuiet(PLANS[1])).toBe(false)
+    expect(driftWords(14)).toBe('14 days later')
+    expect(driftWords(-1)).toBe('1 day earlier')
+    expect(driftWords(0)).toBe('held')
+  })
+})
+
+describe('inviting the buyer', () => {
+  test('the email names the plan, what they can do and the link, signed by the seller', () => {
+    const m = inviteEmail({ name: 'Dev Patel', email: 'dev@northwind.example', role: 'editor', url: 'https://m.example/p/x#token=b_1', planTitle: 'Northwind rollout', goLive: '2027-04-01', from: 'Ana Seller', sellerOrg: 'Mapline Inc' }, 'en-US')
+    expect(m.subject).toBe('Our shared plan: Northwind rollout')
+    expect(m.body).toContain('Hi Dev,')
+    expect(m.body).toContain('go-live on 04/01/2027')
+    expect(m.body).toContain('see and update')
+    expect(m.body).toContain('\nhttps://m.example/p/x#token=b_1\n')
+    expect(m.body.endsWith('Ana Seller, Mapline Inc')).toBe(true)
+    const viewer = inviteEmail({ name: '', email: '', role: 'viewer', url: 'u', planTitle: 'P', goLive: null, from: 'Ana', sellerOrg: null }, 'en-GB')
+    expect(viewer.body).toContain('Hi there,')
+    expect(viewer.body).toContain('You can see the steps')
+    expect(mailto('dev@northwind.example', m)).toMatch(/^mailto:dev%40northwind\.example\?subject=Our%20shared%20plan/)
+    expect(inviteLabel(' Dev Patel ', 'dev@x.example')).toBe('Dev Patel <dev@x.example>')
+    expect(inviteLabel('Dev Patel', '')).toBe('Dev Patel')
+  })
+})
+
+describe('the internal document', () => {
+  test('the forecast reads what is of the right shape and nothing else', () => {
+    const doc = new Y.Doc()
+    const f = doc.getMap<unknown>('forecast')
+    expect(readForecast(f)).toEqual({ category: null, amount: null, closeDate: null })
+    f.set('category', 'commit'); f.set('amount', 250000); f.set('closeDate', '2027-03-31')
+    expect(readForecast(f)).toEqual({ category: 'commit', amount: 250000, closeDate: '2027-03-31' })
+    f.set('amount', '250000'); f.set('closeDate', 'end of Q1')
+    expect(readForecast(f)).toEqual({ category: 'commit', amount: null, closeDate: null })
+  })
+  test('amounts as typed', () => {
+    expect(parseAmount('250,000')).toBe(250000)
+    expect(parseAmount('$ 1 200.50')).toBe(1200.5)
+    for (const bad of ['', 'lots', '-5', '1.234']) expect(parseAmount(bad)).toBeNull()
+  })
+})
