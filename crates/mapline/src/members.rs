@@ -62,7 +62,11 @@ impl LinkArgs {
     /// The origin for a link made on the data file; warns when there is none (the link is
     /// then relative: the member must be told the server's address).
     fn origin_for_file(&self) -> Option<&str> {
-        let origin = self.public_url.as_deref().map(|u| u.trim_end_matches('/'));
+        let origin = self
+            .public_url
+            .as_deref()
+            .map(|u| u.trim().trim_end_matches('/'))
+            .filter(|u| !u.is_empty());
         if origin.is_none() {
             eprintln!(
                 "warning: no --public-url (MAPLINE_PUBLIC_URL): the sign-in link is relative; put the server's address in front of it"
