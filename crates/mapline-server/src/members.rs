@@ -1,6 +1,7 @@
 //! The seller team over HTTP and for the CLI: inviting members (a member record and a
-//! single-use sign-in link), listing them and their sessions, revoking sessions, and a plan's
-//! owner and seller members.
+//! single-use sign-in link), new sign-in links for existing members, listing them and their
+//! sessions, revoking sessions, disabling members (offboarding), and a plan's owner and seller
+//! members (added and taken off).
 //!
 //! Members are managed by the admin credential and admin members. A plan's members are listed
 //! by anyone on the seller side of it and added by its owner, managers and admins.

@@ -8,6 +8,8 @@
 //! - A login in progress (state → nonce, PKCE verifier, redirect URI, where to go after) lives
 //!   in memory only ([`Pending`]): bounded, 10 minutes, removed when its callback comes — so a
 //!   replayed callback finds no state. A restart forgets logins in progress; people start again.
+//!   Logins started per client address are limited per minute, so one address cannot fill the
+//!   map and push everyone else's logins out.
 //! - A verified identity goes to [`crate::session::sign_in_with_idp`], which decides who gets a
 //!   session (members, allowed domains) and gives the cookie.
 //!
