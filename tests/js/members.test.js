@@ -358,4 +358,165 @@ test('a member acts as a seller editor: mints and lists links, opens the interna
   const other = await member('sue@example.com', 'Sue Rep', 'rep')
   const refused = await asMember(other, 'POST', `/api/plans/${id}/shares`, { body: { side: 'buyer', role: 'viewer', label: 'X' } })
   assert.equal(refused.status, 403)
+
+  // The links it minted name it: mintedBy is its name, mintedByMember its id.
+  const mine = listed.body.shares.find(s => s.label === 'Dev Patel (champion)')
+  assert.equal(mine.mintedBy, 'Sam Rep')
+  assert.equal(mine.mintedByMember, sam.id)
+  assert.equal(listed.body.shares.find(s => s.side === 'buyer' && s.label !== 'Dev Patel (champion)').mintedByMember, null)
+  const preview = await asMember(sam, 'GET', `/api/plans/${id}/shares/${minted.body.id}/revocation`)
+  assert.equal(preview.body.shares[0].mintedBy, 'Sam Rep')
+  assert.equal(preview.body.shares[0].mintedByMember, sam.id)
+  const gone = await asMember(sam, 'DELETE', `/api/plans/${id}/shares/${minted.body.id}`)
+  assert.equal(gone.status, 200)
+  assert.equal(gone.body.revoked[0].mintedByMember, sam.id)
+})
+
+const ADMIN = ['--server', null, '--admin-token', 'test-admin-token-0123456789abcdef', '--json']
+const cli = (...args) => run(binary, [...args, ...ADMIN.map(a => a ?? server.url)])
+
+test('a member whose link was used gets a new one (API and CLI); a disabled member does not', async () => {
+  const ida = await member('ida@example.com', 'Ida Rep', 'rep')
+  // Inviting the email again is refused: the new-link route is the way back in.
+  const again = await api(server, 'POST', '/api/members', { body: { email: 'ida@example.com', name: 'Ida', role: 'rep' } })
+  assert.equal(again.status, 409)
+  const made = await api(server, 'POST', `/api/members/${ida.id}/sign-in-link`, { body: { validSecs: 120 } })
+  assert.equal(made.status, 201, JSON.stringify(made.body))
+  assert.equal(made.body.member.email, 'ida@example.com')
+  const expires = Date.parse(made.body.signInExpiresAt)
+  assert.ok(expires > Date.now() + 60e3 && expires <= Date.now() + 121e3, made.body.signInExpiresAt)
+  const back = await signIn(made.body.signInUrl)
+  assert.equal(back.status, 200)
+  assert.equal(back.member.id, ida.id)
+  // Without a body: the default 15 minutes.
+  const plain = await api(server, 'POST', `/api/members/${ida.id}/sign-in-link`)
+  assert.equal(plain.status, 201, JSON.stringify(plain.body))
+  assert.ok(Date.parse(plain.body.signInExpiresAt) > Date.now() + 14 * 60e3)
+  // Over the CLI through the server.
+  const { stdout } = await cli('members', 'link', 'IDA@example.com', '--link-valid-secs', '300')
+  const byCli = JSON.parse(stdout)
+  assert.ok(Date.parse(byCli.signInExpiresAt) <= Date.now() + 301e3)
+  assert.equal((await signIn(byCli.signInUrl)).status, 200)
+  // Bad inputs and other callers.
+  assert.equal((await api(server, 'POST', `/api/members/${ida.id}/sign-in-link`, { body: { validSecs: 0 } })).body.error.code, 'invalid_field')
+  assert.equal((await api(server, 'POST', '/api/members/00000000-0000-0000-0000-000000000000/sign-in-link')).status, 404)
+  const notAdmin = await asMember(ida, 'POST', `/api/members/${ida.id}/sign-in-link`, { body: {} })
+  assert.equal(notAdmin.status, 403)
+  // A disabled member gets no link.
+  assert.equal((await api(server, 'POST', `/api/members/${ida.id}/disable`)).status, 200)
+  const refused = await api(server, 'POST', `/api/members/${ida.id}/sign-in-link`)
+  assert.equal(refused.status, 409)
+  assert.equal(refused.body.error.code, 'member_disabled')
+})
+
+test('invite --server sends --link-valid-secs; on a data file without --public-url the CLI warns the link is relative', async () => {
+  const { stdout } = await cli('members', 'invite', 'quick@example.com', '--name', 'Quick', '--role', 'rep', '--link-valid-secs', '60')
+  const invited = JSON.parse(stdout)
+  assert.ok(Date.parse(invited.signInExpiresAt) <= Date.now() + 61e3, invited.signInExpiresAt)
+  const local = tempData()
+  try {
+    const onFile = await run(binary, ['members', 'invite', 'rel@example.com', '--name', 'Rel', '--role', 'rep',
+      '--data', local.file, '--json'], { env: { ...process.env, MAPLINE_PUBLIC_URL: '' } })
+    assert.match(JSON.parse(onFile.stdout).signInUrl, /^\/signin#token=/)
+    assert.match(onFile.stderr, /relative/)
+    const link = await run(binary, ['members', 'link', 'rel@example.com', '--public-url', 'https://plans.example.com',
+      '--data', local.file, '--json'])
+    assert.match(JSON.parse(link.stdout).signInUrl, /^https:\/\/plans\.example\.com\/signin#token=l_/)
+    assert.doesNotMatch(link.stderr, /relative/)
+  } finally { local.cleanup() }
+})
+
+test('disabling a member ends their sessions and sockets (4401), voids their pending link, and keeps them out', async () => {
+  const vic = await member('vic@example.com', 'Vic Leaving', 'rep')
+  const id = (await asMember(vic, 'POST', '/api/plans', { body: newPlan })).body.id
+  const socket = cookieSocket(id, vic)
+  await within(socket.opened, { what: 'the cookie socket to open' })
+  const pending = await api(server, 'POST', `/api/members/${vic.id}/sign-in-link`)
+  // Over the CLI through the server.
+  const { stdout } = await cli('members', 'disable', 'vic@example.com')
+  const disabled = JSON.parse(stdout)
+  assert.equal(disabled.revoked, 1)
+  assert.ok(disabled.member.disabledAt)
+  assert.equal((await within(socket.closed, { what: 'the socket to close' })).code, 4401)
+  assert.equal((await asMember(vic, 'GET', '/api/session')).status, 401)
+  const late = await signIn(pending.body.signInUrl)
+  assert.equal(late.status, 401)
+  assert.equal(late.setCookie, '')
+  const listed = await api(server, 'GET', '/api/members')
+  assert.ok(listed.body.members.find(m => m.email === 'vic@example.com').disabledAt)
+  // Only the admin disables.
+  const other = await member('wes@example.com', 'Wes Rep', 'rep')
+  assert.equal((await asMember(other, 'POST', `/api/members/${other.id}/disable`)).status, 403)
+})
+
+test('a plan member is taken off the plan by its owner; the owner stays; others may not', async () => {
+  const own = await member('own@example.com', 'Own Rep', 'rep')
+  const hal = await member('hal@example.com', 'Hal Rep', 'rep')
+  const id = (await asMember(own, 'POST', '/api/plans', { body: newPlan })).body.id
+  assert.equal((await asMember(own, 'POST', `/api/plans/${id}/members`, { body: { email: 'hal@example.com' } })).status, 201)
+  assert.equal((await asMember(hal, 'GET', `/api/plans/${id}`)).status, 200)
+  const byHal = await asMember(hal, 'DELETE', `/api/plans/${id}/members/${own.id}`)
+  assert.equal(byHal.status, 403)
+  assert.equal(byHal.body.error.code, 'owner_only')
+  const ownerOff = await asMember(own, 'DELETE', `/api/plans/${id}/members/${own.id}`)
+  assert.equal(ownerOff.status, 409)
+  assert.equal(ownerOff.body.error.code, 'owner_not_removable')
+  const off = await asMember(own, 'DELETE', `/api/plans/${id}/members/${hal.id}`)
+  assert.equal(off.status, 200, JSON.stringify(off.body))
+  assert.deepEqual(off.body, { removed: true, memberId: hal.id })
+  const after = await asMember(hal, 'GET', `/api/plans/${id}`)
+  assert.equal(after.status, 403)
+  assert.equal(after.body.error.code, 'not_a_plan_member')
+  const twice = await asMember(own, 'DELETE', `/api/plans/${id}/members/${hal.id}`)
+  assert.equal(twice.status, 404)
+  const members = await asMember(own, 'GET', `/api/plans/${id}/members`)
+  assert.deepEqual(members.body.members.map(m => m.member.email), ['own@example.com'])
+})
+
+test('sign-in-link from another site is refused even without a cookie (login CSRF), and uses nothing up', async () => {
+  const invited = await api(server, 'POST', '/api/members', { body: { email: 'csrf@example.com', name: 'Csrf', role: 'rep' } })
+  const token = tokenOf(invited.body.signInUrl)
+  const evil = await fetch(`${server.url}/api/auth/sign-in-link`, {
+    method: 'POST', headers: { 'content-type': 'application/json', origin: 'http://evil.example' }, body: JSON.stringify({ token })
+  })
+  assert.equal(evil.status, 403)
+  assert.equal((await evil.json()).error.code, 'csrf')
+  assert.equal(evil.headers.get('set-cookie'), null)
+  assert.equal((await signIn(invited.body.signInUrl)).status, 200, 'the link still works from our site')
+})
+
+test('signing in with a link from a browser that has a session ends that session', async () => {
+  const joe = await member('joe@example.com', 'Joe Rep', 'rep')
+  const made = await api(server, 'POST', `/api/members/${joe.id}/sign-in-link`)
+  const response = await fetch(`${server.url}/api/auth/sign-in-link`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', origin: server.url, cookie: joe.cookie },
+    body: JSON.stringify({ token: tokenOf(made.body.signInUrl) })
+  })
+  assert.equal(response.status, 200)
+  const fresh = { cookie: response.headers.get('set-cookie').split(';')[0] }
+  const old = await asMember(joe, 'GET', '/api/session')
+  assert.equal(old.status, 401)
+  assert.equal(old.body.error.code, 'session_revoked')
+  assert.equal((await asMember(fresh, 'GET', '/api/session')).status, 200)
+})
+
+test('logout with a dead session answers 401 and clears the cookie; session routes refuse a bearer', async () => {
+  const kay = await member('kay@example.com', 'Kay Rep', 'rep')
+  assert.equal((await asMember(kay, 'POST', '/api/auth/logout')).status, 204)
+  const dead = await asMember(kay, 'POST', '/api/auth/logout')
+  assert.equal(dead.status, 401)
+  assert.equal(dead.body.error.code, 'session_revoked')
+  assert.match(dead.headers.get('set-cookie') ?? '', /^mapline_session=; .*Max-Age=0/)
+  // A bearer or ?token= beside the cookie: refused, not answered for the cookie.
+  const liv = await member('liv@example.com', 'Liv Rep', 'rep')
+  const bearer = { authorization: 'Bearer test-admin-token-0123456789abcdef' }
+  for (const [method, path] of [['GET', '/api/session'], ['POST', '/api/auth/logout'], ['POST', '/api/auth/logout-everywhere']]) {
+    const withBearer = await asMember(liv, method, path, { headers: bearer })
+    assert.equal(withBearer.status, 400, `${method} ${path}`)
+    assert.equal(withBearer.body.error.code, 'bearer_not_accepted')
+  }
+  const withQuery = await asMember(liv, 'POST', '/api/auth/logout?token=s_whatever')
+  assert.equal(withQuery.body.error.code, 'bearer_not_accepted')
+  assert.equal((await asMember(liv, 'GET', '/api/session')).status, 200, 'still signed in')
 })

@@ -5,7 +5,8 @@ import { describe, test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
-import { startServer, tempData, waitFor, within, binary } from './lib/harness.js'
+import http from 'node:http'
+import { startServer, tempData, waitFor, within, binary, freePort, api } from './lib/harness.js'
 import { launch } from './lib/browser.js'
 import {
   startIdp, CookieJar, request, walkToCallback, untilDiscovered, signJwt, decodeJwt, signInWithBrowser,
@@ -24,11 +25,33 @@ async function refusal (response) {
   }
 }
 
-function oidcArgs (idp, { domains = 'example.com' } = {}) {
+function oidcArgs (idp, { domains = 'example.com', loginsPerMinute = 0 } = {}) {
   return {
-    args: ['--oidc-issuer', idp.issuer, '--oidc-client-id', CLIENT_ID, '--oidc-allowed-domains', domains],
+    args: ['--oidc-issuer', idp.issuer, '--oidc-client-id', CLIENT_ID, '--oidc-allowed-domains', domains,
+      '--oidc-logins-per-address-per-minute', String(loginsPerMinute)],
     env: { MAPLINE_OIDC_CLIENT_SECRET: CLIENT_SECRET }
   }
+}
+
+/** Mapline with OIDC on a port chosen up front: OIDC needs --public-url, which names it. */
+async function startOidcServer (idp, dataFile, options) {
+  const port = await freePort()
+  const { args, env } = oidcArgs(idp, options)
+  return startServer({
+    dataFile, args: [...args, '--public-url', `http://127.0.0.1:${port}`], env, addr: `127.0.0.1:${port}`
+  })
+}
+
+/** A GET from a chosen loopback source address (127.0.0.2 is another client). */
+function getFrom (localAddress, url) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { localAddress }, res => {
+      let body = ''
+      res.on('data', chunk => { body += chunk })
+      res.on('end', () => resolve({ status: res.statusCode, body }))
+    })
+    req.on('error', reject)
+  })
 }
 
 describe('OIDC sign-in against a real OpenID provider', () => {
@@ -63,8 +86,7 @@ describe('OIDC sign-in against a real OpenID provider', () => {
   before(async () => {
     data = tempData()
     idp = await startIdp()
-    const { args, env } = oidcArgs(idp)
-    mapline = await startServer({ dataFile: data.file, args, env })
+    mapline = await startOidcServer(idp, data.file)
     callbackUrl = `${mapline.url}/auth/oidc/callback`
   })
 
@@ -224,6 +246,103 @@ describe('OIDC sign-in against a real OpenID provider', () => {
     assert.match(page.message, /access_denied/)
   })
 
+  test('the IdP\'s error words are shown only for a sign-in this browser started', async () => {
+    await ready()
+    const words = 'Call 555-0100 to restore your account'
+    const lure = `${callbackUrl}?error=access_denied&error_description=${encodeURIComponent(words)}`
+    // No state at all, an unknown state, and a real state from another browser: generic words.
+    const { callback } = await toCallback('ana@example.com')
+    const realState = new URL(callback).searchParams.get('state')
+    for (const url of [lure, `${lure}&state=made-up`, `${lure}&state=${realState}`]) {
+      const page = await refusal(await fetch(url, { redirect: 'manual' }))
+      assert.equal(page.status, 400, url)
+      assert.equal(page.code, 'idp_error', url)
+      assert.doesNotMatch(page.message, /555|access_denied/, url)
+      assert.match(page.message, /did not sign you in/)
+    }
+  })
+
+  test('a non-ASCII email (the Kelvin sign folds to k) is refused before it can match a member', async () => {
+    await ready()
+    const kim = await api(mapline, 'POST', '/api/members', { body: { email: 'kim@example.com', name: 'Kim', role: 'admin' } })
+    assert.equal(kim.status, 201)
+    const { jar, callback } = await toCallback('kelvin')
+    const response = await request(jar, callback)
+    assert.equal(response.headers.get('set-cookie'), null)
+    const page = await refusal(response)
+    assert.equal(page.status, 403)
+    assert.equal(page.code, 'email_invalid')
+    const members = await api(mapline, 'GET', '/api/members')
+    assert.equal(members.body.members.filter(m => /im@example\.com$/.test(m.email)).length, 1, 'no new member either')
+  })
+
+  test('the IdP\'s profile name is checked: control characters out, cut to 200 characters', async () => {
+    const { jar, callback } = await toCallback('noisy@example.com')
+    const response = await request(jar, callback)
+    assert.equal(response.status, 303)
+    const cookie = response.headers.get('set-cookie').split(';')[0]
+    const session = await (await fetch(`${mapline.url}/api/session`, { headers: { cookie } })).json()
+    const name = session.member.name
+    assert.equal([...name].length, 200)
+    assert.ok(name.startsWith('Noisy[31m N'), name.slice(0, 20))
+    assert.doesNotMatch(name, /\p{Cc}/u)
+  })
+
+  test('signing in again from a browser with a session ends that session', async () => {
+    const first = await toCallback('sam@example.com')
+    const firstCookie = (await request(first.jar, first.callback)).headers.get('set-cookie').split(';')[0]
+    assert.equal((await fetch(`${mapline.url}/api/session`, { headers: { cookie: firstCookie } })).status, 200)
+    const second = await toCallback('sam@example.com')
+    second.jar.byOrigin.get(new URL(mapline.url).origin).set('mapline_session', firstCookie.split('=')[1])
+    const response = await request(second.jar, second.callback)
+    assert.equal(response.status, 303)
+    const secondCookie = response.headers.get('set-cookie').split(';')[0]
+    assert.notEqual(secondCookie, firstCookie)
+    const old = await fetch(`${mapline.url}/api/session`, { headers: { cookie: firstCookie } })
+    assert.equal(old.status, 401)
+    assert.equal((await old.json()).error.code, 'session_revoked')
+    assert.equal((await fetch(`${mapline.url}/api/session`, { headers: { cookie: secondCookie } })).status, 200)
+  })
+
+  test('a disabled member cannot sign in with the IdP', async () => {
+    const first = await toCallback('dora@example.com')
+    const cookie = (await request(first.jar, first.callback)).headers.get('set-cookie').split(';')[0]
+    const session = await (await fetch(`${mapline.url}/api/session`, { headers: { cookie } })).json()
+    const disabled = await api(mapline, 'POST', `/api/members/${session.member.id}/disable`)
+    assert.equal(disabled.status, 200, JSON.stringify(disabled.body))
+    assert.equal(disabled.body.revoked, 1)
+    assert.equal((await fetch(`${mapline.url}/api/session`, { headers: { cookie } })).status, 401)
+    const again = await toCallback('dora@example.com')
+    const response = await request(again.jar, again.callback)
+    assert.equal(response.headers.get('set-cookie'), null)
+    const page = await refusal(response)
+    assert.equal(page.status, 403)
+    assert.equal(page.code, 'member_disabled')
+  })
+
+  test('logins started per client address are limited, so one address cannot push out the others', async () => {
+    await ready()
+    const limitedData = tempData()
+    const limited = await startOidcServer(idp, limitedData.file, { loginsPerMinute: 3 })
+    try {
+      await untilDiscovered(limited) // the first login of 127.0.0.1 this minute
+      const login = `${limited.url}/auth/oidc/login`
+      for (let i = 0; i < 2; i++) {
+        assert.equal((await fetch(login, { redirect: 'manual' })).status, 303)
+      }
+      const page = await refusal(await fetch(login, { redirect: 'manual' }))
+      assert.equal(page.status, 429)
+      assert.equal(page.code, 'too_many_sign_ins')
+      assert.ok(page.linksHome)
+      // Another address still starts its sign-in.
+      const other = await getFrom('127.0.0.2', login)
+      assert.equal(other.status, 303, other.body)
+    } finally {
+      await limited.stop()
+      limitedData.cleanup()
+    }
+  })
+
   test('an ID token that has expired by the time Mapline checks it is refused', async () => {
     await ready()
     idp.settings.idTokenTtl = 1
@@ -358,6 +477,14 @@ describe('OIDC configuration', () => {
     const { code, stderr } = await serveExits(['--oidc-issuer', 'https://idp.example.com', '--oidc-client-id', 'x'])
     assert.equal(code, 2)
     assert.match(stderr, /--oidc-client-secret/)
+  })
+
+  test('OIDC without --public-url does not start: the redirect URI and Secure come from it', async () => {
+    const { code, stderr } = await serveExits(['--oidc-issuer', 'https://idp.example.com', '--oidc-client-id', 'x'],
+      { MAPLINE_OIDC_CLIENT_SECRET: 'shh-secret-value' })
+    assert.equal(code, 2)
+    assert.match(stderr, /OIDC needs --public-url/)
+    assert.ok(!stderr.includes('shh-secret-value'))
   })
 
   test('a plain-http issuer is refused unless it is on loopback', async () => {

@@ -35,6 +35,8 @@ test('the document describes the API, its bearer scheme and every operation the 
     ['post', '/api/auth/logout-everywhere'], ['get', '/api/members'], ['post', '/api/members'],
     ['get', '/api/members/{member_id}/sessions'], ['delete', '/api/members/{member_id}/sessions'],
     ['get', '/api/plans/{plan_id}/members'], ['post', '/api/plans/{plan_id}/members'],
+    ['delete', '/api/plans/{plan_id}/members/{member_id}'], ['post', '/api/members/{member_id}/sign-in-link'],
+    ['post', '/api/members/{member_id}/disable'],
     ['post', '/api/plans/{plan_id}/reviews'], ['get', '/api/plans/{plan_id}/reviews/last'], ['get', '/auth/oidc/login'], ['get', '/auth/oidc/callback']
   ]
   assert.deepEqual(operations.map(o => o.join(' ')).sort(), expected.map(o => o.join(' ')).sort())

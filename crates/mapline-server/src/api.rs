@@ -227,6 +227,9 @@ pub fn router(app: Arc<App>) -> Router {
                 crate::members::sessions,
                 crate::members::revoke_sessions
             ))
+            .routes(routes!(crate::members::sign_in_link))
+            .routes(routes!(crate::members::disable))
+            .routes(routes!(crate::members::remove_plan_member))
             .routes(routes!(
                 crate::members::plan_members,
                 crate::members::add_plan_member

@@ -90,6 +90,8 @@ pub struct ServerConfig {
     /// Email domains whose people may sign in with the IdP without being invited first
     /// (they become `rep` members).
     pub oidc_allowed_domains: Vec<String>,
+    /// OIDC sign-ins one client address may start per minute (0: no limit).
+    pub oidc_logins_per_address_per_minute: u32,
 }
 
 impl Default for ServerConfig {
@@ -111,6 +113,7 @@ impl Default for ServerConfig {
             webhooks_allow_private: false,
             oidc: None,
             oidc_allowed_domains: Vec::new(),
+            oidc_logins_per_address_per_minute: 30,
         }
     }
 }
@@ -172,7 +175,10 @@ pub async fn run(
             config.auth_failures_per_minute,
             config.auth_failures_per_address_per_minute,
         ),
-        oidc: oidc::Oidc::new(config.oidc.clone()),
+        oidc: oidc::Oidc::new(
+            config.oidc.clone(),
+            config.oidc_logins_per_address_per_minute,
+        ),
         rooms: rooms::Rooms::new(store.clone(), metrics.clone(), config.plan_limits)
             .with_writer(writer.clone()),
         config,

@@ -70,7 +70,8 @@ pub enum Blocked {
 }
 
 impl Blocked {
-    fn wait(self) -> Duration {
+    /// How long is left until the request would be accepted.
+    pub fn wait(self) -> Duration {
         match self {
             Blocked::Token(wait) | Blocked::Address(wait) => wait,
         }

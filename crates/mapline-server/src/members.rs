@@ -1,6 +1,7 @@
 //! The seller team over HTTP and for the CLI: inviting members (a member record and a
-//! single-use sign-in link), listing them and their sessions, revoking sessions, and a plan's
-//! owner and seller members.
+//! single-use sign-in link), new sign-in links for existing members, listing them and their
+//! sessions, revoking sessions, disabling members (offboarding), and a plan's owner and seller
+//! members (added and taken off).
 //!
 //! Members are managed by the admin credential and admin members. A plan's members are listed
 //! by anyone on the seller side of it and added by its owner, managers and admins.
@@ -207,10 +208,28 @@ pub async fn list(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct InviteBody {
     email: String,
     name: String,
     role: String,
+    /// How long the sign-in link works, in seconds (1 to 604800; default 900).
+    #[serde(default)]
+    valid_secs: Option<i64>,
+}
+
+/// Longest a sign-in link may work: a week.
+pub const MAX_LINK_VALID_SECS: i64 = 7 * 24 * 60 * 60;
+
+/// A sign-in link's lifetime in ms from an optional `validSecs`.
+fn link_valid_ms(valid_secs: Option<i64>) -> Result<i64, ApiError> {
+    match valid_secs {
+        None => Ok(SIGN_IN_LINK_MS),
+        Some(secs) if (1..=MAX_LINK_VALID_SECS).contains(&secs) => Ok(secs * 1000),
+        Some(_) => Err(ApiError::invalid(format!(
+            "`validSecs` must be 1 to {MAX_LINK_VALID_SECS} seconds"
+        ))),
+    }
 }
 
 /// `POST /api/members` (admin): invites a member; the answer holds their sign-in link, shown
@@ -224,6 +243,7 @@ pub async fn invite(
     let principal = authenticate(&app, &headers, None).await?;
     require_admin(&principal)?;
     let ApiJson(body) = body?;
+    let valid_ms = link_valid_ms(body.valid_secs)?;
     let public_url = app.config.public_url.clone();
     let store = app.store.clone();
     let invited = tokio::task::spawn_blocking(move || {
@@ -233,7 +253,7 @@ pub async fn invite(
             &body.name,
             &body.role,
             public_url.as_deref(),
-            SIGN_IN_LINK_MS,
+            valid_ms,
             now_ms(),
         )
     })
@@ -302,6 +322,107 @@ pub async fn revoke_sessions(
     Ok(Json(json!({ "revoked": revoked.len() })))
 }
 
+/// The member named in the path, for the admin only.
+async fn member_for_admin(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    raw_id: &str,
+) -> Result<MemberRecord, ApiError> {
+    require_admin(&authenticate(app, headers, None).await?)?;
+    let id = parse_member_id(raw_id)?;
+    blocking(app, move |store| store.member(id))
+        .await?
+        .ok_or_else(|| StoreError::NoSuchMember(id).into())
+}
+
+fn parse_member_id(raw: &str) -> Result<MemberId, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "member_not_found",
+            "no member has this id",
+        )
+    })
+}
+
+fn member_disabled() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "member_disabled",
+        "this member is disabled",
+    )
+}
+
+/// `POST /api/members/{id}/sign-in-link` body: optional.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignInLinkRequest {
+    /// How long the link works, in seconds (1 to 604800; default 900).
+    #[serde(default)]
+    valid_secs: Option<i64>,
+}
+
+/// `POST /api/members/{id}/sign-in-link` (admin): a new single-use sign-in link for an existing
+/// member (an expired link or an ended session otherwise locks a link-only member out: inviting
+/// the email again is 409). The body (`{ validSecs }`) is optional.
+#[utoipa::path(post, path = "/api/members/{member_id}/sign-in-link", tag = "members", params(("member_id" = String, Path, description = "The member's id")), request_body(content = SignInLinkRequest, description = "Optional"), responses((status = 201, description = "`{ member, signInUrl, signInExpiresAt }`"), (status = "4XX", description = "A JSON error: `member_not_found`, `member_disabled`, `invalid_body` …", body = crate::openapi::ErrorBody)))]
+pub async fn sign_in_link(
+    State(app): State<Arc<App>>,
+    Path(member_id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let member = member_for_admin(&app, &headers, &member_id).await?;
+    let request: SignInLinkRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        SignInLinkRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                format!("the body does not have the expected fields: {e}"),
+            )
+        })?
+    };
+    let valid_ms = link_valid_ms(request.valid_secs)?;
+    if member.disabled_at_ms.is_some() {
+        return Err(member_disabled());
+    }
+    let public_url = app.config.public_url.clone();
+    let id = member.id;
+    let now = now_ms();
+    let sign_in_url = blocking(&app, move |store| {
+        new_sign_in_link(store, id, public_url.as_deref(), valid_ms, now)
+    })
+    .await?;
+    tracing::info!(member_id = %id, "sign-in link made");
+    let made = Invited {
+        member,
+        sign_in_url,
+        expires_at_ms: now + valid_ms,
+    };
+    Ok((StatusCode::CREATED, Json(made.to_json())))
+}
+
+/// `POST /api/members/{id}/disable` (admin): offboarding. The member can no longer sign in;
+/// their sessions end (open sockets close with 4401) and their unused sign-in links stop
+/// working. Disabling again answers the same.
+#[utoipa::path(post, path = "/api/members/{member_id}/disable", tag = "members", params(("member_id" = String, Path, description = "The member's id")), responses((status = 200, description = "`{ member, revoked }`"), (status = "4XX", description = "A JSON error: `member_not_found`, `admin_only`", body = crate::openapi::ErrorBody)))]
+pub async fn disable(
+    State(app): State<Arc<App>>,
+    Path(member_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let member = member_for_admin(&app, &headers, &member_id).await?;
+    let id = member.id;
+    let (member, revoked) = blocking(&app, move |store| store.disable_member(id, now_ms())).await?;
+    session::close_sockets(&app, &revoked);
+    tracing::info!(member_id = %id, sessions = revoked.len(), "member disabled");
+    Ok(Json(
+        json!({ "member": member_json(&member), "revoked": revoked.len() }),
+    ))
+}
+
 fn plan_role_name(role: PlanMemberRole) -> &'static str {
     match role {
         PlanMemberRole::Owner => "owner",
@@ -342,6 +463,33 @@ pub async fn plan_members(
     Ok(Json(json!({ "members": members })))
 }
 
+/// The plan's owner, managers, admins and the admin credential manage its members.
+async fn require_plan_manager(
+    app: &Arc<App>,
+    principal: &Principal,
+    plan_id: mapline_store::PlanId,
+) -> Result<(), ApiError> {
+    let allowed = match principal {
+        Principal::Admin => true,
+        Principal::Share(_) => false,
+        Principal::Member(m) if m.member.role.reads_every_plan() => true,
+        Principal::Member(m) => {
+            let me = m.member.id;
+            blocking(app, move |store| store.plan_membership(plan_id, me))
+                .await?
+                .is_some_and(|p| p.role == PlanMemberRole::Owner)
+        }
+    };
+    if !allowed {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "owner_only",
+            "only the plan's owner, managers and admins manage its members",
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct AddMemberBody {
     email: String,
@@ -358,24 +506,7 @@ pub async fn add_plan_member(
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = authenticate(&app, &headers, None).await?;
     let plan_id = authorize_read(&app, &principal, &plan_id).await?;
-    let allowed = match &principal {
-        Principal::Admin => true,
-        Principal::Share(_) => false,
-        Principal::Member(m) if m.member.role.reads_every_plan() => true,
-        Principal::Member(m) => {
-            let me = m.member.id;
-            blocking(&app, move |store| store.plan_membership(plan_id, me))
-                .await?
-                .is_some_and(|p| p.role == PlanMemberRole::Owner)
-        }
-    };
-    if !allowed {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "owner_only",
-            "only the plan's owner, managers and admins add members",
-        ));
-    }
+    require_plan_manager(&app, &principal, plan_id).await?;
     let ApiJson(body) = body?;
     let email = parse_email(&body.email)?;
     let member = blocking(&app, move |store| store.member_by_email(&email))
@@ -407,6 +538,42 @@ pub async fn add_plan_member(
         StatusCode::CREATED,
         Json(json!({ "member": member_json(&member), "role": plan_role_name(role) })),
     ))
+}
+
+/// `DELETE /api/plans/{id}/members/{memberId}`: takes a seller member off the plan (the plan's
+/// owner, managers and admins). The owner stays (409 `owner_not_removable`).
+#[utoipa::path(delete, path = "/api/plans/{plan_id}/members/{member_id}", tag = "members", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("member_id" = String, Path, description = "The member's id")), responses((status = 200, description = "`{ removed: true, memberId }`"), (status = "4XX", description = "A JSON error: `member_not_found`, `owner_only`, `owner_not_removable`", body = crate::openapi::ErrorBody)))]
+pub async fn remove_plan_member(
+    State(app): State<Arc<App>>,
+    Path((plan_id, member_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = authenticate(&app, &headers, None).await?;
+    let plan_id = authorize_read(&app, &principal, &plan_id).await?;
+    require_plan_manager(&app, &principal, plan_id).await?;
+    let id = parse_member_id(&member_id)?;
+    let not_on_plan = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "member_not_found",
+            "this member is not on this plan",
+        )
+    };
+    let membership = blocking(&app, move |store| store.plan_membership(plan_id, id))
+        .await?
+        .ok_or_else(not_on_plan)?;
+    if membership.role == PlanMemberRole::Owner {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "owner_not_removable",
+            "the plan's owner cannot be taken off it",
+        ));
+    }
+    if !blocking(&app, move |store| store.remove_plan_member(plan_id, id)).await? {
+        return Err(not_on_plan());
+    }
+    tracing::info!(plan_id = %plan_id, member_id = %id, "plan member removed");
+    Ok(Json(json!({ "removed": true, "memberId": id })))
 }
 
 #[cfg(test)]

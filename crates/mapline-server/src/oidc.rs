@@ -8,6 +8,8 @@
 //! - A login in progress (state → nonce, PKCE verifier, redirect URI, where to go after) lives
 //!   in memory only ([`Pending`]): bounded, 10 minutes, removed when its callback comes — so a
 //!   replayed callback finds no state. A restart forgets logins in progress; people start again.
+//!   Logins started per client address are limited per minute, so one address cannot fill the
+//!   map and push everyone else's logins out.
 //! - A verified identity goes to [`crate::session::sign_in_with_idp`], which decides who gets a
 //!   session (members, allowed domains) and gives the cookie.
 //!
@@ -20,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use openidconnect::core::{
@@ -153,7 +157,15 @@ pub(crate) struct Oidc {
     client: RwLock<Option<Arc<Client>>>,
     pending: Mutex<Pending>,
     http: ureq::Agent,
+    /// Logins started per client address per minute (the per-address window of
+    /// [`crate::limits::AuthFailures`], one key for every login): `/auth/oidc/login` needs no
+    /// credential, so without it one address could fill [`Pending`] and push everyone else's
+    /// logins out.
+    logins: crate::limits::AuthFailures,
 }
+
+/// The one key logins are counted under (per address only).
+const LOGIN_KEY: crate::limits::TokenKey = [0; 32];
 
 /// One started login, waiting for its callback.
 struct PendingLogin {
@@ -215,7 +227,8 @@ impl Pending {
 }
 
 impl Oidc {
-    pub(crate) fn new(settings: Option<OidcSettings>) -> Self {
+    /// `logins_per_minute`: logins one client address may start per minute (0: no limit).
+    pub(crate) fn new(settings: Option<OidcSettings>, logins_per_minute: u32) -> Self {
         let config = ureq::config::Config::builder()
             .http_status_as_error(false)
             // Following redirects from the IdP's endpoints would open the server to SSRF.
@@ -227,6 +240,7 @@ impl Oidc {
             client: RwLock::new(None),
             pending: Mutex::new(Pending::default()),
             http: config.new_agent(),
+            logins: crate::limits::AuthFailures::new(0, logins_per_minute),
         }
     }
 
@@ -494,9 +508,25 @@ pub(crate) struct LoginQuery {
 pub(crate) async fn login(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     query: Result<Query<LoginQuery>, QueryRejection>,
 ) -> Result<Response, Failure> {
     let client = app.oidc.client().ok_or_else(|| unavailable(&app))?;
+    if let Some(ConnectInfo(peer)) = extensions.get::<ConnectInfo<SocketAddr>>() {
+        let now = Instant::now();
+        if let Some(blocked) = app.oidc.logins.blocked_for(peer.ip(), &LOGIN_KEY, now) {
+            let seconds = blocked.wait().as_secs().max(1);
+            tracing::warn!(address = %peer.ip(), "too many sign-ins started from one address; refused");
+            return Err(Failure::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_sign_ins",
+                format!(
+                    "Too many sign-ins were started from your network in the last minute. Try again in {seconds} seconds."
+                ),
+            ));
+        }
+        app.oidc.logins.record(peer.ip(), &LOGIN_KEY, now);
+    }
     let next = local_next(query.ok().and_then(|Query(q)| q.next).as_deref());
     let redirect_uri = RedirectUrl::new(format!("{}/auth/oidc/callback", origin(&app, &headers)?))
         .map_err(|e| Failure::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
@@ -550,6 +580,16 @@ pub(crate) async fn login(
         .into_response())
 }
 
+/// Whether the request comes from the browser that started `login` (its [`BROWSER_COOKIE`]).
+fn same_browser(headers: &HeaderMap, login: &PendingLogin) -> bool {
+    browser_cookie(headers).is_some_and(|value| {
+        bool::from(subtle::ConstantTimeEq::ct_eq(
+            value.as_bytes(),
+            login.browser.as_bytes(),
+        ))
+    })
+}
+
 #[derive(Deserialize)]
 pub(crate) struct CallbackQuery {
     #[serde(default)]
@@ -594,15 +634,19 @@ pub(crate) async fn callback(
         ));
     }
     if let Some(error) = query.error.as_deref() {
-        let detail = query
-            .error_description
-            .as_deref()
-            .map_or(String::new(), |d| format!(" ({d})"));
-        return Err(Failure::new(
-            StatusCode::BAD_REQUEST,
-            "idp_error",
-            format!("Your identity provider did not sign you in: {error}{detail}."),
-        ));
+        // The IdP's words are shown only for a sign-in this browser started: anyone can send a
+        // callback URL with made-up words ("call this number") on this site's page.
+        let ours = matches!(&login, Some(Some(login)) if same_browser(&headers, login));
+        let words = if ours {
+            let detail = query
+                .error_description
+                .as_deref()
+                .map_or(String::new(), |d| format!(" ({d})"));
+            format!("Your identity provider did not sign you in: {error}{detail}.")
+        } else {
+            "Your identity provider did not sign you in. Start again.".to_owned()
+        };
+        return Err(Failure::new(StatusCode::BAD_REQUEST, "idp_error", words));
     }
     let login = match login {
         None => {
@@ -621,13 +665,7 @@ pub(crate) async fn callback(
         }
         Some(Some(login)) => login,
     };
-    let same_browser = browser_cookie(&headers).is_some_and(|value| {
-        bool::from(subtle::ConstantTimeEq::ct_eq(
-            value.as_bytes(),
-            login.browser.as_bytes(),
-        ))
-    });
-    if !same_browser {
+    if !same_browser(&headers, &login) {
         return Err(Failure::new(
             StatusCode::BAD_REQUEST,
             "state_other_browser",
@@ -668,7 +706,7 @@ pub(crate) async fn callback(
         ));
     }
     let email = identity.email.clone();
-    match sign_in_with_idp(&app, identity).await {
+    match sign_in_with_idp(&app, identity, &headers).await {
         Ok(cookie) => {
             tracing::info!(%email, "signed in with the IdP");
             let location = HeaderValue::from_str(&login.next)
@@ -751,7 +789,8 @@ fn exchange_and_verify(
     if let Some(email) = claims.email() {
         return Ok(IdpIdentity {
             subject,
-            email: email.to_string().to_lowercase(),
+            // Not lowercased here: `sign_in_with_idp` refuses non-ASCII before folding case.
+            email: email.to_string(),
             email_verified: claims.email_verified().unwrap_or(false),
             name: name(claims.name()),
         });
@@ -774,7 +813,8 @@ fn exchange_and_verify(
     })?;
     Ok(IdpIdentity {
         subject,
-        email: email.to_string().to_lowercase(),
+        // Not lowercased here: `sign_in_with_idp` refuses non-ASCII before folding case.
+        email: email.to_string(),
         email_verified: info.email_verified().unwrap_or(false),
         name: name(info.name()).or_else(|| name(claims.name())),
     })

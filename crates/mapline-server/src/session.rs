@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -184,18 +184,19 @@ pub struct CsrfInput<'a> {
 /// checked; they need an origin of ours and the session's token.
 pub fn check_csrf(input: CsrfInput<'_>, ours: &[String]) -> Result<(), CsrfRefusal> {
     let safe = matches!(*input.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if input.sessionless && !safe {
+        // Signing in needs no session, with or without a cookie: refuse only a page of another
+        // site doing it (login CSRF: signing the browser in as someone else).
+        return match input.origin {
+            Some(origin) if !same_origin(Some(origin), ours) => Err(CsrfRefusal::CrossOrigin),
+            _ => Ok(()),
+        };
+    }
     let Some(session_id) = input.session_id else {
         return Ok(());
     };
     if safe || input.has_token {
         return Ok(());
-    }
-    if input.sessionless {
-        // Signing in replaces the session: refuse only a page of another site doing it.
-        return match input.origin {
-            Some(origin) if !same_origin(Some(origin), ours) => Err(CsrfRefusal::CrossOrigin),
-            _ => Ok(()),
-        };
     }
     if !same_origin(input.origin, ours) {
         return Err(CsrfRefusal::CrossOrigin);
@@ -327,11 +328,26 @@ fn not_signed_in() -> ApiError {
     )
 }
 
+/// The routes about the browser's own session read the cookie alone: a request that also
+/// carries a bearer or `?token=` is refused rather than answered for the cookie behind it.
+fn refuse_token(headers: &HeaderMap, query: Option<&str>) -> Result<(), ApiError> {
+    if has_token(headers, query) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bearer_not_accepted",
+            "this route is about the browser's session cookie; send no Authorization or ?token=",
+        ));
+    }
+    Ok(())
+}
+
 /// The member signed in with this request's cookie, with the cookie's session id.
 async fn signed_in(
     app: &Arc<App>,
     headers: &HeaderMap,
+    query: Option<&str>,
 ) -> Result<(MemberSession, String), ApiError> {
+    refuse_token(headers, query)?;
     let session_id = cookie_session(headers)
         .ok_or_else(not_signed_in)?
         .to_owned();
@@ -358,9 +374,10 @@ async fn blocking_auth<T: Send + 'static>(
 #[utoipa::path(get, path = "/api/session", tag = "members", security(()), responses((status = 200, description = "`{ member, csrfToken, expiresAt }`"), (status = "4XX", description = "401 `not_signed_in`, `session_expired`, `session_revoked`", body = crate::openapi::ErrorBody)))]
 pub async fn get_session(
     State(app): State<Arc<App>>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (session, session_id) = signed_in(&app, &headers).await?;
+    let (session, session_id) = signed_in(&app, &headers, query.as_deref()).await?;
     Ok(Json(json!({
         "member": member_json(&session.member),
         "csrfToken": csrf_token(&session_id),
@@ -400,12 +417,27 @@ pub async fn sign_in_with_link(
         ApiError::new(StatusCode::UNAUTHORIZED, code, refusal.to_string())
     })?;
     tracing::info!(member_id = %member.id, "signed in with a sign-in link");
+    end_previous_session(&app, &headers).await?;
     let cookie = session_cookie(&session_id, SESSION_MS, secure(&app));
     Ok((
         [(header::SET_COOKIE, cookie)],
         Json(json!({ "member": member_json(&member), "csrfToken": csrf_token(&session_id) })),
     )
         .into_response())
+}
+
+/// Signing in again from a browser that still has a session: that session ends (and its
+/// sockets close) as the new one starts, so a browser has one live session at a time.
+async fn end_previous_session(app: &Arc<App>, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(previous) = cookie_session(headers) else {
+        return Ok(());
+    };
+    let hash = token_hash(previous);
+    if blocking(app, move |store| store.revoke_session(&hash, now_ms())).await? {
+        close_sockets(app, &[hash]);
+        tracing::info!("the browser's previous session ended as it signed in again");
+    }
+    Ok(())
 }
 
 /// Closes every open socket of these sessions with 4401.
@@ -417,8 +449,25 @@ pub(crate) fn close_sockets(app: &App, sessions: &[[u8; 32]]) {
 
 /// `POST /api/auth/logout` (cookie + CSRF): ends this session and clears the cookie.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "members", security(()), responses((status = 204, description = "Signed out; the cookie is cleared"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
-pub async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let (session, _) = signed_in(&app, &headers).await?;
+pub async fn logout(
+    State(app): State<Arc<App>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    refuse_token(&headers, query.as_deref())?;
+    let session = match signed_in(&app, &headers, None).await {
+        Ok((session, _)) => session,
+        // A revoked or expired session: still 401, but the dead cookie goes too.
+        Err(error) => {
+            let mut response = error.into_response();
+            if cookie_session(&headers).is_some()
+                && let Ok(value) = HeaderValue::from_str(&clear_cookie(secure(&app)))
+            {
+                response.headers_mut().insert(header::SET_COOKIE, value);
+            }
+            return Ok(response);
+        }
+    };
     let hash = session.session;
     blocking(&app, move |store| store.revoke_session(&hash, now_ms())).await?;
     close_sockets(&app, &[hash]);
@@ -434,9 +483,10 @@ pub async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<R
 #[utoipa::path(post, path = "/api/auth/logout-everywhere", tag = "members", security(()), responses((status = 200, description = "`{ revoked }`: how many sessions ended"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
 pub async fn logout_everywhere(
     State(app): State<Arc<App>>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (session, _) = signed_in(&app, &headers).await?;
+    let (session, _) = signed_in(&app, &headers, query.as_deref()).await?;
     let member = session.member.id;
     let revoked = blocking(&app, move |store| {
         store.revoke_sessions_of(member, now_ms())
@@ -463,6 +513,9 @@ pub(crate) struct IdpIdentity {
 #[derive(Debug)]
 pub(crate) enum SignInRefusal {
     EmailNotVerified,
+    /// Not a plain ASCII email address: Unicode case folding could make it another member's
+    /// (the Kelvin sign `K` lowercases to `k`).
+    EmailInvalid,
     DomainNotAllowed,
     NotAMember,
     Disabled,
@@ -474,6 +527,7 @@ impl SignInRefusal {
     pub(crate) fn code(&self) -> &'static str {
         match self {
             Self::EmailNotVerified => "email_not_verified",
+            Self::EmailInvalid => "email_invalid",
             Self::DomainNotAllowed => "domain_not_allowed",
             Self::NotAMember => "not_a_member",
             Self::Disabled => "member_disabled",
@@ -486,6 +540,10 @@ impl SignInRefusal {
         match self {
             Self::EmailNotVerified => {
                 "your identity provider has not verified your email address".into()
+            }
+            Self::EmailInvalid => {
+                "your identity provider gave an email address Mapline cannot use (only plain ASCII addresses are accepted)"
+                    .into()
             }
             Self::DomainNotAllowed => {
                 "your email's domain is not allowed to sign in here; ask an admin to invite you"
@@ -508,6 +566,40 @@ fn email_domain(email: &str) -> Option<&str> {
         .filter(|d| !d.is_empty())
 }
 
+/// The identity's email, if it is one Mapline can key a member by: plain ASCII (so lowercasing
+/// cannot fold it into another address) and well-formed. Checked before any lookup.
+fn idp_email(identity: &IdpIdentity) -> Result<String, SignInRefusal> {
+    if !identity.email.is_ascii() {
+        return Err(SignInRefusal::EmailInvalid);
+    }
+    crate::members::parse_email(&identity.email).map_err(|_| SignInRefusal::EmailInvalid)
+}
+
+/// The name a new member gets from the IdP's profile: checked like an invitation's name; else
+/// cut to 200 characters without control characters; else (nothing left, or no name) the
+/// email's local part.
+fn idp_name(name: Option<&str>, email: &str) -> String {
+    let local = || email.split('@').next().unwrap_or(email).to_owned();
+    let Some(name) = name else {
+        return local();
+    };
+    if let Ok(name) = crate::members::parse_name(name) {
+        return name;
+    }
+    let cleaned: String = name
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim()
+        .chars()
+        .take(200)
+        .collect();
+    match crate::members::parse_name(&cleaned) {
+        Ok(name) => name,
+        Err(_) => local(),
+    }
+}
+
 /// What to do with an identity: an existing member by email, else a new rep when the domain is
 /// allowed. Pure: the caller looked the member up.
 fn idp_decision(
@@ -518,6 +610,7 @@ fn idp_decision(
     if !identity.email_verified {
         return Err(SignInRefusal::EmailNotVerified);
     }
+    idp_email(identity)?;
     match existing {
         Some(member) if member.disabled_at_ms.is_some() => Err(SignInRefusal::Disabled),
         Some(_) => Ok(None),
@@ -543,23 +636,25 @@ fn idp_decision(
 pub(crate) async fn sign_in_with_idp(
     app: &Arc<App>,
     identity: IdpIdentity,
+    headers: &HeaderMap,
 ) -> Result<HeaderValue, SignInRefusal> {
     let store = app.store.clone();
     let allowed = app.config.oidc_allowed_domains.clone();
     let session_id = new_session_id();
     let session_hash = token_hash(&session_id);
+    let previous = cookie_session(headers).map(token_hash);
     let result = tokio::task::spawn_blocking(move || {
         let failed = |e: mapline_store::StoreError| SignInRefusal::Failed(e.to_string());
-        let existing = store.member_by_email(&identity.email).map_err(failed)?;
+        if !identity.email_verified {
+            return Err(SignInRefusal::EmailNotVerified);
+        }
+        // Before any lookup: a non-ASCII address must not be folded into a member's.
+        let email = idp_email(&identity)?;
+        let existing = store.member_by_email(&email).map_err(failed)?;
         let member = match idp_decision(&identity, existing.as_ref(), &allowed)? {
             None => existing.ok_or_else(|| SignInRefusal::Failed("member vanished".into()))?,
             Some(()) => {
-                let email = normalize_email(&identity.email);
-                let name = identity
-                    .name
-                    .clone()
-                    .filter(|n| !n.trim().is_empty())
-                    .unwrap_or_else(|| email.split('@').next().unwrap_or(&email).to_owned());
+                let name = idp_name(identity.name.as_deref(), &email);
                 let member = MemberRecord {
                     id: Uuid::now_v7(),
                     email,
@@ -584,11 +679,18 @@ pub(crate) async fn sign_in_with_idp(
             .insert_session(&session_hash, &session)
             .map_err(failed)?;
         tracing::info!(member_id = %member.id, subject = %identity.subject, "signed in with the identity provider");
-        Ok(())
+        // The browser's previous session ends as this one starts.
+        let ended = match previous {
+            Some(previous) => store.revoke_session(&previous, now_ms()).map_err(failed)?,
+            None => false,
+        };
+        Ok(previous.filter(|_| ended))
     })
     .await
     .map_err(|e| SignInRefusal::Failed(e.to_string()))?;
-    result?;
+    if let Some(previous) = result? {
+        close_sockets(app, &[previous]);
+    }
     HeaderValue::from_str(&session_cookie(&session_id, SESSION_MS, secure(app)))
         .map_err(|e| SignInRefusal::Failed(e.to_string()))
 }
@@ -774,6 +876,16 @@ mod tests {
         check(Some("http://site.test"), Ok(()));
         check(None, Ok(()));
         check(Some("http://evil.test"), Err(CsrfRefusal::CrossOrigin));
+        // Without a cookie too: another site's page must not sign the browser in.
+        let input = CsrfInput {
+            method: &Method::POST,
+            has_token: false,
+            session_id: None,
+            csrf_header: None,
+            origin: Some("http://evil.test"),
+            sessionless: true,
+        };
+        assert_eq!(check_csrf(input, &ours), Err(CsrfRefusal::CrossOrigin));
     }
 
     #[test]
@@ -846,5 +958,37 @@ mod tests {
             check(&identity("dana@corp.test", true), Some(&disabled), &allowed),
             Err("member_disabled")
         );
+        // The Kelvin sign lowercases to `k`: refused before it could match kim@corp.test.
+        assert_eq!(
+            check(&identity("\u{212A}im@corp.test", true), None, &allowed),
+            Err("email_invalid")
+        );
+        assert_eq!(
+            idp_email(&identity("\u{212A}im@corp.test", true)).map_err(|e| e.code()),
+            Err("email_invalid")
+        );
+        assert_eq!(
+            check(&identity("not-an-email", true), None, &allowed),
+            Err("email_invalid")
+        );
+        assert_eq!(
+            idp_email(&identity("Kim@Corp.test", true)).ok().as_deref(),
+            Some("kim@corp.test")
+        );
+    }
+
+    #[test]
+    fn an_idps_name_is_checked_cut_or_replaced_by_the_emails_local_part() {
+        assert_eq!(
+            idp_name(Some("  Ana Seller "), "ana@corp.test"),
+            "Ana Seller"
+        );
+        assert_eq!(idp_name(None, "ana@corp.test"), "ana");
+        assert_eq!(idp_name(Some("   "), "ana@corp.test"), "ana");
+        assert_eq!(idp_name(Some("\u{7}\u{1b}[31m"), "ana@corp.test"), "[31m");
+        assert_eq!(idp_name(Some("Ana\nEvil"), "ana@corp.test"), "AnaEvil");
+        assert_eq!(idp_name(Some("\u{0}\u{1}"), "ana@corp.test"), "ana");
+        let long = "x".repeat(5000);
+        assert_eq!(idp_name(Some(&long), "ana@corp.test").chars().count(), 200);
     }
 }

@@ -18,7 +18,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use mapline_store::{LinkedShare, PlanId, Role, ShareId, ShareRecord, ShareSeen, Side};
+use mapline_store::{
+    LinkedShare, MemberRecord, PlanId, Role, ShareId, ShareRecord, ShareSeen, Side, StoreError,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
@@ -152,8 +154,11 @@ struct ListedShare {
     /// The link this one was minted through (`None`: minted with the admin credential, a
     /// plan's default link, or made before lineage was recorded).
     parent_id: Option<Uuid>,
-    /// The parent's label, e.g. "Dev Patel (champion)".
+    /// The parent's label, e.g. "Dev Patel (champion)", or the name of the member who
+    /// minted it.
     minted_by: Option<String>,
+    /// The member who minted it (`None`: minted with a link or the admin credential).
+    minted_by_member: Option<Uuid>,
     created_at: Option<String>,
     expires_at: Option<String>,
     revoked_at: Option<String>,
@@ -183,21 +188,49 @@ fn labels<'a>(shares: impl IntoIterator<Item = &'a LinkedShare>) -> HashMap<Shar
         .collect()
 }
 
+/// Who minted each link: the parent link's label, or the minting member (name, id).
+struct Minters {
+    labels: HashMap<ShareId, String>,
+    members: HashMap<ShareId, MemberRecord>,
+}
+
+impl Minters {
+    /// `mintedBy` and `mintedByMember` of a link.
+    fn of(&self, linked: &LinkedShare) -> (Option<String>, Option<Uuid>) {
+        match self.members.get(&linked.record.id) {
+            Some(member) => (Some(member.name.clone()), Some(member.id)),
+            None => (
+                linked.parent.and_then(|p| self.labels.get(&p).cloned()),
+                None,
+            ),
+        }
+    }
+}
+
+/// The minters of these links (one store read for the members).
+fn minters<'a>(
+    store: &mapline_store::Store,
+    links: impl IntoIterator<Item = &'a LinkedShare> + Clone,
+) -> Result<Minters, StoreError> {
+    let ids: Vec<ShareId> = links.clone().into_iter().map(|l| l.record.id).collect();
+    Ok(Minters {
+        labels: labels(links),
+        members: store.share_minters(&ids)?,
+    })
+}
+
 impl ListedShare {
-    fn new(
-        linked: &LinkedShare,
-        seen: Option<ShareSeen>,
-        labels: &HashMap<ShareId, String>,
-        now_ms: i64,
-    ) -> Self {
+    fn new(linked: &LinkedShare, seen: Option<ShareSeen>, minters: &Minters, now_ms: i64) -> Self {
         let share = &linked.record;
+        let (minted_by, minted_by_member) = minters.of(linked);
         Self {
             id: share.id,
             side: side_name(share.side),
             role: role_name(share.role),
             label: share.label.clone(),
             parent_id: linked.parent,
-            minted_by: linked.parent.and_then(|p| labels.get(&p).cloned()),
+            minted_by,
+            minted_by_member,
             created_at: time(share.created_at_ms),
             expires_at: share.expires_at_ms.and_then(time),
             revoked_at: share.revoked_at_ms.and_then(time),
@@ -283,12 +316,16 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     let (_, plan_id) = manager(&app, &headers, &plan_id).await?;
-    let shares = blocking(&app, move |store| store.shares_of(plan_id)).await?;
+    let (shares, minters) = blocking(&app, move |store| {
+        let shares = store.shares_of(plan_id)?;
+        let minters = minters(store, shares.iter().map(|(share, _)| share))?;
+        Ok((shares, minters))
+    })
+    .await?;
     let now = now_ms();
-    let labels = labels(shares.iter().map(|(share, _)| share));
     let listed: Vec<_> = shares
         .iter()
-        .map(|(share, seen)| ListedShare::new(share, *seen, &labels, now))
+        .map(|(share, seen)| ListedShare::new(share, *seen, &minters, now))
         .collect();
     Ok(Json(json!({ "shares": listed })))
 }
@@ -303,6 +340,7 @@ struct RevokedLink {
     label: String,
     parent_id: Option<Uuid>,
     minted_by: Option<String>,
+    minted_by_member: Option<Uuid>,
     /// 0 for the link being revoked, 1 for the links minted through it, and so on.
     depth: usize,
     status: &'static str,
@@ -311,8 +349,7 @@ struct RevokedLink {
 
 /// The links of a revocation as the API shows them, in the store's order (the link first,
 /// then the tree below it depth first).
-fn revoked_links(links: &[LinkedShare], now_ms: i64) -> Vec<RevokedLink> {
-    let labels = labels(links);
+fn revoked_links(links: &[LinkedShare], minters: &Minters, now_ms: i64) -> Vec<RevokedLink> {
     let mut depths: HashMap<ShareId, usize> = HashMap::new();
     links
         .iter()
@@ -324,13 +361,15 @@ fn revoked_links(links: &[LinkedShare], now_ms: i64) -> Vec<RevokedLink> {
                 .and_then(|p| depths.get(&p))
                 .map_or(0, |d| d + 1);
             depths.insert(share.id, depth);
+            let (minted_by, minted_by_member) = minters.of(linked);
             RevokedLink {
                 id: share.id,
                 side: side_name(share.side),
                 role: role_name(share.role),
                 label: share.label.clone(),
                 parent_id: linked.parent,
-                minted_by: linked.parent.and_then(|p| labels.get(&p).cloned()),
+                minted_by,
+                minted_by_member,
                 depth,
                 status: status(share, now_ms),
                 revoked_at: share.revoked_at_ms.and_then(time),
@@ -357,10 +396,18 @@ pub async fn revocation(
 ) -> Result<impl IntoResponse, ApiError> {
     let (_, plan_id) = manager(&app, &headers, &plan_id).await?;
     let share_id = Uuid::parse_str(&share_id).map_err(|_| share_not_found())?;
-    let links = blocking(&app, move |store| store.revocation_of(plan_id, share_id))
-        .await?
-        .ok_or_else(share_not_found)?;
-    Ok(Json(json!({ "shares": revoked_links(&links, now_ms()) })))
+    let (links, minters) = blocking(&app, move |store| {
+        let Some(links) = store.revocation_of(plan_id, share_id)? else {
+            return Ok(None);
+        };
+        let minters = minters(store, &links)?;
+        Ok(Some((links, minters)))
+    })
+    .await?
+    .ok_or_else(share_not_found)?;
+    Ok(Json(
+        json!({ "shares": revoked_links(&links, &minters, now_ms()) }),
+    ))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -452,8 +499,16 @@ pub async fn create(
     // Minted through a share link: bounded by it. The store caps the expiry at the parent's
     // (answered below) and refuses a parent revoked since its token was checked.
     let parent = principal.share_id();
+    let minter = principal.member().map(|m| m.member.id);
     let record = share.record.clone();
-    share.record = blocking(&app, move |store| store.insert_share(&record, parent)).await?;
+    share.record = blocking(&app, move |store| {
+        let stored = store.insert_share(&record, parent)?;
+        if let Some(member) = minter {
+            store.set_share_minter(stored.id, member)?;
+        }
+        Ok(stored)
+    })
+    .await?;
     share.parent = parent;
     tracing::info!(plan_id = %plan_id, share_id = %share.record.id, by = ?parent, "share created");
     Ok((
@@ -473,8 +528,12 @@ pub async fn revoke(
     let (principal, plan_id) = manager(&app, &headers, &plan_id).await?;
     let share_id = Uuid::parse_str(&share_id).map_err(|_| share_not_found())?;
     let now = now_ms();
-    let revocation = blocking(&app, move |store| {
-        store.revoke_share(plan_id, share_id, now)
+    let (revocation, minters) = blocking(&app, move |store| {
+        let Some(revocation) = store.revoke_share(plan_id, share_id, now)? else {
+            return Ok(None);
+        };
+        let minters = minters(store, &revocation.links)?;
+        Ok(Some((revocation, minters)))
     })
     .await?
     .ok_or_else(share_not_found)?;
@@ -531,6 +590,6 @@ pub async fn revoke(
         "status": "revoked",
         "revokedAt": revoked.revoked_at_ms.and_then(time),
         "closedConnections": closed,
-        "revoked": revoked_links(&revocation.links, now),
+        "revoked": revoked_links(&revocation.links, &minters, now),
     })))
 }

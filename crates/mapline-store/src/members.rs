@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
-use crate::records::{PlanId, Seq, decode, encode};
+use crate::records::{PlanId, Seq, ShareId, decode, encode};
 use crate::store::{BackupError, Store, copy_table};
 
 /// A member's id (UUID v7).
@@ -34,6 +34,13 @@ const PLAN_MEMBERS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new(
 const MEMBER_PLANS: TableDefinition<(u128, u128), ()> = TableDefinition::new("member_plans");
 /// (plan, reviewer: a member id or a share id) → [`ReviewMark`].
 const REVIEW_MARKS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("review_marks");
+/// (member, SHA-256 of a sign-in link's token): a member's sign-in links, to void them when
+/// the member is disabled.
+const MEMBER_SIGN_IN_LINKS: TableDefinition<(u128, [u8; 32]), ()> =
+    TableDefinition::new("member_sign_in_links");
+/// Share id → the member who minted the link (a new table beside `shares`, whose records are
+/// serialized positionally and stay as they are).
+const SHARE_MINTERS: TableDefinition<u128, u128> = TableDefinition::new("share_minters");
 
 /// What a member may see and do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -162,6 +169,8 @@ pub(crate) fn create_tables(txn: &redb::WriteTransaction) -> Result<(), redb::Ta
     txn.open_table(PLAN_MEMBERS)?;
     txn.open_table(MEMBER_PLANS)?;
     txn.open_table(REVIEW_MARKS)?;
+    txn.open_table(MEMBER_SIGN_IN_LINKS)?;
+    txn.open_table(SHARE_MINTERS)?;
     Ok(())
 }
 
@@ -177,6 +186,8 @@ pub(crate) fn copy_tables(
     copy_table(from, to, PLAN_MEMBERS)?;
     copy_table(from, to, MEMBER_PLANS)?;
     copy_table(from, to, REVIEW_MARKS)?;
+    copy_table(from, to, MEMBER_SIGN_IN_LINKS)?;
+    copy_table(from, to, SHARE_MINTERS)?;
     Ok(())
 }
 
@@ -273,6 +284,8 @@ impl Store {
             }
             txn.open_table(SIGN_IN_LINKS)?
                 .insert(token_hash, encode(link).as_slice())?;
+            txn.open_table(MEMBER_SIGN_IN_LINKS)?
+                .insert((link.member.as_u128(), *token_hash), ())?;
             Ok(())
         })
     }
@@ -409,34 +422,99 @@ impl Store {
     /// Revokes every session of a member not yet revoked; returns their hashes (so their open
     /// sockets can be closed).
     pub fn revoke_sessions_of(&self, member: MemberId, now_ms: i64) -> Result<Vec<[u8; 32]>> {
+        self.write(|txn| revoke_sessions_in(txn, member, now_ms))
+    }
+
+    /// Disables a member in one transaction: sets `disabled_at_ms` (kept if already set),
+    /// revokes every live session and marks every unused sign-in link used. Returns the member
+    /// and the hashes of the sessions it revoked (so their open sockets can be closed).
+    pub fn disable_member(
+        &self,
+        member: MemberId,
+        now_ms: i64,
+    ) -> Result<(MemberRecord, Vec<[u8; 32]>)> {
         self.write(|txn| {
             let id = member.as_u128();
-            let hashes: Vec<[u8; 32]> = txn
-                .open_table(MEMBER_SESSIONS)?
+            let mut members = txn.open_table(MEMBERS)?;
+            let record = member_in(&members, member)?.ok_or(StoreError::NoSuchMember(member))?;
+            let record = MemberRecord {
+                disabled_at_ms: record.disabled_at_ms.or(Some(now_ms)),
+                ..record
+            };
+            members.insert(id, encode(&record).as_slice())?;
+            let link_hashes: Vec<[u8; 32]> = txn
+                .open_table(MEMBER_SIGN_IN_LINKS)?
                 .range((id, [0u8; 32])..=(id, [0xff; 32]))?
                 .map(|e| e.map(|(k, _)| k.value().1))
                 .collect::<Result<_, _>>()?;
-            let mut sessions = txn.open_table(SESSIONS)?;
-            let mut revoked = Vec::new();
-            for hash in hashes {
-                let Some(session) = sessions
+            let mut links = txn.open_table(SIGN_IN_LINKS)?;
+            for hash in link_hashes {
+                let Some(link) = links
                     .get(hash)?
-                    .map(|v| decode_or_corrupt::<SessionRecord>("sessions", hex(&hash), v.value()))
+                    .map(|v| {
+                        decode_or_corrupt::<SignInLinkRecord>(
+                            "sign_in_links",
+                            hex(&hash),
+                            v.value(),
+                        )
+                    })
                     .transpose()?
                 else {
                     continue;
                 };
-                if session.revoked_at_ms.is_some() {
-                    continue;
+                if link.used_at_ms.is_none() {
+                    let used = SignInLinkRecord {
+                        used_at_ms: Some(now_ms),
+                        ..link
+                    };
+                    links.insert(hash, encode(&used).as_slice())?;
                 }
-                let session = SessionRecord {
-                    revoked_at_ms: Some(now_ms),
-                    ..session
-                };
-                sessions.insert(hash, encode(&session).as_slice())?;
-                revoked.push(hash);
             }
-            Ok(revoked)
+            let revoked = revoke_sessions_in(txn, member, now_ms)?;
+            Ok((record, revoked))
+        })
+    }
+
+    /// Removes a member from a plan; false if they were not on it.
+    pub fn remove_plan_member(&self, plan: PlanId, member: MemberId) -> Result<bool> {
+        self.write(|txn| {
+            let removed = txn
+                .open_table(PLAN_MEMBERS)?
+                .remove((plan.as_u128(), member.as_u128()))?
+                .is_some();
+            txn.open_table(MEMBER_PLANS)?
+                .remove((member.as_u128(), plan.as_u128()))?;
+            Ok(removed)
+        })
+    }
+
+    /// Records the member who minted a share link.
+    pub fn set_share_minter(&self, share: ShareId, member: MemberId) -> Result<()> {
+        self.write(|txn| {
+            txn.open_table(SHARE_MINTERS)?
+                .insert(share.as_u128(), member.as_u128())?;
+            Ok(())
+        })
+    }
+
+    /// The members who minted these share links (links minted otherwise are absent).
+    pub fn share_minters(
+        &self,
+        shares: &[ShareId],
+    ) -> Result<std::collections::HashMap<ShareId, MemberRecord>> {
+        self.read(|txn| {
+            let minters = txn.open_table(SHARE_MINTERS)?;
+            let members = txn.open_table(MEMBERS)?;
+            let mut out = std::collections::HashMap::new();
+            for share in shares {
+                let Some(member) = minters.get(share.as_u128())?.map(|v| v.value()) else {
+                    continue;
+                };
+                if let Some(record) = member_in(&members, Uuid::from_u128(member))? {
+                    out.insert(*share, record);
+                }
+            }
+            Ok(out)
         })
     }
 
@@ -553,4 +631,38 @@ fn insert_session_in(
     txn.open_table(MEMBER_SESSIONS)?
         .insert((session.member.as_u128(), *session_hash), ())?;
     Ok(())
+}
+
+fn revoke_sessions_in(
+    txn: &redb::WriteTransaction,
+    member: MemberId,
+    now_ms: i64,
+) -> Result<Vec<[u8; 32]>> {
+    let id = member.as_u128();
+    let hashes: Vec<[u8; 32]> = txn
+        .open_table(MEMBER_SESSIONS)?
+        .range((id, [0u8; 32])..=(id, [0xff; 32]))?
+        .map(|e| e.map(|(k, _)| k.value().1))
+        .collect::<Result<_, _>>()?;
+    let mut sessions = txn.open_table(SESSIONS)?;
+    let mut revoked = Vec::new();
+    for hash in hashes {
+        let Some(session) = sessions
+            .get(hash)?
+            .map(|v| decode_or_corrupt::<SessionRecord>("sessions", hex(&hash), v.value()))
+            .transpose()?
+        else {
+            continue;
+        };
+        if session.revoked_at_ms.is_some() {
+            continue;
+        }
+        let session = SessionRecord {
+            revoked_at_ms: Some(now_ms),
+            ..session
+        };
+        sessions.insert(hash, encode(&session).as_slice())?;
+        revoked.push(hash);
+    }
+    Ok(revoked)
 }

@@ -1266,3 +1266,91 @@ fn a_file_from_before_members_opens_with_no_members_and_takes_new_ones() {
         vec![plan]
     );
 }
+
+#[test]
+fn disabling_a_member_revokes_their_sessions_and_voids_their_unused_sign_in_links() {
+    let (_dir, store) = new_store();
+    store
+        .insert_member(&member(1, "rep@example.com", MemberRole::Rep))
+        .unwrap();
+    store
+        .insert_member(&member(2, "other@example.com", MemberRole::Rep))
+        .unwrap();
+    let link = |member: u128| SignInLinkRecord {
+        member: Uuid::from_u128(member),
+        created_at_ms: 0,
+        expires_at_ms: 10_000,
+        used_at_ms: None,
+    };
+    store.insert_sign_in_link(&[7; 32], &link(1)).unwrap();
+    store.insert_sign_in_link(&[8; 32], &link(2)).unwrap();
+    store.insert_session(&[1; 32], &session(1, 10_000)).unwrap();
+    store.insert_session(&[2; 32], &session(2, 10_000)).unwrap();
+
+    let (disabled, revoked) = store.disable_member(Uuid::from_u128(1), 50).unwrap();
+    assert_eq!(disabled.disabled_at_ms, Some(50));
+    assert_eq!(revoked, vec![[1; 32]]);
+    let stored = store.member(Uuid::from_u128(1)).unwrap().unwrap();
+    assert_eq!(stored.disabled_at_ms, Some(50));
+    assert!(!store.session(&[1; 32]).unwrap().unwrap().0.is_live(60));
+    assert_eq!(
+        store
+            .consume_sign_in_link(&[7; 32], &[3; 32], &session(1, 10_000), 60)
+            .unwrap(),
+        Err(SignInLinkRefusal::Used),
+        "the pending link was voided"
+    );
+    // The other member is untouched.
+    assert!(store.session(&[2; 32]).unwrap().unwrap().0.is_live(60));
+    assert!(
+        store
+            .consume_sign_in_link(&[8; 32], &[4; 32], &session(2, 10_000), 60)
+            .unwrap()
+            .is_ok()
+    );
+    // Disabling again keeps the first time and revokes nothing more.
+    let (again, revoked) = store.disable_member(Uuid::from_u128(1), 90).unwrap();
+    assert_eq!(again.disabled_at_ms, Some(50));
+    assert!(revoked.is_empty());
+    assert!(matches!(
+        store.disable_member(Uuid::from_u128(99), 90),
+        Err(StoreError::NoSuchMember(_))
+    ));
+}
+
+#[test]
+fn a_plan_member_is_removed_both_ways_and_share_minters_are_kept_aside() {
+    let (_dir, store) = new_store();
+    let plan = create(&store, 10);
+    store
+        .insert_member(&member(1, "rep@example.com", MemberRole::Rep))
+        .unwrap();
+    store
+        .add_plan_member(
+            plan,
+            Uuid::from_u128(1),
+            PlanMemberRecord {
+                role: PlanMemberRole::Seller,
+                added_at_ms: 1,
+            },
+        )
+        .unwrap();
+    assert!(store.remove_plan_member(plan, Uuid::from_u128(1)).unwrap());
+    assert!(!store.remove_plan_member(plan, Uuid::from_u128(1)).unwrap());
+    assert!(store.plan_members(plan).unwrap().is_empty());
+    assert!(
+        store
+            .plans_of_member(Uuid::from_u128(1))
+            .unwrap()
+            .is_empty()
+    );
+
+    store
+        .set_share_minter(Uuid::from_u128(77), Uuid::from_u128(1))
+        .unwrap();
+    let minters = store
+        .share_minters(&[Uuid::from_u128(77), Uuid::from_u128(78)])
+        .unwrap();
+    assert_eq!(minters.len(), 1);
+    assert_eq!(minters[&Uuid::from_u128(77)].email, "rep@example.com");
+}

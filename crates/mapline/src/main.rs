@@ -211,6 +211,14 @@ struct ServeArgs {
     /// with the IdP without an invitation; they become `rep` members. Others need to be members.
     #[arg(long, env = "MAPLINE_OIDC_ALLOWED_DOMAINS", value_delimiter = ',')]
     oidc_allowed_domains: Vec<String>,
+    /// Sign-ins with the IdP one client address may start per minute; beyond them
+    /// /auth/oidc/login answers a 429 page until the minute is over. 0: no limit.
+    #[arg(
+        long,
+        env = "MAPLINE_OIDC_LOGINS_PER_ADDRESS_PER_MINUTE",
+        default_value_t = 30
+    )]
+    oidc_logins_per_address_per_minute: u32,
     /// Log filter (tracing syntax), e.g. `info` or `mapline_server=debug`.
     #[arg(long, env = "MAPLINE_LOG", default_value = "info")]
     log: String,
@@ -553,6 +561,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     {
         bail!("--oidc-allowed-domains: {domain:?} is not an email domain like example.com");
     }
+    if oidc.is_some() && public_url.is_none() {
+        // The redirect URI registered at the IdP and the cookies' `Secure` come from it; a
+        // Host header is not something to build them from.
+        bail!(
+            "OIDC needs --public-url (MAPLINE_PUBLIC_URL): the redirect URI <public URL>/auth/oidc/callback and the cookies' Secure flag come from it"
+        );
+    }
     if let Some(oidc) = &oidc {
         tracing::info!(issuer = %oidc.issuer, client_id = %oidc.client_id, allowed_domains = ?oidc_allowed_domains, "sign-in with the company IdP is on");
     }
@@ -607,6 +622,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             webhooks_allow_private: args.webhooks_allow_private,
             oidc,
             oidc_allowed_domains,
+            oidc_logins_per_address_per_minute: args.oidc_logins_per_address_per_minute,
             outbox: OutboxLimits {
                 messages: 1024,
                 // Room for a few of the largest messages, however small the limit is set.

@@ -2,6 +2,7 @@
 // real Yjs clients (yjs + y-websocket over ws). Waits are for conditions with deadlines, never
 // fixed sleeps.
 import { spawn } from 'node:child_process'
+import { createServer } from 'node:net'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
@@ -51,9 +52,9 @@ export function tempData () {
  * one (the stored or a generated credential). Returns { url, wsUrl, stop(), kill9(),
  * output() }.
  */
-export async function startServer ({ dataFile, args = [], env = {}, web = join(repoRoot, 'no-web-client-in-tests'), authFailuresPerMinute = 0, adminToken = ADMIN_TOKEN } = {}) {
+export async function startServer ({ dataFile, args = [], env = {}, web = join(repoRoot, 'no-web-client-in-tests'), authFailuresPerMinute = 0, adminToken = ADMIN_TOKEN, addr = '127.0.0.1:0' } = {}) {
   const proc = spawn(binary, [
-    'serve', '--addr', '127.0.0.1:0', '--data', dataFile, ...(adminToken === null ? [] : ['--admin-token', adminToken]),
+    'serve', '--addr', addr, '--data', dataFile, ...(adminToken === null ? [] : ['--admin-token', adminToken]),
     // Tests send bad tokens on purpose, so no limit unless a test asks for one.
     '--web', web, '--auth-failures-per-minute', String(authFailuresPerMinute), ...args
   ], { env: { ...process.env, MAPLINE_LOG: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -83,6 +84,18 @@ export async function startServer ({ dataFile, args = [], env = {}, web = join(r
       return exited
     }
   }
+}
+
+/** A loopback port free right now (for a server that must know its address up front). */
+export function freePort () {
+  return new Promise((resolve, reject) => {
+    const probe = createServer()
+    probe.once('error', reject)
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address()
+      probe.close(() => resolve(port))
+    })
+  })
 }
 
 /** Calls the JSON API; resolves { status, body }. */

@@ -24,7 +24,13 @@ export const OTHER_CLIENT_SECRET = 'other-app-secret-0123456789abcdef'
 export const USERS = {
   'ana@example.com': { email: 'ana@example.com', email_verified: true, name: 'Ana Seller' },
   'ben@example.com': { email: 'ben@example.com', email_verified: false, name: 'Ben Unverified' },
-  'eve@elsewhere.example': { email: 'eve@elsewhere.example', email_verified: true, name: 'Eve Outsider' }
+  'eve@elsewhere.example': { email: 'eve@elsewhere.example', email_verified: true, name: 'Eve Outsider' },
+  // Its email starts with the Kelvin sign (U+212A), which lowercases to an ASCII `k`.
+  kelvin: { email: '\u212Aim@example.com', email_verified: true, name: 'Not Kim' },
+  // A profile name with control characters, far too long.
+  'noisy@example.com': { email: 'noisy@example.com', email_verified: true, name: 'Noisy\u0007\u001b[31m ' + 'N'.repeat(500) },
+  'dora@example.com': { email: 'dora@example.com', email_verified: true, name: 'Dora Leaving' },
+  'sam@example.com': { email: 'sam@example.com', email_verified: true, name: 'Sam Twice' }
 }
 
 function base64url (value) {
