@@ -13,6 +13,7 @@ mod feeds;
 mod lineage;
 mod records;
 mod store;
+mod summaries;
 mod webhooks;
 
 pub use error::{OpenError, Result, StoreError};
@@ -26,6 +27,7 @@ pub use store::{
     BackupError, BackupStats, DEFAULT_CACHE_BYTES, DocumentLoad, LogBound, PlanAudit,
     STORAGE_FORMAT, Store,
 };
+pub use summaries::{EncodedSummary, SummaryState};
 pub use webhooks::{AttemptRecord, DeliveryRecord, WebhookRecord};
 
 #[cfg(test)]

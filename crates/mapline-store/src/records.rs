@@ -229,6 +229,9 @@ pub struct DerivedHistory {
     pub plan_id: PlanId,
     pub entries: Vec<(Seq, HistoryEntry)>,
     pub through: Seq,
+    /// The plan's summary as of `through`, stored in the same transaction (see summaries.rs);
+    /// `None` leaves the stored summary as it is.
+    pub summary: Option<crate::summaries::EncodedSummary>,
 }
 
 impl DerivedHistory {
@@ -238,6 +241,7 @@ impl DerivedHistory {
             plan_id,
             entries: Vec::new(),
             through: 0,
+            summary: None,
         }
     }
 }

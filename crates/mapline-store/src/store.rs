@@ -19,6 +19,7 @@ pub const STORAGE_FORMAT: u32 = 4;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const PLANS: TableDefinition<u128, &[u8]> = TableDefinition::new("plans");
+pub(crate) const PLANS_TABLE: TableDefinition<u128, &[u8]> = PLANS;
 const SHARES: TableDefinition<u128, &[u8]> = TableDefinition::new("shares");
 pub(crate) const SHARES_TABLE: TableDefinition<u128, &[u8]> = SHARES;
 const UPDATES: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("updates");
@@ -317,6 +318,8 @@ impl Store {
             lineage::create_tables(&txn).map_err(StoreError::from)?;
             // Not a format change: a file without it opens and simply has no feeds yet.
             crate::feeds::create_tables(&txn).map_err(StoreError::from)?;
+            // Derived data: a file without it opens and computes summaries as it needs them.
+            crate::summaries::create_tables(&txn).map_err(StoreError::from)?;
         }
         txn.commit().map_err(StoreError::from)?;
         Ok(())
@@ -807,6 +810,7 @@ impl Store {
         crate::webhooks::copy_tables(&txn, &out)?;
         lineage::copy_tables(&txn, &out)?;
         crate::feeds::copy_tables(&txn, &out)?;
+        crate::summaries::copy_tables(&txn, &out)?;
         out.commit()?;
         drop(copy);
         stats.bytes = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
@@ -878,6 +882,7 @@ impl Store {
                 .retain_in(range.clone(), |_, _| false)?;
             txn.open_table(SLIP_INDEX)?.retain_in(range, |_, _| false)?;
             txn.open_table(DERIVED)?.remove(plan)?;
+            crate::summaries::remove_summary(&txn, rebuilt.plan_id)?;
         }
         txn.commit()?;
         // Released first: the lock is not re-entrant once a reopen is waiting.
@@ -1044,7 +1049,7 @@ fn write_history(txn: &redb::WriteTransaction, batch: &[DerivedHistory]) -> Resu
             derived.insert(plan, item.through)?;
         }
     }
-    Ok(())
+    crate::summaries::write_summaries(txn, batch)
 }
 
 fn last_seq(log: &redb::Table<(u128, u64), &[u8]>, plan: PlanId) -> Result<Seq> {
@@ -1070,7 +1075,7 @@ fn read_u32(bytes: &[u8]) -> Option<u32> {
     Some(u32::from_le_bytes(bytes.try_into().ok()?))
 }
 
-fn decode_or_corrupt<T: serde::de::DeserializeOwned>(
+pub(crate) fn decode_or_corrupt<T: serde::de::DeserializeOwned>(
     table: &'static str,
     key: impl ToString,
     bytes: &[u8],
