@@ -27,7 +27,7 @@ pub use store::{
     BackupError, BackupStats, DEFAULT_CACHE_BYTES, DocumentLoad, LogBound, PlanAudit,
     STORAGE_FORMAT, Store,
 };
-pub use summaries::{EncodedSummary, SummaryState};
+pub use summaries::{EncodedSummary, PlanWithSummary, SummaryState};
 pub use webhooks::{AttemptRecord, DeliveryRecord, WebhookRecord};
 
 #[cfg(test)]

@@ -95,6 +95,9 @@ pub(crate) fn remove_summary(txn: &redb::WriteTransaction, plan: PlanId) -> Resu
     Ok(())
 }
 
+/// A plan, its record and its stored summary with the position it is as of.
+pub type PlanWithSummary<T> = (PlanId, PlanRecord, Option<(Seq, T)>);
+
 /// A plan's stored summary, what it is as of, and the history stored after that.
 pub struct SummaryState<T> {
     pub summary: Option<(Seq, T)>,
@@ -108,9 +111,7 @@ pub struct SummaryState<T> {
 impl Store {
     /// Every plan with its stored summary (`None` when missing or no longer decodable), in
     /// one read transaction, oldest plan first.
-    pub fn plans_with_summaries<T: DeserializeOwned>(
-        &self,
-    ) -> Result<Vec<(PlanId, PlanRecord, Option<(Seq, T)>)>> {
+    pub fn plans_with_summaries<T: DeserializeOwned>(&self) -> Result<Vec<PlanWithSummary<T>>> {
         self.read(|txn| {
             let plans = txn.open_table(crate::store::PLANS_TABLE)?;
             let summaries = txn.open_table(SUMMARIES)?;
