@@ -1,0 +1,408 @@
+//! The pipeline: every plan a principal may see, with its health in words, from the summaries
+//! stored with the history (`mapline_plan::summary`), never by projecting every plan.
+//!
+//! A summary is advanced wherever history is stored: the writer's history flush
+//! ([`summarize_pending`] for each plan in it), a room's catch-up after a crash, a plan's
+//! creation and `rebuild-history`. A plan without one (a file from before summaries, a summary
+//! that no longer decodes) gets one computed once: at start-up ([`fill_missing`]) or when it is
+//! first listed, and stored.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{NaiveDate, Utc};
+use mapline_plan::Plan;
+use mapline_plan::summary::{ActivitySide, HistoryFacts, Observation, PlanSummary, summarize};
+use mapline_store::{
+    Author, DerivedHistory, DocRef, EncodedSummary, HistoryEntry, PlanId, PlanRecord, Seq, Side,
+    Store, StoreError,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::App;
+use crate::api::{ApiError, authenticate};
+use crate::auth::Principal;
+use crate::plan_api::{blocking, query, time};
+
+/// Who stored an entry, as the summary counts activity.
+fn side_of(author: Author) -> ActivitySide {
+    match author {
+        Author::Share {
+            side: Side::Buyer, ..
+        } => ActivitySide::Buyer,
+        Author::Share {
+            side: Side::Seller, ..
+        } => ActivitySide::Seller,
+        Author::Admin | Author::System => ActivitySide::Other,
+    }
+}
+
+/// One stored history entry as the summary takes it in.
+pub fn observation(entry: &HistoryEntry) -> Observation {
+    Observation {
+        at_ms: entry.received_at_ms,
+        side: side_of(entry.author),
+        // A move that lost to a concurrent one never moved the plan's date.
+        slips: entry
+            .slips
+            .iter()
+            .filter(|s| s.kept)
+            .map(|s| s.days)
+            .collect(),
+    }
+}
+
+/// The go-live a plan was created with, from its record.
+fn first_go_live(record: Option<&PlanRecord>) -> Option<NaiveDate> {
+    record.and_then(|r| mapline_plan::parse_date(&r.go_live))
+}
+
+/// The summary of a plan whose whole history is `entries` (a plan's creation, a rebuild).
+pub fn summary_of_history<'a>(
+    plan: &Plan,
+    record: Option<&PlanRecord>,
+    entries: impl IntoIterator<Item = &'a HistoryEntry>,
+    through: Seq,
+) -> EncodedSummary {
+    let mut facts = HistoryFacts::default();
+    for entry in entries {
+        facts.observe(&observation(entry));
+    }
+    EncodedSummary::new(through, &summarize(plan, first_go_live(record), facts))
+}
+
+/// The plan's summary once `pending` (history derived but not stored yet) is stored with it:
+/// the stored summary advanced by the history stored since and by `pending`'s entries, over
+/// `plan`, the plan as of `pending.through`. Blocks on the store.
+pub fn advance(
+    store: &Store,
+    plan: &Plan,
+    pending: &DerivedHistory,
+) -> Result<EncodedSummary, StoreError> {
+    let state = store.summary_state::<PlanSummary>(pending.plan_id)?;
+    let (mut through, mut facts, first) = match state.summary {
+        Some((through, summary)) => (
+            through,
+            summary.facts,
+            summary
+                .first_go_live
+                .as_deref()
+                .and_then(mapline_plan::parse_date),
+        ),
+        None => (0, HistoryFacts::default(), None),
+    };
+    let first = first.or_else(|| first_go_live(state.record.as_ref()));
+    for (seq, entry) in &state.entries_after {
+        facts.observe(&observation(entry));
+        through = through.max(*seq);
+    }
+    through = through.max(state.derived_through);
+    for (seq, entry) in &pending.entries {
+        if *seq > through {
+            facts.observe(&observation(entry));
+        }
+    }
+    let through = through.max(pending.through);
+    Ok(EncodedSummary::new(through, &summarize(plan, first, facts)))
+}
+
+/// Sets the summary of history about to be stored, from the plan as its room holds it. The
+/// history is stored either way: a summary that cannot be computed now is advanced from the
+/// stored history next time.
+pub(crate) fn summarize_pending(store: &Store, plan: &Plan, pending: &mut DerivedHistory) {
+    match advance(store, plan, pending) {
+        Ok(summary) => pending.summary = Some(summary),
+        Err(error) => {
+            pending.summary = None;
+            tracing::warn!(plan_id = %pending.plan_id, %error, "cannot advance the plan's summary now");
+        }
+    }
+}
+
+/// Computes and stores the summary of a plan that has none: from its stored history and its
+/// projection (the room's when loaded, else the store's). Blocks on the store.
+fn fill_one(
+    store: &Store,
+    plan_id: PlanId,
+    loaded: Option<(Plan, Seq)>,
+) -> Result<Option<PlanSummary>, StoreError> {
+    let state = store.summary_state::<PlanSummary>(plan_id)?;
+    if let Some((_, summary)) = state.summary {
+        return Ok(Some(summary));
+    }
+    let Some(record) = state.record else {
+        return Ok(None);
+    };
+    // History entries are stored only up to the derived position; a plan in memory may be
+    // ahead of it, and its next history flush advances the summary from there.
+    let plan = match loaded {
+        Some((plan, _)) => plan,
+        None => crate::history::project_stored(store, plan_id)?,
+    };
+    let mut facts = HistoryFacts::default();
+    for (_, entry) in &state.entries_after {
+        facts.observe(&observation(entry));
+    }
+    let summary = summarize(&plan, first_go_live(Some(&record)), facts);
+    store.fill_summary(
+        plan_id,
+        state.derived_through,
+        &EncodedSummary::new(state.derived_through, &summary),
+    )?;
+    Ok(Some(summary))
+}
+
+/// Computes the summaries plans lack (at start-up), one plan at a time off the runtime.
+pub(crate) async fn fill_missing(app: Arc<App>) {
+    let store = app.store.clone();
+    let missing = match tokio::task::spawn_blocking(move || {
+        store.plans_with_summaries::<PlanSummary>().map(|plans| {
+            plans
+                .into_iter()
+                .filter(|(_, _, s)| s.is_none())
+                .map(|(id, _, _)| id)
+                .collect::<Vec<_>>()
+        })
+    })
+    .await
+    {
+        Ok(Ok(missing)) => missing,
+        Ok(Err(error)) => {
+            tracing::error!(%error, "cannot list plans without a summary");
+            return;
+        }
+        Err(_) => return,
+    };
+    if !missing.is_empty() {
+        tracing::info!(plans = missing.len(), "computing the summaries plans lack");
+    }
+    for plan_id in missing {
+        let loaded = app
+            .rooms
+            .loaded(DocRef::plan(plan_id))
+            .map(|room| room.projection());
+        let store = app.store.clone();
+        match tokio::task::spawn_blocking(move || fill_one(&store, plan_id, loaded)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                tracing::error!(plan_id = %plan_id, %error, "cannot compute the plan's summary")
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Which plans a principal's pipeline lists. Today only the admin token may ask (a share link
+/// is refused before this) and it sees every plan but owns none, so `mine` lists nothing.
+/// Members (rep: plans they own or are a seller member of; manager, admin: every plan) are
+/// wired in here.
+pub(crate) fn visible(principal: &Principal, _plan: PlanId, mine: bool) -> bool {
+    match principal {
+        Principal::Admin => !mine,
+        Principal::Share(_) => false,
+    }
+}
+
+/// Who may ask for the pipeline at all.
+fn may_list(principal: &Principal) -> Result<(), ApiError> {
+    crate::api::require_admin(principal)
+}
+
+/// The query of `GET /api/plans` and `GET /api/plans.csv`.
+#[derive(Deserialize)]
+pub struct ListQuery {
+    /// `YYYY-MM-DD`; the server's date (UTC) if absent.
+    today: Option<String>,
+    /// `1`: only the caller's own plans.
+    mine: Option<String>,
+}
+
+/// One row of the pipeline.
+struct Row {
+    id: PlanId,
+    record: PlanRecord,
+    summary: PlanSummary,
+}
+
+async fn rows(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    params: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<(Vec<Row>, NaiveDate), ApiError> {
+    let params = query(params)?;
+    let today = match params.today.as_deref() {
+        None => Utc::now().date_naive(),
+        Some(text) => mapline_plan::parse_date(text).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                format!("`today` must be YYYY-MM-DD, got {text:?}"),
+            )
+        })?,
+    };
+    let mine = match params.mine.as_deref() {
+        None | Some("0") => false,
+        Some("1") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                format!("`mine` must be 1 or 0, got {other:?}"),
+            ));
+        }
+    };
+    let principal = authenticate(app, headers, None).await?;
+    may_list(&principal)?;
+    let plans = blocking(app, |store| store.plans_with_summaries::<PlanSummary>()).await?;
+    let mut out = Vec::with_capacity(plans.len());
+    for (id, record, summary) in plans {
+        if !visible(&principal, id, mine) {
+            continue;
+        }
+        let summary = match summary {
+            Some((_, summary)) => summary,
+            None => {
+                let loaded = app.rooms.loaded(DocRef::plan(id)).map(|r| r.projection());
+                match blocking(app, move |store| fill_one(store, id, loaded)).await? {
+                    Some(summary) => summary,
+                    // Deleted meanwhile.
+                    None => continue,
+                }
+            }
+        };
+        out.push(Row {
+            id,
+            record,
+            summary,
+        });
+    }
+    Ok((out, today))
+}
+
+/// A row as JSON (the contract's Summary; `createdAt` kept from the earlier listing).
+fn row_json(row: &Row, today: NaiveDate) -> Value {
+    let view = row.summary.view(today);
+    let s = &row.summary;
+    json!({
+        "id": row.id,
+        "title": s.title.clone().unwrap_or_else(|| row.record.title.clone()),
+        "buyerOrg": s.buyer_org.clone().unwrap_or_else(|| row.record.buyer_org.clone()),
+        "sellerOrg": s.seller_org.clone().unwrap_or_else(|| row.record.seller_org.clone()),
+        "goLive": s.go_live,
+        "createdAt": time(row.record.created_at_ms),
+        "owner": Value::Null,
+        "health": view.health.as_str(),
+        "healthWords": view.health_words,
+        "overdue": view.overdue,
+        "atRisk": view.at_risk,
+        "openSteps": view.open_steps,
+        "openStepsWithoutBuyerOwner": view.open_steps_without_buyer_owner,
+        "goLiveDriftDays": view.go_live_drift_days,
+        "slips": {
+            "buyer": view.slips.buyer,
+            "seller": view.slips.seller,
+            "last14Days": view.slips.last_14_days,
+        },
+        "lastBuyerActivityAt": view.last_buyer_activity_ms.and_then(time),
+        "lastSellerActivityAt": view.last_seller_activity_ms.and_then(time),
+        "buyerQuietDays": view.buyer_quiet_days,
+    })
+}
+
+/// `GET /api/plans`: every plan the caller may see, with its health, from stored summaries.
+#[utoipa::path(get, path = "/api/plans", tag = "plans", params(("today" = Option<String>, Query, description = "YYYY-MM-DD"), ("mine" = Option<String>, Query, description = "1: only the caller's own plans")), responses((status = 200, description = "`{ plans }`: every plan the caller may see, with its summary"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+pub async fn list_plans(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    params: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let (rows, today) = rows(&app, &headers, params).await?;
+    let plans: Vec<Value> = rows.iter().map(|row| row_json(row, today)).collect();
+    Ok(Json(json!({ "plans": plans })))
+}
+
+/// The CSV columns, in order: the JSON fields, `slips` flattened.
+const CSV_COLUMNS: &[&str] = &[
+    "id",
+    "title",
+    "buyerOrg",
+    "sellerOrg",
+    "goLive",
+    "owner",
+    "health",
+    "healthWords",
+    "overdue",
+    "atRisk",
+    "openSteps",
+    "openStepsWithoutBuyerOwner",
+    "goLiveDriftDays",
+    "slipsBuyer",
+    "slipsSeller",
+    "slipsLast14Days",
+    "lastBuyerActivityAt",
+    "lastSellerActivityAt",
+    "buyerQuietDays",
+];
+
+fn csv_cell(value: &Value) -> String {
+    let text = match value {
+        Value::Null => String::new(),
+        Value::String(s) => mapline_plan::export::csv_text(s),
+        other => other.to_string(),
+    };
+    mapline_plan::export::csv_field(&text)
+}
+
+/// The pipeline as CSV (RFC 4180, CRLF line ends, a header row).
+fn csv(rows: &[Row], today: NaiveDate) -> String {
+    let mut out = CSV_COLUMNS.join(",");
+    out.push_str("\r\n");
+    for row in rows {
+        let json = row_json(row, today);
+        let cells: Vec<String> = CSV_COLUMNS
+            .iter()
+            .map(|column| {
+                let value = match *column {
+                    "owner" => json["owner"]["name"].clone(),
+                    "slipsBuyer" => json["slips"]["buyer"].clone(),
+                    "slipsSeller" => json["slips"]["seller"].clone(),
+                    "slipsLast14Days" => json["slips"]["last14Days"].clone(),
+                    name => json[name].clone(),
+                };
+                csv_cell(&value)
+            })
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// `GET /api/plans.csv`: the pipeline's rows as CSV.
+#[utoipa::path(get, path = "/api/plans.csv", tag = "plans", params(("today" = Option<String>, Query, description = "YYYY-MM-DD"), ("mine" = Option<String>, Query, description = "1: only the caller's own plans")), responses((status = 200, description = "The pipeline, one row per plan", content_type = "text/csv"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+pub async fn list_plans_csv(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    params: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (rows, today) = rows(&app, &headers, params).await?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"pipeline.csv\""),
+            ),
+        ],
+        csv(&rows, today),
+    )
+        .into_response())
+}
