@@ -241,6 +241,14 @@ fn plural(count: usize, one: &str, many: &str) -> String {
     }
 }
 
+/// A health reason as the second half of "At risk: …".
+fn lowercase_first(reason: &str) -> String {
+    let mut chars = reason.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_lowercase().chain(chars).collect()
+    })
+}
+
 impl PlanSummary {
     /// The plan's health and counts on `today`, by the rules of [`crate::health`].
     pub fn view(&self, today: NaiveDate) -> SummaryView {
@@ -335,7 +343,7 @@ impl PlanSummary {
             ));
         }
         if health == Standing::OffTrack && details.is_empty() {
-            details.extend(h.reasons.first().cloned());
+            details.extend(h.reasons.first().map(|r| lowercase_first(r)));
         }
         if !h.blocked.is_empty() {
             details.push(format!(
@@ -344,7 +352,7 @@ impl PlanSummary {
             ));
         }
         if health == Standing::AtRisk && details.is_empty() {
-            details.extend(h.reasons.first().cloned());
+            details.extend(h.reasons.first().map(|r| lowercase_first(r)));
         }
         let quiet = buyer_quiet_days.filter(|d| *d >= BUYER_QUIET_DAYS && health != Standing::Done);
         let head = match health {
@@ -531,6 +539,10 @@ mod tests {
     fn overdue_and_at_risk_move_with_today() {
         check(sample, |plan| {
             let s = summarize(plan, None, HistoryFacts::default());
+            assert_eq!(
+                s.view(day("2027-02-28")).health_words,
+                "Off track: 3 steps overdue"
+            );
             let counts = |today| {
                 let v = s.view(day(today));
                 (v.overdue, v.at_risk, v.health)

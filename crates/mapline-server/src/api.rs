@@ -211,6 +211,8 @@ pub fn router(app: Arc<App>) -> Router {
             .routes(routes!(crate::restore::get_deleted))
             .routes(routes!(crate::restore::restore))
             .routes(routes!(plan_api::get_health))
+            .routes(routes!(crate::audit::verify))
+            .routes(routes!(crate::audit::audit_json))
             .routes(routes!(plan_api::list_templates))
             .routes(routes!(backup))
             .routes(routes!(sync))

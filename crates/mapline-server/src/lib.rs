@@ -8,6 +8,7 @@
 //! to its sender. See ARCHITECTURE.md.
 
 mod api;
+pub mod audit;
 mod auth;
 mod conn;
 pub mod exports;

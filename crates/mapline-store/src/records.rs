@@ -269,3 +269,17 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
         _ => None,
     }
 }
+
+impl HistoryEntry {
+    /// The entry's stored bytes (format byte and postcard encoding): what its [`digest`] and
+    /// the next entry's `prev_sha256` are the SHA-256 of. An audit export carries them so a
+    /// third party can re-hash the chain.
+    pub fn stored_bytes(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// An entry read back from its stored bytes (`None` if they are not one).
+    pub fn from_stored_bytes(bytes: &[u8]) -> Option<Self> {
+        decode(bytes)
+    }
+}
