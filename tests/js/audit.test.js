@@ -159,7 +159,7 @@ test('any link of the plan may verify and export; a link for another plan or non
     const none = await api(server, 'GET', `/api/plans/${plan.id}/${path}`, { token: null })
     assert.deepEqual([none.status, none.body?.error?.code], [401, 'missing_token'], path)
     const missing = await api(server, 'GET', `/api/plans/01890000-0000-7000-8000-000000000000/${path}`)
-    assert.deepEqual([missing.status, missing.body?.error?.code], [404, 'no_such_plan'], path)
+    assert.deepEqual([missing.status, missing.body?.error?.code], [404, 'plan_not_found'], path)
   }
   // A new plan's export: its creation entry alone, and it verifies.
   const fresh = (await api(server, 'GET', `/api/plans/${other.id}/audit.json`, { token: other.buyer })).body
