@@ -28,7 +28,8 @@ test('the document describes the API, its bearer scheme and every operation the 
     ['get', '/api/plans/{plan_id}/shares'], ['post', '/api/plans/{plan_id}/shares'], ['delete', '/api/plans/{plan_id}/shares/{share_id}'],
     ['get', '/api/plans/{plan_id}/shares/{share_id}/revocation'],
     ['get', '/api/plans/{plan_id}/calendar.ics'], ['get', '/api/plans/{plan_id}/export.json'], ['get', '/api/plans/{plan_id}/export.md'],
-    ['get', '/api/plans/{plan_id}/export.csv'], ['post', '/api/plans/import'], ['get', '/api/templates'], ['get', '/api/admin/backup'],
+    ['get', '/api/plans/{plan_id}/export.csv'], ['post', '/api/plans/import'], ['get', '/api/plans.csv'],
+    ['get', '/api/plans/{plan_id}/verify'], ['get', '/api/plans/{plan_id}/audit.json'], ['get', '/api/templates'], ['get', '/api/admin/backup'],
     ['get', '/sync/{plan_id}'], ['get', '/sync/{plan_id}/internal'], ['get', '/healthz'], ['get', '/metrics'],
     ['get', '/api/webhooks'], ['post', '/api/webhooks'], ['delete', '/api/webhooks/{id}'], ['get', '/api/webhooks/{id}/deliveries']
   ]
