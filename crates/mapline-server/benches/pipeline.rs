@@ -89,7 +89,12 @@ fn seed(args: &Args) {
             .expect("applies");
         let keys: Vec<String> = plan
             .template
-            .map(|t| t.milestones.iter().map(|m| format!("ms-{}", m.key)).collect())
+            .map(|t| {
+                t.milestones
+                    .iter()
+                    .map(|m| format!("ms-{}", m.key))
+                    .collect()
+            })
             .unwrap_or_default();
         for m in 0..args.moves {
             let share = &shares[m % 2].record;
@@ -206,10 +211,42 @@ fn measure(args: &Args) {
     );
 }
 
+/// Where a listing's time goes, in this process on the same file (the server stopped): reading
+/// every summary, and evaluating them for a day.
+fn breakdown(args: &Args) {
+    let store = Store::open(&args.data).expect("open the data file");
+    let today = NaiveDate::from_ymd_opt(2027, 3, 1).expect("a date");
+    let mut read = Vec::new();
+    let mut evaluate = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let plans = store
+            .plans_with_summaries::<mapline_plan::summary::PlanSummary>()
+            .expect("read summaries");
+        read.push(t.elapsed());
+        let t = Instant::now();
+        let overdue: usize = plans
+            .iter()
+            .filter_map(|(_, _, s)| s.as_ref())
+            .map(|(_, s)| s.view(today).overdue)
+            .sum();
+        evaluate.push(t.elapsed());
+        std::hint::black_box(overdue);
+    }
+    read.sort();
+    evaluate.sort();
+    println!(
+        "in process, median of 5: read every summary {}, evaluate them {}",
+        ms(read[2]),
+        ms(evaluate[2])
+    );
+}
+
 fn main() {
     let args = args();
     if !args.data.exists() {
         seed(&args);
     }
     measure(&args);
+    breakdown(&args);
 }

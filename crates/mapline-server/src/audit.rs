@@ -110,7 +110,10 @@ pub fn export(store: &Store, plan_id: PlanId, now_ms: i64) -> Result<Value, Stor
             "record": BASE64.encode(&bytes),
         }));
     }
-    let head = entries.last().map(|e| e["hash"].clone()).unwrap_or(Value::Null);
+    let head = entries
+        .last()
+        .map(|e| e["hash"].clone())
+        .unwrap_or(Value::Null);
     Ok(json!({
         "format": AUDIT_FORMAT,
         "planId": plan_id,
@@ -200,9 +203,7 @@ fn slip_matches(shown: &Value, stored: &mapline_store::SlipRecord) -> bool {
 
 /// Checks one entry of an export against the hash before it; returns its hash.
 fn check_entry(entry: &Value, prev: &[u8; 32]) -> Result<[u8; 32], String> {
-    let record = entry["record"]
-        .as_str()
-        .ok_or("no `record`")?;
+    let record = entry["record"].as_str().ok_or("no `record`")?;
     let bytes = BASE64
         .decode(record)
         .map_err(|e| format!("`record` is not base64: {e}"))?;
@@ -258,7 +259,11 @@ pub fn check_export(export: &Value) -> ExportCheck {
         }
         let seq = entry["seq"].as_u64();
         if seq.is_none_or(|s| s <= last_seq) {
-            first_bad = Some(bad(index, seq, "its `seq` does not follow the one before".into()));
+            first_bad = Some(bad(
+                index,
+                seq,
+                "its `seq` does not follow the one before".into(),
+            ));
             break;
         }
         last_seq = seq.unwrap_or(last_seq);

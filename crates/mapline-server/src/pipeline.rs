@@ -375,7 +375,10 @@ pub async fn list_plans(
     .map_err(ApiError::internal)?
     .map_err(ApiError::internal)?;
     Ok((
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response())

@@ -695,10 +695,7 @@ fn verify_audit(args: &VerifyAuditArgs) -> anyhow::Result<std::process::ExitCode
         }
         Some(bad) => {
             let seq = bad.seq.map_or("?".to_owned(), |s| s.to_string());
-            println!(
-                "bad: entry {} (seq {seq}): {}",
-                bad.index, bad.reason
-            );
+            println!("bad: entry {} (seq {seq}): {}", bad.index, bad.reason);
             Ok(std::process::ExitCode::from(1))
         }
     }
