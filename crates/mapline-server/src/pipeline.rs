@@ -467,3 +467,134 @@ pub async fn list_plans_csv(
     )
         .into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mapline_store::{GENESIS, SlipRecord};
+
+    fn slip_entry(side: Side, at: i64, days: i64) -> HistoryEntry {
+        HistoryEntry {
+            author: Author::Share {
+                id: PlanId::from_u128(9),
+                side,
+            },
+            client_ids: vec![3],
+            received_at_ms: at,
+            changes: vec![],
+            slips: vec![SlipRecord {
+                milestone_id: Some("ms-kickoff".into()),
+                title: None,
+                from: "2027-01-01".into(),
+                to: Some("2027-01-08".into()),
+                days: Some(days),
+                reason: None,
+                kept: true,
+            }],
+            update_sha256: GENESIS,
+            prev_sha256: GENESIS,
+        }
+    }
+
+    fn history(plan: PlanId, entries: Vec<(Seq, HistoryEntry)>, through: Seq) -> DerivedHistory {
+        DerivedHistory {
+            plan_id: plan,
+            entries,
+            through,
+            summary: None,
+        }
+    }
+
+    fn stored(store: &Store, plan: PlanId) -> (Seq, PlanSummary) {
+        store
+            .summary_state::<PlanSummary>(plan)
+            .unwrap()
+            .summary
+            .unwrap()
+    }
+
+    #[test]
+    fn a_summary_advances_past_history_stored_without_it_and_never_counts_an_entry_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("m.redb")).unwrap();
+        let new_plan =
+            mapline_plan::NewPlan::parse("Rollout", "Northwind", "Mapline", "2027-04-01")
+                .unwrap()
+                .with_template("mid-market")
+                .unwrap();
+        let id = PlanId::from_u128(1);
+        let first = mapline_plan::new_plan_update(&new_plan, 5);
+        crate::plans::create_plan(&store, id, &new_plan, first, 1_000).unwrap();
+        // Created with its summary, as of the creation.
+        let (through, created) = stored(&store, id);
+        assert_eq!(through, 1);
+        assert_eq!(created.title.as_deref(), Some("Rollout"));
+        assert_eq!(created.first_go_live.as_deref(), Some("2027-04-01"));
+        assert_eq!(created.facts.first_ms, Some(1_000));
+
+        // History stored without a summary (its computation failed): the next one picks it up.
+        let seller = slip_entry(Side::Seller, 2_000, 7);
+        store
+            .commit_history(&[history(id, vec![(2, seller.clone())], 2)])
+            .unwrap();
+        let plan = crate::history::project_stored(&store, id).unwrap();
+        let buyer = slip_entry(Side::Buyer, 3_000, 3);
+        // The pending history repeats position 2 (stored already): counted once.
+        let mut pending = history(id, vec![(2, seller), (3, buyer)], 4);
+        summarize_pending(&store, &plan, &mut pending);
+        store.commit_history(&[pending]).unwrap();
+        let (through, advanced) = stored(&store, id);
+        assert_eq!(through, 4);
+        let sides: Vec<_> = advanced.facts.slips.iter().map(|s| s.side).collect();
+        assert_eq!(sides, [ActivitySide::Seller, ActivitySide::Buyer]);
+        assert_eq!(advanced.facts.last_buyer_ms, Some(3_000));
+        assert_eq!(advanced.facts.last_seller_ms, Some(2_000));
+        assert_eq!(advanced.first_go_live, created.first_go_live);
+
+        // A rebuild derives the same facts from the log alone (its own entries here: the
+        // log holds only the creation, so its summary has no slips) and replaces the summary.
+        crate::history::rebuild_plan(&store, id, true).unwrap();
+        let (through, rebuilt) = stored(&store, id);
+        assert_eq!((through, rebuilt.facts.slips.len()), (1, 0));
+    }
+
+    #[test]
+    fn a_plan_without_a_summary_gets_one_from_its_stored_history_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("m.redb")).unwrap();
+        let new_plan =
+            mapline_plan::NewPlan::parse("Rollout", "Northwind", "Mapline", "2027-04-01").unwrap();
+        let id = PlanId::from_u128(1);
+        crate::plans::create_plan(
+            &store,
+            id,
+            &new_plan,
+            mapline_plan::new_plan_update(&new_plan, 5),
+            1_000,
+        )
+        .unwrap();
+        store
+            .commit_history(&[history(id, vec![(2, slip_entry(Side::Buyer, 2_000, 7))], 2)])
+            .unwrap();
+        // As a file from before summaries: none stored.
+        store
+            .replace_history(&history(id, store.all_history(id).unwrap(), 2))
+            .unwrap();
+        assert!(
+            store
+                .summary_state::<PlanSummary>(id)
+                .unwrap()
+                .summary
+                .is_none()
+        );
+        let filled = fill_one(&store, id, None).unwrap().unwrap();
+        assert_eq!(filled.facts.slips.len(), 1);
+        assert_eq!(filled.facts.last_buyer_ms, Some(2_000));
+        assert_eq!(stored(&store, id), (2, filled));
+        assert!(
+            fill_one(&store, PlanId::from_u128(2), None)
+                .unwrap()
+                .is_none()
+        );
+    }
+}
