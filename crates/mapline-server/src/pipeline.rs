@@ -75,49 +75,79 @@ pub fn summary_of_history<'a>(
     EncodedSummary::new(through, &summarize(plan, first_go_live(record), facts))
 }
 
+/// The roots a summary reads from the plan: history that touches none of them leaves its plan
+/// part as it was.
+const SUMMARIZED_ROOTS: [&str; 3] = ["meta", "milestones", "stakeholders"];
+
 /// The plan's summary once `pending` (history derived but not stored yet) is stored with it:
 /// the stored summary advanced by the history stored since and by `pending`'s entries, over
-/// `plan`, the plan as of `pending.through`. Blocks on the store.
+/// `plan()`, the plan as of `pending.through` — projected only when that history touched what a
+/// summary reads (or there is no summary yet). Blocks on the store.
 pub fn advance(
     store: &Store,
-    plan: &Plan,
+    plan: impl FnOnce() -> Plan,
     pending: &DerivedHistory,
 ) -> Result<EncodedSummary, StoreError> {
     let state = store.summary_state::<PlanSummary>(pending.plan_id)?;
-    let (mut through, mut facts, first) = match state.summary {
-        Some((through, summary)) => (
-            through,
-            summary.facts,
-            summary
-                .first_go_live
-                .as_deref()
-                .and_then(mapline_plan::parse_date),
-        ),
-        None => (0, HistoryFacts::default(), None),
+    let (mut through, previous) = match state.summary {
+        Some((through, summary)) => (through, Some(summary)),
+        None => (0, None),
     };
-    let first = first.or_else(|| first_go_live(state.record.as_ref()));
-    for (seq, entry) in &state.entries_after {
+    let mut facts = previous
+        .as_ref()
+        .map(|s| s.facts.clone())
+        .unwrap_or_default();
+    let mut touched = false;
+    let mut observe = |entry: &HistoryEntry, facts: &mut HistoryFacts| {
         facts.observe(&observation(entry));
+        touched |= entry
+            .changes
+            .iter()
+            .any(|c| SUMMARIZED_ROOTS.contains(&c.entity.as_str()));
+    };
+    for (seq, entry) in &state.entries_after {
+        observe(entry, &mut facts);
         through = through.max(*seq);
     }
     through = through.max(state.derived_through);
     for (seq, entry) in &pending.entries {
         if *seq > through {
-            facts.observe(&observation(entry));
+            observe(entry, &mut facts);
         }
     }
     let through = through.max(pending.through);
-    Ok(EncodedSummary::new(through, &summarize(plan, first, facts)))
+    let summary = match previous {
+        Some(previous) if !touched => PlanSummary { facts, ..previous },
+        previous => {
+            let first = previous
+                .and_then(|s| s.first_go_live)
+                .as_deref()
+                .and_then(mapline_plan::parse_date)
+                .or_else(|| first_go_live(state.record.as_ref()));
+            summarize(&plan(), first, facts)
+        }
+    };
+    Ok(EncodedSummary::new(through, &summary))
 }
 
 /// Sets the summary of history about to be stored, from the plan as its room holds it. The
 /// history is stored either way: a summary that cannot be computed now is advanced from the
-/// stored history next time.
-pub(crate) fn summarize_pending(store: &Store, plan: &Plan, pending: &mut DerivedHistory) {
+/// stored history next time. History without entries (updates that changed nothing a summary
+/// counts) leaves the stored summary alone: nothing in it would change, and not rewriting it
+/// keeps the flush's page writes down.
+pub(crate) fn summarize_pending(
+    store: &Store,
+    plan: impl FnOnce() -> Plan,
+    pending: &mut DerivedHistory,
+) {
+    pending.summary = None;
+    if pending.entries.is_empty() {
+        // (A plan without a summary gets one at start-up or when it is first listed.)
+        return;
+    }
     match advance(store, plan, pending) {
         Ok(summary) => pending.summary = Some(summary),
         Err(error) => {
-            pending.summary = None;
             tracing::warn!(plan_id = %pending.plan_id, %error, "cannot advance the plan's summary now");
         }
     }
@@ -541,7 +571,7 @@ mod tests {
         let buyer = slip_entry(Side::Buyer, 3_000, 3);
         // The pending history repeats position 2 (stored already): counted once.
         let mut pending = history(id, vec![(2, seller), (3, buyer)], 4);
-        summarize_pending(&store, &plan, &mut pending);
+        summarize_pending(&store, || plan.clone(), &mut pending);
         store.commit_history(&[pending]).unwrap();
         let (through, advanced) = stored(&store, id);
         assert_eq!(through, 4);

@@ -80,8 +80,11 @@ impl Rooms {
                     let started = Instant::now();
                     let (room, mut caught_up) = Room::load(doc, load, metrics, limits);
                     if caught_up.through > stored_through {
-                        let (plan, _) = room.projection();
-                        crate::pipeline::summarize_pending(&store, &plan, &mut caught_up);
+                        crate::pipeline::summarize_pending(
+                            &store,
+                            || room.projection().0,
+                            &mut caught_up,
+                        );
                         store.commit_history(&[caught_up])?;
                     }
                     tracing::debug!(plan_id = %plan, tail, micros = started.elapsed().as_micros() as u64, "room loaded");

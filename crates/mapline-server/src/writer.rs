@@ -158,8 +158,7 @@ impl Carried {
     fn summarize(&mut self, store: &Store) {
         for pending in &mut self.history {
             if let Some(room) = self.rooms.get(&pending.plan_id) {
-                let (plan, _) = room.projection();
-                crate::pipeline::summarize_pending(store, &plan, pending);
+                crate::pipeline::summarize_pending(store, || room.projection().0, pending);
             }
         }
     }
