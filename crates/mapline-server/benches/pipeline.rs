@@ -240,6 +240,53 @@ fn breakdown(args: &Args) {
         ms(read[2]),
         ms(evaluate[2])
     );
+    flush_cost(&store);
+}
+
+/// What the writer's history flush now does per plan whose history touched its milestones:
+/// project the plan (here from a loaded document, as the room does from its tracker) and
+/// advance its stored summary by one entry.
+fn flush_cost(store: &Store) {
+    const ROUNDS: u32 = 2_000;
+    let plans = store.plans().expect("plans");
+    let (id, _) = plans.first().expect("a plan");
+    let doc = history::stored_doc(store, mapline_store::DocRef::plan(*id))
+        .expect("read")
+        .expect("a plan");
+    let raw = mapline_plan::RawPlan::read(&doc.transact());
+    let t = Instant::now();
+    for _ in 0..ROUNDS {
+        std::hint::black_box(mapline_plan::project(&raw));
+    }
+    let project = t.elapsed() / ROUNDS;
+    let plan = mapline_plan::project(&raw);
+    let mut entry = store
+        .all_history(*id)
+        .expect("history")
+        .pop()
+        .expect("an entry")
+        .1;
+    entry.received_at_ms += 1;
+    let through = store.derived_through(*id).expect("derived");
+    let pending = mapline_store::DerivedHistory {
+        plan_id: *id,
+        entries: vec![(through + 1, entry)],
+        through: through + 1,
+        summary: None,
+    };
+    let t = Instant::now();
+    for _ in 0..ROUNDS {
+        std::hint::black_box(
+            mapline_server::pipeline::advance(store, || plan.clone(), &pending).expect("advance"),
+        );
+    }
+    let advance = t.elapsed() / ROUNDS;
+    println!(
+        "writer, per plan and flush: project the plan {:.1} µs, advance its summary (read, \
+         summarize, encode) {:.1} µs",
+        project.as_secs_f64() * 1e6,
+        advance.as_secs_f64() * 1e6
+    );
 }
 
 fn main() {
