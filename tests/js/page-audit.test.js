@@ -1,41 +1,12 @@
 // The audit page (issue 15, part 5), opened read-only with a buyer's share link
 // (`/p/{id}/audit#token=…`): the activity feed equals `/history` and its filters narrow it as
 // `/history` says they should; the slider at log position N renders what `?at=N` answers; "Now"
-// returns to the live plan; slip analytics count what `/slips` holds. The server's integrity
-// check, the audit export and review marks are probed first (`serverHas`): on a server without
-// them the page must say "not available", and their own assertions run once the server has them.
+// returns to the live plan; slip analytics count what `/slips` holds; the server's integrity
+// check and the audit export; "since my last review".
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createPlan, api, mintShare, client, synced, destroy, waitFor, startServer, tempData } from './lib/harness.js'
+import { createPlan, api, mintShare, client, synced, destroy, waitFor } from './lib/harness.js'
 import { openLink, browserSuite, noPageErrors, webRoot } from './lib/browser.js'
-
-/** Which endpoints this server has (a route it lacks answers 404 `not_found`). */
-async function probe () {
-  const data = tempData()
-  const server = await startServer({ dataFile: data.file, web: webRoot })
-  try {
-    const plan = await createPlan(server)
-    const has = async path => {
-      const { status, body } = await api(server, 'GET', path)
-      return !(status === 404 && body?.error?.code === 'not_found')
-    }
-    return {
-      verify: await has(`/api/plans/${plan.id}/verify`),
-      'audit-export': await has(`/api/plans/${plan.id}/audit.json`),
-      reviews: await has(`/api/plans/${plan.id}/reviews/last`)
-    }
-  } finally {
-    await server.stop()
-    data.cleanup()
-  }
-}
-const probed = await probe()
-/** Whether the server under test has a feature (probed once, before the tests are defined). */
-function serverHas (feature) {
-  return probed[feature] === true
-}
-/** The console errors an older server causes: the page's probes of the endpoints it lacks. */
-const MISSING = serverHas('verify') && serverHas('reviews') ? null : /status of 404/
 
 let server, browser
 browserSuite(started => ({ server, browser } = started))
@@ -127,7 +98,7 @@ test('the feed is the plan’s history, and each filter narrows it to the entrie
 
     // A buyer link's audit page never shows the seller's internal document.
     assert.equal(await page.getByText('Internal — seller only').count(), 0)
-    noPageErrors(auditor, MISSING)
+    noPageErrors(auditor)
   } finally {
     await auditor.context.close()
   }
@@ -161,7 +132,7 @@ test('the slider at log position N renders the plan as ?at=N answers, and "Now" 
     await page.locator('[data-testid="audit-plan"][data-live="true"]').waitFor()
     assert.deepEqual(await renderedSteps(page), stepsOf(live), 'Now shows the live plan again')
     assert.equal(await page.getByTestId('moment-now').isDisabled(), true)
-    noPageErrors(auditor, MISSING)
+    noPageErrors(auditor)
   } finally {
     await auditor.context.close()
   }
@@ -215,26 +186,7 @@ test('the plan page links to its audit page with the same link', async () => {
   }
 })
 
-test('a server without the integrity check, the export or review marks: the page says they are not available', { skip: serverHas('verify') && serverHas('reviews') && serverHas('audit-export') }, async () => {
-  const plan = await createPlan(server)
-  const auditor = await openAudit(plan.id, plan.buyer)
-  try {
-    const { page } = auditor
-    if (!serverHas('verify')) await page.getByTestId('verify-unavailable').waitFor()
-    if (!serverHas('reviews')) await page.getByTestId('review-unavailable').waitFor()
-    if (!serverHas('audit-export')) {
-      await page.getByRole('button', { name: 'Download the audit export (JSON)' }).click()
-      await waitFor(async () => (await page.getByTestId('export-message').textContent())?.includes('not available'), { what: 'the export to say it is not available' })
-    }
-    // The rest of the page works: the feed is there.
-    assert.ok(await page.getByTestId('feed-entry').count() > 0)
-    noPageErrors(auditor, MISSING)
-  } finally {
-    await auditor.context.close()
-  }
-})
-
-test('integrity: the server’s verdict and head hash are shown, and the export downloads with that head', { skip: !serverHas('verify') || !serverHas('audit-export') }, async () => {
+test('integrity: the server’s verdict and head hash are shown, and the export downloads with that head', async () => {
   const plan = await planWithHistory()
   const verify = (await api(server, 'GET', `/api/plans/${plan.id}/verify`)).body
   assert.equal(verify.ok, true)
@@ -254,7 +206,7 @@ test('integrity: the server’s verdict and head hash are shown, and the export 
   }
 })
 
-test('since my last review lists exactly the changes after the mark', { skip: !serverHas('reviews') }, async () => {
+test('since my last review lists exactly the changes after the mark', async () => {
   const plan = await planWithHistory()
   const auditor = await openAudit(plan.id, plan.seller)
   try {

@@ -1,33 +1,11 @@
 // The seller's workspace in the browser (issue 15, parts 1–4 and 6): the sign-in page, a
 // single-use sign-in link, home (my plans, create a plan from a template, invite the buyer's
 // people), the pipeline for managers, and a member's plan page (the session cookie, no token)
-// with the internal section. Members and sessions come from the identity work (helper A): the
-// tests that need them are skipped on a server without `/api/members` (probed first).
+// with the internal section.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { api, createPlan, client, synced, destroy, waitFor, startServer, tempData, ADMIN_TOKEN } from './lib/harness.js'
+import { api, createPlan, client, synced, destroy, waitFor, ADMIN_TOKEN } from './lib/harness.js'
 import { browserSuite, noPageErrors, webRoot, untilStatus, openLink } from './lib/browser.js'
-
-async function probe () {
-  const data = tempData()
-  const server = await startServer({ dataFile: data.file, web: webRoot })
-  try {
-    const has = async (method, path, body) => {
-      const { status, body: answer } = await api(server, method, path, { body, token: null })
-      return !(status === 404 && answer?.error?.code === 'not_found')
-    }
-    return { members: await has('GET', '/api/session'), authConfig: await has('GET', '/api/auth/config') }
-  } finally {
-    await server.stop()
-    data.cleanup()
-  }
-}
-const probed = await probe()
-/** Whether the server under test has a feature (probed once, before the tests are defined). */
-function serverHas (feature) {
-  return probed[feature] === true
-}
-const NEEDS_MEMBERS = !serverHas('members') && 'needs members and sessions (/api/session) on the server'
 
 let server, browser
 browserSuite(started => ({ server, browser } = started))
@@ -76,7 +54,7 @@ test('a sign-in link that is not valid signs nobody in, says why, and leaves the
   try {
     const problem = person.page.getByTestId('signin-problem')
     await problem.waitFor()
-    assert.equal(await problem.getAttribute('data-code'), serverHas('members') ? 'sign_in_link_invalid' : 'not_found')
+    assert.equal(await problem.getAttribute('data-code'), 'sign_in_link_invalid')
     assert.equal(new URL(person.page.url()).hash, '', 'the token is gone from the address bar')
     const cookies = await person.context.cookies()
     assert.equal(cookies.filter(c => c.name === 'mapline_session').length, 0)
@@ -95,7 +73,7 @@ test('a plan address without a token, signed out, still says the link is missing
   }
 })
 
-test('a rep signs in with a link, creates a plan from a template, invites a buyer, and works on the plan with the internal section', { skip: NEEDS_MEMBERS }, async () => {
+test('a rep signs in with a link, creates a plan from a template, invites a buyer, and works on the plan with the internal section', async () => {
   const rep = await signedIn('Rita Rep', 'rita@mapline.example', 'rep')
   let buyer
   try {
@@ -158,7 +136,7 @@ test('a rep signs in with a link, creates a plan from a template, invites a buye
   }
 })
 
-test('a manager sees the Pipeline link and every plan on the pipeline', { skip: NEEDS_MEMBERS }, async () => {
+test('a manager sees the Pipeline link and every plan on the pipeline', async () => {
   const other = await createPlan(server, { title: 'Fabrikam renewal' })
   const manager = await signedIn('Maya Manager', 'maya@mapline.example', 'manager')
   try {
@@ -173,7 +151,7 @@ test('a manager sees the Pipeline link and every plan on the pipeline', { skip: 
   }
 })
 
-test('a member’s audit page opens with the session cookie', { skip: NEEDS_MEMBERS }, async () => {
+test('a member’s audit page opens with the session cookie', async () => {
   const manager = await signedIn('Max Manager', 'max@mapline.example', 'manager')
   const plan = await createPlan(server, { title: 'Audited' })
   try {

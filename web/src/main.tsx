@@ -532,7 +532,12 @@ function start (): void {
   if (route.page !== 'plan') {
     ;(async () => {
       if (route.page === 'signin') { render(<SignInLinkPage token={route.token} />, root); return }
-      if (route.page === 'audit') { render(<AuditPage planId={route.planId} token={route.token} />, root); return }
+      if (route.page === 'audit') {
+        // A member's audit page (no token): the session's CSRF token for marking a review.
+        if (route.token === null && maybeSignedIn()) await currentSession().catch(() => null)
+        render(<AuditPage planId={route.planId} token={route.token} />, root)
+        return
+      }
       if (route.page === 'unknown') { render(<LinkPage problem='no_plan' />, root); return }
       const signedIn = await currentSession().catch(() => null)
       const next = new URLSearchParams(location.search).get('next')

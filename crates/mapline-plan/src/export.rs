@@ -301,7 +301,7 @@ fn workstream_words(name: &str) -> String {
 /// `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading `'` (OWASP's rule against CSV
 /// injection), so it is shown as text and never evaluated. Values the export makes itself
 /// (dates, counts, negative day totals) are not passed through this.
-fn csv_text(value: &str) -> String {
+pub fn csv_text(value: &str) -> String {
     if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{value}")
     } else {
@@ -310,7 +310,7 @@ fn csv_text(value: &str) -> String {
 }
 
 /// A CSV field (RFC 4180): quoted when it holds a comma, quote or line break.
-fn csv_field(value: &str) -> String {
+pub fn csv_field(value: &str) -> String {
     if value.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {

@@ -18,6 +18,7 @@ pub mod migrate;
 pub mod model;
 pub mod raw;
 pub mod schema;
+pub mod summary;
 pub mod templates;
 #[cfg(test)]
 mod testing;

@@ -217,7 +217,8 @@ pub fn router(app: Arc<App>) -> Router {
     let import_route = import_route.layer(DefaultBodyLimit::max(crate::exports::MAX_IMPORT_BYTES));
     let (documented, openapi) =
         OpenApiRouter::<Arc<App>>::with_openapi(crate::openapi::ApiDoc::openapi())
-            .routes(routes!(create_plan, list_plans))
+            .routes(routes!(create_plan, crate::pipeline::list_plans))
+            .routes(routes!(crate::pipeline::list_plans_csv))
             .routes(routes!(crate::session::get_session))
             .routes(routes!(crate::session::sign_in_with_link))
             .routes(routes!(crate::session::logout))
@@ -251,6 +252,8 @@ pub fn router(app: Arc<App>) -> Router {
             .routes(routes!(crate::restore::get_deleted))
             .routes(routes!(crate::restore::restore))
             .routes(routes!(plan_api::get_health))
+            .routes(routes!(crate::audit::verify))
+            .routes(routes!(crate::audit::audit_json))
             .routes(routes!(plan_api::list_templates))
             .routes(routes!(backup))
             .routes(routes!(sync))
@@ -510,17 +513,6 @@ async fn create_plan(
         StatusCode::CREATED,
         Json(json!({ "id": id, "shares": shares })),
     ))
-}
-
-#[utoipa::path(get, path = "/api/plans", tag = "plans", params(("today" = Option<String>, Query, description = "YYYY-MM-DD")), responses((status = 200, description = "`{ plans }`: every plan with a health summary (admin)"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
-async fn list_plans(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    params: Result<Query<plan_api::ListQuery>, QueryRejection>,
-) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&authenticate(&app, &headers, None).await?)?;
-    let plans = plan_api::pipeline(&app, params).await?;
-    Ok(Json(json!({ "plans": plans })))
 }
 
 /// `GET /api/admin/backup` (admin): a consistent copy of the whole data file, taken from one read

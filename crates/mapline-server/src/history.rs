@@ -135,13 +135,33 @@ pub fn replay<'a>(plan_id: PlanId, doc: &Doc, updates: impl IntoIterator<Item = 
     }
 }
 
-/// Derives a plan's whole history again from its log, from the first update.
+/// Derives a plan's whole history again from its log, from the first update, with the plan's
+/// summary as of its end.
 pub fn rebuild(store: &Store, plan_id: PlanId) -> Result<DerivedHistory, StoreError> {
     let log = store.log(plan_id)?;
-    Ok(derive_log(
+    let record = store.plan(plan_id)?;
+    Ok(derive_log_summarized(
         plan_id,
+        record.as_ref(),
         log.iter().map(|(seq, record)| (*seq, record)),
     ))
+}
+
+/// [`derive_log`], with the summary of the plan the whole log makes (a plan's creation, a
+/// rebuild): stored with the history, in its transaction.
+pub fn derive_log_summarized<'a>(
+    plan_id: PlanId,
+    record: Option<&mapline_store::PlanRecord>,
+    log: impl IntoIterator<Item = (Seq, &'a UpdateRecord)>,
+) -> DerivedHistory {
+    let (mut derived, doc) = derive(plan_id, log);
+    derived.summary = Some(crate::pipeline::summary_of_history(
+        &project_doc(&doc),
+        record,
+        derived.entries.iter().map(|(_, e)| e),
+        derived.through,
+    ));
+    derived
 }
 
 /// Derives the history of a log from its first update (a new plan's, or a whole plan's).
@@ -149,6 +169,14 @@ pub fn derive_log<'a>(
     plan_id: PlanId,
     log: impl IntoIterator<Item = (Seq, &'a UpdateRecord)>,
 ) -> DerivedHistory {
+    derive(plan_id, log).0
+}
+
+/// [`derive_log`], and the document the log makes.
+fn derive<'a>(
+    plan_id: PlanId,
+    log: impl IntoIterator<Item = (Seq, &'a UpdateRecord)>,
+) -> (DerivedHistory, Doc) {
     let doc = Doc::new();
     let mut tracker = HistoryTracker::attach(&doc);
     let mut chain = Chain::start();
@@ -160,11 +188,13 @@ pub fn derive_log<'a>(
         }
         through = seq;
     }
-    DerivedHistory {
+    let derived = DerivedHistory {
         plan_id,
         entries,
         through,
-    }
+        summary: None,
+    };
+    (derived, doc)
 }
 
 /// The plan as it was at a point of its log: the projection and the last position included

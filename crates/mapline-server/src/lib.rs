@@ -8,6 +8,7 @@
 //! to its sender. See ARCHITECTURE.md.
 
 mod api;
+pub mod audit;
 mod auth;
 mod conn;
 pub mod exports;
@@ -23,6 +24,7 @@ mod oidc;
 mod openapi;
 pub mod outbound;
 mod outbox;
+pub mod pipeline;
 mod plan_api;
 pub mod plans;
 pub mod protocol;
@@ -199,8 +201,11 @@ pub async fn run(
     let app_for_catch_up = app.clone();
     let catch_up = tokio::spawn(async move {
         if app_for_catch_up.config.catch_up_history {
-            catch_up_history(app_for_catch_up).await
+            catch_up_history(app_for_catch_up.clone()).await
         }
+        // Plans from before summaries existed (or whose summary no longer decodes) get one now,
+        // rather than on the first listing.
+        pipeline::fill_missing(app_for_catch_up).await
     });
     let stopping = app.shutdown.clone();
     let service = api::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();

@@ -160,7 +160,7 @@ pub fn create_plan(
     let first = system_record(first.plan);
     // The creation's history is stored with the plan, so a new plan never needs deriving later.
     // (The internal document derives no history.)
-    let history = crate::history::derive_log(id, [(1, &first)]);
+    let history = crate::history::derive_log_summarized(id, Some(&record), [(1, &first)]);
     let records: Vec<_> = shares.iter().map(|s| s.record.clone()).collect();
     store.create_plan_with_internal(id, &record, &first, internal.as_ref(), &records, &history)?;
     Ok(shares)

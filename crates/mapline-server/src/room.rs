@@ -181,6 +181,7 @@ impl Room {
             plan_id,
             entries: Vec::new(),
             through: derived_through.min(load.last_seq),
+            summary: None,
         };
         // (An internal document loads as derived throughout, so this only runs for plans.)
         for (seq, record) in load.tail.iter().filter(|(seq, _)| *seq > derived_through) {

@@ -78,8 +78,13 @@ impl Rooms {
                     let tail = load.tail.len();
                     let stored_through = load.derived_through;
                     let started = Instant::now();
-                    let (room, caught_up) = Room::load(doc, load, metrics, limits);
+                    let (room, mut caught_up) = Room::load(doc, load, metrics, limits);
                     if caught_up.through > stored_through {
+                        crate::pipeline::summarize_pending(
+                            &store,
+                            || room.projection().0,
+                            &mut caught_up,
+                        );
                         store.commit_history(&[caught_up])?;
                     }
                     tracing::debug!(plan_id = %plan, tail, micros = started.elapsed().as_micros() as u64, "room loaded");

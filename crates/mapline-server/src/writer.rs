@@ -10,6 +10,7 @@
 //! server's CPU under load. A crash before it is stored loses nothing: the log derives it again
 //! when the plan loads.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -124,6 +125,9 @@ struct Carried {
     snapshots: Vec<(mapline_store::DocRef, Snapshot)>,
     /// History derived from committed updates, not stored yet.
     history: Vec<DerivedHistory>,
+    /// The room of each plan in `history`: its summary is computed from the room's plan when
+    /// the history is stored.
+    rooms: HashMap<PlanId, Arc<Room>>,
     history_stored_at: Instant,
 }
 
@@ -132,6 +136,7 @@ impl Default for Carried {
         Self {
             snapshots: Vec::new(),
             history: Vec::new(),
+            rooms: HashMap::new(),
             history_stored_at: Instant::now(),
         }
     }
@@ -148,8 +153,19 @@ impl Carried {
                 || self.history_stored_at.elapsed() >= HISTORY_EVERY)
     }
 
+    /// Sets each plan's summary, advanced by the history about to be stored, from the plan as
+    /// its room holds it: every update the history covers is applied to the room, and no other.
+    fn summarize(&mut self, store: &Store) {
+        for pending in &mut self.history {
+            if let Some(room) = self.rooms.get(&pending.plan_id) {
+                crate::pipeline::summarize_pending(store, || room.projection().0, pending);
+            }
+        }
+    }
+
     fn history_stored(&mut self) {
         self.history.clear();
+        self.rooms.clear();
         self.history_stored_at = Instant::now();
     }
 }
@@ -258,6 +274,7 @@ fn flush(store: &Store, metrics: &Metrics, carried: &mut Carried) {
         return;
     }
     let started = Instant::now();
+    carried.summarize(store);
     let result = store.commit_batch(&[], &carried.snapshots, &carried.history);
     metrics
         .history_seconds
@@ -306,6 +323,9 @@ fn commit(
     }
     let started = Instant::now();
     let with_history = carried.history_due();
+    if with_history {
+        carried.summarize(store);
+    }
     let history: &[DerivedHistory] = if with_history { &carried.history } else { &[] };
     let result = store.commit_batch(&updates, &carried.snapshots, history);
     metrics
@@ -363,6 +383,7 @@ fn commit(
                 // Internal documents have their own log positions and no derived history.
                 if room.doc().kind == mapline_store::DocKind::Plan {
                     record_history(&mut carried.history, room.plan_id(), seq, applied.history);
+                    carried.rooms.insert(room.plan_id(), room.clone());
                 }
             }
             Followup::Noop { room, origin } => room.acknowledge_noop(origin),
@@ -387,6 +408,7 @@ fn record_history(
                 plan_id,
                 entries: Vec::new(),
                 through: seq,
+                summary: None,
             });
             batch.len() - 1
         }

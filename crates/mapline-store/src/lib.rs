@@ -15,6 +15,7 @@ mod lineage;
 mod members;
 mod records;
 mod store;
+mod summaries;
 mod webhooks;
 
 pub use error::{OpenError, Result, StoreError};
@@ -32,6 +33,7 @@ pub use store::{
     BackupError, BackupStats, DEFAULT_CACHE_BYTES, DocumentLoad, LogBound, PlanAudit,
     STORAGE_FORMAT, Store,
 };
+pub use summaries::{EncodedSummary, PlanWithSummary, SummaryState};
 pub use webhooks::{AttemptRecord, DeliveryRecord, WebhookRecord};
 
 #[cfg(test)]

@@ -588,6 +588,28 @@ impl Store {
         })
     }
 
+    /// Every plan's owner, with the member's record, in one read: the pipeline names owners
+    /// without a read per plan.
+    pub fn plan_owners(&self) -> Result<std::collections::HashMap<PlanId, MemberRecord>> {
+        self.read(|txn| {
+            let members = txn.open_table(MEMBERS)?;
+            let mut out = std::collections::HashMap::new();
+            for entry in txn.open_table(PLAN_MEMBERS)?.iter()? {
+                let (key, value) = entry?;
+                let (plan, member) = key.value();
+                let (plan, member) = (Uuid::from_u128(plan), Uuid::from_u128(member));
+                let record: PlanMemberRecord =
+                    decode_or_corrupt("plan_members", format!("{plan}/{member}"), value.value())?;
+                if record.role == PlanMemberRole::Owner
+                    && let Some(m) = member_in(&members, member)?
+                {
+                    out.insert(plan, m);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// The plans a member owns or is a member of, oldest plan first.
     pub fn plans_of_member(&self, member: MemberId) -> Result<Vec<PlanId>> {
         self.read(|txn| {

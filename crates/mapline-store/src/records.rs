@@ -232,6 +232,9 @@ pub struct DerivedHistory {
     pub plan_id: PlanId,
     pub entries: Vec<(Seq, HistoryEntry)>,
     pub through: Seq,
+    /// The plan's summary as of `through`, stored in the same transaction (see summaries.rs);
+    /// `None` leaves the stored summary as it is.
+    pub summary: Option<crate::summaries::EncodedSummary>,
 }
 
 impl DerivedHistory {
@@ -241,6 +244,7 @@ impl DerivedHistory {
             plan_id,
             entries: Vec::new(),
             through: 0,
+            summary: None,
         }
     }
 }
@@ -266,5 +270,19 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     match bytes.split_first() {
         Some((&RECORD_FORMAT, body)) => postcard::from_bytes(body).ok(),
         _ => None,
+    }
+}
+
+impl HistoryEntry {
+    /// The entry's stored bytes (format byte and postcard encoding): what its [`digest`] and
+    /// the next entry's `prev_sha256` are the SHA-256 of. An audit export carries them so a
+    /// third party can re-hash the chain.
+    pub fn stored_bytes(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// An entry read back from its stored bytes (`None` if they are not one).
+    pub fn from_stored_bytes(bytes: &[u8]) -> Option<Self> {
+        decode(bytes)
     }
 }

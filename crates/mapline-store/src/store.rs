@@ -320,6 +320,8 @@ impl Store {
             crate::feeds::create_tables(&txn).map_err(StoreError::from)?;
             // Nor this: a file from before members opens and simply has none.
             crate::members::create_tables(&txn).map_err(StoreError::from)?;
+            // Derived data: a file without it opens and computes summaries as it needs them.
+            crate::summaries::create_tables(&txn).map_err(StoreError::from)?;
         }
         txn.commit().map_err(StoreError::from)?;
         Ok(())
@@ -811,6 +813,7 @@ impl Store {
         lineage::copy_tables(&txn, &out)?;
         crate::feeds::copy_tables(&txn, &out)?;
         crate::members::copy_tables(&txn, &out)?;
+        crate::summaries::copy_tables(&txn, &out)?;
         out.commit()?;
         drop(copy);
         stats.bytes = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
@@ -882,6 +885,7 @@ impl Store {
                 .retain_in(range.clone(), |_, _| false)?;
             txn.open_table(SLIP_INDEX)?.retain_in(range, |_, _| false)?;
             txn.open_table(DERIVED)?.remove(plan)?;
+            crate::summaries::remove_summary(&txn, rebuilt.plan_id)?;
         }
         txn.commit()?;
         // Released first: the lock is not re-entrant once a reopen is waiting.
@@ -1048,7 +1052,7 @@ fn write_history(txn: &redb::WriteTransaction, batch: &[DerivedHistory]) -> Resu
             derived.insert(plan, item.through)?;
         }
     }
-    Ok(())
+    crate::summaries::write_summaries(txn, batch)
 }
 
 fn last_seq(log: &redb::Table<(u128, u64), &[u8]>, plan: PlanId) -> Result<Seq> {
@@ -1074,7 +1078,7 @@ fn read_u32(bytes: &[u8]) -> Option<u32> {
     Some(u32::from_le_bytes(bytes.try_into().ok()?))
 }
 
-fn decode_or_corrupt<T: serde::de::DeserializeOwned>(
+pub(crate) fn decode_or_corrupt<T: serde::de::DeserializeOwned>(
     table: &'static str,
     key: impl ToString,
     bytes: &[u8],

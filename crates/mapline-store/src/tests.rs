@@ -463,7 +463,103 @@ fn derived(plan: PlanId, entries: &[(Seq, HistoryEntry)], through: Seq) -> Deriv
         plan_id: plan,
         entries: entries.to_vec(),
         through,
+        summary: None,
     }
+}
+
+/// What a test stores as a summary: the server's own type is opaque to the store.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Summary {
+    title: String,
+    slips: u32,
+}
+
+fn summary(title: &str, slips: u32) -> Summary {
+    Summary {
+        title: title.into(),
+        slips,
+    }
+}
+
+#[test]
+fn a_summary_is_stored_with_the_history_it_was_computed_with() {
+    let (_dir, store) = new_store();
+    let plan = create(&store, 1);
+    let other = create(&store, 2);
+    let listed = |store: &Store| -> Vec<Option<(Seq, Summary)>> {
+        store
+            .plans_with_summaries::<Summary>()
+            .unwrap()
+            .into_iter()
+            .map(|(_, _, s)| s)
+            .collect()
+    };
+    assert_eq!(listed(&store), [None, None]);
+    let mut batch = derived(plan, &[(2, entry(10, 1))], 2);
+    batch.summary = Some(EncodedSummary::new(2, &summary("A", 1)));
+    store.commit_history(&[batch]).unwrap();
+    assert_eq!(listed(&store), [Some((2, summary("A", 1))), None]);
+
+    // The state to advance from: the summary, and history stored after it.
+    store
+        .commit_history(&[derived(plan, &[(4, entry(20, 1))], 5)])
+        .unwrap();
+    let state = store.summary_state::<Summary>(plan).unwrap();
+    assert_eq!(state.summary, Some((2, summary("A", 1))));
+    assert_eq!(state.entries_after, [(4, entry(20, 1))]);
+    assert_eq!(state.derived_through, 5);
+    let none = store.summary_state::<Summary>(other).unwrap();
+    assert!(none.summary.is_none() && none.entries_after.is_empty() && none.record.is_some());
+
+    // A fill never replaces a summary as of the same or a later position.
+    assert!(
+        !store
+            .fill_summary(plan, 2, &EncodedSummary::new(2, &summary("stale", 0)))
+            .unwrap()
+    );
+    assert!(
+        store
+            .fill_summary(plan, 5, &EncodedSummary::new(5, &summary("B", 2)))
+            .unwrap()
+    );
+    assert!(
+        store
+            .fill_summary(other, 1, &EncodedSummary::new(1, &summary("C", 0)))
+            .unwrap()
+    );
+    assert!(
+        !store
+            .fill_summary(
+                PlanId::from_u128(99),
+                1,
+                &EncodedSummary::new(1, &summary("x", 0))
+            )
+            .unwrap()
+    );
+    assert_eq!(
+        listed(&store),
+        [Some((5, summary("B", 2))), Some((1, summary("C", 0)))]
+    );
+
+    // A summary of another shape reads as missing (it is computed again).
+    assert!(
+        store
+            .plans_with_summaries::<u8>()
+            .unwrap()
+            .iter()
+            .all(|(_, _, s)| s.is_none())
+    );
+
+    // A backup carries it; a rebuild replaces it with the rebuilt one's (none here).
+    let copy = _dir.path().join("copy.redb");
+    store.backup_to(&copy).unwrap();
+    let copied = Store::open(&copy).unwrap();
+    assert_eq!(
+        listed(&copied),
+        [Some((5, summary("B", 2))), Some((1, summary("C", 0)))]
+    );
+    store.replace_history(&derived(plan, &[], 5)).unwrap();
+    assert_eq!(listed(&store), [None, Some((1, summary("C", 0)))]);
 }
 
 #[test]

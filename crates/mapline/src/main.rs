@@ -38,6 +38,10 @@ enum Command {
     /// and log position. Exit code 1 if anything is wrong. Run it with the server stopped (or
     /// on a backup).
     Verify(VerifyArgs),
+    /// Check an audit export (`GET /api/plans/{id}/audit.json`) offline: every entry's record
+    /// hashes to its `hash`, commits to the entry before it and holds what the entry shows.
+    /// Prints ok and the head hash, or the first entry that does not check out (exit code 1).
+    VerifyAudit(VerifyAuditArgs),
     /// Write a consistent copy of the data: from a running server (--server, with the admin
     /// token) while it keeps serving, or from the data file (--data) with the server stopped.
     /// The copy is verified before the command succeeds.
@@ -75,6 +79,12 @@ enum Command {
     /// Manage the admin credential stored in the data file.
     #[command(subcommand)]
     AdminToken(AdminTokenCommand),
+}
+
+#[derive(Args)]
+struct VerifyAuditArgs {
+    /// The audit export (JSON).
+    file: PathBuf,
 }
 
 #[derive(Args)]
@@ -232,6 +242,7 @@ fn main() -> std::process::ExitCode {
         Command::Members { command, target } => {
             members::members(&command, &target).map(|()| std::process::ExitCode::SUCCESS)
         }
+        Command::VerifyAudit(args) => verify_audit(&args),
         Command::Plans { command, target } => {
             admin::plans(&command, &target).map(|()| std::process::ExitCode::SUCCESS)
         }
@@ -777,4 +788,27 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
+}
+
+fn verify_audit(args: &VerifyAuditArgs) -> anyhow::Result<std::process::ExitCode> {
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let export: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", args.file.display()))?;
+    let check = mapline_server::audit::check_export(&export);
+    match &check.first_bad {
+        None => {
+            println!(
+                "ok: {} entries, head {}",
+                check.entries,
+                check.head.as_deref().unwrap_or("(none)")
+            );
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Some(bad) => {
+            let seq = bad.seq.map_or("?".to_owned(), |s| s.to_string());
+            println!("bad: entry {} (seq {seq}): {}", bad.index, bad.reason);
+            Ok(std::process::ExitCode::from(1))
+        }
+    }
 }

@@ -1,0 +1,170 @@
+// Integrity for anyone who may read a plan: the server verifies the plan's hash chain, and the
+// audit export carries the chain so `mapline verify-audit` (or anyone with SHA-256) re-checks it
+// offline; a changed byte is found and the entry named.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  startServer, tempData, createPlan, mintShare, client, synced, destroy, waitFor, api, binary
+} from './lib/harness.js'
+
+const milestone = (c, id) => c.map('milestones').get(id)
+
+function moveDue (c, id, due, reason) {
+  c.doc.transact(() => {
+    milestone(c, id).set('due', due)
+    milestone(c, id).set('slipReason', reason)
+  })
+}
+
+/** A plan with a few edits by both sides, once their history is stored. */
+async function editedPlan (server) {
+  const plan = await createPlan(server, { template: 'enterprise' })
+  const buyer = client(server, plan.id, plan.buyer)
+  const seller = client(server, plan.id, plan.seller)
+  await Promise.all([synced(buyer), synced(seller)])
+  moveDue(buyer, 'ms-security-review', '2027-02-01', 'Security team is out')
+  moveDue(seller, 'ms-training', '2027-03-22', 'Trainer availability')
+  seller.doc.transact(() => milestone(seller, 'ms-kickoff').set('status', 'done'))
+  await waitFor(async () => {
+    const { body } = await api(server, 'GET', `/api/plans/${plan.id}/history?limit=500`)
+    return body.entries?.length >= 4
+  }, { what: 'the edits\' history stored' })
+  destroy(buyer, seller)
+  return plan
+}
+
+async function download (server, plan, token) {
+  const response = await fetch(`${server.url}/api/plans/${plan.id}/audit.json`, { headers: { authorization: `Bearer ${token}` } })
+  return { response, text: await response.text() }
+}
+
+function verifyAudit (dir, name, text) {
+  const file = join(dir, name)
+  writeFileSync(file, text)
+  return spawnSync(binary, ['verify-audit', file], { encoding: 'utf8' })
+}
+
+test('verify: a plan with edits checks out, with its head hash', async () => {
+  const data = tempData()
+  const server = await startServer({ dataFile: data.file })
+  const plan = await editedPlan(server)
+  const { status, body } = await api(server, 'GET', `/api/plans/${plan.id}/verify`, { token: plan.buyer })
+  assert.equal(status, 200)
+  assert.equal(body.ok, true, JSON.stringify(body.problems))
+  assert.deepEqual(body.problems, [])
+  const history = (await api(server, 'GET', `/api/plans/${plan.id}/history?limit=500`)).body.entries
+  assert.equal(body.entries, history.length)
+  assert.match(body.head, /^[0-9a-f]{64}$/)
+  await server.stop()
+  data.cleanup()
+})
+
+test('the audit export re-verifies offline, by mapline verify-audit and by plain SHA-256', async () => {
+  const data = tempData()
+  const dir = mkdtempSync(join(tmpdir(), 'mapline-audit-'))
+  const server = await startServer({ dataFile: data.file })
+  const plan = await editedPlan(server)
+  const { response, text } = await download(server, plan, plan.buyer)
+  assert.equal(response.status, 200)
+  assert.match(response.headers.get('content-disposition'), new RegExp(`^attachment; filename="mapline-audit-${plan.id}\\.json"`))
+  const audit = JSON.parse(text)
+  assert.equal(audit.format, 'mapline.audit.v1')
+  assert.equal(audit.planId, plan.id)
+  assert.ok(!Number.isNaN(Date.parse(audit.exportedAt)))
+  const verified = (await api(server, 'GET', `/api/plans/${plan.id}/verify`)).body
+  assert.equal(audit.head, verified.head, 'the export ends at the head the server verified')
+
+  // The entries are the history, oldest first, each with who, what and the chain.
+  const history = (await api(server, 'GET', `/api/plans/${plan.id}/history?limit=500`)).body.entries.reverse()
+  assert.deepEqual(audit.entries.map(e => e.seq), history.map(e => e.seq))
+  for (const [i, entry] of audit.entries.entries()) {
+    assert.deepEqual([entry.at, entry.who, entry.changes, entry.slips], [history[i].at, history[i].who, history[i].changes, history[i].slips])
+    // What docs/api.md tells a third party to do: SHA-256 of the record's bytes is its hash,
+    // `prev` is the hash before it (zeros first) and is also the record's last 32 bytes.
+    const bytes = Buffer.from(entry.record, 'base64')
+    assert.equal(createHash('sha256').update(bytes).digest('hex'), entry.hash)
+    assert.equal(entry.prev, i === 0 ? '0'.repeat(64) : audit.entries[i - 1].hash)
+    assert.equal(bytes.subarray(bytes.length - 32).toString('hex'), entry.prev)
+  }
+  assert.equal(audit.head, audit.entries.at(-1).hash)
+
+  const ok = verifyAudit(dir, 'audit.json', text)
+  assert.equal(ok.status, 0, ok.stdout + ok.stderr)
+  assert.match(ok.stdout, new RegExp(`^ok: ${audit.entries.length} entries, head ${audit.head}`))
+  await server.stop()
+  rmSync(dir, { recursive: true, force: true })
+  data.cleanup()
+})
+
+test('a tampered export fails and names the entry', async () => {
+  const data = tempData()
+  const dir = mkdtempSync(join(tmpdir(), 'mapline-audit-'))
+  const server = await startServer({ dataFile: data.file })
+  const plan = await editedPlan(server)
+  const { text } = await download(server, plan, plan.seller)
+  const audit = JSON.parse(text)
+  const target = audit.entries.find(e => e.slips.some(s => s.milestoneId === 'ms-security-review'))
+  assert.ok(target, 'the buyer\'s move is in the export')
+
+  // One byte of the shown date: the record no longer holds what the entry shows.
+  const moved = text.replace('"new": "2027-02-01"', '"new": "2027-02-08"')
+  assert.equal(moved.length, text.length)
+  assert.notEqual(moved, text)
+  const shown = verifyAudit(dir, 'shown.json', moved)
+  assert.equal(shown.status, 1, shown.stdout + shown.stderr)
+  assert.match(shown.stdout, new RegExp(`^bad: entry \\d+ \\(seq ${target.seq}\\): its \`changes\` are not the ones its record holds`))
+
+  // One byte of the record itself: its hash no longer matches.
+  const record = target.record
+  const i = Math.floor(record.length / 2)
+  const flipped = record.slice(0, i) + (record[i] === 'A' ? 'B' : 'A') + record.slice(i + 1)
+  const recorded = verifyAudit(dir, 'record.json', text.replace(record, flipped))
+  assert.equal(recorded.status, 1, recorded.stdout + recorded.stderr)
+  assert.match(recorded.stdout, new RegExp(`^bad: entry \\d+ \\(seq ${target.seq}\\): its \`hash\` is not the SHA-256 of its \`record\``))
+
+  // A rehashed forgery still breaks the link to the next entry.
+  const forged = JSON.parse(text)
+  const index = forged.entries.findIndex(e => e.seq === target.seq)
+  const bytes = Buffer.from(forged.entries[index].record, 'base64')
+  bytes[Math.floor(bytes.length / 2)] ^= 1
+  forged.entries[index].record = bytes.toString('base64')
+  forged.entries[index].hash = createHash('sha256').update(bytes).digest('hex')
+  const next = forged.entries[index + 1]
+  const relinked = verifyAudit(dir, 'forged.json', JSON.stringify(forged))
+  assert.equal(relinked.status, 1)
+  assert.ok(next, 'the target is not the last entry')
+  assert.match(relinked.stdout, new RegExp(`\\(seq (${target.seq}|${next.seq})\\)`))
+  await server.stop()
+  rmSync(dir, { recursive: true, force: true })
+  data.cleanup()
+})
+
+test('any link of the plan may verify and export; a link for another plan or none may not', async () => {
+  const data = tempData()
+  const server = await startServer({ dataFile: data.file })
+  const plan = await createPlan(server)
+  const other = await createPlan(server)
+  const viewer = await mintShare(server, plan.id, { side: 'buyer', role: 'viewer' })
+  for (const path of ['verify', 'audit.json']) {
+    for (const token of [plan.buyer, plan.seller, viewer]) {
+      assert.equal((await api(server, 'GET', `/api/plans/${plan.id}/${path}`, { token })).status, 200, path)
+    }
+    const wrong = await api(server, 'GET', `/api/plans/${plan.id}/${path}`, { token: other.buyer })
+    assert.deepEqual([wrong.status, wrong.body?.error?.code], [403, 'wrong_plan'], path)
+    const none = await api(server, 'GET', `/api/plans/${plan.id}/${path}`, { token: null })
+    assert.deepEqual([none.status, none.body?.error?.code], [401, 'missing_token'], path)
+    const missing = await api(server, 'GET', `/api/plans/01890000-0000-7000-8000-000000000000/${path}`)
+    assert.deepEqual([missing.status, missing.body?.error?.code], [404, 'plan_not_found'], path)
+  }
+  // A new plan's export: its creation entry alone, and it verifies.
+  const fresh = (await api(server, 'GET', `/api/plans/${other.id}/audit.json`, { token: other.buyer })).body
+  assert.equal(fresh.entries.length, 1)
+  assert.equal(fresh.entries[0].prev, '0'.repeat(64))
+  await server.stop()
+  data.cleanup()
+})
