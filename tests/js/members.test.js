@@ -9,7 +9,7 @@ import { promisify } from 'node:util'
 import WebSocket from 'ws'
 import { WebsocketProvider } from 'y-websocket'
 import {
-  startServer, tempData, createPlan, api, waitFor, binary, upgradeStatus, Y, destroy, synced, within
+  startServer, tempData, createPlan, mintShare, api, waitFor, binary, upgradeStatus, Y, destroy, synced, within
 } from './lib/harness.js'
 
 const run = promisify(execFile)
@@ -238,6 +238,19 @@ test('a cookie WebSocket from another origin is refused; from ours it syncs and 
       return history.body.entries?.find(e => e.changes.some(ch => ch.field === 'objective' && String(ch.new).includes('Signed in and editing')))
     }, { what: 'the edit in history' })
     assert.deepEqual(entry.who, { kind: 'member', memberId: dana.id, name: 'Dana Seller', email: 'dana@example.com', side: 'seller' })
+    // A buyer's link sees the member's name and side, never their email (history, slips, exports).
+    const buyer = await mintShare(server, id, { side: 'buyer', role: 'viewer', label: 'CFO' })
+    const seen = (await api(server, 'GET', `/api/plans/${id}/history`, { token: buyer })).body.entries.find(e => e.seq === entry.seq)
+    assert.deepEqual(seen.who, { kind: 'member', memberId: dana.id, name: 'Dana Seller', side: 'seller' })
+    for (const file of ['export.json', 'audit.json']) {
+      const answer = await api(server, 'GET', `/api/plans/${id}/${file}`, { token: buyer })
+      assert.equal(answer.status, 200, file)
+      assert.ok(JSON.stringify(answer.body).includes('Dana Seller'), `${file} names the member`)
+      assert.ok(!JSON.stringify(answer.body).includes('dana@example.com'), `${file} names no email for a buyer`)
+    }
+    const seller = await mintShare(server, id, { side: 'seller', role: 'viewer', label: 'Sales engineer' })
+    const sellerSeen = (await api(server, 'GET', `/api/plans/${id}/history`, { token: seller })).body.entries.find(e => e.seq === entry.seq)
+    assert.equal(sellerSeen.who.email, 'dana@example.com')
   } finally { destroy(c) }
   // Another rep's cookie may not open it even from our origin.
   const bob = await member('bob2@example.com', 'Bob Two', 'rep')

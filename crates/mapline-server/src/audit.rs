@@ -70,11 +70,16 @@ pub async fn verify(
 }
 
 /// The export of a plan's history chain (see the module docs).
-pub fn export(store: &Store, plan_id: PlanId, now_ms: i64) -> Result<Value, StoreError> {
+pub fn export(
+    store: &Store,
+    plan_id: PlanId,
+    now_ms: i64,
+    member_emails: bool,
+) -> Result<Value, StoreError> {
     let stored = store.all_history(plan_id)?;
     // The history as the API shows it, for the same positions (entries are keyed by position
     // and never change, so a later one appended meanwhile is simply left out).
-    let (mut shown, _) = history_page(store, plan_id, None, usize::MAX)?;
+    let (mut shown, _) = history_page(store, plan_id, None, usize::MAX, member_emails)?;
     shown.reverse();
     let mut shown = shown.into_iter().peekable();
     let mut entries = Vec::with_capacity(stored.len());
@@ -124,7 +129,8 @@ pub async fn audit_json(
     let principal = authenticate(&app, &headers, None).await?;
     let plan_id = authorize_read(&app, &principal, &raw_id).await?;
     let now = crate::now_ms();
-    let body = blocking(&app, move |store| export(store, plan_id, now)).await?;
+    let member_emails = crate::plan_api::shows_member_emails(&principal);
+    let body = blocking(&app, move |store| export(store, plan_id, now, member_emails)).await?;
     let body = serde_json::to_string_pretty(&body).map_err(ApiError::internal)?;
     Ok((
         [

@@ -225,9 +225,9 @@ pub fn export_stored(
 ) -> Result<String, mapline_store::StoreError> {
     let plan = crate::history::project_stored(store, plan_id)?;
     let seq = store.last_update(plan_id)?.map_or(0, |(seq, _)| seq);
-    let slips = all_slips(store, plan_id)?;
+    let slips = all_slips(store, plan_id, true)?;
     let history = if format == ExportFormat::Json {
-        history_page(store, plan_id, None, usize::MAX)?.0
+        history_page(store, plan_id, None, usize::MAX, true)?.0
     } else {
         Vec::new()
     };
@@ -348,10 +348,11 @@ async fn gather(
     } else {
         None
     };
+    let member_emails = crate::plan_api::shows_member_emails(&principal);
     let (slips, history) = blocking(app, move |store| {
-        let slips = all_slips(store, plan_id)?;
+        let slips = all_slips(store, plan_id, member_emails)?;
         let history = if with_history {
-            history_page(store, plan_id, None, usize::MAX)?.0
+            history_page(store, plan_id, None, usize::MAX, member_emails)?.0
         } else {
             Vec::new()
         };

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::App;
+use crate::auth::Principal;
 use crate::api::{ApiError, authenticate, authorize_read};
 use crate::history;
 use crate::plans::side_name;
@@ -149,6 +150,8 @@ pub(crate) enum Who {
         #[serde(rename = "memberId")]
         member_id: mapline_store::MemberId,
         name: Option<String>,
+        /// Left out for buyer links: a seller's work address is the seller's to share.
+        #[serde(skip_serializing_if = "Option::is_none")]
         email: Option<String>,
         side: &'static str,
     },
@@ -159,14 +162,23 @@ pub(crate) struct Labels<'a> {
     store: &'a Store,
     known: HashMap<ShareId, Option<String>>,
     members: HashMap<mapline_store::MemberId, Option<(String, String)>>,
+    /// Whether members are named with their email (not for buyer links).
+    member_emails: bool,
+}
+
+/// Whether a reader sees seller members' emails in `who`: everyone but buyer links.
+pub(crate) fn shows_member_emails(principal: &Principal) -> bool {
+    !matches!(principal, Principal::Share(share) if share.side == Side::Buyer)
 }
 
 impl<'a> Labels<'a> {
-    pub(crate) fn new(store: &'a Store) -> Self {
+    /// Labels for a reader who sees members' emails or not ([`shows_member_emails`]).
+    pub(crate) fn new(store: &'a Store, member_emails: bool) -> Self {
         Self {
             store,
             known: HashMap::new(),
             members: HashMap::new(),
+            member_emails,
         }
     }
 
@@ -184,6 +196,7 @@ impl<'a> Labels<'a> {
                     }
                 };
                 let (name, email) = found.unzip();
+                let email = email.filter(|_| self.member_emails);
                 Who::Member {
                     member_id: id,
                     name,
@@ -283,8 +296,15 @@ fn slip_views(
 }
 
 /// Every slip of a plan, oldest first, as the API shows it (for the exports).
-pub(crate) fn all_slips(store: &Store, plan_id: PlanId) -> Result<Vec<SlipView>, StoreError> {
-    slip_views(&mut Labels::new(store), store.slip_entries(plan_id)?)
+pub(crate) fn all_slips(
+    store: &Store,
+    plan_id: PlanId,
+    member_emails: bool,
+) -> Result<Vec<SlipView>, StoreError> {
+    slip_views(
+        &mut Labels::new(store, member_emails),
+        store.slip_entries(plan_id)?,
+    )
 }
 
 #[derive(Deserialize)]
@@ -324,7 +344,9 @@ pub async fn get_slips(
             ))
         })?),
     };
-    let plan_id = reader(&app, &headers, &raw_id).await?;
+    let principal = authenticate(&app, &headers, None).await?;
+    let plan_id = authorize_read(&app, &principal, &raw_id).await?;
+    let member_emails = shows_member_emails(&principal);
     let milestone = params.milestone;
     let slips = blocking(&app, move |store| {
         let entries = store
@@ -337,7 +359,7 @@ pub async fn get_slips(
                 )
             })
             .collect();
-        let mut views = slip_views(&mut Labels::new(store), entries)?;
+        let mut views = slip_views(&mut Labels::new(store, member_emails), entries)?;
         if let Some(wanted) = &milestone {
             views.retain(|v| match &v.milestone_id {
                 Some(id) => id == wanted,
@@ -372,10 +394,12 @@ pub async fn get_history(
             "`limit` must be between 1 and {MAX_HISTORY_PAGE}"
         )));
     }
-    let plan_id = reader(&app, &headers, &raw_id).await?;
+    let principal = authenticate(&app, &headers, None).await?;
+    let plan_id = authorize_read(&app, &principal, &raw_id).await?;
+    let member_emails = shows_member_emails(&principal);
     let before = params.before;
     let (entries, next_before) = blocking(&app, move |store| {
-        history_page(store, plan_id, before, limit)
+        history_page(store, plan_id, before, limit, member_emails)
     })
     .await?;
     Ok(Json(
@@ -390,12 +414,13 @@ pub(crate) fn history_page(
     plan_id: PlanId,
     before: Option<Seq>,
     limit: usize,
+    member_emails: bool,
 ) -> Result<(Vec<Value>, Option<Seq>), StoreError> {
     let page = store.history(plan_id, before, limit)?;
     let next_before = (page.len() == limit)
         .then(|| page.last().map(|(seq, _)| *seq))
         .flatten();
-    let mut labels = Labels::new(store);
+    let mut labels = Labels::new(store, member_emails);
     let mut entries = Vec::with_capacity(page.len());
     for (seq, entry) in page {
         let who = labels.who(entry.author)?;

@@ -82,13 +82,14 @@ pub(crate) fn deleted_entries(
     store: &Store,
     plan_id: PlanId,
     current: &RawPlan,
+    member_emails: bool,
 ) -> Result<Vec<Deleted>, StoreError> {
     let present: HashSet<(Collection, &str)> = Collection::ALL
         .into_iter()
         .flat_map(|c| current.entries(c).map(move |(id, _)| (c, id.as_str())))
         .collect();
     let mut seen: HashSet<(Collection, String)> = HashSet::new();
-    let mut labels = Labels::new(store);
+    let mut labels = Labels::new(store, member_emails);
     let mut out = Vec::new();
     for (seq, entry) in store.history(plan_id, None, usize::MAX)? {
         for change in &entry.changes {
@@ -156,7 +157,11 @@ pub async fn get_deleted(
     let principal = authenticate(&app, &headers, None).await?;
     let plan_id = authorize_read(&app, &principal, &raw_id).await?;
     let (_, raw) = current(&app, plan_id).await?;
-    let deleted = blocking(&app, move |store| deleted_entries(store, plan_id, &raw)).await?;
+    let member_emails = crate::plan_api::shows_member_emails(&principal);
+    let deleted = blocking(&app, move |store| {
+        deleted_entries(store, plan_id, &raw, member_emails)
+    })
+    .await?;
     Ok(Json(json!({ "deleted": deleted })))
 }
 
@@ -233,7 +238,7 @@ pub async fn restore(
     let (room, raw) = current(&app, plan_id).await?;
     let wanted = (collection.root(), body.id.clone());
     let found = blocking(&app, move |store| {
-        Ok(deleted_entries(store, plan_id, &raw)?
+        Ok(deleted_entries(store, plan_id, &raw, true)?
             .into_iter()
             .find(|d| (d.collection, &d.id) == (wanted.0, &wanted.1)))
     })
