@@ -130,7 +130,10 @@ pub async fn audit_json(
     let plan_id = authorize_read(&app, &principal, &raw_id).await?;
     let now = crate::now_ms();
     let member_emails = crate::plan_api::shows_member_emails(&principal);
-    let body = blocking(&app, move |store| export(store, plan_id, now, member_emails)).await?;
+    let body = blocking(&app, move |store| {
+        export(store, plan_id, now, member_emails)
+    })
+    .await?;
     let body = serde_json::to_string_pretty(&body).map_err(ApiError::internal)?;
     Ok((
         [

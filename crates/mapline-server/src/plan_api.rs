@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::App;
-use crate::auth::Principal;
 use crate::api::{ApiError, authenticate, authorize_read};
+use crate::auth::Principal;
 use crate::history;
 use crate::plans::side_name;
 
