@@ -533,3 +533,30 @@ test('logout with a dead session answers 401 and clears the cookie; session rout
   assert.equal(withQuery.body.error.code, 'bearer_not_accepted')
   assert.equal((await asMember(liv, 'GET', '/api/session')).status, 200, 'still signed in')
 })
+
+test('the pipeline by role: a rep lists the plans they own or were added to, a manager every plan; a buyer link none', async () => {
+  const rae = await member('rae@example.com', 'Rae Rep', 'rep')
+  const ray = await member('ray@example.com', 'Ray Rep', 'rep')
+  const max = await member('max@example.com', 'Max Manager', 'manager')
+  const raes = (await asMember(rae, 'POST', '/api/plans', { body: { ...newPlan, title: 'Rae’s deal' } })).body.id
+  const rays = (await asMember(ray, 'POST', '/api/plans', { body: { ...newPlan, title: 'Ray’s deal' } })).body.id
+  const ids = async (who, query = '') => (await asMember(who, 'GET', `/api/plans${query}`)).body.plans.map(p => p.id)
+  assert.deepEqual(await ids(rae), [raes])
+  assert.deepEqual(await ids(ray), [rays])
+  const all = await ids(max)
+  assert.ok(all.includes(raes) && all.includes(rays), 'a manager sees every plan')
+  assert.deepEqual(await ids(max, '?mine=1'), [], 'a manager owns none of them')
+  const row = (await asMember(max, 'GET', '/api/plans')).body.plans.find(p => p.id === raes)
+  assert.deepEqual(row.owner, { id: rae.id, name: 'Rae Rep' })
+  // The CSV follows the same rule.
+  const csv = await fetch(`${server.url}/api/plans.csv`, { headers: { cookie: rae.cookie } })
+  const text = await csv.text()
+  assert.ok(text.includes('Rae’s deal') && !text.includes('Ray’s deal'), text)
+  // Added to Ray's plan, Rae lists it too.
+  const added = await asMember(ray, 'POST', `/api/plans/${rays}/members`, { body: { email: 'rae@example.com' } })
+  assert.ok([200, 201].includes(added.status), JSON.stringify(added.body))
+  assert.deepEqual((await ids(rae)).sort(), [raes, rays].sort())
+  const buyer = await mintShare(server, raes, { side: 'buyer' })
+  const refused = await api(server, 'GET', '/api/plans', { token: buyer })
+  assert.deepEqual([refused.status, refused.body.error.code], [403, 'members_only'])
+})
