@@ -232,3 +232,48 @@ test('since my last review lists exactly the changes after the mark', async () =
     await auditor.context.close()
   }
 })
+
+test('access: a seller’s feed shows links made and revoked (from the link list, by time); a buyer’s says it cannot list them', async () => {
+  const plan = await createPlan(server, { title: 'Access audited' })
+  const mint = async (label, role) => {
+    const { status, body } = await api(server, 'POST', `/api/plans/${plan.id}/shares`, { token: plan.seller, body: { side: 'buyer', role, label } })
+    assert.equal(status, 201, JSON.stringify(body))
+    return body
+  }
+  const dev = await mint('Dev Patel (champion)', 'editor')
+  const kim = await mint('Kim Lee (CFO)', 'viewer')
+  const revoked = await api(server, 'DELETE', `/api/plans/${plan.id}/shares/${kim.id}`)
+  assert.equal(revoked.status, 200)
+  const listed = (await api(server, 'GET', `/api/plans/${plan.id}/shares`)).body.shares
+  const sellerLabel = listed.find(s => s.side === 'seller' && s.parentId === null).label
+
+  const seller = await openAudit(plan.id, plan.seller)
+  const buyer = await openAudit(plan.id, plan.buyer)
+  try {
+    const { page } = seller
+    await page.locator('[data-testid="access-note"][data-links="listed"]').waitFor()
+    await page.getByLabel('Kind', { exact: true }).selectOption('access')
+    const events = () => page.getByTestId('feed').locator('[data-testid="access-event"]').evaluateAll(els => els.map(el => ({ share: el.dataset.share, action: el.dataset.action, words: el.querySelector('strong').textContent })))
+    await waitFor(async () => (await events()).length === listed.length + 1, { what: 'every link made, and the one revoked' })
+    const shown = await events()
+    assert.equal(await page.getByTestId('feed').locator('[data-testid="feed-entry"]').count(), 0, 'no change of the log is about access')
+    assert.deepEqual(shown[0], { share: kim.id, action: 'revoked', words: 'Link for Kim Lee (CFO) (buyer, viewer) revoked' }, 'the newest first: the revocation')
+    assert.deepEqual(shown.find(e => e.share === dev.id), { share: dev.id, action: 'created', words: `Link for Dev Patel (champion) (buyer, editor) created by ${sellerLabel}` })
+    assert.deepEqual(shown.find(e => e.share === kim.id && e.action === 'created'), { share: kim.id, action: 'created', words: `Link for Kim Lee (CFO) (buyer, viewer) created by ${sellerLabel}` })
+    // Marked as from the link list, not the change log.
+    assert.match(await page.locator(`[data-testid="access-event"][data-share="${kim.id}"][data-action="revoked"]`).textContent(), /from the link list, not the change log/)
+    // Another kind: no access events.
+    await page.getByLabel('Kind', { exact: true }).selectOption('status')
+    await waitFor(async () => (await page.locator('[data-testid="access-event"]').count()) === 0, { what: 'access events gone for another kind' })
+
+    // The buyer's audit: no access events, and the page says why.
+    await buyer.page.locator('[data-testid="access-note"][data-links="sellers_only"]').waitFor()
+    assert.equal(await buyer.page.locator('[data-testid="access-event"]').count(), 0)
+    await buyer.page.getByLabel('Kind', { exact: true }).selectOption('access')
+    await buyer.page.getByTestId('feed-empty').waitFor()
+    noPageErrors(seller, buyer)
+  } finally {
+    await seller.context.close()
+    await buyer.context.close()
+  }
+})

@@ -149,8 +149,10 @@ export interface ListedShare {
   opens: number
   /** The link this one was minted with (null: made by the admin, a plan's first links, or before lineage was recorded). */
   parentId: string | null
-  /** That link's label, e.g. "Dev Patel (champion)". */
+  /** That link's label, e.g. "Dev Patel (champion)"; or the name of the member who made it. */
   mintedBy: string | null
+  /** The member who made it (a signed-in seller), else null; missing from older servers. */
+  mintedByMember?: string | null
 }
 
 /** One link a revocation takes along: the link itself (depth 0) and every link minted through it. */
@@ -167,6 +169,9 @@ export interface RevokedLink {
 }
 
 export interface NewShare { id: string, side: string, role: string, label: string, token: string, url: string, expiresAt?: string, parentId?: string }
+
+/** One of a plan's seller team (`GET /api/plans/{id}/members`). */
+export interface PlanMember { member: Member, role: 'owner' | 'seller', addedAt: string | null }
 
 export class Api {
   /** `token` null: the signed-in member's session cookie. */
@@ -236,6 +241,11 @@ export class Api {
   /** What revoking a link would revoke: the link and every link minted through it. */
   async revocation (id: string): Promise<RevokedLink[]> { return (await this.call<{ shares: RevokedLink[] }>('GET', `/shares/${id}/revocation`)).shares }
   revokeShare (id: string): Promise<unknown> { return this.call('DELETE', `/shares/${id}`) }
+  /** The plan's owner and seller members (the seller side only). */
+  async members (): Promise<PlanMember[]> { return (await this.call<{ members: PlanMember[] }>('GET', '/members')).members }
+  /** Adds a colleague (an existing member) by email, as a seller member. */
+  addMember (email: string): Promise<{ member: Member, role: 'owner' | 'seller' }> { return this.call('POST', '/members', { email }) }
+  removeMember (memberId: string): Promise<unknown> { return this.call('DELETE', `/members/${encodeURIComponent(memberId)}`) }
 }
 
 /** `calendarUrl` of `/me` as a calendar subscription: absolute, with `webcal` for `http`

@@ -1,7 +1,7 @@
 // The audit page's logic, pure: the activity feed and its filters, the log positions the time
 // slider moves over, changes between two moments and since a review, and slip analytics.
 
-import type { HistoryChange, HistoryEntry, Slip, Who } from './api'
+import type { HistoryChange, HistoryEntry, ListedShare, Slip, Who } from './api'
 import { daysBetween } from './dates'
 
 /** The kinds a change is filtered by. */
@@ -39,6 +39,13 @@ export function personName (who: Who): string {
   if (who.kind === 'share') return who.label ?? 'A share link'
   if (who.kind === 'admin') return 'Admin'
   return 'Mapline'
+}
+
+/** The person with their side, as the plan page's date changes name them: "Dev Patel
+ * (champion) (buyer)", "Ana Seller (seller)" for a member, "Admin", "Mapline". */
+export function personWithSide (who: Who): string {
+  if (who.kind !== 'share' && who.kind !== 'member') return personName(who)
+  return `${personName(who)}${who.side !== undefined ? ` (${who.side})` : ''}`
 }
 
 /** Everyone named in the feed, by name. */
@@ -154,4 +161,88 @@ export function slipAnalytics (slips: Slip[]): SlipAnalytics {
     drift,
     withoutReason: ordered.filter(s => s.reason === null || s.reason.trim() === '').reverse()
   }
+}
+
+/**
+ * A link's lifecycle in the activity feed: created, revoked or expired. Access changes are not
+ * plan history (they are not in the hash chain): these come from the plan's link list
+ * (`GET /api/plans/{id}/shares`), which only the seller's team may read.
+ */
+export interface AccessEvent {
+  /** `{shareId}:{action}`, unique in a feed. */
+  key: string
+  shareId: string
+  action: 'created' | 'revoked' | 'expired'
+  at: string
+  /** "Link for Dev Patel (buyer, editor) created by Ana Seller". */
+  words: string
+  /** Who made the link, as `personKey` names them (a member, the link it was minted with); null
+   * when not on record (the admin, a plan's first links, every revocation and expiry). */
+  by: { key: string, side: 'buyer' | 'seller' | null } | null
+}
+
+/** The lifecycle events of every listed link; an expiry counts once it has passed (`now`). */
+export function accessEvents (shares: ListedShare[], now: Date = new Date()): AccessEvent[] {
+  const byId = new Map(shares.map(s => [s.id, s]))
+  const out: AccessEvent[] = []
+  for (const s of shares) {
+    const link = `Link for ${s.label} (${s.side}, ${s.role})`
+    const parent = s.parentId === null ? undefined : byId.get(s.parentId)
+    const mintedByMember = s.mintedByMember ?? null
+    const by = mintedByMember !== null
+      ? { key: `member:${mintedByMember}`, side: 'seller' as const }
+      : s.parentId !== null ? { key: `share:${s.parentId}`, side: parent?.side ?? null } : null
+    const maker = s.mintedBy !== null ? s.mintedBy : s.parentId === null && mintedByMember === null ? null : 'another link'
+    if (s.createdAt !== null) {
+      out.push({ key: `${s.id}:created`, shareId: s.id, action: 'created', at: s.createdAt, by, words: `${link} created ${maker === null ? 'with the plan or by the admin' : `by ${maker}`}` })
+    }
+    if (s.revokedAt !== null) {
+      out.push({ key: `${s.id}:revoked`, shareId: s.id, action: 'revoked', at: s.revokedAt, by: null, words: `${link} revoked` })
+    } else if (s.expiresAt !== null && Date.parse(s.expiresAt) <= now.getTime()) {
+      out.push({ key: `${s.id}:expired`, shareId: s.id, action: 'expired', at: s.expiresAt, by: null, words: `${link} expired` })
+    }
+  }
+  return out.sort((a, b) => Date.parse(b.at) - Date.parse(a.at) || a.key.localeCompare(b.key))
+}
+
+/** The access events a filter lets through: only with no kind or the kind "Access", never for
+ * a step; for a person or a side, only events whose maker is on record and matches. */
+export function filterAccess (events: AccessEvent[], filter: FeedFilter): AccessEvent[] {
+  if ((filter.kind !== '' && filter.kind !== 'access') || filter.step !== '') return []
+  return events.filter(e =>
+    (filter.person === '' || e.by?.key === filter.person) &&
+    (filter.side === '' || e.by?.side === filter.side))
+}
+
+export type FeedItem = { type: 'change', at: string, entry: HistoryEntry } | { type: 'access', at: string, event: AccessEvent }
+
+/**
+ * History entries (newest first, as `filterFeed` gives them) and access events in one list,
+ * newest first by time. The entries keep their log order among themselves (a clock that went
+ * back never reorders the log); an event goes before the first entry older than it, and after
+ * an entry of the same moment.
+ */
+export function mergeFeed (entries: HistoryEntry[], events: AccessEvent[]): FeedItem[] {
+  const ordered = [...events].sort((a, b) => Date.parse(b.at) - Date.parse(a.at))
+  const out: FeedItem[] = []
+  let i = 0
+  for (const entry of entries) {
+    const t = Date.parse(entry.at)
+    while (i < ordered.length && Date.parse(ordered[i].at) > t) { out.push({ type: 'access', at: ordered[i].at, event: ordered[i] }); i++ }
+    out.push({ type: 'change', at: entry.at, entry })
+  }
+  for (; i < ordered.length; i++) out.push({ type: 'access', at: ordered[i].at, event: ordered[i] })
+  return out
+}
+
+/** People who made links, for the person filter (a member or a link not otherwise in the
+ * history): keys as `personKey`, names from the link list. */
+export function accessPeople (shares: ListedShare[]): Array<{ key: string, name: string }> {
+  const out = new Map<string, string>()
+  for (const s of shares) {
+    const member = s.mintedByMember ?? null
+    if (member !== null && s.mintedBy !== null) out.set(`member:${member}`, s.mintedBy)
+    else if (s.parentId !== null && s.mintedBy !== null) out.set(`share:${s.parentId}`, s.mintedBy)
+  }
+  return [...out].map(([key, name]) => ({ key, name }))
 }

@@ -96,6 +96,7 @@ export function whoName (who: Who | null): string {
   if (who === null) return 'Someone'
   if (who.kind === 'admin') return 'The admin'
   if (who.kind === 'system') return 'Mapline'
+  if (who.kind === 'member') return who.name ?? who.email ?? 'A member of the seller team'
   return who.label ?? 'Someone'
 }
 

@@ -25,8 +25,10 @@ export function absoluteLink (url: string, origin: string): string {
   return /^https?:\/\//.test(url) ? url : origin.replace(/\/$/, '') + url
 }
 
-/** Why a link no longer opens its plan: what the page says instead of the plan. */
-export type LinkEnd = 'revoked' | 'expired' | 'invalid'
+/** Why a link no longer opens its plan: what the page says instead of the plan. A member's
+ * plan (no token, the session cookie) ends differently: `signed_out` (the session was signed
+ * out, revoked or expired) or `no_access` (taken off the plan). */
+export type LinkEnd = 'revoked' | 'expired' | 'invalid' | 'signed_out' | 'no_access'
 
 /** From a 4401 close: the server's reason says "expired" for an expired link (docs/protocol.md). */
 export function linkEndOfClose (reason: string): LinkEnd {
@@ -48,11 +50,35 @@ export function refusesLink (status: number, code: string): boolean {
   return [401, 403, 404].includes(status) && LINK_REFUSALS.has(code)
 }
 
+/** The API codes that mean a member's session no longer signs them in (docs/api.md). */
+const SESSION_ENDS = new Set(['session_revoked', 'session_expired', 'not_signed_in'])
+
+/**
+ * How the plan page's credential ended, from an API refusal (status and error code), or null
+ * when the answer says nothing about it (a proxy's 404, a server error: keep the copy). A share
+ * link (`member` false) ends as `refusesLink` says; a member's session (`member` true) ends
+ * `signed_out` on a 401 about the session, and `no_access` when the member is not (or no
+ * longer) on the plan.
+ */
+export function endOfRefusal (member: boolean, status: number, code: string): LinkEnd | null {
+  if (!member) return refusesLink(status, code) ? linkEndOfError(code) : null
+  if (status === 401 && SESSION_ENDS.has(code)) return 'signed_out'
+  if ((status === 403 && code === 'not_a_plan_member') || (status === 404 && code === 'plan_not_found')) return 'no_access'
+  return null
+}
+
+/** From a 4401 close: a member's socket closes so when their session ends (docs/api.md). */
+export function endOfClose (member: boolean, reason: string): LinkEnd {
+  return member ? 'signed_out' : linkEndOfClose(reason)
+}
+
 /** The words of the page shown for an ended link, and for a link that never had a token. */
 export const LINK_END_WORDS: Record<LinkEnd | LinkProblem, { title: string, detail: string }> = {
   revoked: { title: 'This link was revoked', detail: 'Ask the person who sent it for a new one.' },
   expired: { title: 'This link has expired', detail: 'Ask the person who sent it for a new one.' },
   invalid: { title: 'This link is not valid', detail: 'Check that you opened the whole link you were sent, or ask the person who sent it for a new one.' },
+  signed_out: { title: 'You were signed out', detail: 'Your session ended: you (or an admin) signed out, perhaps in another browser, or it expired. The copy of this plan on this device was removed. Sign in again to keep working on it.' },
+  no_access: { title: 'You no longer have access to this plan', detail: 'You were taken off this plan, so its copy on this device was removed. Ask the plan’s owner to add you again.' },
   no_token: { title: 'This link is missing its access key', detail: 'The part after #token= is missing. Open (or paste) the full link you were sent.' },
   no_plan: { title: 'Mapline', detail: 'Open a plan from the link you were sent: it looks like /p/…#token=….' }
 }

@@ -8,7 +8,7 @@
 import { render } from 'preact'
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import './styles.css'
-import { LINK_END_WORDS, linkEndOfError, parseShareLink, refusesLink, type LinkEnd, type LinkProblem } from './link'
+import { endOfRefusal, LINK_END_WORDS, parseShareLink, type LinkEnd, type LinkProblem } from './link'
 import { PlanSession, storageKey, type Peer } from './session'
 import { describeField, readPlan, type PlanView } from './plan-view'
 import { Api, ApiFailure, type Deleted, type Health, type HistoryEntry, type Me, type PlanIssue, type Slip } from './api'
@@ -26,6 +26,7 @@ import * as edit from './edits'
 import { InternalSession, type Judgment } from './internal'
 import { createUndo, pageHandlesUndo, undoShortcut } from './undo'
 import { InternalSection } from './ui/internal'
+import { SellerTeam } from './ui/team'
 import { localNext, parseRoute, planPath } from './route'
 import { currentSession, maybeSignedIn } from './workspace'
 import { AuditPage } from './ui/audit'
@@ -347,7 +348,8 @@ function App ({ session, api, planId, token }: { session: PlanSession, api: Api,
 
   useEffect(() => {
     api.me().then(value => { setMe(value); keep('me', value); setChecked(true) }).catch(error => {
-      if (error instanceof ApiFailure && refusesLink(error.status, error.code)) session.end(linkEndOfError(error.code))
+      const end = error instanceof ApiFailure ? endOfRefusal(token === null, error.status, error.code) : null
+      if (end !== null) session.end(end)
       else setChecked(true)
     })
     const wait = setTimeout(() => setChecked(true), 3000)
@@ -418,6 +420,8 @@ function App ({ session, api, planId, token }: { session: PlanSession, api: Api,
   if (ended !== null) return <LinkPage problem={ended} />
   if (!checked) return <main class='fatal' aria-busy='true' data-testid='opening'><p>Opening the plan…</p></main>
   const goLiveIn = daysBetween(today, plan.meta.goLive)
+  // The seller team: for members, the admin and seller links (never a buyer); not while offline.
+  const team = me !== null && (me.kind === 'member' || me.kind === 'admin' || me.side === 'seller')
   // Viewers always read; editors read when they chose to.
   const reading = readOnly || view === 'read'
   return (
@@ -461,12 +465,13 @@ function App ({ session, api, planId, token }: { session: PlanSession, api: Api,
         <a href='#why'>Why</a><a href='#timeline'>Timeline</a><a href='#steps'>Steps</a><a href='#people'>People</a>
         <a href='#criteria'>What matters</a><a href='#risks'>Risks</a><a href='#success'>Success</a><a href='#changes'>Date changes</a>
         {internal !== null && <a href='#internal'>Internal</a>}
+        {team && <a href='#team'>Team</a>}
       </nav>
       <main>
         {readOnly && me !== null && status !== 'revoked' && <p class='banner' role='note'>You can view this plan. Ask the seller for an edit link to make changes.</p>}
         {notice !== null && <p class='banner warn' role='alert'>{notice} <button type='button' class='link' onClick={() => setNotice(null)}>Dismiss</button></p>}
         {reading
-          ? <><ReadView health={health} slipsLoaded={slips !== null} /><InternalSection reading /></>
+          ? <><ReadView health={health} slipsLoaded={slips !== null} /><InternalSection reading />{team && <SellerTeam api={api} me={me} />}</>
           : (
             <>
               <HealthCard health={health} issues={issues} />
@@ -478,6 +483,7 @@ function App ({ session, api, planId, token }: { session: PlanSession, api: Api,
               <RisksSection />
               <SuccessSection />
               <InternalSection />
+              {team && <SellerTeam api={api} me={me} />}
               <DeletedSection deleted={deleted} api={api} onChanged={reloadDeleted} />
               <SlipsSection loaded={slips !== null} pending={pending} />
             </>
@@ -518,6 +524,8 @@ function LinkPage ({ problem }: { problem: LinkEnd | LinkProblem }) {
       <h1>{words.title}</h1>
       <p>{words.detail}</p>
       {problem === 'no_token' && <p class='muted'>On the seller team? <a href={`/?next=${encodeURIComponent(location.pathname)}`}>Sign in</a> to open it with your account.</p>}
+      {problem === 'signed_out' && <p><a class='button primary' href={`/?next=${encodeURIComponent(location.pathname)}`} data-testid='sign-in-again'>Sign in again</a></p>}
+      {problem === 'no_access' && <p><a href='/'>Your plans</a></p>}
     </main>
   )
 }

@@ -10,7 +10,7 @@ import { IndexeddbPersistence, clearDocument } from 'y-indexeddb'
 import * as decoding from 'lib0/decoding'
 import { covers, isUpdateMessage, learnDurable, mergeVectors, syncStatus, type SyncStatus } from './sync-status'
 import { Api, ApiFailure } from './api'
-import { linkEndOfClose, linkEndOfError, refusesLink, type LinkEnd } from './link'
+import { endOfClose, endOfRefusal, type LinkEnd } from './link'
 
 const MESSAGE_DURABLE = 100
 const MESSAGE_REFUSED = 101
@@ -92,9 +92,12 @@ export class PlanSession {
   private endedAs: LinkEnd | null = null
   /** Resolves once the copy on this device is gone (after `end`). */
   forgotten: Promise<void> = Promise.resolve()
+  /** A signed-in member's plan (the session cookie), not a share link's. */
+  private readonly member: boolean
 
   /** `token` null: a signed-in member, whose session cookie goes with the socket. */
   constructor (readonly planId: string, token: string | null, origin: string = location.origin) {
+    this.member = token === null
     this.local = new IndexeddbPersistence(databaseName(planId), this.doc)
     this.api = new Api(planId, token, origin)
     const wsOrigin = origin.replace(/^http/, 'ws')
@@ -132,7 +135,7 @@ export class PlanSession {
     })
     this.provider.on('sync', () => this.update())
     this.provider.on('closed', ({ code, reason }) => {
-      if (code === 4401) this.end(linkEndOfClose(reason))
+      if (code === 4401) this.end(endOfClose(this.member, reason))
       for (const listener of this.listeners.closed) listener(code, reason)
       this.update()
     })
@@ -201,7 +204,8 @@ export class PlanSession {
     try {
       await this.api.me()
     } catch (error) {
-      if (error instanceof ApiFailure && refusesLink(error.status, error.code)) this.end(linkEndOfError(error.code))
+      const end = error instanceof ApiFailure ? endOfRefusal(this.member, error.status, error.code) : null
+      if (end !== null) this.end(end)
     } finally {
       this.checkingLink = false
       this.update()

@@ -4,11 +4,13 @@
 import { describe, expect, test } from 'vitest'
 import * as Y from 'yjs'
 import { localNext, parseRoute, planPath, type Route } from './route'
-import { between, changeKind, filterFeed, NO_FILTER, people, personName, positions, sinceReview, slipAnalytics, steps, type FeedFilter } from './audit'
+import { accessEvents, accessPeople, between, changeKind, filterAccess, filterFeed, mergeFeed, NO_FILTER, people, personName, personWithSide, positions, sinceReview, slipAnalytics, steps, type FeedFilter } from './audit'
 import { ALL_PLANS, driftWords, filterPlans, inviteEmail, inviteLabel, isQuiet, mailto, pipelineTotals, quietWords, sortPlans, type SortKey, type Summary } from './home'
 import { parseAmount, readForecast } from './internal'
-import { credentialOf, notAvailable, setCsrfToken, ApiFailure, type HistoryChange, type HistoryEntry, type Slip, type Who } from './api'
-import { signInProblem } from './workspace'
+import { credentialOf, notAvailable, setCsrfToken, ApiFailure, type HistoryChange, type HistoryEntry, type ListedShare, type Me, type Slip, type Who } from './api'
+import { conflictWords, whoName, type Conflict } from './conflicts'
+import { endOfClose, endOfRefusal } from './link'
+import { canManageTeam, signInProblem, teamProblem } from './workspace'
 
 const ID = '0192f5c4-7d1e-7abc-9def-0123456789ab'
 
@@ -220,5 +222,122 @@ describe('the internal document', () => {
     expect(parseAmount('250,000')).toBe(250000)
     expect(parseAmount('$ 1 200.50')).toBe(1200.5)
     for (const bad of ['', 'lots', '-5', '1.234']) expect(parseAmount(bad)).toBeNull()
+  })
+})
+
+describe('access in the audit feed (from the link list)', () => {
+  const share = (id: string, more: Partial<ListedShare>): ListedShare => ({
+    id, side: 'buyer', role: 'editor', label: id, createdAt: null, expiresAt: null, revokedAt: null, status: 'active',
+    firstSeenAt: null, lastSeenAt: null, opens: 0, parentId: null, mintedBy: null, mintedByMember: null, ...more
+  })
+  const LINKS: ListedShare[] = [
+    share('sh-first', { side: 'seller', label: 'Seller team', createdAt: '2026-11-01T10:00:00Z' }),
+    share('sh-dev', { label: 'Dev Patel (champion)', createdAt: '2026-11-02T09:00:00Z', mintedBy: 'Ana Seller', mintedByMember: 'm-ana', revokedAt: '2026-11-03T12:00:00Z', status: 'revoked' }),
+    share('sh-cfo', { label: 'Kim Lee (CFO)', role: 'viewer', createdAt: '2026-11-02T11:00:00Z', parentId: 'sh-dev', mintedBy: 'Dev Patel (champion)', expiresAt: '2026-11-04T12:00:00Z', status: 'expired' }),
+    share('sh-later', { label: 'Later', createdAt: '2026-11-05T00:00:00Z', expiresAt: '2026-12-31T00:00:00Z' })
+  ]
+  const NOW = new Date('2026-11-10T00:00:00Z')
+  const events = accessEvents(LINKS, NOW)
+  test('each link: created (by whom), revoked, expired once past; newest first', () => {
+    expect(events.map(e => [e.key, e.at])).toEqual([
+      ['sh-later:created', '2026-11-05T00:00:00Z'],
+      ['sh-cfo:expired', '2026-11-04T12:00:00Z'],
+      ['sh-dev:revoked', '2026-11-03T12:00:00Z'],
+      ['sh-cfo:created', '2026-11-02T11:00:00Z'],
+      ['sh-dev:created', '2026-11-02T09:00:00Z'],
+      ['sh-first:created', '2026-11-01T10:00:00Z']
+    ])
+    const words = Object.fromEntries(events.map(e => [e.key, e.words]))
+    expect(words['sh-dev:created']).toBe('Link for Dev Patel (champion) (buyer, editor) created by Ana Seller')
+    expect(words['sh-dev:revoked']).toBe('Link for Dev Patel (champion) (buyer, editor) revoked')
+    expect(words['sh-cfo:created']).toBe('Link for Kim Lee (CFO) (buyer, viewer) created by Dev Patel (champion)')
+    expect(words['sh-cfo:expired']).toBe('Link for Kim Lee (CFO) (buyer, viewer) expired')
+    expect(words['sh-first:created']).toBe('Link for Seller team (seller, editor) created with the plan or by the admin')
+    // Its expiry not passed yet: no event.
+    expect(events.some(e => e.key === 'sh-later:expired')).toBe(false)
+    expect(accessEvents(LINKS, new Date('2027-01-01T00:00:00Z')).some(e => e.key === 'sh-later:expired')).toBe(true)
+  })
+  test('the makers on record: a member (seller), a link (its side)', () => {
+    const by = Object.fromEntries(events.map(e => [e.key, e.by]))
+    expect(by['sh-dev:created']).toEqual({ key: 'member:m-ana', side: 'seller' })
+    expect(by['sh-cfo:created']).toEqual({ key: 'share:sh-dev', side: 'buyer' })
+    expect(by['sh-first:created']).toBe(null)
+    expect(by['sh-dev:revoked']).toBe(null)
+    expect(accessPeople(LINKS)).toEqual([{ key: 'member:m-ana', name: 'Ana Seller' }, { key: 'share:sh-dev', name: 'Dev Patel (champion)' }])
+  })
+  test('filters: kind access or none, never a step; a person or side only where the maker is on record', () => {
+    const keys = (filter: Partial<FeedFilter>) => filterAccess(events, { ...NO_FILTER, ...filter }).map(e => e.key)
+    expect(keys({})).toHaveLength(6)
+    expect(keys({ kind: 'access' })).toHaveLength(6)
+    expect(keys({ kind: 'date' })).toEqual([])
+    expect(keys({ step: 'ms-a' })).toEqual([])
+    expect(keys({ person: 'member:m-ana' })).toEqual(['sh-dev:created'])
+    expect(keys({ side: 'buyer' })).toEqual(['sh-cfo:created'])
+    expect(keys({ side: 'seller', kind: 'access' })).toEqual(['sh-dev:created'])
+  })
+  test('merged with the history by time, newest first; the log keeps its own order', () => {
+    const merged = mergeFeed(filterFeed(FEED, NO_FILTER), events)
+    expect(merged.map(i => i.type === 'change' ? `#${i.entry.seq}` : i.event.key)).toEqual([
+      'sh-later:created', 'sh-cfo:expired', '#7', 'sh-dev:revoked', '#4', 'sh-cfo:created', '#3', 'sh-dev:created', '#1', 'sh-first:created'
+    ])
+    // An entry whose clock went back stays in log order; an event of the same moment goes after it.
+    const skewed: HistoryEntry[] = [{ ...FEED[3], at: '2026-11-01T00:00:00Z' }, FEED[2]]
+    const at = (key: string, when: string) => ({ ...events[0], key, at: when })
+    expect(mergeFeed(skewed, [at('x', '2026-11-03T10:00:00Z'), at('y', '2026-11-02T00:00:00Z')]).map(i => i.type === 'change' ? `#${i.entry.seq}` : i.event.key))
+      .toEqual(['x', 'y', '#7', '#4'])
+    expect(mergeFeed([], events).length).toBe(events.length)
+    expect(mergeFeed(FEED.slice(0, 1), []).map(i => i.type)).toEqual(['change'])
+  })
+})
+
+describe('a member named in the history', () => {
+  test('by name everywhere: the feed, date changes, conflict banners', () => {
+    expect(personName(seller)).toBe('Ana Seller')
+    expect(personWithSide(seller)).toBe('Ana Seller (seller)')
+    expect(personWithSide(buyer)).toBe('Dev Patel (champion) (buyer)')
+    expect(personWithSide({ kind: 'admin' })).toBe('Admin')
+    expect(whoName(seller)).toBe('Ana Seller')
+    expect(whoName({ kind: 'member', memberId: 'm-x', email: 'x@mapline.example' })).toBe('x@mapline.example')
+    expect(conflictWords({ key: 'k', entity: 'meta', entityId: null, field: 'goLive', kept: { value: '2027-04-01', who: buyer, at: '2026-11-02T10:00:00Z' }, lost: { value: '2027-05-01', who: seller, at: '2026-11-01T10:00:00Z' } } as unknown as Conflict, 'en-GB'))
+      .toBe('Ana Seller set 01/05/2027; 01/04/2027, set offline by Dev Patel (champion), was kept')
+  })
+})
+
+describe('a member’s plan page ends when the session does', () => {
+  test('a share link ends as before', () => {
+    expect(endOfRefusal(false, 401, 'share_revoked')).toBe('revoked')
+    expect(endOfRefusal(false, 401, 'session_revoked')).toBe(null)
+    expect(endOfClose(false, 'this share link has expired')).toBe('expired')
+  })
+  test('a member: signed out on a 401 about the session or a 4401 close; no access when taken off the plan', () => {
+    expect(endOfRefusal(true, 401, 'session_revoked')).toBe('signed_out')
+    expect(endOfRefusal(true, 401, 'session_expired')).toBe('signed_out')
+    expect(endOfRefusal(true, 401, 'not_signed_in')).toBe('signed_out')
+    expect(endOfRefusal(true, 403, 'not_a_plan_member')).toBe('no_access')
+    expect(endOfRefusal(true, 404, 'plan_not_found')).toBe('no_access')
+    // Answers that say nothing about the session keep the copy.
+    expect(endOfRefusal(true, 404, 'http_error')).toBe(null)
+    expect(endOfRefusal(true, 403, 'csrf')).toBe(null)
+    expect(endOfRefusal(true, 500, 'internal')).toBe(null)
+    expect(endOfClose(true, 'signed out')).toBe('signed_out')
+  })
+})
+
+describe('the seller team', () => {
+  const owner = { member: { id: 'm-rita', email: 'rita@x.example', name: 'Rita Rep', role: 'rep' as const }, role: 'owner' as const, addedAt: null }
+  const colleague = { member: { id: 'm-raj', email: 'raj@x.example', name: 'Raj Rep', role: 'rep' as const }, role: 'seller' as const, addedAt: null }
+  const me = (kind: Me['kind'], member?: Me['member'], side: Me['side'] = 'seller'): Me => ({ planId: 'p', kind, member, label: '', side, role: 'editor', canEdit: true, canManageShares: true, canMintSides: [] })
+  test('the owner, managers, admins and the admin credential manage it; a colleague or a link does not', () => {
+    expect(canManageTeam(me('member', owner.member), [owner, colleague])).toBe(true)
+    expect(canManageTeam(me('member', colleague.member), [owner, colleague])).toBe(false)
+    expect(canManageTeam(me('member', { ...colleague.member, role: 'manager' }), [owner])).toBe(true)
+    expect(canManageTeam(me('admin', undefined, null), [])).toBe(true)
+    expect(canManageTeam(me('share'), [owner])).toBe(false)
+  })
+  test('refusals in words', () => {
+    expect(teamProblem('member_not_found', 'kim@x.example')).toMatch(/No one on the seller team has the email kim@x.example.*invite them first/)
+    expect(teamProblem('owner_only')).toMatch(/Only the plan’s owner, a manager or an admin/)
+    expect(teamProblem('invalid_email')).toMatch(/not an email/)
+    expect(teamProblem('owner_not_removable')).toMatch(/owner stays/)
   })
 })

@@ -1,7 +1,7 @@
 // The workspace API (docs/api.md, issue 15): the member's session, sign-in, the plan list,
 // templates and creating a plan. Called with the session cookie; writes carry the CSRF token.
 
-import { ApiFailure, credentialOf, setCsrfToken, type Member, type NewShare } from './api'
+import { ApiFailure, credentialOf, setCsrfToken, type Me, type Member, type NewShare, type PlanMember } from './api'
 import type { Summary } from './home'
 
 export interface Session { member: Member, csrfToken: string, expiresAt?: string }
@@ -99,5 +99,30 @@ export function signInProblem (code: string): string {
     case 'sign_in_link_invalid': return 'This sign-in link is not valid. Check that you opened the whole link, or ask for a new one.'
     case 'not_found': return 'This server does not offer sign-in links.'
     default: return 'Signing in did not work. Check your connection and try again.'
+  }
+}
+
+/** Whether this person may add and remove a plan's colleagues (docs/api.md): the plan's owner,
+ * managers and admins, and the admin credential; never a share link. */
+export function canManageTeam (me: Me, members: PlanMember[]): boolean {
+  if (me.kind === 'admin') return true
+  if (me.kind !== 'member' || me.member === undefined) return false
+  if (me.member.role === 'manager' || me.member.role === 'admin') return true
+  return members.some(m => m.role === 'owner' && m.member.id === me.member?.id)
+}
+
+/** Words for a refused change to the plan's seller team. */
+export function teamProblem (code: string, email = ''): string {
+  switch (code) {
+    case 'member_not_found': return email === ''
+      ? 'That person is not on this plan any more: the list is up to date now.'
+      : `No one on the seller team has the email ${email}. Ask your Mapline admin to invite them first, then add them here.`
+    case 'invalid_email': return 'That is not an email address.'
+    case 'owner_only': return 'Only the plan’s owner, a manager or an admin can add or remove colleagues.'
+    case 'owner_not_removable': return 'The plan’s owner stays on the plan.'
+    case 'csrf': return 'Your session needs a reload: reload the page and try again.'
+    case 'session_revoked': case 'session_expired': case 'not_signed_in': return 'You were signed out: sign in again and try again.'
+    case 'offline': return 'Changing the team needs a connection.'
+    default: return 'The team could not be changed. Try again.'
   }
 }

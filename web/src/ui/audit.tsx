@@ -5,8 +5,8 @@
 
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import { Section } from './sections'
-import { Api, ApiFailure, notAvailable, type HistoryChange, type HistoryEntry, type Me, type ProjectedPlan, type Review, type Slip, type Verification } from '../api'
-import { between, changeKind, filterFeed, KIND_WORDS, NO_FILTER, people, personName, positions, sinceReview, slipAnalytics, steps, valueText, type ChangeKind, type FeedFilter } from '../audit'
+import { Api, ApiFailure, notAvailable, type HistoryChange, type ListedShare, type HistoryEntry, type Me, type ProjectedPlan, type Review, type Slip, type Verification } from '../api'
+import { accessEvents, accessPeople, between, changeKind, filterAccess, filterFeed, KIND_WORDS, mergeFeed, NO_FILTER, people, personName, positions, sinceReview, slipAnalytics, steps, valueText, type AccessEvent, type ChangeKind, type FeedFilter, type FeedItem } from '../audit'
 import { formatDate, signedDays } from '../dates'
 import { planPath } from '../route'
 import { wordFor, MILESTONE_SIDES, STATUSES } from '../schema'
@@ -38,27 +38,47 @@ function changeWords (c: HistoryChange, titles: Map<string, string>): string {
   return `${name}: ${field} ${shown(c.field, c.old)} → ${shown(c.field, c.new)}`
 }
 
-function Feed ({ entries, titles, testid, empty, limit = 200 }: { entries: HistoryEntry[], titles: Map<string, string>, testid: string, empty: string, limit?: number }) {
+function Entry ({ e, titles }: { e: HistoryEntry, titles: Map<string, string> }) {
+  return (
+    <li data-testid='feed-entry' data-seq={e.seq}>
+      <p class='feed-who'><strong>{personName(e.who)}</strong>{e.who.side !== undefined && <span class='badge'>{e.who.side}</span>}{' '}
+        <span class='muted'><time dateTime={e.at}>{when(e.at)}</time> · change {e.seq}</span>
+      </p>
+      <ul>
+        {e.changes.map((c, i) => <li key={i} data-testid='feed-change' data-kind={changeKind(c)}>{changeWords(c, titles)}</li>)}
+      </ul>
+    </li>
+  )
+}
+
+/** A link's lifecycle, from the link list: marked so, as it is not one of the plan's changes. */
+function Access ({ event }: { event: AccessEvent }) {
+  return (
+    <li class='feed-access' data-testid='access-event' data-share={event.shareId} data-action={event.action} data-kind='access'>
+      <p class='feed-who'><strong>{event.words}</strong>{' '}
+        <span class='muted'><time dateTime={event.at}>{when(event.at)}</time> · from the link list, not the change log</span>
+      </p>
+    </li>
+  )
+}
+
+function Feed ({ items, titles, testid, empty, limit = 200 }: { items: FeedItem[], titles: Map<string, string>, testid: string, empty: string, limit?: number }) {
   const [shownCount, setShownCount] = useState(limit)
-  if (entries.length === 0) return <p class='muted' data-testid={`${testid}-empty`}>{empty}</p>
+  if (items.length === 0) return <p class='muted' data-testid={`${testid}-empty`}>{empty}</p>
   return (
     <>
       <ol class='feed' data-testid={testid}>
-        {entries.slice(0, shownCount).map(e => (
-          <li key={e.seq} data-testid='feed-entry' data-seq={e.seq}>
-            <p class='feed-who'><strong>{personName(e.who)}</strong>{e.who.side !== undefined && <span class='badge'>{e.who.side}</span>}{' '}
-              <span class='muted'><time dateTime={e.at}>{when(e.at)}</time> · change {e.seq}</span>
-            </p>
-            <ul>
-              {e.changes.map((c, i) => <li key={i} data-testid='feed-change' data-kind={changeKind(c)}>{changeWords(c, titles)}</li>)}
-            </ul>
-          </li>
-        ))}
+        {items.slice(0, shownCount).map(item => item.type === 'change'
+          ? <Entry key={`c${item.entry.seq}`} e={item.entry} titles={titles} />
+          : <Access key={`a${item.event.key}`} event={item.event} />)}
       </ol>
-      {entries.length > shownCount && <button type='button' onClick={() => setShownCount(n => n + limit)}>Show {Math.min(limit, entries.length - shownCount)} more of {entries.length - shownCount}</button>}
+      {items.length > shownCount && <button type='button' onClick={() => setShownCount(n => n + limit)}>Show {Math.min(limit, items.length - shownCount)} more of {items.length - shownCount}</button>}
     </>
   )
 }
+
+/** History entries only (newest first) as feed items. */
+const changesOnly = (entries: HistoryEntry[]): FeedItem[] => entries.map(entry => ({ type: 'change', at: entry.at, entry }))
 
 function Choice ({ label, value, options, onChange }: { label: string, value: string, options: Array<[string, string]>, onChange: (value: string) => void }) {
   return (
@@ -169,13 +189,21 @@ function ReviewSection ({ api, review, entries, titles, onMarked }: { api: Api, 
       {review !== null && review !== 'unavailable' && (
         <>
           <p data-testid='last-review' data-seq={review.seq ?? ''}>{review.seq === null ? 'You have not marked a review yet: everything is new.' : `Last reviewed ${review.at === undefined ? '' : when(review.at)} (change ${review.seq}).`}</p>
-          <Feed entries={sinceReview(entries, review.seq)} titles={titles} testid='since-review' empty='Nothing changed since your last review.' />
+          <Feed items={changesOnly(sinceReview(entries, review.seq))} titles={titles} testid='since-review' empty='Nothing changed since your last review.' />
           <button type='button' class='primary' onClick={() => { void mark() }}>Mark reviewed</button>
         </>
       )}
       {message !== null && <p class='muted' role='status'>{message}</p>}
     </Section>
   )
+}
+
+/** Where the access events come from, and why a buyer sees none. */
+function AccessNote ({ links }: { links: ListedShare[] | 'sellers_only' | 'unavailable' | null }) {
+  if (links === 'sellers_only') return <p class='muted' data-testid='access-note' data-links='sellers_only'>Access (links made and revoked) is shown to the seller’s team only: this link cannot list the plan’s links.</p>
+  if (links === 'unavailable') return <p class='muted' data-testid='access-note' data-links='unavailable'>The plan’s links could not be listed, so access is not shown.</p>
+  if (links === null) return null
+  return <p class='muted' data-testid='access-note' data-links='listed'>Access events (links made, revoked, expired) come from the plan’s link list, not its change log: they are not in the hash chain, and who revoked a link is not on record.</p>
 }
 
 export function AuditPage ({ planId, token }: { planId: string, token: string | null }) {
@@ -190,6 +218,8 @@ export function AuditPage ({ planId, token }: { planId: string, token: string | 
   const [review, setReview] = useState<Maybe<Review>>(null)
   const [verification, setVerification] = useState<Maybe<Verification>>(null)
   const [range, setRange] = useState<{ from: number, to: number } | null>(null)
+  // The link list, for access events: `sellers_only` for a link that may not list links.
+  const [links, setLinks] = useState<ListedShare[] | 'sellers_only' | 'unavailable' | null>(null)
   const asked = useRef(0)
 
   const loadLive = async () => {
@@ -198,8 +228,12 @@ export function AuditPage ({ planId, token }: { planId: string, token: string | 
     setSlips(slipList)
     setLive(plan)
   }
+  const loadLinks = (who: Me) => {
+    if (!who.canManageShares) { setLinks('sellers_only'); return }
+    api.shares().then(setLinks).catch(error => setLinks(error instanceof ApiFailure && error.status === 403 ? 'sellers_only' : 'unavailable'))
+  }
   useEffect(() => {
-    api.me().then(setMe).then(loadLive).catch(error => {
+    api.me().then(who => { setMe(who); loadLinks(who) }).then(loadLive).catch(error => {
       if (error instanceof ApiFailure && [401, 403, 404].includes(error.status)) {
         setProblem(token === null ? 'Sign in with an account that may see this plan, or open the link you were sent.' : 'This link does not open this plan’s audit (revoked, expired or not valid).')
       } else setProblem('The audit needs a connection to the server.')
@@ -229,6 +263,7 @@ export function AuditPage ({ planId, token }: { planId: string, token: string | 
     asked.current++
     setAt(null)
     loadLive().catch(() => setProblem('The audit needs a connection to the server.'))
+    if (me !== null) loadLinks(me)
   }
 
   if (problem !== null && me === null) {
@@ -237,8 +272,13 @@ export function AuditPage ({ planId, token }: { planId: string, token: string | 
   if (me === null || entries === null || slips === null || live === null) return <main class='fatal' aria-busy='true' data-testid='opening'><p>Opening the audit…</p></main>
   const title = live.plan.meta.title ?? 'Untitled plan'
   const feed = filterFeed(entries, filter)
+  const events = Array.isArray(links) ? accessEvents(links) : []
+  const shownEvents = filterAccess(events, filter)
+  const items = mergeFeed(feed, shownEvents)
   const index = at === null ? pos.length - 1 : pos.indexOf(at.position)
-  const person = people(entries)
+  const person = [...people(entries)]
+  for (const p of Array.isArray(links) ? accessPeople(links) : []) if (!person.some(q => q.key === p.key)) person.push(p)
+  person.sort((a, b) => a.name.localeCompare(b.name) || a.key.localeCompare(b.key))
   const stepList = steps(entries).map(s => ({ ...s, title: titles.get(s.id) ?? s.title }))
   const positionWords = (p: number) => {
     const e = entries.find(x => x.seq === p)
@@ -281,8 +321,9 @@ export function AuditPage ({ planId, token }: { planId: string, token: string | 
             <Choice label='Kind' value={filter.kind} options={[['', 'Every kind'], ...(Object.entries(KIND_WORDS) as Array<[ChangeKind, string]>)]} onChange={v => setFilter({ ...filter, kind: v as FeedFilter['kind'] })} />
             <Choice label='Step' value={filter.step} options={[['', 'Every step'], ...stepList.map(s => [s.id, s.title] as [string, string])]} onChange={v => setFilter({ ...filter, step: v })} />
           </div>
-          <p class='muted' role='status' data-testid='feed-count'>{feed.length} of {entries.length} changes shown.</p>
-          <Feed key={JSON.stringify(filter)} entries={feed} titles={titles} testid='feed' empty='No change matches these filters.' />
+          <p class='muted' role='status' data-testid='feed-count'>{feed.length} of {entries.length} changes shown{events.length > 0 && `, and ${shownEvents.length} of ${events.length} link events`}.</p>
+          <AccessNote links={links} />
+          <Feed key={JSON.stringify(filter)} items={items} titles={titles} testid='feed' empty='No change matches these filters.' />
         </Section>
         <Section id='between' title='Changes between two moments' intro='Everything after the first moment, up to and including the second.'>
           {range !== null && (
@@ -291,7 +332,7 @@ export function AuditPage ({ planId, token }: { planId: string, token: string | 
                 <Choice label='From' value={String(range.from)} options={pos.map(p => [String(p), positionWords(p)])} onChange={v => setRange({ ...range, from: Number(v) })} />
                 <Choice label='To' value={String(range.to)} options={pos.map(p => [String(p), positionWords(p)])} onChange={v => setRange({ ...range, to: Number(v) })} />
               </div>
-              <Feed key={`${range.from}-${range.to}`} entries={between(entries, range.from, range.to)} titles={titles} testid='between' empty='Nothing changed between these two moments.' />
+              <Feed key={`${range.from}-${range.to}`} items={changesOnly(between(entries, range.from, range.to))} titles={titles} testid='between' empty='Nothing changed between these two moments.' />
             </>
           )}
         </Section>

@@ -12,7 +12,7 @@ import {
 } from '../schema'
 import { daysBetween, formatDate, isDate, relativeDays, signedDays, timeAgo } from '../dates'
 import { milestoneStates, type MilestoneState } from '../timeline'
-import type { Slip } from '../api'
+import { personWithSide } from '../audit'
 import { ConflictBanners } from './history'
 
 export function Section ({ id, title, intro, children }: { id: string, title: string, intro?: string, children: ComponentChildren }) {
@@ -407,11 +407,6 @@ export function SuccessSection () {
   )
 }
 
-function whoWords (slip: Slip): string {
-  if (slip.who.kind === 'share') return `${slip.who.label ?? 'someone'}${slip.who.side !== undefined ? ` (${slip.who.side})` : ''}`
-  return slip.who.kind === 'admin' ? 'Admin' : 'Mapline'
-}
-
 export function SlipsSection ({ loaded, pending = [] }: { loaded: boolean, pending?: PendingMove[] }) {
   const { slips } = usePage()
   const newest = [...slips].reverse()
@@ -440,7 +435,7 @@ export function SlipsSection ({ loaded, pending = [] }: { loaded: boolean, pendi
               <span class={`badge ${s.days !== null && s.days > 0 ? 'later' : 'earlier'}`}>{signedDays(s.days)}</span>
             </div>
             <div class='muted'>
-              {s.reason !== null ? <q>{s.reason}</q> : <em>no reason given</em>} — {whoWords(s)}, <time dateTime={s.at} title={s.at}>{timeAgo(s.at)}</time>
+              {s.reason !== null ? <q>{s.reason}</q> : <em>no reason given</em>} — {personWithSide(s.who)}, <time dateTime={s.at} title={s.at}>{timeAgo(s.at)}</time>
             </div>
           </li>
         ))}
