@@ -36,8 +36,16 @@ export function planPath (planId: string, token: string | null, audit = false): 
   return `/p/${planId}${audit ? '/audit' : ''}${token === null ? '' : `#token=${encodeURIComponent(token)}`}`
 }
 
-/** `next` of a sign-in: a local path only (never `//host` or a scheme), else `/`. */
-export function localNext (next: string | null): string {
+/** `next` of a sign-in: a local path only, else `/`. What `location.replace` is given must stay
+ * on this origin however a browser reads it: a browser drops tabs and newlines from an address
+ * (`/\t/evil.example` is `//evil.example`, another host) and reads `\` as `/`, so any control
+ * character or backslash is refused, and the rest must resolve to this origin. Answers the
+ * path, query and fragment of that address. */
+export function localNext (next: string | null, origin: string = globalThis.location?.origin ?? 'http://localhost'): string {
   if (next === null || !next.startsWith('/') || next.startsWith('//') || next.includes('\\')) return '/'
-  return next
+  if (/[\u0000-\u001f\u007f]/.test(next)) return '/'
+  let url: URL
+  try { url = new URL(next, origin) } catch { return '/' }
+  if (url.origin !== new URL(origin).origin) return '/'
+  return `${url.pathname}${url.search}${url.hash}`
 }

@@ -38,6 +38,18 @@ describe('routes', () => {
     expect(localNext('/pipeline')).toBe('/pipeline')
     for (const bad of [null, 'https://evil.example', '//evil.example', '/\\evil.example', 'pipeline']) expect(localNext(bad)).toBe('/')
   })
+  test('sign-in never goes off-site, however the browser reads the address', () => {
+    const origin = 'https://mapline.example'
+    expect(localNext(`/p/${ID}/audit?x=1#steps`, origin)).toBe(`/p/${ID}/audit?x=1#steps`)
+    // A browser drops tabs and newlines from an address: `/\t/x` would be `//x`, another host.
+    // `%09` arrives decoded (`URLSearchParams`), so it is a tab here too.
+    const decoded = new URLSearchParams('next=%2F%09%2Fevil.example').get('next')
+    for (const bad of ['/\t/evil.example', '/\n/evil.example', '/\r/evil.example', decoded, '/x\u0000', '//evil.example', '/\\evil.example', '/\\/evil.example', 'https://evil.example', 'https:evil.example', ' /x']) {
+      expect(localNext(bad, origin), JSON.stringify(bad)).toBe('/')
+    }
+    // Whatever is let through resolves to this origin, path and all.
+    expect(localNext('/a/../pipeline', origin)).toBe('/pipeline')
+  })
 })
 
 describe('credentials', () => {
