@@ -42,11 +42,38 @@ export function readForecast (map: Y.Map<unknown>): Forecast {
   }
 }
 
-/** An amount as typed ("250,000", "250000.50", "$ 1 200"): a non-negative number, or null. */
-export function parseAmount (text: string): number | null {
-  const cleaned = text.replace(/[\s,$€£]/g, '')
-  if (!/^\d+(\.\d{1,2})?$/.test(cleaned)) return null
-  return Number(cleaned)
+/** The separators of a locale's numbers (`undefined`: the browser's): group and decimal. */
+function separators (locale?: string): { group: string, decimal: string } {
+  const parts = new Intl.NumberFormat(locale).formatToParts(12345.6)
+  return {
+    group: parts.find(p => p.type === 'group')?.value ?? ',',
+    decimal: parts.find(p => p.type === 'decimal')?.value ?? '.'
+  }
+}
+
+const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+
+/** An amount as the page shows it: the locale's decimal point and grouping, at most two decimals
+ * ("250,000" in en-US, "250.000" in de-DE). `parseAmount` with the same locale reads it back. */
+export function formatAmount (amount: number, locale?: string): string {
+  return amount.toLocaleString(locale, { maximumFractionDigits: 2 })
+}
+
+/** An amount as typed, read with the locale's separators (`undefined`: the browser's): en-US
+ * "250,000", "250000.50", "$ 1 200"; de-DE "250.000", "1.234,5". Grouping must be in threes
+ * where it is used, so a decimal point of another locale ("250000.50" in de-DE) is refused
+ * rather than read as a thousands separator. A non-negative number, or null. */
+export function parseAmount (text: string, locale?: string): number | null {
+  const { group, decimal } = separators(locale)
+  // Spaces of every kind (some locales group with a narrow no-break space) and currency signs.
+  const cleaned = text.replace(/[\s\u00a0\u202f$€£]/g, '')
+  const g = group.trim() === '' ? null : escape(group)
+  const d = escape(decimal)
+  const whole = g === null ? '\\d+' : `(?:\\d{1,3}(?:${g}\\d{3})+|\\d+)`
+  const match = new RegExp(`^(${whole})(?:${d}(\\d{1,2}))?$`).exec(cleaned)
+  if (match === null) return null
+  const digits = g === null ? match[1] : match[1].split(group).join('')
+  return Number(`${digits}${match[2] === undefined ? '' : `.${match[2]}`}`)
 }
 
 export class InternalSession {

@@ -6,7 +6,7 @@ import * as Y from 'yjs'
 import { localNext, parseRoute, planPath, type Route } from './route'
 import { accessEvents, accessPeople, between, changeKind, filterAccess, filterFeed, mergeFeed, NO_FILTER, people, personName, personWithSide, positions, sinceReview, slipAnalytics, steps, type FeedFilter } from './audit'
 import { ALL_PLANS, driftWords, filterPlans, inviteEmail, inviteLabel, isQuiet, mailto, pipelineTotals, quietWords, sortPlans, type SortKey, type Summary } from './home'
-import { parseAmount, readForecast } from './internal'
+import { formatAmount, parseAmount, readForecast } from './internal'
 import { credentialOf, notAvailable, setCsrfToken, ApiFailure, type HistoryChange, type HistoryEntry, type ListedShare, type Me, type Slip, type Who } from './api'
 import { conflictWords, whoName, type Conflict } from './conflicts'
 import { endOfClose, endOfRefusal } from './link'
@@ -230,10 +230,24 @@ describe('the internal document', () => {
     f.set('amount', '250000'); f.set('closeDate', 'end of Q1')
     expect(readForecast(f)).toEqual({ category: 'commit', amount: null, closeDate: null })
   })
-  test('amounts as typed', () => {
-    expect(parseAmount('250,000')).toBe(250000)
-    expect(parseAmount('$ 1 200.50')).toBe(1200.5)
-    for (const bad of ['', 'lots', '-5', '1.234']) expect(parseAmount(bad)).toBeNull()
+  test('amounts as typed (en-US)', () => {
+    expect(parseAmount('250,000', 'en-US')).toBe(250000)
+    expect(parseAmount('250000', 'en-US')).toBe(250000)
+    expect(parseAmount('$ 1 200.50', 'en-US')).toBe(1200.5)
+    expect(parseAmount('1,234,567.8', 'en-US')).toBe(1234567.8)
+    for (const bad of ['', 'lots', '-5', '1.234', '250.000', '1,2', '12,34,567']) expect(parseAmount(bad, 'en-US'), bad).toBeNull()
+  })
+  test('amounts in the locale the page shows them in: de-DE reads 250.000 as 250000, not 250', () => {
+    expect(parseAmount('250.000', 'de-DE')).toBe(250000)
+    expect(parseAmount('1.234,5', 'de-DE')).toBe(1234.5)
+    expect(parseAmount('250,50 €', 'de-DE')).toBe(250.5)
+    expect(parseAmount('250000', 'de-DE')).toBe(250000)
+    // Another locale's decimal point is refused, not taken for grouping.
+    for (const bad of ['250000.50', '120,000', '1.2']) expect(parseAmount(bad, 'de-DE'), bad).toBeNull()
+    // What the page shows reads back as the same amount, in either locale.
+    for (const locale of ['de-DE', 'en-US', 'fr-FR', 'de-CH']) {
+      for (const n of [250000, 1234.5, 0.25, 7]) expect(parseAmount(formatAmount(n, locale), locale), `${locale} ${n}`).toBe(n)
+    }
   })
 })
 

@@ -7,7 +7,7 @@ import { usePage } from './context'
 import { Section } from './sections'
 import { ProseField, SelectField, TextField } from './fields'
 import { FORECAST_CATEGORIES, INTERNAL_QUALIFICATION, wordFor } from '../schema'
-import { parseAmount, type Forecast, type InternalSession } from '../internal'
+import { formatAmount, parseAmount, type Forecast, type InternalSession } from '../internal'
 import { datePattern, formatDate, parseDate } from '../dates'
 
 function useForecast (internal: InternalSession): Forecast {
@@ -24,16 +24,19 @@ function useForecast (internal: InternalSession): Forecast {
 function Fields ({ internal }: { internal: InternalSession }) {
   const forecast = useForecast(internal)
   const [problem, setProblem] = useState<string | null>(null)
-  const amount = forecast.amount === null ? null : forecast.amount.toLocaleString(undefined, { maximumFractionDigits: 2 })
+  // Shown and read back with the same (the browser's) separators: de-DE shows 250.000 and reads
+  // it as 250000, not 250.
+  const amount = forecast.amount === null ? null : formatAmount(forecast.amount)
+  const example = formatAmount(120000)
   return (
     <>
       <div class='row internal-forecast' data-testid='forecast'>
         <SelectField label='Forecast category' field='internal.forecast.category' value={forecast.category} options={FORECAST_CATEGORIES} onCommit={v => internal.setForecast('category', v === '' ? null : v)} />
         <TextField
-          label='Amount' field='internal.forecast.amount' value={amount} placeholder='e.g. 120,000' onCommit={text => {
+          label='Amount' field='internal.forecast.amount' value={amount} placeholder={`e.g. ${example}`} onCommit={text => {
             if (text === '') { setProblem(null); internal.setForecast('amount', null); return }
             const n = parseAmount(text)
-            if (n === null) { setProblem('The amount must be a number, e.g. 120,000.'); return }
+            if (n === null) { setProblem(`The amount must be a number, e.g. ${example}.`); return }
             setProblem(null)
             internal.setForecast('amount', n)
           }}
@@ -61,7 +64,7 @@ function Words ({ internal }: { internal: InternalSession }) {
   return (
     <dl class='internal-words' data-testid='forecast'>
       <dt>Forecast category</dt><dd>{forecast.category === null ? 'not set' : wordFor(FORECAST_CATEGORIES, forecast.category)}</dd>
-      <dt>Amount</dt><dd>{forecast.amount === null ? 'not set' : forecast.amount.toLocaleString(undefined, { maximumFractionDigits: 2 })}</dd>
+      <dt>Amount</dt><dd>{forecast.amount === null ? 'not set' : formatAmount(forecast.amount)}</dd>
       <dt>Expected close date</dt><dd>{forecast.closeDate === null ? 'not set' : formatDate(forecast.closeDate)}</dd>
       <dt>Qualification notes</dt><dd class='prose'>{notes === '' ? 'none yet' : notes}</dd>
     </dl>
