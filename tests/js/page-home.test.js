@@ -145,6 +145,19 @@ test('a manager sees the Pipeline link and every plan on the pipeline', async ()
     const all = (await api(server, 'GET', '/api/plans')).body.plans
     await waitFor(async () => (await manager.page.getByTestId('plan-row').count()) === all.length, { what: 'every plan in the pipeline' })
     await manager.page.locator(`[data-testid="plan-row"][data-id="${other.id}"]`).waitFor()
+    // Each row's health is the server's words once ("At risk: 1 step overdue", not "At risk —
+    // At risk: …"), the verdict kept as data; a buyer who never edited has no activity yet,
+    // never "active today" or "gone quiet".
+    for (const p of all) {
+      const row = manager.page.locator(`[data-testid="plan-row"][data-id="${p.id}"]`)
+      assert.equal((await row.locator('[data-col="health"]').innerText()).trim(), p.healthWords, `health of ${p.title}`)
+      assert.equal(await row.locator('[data-col="health"] [data-health]').getAttribute('data-health'), p.health)
+      if (p.lastBuyerActivityAt === null) {
+        const words = p.buyerQuietDays > 0 ? `no buyer activity yet (${p.buyerQuietDays} ${p.buyerQuietDays === 1 ? 'day' : 'days'})` : 'no buyer activity yet'
+        assert.equal((await row.locator('[data-col="quiet"]').innerText()).trim(), words, `buyer activity of ${p.title}`)
+      }
+    }
+    assert.ok(all.some(p => p.lastBuyerActivityAt === null), 'a plan whose buyer never edited')
     noPageErrors(manager)
   } finally {
     await manager.context.close()

@@ -40,6 +40,23 @@ export function quietWords (days: number | null): string {
   return `active ${days} days ago`
 }
 
+/** The buyer's activity in words for a plan's row: a buyer who never edited has "no buyer
+ * activity yet (12 days)" — the days since the plan was made; none on its first day — never
+ * "gone quiet" or "active today", which would say they once were active. */
+export function buyerActivityWords (s: Pick<Summary, 'buyerQuietDays' | 'lastBuyerActivityAt'>): string {
+  if (s.lastBuyerActivityAt === null) {
+    const days = s.buyerQuietDays
+    return days === null || days <= 0 ? 'no buyer activity yet' : `no buyer activity yet (${days} ${days === 1 ? 'day' : 'days'})`
+  }
+  return quietWords(s.buyerQuietDays)
+}
+
+/** A plan's health in words for its row: the server's sentence ("At risk: 1 step overdue"),
+ * which already names the verdict; the verdict alone when there is none. */
+export function healthCellWords (s: Pick<Summary, 'health' | 'healthWords'>): string {
+  return s.healthWords.trim() !== '' ? s.healthWords : HEALTH_WORDS[s.health] ?? s.health
+}
+
 export function isQuiet (s: Summary): boolean {
   return s.buyerQuietDays === null ? s.lastBuyerActivityAt === null : s.buyerQuietDays >= QUIET_AFTER_DAYS
 }

@@ -4,7 +4,7 @@
 import { useEffect, useMemo, useState } from 'preact/hooks'
 import { Api, ApiFailure, notAvailable, setCsrfToken, type NewShare } from '../api'
 import { authConfig, createPlan, listPlans, signInProblem, signInWithLink, signOut, signOutEverywhere, templates, type AuthConfig, type Session, type Template } from '../workspace'
-import { ALL_PLANS, driftWords, filterPlans, HEALTH_WORDS, inviteEmail, inviteLabel, mailto, pipelineTotals, quietWords, sortPlans, type PlanFilter, type SortKey, type Summary } from '../home'
+import { ALL_PLANS, buyerActivityWords, driftWords, filterPlans, HEALTH_WORDS, inviteEmail, inviteLabel, mailto, healthCellWords, pipelineTotals, sortPlans, type PlanFilter, type SortKey, type Summary } from '../home'
 import { datePattern, formatDate, parseDate, today } from '../dates'
 import { absoluteLink } from '../link'
 import { localNext, planPath } from '../route'
@@ -100,7 +100,7 @@ function PlanTable ({ plans, columns, caption, sort, onSort, testid }: { plans: 
           </tr>
         </thead>
         <tbody>
-          {plans.map(s => <tr key={s.id} data-testid='plan-row' data-id={s.id} data-health={s.health}>{columns.map((c, i) => i === 0 ? <th scope='row' key={c.key}>{c.cell(s)}</th> : <td key={c.key}>{c.cell(s)}</td>)}</tr>)}
+          {plans.map(s => <tr key={s.id} data-testid='plan-row' data-id={s.id} data-health={s.health}>{columns.map((c, i) => i === 0 ? <th scope='row' key={c.key} data-col={c.key}>{c.cell(s)}</th> : <td key={c.key} data-col={c.key}>{c.cell(s)}</td>)}</tr>)}
         </tbody>
       </table>
     </div>
@@ -112,12 +112,12 @@ const COLUMNS: Record<string, Column> = {
   buyer: { key: 'buyer', label: 'Buyer', sort: 'buyer', cell: s => s.buyerOrg ?? '—' },
   owner: { key: 'owner', label: 'Owner', cell: s => s.owner?.name ?? '—' },
   goLive: { key: 'goLive', label: 'Go-live', sort: 'goLive', cell: s => s.goLive === null ? '—' : formatDate(s.goLive) },
-  health: { key: 'health', label: 'Health', sort: 'health', cell: s => <><strong class={`health-word health-${s.health}`}>{HEALTH_WORDS[s.health] ?? s.health}</strong>{s.healthWords !== '' && <span class='muted'> — {s.healthWords}</span>}</> },
+  health: { key: 'health', label: 'Health', sort: 'health', cell: s => <strong class={`health-word health-${s.health}`} data-health={s.health}>{healthCellWords(s)}</strong> },
   overdue: { key: 'overdue', label: 'Overdue / at risk', sort: 'overdue', cell: s => `${s.overdue} / ${s.atRisk}` },
   slips14: { key: 'slips14', label: 'Slips (14 days)', sort: 'slips', cell: s => String(s.slips.last14Days) },
   slipsBySide: { key: 'slipsBySide', label: 'Slips buyer / seller', cell: s => `${s.slips.buyer} / ${s.slips.seller}` },
   drift: { key: 'drift', label: 'Go-live drift', sort: 'drift', cell: s => driftWords(s.goLiveDriftDays) },
-  quiet: { key: 'quiet', label: 'Buyer activity', sort: 'quiet', cell: s => quietWords(s.buyerQuietDays) },
+  quiet: { key: 'quiet', label: 'Buyer activity', sort: 'quiet', cell: s => buyerActivityWords(s) },
   noOwner: { key: 'noOwner', label: 'Open steps without a buyer owner', cell: s => String(s.openStepsWithoutBuyerOwner) },
   audit: { key: 'audit', label: 'Audit', cell: s => <a href={planPath(s.id, null, true)} aria-label={`Audit of ${s.title ?? 'the plan'}`}>Audit</a> }
 }
