@@ -70,6 +70,9 @@ export interface Slip {
   reason: string | null
   who: Who
   at: string
+  /** `false`: a move that did not hold (lost to a concurrent move of the same date); missing
+   * from older servers, where every move counts. */
+  kept?: boolean
 }
 
 /** One change of a history entry (docs/api.md); a `conflict` names the kept and the lost value. */

@@ -125,16 +125,21 @@ export function valueText (value: unknown): string {
 export interface StepSlips { milestoneId: string, title: string, count: number, days: number }
 export interface DriftPoint { seq: number, at: string, goLive: string | null, driftDays: number | null }
 export interface SlipAnalytics {
+  /** Moves that held: lost moves are in none of the counts below. */
   total: number
   perStep: StepSlips[]
   perSide: { buyer: number, seller: number, other: number }
-  /** Go-live after each of its moves, against the first go-live that was moved. */
+  /** Go-live after each of its moves that held, against the first go-live that was moved. */
   drift: DriftPoint[]
   withoutReason: Slip[]
+  /** Moves that did not hold (`kept: false`: lost to a concurrent move of the same date),
+   * newest first. */
+  lost: Slip[]
 }
 
 export function slipAnalytics (slips: Slip[]): SlipAnalytics {
-  const ordered = [...slips].sort((a, b) => a.seq - b.seq)
+  const all = [...slips].sort((a, b) => a.seq - b.seq)
+  const ordered = all.filter(s => s.kept !== false)
   const steps = new Map<string, StepSlips>()
   const perSide = { buyer: 0, seller: 0, other: 0 }
   const drift: DriftPoint[] = []
@@ -159,7 +164,8 @@ export function slipAnalytics (slips: Slip[]): SlipAnalytics {
     perStep: [...steps.values()].sort((a, b) => b.count - a.count || b.days - a.days || a.title.localeCompare(b.title)),
     perSide,
     drift,
-    withoutReason: ordered.filter(s => s.reason === null || s.reason.trim() === '').reverse()
+    withoutReason: ordered.filter(s => s.reason === null || s.reason.trim() === '').reverse(),
+    lost: all.filter(s => s.kept === false).reverse()
   }
 }
 

@@ -5,7 +5,7 @@ import { describe, expect, test } from 'vitest'
 import * as Y from 'yjs'
 import { localNext, parseRoute, planPath, type Route } from './route'
 import { accessEvents, accessPeople, between, changeKind, filterAccess, filterFeed, mergeFeed, NO_FILTER, people, personName, personWithSide, positions, sinceReview, slipAnalytics, steps, type FeedFilter } from './audit'
-import { ALL_PLANS, driftWords, filterPlans, inviteEmail, inviteLabel, isQuiet, mailto, pipelineTotals, quietWords, sortPlans, type SortKey, type Summary } from './home'
+import { ALL_PLANS, buyerActivityWords, driftWords, healthCellWords, filterPlans, inviteEmail, inviteLabel, isQuiet, mailto, pipelineTotals, quietWords, sortPlans, type SortKey, type Summary } from './home'
 import { formatAmount, parseAmount, readForecast } from './internal'
 import { credentialOf, notAvailable, setCsrfToken, ApiFailure, type HistoryChange, type HistoryEntry, type ListedShare, type Me, type Slip, type Who } from './api'
 import { conflictWords, whoName, type Conflict } from './conflicts'
@@ -150,8 +150,27 @@ describe('slip analytics', () => {
     expect(a.drift.map(d => [d.seq, d.goLive, d.driftDays])).toEqual([[4, '2027-04-15', 14], [5, '2027-05-01', 30]])
     expect(a.withoutReason.map(s => s.seq)).toEqual([6, 3])
   })
+  test('moves that did not hold count nowhere: not in all, per side, per step, nor in the go-live drift; they are listed apart', () => {
+    const held = [
+      slip(2, { milestoneId: 'ms-a', title: 'Security', from: '2027-01-15', to: '2027-02-01', days: 17, reason: 'Out', kept: true }),
+      slip(4, { subject: 'go_live', from: '2027-04-01', to: '2027-04-15', days: 14, reason: 'Legal', who: seller })
+    ]
+    const lost = [
+      slip(3, { milestoneId: 'ms-a', title: 'Security', from: '2027-02-01', to: '2027-03-01', days: 28, kept: false }),
+      // The first go-live move lost: the drift starts from the first move that held.
+      slip(1, { subject: 'go_live', from: '2027-03-01', to: '2027-03-20', days: 19, who: seller, kept: false }),
+      slip(5, { milestoneId: 'ms-b', title: 'Contract', from: '2027-03-01', to: '2027-03-08', days: 7, who: seller, kept: false })
+    ]
+    const a = slipAnalytics([...held, ...lost])
+    expect(a.total).toBe(2)
+    expect(a.perSide).toEqual({ buyer: 1, seller: 1, other: 0 })
+    expect(a.perStep).toEqual([{ milestoneId: 'ms-a', title: 'Security', count: 1, days: 17 }])
+    expect(a.drift.map(d => [d.seq, d.goLive, d.driftDays])).toEqual([[4, '2027-04-15', 14]])
+    expect(a.withoutReason).toEqual([])
+    expect(a.lost.map(s => s.seq)).toEqual([5, 3, 1])
+  })
   test('no slips: nothing to count', () => {
-    expect(slipAnalytics([])).toEqual({ total: 0, perStep: [], perSide: { buyer: 0, seller: 0, other: 0 }, drift: [], withoutReason: [] })
+    expect(slipAnalytics([])).toEqual({ total: 0, perStep: [], perSide: { buyer: 0, seller: 0, other: 0 }, drift: [], withoutReason: [], lost: [] })
   })
 })
 
@@ -199,6 +218,19 @@ describe('home and pipeline tables', () => {
     expect(driftWords(14)).toBe('14 days later')
     expect(driftWords(-1)).toBe('1 day earlier')
     expect(driftWords(0)).toBe('held')
+  })
+  test('a buyer who never edited has no activity yet, counted from the plan’s creation, never "gone quiet"', () => {
+    expect(buyerActivityWords({ lastBuyerActivityAt: null, buyerQuietDays: 12 })).toBe('no buyer activity yet (12 days)')
+    expect(buyerActivityWords({ lastBuyerActivityAt: null, buyerQuietDays: 1 })).toBe('no buyer activity yet (1 day)')
+    expect(buyerActivityWords({ lastBuyerActivityAt: null, buyerQuietDays: null })).toBe('no buyer activity yet')
+    expect(buyerActivityWords({ lastBuyerActivityAt: null, buyerQuietDays: 0 })).toBe('no buyer activity yet')
+    expect(buyerActivityWords({ lastBuyerActivityAt: '2026-11-01T10:00:00Z', buyerQuietDays: 12 })).toBe('gone quiet for 12 days')
+    expect(buyerActivityWords({ lastBuyerActivityAt: '2026-11-01T10:00:00Z', buyerQuietDays: 0 })).toBe('active today')
+  })
+  test('the health cell says the server’s words once, not the verdict twice', () => {
+    expect(healthCellWords({ health: 'at_risk', healthWords: 'At risk: 1 step overdue' })).toBe('At risk: 1 step overdue')
+    expect(healthCellWords({ health: 'on_track', healthWords: 'On track' })).toBe('On track')
+    expect(healthCellWords({ health: 'off_track', healthWords: '' })).toBe('Off track')
   })
 })
 

@@ -117,8 +117,8 @@ function PlanAt ({ plan, at, live }: { plan: ProjectedPlan, at: number | null, l
 function SlipAnalytics ({ slips }: { slips: Slip[] }) {
   const a = useMemo(() => slipAnalytics(slips), [slips])
   return (
-    <Section id='slip-analytics' title='Slip analytics' intro='Every moved date: which steps slip, which side moved them, how go-live drifted, and moves nobody explained.'>
-      <p data-testid='slips-total' data-count={a.total}>{a.total === 0 ? 'No date has moved.' : `${a.total} date ${a.total === 1 ? 'move' : 'moves'} in all.`}</p>
+    <Section id='slip-analytics' title='Slip analytics' intro='Every moved date that held: which steps slip, which side moved them, how go-live drifted, and moves nobody explained. Moves lost to someone else’s move of the same date are listed apart.'>
+      <p data-testid='slips-total' data-count={a.total} data-lost={a.lost.length}>{a.total === 0 ? 'No date has moved.' : `${a.total} date ${a.total === 1 ? 'move' : 'moves'} in all.`}{a.lost.length > 0 && ` Not counted: ${a.lost.length} ${a.lost.length === 1 ? 'move' : 'moves'} that did not hold (below).`}</p>
       <ul class='counts' aria-label='Moves by side'>
         <li data-testid='slips-side' data-side='buyer' data-count={a.perSide.buyer}><strong>{a.perSide.buyer}</strong> by the buyer</li>
         <li data-testid='slips-side' data-side='seller' data-count={a.perSide.seller}><strong>{a.perSide.seller}</strong> by the seller</li>
@@ -139,6 +139,15 @@ function SlipAnalytics ({ slips }: { slips: Slip[] }) {
       {a.withoutReason.length === 0
         ? <p class='muted'>Every move has a reason.</p>
         : <ul>{a.withoutReason.map(s => <li key={s.seq} data-testid='slip-no-reason' data-seq={s.seq}>{s.subject === 'go_live' ? 'Go-live' : s.title ?? s.milestoneId}: {s.from === null ? 'no date' : formatDate(s.from)} → {s.to === null ? 'no date' : formatDate(s.to)}, by {personName(s.who)}, <time dateTime={s.at}>{when(s.at)}</time></li>)}</ul>}
+      <h3>Moves that did not hold</h3>
+      {a.lost.length === 0
+        ? <p class='muted' data-testid='slips-lost-none'>Every move held.</p>
+        : (
+          <>
+            <p class='muted'>Two people moved the same date while apart, and the other move was kept: these are on record, but moved nothing.</p>
+            <ul data-testid='slips-lost'>{a.lost.map(s => <li key={s.seq} data-testid='slip-lost' data-seq={s.seq}>{s.subject === 'go_live' ? 'Go-live' : s.title ?? s.milestoneId}: {s.from === null ? 'no date' : formatDate(s.from)} → {s.to === null ? 'no date' : formatDate(s.to)} wanted, by {personName(s.who)}, <time dateTime={s.at}>{when(s.at)}</time></li>)}</ul>
+          </>
+          )}
     </Section>
   )
 }
