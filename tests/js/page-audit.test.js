@@ -233,6 +233,46 @@ test('since my last review lists exactly the changes after the mark', async () =
   }
 })
 
+test('"Mark reviewed" marks up to the newest change the page shows, not one that arrived after it loaded', async () => {
+  const plan = await planWithHistory()
+  const auditor = await openAudit(plan.id, plan.seller)
+  try {
+    const { page } = auditor
+    const history = (await api(server, 'GET', `/api/plans/${plan.id}/history?limit=500`)).body.entries
+    await untilFeed(page, history.map(e => e.seq), 'the feed as loaded')
+    const shown = Math.max(...await feedSeqs(page))
+    // A change reaches the server after the page loaded: the page never shows it.
+    const seller = client(server, plan.id, plan.seller)
+    await synced(seller)
+    seller.doc.transact(() => seller.map('meta').set('title', 'Northwind rollout, renamed unseen'))
+    const unseen = await waitFor(async () => {
+      const newer = (await api(server, 'GET', `/api/plans/${plan.id}/history?limit=500`)).body.entries.filter(e => e.seq > shown)
+      return newer.length === 1 && newer[0].seq
+    }, { what: 'the unseen change stored' })
+    destroy(seller)
+    assert.equal(Math.max(...await feedSeqs(page)), shown, 'the page still shows what it loaded')
+    const [request] = await Promise.all([
+      page.waitForRequest(r => r.method() === 'POST' && new URL(r.url()).pathname === `/api/plans/${plan.id}/reviews`),
+      page.getByRole('button', { name: 'Mark reviewed' }).click()
+    ])
+    assert.deepEqual(request.postDataJSON(), { seq: shown }, 'the mark names the newest change shown')
+    // A server that takes the mark's `seq` keeps the unseen change for the next review (an older
+    // server ignores the body and marks its head): either way the list is what follows the mark.
+    const mark = await waitFor(async () => {
+      const last = (await api(server, 'GET', `/api/plans/${plan.id}/reviews/last`, { token: plan.seller })).body
+      return last.seq !== null && last
+    }, { what: 'the mark stored' })
+    assert.ok(mark.seq === shown || mark.seq === unseen, `marked at ${mark.seq}`)
+    await page.reload()
+    await page.getByTestId('audit-page').waitFor()
+    if (mark.seq === shown) await waitFor(async () => JSON.stringify(await feedSeqs(page, 'since-review')) === JSON.stringify([unseen]), { what: 'the unseen change listed since the review' })
+    else await page.getByTestId('since-review-empty').waitFor()
+    noPageErrors(auditor)
+  } finally {
+    await auditor.context.close()
+  }
+})
+
 test('access: a seller’s feed shows links made and revoked (from the link list, by time); a buyer’s says it cannot list them', async () => {
   const plan = await createPlan(server, { title: 'Access audited' })
   const mint = async (label, role) => {

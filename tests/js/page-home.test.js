@@ -172,6 +172,28 @@ test('a member’s audit page opens with the session cookie', async () => {
     await manager.page.getByTestId('audit-page').waitFor({ timeout: 15000 })
     const history = (await api(server, 'GET', `/api/plans/${plan.id}/history?limit=500`)).body.entries
     await waitFor(async () => (await manager.page.getByTestId('feed').locator('[data-testid="feed-entry"]').count()) === history.length, { what: 'the feed' })
+    await manager.page.getByRole('button', { name: 'Mark reviewed' }).click()
+    await manager.page.locator(`[data-testid="last-review"][data-seq="${history[0].seq}"]`).waitFor()
+    noPageErrors(manager)
+  } finally {
+    await manager.context.close()
+  }
+})
+
+test('a member’s audit page marks a review even when this browser lost its signed-in hint', async () => {
+  const manager = await signedIn('Mo Manager', 'mo@mapline.example', 'manager')
+  const plan = await createPlan(server, { title: 'Audited without the hint' })
+  try {
+    // The hint is only a hint (storage cleared, another tab signed out and in): the session
+    // cookie still signs this member in, and marking needs its CSRF token.
+    await manager.page.evaluate(() => localStorage.removeItem('mapline:signed-in'))
+    await manager.page.goto(`${server.url}/p/${plan.id}/audit`)
+    await manager.page.getByTestId('audit-page').waitFor({ timeout: 15000 })
+    const history = (await api(server, 'GET', `/api/plans/${plan.id}/history?limit=500`)).body.entries
+    await waitFor(async () => (await manager.page.getByTestId('feed').locator('[data-testid="feed-entry"]').count()) === history.length, { what: 'the feed' })
+    await manager.page.getByRole('button', { name: 'Mark reviewed' }).click()
+    await manager.page.locator(`[data-testid="last-review"][data-seq="${history[0].seq}"]`).waitFor()
+    noPageErrors(manager)
   } finally {
     await manager.context.close()
   }

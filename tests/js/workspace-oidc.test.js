@@ -156,9 +156,16 @@ test('a seller signs in with the company IdP, creates a plan from a template, in
     await untilStatus(buyer.page, 'saved')
     assert.equal(await buyer.page.getByText('Internal — seller only').count(), 0)
 
-    // Back home, the plan is listed with the buyer's slip.
+    // Back home, the plan is listed with the buyer's slip: on record in `/api/plans`, and shown
+    // in its row (by side, and in the last 14 days).
+    const summary = (await api(mapline, 'GET', '/api/plans')).body.plans.find(p => p.id === planId)
+    assert.deepEqual(summary.slips, { buyer: 1, seller: 0, last14Days: 1 })
     await page.goto(`${mapline.url}/`)
-    await page.locator(`[data-testid="plan-row"][data-id="${planId}"]`).waitFor()
+    const row = page.locator(`[data-testid="plan-row"][data-id="${planId}"]`)
+    await row.waitFor()
+    assert.equal((await row.locator('[data-col="slipsBySide"]').innerText()).trim(), '1 / 0', 'one slip by the buyer, none by the seller')
+    assert.equal((await row.locator('[data-col="slips14"]').innerText()).trim(), '1')
+    assert.equal((await row.locator('[data-col="quiet"]').innerText()).trim(), 'active today', 'the buyer moved a date today')
     // The one expected refusal: `/` asks for the session before the seller has signed in.
     noPageErrors(seller, buyer, /status of 401/)
   } finally {

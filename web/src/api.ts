@@ -176,6 +176,12 @@ export interface NewShare { id: string, side: string, role: string, label: strin
 /** One of a plan's seller team (`GET /api/plans/{id}/members`). */
 export interface PlanMember { member: Member, role: 'owner' | 'seller', addedAt: string | null }
 
+/** How many history entries the audit page loads at once (and then on each "Load older"). */
+export const HISTORY_CHUNK = 10_000
+
+/** History entries newest first, and where older ones go on from (null: none older). */
+export interface HistoryPages { entries: HistoryEntry[], nextBefore: number | null }
+
 export class Api {
   /** `token` null: the signed-in member's session cookie. */
   constructor (private readonly planId: string, private readonly token: string | null, private readonly base = '') {}
@@ -206,22 +212,29 @@ export class Api {
   async issues (): Promise<PlanIssue[]> { return (await this.call<{ plan: { issues: PlanIssue[] } }>('GET', '')).plan.issues }
   /** The newest history entries (the conflicts on record are in them). */
   async history (limit = 200): Promise<HistoryEntry[]> { return (await this.call<{ entries: HistoryEntry[] }>('GET', `/history?limit=${limit}`)).entries }
-  /** Every history entry, newest first (page by page, at most `max`). */
-  async allHistory (max = 10_000): Promise<HistoryEntry[]> {
-    const out: HistoryEntry[] = []
-    let before: number | null = null
+  /** History entries, newest first, page by page from `before` (null: the newest) until `max`
+   * are loaded or there are no more. `nextBefore` is null when nothing older is on record, else
+   * where to go on from (`historyFrom(nextBefore)`). */
+  async historyFrom (before: number | null = null, max = HISTORY_CHUNK): Promise<HistoryPages> {
+    const entries: HistoryEntry[] = []
+    let from = before
     for (;;) {
-      const page: { entries: HistoryEntry[], nextBefore: number | null } = await this.call('GET', `/history?limit=500${before === null ? '' : `&before=${before}`}`)
-      out.push(...page.entries)
-      if (page.nextBefore === null || page.nextBefore === undefined || page.entries.length === 0 || out.length >= max) return out
-      before = page.nextBefore
+      const page: { entries: HistoryEntry[], nextBefore: number | null } = await this.call('GET', `/history?limit=500${from === null ? '' : `&before=${from}`}`)
+      entries.push(...page.entries)
+      const next = page.nextBefore ?? null
+      if (next === null || page.entries.length === 0) return { entries, nextBefore: null }
+      if (entries.length >= max) return { entries, nextBefore: next }
+      from = next
     }
   }
   /** The plan now, or (`at`: a log position) as it was then. */
   plan (at?: number): Promise<ProjectedPlan> { return this.call('GET', at === undefined ? '' : `?at=${at}`) }
   verify (): Promise<Verification> { return this.call('GET', '/verify') }
   lastReview (): Promise<Review> { return this.call('GET', '/reviews/last') }
-  markReviewed (): Promise<Review> { return this.call('POST', '/reviews', {}) }
+  /** Marks the plan reviewed up to `seq` (the newest change the page showed), not up to whatever
+   * reached the server since; without `seq` (nothing shown), up to the server's head. An older
+   * server ignores the body and marks its head. */
+  markReviewed (seq?: number): Promise<Review> { return this.call('POST', '/reviews', seq === undefined ? {} : { seq }) }
   async deleted (): Promise<Deleted[]> { return (await this.call<{ deleted: Deleted[] }>('GET', '/deleted')).deleted }
   /** Brings a deleted entry back; it then arrives over sync. */
   restore (collection: string, id: string): Promise<{ seq: number }> { return this.call('POST', '/restore', { collection, id }) }

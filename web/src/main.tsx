@@ -541,8 +541,11 @@ function start (): void {
     ;(async () => {
       if (route.page === 'signin') { render(<SignInLinkPage token={route.token} />, root); return }
       if (route.page === 'audit') {
-        // A member's audit page (no token): the session's CSRF token for marking a review.
-        if (route.token === null && maybeSignedIn()) await currentSession().catch(() => null)
+        // A member's audit page (no token): the session's CSRF token for marking a review. Asked
+        // whatever the signed-in hint says: the hint may be gone while the cookie is not, and
+        // without a token the page needs a session anyway (signed out, the 401 here is the
+        // same answer the page's own `/me` then gets).
+        if (route.token === null) await currentSession().catch(() => null)
         render(<AuditPage planId={route.planId} token={route.token} />, root)
         return
       }

@@ -1,13 +1,13 @@
 // Unit tests of the workspace pages' logic (issue 15): addresses, the audit feed and its
 // filters, moments and reviews, slip analytics, the home and pipeline tables, invitation text,
 // the internal document's forecast. Each feature has one small `check` so a case is one line.
-import { describe, expect, test } from 'vitest'
+import { afterEach, describe, expect, test, vi } from 'vitest'
 import * as Y from 'yjs'
 import { localNext, parseRoute, planPath, type Route } from './route'
 import { accessEvents, accessPeople, between, changeKind, filterAccess, filterFeed, mergeFeed, NO_FILTER, people, personName, personWithSide, positions, sinceReview, slipAnalytics, steps, type FeedFilter } from './audit'
 import { ALL_PLANS, buyerActivityWords, driftWords, healthCellWords, filterPlans, inviteEmail, inviteLabel, isQuiet, mailto, pipelineTotals, quietWords, sortPlans, type SortKey, type Summary } from './home'
 import { formatAmount, parseAmount, readForecast } from './internal'
-import { credentialOf, notAvailable, setCsrfToken, ApiFailure, type HistoryChange, type HistoryEntry, type ListedShare, type Me, type Slip, type Who } from './api'
+import { Api, credentialOf, notAvailable, setCsrfToken, ApiFailure, type HistoryChange, type HistoryEntry, type ListedShare, type Me, type Slip, type Who } from './api'
 import { conflictWords, whoName, type Conflict } from './conflicts'
 import { endOfClose, endOfRefusal } from './link'
 import { canManageTeam, signInProblem, teamProblem } from './workspace'
@@ -397,5 +397,56 @@ describe('the seller team', () => {
     expect(teamProblem('owner_only')).toMatch(/Only the plan’s owner, a manager or an admin/)
     expect(teamProblem('invalid_email')).toMatch(/not an email/)
     expect(teamProblem('owner_not_removable')).toMatch(/owner stays/)
+  })
+})
+
+/** `fetch` answering from a function of the request; the requests are kept. */
+function fakeFetch (answer: (url: URL, init: RequestInit) => unknown): Array<{ url: URL, init: RequestInit }> {
+  const requests: Array<{ url: URL, init: RequestInit }> = []
+  vi.stubGlobal('fetch', async (input: string, init: RequestInit) => {
+    const url = new URL(input, 'http://mapline.test')
+    requests.push({ url, init })
+    return new Response(JSON.stringify(answer(url, init)), { status: 200, headers: { 'content-type': 'application/json' } })
+  })
+  return requests
+}
+
+describe('the audit page’s requests', () => {
+  afterEach(() => { vi.unstubAllGlobals() })
+  /** A history of `total` entries (seq 1..total) served as the server pages it: newest first,
+   * `nextBefore` set on a full page. */
+  const serve = (total: number) => (url: URL) => {
+    const limit = Number(url.searchParams.get('limit'))
+    const before = url.searchParams.has('before') ? Number(url.searchParams.get('before')) : total + 1
+    const entries = []
+    for (let seq = before - 1; seq >= 1 && entries.length < limit; seq--) entries.push({ seq, at: '', who: system, changes: [] })
+    return { entries, nextBefore: entries.length === limit ? entries[entries.length - 1].seq : null }
+  }
+  test('history past the page’s limit says older entries exist, and goes on from there', async () => {
+    const requests = fakeFetch(serve(1200))
+    const api = new Api('p1', 's_x')
+    const first = await api.historyFrom(null, 600)
+    expect(first.entries.map(e => e.seq)).toEqual(Array.from({ length: 1000 }, (_, i) => 1200 - i))
+    expect(first.nextBefore).toBe(201)
+    const rest = await api.historyFrom(first.nextBefore, 600)
+    expect(rest.entries.map(e => e.seq)).toEqual(Array.from({ length: 200 }, (_, i) => 200 - i))
+    expect(rest.nextBefore).toBe(null)
+    expect(requests.map(r => r.url.search)).toEqual(['?limit=500', '?limit=500&before=701', '?limit=500&before=201'])
+  })
+  test('a history within the limit is whole', async () => {
+    fakeFetch(serve(30))
+    const all = await new Api('p1', 's_x').historyFrom()
+    expect(all.entries).toHaveLength(30)
+    expect(all.nextBefore).toBe(null)
+  })
+  test('"Mark reviewed" sends the newest change the page showed', async () => {
+    const requests = fakeFetch(() => ({ seq: 7, at: '2026-11-01T00:00:00Z' }))
+    const api = new Api('p1', 's_x')
+    await api.markReviewed(7)
+    await api.markReviewed()
+    expect(requests.map(r => [r.init.method, r.url.pathname, r.init.body])).toEqual([
+      ['POST', '/api/plans/p1/reviews', JSON.stringify({ seq: 7 })],
+      ['POST', '/api/plans/p1/reviews', '{}']
+    ])
   })
 })

@@ -5,7 +5,7 @@
 
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import { Section } from './sections'
-import { Api, ApiFailure, notAvailable, type HistoryChange, type ListedShare, type HistoryEntry, type Me, type ProjectedPlan, type Review, type Slip, type Verification } from '../api'
+import { Api, ApiFailure, HISTORY_CHUNK, notAvailable, type HistoryChange, type ListedShare, type HistoryEntry, type Me, type ProjectedPlan, type Review, type Slip, type Verification } from '../api'
 import { accessEvents, accessPeople, between, changeKind, filterAccess, filterFeed, KIND_WORDS, mergeFeed, NO_FILTER, people, personName, positions, sinceReview, slipAnalytics, steps, valueText, type AccessEvent, type ChangeKind, type FeedFilter, type FeedItem } from '../audit'
 import { formatDate, signedDays } from '../dates'
 import { planPath } from '../route'
@@ -187,7 +187,10 @@ function Integrity ({ api, verification, title }: { api: Api, verification: Mayb
 function ReviewSection ({ api, review, entries, titles, onMarked }: { api: Api, review: Maybe<Review>, entries: HistoryEntry[], titles: Map<string, string>, onMarked: (r: Review) => void }) {
   const [message, setMessage] = useState<string | null>(null)
   const mark = async () => {
-    try { onMarked(await api.markReviewed()); setMessage('Marked: the next review starts here.') } catch (error) {
+    // Up to the newest change this page shows: a change that reached the server after the page
+    // loaded was never seen, so it stays for the next review.
+    const shown = entries.length === 0 ? undefined : Math.max(...entries.map(e => e.seq))
+    try { onMarked(await api.markReviewed(shown)); setMessage('Marked: the next review starts here.') } catch (error) {
       setMessage(notAvailable(error) ? 'Review marks are not available on this server.' : error instanceof ApiFailure && error.status === 403 ? 'This link cannot mark reviews.' : 'Marking needs a connection.')
     }
   }
@@ -220,6 +223,11 @@ export function AuditPage ({ planId, token }: { planId: string, token: string | 
   const [me, setMe] = useState<Me | null>(null)
   const [problem, setProblem] = useState<string | null>(null)
   const [entries, setEntries] = useState<HistoryEntry[] | null>(null)
+  // Where older history goes on from: null when every entry on record is loaded.
+  const [older, setOlder] = useState<number | null>(null)
+  const [loadingOlder, setLoadingOlder] = useState(false)
+  // How many entries are loaded: "Now" reloads as many, so older ones loaded stay.
+  const loaded = useRef(HISTORY_CHUNK)
   const [slips, setSlips] = useState<Slip[] | null>(null)
   const [live, setLive] = useState<ProjectedPlan | null>(null)
   const [at, setAt] = useState<{ position: number, plan: ProjectedPlan | null } | null>(null)
@@ -232,8 +240,9 @@ export function AuditPage ({ planId, token }: { planId: string, token: string | 
   const asked = useRef(0)
 
   const loadLive = async () => {
-    const [history, slipList, plan] = await Promise.all([api.allHistory(), api.slips(), api.plan()])
-    setEntries(history)
+    const [history, slipList, plan] = await Promise.all([api.historyFrom(null, loaded.current), api.slips(), api.plan()])
+    setEntries(history.entries)
+    setOlder(history.nextBefore)
     setSlips(slipList)
     setLive(plan)
   }
@@ -268,6 +277,19 @@ export function AuditPage ({ planId, token }: { planId: string, token: string | 
     setAt({ position, plan: null })
     api.plan(position).then(plan => { if (asked.current === n) setAt({ position, plan }) }).catch(() => { if (asked.current === n) setProblem('The plan at that moment could not be loaded.') })
   }
+  const loadOlder = () => {
+    if (older === null) return
+    setLoadingOlder(true)
+    api.historyFrom(older, HISTORY_CHUNK).then(page => {
+      setEntries(list => {
+        const known = new Set((list ?? []).map(e => e.seq))
+        const merged = [...(list ?? []), ...page.entries.filter(e => !known.has(e.seq))]
+        loaded.current = Math.max(HISTORY_CHUNK, merged.length)
+        return merged
+      })
+      setOlder(page.nextBefore)
+    }).catch(() => setProblem('Older changes need a connection to the server.')).finally(() => setLoadingOlder(false))
+  }
   const now = () => {
     asked.current++
     setAt(null)
@@ -299,7 +321,7 @@ export function AuditPage ({ planId, token }: { planId: string, token: string | 
       <header class='top'>
         <div class='title-block'>
           <h1>Audit: {title}</h1>
-          <p class='orgs'>{live.plan.meta.buyerOrg ?? 'Buyer'} × {live.plan.meta.sellerOrg ?? 'Seller'} · {entries.length} {entries.length === 1 ? 'change' : 'changes'} on record · {me.canEdit ? 'you may edit this plan' : 'read only'}</p>
+          <p class='orgs'>{live.plan.meta.buyerOrg ?? 'Buyer'} × {live.plan.meta.sellerOrg ?? 'Seller'} · {older === null ? `${entries.length} ${entries.length === 1 ? 'change' : 'changes'} on record` : `the newest ${entries.length} changes loaded, older ones not yet`} · {me.canEdit ? 'you may edit this plan' : 'read only'}</p>
         </div>
         <div class='top-actions'><a class='button' href={planPath(planId, token)}>Back to the plan</a></div>
       </header>
@@ -330,7 +352,13 @@ export function AuditPage ({ planId, token }: { planId: string, token: string | 
             <Choice label='Kind' value={filter.kind} options={[['', 'Every kind'], ...(Object.entries(KIND_WORDS) as Array<[ChangeKind, string]>)]} onChange={v => setFilter({ ...filter, kind: v as FeedFilter['kind'] })} />
             <Choice label='Step' value={filter.step} options={[['', 'Every step'], ...stepList.map(s => [s.id, s.title] as [string, string])]} onChange={v => setFilter({ ...filter, step: v })} />
           </div>
-          <p class='muted' role='status' data-testid='feed-count'>{feed.length} of {entries.length} changes shown{events.length > 0 && `, and ${shownEvents.length} of ${events.length} link events`}.</p>
+          <p class='muted' role='status' data-testid='feed-count'>{feed.length} of {entries.length} {older === null ? '' : 'loaded '}changes shown{events.length > 0 && `, and ${shownEvents.length} of ${events.length} link events`}.</p>
+          {older !== null && (
+            <p class='banner' data-testid='history-truncated' data-loaded={entries.length} data-next-before={older}>
+              Only the newest {entries.length} changes are loaded: older changes are on record but not shown here, nor in the moments, filters and review below.{' '}
+              <button type='button' onClick={loadOlder} disabled={loadingOlder} data-testid='load-older'>{loadingOlder ? 'Loading…' : `Load older changes (up to ${HISTORY_CHUNK.toLocaleString()} more)`}</button>
+            </p>
+          )}
           <AccessNote links={links} />
           <Feed key={JSON.stringify(filter)} items={items} titles={titles} testid='feed' empty='No change matches these filters.' />
         </Section>

@@ -293,7 +293,7 @@ export function HomePage ({ session }: { session: Session }) {
             <>
               <Filters filter={filter} onChange={setFilter} pipeline={false} />
               <PlanTable testid='my-plans' caption={`${rows.length} of ${plans.length} plans`} plans={rows} sort={sort} onSort={onSort}
-                columns={[COLUMNS.title, COLUMNS.buyer, COLUMNS.goLive, COLUMNS.health, COLUMNS.overdue, COLUMNS.slips14, COLUMNS.quiet]} />
+                columns={[COLUMNS.title, COLUMNS.buyer, COLUMNS.goLive, COLUMNS.health, COLUMNS.overdue, COLUMNS.slips14, COLUMNS.slipsBySide, COLUMNS.quiet]} />
             </>
           )}
         </section>
