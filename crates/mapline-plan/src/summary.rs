@@ -170,9 +170,7 @@ pub fn summarize(
                     // side (a seller person on a buyer step is exactly what the pipeline flags).
                     Some(id) => buyer_people.contains(id.as_str()),
                     // Free text on a buyer step names someone at the buyer.
-                    None => {
-                        m.side == Some(MilestoneSide::Buyer) && !owner.name.trim().is_empty()
-                    }
+                    None => m.side == Some(MilestoneSide::Buyer) && !owner.name.trim().is_empty(),
                 }),
         })
         .collect();
@@ -529,7 +527,13 @@ mod tests {
                 let buyer = || vec![("side", t("buyer"))];
                 let owned = |owner: &str| vec![("side", t("buyer")), ("owner", t(owner))];
                 milestone(txn, "by-seller", "2027-01-20", &[], owned("st-sam"));
-                milestone(txn, "by-name", "2027-01-20", &[], owned("Lena at Northwind"));
+                milestone(
+                    txn,
+                    "by-name",
+                    "2027-01-20",
+                    &[],
+                    owned("Lena at Northwind"),
+                );
                 milestone(txn, "nobody", "2027-01-20", &[], buyer());
             },
             |plan| {
