@@ -375,6 +375,9 @@ struct SlipsView {
     last_14_days: usize,
 }
 
+/// The title of a plan whose current title is empty or cleared (as the web client shows it).
+pub(crate) const UNTITLED: &str = "Untitled plan";
+
 /// A row as the API shows it (the contract's Summary; `createdAt` kept from the earlier
 /// listing). Serialized straight from this struct: with 10,000 rows, building a JSON tree
 /// first cost as much as everything else.
@@ -406,7 +409,9 @@ fn row_view(row: &Row, today: NaiveDate) -> RowView<'_> {
     let s = &row.summary;
     RowView {
         id: row.id,
-        title: s.title.as_deref().unwrap_or(&row.record.title),
+        // The plan's current title, as `GET /api/plans/{id}` shows it: a cleared title is
+        // untitled, never the title the plan was created with.
+        title: s.title.as_deref().unwrap_or(UNTITLED),
         buyer_org: s.buyer_org.as_deref().unwrap_or(&row.record.buyer_org),
         seller_org: s.seller_org.as_deref().unwrap_or(&row.record.seller_org),
         go_live: s.go_live.as_deref(),
