@@ -168,3 +168,48 @@ test('any link of the plan may verify and export; a link for another plan or non
   await server.stop()
   data.cleanup()
 })
+
+test('a review mark is the position the reviewer was shown, clamped to the head; bad positions are refused', async () => {
+  const data = tempData()
+  const server = await startServer({ dataFile: data.file })
+  const plan = await editedPlan(server)
+  const path = `/api/plans/${plan.id}/reviews`
+  const last = async () => (await api(server, 'GET', `${path}/last`, { token: plan.buyer })).body.seq
+  const mark = (options) => api(server, 'POST', path, { token: plan.buyer, ...options })
+
+  // Without a position: the log's head, as before.
+  const head = (await api(server, 'GET', `/api/plans/${plan.id}`)).body.seq
+  assert.ok(head >= 4, `head ${head}`)
+  const bare = await mark({})
+  assert.deepEqual([bare.status, bare.body.seq], [200, head], JSON.stringify(bare.body))
+  assert.equal((await mark({ body: {} })).body.seq, head)
+  assert.equal((await mark({ body: { seq: null } })).body.seq, head)
+
+  // What the reviewer was shown: a change relayed meanwhile stays unreviewed.
+  const shown = await mark({ body: { seq: 2 } })
+  assert.deepEqual([shown.status, shown.body.seq], [200, 2], JSON.stringify(shown.body))
+  assert.equal(await last(), 2)
+  assert.equal((await mark({ body: { seq: 0 } })).body.seq, 0)
+  // Never past the head: a mark covers no change that does not exist yet.
+  assert.equal((await mark({ body: { seq: head + 1000 } })).body.seq, head)
+  assert.equal(await last(), head)
+  assert.equal((await mark({ body: { seq: 3 } })).body.seq, 3)
+
+  // Bad positions and bodies: a clear error, and the mark stays where it was.
+  for (const [options, status, code] of [
+    [{ body: { seq: -1 } }, 422, 'invalid_field'],
+    [{ body: { seq: 1.5 } }, 422, 'invalid_field'],
+    [{ body: { seq: '2' } }, 422, 'invalid_field'],
+    [{ body: { seq: true } }, 422, 'invalid_field'],
+    [{ body: { seq: 2, at: 'now' } }, 422, 'invalid_body'],
+    [{ body: [2] }, 422, 'invalid_body'],
+    [{ raw: '{"seq":', headers: { 'content-type': 'application/json' } }, 400, 'invalid_json'],
+    [{ raw: '{"seq":2}', headers: { 'content-type': 'text/plain' } }, 415, 'unsupported_media_type']
+  ]) {
+    const refused = await mark(options)
+    assert.deepEqual([refused.status, refused.body?.error?.code], [status, code], JSON.stringify(options))
+  }
+  assert.equal(await last(), 3)
+  await server.stop()
+  data.cleanup()
+})
