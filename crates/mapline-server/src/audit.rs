@@ -547,3 +547,281 @@ pub fn check_extends(old: &Value, new: &Value) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use mapline_store::{
+        ConflictRecord, DerivedHistory, PlanRecord, Side, SlipRecord, UpdateRecord,
+    };
+    use uuid::Uuid;
+
+    use super::*;
+
+    const BUYER: Uuid = Uuid::from_u128(0xb);
+    const SELLER: Uuid = Uuid::from_u128(0x5);
+
+    fn change(field: &str, kind: ChangeKind, old: &str, new: &str) -> ChangeRecord {
+        ChangeRecord {
+            entity: "milestones".into(),
+            entity_id: Some("m1".into()),
+            field: Some(field.into()),
+            kind,
+            old: Some(old.into()),
+            new: Some(new.into()),
+            conflict: None,
+        }
+    }
+
+    fn entry(author: Author, client: u64, at: i64, changes: Vec<ChangeRecord>) -> HistoryEntry {
+        HistoryEntry {
+            author,
+            client_ids: vec![client],
+            received_at_ms: at,
+            changes,
+            slips: Vec::new(),
+            update_sha256: [at as u8; 32],
+            prev_sha256: GENESIS,
+        }
+    }
+
+    /// A plan whose history has a creation, a buyer's move with a slip, a seller's concurrent
+    /// move that lost (a conflict naming the buyer's entry), and a member's edit.
+    fn plan_with_history() -> (tempfile::TempDir, Store, PlanId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("mapline.redb")).unwrap();
+        let plan = Uuid::from_u128(1);
+        let record = PlanRecord {
+            title: "Rollout".into(),
+            buyer_org: "Northwind".into(),
+            seller_org: "Mapline".into(),
+            go_live: "2027-04-01".into(),
+            created_at_ms: 1,
+        };
+        let first = UpdateRecord {
+            author: Author::System,
+            client_ids: vec![1],
+            received_at_ms: 1,
+            update: vec![0, 0],
+        };
+        store
+            .create_plan(plan, &record, &first, &[], &DerivedHistory::none(plan))
+            .unwrap();
+        let buyer = Author::Share {
+            id: BUYER,
+            side: Side::Buyer,
+        };
+        let seller = Author::Share {
+            id: SELLER,
+            side: Side::Seller,
+        };
+        let mut moved = entry(
+            buyer,
+            20,
+            2_000,
+            vec![change(
+                "due",
+                ChangeKind::Updated,
+                "\"2027-01-01\"",
+                "\"2027-01-08\"",
+            )],
+        );
+        moved.slips.push(SlipRecord {
+            milestone_id: Some("m1".into()),
+            title: Some("Security review".into()),
+            from: "2027-01-01".into(),
+            to: Some("2027-01-08".into()),
+            days: Some(7),
+            reason: None,
+            kept: true,
+        });
+        let mut lost = change(
+            "due",
+            ChangeKind::Conflict,
+            "\"2027-01-15\"",
+            "\"2027-01-08\"",
+        );
+        lost.conflict = Some(ConflictRecord {
+            kept_client: 20,
+            lost_client: 30,
+            lost_here: true,
+        });
+        let mut entries = vec![
+            (
+                1,
+                entry(
+                    Author::System,
+                    1,
+                    1_000,
+                    vec![ChangeRecord {
+                        field: None,
+                        old: None,
+                        kind: ChangeKind::Created,
+                        ..change("", ChangeKind::Created, "", "{}")
+                    }],
+                ),
+            ),
+            (2, moved),
+            (3, entry(seller, 30, 3_000, vec![lost])),
+            (
+                5,
+                entry(
+                    Author::Member {
+                        id: Uuid::from_u128(0x77),
+                        side: Side::Seller,
+                    },
+                    40,
+                    5_000,
+                    vec![change("title", ChangeKind::Updated, "\"A\"", "\"B\"")],
+                ),
+            ),
+        ];
+        let mut prev = GENESIS;
+        for (_, e) in &mut entries {
+            e.prev_sha256 = prev;
+            prev = sha256(&e.stored_bytes());
+        }
+        store
+            .commit_history(&[DerivedHistory {
+                plan_id: plan,
+                entries,
+                through: 5,
+                summary: None,
+            }])
+            .unwrap();
+        (dir, store, plan)
+    }
+
+    #[test]
+    fn the_export_shows_each_entry_as_the_history_api_does_and_checks_out() {
+        let (_dir, store, plan) = plan_with_history();
+        let export = export(&store, plan, 9_000, true).unwrap();
+        let (mut history, _) =
+            crate::plan_api::history_page(&store, plan, None, usize::MAX, true).unwrap();
+        history.reverse();
+        let entries = export["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), 4);
+        for (exported, shown) in entries.iter().zip(&history) {
+            for key in ["seq", "at", "who", "changes", "slips"] {
+                assert_eq!(exported[key], shown[key], "{key} of seq {}", shown["seq"]);
+            }
+        }
+        // The conflict names the buyer's entry as the kept writer.
+        let conflict = &entries[2]["changes"][0];
+        assert_eq!(conflict["kept"]["seq"], 2);
+        assert_eq!(conflict["kept"]["who"]["shareId"], json!(BUYER));
+        assert_eq!(conflict["lost"]["who"]["shareId"], json!(SELLER));
+        let check = check_export(&export);
+        assert_eq!(check.first_bad, None);
+        assert_eq!(
+            check.head.as_ref(),
+            export["head"].as_str().map(str::to_owned).as_ref()
+        );
+    }
+
+    /// The reason the first bad entry gives after `forge` edits the export.
+    fn refused(forge: impl FnOnce(&mut Value)) -> Option<(usize, String)> {
+        let (_dir, store, plan) = plan_with_history();
+        let mut export = export(&store, plan, 9_000, true).unwrap();
+        forge(&mut export);
+        check_export(&export)
+            .first_bad
+            .map(|bad| (bad.index, bad.reason))
+    }
+
+    #[test]
+    fn a_conflict_naming_another_writer_is_refused() {
+        // The kept value claimed for the seller, the lost one for the buyer.
+        let found = refused(|e| {
+            e["entries"][2]["changes"][0]["kept"]["who"]["shareId"] = json!(SELLER);
+        });
+        assert_eq!(
+            found,
+            Some((2, "its `changes`: change 0: `kept`.`who` `shareId` is not the author its record holds".into()))
+        );
+        let found =
+            refused(|e| e["entries"][2]["changes"][0]["lost"]["who"]["side"] = json!("buyer"));
+        assert!(found.is_some_and(|(i, why)| i == 2 && why.contains("`lost`.`who` `side`")));
+        let found = refused(|e| e["entries"][2]["changes"][0]["kept"]["seq"] = json!(1));
+        assert_eq!(
+            found,
+            Some((2, "its `changes` are not the ones its record holds".into()))
+        );
+    }
+
+    #[test]
+    fn values_of_another_type_and_unknown_keys_are_refused() {
+        let changes = "its `changes` are not the ones its record holds";
+        for (forge, at, why) in [
+            (
+                Box::new(|e: &mut Value| e["entries"][0]["changes"][0]["field"] = json!(7))
+                    as Box<dyn FnOnce(&mut Value)>,
+                0,
+                changes,
+            ),
+            (
+                Box::new(|e: &mut Value| e["entries"][0]["changes"][0]["old"] = json!(false)),
+                0,
+                changes,
+            ),
+            (
+                Box::new(|e: &mut Value| e["entries"][1]["slips"][0]["reason"] = json!(["x"])),
+                1,
+                "its `slips` are not the ones its record holds",
+            ),
+            (
+                Box::new(|e: &mut Value| e["entries"][1]["slips"][0]["title"] = json!("Other")),
+                1,
+                "its `slips` are not the ones its record holds",
+            ),
+            (
+                Box::new(|e: &mut Value| e["entries"][3]["changes"][0]["extra"] = json!(1)),
+                3,
+                changes,
+            ),
+            (
+                Box::new(|e: &mut Value| e["entries"][3]["who"]["name"] = json!(3)),
+                3,
+                "its `who` `name` is not text",
+            ),
+            (
+                Box::new(|e: &mut Value| e["entries"][3]["who"]["memberId"] = json!(BUYER)),
+                3,
+                "its `who` `memberId` is not the author its record holds",
+            ),
+            (
+                Box::new(|e: &mut Value| e["entries"][1]["update"] = json!("00")),
+                1,
+                "its `update` is not the update hash its record holds",
+            ),
+        ] {
+            assert_eq!(refused(forge), Some((at, why.to_owned())), "{why}");
+        }
+        // A name the server adds is free text: not covered by the record.
+        assert_eq!(
+            refused(|e| e["entries"][3]["who"]["name"] = json!("Anyone")),
+            None
+        );
+    }
+
+    #[test]
+    fn a_record_with_bytes_left_over_is_refused() {
+        // The real record followed by its own prev hash again: it still decodes (postcard stops
+        // at the end of the entry), still ends with the prev hash and is rehashed, so the chain
+        // links — but the hash is over bytes that are not the entry alone.
+        let found = refused(|e| {
+            let entry = &mut e["entries"].as_array_mut().unwrap()[0];
+            let mut bytes = BASE64.decode(entry["record"].as_str().unwrap()).unwrap();
+            bytes.extend_from_slice(&GENESIS);
+            entry["record"] = json!(BASE64.encode(&bytes));
+            entry["hash"] = json!(hex(&sha256(&bytes)));
+            e["entries"][1]["prev"] = json!(hex(&sha256(&bytes)));
+        });
+        assert_eq!(
+            found,
+            Some((
+                0,
+                "its record is not exactly one encoded entry (bytes left over)".into()
+            ))
+        );
+    }
+}
