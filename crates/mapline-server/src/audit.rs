@@ -7,6 +7,12 @@
 //! stored bytes (32 zero bytes for the first), and it is the last 32 bytes of the entry's own
 //! record. The export carries each entry's record in base64 with its hash, so the chain can be
 //! re-hashed with nothing but SHA-256; docs/api.md spells out the steps.
+//!
+//! An entry's JSON is built from its record alone ([`entry_view`]), by the export (with the
+//! names of links and members) and by [`check_export`] (with the author's identity only), and
+//! compared as whole values: what the JSON claims beyond the record is limited to those names,
+//! which no record holds. An export that checks out is consistent with itself, no more;
+//! [`check_head`] and [`check_extends`] tie it to a head or an older export kept elsewhere.
 
 use std::sync::Arc;
 
