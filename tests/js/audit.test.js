@@ -168,3 +168,148 @@ test('any link of the plan may verify and export; a link for another plan or non
   await server.stop()
   data.cleanup()
 })
+
+test('a review mark is the position the reviewer was shown, clamped to the head; bad positions are refused', async () => {
+  const data = tempData()
+  const server = await startServer({ dataFile: data.file })
+  const plan = await editedPlan(server)
+  const path = `/api/plans/${plan.id}/reviews`
+  const last = async () => (await api(server, 'GET', `${path}/last`, { token: plan.buyer })).body.seq
+  const mark = (options) => api(server, 'POST', path, { token: plan.buyer, ...options })
+
+  // Without a position: the log's head, as before.
+  const head = (await api(server, 'GET', `/api/plans/${plan.id}`)).body.seq
+  assert.ok(head >= 4, `head ${head}`)
+  const bare = await mark({})
+  assert.deepEqual([bare.status, bare.body.seq], [200, head], JSON.stringify(bare.body))
+  assert.equal((await mark({ body: {} })).body.seq, head)
+  assert.equal((await mark({ body: { seq: null } })).body.seq, head)
+
+  // What the reviewer was shown: a change relayed meanwhile stays unreviewed.
+  const shown = await mark({ body: { seq: 2 } })
+  assert.deepEqual([shown.status, shown.body.seq], [200, 2], JSON.stringify(shown.body))
+  assert.equal(await last(), 2)
+  assert.equal((await mark({ body: { seq: 0 } })).body.seq, 0)
+  // Never past the head: a mark covers no change that does not exist yet.
+  assert.equal((await mark({ body: { seq: head + 1000 } })).body.seq, head)
+  assert.equal(await last(), head)
+  assert.equal((await mark({ body: { seq: 3 } })).body.seq, 3)
+
+  // Bad positions and bodies: a clear error, and the mark stays where it was.
+  for (const [options, status, code] of [
+    [{ body: { seq: -1 } }, 422, 'invalid_field'],
+    [{ body: { seq: 1.5 } }, 422, 'invalid_field'],
+    [{ body: { seq: '2' } }, 422, 'invalid_field'],
+    [{ body: { seq: true } }, 422, 'invalid_field'],
+    [{ body: { seq: 2, at: 'now' } }, 422, 'invalid_body'],
+    [{ body: [2] }, 422, 'invalid_body'],
+    [{ raw: '{"seq":', headers: { 'content-type': 'application/json' } }, 400, 'invalid_json'],
+    [{ raw: '{"seq":2}', headers: { 'content-type': 'text/plain' } }, 415, 'unsupported_media_type']
+  ]) {
+    const refused = await mark(options)
+    assert.deepEqual([refused.status, refused.body?.error?.code], [status, code], JSON.stringify(options))
+  }
+  assert.equal(await last(), 3)
+  await server.stop()
+  data.cleanup()
+})
+
+test('verify-audit refuses a forged author, a value of another type, a changed slip title, an unknown key or update hash', async () => {
+  const data = tempData()
+  const dir = mkdtempSync(join(tmpdir(), 'mapline-audit-'))
+  const server = await startServer({ dataFile: data.file })
+  const plan = await editedPlan(server)
+  const { text } = await download(server, plan, plan.seller)
+  const audit = JSON.parse(text)
+  const buyerAt = audit.entries.findIndex(e => e.slips.some(s => s.milestoneId === 'ms-security-review'))
+  const buyerEntry = audit.entries[buyerAt]
+  const sellerEntry = audit.entries.find(e => e.who.kind === 'share' && e.who.side === 'seller')
+  assert.ok(buyerAt >= 0 && sellerEntry, 'a buyer entry and a seller entry')
+  assert.equal(buyerEntry.who.side, 'buyer')
+  const created = audit.entries.findIndex(e => e.changes.some(c => c.field === null))
+  assert.ok(created >= 0, 'an entry that creates something (field null)')
+
+  const check = (name, forge) => {
+    const forged = JSON.parse(text)
+    forge(forged)
+    return verifyAudit(dir, `${name}.json`, JSON.stringify(forged))
+  }
+  const refused = (name, at, forge, why) => {
+    const result = check(name, forge)
+    assert.equal(result.status, 1, `${name}: ${result.stdout}${result.stderr}`)
+    assert.match(result.stdout, new RegExp(`^bad: entry ${at} \\(seq ${audit.entries[at].seq}\\): ${why}`), name)
+  }
+  // The buyer's move, claimed by the seller's link: same record, another author.
+  refused('side', buyerAt, f => { f.entries[buyerAt].who.side = 'seller' }, 'its `who` `side` is not the author')
+  refused('share', buyerAt, f => { f.entries[buyerAt].who.shareId = sellerEntry.who.shareId }, 'its `who` `shareId` is not the author')
+  refused('admin', buyerAt, f => { f.entries[buyerAt].who = { kind: 'admin' } }, 'its `who` `kind` is not the author')
+  refused('slip-who', buyerAt, f => { f.entries[buyerAt].slips[0].who.side = 'seller' }, 'its `slips`: slip 0: `who` `side`')
+  // A slip's title, shown differently from the record.
+  refused('title', buyerAt, f => { f.entries[buyerAt].slips[0].title = 'Something else' }, 'its `slips` are not the ones its record holds')
+  // A null in the record let any non-string through: the field of a created entry.
+  refused('type', created, f => { f.entries[created].changes.find(c => c.field === null).field = 42 }, 'its `changes` are not the ones its record holds')
+  refused('reason', buyerAt, f => { f.entries[buyerAt].slips[0].reason = { approved: true } }, 'its `slips` are not the ones its record holds')
+  // Keys the record does not hold.
+  refused('entry-key', buyerAt, f => { f.entries[buyerAt].approvedBy = 'Legal' }, 'it has an unknown key `approvedBy`')
+  refused('change-key', buyerAt, f => { f.entries[buyerAt].changes[0].note = 'agreed' }, 'its `changes` are not the ones its record holds')
+  refused('who-key', buyerAt, f => { f.entries[buyerAt].who.role = 'editor' }, 'its `who` has an unknown key `role`')
+  // The update hash the record commits to.
+  refused('update', buyerAt, f => { f.entries[buyerAt].update = '0'.repeat(64) }, 'its `update` is not the update hash its record holds')
+  // An export-level key.
+  const extra = check('export-key', f => { f.signedBy = 'Mapline' })
+  assert.equal(extra.status, 1)
+  assert.match(extra.stdout, /unknown key `signedBy`/)
+
+  // Names are not in the records (a link's label can change): they are not covered.
+  const relabelled = check('label', f => { f.entries[buyerAt].who.label = 'Someone else' })
+  assert.equal(relabelled.status, 0, relabelled.stdout + relabelled.stderr)
+  await server.stop()
+  rmSync(dir, { recursive: true, force: true })
+  data.cleanup()
+})
+
+test('verify-audit --head ties an export to a trusted head; --extends proves an older copy is still in the chain', async () => {
+  const data = tempData()
+  const dir = mkdtempSync(join(tmpdir(), 'mapline-audit-'))
+  const server = await startServer({ dataFile: data.file })
+  const plan = await editedPlan(server)
+  const run = (...args) => spawnSync(binary, ['verify-audit', ...args], { encoding: 'utf8' })
+  const save = (name, text) => { const file = join(dir, name); writeFileSync(file, text); return file }
+  const old = save('old.json', (await download(server, plan, plan.buyer)).text)
+  const oldHead = JSON.parse((await download(server, plan, plan.buyer)).text).head
+
+  // One more change, then a newer export.
+  const buyer = client(server, plan.id, plan.buyer)
+  await synced(buyer)
+  moveDue(buyer, 'ms-security-review', '2027-02-15', 'Pen test moved')
+  await waitFor(async () => (await api(server, 'GET', `/api/plans/${plan.id}/verify`)).body.head !== oldHead,
+    { what: 'the new change stored' })
+  destroy(buyer)
+  const trusted = (await api(server, 'GET', `/api/plans/${plan.id}/verify`, { token: plan.buyer })).body.head
+  const current = save('new.json', (await download(server, plan, plan.buyer)).text)
+
+  const ok = run(current, '--head', trusted.toUpperCase(), '--extends', old)
+  assert.equal(ok.status, 0, ok.stdout + ok.stderr)
+  assert.match(ok.stdout, /^ok: \d+ entries, head [0-9a-f]{64}\nthe head is the trusted one\nit extends /)
+
+  // A self-consistent export that is not the plan's current history: the head gives it away.
+  const stale = run(old, '--head', trusted)
+  assert.equal(stale.status, 1, stale.stdout + stale.stderr)
+  assert.match(stale.stdout, new RegExp(`^bad: head: its head ${oldHead} is not the trusted head ${trusted}`))
+  const notHex = run(current, '--head', 'abc')
+  assert.equal(notHex.status, 1)
+  assert.match(notHex.stdout, /^bad: head: `abc` is not a SHA-256/)
+
+  // The older copy's entries must all be there: a shorter chain, or another plan's, is not.
+  const shorter = run(old, '--extends', current)
+  assert.equal(shorter.status, 1, shorter.stdout + shorter.stderr)
+  assert.match(shorter.stdout, /^bad: extends .*entries were removed/)
+  const other = await createPlan(server)
+  const otherFile = save('other.json', (await download(server, other, other.buyer)).text)
+  const unrelated = run(otherFile, '--extends', old)
+  assert.equal(unrelated.status, 1, unrelated.stdout + unrelated.stderr)
+  assert.match(unrelated.stdout, /^bad: extends .*(entries were removed|is not in this one)/)
+  await server.stop()
+  rmSync(dir, { recursive: true, force: true })
+  data.cleanup()
+})

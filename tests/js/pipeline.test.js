@@ -99,6 +99,18 @@ test('the pipeline follows edits once their history is stored: slips by side, dr
   assert.equal(quiet.buyerQuietDays, 12)
   assert.match(quiet.healthWords, /[Bb]uyer gone quiet for 12 days/)
 
+  // The row shows the plan's current title, as GET /api/plans/{id} does: a cleared title is
+  // untitled, never the title the plan was created with.
+  seller.doc.transact(() => seller.map('meta').set('title', 'Rollout 2'))
+  await rowOnce(server, plan.id, r => r.title === 'Rollout 2', 'the new title')
+  seller.doc.transact(() => seller.map('meta').set('title', ''))
+  await waitFor(async () => (await api(server, 'GET', `/api/plans/${plan.id}`)).body.plan.meta.title == null,
+    { what: 'the plan has no title' })
+  const untitled = await rowOnce(server, plan.id, r => r.title !== 'Rollout 2', 'the cleared title')
+  assert.equal(untitled.title, 'Untitled plan')
+  seller.doc.transact(() => seller.map('meta').set('title', 'Rollout'))
+  await rowOnce(server, plan.id, r => r.title === 'Rollout', 'the title back')
+
   // A status change closes a step: one fewer open step, and no slip.
   seller.doc.transact(() => milestone(seller, 'ms-kickoff').set('status', 'done'))
   await rowOnce(server, plan.id, r => r.openSteps === 16, 'one step done')

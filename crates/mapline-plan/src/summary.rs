@@ -109,9 +109,16 @@ pub struct OpenStep {
     pub side: Option<String>,
     /// Ids of the open steps it waits for (closed ones never matter to health).
     pub depends_on: Vec<String>,
-    /// Whether a buyer-side person owns it: a buyer stakeholder, or any owner of a buyer step.
+    /// Whether a buyer-side person owns it: a buyer stakeholder, or a free-text owner (not a
+    /// stakeholder) of a buyer step.
     pub buyer_owner: bool,
 }
+
+/// The version of [`PlanSummary`]'s stored shape and meaning, stored with every summary: a
+/// stored summary of another version reads as missing and is computed again. Bump it whenever a
+/// field changes or what a field is computed from changes (2: a buyer step owned by a seller
+/// stakeholder no longer counts as buyer-owned; 1 was never stored, the unversioned record).
+pub const SUMMARY_VERSION: u32 = 2;
 
 /// A plan's summary as stored (see the module docs). Dates are `YYYY-MM-DD` strings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,8 +166,11 @@ pub fn summarize(
                 .owner
                 .as_ref()
                 .is_some_and(|owner| match &owner.stakeholder_id {
-                    Some(id) if buyer_people.contains(id.as_str()) => true,
-                    _ => m.side == Some(MilestoneSide::Buyer) && !owner.name.trim().is_empty(),
+                    // A stakeholder owns it: buyer-owned only if that person is on the buyer
+                    // side (a seller person on a buyer step is exactly what the pipeline flags).
+                    Some(id) => buyer_people.contains(id.as_str()),
+                    // Free text on a buyer step names someone at the buyer.
+                    None => m.side == Some(MilestoneSide::Buyer) && !owner.name.trim().is_empty(),
                 }),
         })
         .collect();
@@ -502,6 +512,44 @@ mod tests {
             assert_eq!(v.open_steps_without_buyer_owner, 2);
             assert_eq!(v.go_live_drift_days, Some(14));
         });
+    }
+
+    #[test]
+    fn a_buyer_step_owned_by_a_seller_stakeholder_is_not_buyer_owned() {
+        check(
+            |txn| {
+                entry(
+                    txn,
+                    "stakeholders",
+                    "st-sam",
+                    vec![("name", t("Sam")), ("side", t("seller"))],
+                );
+                let buyer = || vec![("side", t("buyer"))];
+                let owned = |owner: &str| vec![("side", t("buyer")), ("owner", t(owner))];
+                milestone(txn, "by-seller", "2027-01-20", &[], owned("st-sam"));
+                milestone(
+                    txn,
+                    "by-name",
+                    "2027-01-20",
+                    &[],
+                    owned("Lena at Northwind"),
+                );
+                milestone(txn, "nobody", "2027-01-20", &[], buyer());
+            },
+            |plan| {
+                let s = summarize(plan, None, HistoryFacts::default());
+                let owned: Vec<(&str, bool)> = s
+                    .open_steps
+                    .iter()
+                    .map(|o| (o.id.as_str(), o.buyer_owner))
+                    .collect();
+                assert_eq!(
+                    owned,
+                    [("by-name", true), ("by-seller", false), ("nobody", false)]
+                );
+                assert_eq!(s.view(day("2027-01-01")).open_steps_without_buyer_owner, 2);
+            },
+        );
     }
 
     #[test]

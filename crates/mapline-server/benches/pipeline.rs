@@ -221,7 +221,9 @@ fn breakdown(args: &Args) {
     for _ in 0..5 {
         let t = Instant::now();
         let plans = store
-            .plans_with_summaries::<mapline_plan::summary::PlanSummary>()
+            .plans_with_summaries::<mapline_plan::summary::PlanSummary>(
+                mapline_plan::summary::SUMMARY_VERSION,
+            )
             .expect("read summaries");
         read.push(t.elapsed());
         let t = Instant::now();

@@ -7,6 +7,12 @@
 //! stored bytes (32 zero bytes for the first), and it is the last 32 bytes of the entry's own
 //! record. The export carries each entry's record in base64 with its hash, so the chain can be
 //! re-hashed with nothing but SHA-256; docs/api.md spells out the steps.
+//!
+//! An entry's JSON is built from its record alone ([`entry_view`]), by the export (with the
+//! names of links and members) and by [`check_export`] (with the author's identity only), and
+//! compared as whole values: what the JSON claims beyond the record is limited to those names,
+//! which no record holds. An export that checks out is consistent with itself, no more;
+//! [`check_head`] and [`check_extends`] tie it to a head or an older export kept elsewhere.
 
 use std::sync::Arc;
 
@@ -16,13 +22,16 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use mapline_store::{GENESIS, HistoryEntry, PlanId, Seq, Store, StoreError};
+use mapline_store::{
+    Author, ChangeKind, ChangeRecord, GENESIS, HistoryEntry, PlanId, Seq, Store, StoreError,
+};
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
 use crate::App;
 use crate::api::{ApiError, authenticate, authorize_read};
-use crate::plan_api::{blocking, history_page, time};
+use crate::plan_api::{Labels, blocking, time};
+use crate::plans::side_name;
 
 /// The export's `format`.
 pub const AUDIT_FORMAT: &str = "mapline.audit.v1";
@@ -45,13 +54,10 @@ pub async fn verify(
     let principal = authenticate(&app, &headers, None).await?;
     let plan_id = authorize_read(&app, &principal, &raw_id).await?;
     let internal = crate::api::may_see_internal(&principal);
-    let (report, head) = blocking(&app, move |store| {
-        let report = crate::verify::verify_plan(store, plan_id)?;
-        let head = store
-            .history(plan_id, None, 1)?
-            .first()
-            .map(|(_, entry)| sha256(&entry.stored_bytes()));
-        Ok((report, head))
+    // The head comes from the very read that was checked: a head read afterwards could name an
+    // entry appended meanwhile that no check saw.
+    let report = blocking(&app, move |store| {
+        crate::verify::verify_plan(store, plan_id)
     })
     .await?;
     // A buyer's link learns nothing about the seller's internal document, not even its faults.
@@ -64,47 +70,171 @@ pub async fn verify(
         "ok": problems.is_empty(),
         "entries": report.history_entries,
         "updates": report.updates,
-        "head": head.map(|h| hex(&h)),
+        "head": report.head.map(|h| hex(&h)),
         "problems": problems,
     })))
 }
 
-/// The export of a plan's history chain (see the module docs).
+fn change_kind(kind: ChangeKind) -> &'static str {
+    match kind {
+        ChangeKind::Created => "created",
+        ChangeKind::Updated => "updated",
+        ChangeKind::Deleted => "deleted",
+        ChangeKind::Conflict => "conflict",
+    }
+}
+
+fn json_value(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+/// Who wrote an entry as far as its record says: kind, share or member id, side. Names, labels
+/// and emails are not in the record; the export adds them beside these keys.
+fn author_json(author: Author) -> Value {
+    match author {
+        Author::System => json!({ "kind": "system" }),
+        Author::Admin => json!({ "kind": "admin" }),
+        Author::Share { id, side } => {
+            json!({ "kind": "share", "shareId": id, "side": side_name(side) })
+        }
+        Author::Member { id, side } => {
+            json!({ "kind": "member", "memberId": id, "side": side_name(side) })
+        }
+    }
+}
+
+/// The writer of the other value of a conflict found at `index`: the latest entry before it
+/// that carried insertions of Yjs client `client` and wrote the conflict's field (or created
+/// its entry), else the latest that carried that client's insertions at all. The same rule as
+/// the history API's, over the entries of the export itself, so a checker can recompute it.
+fn writer_before<'a>(
+    history: &'a [(Seq, HistoryEntry)],
+    index: usize,
+    client: u64,
+    conflict: &ChangeRecord,
+) -> Option<(Seq, &'a HistoryEntry)> {
+    let wrote_it = |entry: &HistoryEntry| {
+        entry.changes.iter().any(|c| {
+            c.entity == conflict.entity
+                && c.entity_id == conflict.entity_id
+                && (c.field == conflict.field || c.field.is_none())
+                && c.kind != ChangeKind::Conflict
+        })
+    };
+    let mut earlier = history[..index]
+        .iter()
+        .rev()
+        .filter(|(_, e)| e.client_ids.contains(&client));
+    let latest = earlier.clone().next();
+    earlier
+        .find(|(_, e)| wrote_it(e))
+        .or(latest)
+        .map(|(seq, e)| (*seq, e))
+}
+
+/// The entry at `index` of a plan's whole history (oldest first) as the export shows it —
+/// `seq`, `at`, `who`, `changes` (with `kept`/`lost` for conflicts) and `slips`, exactly as
+/// `GET /api/plans/{id}/history` shows them — built from the records alone, with `who` giving
+/// each author's JSON. The export builds it with names; [`check_export`] builds it with
+/// [`author_json`] and compares.
+fn entry_view<E>(
+    history: &[(Seq, HistoryEntry)],
+    index: usize,
+    who: &mut impl FnMut(Author) -> Result<Value, E>,
+) -> Result<Value, E> {
+    let (seq, entry) = &history[index];
+    let here_who = who(entry.author)?;
+    let at = time(entry.received_at_ms);
+    let mut changes = Vec::with_capacity(entry.changes.len());
+    for c in &entry.changes {
+        let mut change = json!({
+            "entity": c.entity,
+            "entityId": c.entity_id,
+            "field": c.field,
+            "kind": change_kind(c.kind),
+            "old": c.old.as_deref().map(json_value),
+            "new": c.new.as_deref().map(json_value),
+        });
+        if let Some(conflict) = c.conflict {
+            let here = json!({ "seq": seq, "who": here_who, "at": at });
+            let other_client = if conflict.lost_here {
+                conflict.kept_client
+            } else {
+                conflict.lost_client
+            };
+            let other = match writer_before(history, index, other_client, c) {
+                Some((other_seq, other)) => json!({
+                    "seq": other_seq, "who": who(other.author)?, "at": time(other.received_at_ms),
+                }),
+                None => json!({ "seq": null, "who": null, "at": null }),
+            };
+            let (mut kept, mut lost) = if conflict.lost_here {
+                (other, here)
+            } else {
+                (here, other)
+            };
+            kept["value"] = change["new"].clone();
+            kept["clientId"] = json!(conflict.kept_client);
+            lost["value"] = change["old"].clone();
+            lost["clientId"] = json!(conflict.lost_client);
+            change["kept"] = kept;
+            change["lost"] = lost;
+        }
+        changes.push(change);
+    }
+    let slips: Vec<Value> = entry
+        .slips
+        .iter()
+        .map(|slip| {
+            json!({
+                "seq": seq,
+                "subject": if slip.milestone_id.is_some() { "milestone" } else { "go_live" },
+                "milestoneId": slip.milestone_id,
+                "title": slip.title,
+                "from": slip.from,
+                "to": slip.to,
+                "days": slip.days,
+                "reason": slip.reason,
+                "who": here_who,
+                "clientIds": entry.client_ids,
+                "at": at,
+                "kept": slip.kept,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "seq": seq,
+        "at": at,
+        "who": here_who,
+        "changes": changes,
+        "slips": slips,
+    }))
+}
+
+/// The export of a plan's history chain (see the module docs), from ONE read of its history:
+/// every entry, its chain fields and what it shows are taken from the same records.
 pub fn export(
     store: &Store,
     plan_id: PlanId,
     now_ms: i64,
     member_emails: bool,
 ) -> Result<Value, StoreError> {
-    let stored = store.all_history(plan_id)?;
-    // The history as the API shows it, for the same positions (entries are keyed by position
-    // and never change, so a later one appended meanwhile is simply left out).
-    let (mut shown, _) = history_page(store, plan_id, None, usize::MAX, member_emails)?;
-    shown.reverse();
-    let mut shown = shown.into_iter().peekable();
-    let mut entries = Vec::with_capacity(stored.len());
-    for (seq, entry) in &stored {
-        while shown
-            .peek()
-            .is_some_and(|v| v["seq"].as_u64().is_some_and(|s| s < *seq))
-        {
-            shown.next();
-        }
-        let view = shown
-            .next_if(|v| v["seq"].as_u64() == Some(*seq))
-            .unwrap_or(Value::Null);
+    let history = store.all_history(plan_id)?;
+    let mut labels = Labels::new(store, member_emails);
+    let mut who = |author: Author| -> Result<Value, StoreError> {
+        let who = labels.who(author)?;
+        Ok(serde_json::to_value(who).unwrap_or(Value::Null))
+    };
+    let mut entries = Vec::with_capacity(history.len());
+    for index in 0..history.len() {
+        let mut view = entry_view(&history, index, &mut who)?;
+        let entry = &history[index].1;
         let bytes = entry.stored_bytes();
-        entries.push(json!({
-            "seq": seq,
-            "at": time(entry.received_at_ms),
-            "who": view["who"],
-            "changes": view["changes"],
-            "slips": view["slips"],
-            "prev": hex(&entry.prev_sha256),
-            "update": hex(&entry.update_sha256),
-            "hash": hex(&sha256(&bytes)),
-            "record": BASE64.encode(&bytes),
-        }));
+        view["prev"] = json!(hex(&entry.prev_sha256));
+        view["update"] = json!(hex(&entry.update_sha256));
+        view["hash"] = json!(hex(&sha256(&bytes)));
+        view["record"] = json!(BASE64.encode(&bytes));
+        entries.push(view);
     }
     let head = entries
         .last()
@@ -168,41 +298,105 @@ pub struct BadEntry {
     pub reason: String,
 }
 
-/// The fields of a change, as the export's JSON shows them and as its record holds them.
-fn change_matches(shown: &Value, stored: &mapline_store::ChangeRecord) -> bool {
-    let text = |v: &Value| match v {
-        Value::Null => None,
-        other => Some(other.clone()),
-    };
-    let json_of = |t: &Option<String>| {
-        t.as_deref().map(|t| {
-            serde_json::from_str::<Value>(t).unwrap_or_else(|_| Value::String(t.to_owned()))
-        })
-    };
-    let kind = match stored.kind {
-        mapline_store::ChangeKind::Created => "created",
-        mapline_store::ChangeKind::Updated => "updated",
-        mapline_store::ChangeKind::Deleted => "deleted",
-        mapline_store::ChangeKind::Conflict => "conflict",
-    };
-    shown["entity"].as_str() == Some(stored.entity.as_str())
-        && shown["entityId"].as_str() == stored.entity_id.as_deref()
-        && shown["field"].as_str() == stored.field.as_deref()
-        && shown["kind"].as_str() == Some(kind)
-        && text(&shown["old"]) == json_of(&stored.old)
-        && text(&shown["new"]) == json_of(&stored.new)
+/// The keys of an export and of each of its entries: anything else is refused.
+const EXPORT_KEYS: [&str; 5] = ["format", "planId", "head", "entries", "exportedAt"];
+const ENTRY_KEYS: [&str; 9] = [
+    "seq", "at", "who", "changes", "slips", "prev", "update", "hash", "record",
+];
+
+fn unknown_key<'a>(value: &'a Value, known: &[&str]) -> Option<&'a str> {
+    value
+        .as_object()?
+        .keys()
+        .find(|k| !known.contains(&k.as_str()))
+        .map(String::as_str)
 }
 
-fn slip_matches(shown: &Value, stored: &mapline_store::SlipRecord) -> bool {
-    shown["milestoneId"].as_str() == stored.milestone_id.as_deref()
-        && shown["from"].as_str() == Some(stored.from.as_str())
-        && shown["to"].as_str() == stored.to.as_deref()
-        && shown["days"].as_i64() == stored.days
-        && shown["reason"].as_str() == stored.reason.as_deref()
+/// Checks a shown `who` against the author the record holds (`expected`, from
+/// [`author_json`]): every key of `expected` with its value, plus only the names the server
+/// adds (a share link's `label`, a member's `name` and `email`), which are text (or `null`
+/// where the server may have none) and are **not** covered by the record.
+fn check_who(shown: &Value, expected: &Value) -> Result<(), String> {
+    let (Some(shown_fields), Some(expected_fields)) = (shown.as_object(), expected.as_object())
+    else {
+        return if shown == expected {
+            Ok(())
+        } else {
+            Err("is not the author its record holds".into())
+        };
+    };
+    for (key, value) in expected_fields {
+        if shown_fields.get(key) != Some(value) {
+            return Err(format!("`{key}` is not the author its record holds"));
+        }
+    }
+    let names: &[&str] = match expected["kind"].as_str() {
+        Some("share") => &["label"],
+        Some("member") => &["name", "email"],
+        _ => &[],
+    };
+    for (key, value) in shown_fields {
+        if expected_fields.contains_key(key) {
+            continue;
+        }
+        if !names.contains(&key.as_str()) {
+            return Err(format!("has an unknown key `{key}`"));
+        }
+        let text = value.is_string() || (key != "email" && value.is_null());
+        if !text {
+            return Err(format!("`{key}` is not text"));
+        }
+    }
+    Ok(())
 }
 
-/// Checks one entry of an export against the hash before it; returns its hash.
-fn check_entry(entry: &Value, prev: &[u8; 32]) -> Result<[u8; 32], String> {
+/// Checks every `who` of a shown part (`changes` or `slips`) against the expected one and
+/// gives the shown part with each `who` replaced by the expected one, so the rest can be
+/// compared as whole values.
+fn with_checked_who(shown: &Value, expected: &Value, item_name: &str) -> Result<Value, String> {
+    let mut out = shown.clone();
+    let (Some(items), Some(wanted)) = (out.as_array_mut(), expected.as_array()) else {
+        return Ok(out);
+    };
+    if items.len() != wanted.len() {
+        return Ok(out);
+    }
+    for (i, (item, want)) in items.iter_mut().zip(wanted).enumerate() {
+        let fix = |slot: &mut Value, want: &Value, what: &str| -> Result<(), String> {
+            check_who(slot, want).map_err(|why| format!("{item_name} {i}: {what}`who` {why}"))?;
+            *slot = want.clone();
+            Ok(())
+        };
+        if item.get("who").is_some() {
+            fix(&mut item["who"], &want["who"], "")?;
+        }
+        for side in ["kept", "lost"] {
+            if item.get(side).and_then(|s| s.get("who")).is_some() && want.get(side).is_some() {
+                fix(
+                    &mut item[side]["who"],
+                    &want[side]["who"],
+                    &format!("`{side}`."),
+                )?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Checks one entry of an export against the hash before it and the entries before it (as
+/// decoded so far); returns the decoded entry and its hash.
+fn check_entry(
+    entry: &Value,
+    prev: &[u8; 32],
+    seq: Seq,
+    before: &mut Vec<(Seq, HistoryEntry)>,
+) -> Result<[u8; 32], String> {
+    if !entry.is_object() {
+        return Err("it is not an object".into());
+    }
+    if let Some(key) = unknown_key(entry, &ENTRY_KEYS) {
+        return Err(format!("it has an unknown key `{key}`"));
+    }
     let record = entry["record"].as_str().ok_or("no `record`")?;
     let bytes = BASE64
         .decode(record)
@@ -218,56 +412,77 @@ fn check_entry(entry: &Value, prev: &[u8; 32]) -> Result<[u8; 32], String> {
         return Err("its record does not commit to the entry before it".into());
     }
     let stored = HistoryEntry::from_stored_bytes(&bytes).ok_or("its record does not decode")?;
-    if entry["at"].as_str() != time(stored.received_at_ms).as_deref() {
+    // Exactly one entry: re-encoding gives the very bytes (nothing left over, nothing encoded
+    // two ways), so the hash is over what was decoded and nothing else.
+    if stored.stored_bytes() != bytes {
+        return Err("its record is not exactly one encoded entry (bytes left over)".into());
+    }
+    if stored.prev_sha256 != *prev {
+        return Err("its record does not commit to the entry before it".into());
+    }
+    if entry["update"].as_str() != Some(hex(&stored.update_sha256).as_str()) {
+        return Err("its `update` is not the update hash its record holds".into());
+    }
+    before.push((seq, stored));
+    let index = before.len() - 1;
+    let expected = match entry_view(before, index, &mut |a| {
+        Ok::<_, std::convert::Infallible>(author_json(a))
+    }) {
+        Ok(view) => view,
+        Err(never) => match never {},
+    };
+    if entry["at"] != expected["at"] {
         return Err("its `at` is not the time its record holds".into());
     }
-    let changes = entry["changes"].as_array().ok_or("no `changes`")?;
-    if changes.len() != stored.changes.len()
-        || !changes
-            .iter()
-            .zip(&stored.changes)
-            .all(|(shown, stored)| change_matches(shown, stored))
-    {
-        return Err("its `changes` are not the ones its record holds".into());
-    }
-    let slips = entry["slips"].as_array().ok_or("no `slips`")?;
-    if slips.len() != stored.slips.len()
-        || !slips
-            .iter()
-            .zip(&stored.slips)
-            .all(|(shown, stored)| slip_matches(shown, stored))
-    {
-        return Err("its `slips` are not the ones its record holds".into());
+    check_who(&entry["who"], &expected["who"]).map_err(|why| format!("its `who` {why}"))?;
+    for (part, item_name) in [("changes", "change"), ("slips", "slip")] {
+        let shown = with_checked_who(&entry[part], &expected[part], item_name)
+            .map_err(|why| format!("its `{part}`: {why}"))?;
+        if shown != expected[part] {
+            return Err(format!("its `{part}` are not the ones its record holds"));
+        }
     }
     Ok(hash)
 }
 
 /// Re-checks an audit export offline: every entry's record hashes to its `hash`, commits to
-/// the entry before it, and holds what the entry's JSON shows; `head` is the last hash.
+/// the entry before it, decodes to exactly one entry whose update hash is its `update`, and
+/// holds what the entry's JSON shows (time, author, changes, slips, whole values; no unknown
+/// keys); `head` is the last hash. Not covered by any hash: `seq` (only required to increase),
+/// `planId`, `exportedAt`, and the names beside an author's id (`label`, `name`, `email`).
 pub fn check_export(export: &Value) -> ExportCheck {
     let bad = |index: usize, seq: Option<Seq>, reason: String| BadEntry { index, seq, reason };
     let entries = export["entries"].as_array().map_or(&[][..], Vec::as_slice);
     let mut first_bad = None;
     if export["format"].as_str() != Some(AUDIT_FORMAT) {
         first_bad = Some(bad(0, None, format!("the format is not {AUDIT_FORMAT}")));
+    } else if !export["entries"].is_array() {
+        first_bad = Some(bad(0, None, "it has no `entries` list".into()));
+    } else if let Some(key) = unknown_key(export, &EXPORT_KEYS) {
+        first_bad = Some(bad(
+            0,
+            None,
+            format!("the export has an unknown key `{key}`"),
+        ));
     }
     let mut prev = GENESIS;
     let mut last_seq = 0;
+    let mut before = Vec::with_capacity(entries.len());
     for (index, entry) in entries.iter().enumerate() {
         if first_bad.is_some() {
             break;
         }
         let seq = entry["seq"].as_u64();
-        if seq.is_none_or(|s| s <= last_seq) {
+        let Some(this) = seq.filter(|s| *s > last_seq) else {
             first_bad = Some(bad(
                 index,
                 seq,
                 "its `seq` does not follow the one before".into(),
             ));
             break;
-        }
-        last_seq = seq.unwrap_or(last_seq);
-        match check_entry(entry, &prev) {
+        };
+        last_seq = this;
+        match check_entry(entry, &prev, this, &mut before) {
             Ok(hash) => prev = hash,
             Err(reason) => first_bad = Some(bad(index, seq, reason)),
         }
@@ -285,5 +500,334 @@ pub fn check_export(export: &Value) -> ExportCheck {
         entries: entries.len(),
         head,
         first_bad,
+    }
+}
+
+/// Whether a checked export's chain ends at a head obtained elsewhere (from the server's
+/// `/verify`, or a copy kept earlier): the export alone proves only that it is consistent with
+/// itself, not that it is the plan's history. `trusted` is hex, either case.
+pub fn check_head(check: &ExportCheck, trusted: &str) -> Result<(), String> {
+    let trusted = trusted.trim().to_ascii_lowercase();
+    if trusted.len() != 64 || !trusted.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("`{trusted}` is not a SHA-256 in hex (64 digits)"));
+    }
+    match &check.head {
+        Some(head) if *head == trusted => Ok(()),
+        Some(head) => Err(format!("its head {head} is not the trusted head {trusted}")),
+        None => Err(format!(
+            "it has no entries, so no head; trusted head {trusted}"
+        )),
+    }
+}
+
+/// Whether `new` keeps every entry of `old` (an export kept earlier): both must check out on
+/// their own, and `old`'s entries must be `new`'s first entries, the same records at the same
+/// positions. Since each entry commits to the one before, nothing `old` holds was rewritten,
+/// removed or reordered in `new`; `new` only appended.
+pub fn check_extends(old: &Value, new: &Value) -> Result<(), String> {
+    let old_check = check_export(old);
+    if let Some(bad) = &old_check.first_bad {
+        let seq = bad.seq.map_or("?".to_owned(), |s| s.to_string());
+        return Err(format!(
+            "the older export does not check out: entry {} (seq {seq}): {}",
+            bad.index, bad.reason
+        ));
+    }
+    let empty = Vec::new();
+    let old_entries = old["entries"].as_array().unwrap_or(&empty);
+    let new_entries = new["entries"].as_array().unwrap_or(&empty);
+    if old_entries.len() > new_entries.len() {
+        return Err(format!(
+            "the older export has {} entries, this one only {}: entries were removed",
+            old_entries.len(),
+            new_entries.len()
+        ));
+    }
+    for (index, (was, is)) in old_entries.iter().zip(new_entries).enumerate() {
+        if was["hash"] != is["hash"] || was["seq"] != is["seq"] {
+            return Err(format!(
+                "entry {index} (seq {}) of the older export is not in this one: the chain was rewritten from there",
+                was["seq"]
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use mapline_store::{
+        ConflictRecord, DerivedHistory, PlanRecord, Side, SlipRecord, UpdateRecord,
+    };
+    use uuid::Uuid;
+
+    use super::*;
+
+    const BUYER: Uuid = Uuid::from_u128(0xb);
+    const SELLER: Uuid = Uuid::from_u128(0x5);
+
+    fn change(field: &str, kind: ChangeKind, old: &str, new: &str) -> ChangeRecord {
+        ChangeRecord {
+            entity: "milestones".into(),
+            entity_id: Some("m1".into()),
+            field: Some(field.into()),
+            kind,
+            old: Some(old.into()),
+            new: Some(new.into()),
+            conflict: None,
+        }
+    }
+
+    fn entry(author: Author, client: u64, at: i64, changes: Vec<ChangeRecord>) -> HistoryEntry {
+        HistoryEntry {
+            author,
+            client_ids: vec![client],
+            received_at_ms: at,
+            changes,
+            slips: Vec::new(),
+            update_sha256: [at as u8; 32],
+            prev_sha256: GENESIS,
+        }
+    }
+
+    /// A plan whose history has a creation, a buyer's move with a slip, a seller's concurrent
+    /// move that lost (a conflict naming the buyer's entry), and a member's edit.
+    fn plan_with_history() -> (tempfile::TempDir, Store, PlanId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("mapline.redb")).unwrap();
+        let plan = Uuid::from_u128(1);
+        let record = PlanRecord {
+            title: "Rollout".into(),
+            buyer_org: "Northwind".into(),
+            seller_org: "Mapline".into(),
+            go_live: "2027-04-01".into(),
+            created_at_ms: 1,
+        };
+        let first = UpdateRecord {
+            author: Author::System,
+            client_ids: vec![1],
+            received_at_ms: 1,
+            update: vec![0, 0],
+        };
+        store
+            .create_plan(plan, &record, &first, &[], &DerivedHistory::none(plan))
+            .unwrap();
+        let buyer = Author::Share {
+            id: BUYER,
+            side: Side::Buyer,
+        };
+        let seller = Author::Share {
+            id: SELLER,
+            side: Side::Seller,
+        };
+        let mut moved = entry(
+            buyer,
+            20,
+            2_000,
+            vec![change(
+                "due",
+                ChangeKind::Updated,
+                "\"2027-01-01\"",
+                "\"2027-01-08\"",
+            )],
+        );
+        moved.slips.push(SlipRecord {
+            milestone_id: Some("m1".into()),
+            title: Some("Security review".into()),
+            from: "2027-01-01".into(),
+            to: Some("2027-01-08".into()),
+            days: Some(7),
+            reason: None,
+            kept: true,
+        });
+        let mut lost = change(
+            "due",
+            ChangeKind::Conflict,
+            "\"2027-01-15\"",
+            "\"2027-01-08\"",
+        );
+        lost.conflict = Some(ConflictRecord {
+            kept_client: 20,
+            lost_client: 30,
+            lost_here: true,
+        });
+        let mut entries = vec![
+            (
+                1,
+                entry(
+                    Author::System,
+                    1,
+                    1_000,
+                    vec![ChangeRecord {
+                        field: None,
+                        old: None,
+                        kind: ChangeKind::Created,
+                        ..change("", ChangeKind::Created, "", "{}")
+                    }],
+                ),
+            ),
+            (2, moved),
+            (3, entry(seller, 30, 3_000, vec![lost])),
+            (
+                5,
+                entry(
+                    Author::Member {
+                        id: Uuid::from_u128(0x77),
+                        side: Side::Seller,
+                    },
+                    40,
+                    5_000,
+                    vec![change("title", ChangeKind::Updated, "\"A\"", "\"B\"")],
+                ),
+            ),
+        ];
+        let mut prev = GENESIS;
+        for (_, e) in &mut entries {
+            e.prev_sha256 = prev;
+            prev = sha256(&e.stored_bytes());
+        }
+        store
+            .commit_history(&[DerivedHistory {
+                plan_id: plan,
+                entries,
+                through: 5,
+                summary: None,
+            }])
+            .unwrap();
+        (dir, store, plan)
+    }
+
+    #[test]
+    fn the_export_shows_each_entry_as_the_history_api_does_and_checks_out() {
+        let (_dir, store, plan) = plan_with_history();
+        let export = export(&store, plan, 9_000, true).unwrap();
+        let (mut history, _) =
+            crate::plan_api::history_page(&store, plan, None, usize::MAX, true).unwrap();
+        history.reverse();
+        let entries = export["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), 4);
+        for (exported, shown) in entries.iter().zip(&history) {
+            for key in ["seq", "at", "who", "changes", "slips"] {
+                assert_eq!(exported[key], shown[key], "{key} of seq {}", shown["seq"]);
+            }
+        }
+        // The conflict names the buyer's entry as the kept writer.
+        let conflict = &entries[2]["changes"][0];
+        assert_eq!(conflict["kept"]["seq"], 2);
+        assert_eq!(conflict["kept"]["who"]["shareId"], json!(BUYER));
+        assert_eq!(conflict["lost"]["who"]["shareId"], json!(SELLER));
+        let check = check_export(&export);
+        assert_eq!(check.first_bad, None);
+        assert_eq!(
+            check.head.as_ref(),
+            export["head"].as_str().map(str::to_owned).as_ref()
+        );
+    }
+
+    /// The reason the first bad entry gives after `forge` edits the export.
+    fn refused(forge: impl FnOnce(&mut Value)) -> Option<(usize, String)> {
+        let (_dir, store, plan) = plan_with_history();
+        let mut export = export(&store, plan, 9_000, true).unwrap();
+        forge(&mut export);
+        check_export(&export)
+            .first_bad
+            .map(|bad| (bad.index, bad.reason))
+    }
+
+    #[test]
+    fn a_conflict_naming_another_writer_is_refused() {
+        // The kept value claimed for the seller, the lost one for the buyer.
+        let found = refused(|e| {
+            e["entries"][2]["changes"][0]["kept"]["who"]["shareId"] = json!(SELLER);
+        });
+        assert_eq!(
+            found,
+            Some((2, "its `changes`: change 0: `kept`.`who` `shareId` is not the author its record holds".into()))
+        );
+        let found =
+            refused(|e| e["entries"][2]["changes"][0]["lost"]["who"]["side"] = json!("buyer"));
+        assert!(found.is_some_and(|(i, why)| i == 2 && why.contains("`lost`.`who` `side`")));
+        let found = refused(|e| e["entries"][2]["changes"][0]["kept"]["seq"] = json!(1));
+        assert_eq!(
+            found,
+            Some((2, "its `changes` are not the ones its record holds".into()))
+        );
+    }
+
+    #[test]
+    fn values_of_another_type_and_unknown_keys_are_refused() {
+        let changes = "its `changes` are not the ones its record holds";
+        for (forge, at, why) in [
+            (
+                Box::new(|e: &mut Value| e["entries"][0]["changes"][0]["field"] = json!(7))
+                    as Box<dyn FnOnce(&mut Value)>,
+                0,
+                changes,
+            ),
+            (
+                Box::new(|e: &mut Value| e["entries"][0]["changes"][0]["old"] = json!(false)),
+                0,
+                changes,
+            ),
+            (
+                Box::new(|e: &mut Value| e["entries"][1]["slips"][0]["reason"] = json!(["x"])),
+                1,
+                "its `slips` are not the ones its record holds",
+            ),
+            (
+                Box::new(|e: &mut Value| e["entries"][1]["slips"][0]["title"] = json!("Other")),
+                1,
+                "its `slips` are not the ones its record holds",
+            ),
+            (
+                Box::new(|e: &mut Value| e["entries"][3]["changes"][0]["extra"] = json!(1)),
+                3,
+                changes,
+            ),
+            (
+                Box::new(|e: &mut Value| e["entries"][3]["who"]["name"] = json!(3)),
+                3,
+                "its `who` `name` is not text",
+            ),
+            (
+                Box::new(|e: &mut Value| e["entries"][3]["who"]["memberId"] = json!(BUYER)),
+                3,
+                "its `who` `memberId` is not the author its record holds",
+            ),
+            (
+                Box::new(|e: &mut Value| e["entries"][1]["update"] = json!("00")),
+                1,
+                "its `update` is not the update hash its record holds",
+            ),
+        ] {
+            assert_eq!(refused(forge), Some((at, why.to_owned())), "{why}");
+        }
+        // A name the server adds is free text: not covered by the record.
+        assert_eq!(
+            refused(|e| e["entries"][3]["who"]["name"] = json!("Anyone")),
+            None
+        );
+    }
+
+    #[test]
+    fn a_record_with_bytes_left_over_is_refused() {
+        // The real record followed by its own prev hash again: it still decodes (postcard stops
+        // at the end of the entry), still ends with the prev hash and is rehashed, so the chain
+        // links — but the hash is over bytes that are not the entry alone.
+        let found = refused(|e| {
+            let entry = &mut e["entries"].as_array_mut().unwrap()[0];
+            let mut bytes = BASE64.decode(entry["record"].as_str().unwrap()).unwrap();
+            bytes.extend_from_slice(&GENESIS);
+            entry["record"] = json!(BASE64.encode(&bytes));
+            entry["hash"] = json!(hex(&sha256(&bytes)));
+            e["entries"][1]["prev"] = json!(hex(&sha256(&bytes)));
+        });
+        assert_eq!(
+            found,
+            Some((
+                0,
+                "its record is not exactly one encoded entry (bytes left over)".into()
+            ))
+        );
     }
 }

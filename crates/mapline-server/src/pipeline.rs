@@ -16,7 +16,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{NaiveDate, Utc};
 use mapline_plan::Plan;
-use mapline_plan::summary::{ActivitySide, HistoryFacts, Observation, PlanSummary, summarize};
+use mapline_plan::summary::{
+    ActivitySide, HistoryFacts, Observation, PlanSummary, SUMMARY_VERSION, summarize,
+};
 use mapline_store::{
     Author, DerivedHistory, DocRef, EncodedSummary, HistoryEntry, PlanId, PlanRecord, Seq, Side,
     Store, StoreError,
@@ -79,7 +81,11 @@ pub fn summary_of_history<'a>(
     for entry in entries {
         facts.observe(&observation(entry));
     }
-    EncodedSummary::new(through, &summarize(plan, first_go_live(record), facts))
+    EncodedSummary::new(
+        SUMMARY_VERSION,
+        through,
+        &summarize(plan, first_go_live(record), facts),
+    )
 }
 
 /// The roots a summary reads from the plan: history that touches none of them leaves its plan
@@ -95,7 +101,7 @@ pub fn advance(
     plan: impl FnOnce() -> Plan,
     pending: &DerivedHistory,
 ) -> Result<EncodedSummary, StoreError> {
-    let state = store.summary_state::<PlanSummary>(pending.plan_id)?;
+    let state = store.summary_state::<PlanSummary>(pending.plan_id, SUMMARY_VERSION)?;
     let (mut through, previous) = match state.summary {
         Some((through, summary)) => (through, Some(summary)),
         None => (0, None),
@@ -134,7 +140,7 @@ pub fn advance(
             summarize(&plan(), first, facts)
         }
     };
-    Ok(EncodedSummary::new(through, &summary))
+    Ok(EncodedSummary::new(SUMMARY_VERSION, through, &summary))
 }
 
 /// Sets the summary of history about to be stored, from the plan as its room holds it. The
@@ -167,7 +173,7 @@ fn fill_one(
     plan_id: PlanId,
     loaded: Option<(Plan, Seq)>,
 ) -> Result<Option<PlanSummary>, StoreError> {
-    let state = store.summary_state::<PlanSummary>(plan_id)?;
+    let state = store.summary_state::<PlanSummary>(plan_id, SUMMARY_VERSION)?;
     if let Some((_, summary)) = state.summary {
         return Ok(Some(summary));
     }
@@ -188,7 +194,7 @@ fn fill_one(
     store.fill_summary(
         plan_id,
         state.derived_through,
-        &EncodedSummary::new(state.derived_through, &summary),
+        &EncodedSummary::new(SUMMARY_VERSION, state.derived_through, &summary),
     )?;
     Ok(Some(summary))
 }
@@ -197,13 +203,15 @@ fn fill_one(
 pub(crate) async fn fill_missing(app: Arc<App>) {
     let store = app.store.clone();
     let missing = match tokio::task::spawn_blocking(move || {
-        store.plans_with_summaries::<PlanSummary>().map(|plans| {
-            plans
-                .into_iter()
-                .filter(|(_, _, s)| s.is_none())
-                .map(|(id, _, _)| id)
-                .collect::<Vec<_>>()
-        })
+        store
+            .plans_with_summaries::<PlanSummary>(SUMMARY_VERSION)
+            .map(|plans| {
+                plans
+                    .into_iter()
+                    .filter(|(_, _, s)| s.is_none())
+                    .map(|(id, _, _)| id)
+                    .collect::<Vec<_>>()
+            })
     })
     .await
     {
@@ -316,7 +324,7 @@ async fn rows(
             None => HashSet::new(),
         };
         Ok::<_, mapline_store::StoreError>((
-            store.plans_with_summaries::<PlanSummary>()?,
+            store.plans_with_summaries::<PlanSummary>(SUMMARY_VERSION)?,
             own,
             store.plan_owners()?,
         ))
@@ -367,6 +375,9 @@ struct SlipsView {
     last_14_days: usize,
 }
 
+/// The title of a plan whose current title is empty or cleared (as the web client shows it).
+pub(crate) const UNTITLED: &str = "Untitled plan";
+
 /// A row as the API shows it (the contract's Summary; `createdAt` kept from the earlier
 /// listing). Serialized straight from this struct: with 10,000 rows, building a JSON tree
 /// first cost as much as everything else.
@@ -398,7 +409,9 @@ fn row_view(row: &Row, today: NaiveDate) -> RowView<'_> {
     let s = &row.summary;
     RowView {
         id: row.id,
-        title: s.title.as_deref().unwrap_or(&row.record.title),
+        // The plan's current title, as `GET /api/plans/{id}` shows it: a cleared title is
+        // untitled, never the title the plan was created with.
+        title: s.title.as_deref().unwrap_or(UNTITLED),
         buyer_org: s.buyer_org.as_deref().unwrap_or(&row.record.buyer_org),
         seller_org: s.seller_org.as_deref().unwrap_or(&row.record.seller_org),
         go_live: s.go_live.as_deref(),
@@ -576,7 +589,7 @@ mod tests {
 
     fn stored(store: &Store, plan: PlanId) -> (Seq, PlanSummary) {
         store
-            .summary_state::<PlanSummary>(plan)
+            .summary_state::<PlanSummary>(plan, SUMMARY_VERSION)
             .unwrap()
             .summary
             .unwrap()
@@ -651,7 +664,7 @@ mod tests {
             .unwrap();
         assert!(
             store
-                .summary_state::<PlanSummary>(id)
+                .summary_state::<PlanSummary>(id, SUMMARY_VERSION)
                 .unwrap()
                 .summary
                 .is_none()

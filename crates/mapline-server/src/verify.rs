@@ -41,6 +41,10 @@ pub struct PlanVerification {
     pub plan_id: PlanId,
     pub updates: usize,
     pub history_entries: usize,
+    /// SHA-256 of the last stored history entry's bytes, from the same read as the checks (the
+    /// head of the plan's audit export); `None` without history.
+    #[serde(skip)]
+    pub head: Option<[u8; 32]>,
     pub problems: Vec<Problem>,
 }
 
@@ -84,6 +88,7 @@ pub fn verify_plan(store: &Store, plan_id: PlanId) -> Result<PlanVerification, S
         plan_id,
         updates: audit.log.len(),
         history_entries: audit.history.len(),
+        head: audit.history.last().map(|(_, _, digest)| *digest),
         problems,
     })
 }

@@ -6,12 +6,19 @@
 //! as of, and hands it back decoded. It is derived data, like history: it is written in the same
 //! transaction as the history it was computed with (a [`DerivedHistory`] carries it), a record
 //! that no longer decodes reads as missing, and the server computes a missing one again.
+//!
+//! The record carries the version of the summary's shape and meaning that the server wrote it
+//! with (the server's `SUMMARY_VERSION`, passed in: this crate never sees the summary type): a
+//! record of another version reads as missing, so a change to how a summary is computed
+//! recomputes every stored one instead of listing stale rows. Its own format byte
+//! ([`SUMMARY_FORMAT`], not the shared record format byte) keeps records written before the
+//! version existed from ever decoding as versioned ones.
 
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::error::Result;
-use crate::records::{DerivedHistory, HistoryEntry, PlanId, PlanRecord, Seq, encode};
+use crate::records::{DerivedHistory, HistoryEntry, PlanId, PlanRecord, Seq};
 use crate::store::{BackupError, Store, copy_table};
 
 /// Plan id → [`Stored`] summary.
@@ -30,50 +37,90 @@ pub(crate) fn copy_tables(
     Ok(())
 }
 
-/// The stored value: the summary and the last log position whose history it includes.
+/// The format byte of a summary record: `{ version, through, summary }`. Records of the shared
+/// format byte (`1`, `{ through, summary }`, written before summaries had a version) read as
+/// missing.
+pub(crate) const SUMMARY_FORMAT: u8 = 2;
+
+/// The stored value: the version of the summary's shape, the last log position whose history
+/// it includes, and the summary.
 #[derive(Serialize, Deserialize)]
 struct Stored<T> {
+    version: u32,
     through: Seq,
     summary: T,
 }
 
 /// A summary ready to store, encoded by [`EncodedSummary::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EncodedSummary(Vec<u8>);
+pub struct EncodedSummary {
+    version: u32,
+    through: Seq,
+    bytes: Vec<u8>,
+}
 
 impl EncodedSummary {
-    /// Encodes a summary as of log position `through`.
-    pub fn new<T: Serialize>(through: Seq, summary: &T) -> Self {
-        Self(encode(&Stored { through, summary }))
+    /// Encodes a summary of shape `version` as of log position `through`.
+    pub fn new<T: Serialize>(version: u32, through: Seq, summary: &T) -> Self {
+        let mut bytes = vec![SUMMARY_FORMAT];
+        // postcard only fails on writer errors or unsupported serde features; a Vec writer
+        // with plain structs has neither, so an error here is a bug in the summary type.
+        postcard::to_io(
+            &Stored {
+                version,
+                through,
+                summary,
+            },
+            &mut bytes,
+        )
+        .expect("postcard encodes plain records into a Vec");
+        Self {
+            version,
+            through,
+            bytes,
+        }
+    }
+
+    /// The log position it is as of.
+    pub fn through(&self) -> Seq {
+        self.through
     }
 }
 
-/// The position a stored summary is as of, read without decoding the summary (it is the
-/// record's first field).
-fn through_of(bytes: &[u8]) -> Option<Seq> {
+/// The position a stored summary of shape `version` is as of, read without decoding the
+/// summary (version and position are the record's first fields); `None` for a record of
+/// another version or format, which counts as missing.
+fn through_of(bytes: &[u8], version: u32) -> Option<Seq> {
     match bytes.split_first() {
-        Some((&crate::records::RECORD_FORMAT, body)) => postcard::take_from_bytes::<Seq>(body)
-            .ok()
-            .map(|(through, _)| through),
-        _ => None,
-    }
-}
-
-/// Decodes a stored summary only if the record is exactly one `Stored<T>`: postcard is not
-/// self-describing, so bytes left over mean the summary was written in another shape.
-fn decoded<T: DeserializeOwned>(bytes: &[u8]) -> Option<(Seq, T)> {
-    match bytes.split_first() {
-        Some((&crate::records::RECORD_FORMAT, body)) => {
-            match postcard::take_from_bytes::<Stored<T>>(body) {
-                Ok((stored, [])) => Some((stored.through, stored.summary)),
-                _ => None,
+        Some((&SUMMARY_FORMAT, body)) => {
+            let (stored, rest) = postcard::take_from_bytes::<u32>(body).ok()?;
+            if stored != version {
+                return None;
             }
+            postcard::take_from_bytes::<Seq>(rest)
+                .ok()
+                .map(|(through, _)| through)
         }
         _ => None,
     }
 }
 
-/// Writes the summaries a batch of derived history carries (inside its transaction).
+/// Decodes a stored summary only if the record is of shape `version` and exactly one
+/// `Stored<T>`: postcard is not self-describing, so bytes left over mean the summary was
+/// written in another shape.
+fn decoded<T: DeserializeOwned>(bytes: &[u8], version: u32) -> Option<(Seq, T)> {
+    match bytes.split_first() {
+        Some((&SUMMARY_FORMAT, body)) => match postcard::take_from_bytes::<Stored<T>>(body) {
+            Ok((stored, [])) if stored.version == version => Some((stored.through, stored.summary)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Writes the summaries a batch of derived history carries (inside its transaction), except
+/// where the stored summary (of the same version) is as of a later position: two flushes or a
+/// catch-up and a flush computed in either order never move a plan's summary back.
 pub(crate) fn write_summaries(
     txn: &redb::WriteTransaction,
     batch: &[DerivedHistory],
@@ -84,7 +131,20 @@ pub(crate) fn write_summaries(
     let mut table = txn.open_table(SUMMARIES)?;
     for item in batch {
         if let Some(summary) = &item.summary {
-            table.insert(item.plan_id.as_u128(), summary.0.as_slice())?;
+            let key = item.plan_id.as_u128();
+            let newer = table
+                .get(key)?
+                .and_then(|v| through_of(v.value(), summary.version))
+                .is_some_and(|stored| stored > summary.through);
+            if newer {
+                tracing::debug!(
+                    plan_id = %item.plan_id,
+                    through = summary.through,
+                    "a newer summary is stored; keeping it"
+                );
+                continue;
+            }
+            table.insert(key, summary.bytes.as_slice())?;
         }
     }
     Ok(())
@@ -109,9 +169,12 @@ pub struct SummaryState<T> {
 }
 
 impl Store {
-    /// Every plan with its stored summary (`None` when missing or no longer decodable), in
-    /// one read transaction, oldest plan first.
-    pub fn plans_with_summaries<T: DeserializeOwned>(&self) -> Result<Vec<PlanWithSummary<T>>> {
+    /// Every plan with its stored summary (`None` when missing, of another `version` or no
+    /// longer decodable), in one read transaction, oldest plan first.
+    pub fn plans_with_summaries<T: DeserializeOwned>(
+        &self,
+        version: u32,
+    ) -> Result<Vec<PlanWithSummary<T>>> {
         self.read(|txn| {
             let plans = txn.open_table(crate::store::PLANS_TABLE)?;
             let summaries = txn.open_table(SUMMARIES)?;
@@ -120,22 +183,28 @@ impl Store {
                 let (key, value) = entry?;
                 let id = PlanId::from_u128(key.value());
                 let record = crate::store::decode_or_corrupt("plans", id, value.value())?;
-                let summary = summaries.get(key.value())?.and_then(|v| decoded(v.value()));
+                let summary = summaries
+                    .get(key.value())?
+                    .and_then(|v| decoded(v.value(), version));
                 out.push((id, record, summary));
             }
             Ok(out)
         })
     }
 
-    /// A plan's stored summary and the history it does not include yet, read together: what
-    /// advancing the summary needs.
-    pub fn summary_state<T: DeserializeOwned>(&self, plan: PlanId) -> Result<SummaryState<T>> {
+    /// A plan's stored summary of shape `version` and the history it does not include yet,
+    /// read together: what advancing the summary needs.
+    pub fn summary_state<T: DeserializeOwned>(
+        &self,
+        plan: PlanId,
+        version: u32,
+    ) -> Result<SummaryState<T>> {
         self.read(|txn| {
             let key = plan.as_u128();
             let summary: Option<(Seq, T)> = txn
                 .open_table(SUMMARIES)?
                 .get(key)?
-                .and_then(|v| decoded(v.value()));
+                .and_then(|v| decoded(v.value(), version));
             let after = summary.as_ref().map_or(0, |(through, _)| *through);
             let history = txn.open_table(crate::store::HISTORY_TABLE)?;
             let mut entries_after = Vec::new();
@@ -177,7 +246,7 @@ impl Store {
             let mut table = txn.open_table(SUMMARIES)?;
             let newer = table
                 .get(plan.as_u128())?
-                .and_then(|v| through_of(v.value()))
+                .and_then(|v| through_of(v.value(), summary.version))
                 .is_some_and(|stored| stored >= through);
             if newer
                 || txn
@@ -187,7 +256,7 @@ impl Store {
             {
                 return Ok(false);
             }
-            table.insert(plan.as_u128(), summary.0.as_slice())?;
+            table.insert(plan.as_u128(), summary.bytes.as_slice())?;
             Ok(true)
         })
     }

@@ -488,7 +488,7 @@ fn a_summary_is_stored_with_the_history_it_was_computed_with() {
     let other = create(&store, 2);
     let listed = |store: &Store| -> Vec<Option<(Seq, Summary)>> {
         store
-            .plans_with_summaries::<Summary>()
+            .plans_with_summaries::<Summary>(1)
             .unwrap()
             .into_iter()
             .map(|(_, _, s)| s)
@@ -496,7 +496,7 @@ fn a_summary_is_stored_with_the_history_it_was_computed_with() {
     };
     assert_eq!(listed(&store), [None, None]);
     let mut batch = derived(plan, &[(2, entry(10, 1))], 2);
-    batch.summary = Some(EncodedSummary::new(2, &summary("A", 1)));
+    batch.summary = Some(EncodedSummary::new(1, 2, &summary("A", 1)));
     store.commit_history(&[batch]).unwrap();
     assert_eq!(listed(&store), [Some((2, summary("A", 1))), None]);
 
@@ -504,27 +504,27 @@ fn a_summary_is_stored_with_the_history_it_was_computed_with() {
     store
         .commit_history(&[derived(plan, &[(4, entry(20, 1))], 5)])
         .unwrap();
-    let state = store.summary_state::<Summary>(plan).unwrap();
+    let state = store.summary_state::<Summary>(plan, 1).unwrap();
     assert_eq!(state.summary, Some((2, summary("A", 1))));
     assert_eq!(state.entries_after, [(4, entry(20, 1))]);
     assert_eq!(state.derived_through, 5);
-    let none = store.summary_state::<Summary>(other).unwrap();
+    let none = store.summary_state::<Summary>(other, 1).unwrap();
     assert!(none.summary.is_none() && none.entries_after.is_empty() && none.record.is_some());
 
     // A fill never replaces a summary as of the same or a later position.
     assert!(
         !store
-            .fill_summary(plan, 2, &EncodedSummary::new(2, &summary("stale", 0)))
+            .fill_summary(plan, 2, &EncodedSummary::new(1, 2, &summary("stale", 0)))
             .unwrap()
     );
     assert!(
         store
-            .fill_summary(plan, 5, &EncodedSummary::new(5, &summary("B", 2)))
+            .fill_summary(plan, 5, &EncodedSummary::new(1, 5, &summary("B", 2)))
             .unwrap()
     );
     assert!(
         store
-            .fill_summary(other, 1, &EncodedSummary::new(1, &summary("C", 0)))
+            .fill_summary(other, 1, &EncodedSummary::new(1, 1, &summary("C", 0)))
             .unwrap()
     );
     assert!(
@@ -532,7 +532,7 @@ fn a_summary_is_stored_with_the_history_it_was_computed_with() {
             .fill_summary(
                 PlanId::from_u128(99),
                 1,
-                &EncodedSummary::new(1, &summary("x", 0))
+                &EncodedSummary::new(1, 1, &summary("x", 0))
             )
             .unwrap()
     );
@@ -544,7 +544,7 @@ fn a_summary_is_stored_with_the_history_it_was_computed_with() {
     // A summary of another shape reads as missing (it is computed again).
     assert!(
         store
-            .plans_with_summaries::<u8>()
+            .plans_with_summaries::<u8>(1)
             .unwrap()
             .iter()
             .all(|(_, _, s)| s.is_none())
@@ -560,6 +560,86 @@ fn a_summary_is_stored_with_the_history_it_was_computed_with() {
     );
     store.replace_history(&derived(plan, &[], 5)).unwrap();
     assert_eq!(listed(&store), [None, Some((1, summary("C", 0)))]);
+}
+
+#[test]
+fn an_older_summary_never_replaces_a_newer_one() {
+    let (_dir, store) = new_store();
+    let plan = create(&store, 1);
+    let with_summary = |through: Seq, title: &str| {
+        let mut batch = derived(plan, &[], through);
+        batch.summary = Some(EncodedSummary::new(1, through, &summary(title, 0)));
+        batch
+    };
+    let stored = |store: &Store| {
+        store
+            .summary_state::<Summary>(plan, 1)
+            .unwrap()
+            .summary
+            .map(|(through, s)| (through, s.title))
+    };
+    store.commit_history(&[with_summary(5, "new")]).unwrap();
+    // A flush computed before the newer one but committed after it.
+    store.commit_history(&[with_summary(3, "old")]).unwrap();
+    assert_eq!(stored(&store), Some((5, "new".into())));
+    // The same position replaces it (a rebuild, a recomputation).
+    store.commit_history(&[with_summary(5, "again")]).unwrap();
+    assert_eq!(stored(&store), Some((5, "again".into())));
+    store.commit_history(&[with_summary(6, "later")]).unwrap();
+    assert_eq!(stored(&store), Some((6, "later".into())));
+}
+
+#[test]
+fn a_summary_of_another_version_reads_as_missing_and_is_replaced() {
+    let (_dir, store) = new_store();
+    let plan = create(&store, 1);
+    let mut batch = derived(plan, &[], 5);
+    batch.summary = Some(EncodedSummary::new(1, 5, &summary("v1", 0)));
+    store.commit_history(&[batch]).unwrap();
+    let summary_of = |store: &Store, version: u32| {
+        store
+            .summary_state::<Summary>(plan, version)
+            .unwrap()
+            .summary
+            .map(|(through, s)| (through, s.title))
+    };
+    assert_eq!(summary_of(&store, 1), Some((5, "v1".into())));
+    assert_eq!(summary_of(&store, 2), None);
+    assert!(
+        store.plans_with_summaries::<Summary>(2).unwrap()[0]
+            .2
+            .is_none()
+    );
+    // A version-2 summary replaces it even as of an earlier position: the other version's
+    // position means nothing to this one.
+    let mut batch = derived(plan, &[], 5);
+    batch.summary = Some(EncodedSummary::new(2, 3, &summary("v2", 0)));
+    store.commit_history(&[batch]).unwrap();
+    assert_eq!(summary_of(&store, 2), Some((3, "v2".into())));
+    assert_eq!(summary_of(&store, 1), None);
+    // A fill counts the other version as missing too.
+    let mut batch = derived(plan, &[], 5);
+    batch.summary = Some(EncodedSummary::new(1, 9, &summary("v1 again", 0)));
+    store.commit_history(&[batch]).unwrap();
+    assert!(
+        store
+            .fill_summary(plan, 4, &EncodedSummary::new(2, 4, &summary("filled", 0)))
+            .unwrap()
+    );
+    assert_eq!(summary_of(&store, 2), Some((4, "filled".into())));
+
+    // A record written before summaries had a version (the shared format byte,
+    // `{ through, summary }`) never decodes as a versioned one, whatever its position.
+    store
+        .write(|txn| {
+            let old = crate::records::encode(&(1u64, summary("unversioned", 0)));
+            txn.open_table(crate::summaries::SUMMARIES)?
+                .insert(plan.as_u128(), old.as_slice())?;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(summary_of(&store, 1), None);
+    assert_eq!(summary_of(&store, 2), None);
 }
 
 #[test]

@@ -85,6 +85,15 @@ enum Command {
 struct VerifyAuditArgs {
     /// The audit export (JSON).
     file: PathBuf,
+    /// A head hash (hex) obtained elsewhere — the server's `/verify`, a copy kept earlier: the
+    /// export's chain must end exactly there. Without it the check proves only that the file is
+    /// consistent with itself.
+    #[arg(long, value_name = "HEX")]
+    head: Option<String>,
+    /// An older export of the same plan kept earlier: it must check out, and its entries must
+    /// be this export's first entries (nothing it held was rewritten or removed).
+    #[arg(long, value_name = "OLD.json")]
+    extends: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -791,24 +800,44 @@ async fn shutdown_signal() {
 }
 
 fn verify_audit(args: &VerifyAuditArgs) -> anyhow::Result<std::process::ExitCode> {
-    let text = std::fs::read_to_string(&args.file)
-        .with_context(|| format!("reading {}", args.file.display()))?;
-    let export: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not JSON", args.file.display()))?;
+    let read = |path: &PathBuf| -> anyhow::Result<serde_json::Value> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+    };
+    let export = read(&args.file)?;
+    let old = args.extends.as_ref().map(read).transpose()?;
     let check = mapline_server::audit::check_export(&export);
-    match &check.first_bad {
-        None => {
-            println!(
-                "ok: {} entries, head {}",
-                check.entries,
-                check.head.as_deref().unwrap_or("(none)")
-            );
-            Ok(std::process::ExitCode::SUCCESS)
-        }
-        Some(bad) => {
-            let seq = bad.seq.map_or("?".to_owned(), |s| s.to_string());
-            println!("bad: entry {} (seq {seq}): {}", bad.index, bad.reason);
-            Ok(std::process::ExitCode::from(1))
-        }
+    if let Some(bad) = &check.first_bad {
+        let seq = bad.seq.map_or("?".to_owned(), |s| s.to_string());
+        println!("bad: entry {} (seq {seq}): {}", bad.index, bad.reason);
+        return Ok(std::process::ExitCode::from(1));
     }
+    if let Some(trusted) = &args.head
+        && let Err(why) = mapline_server::audit::check_head(&check, trusted)
+    {
+        println!("bad: head: {why}");
+        return Ok(std::process::ExitCode::from(1));
+    }
+    if let (Some(old), Some(path)) = (&old, &args.extends)
+        && let Err(why) = mapline_server::audit::check_extends(old, &export)
+    {
+        println!("bad: extends {}: {why}", path.display());
+        return Ok(std::process::ExitCode::from(1));
+    }
+    println!(
+        "ok: {} entries, head {}",
+        check.entries,
+        check.head.as_deref().unwrap_or("(none)")
+    );
+    if args.head.is_some() {
+        println!("the head is the trusted one");
+    }
+    if let Some(path) = &args.extends {
+        println!(
+            "it extends {}: every entry of it is still here",
+            path.display()
+        );
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }
