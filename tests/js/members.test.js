@@ -537,7 +537,7 @@ test('logout with a dead session answers 401 and clears the cookie; session rout
 test('the pipeline by role: a rep lists the plans they own or were added to, a manager every plan; a buyer link none', async () => {
   const rae = await member('rae@example.com', 'Rae Rep', 'rep')
   const ray = await member('ray@example.com', 'Ray Rep', 'rep')
-  const max = await member('max@example.com', 'Max Manager', 'manager')
+  const max = await member('max.manager@example.com', 'Max Manager', 'manager')
   const raes = (await asMember(rae, 'POST', '/api/plans', { body: { ...newPlan, title: 'Rae’s deal' } })).body.id
   const rays = (await asMember(ray, 'POST', '/api/plans', { body: { ...newPlan, title: 'Ray’s deal' } })).body.id
   const ids = async (who, query = '') => (await asMember(who, 'GET', `/api/plans${query}`)).body.plans.map(p => p.id)

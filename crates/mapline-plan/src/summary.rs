@@ -371,17 +371,23 @@ impl PlanSummary {
             Standing::AtRisk => "At risk",
             Standing::OffTrack => "Off track",
         };
+        // A buyer who never edited has not gone quiet: they have not started.
+        let never_active = self.facts.last_buyer_ms.is_none();
+        let quiet_words = |days: i64, capital: bool| match (never_active, capital) {
+            (true, true) => format!("No buyer activity yet ({days} days)"),
+            (true, false) => format!("no buyer activity yet ({days} days)"),
+            (false, true) => format!("Buyer gone quiet for {days} days"),
+            (false, false) => format!("buyer gone quiet for {days} days"),
+        };
         let health_words = match (details.is_empty(), quiet) {
             (true, None) => head.to_owned(),
-            (true, Some(days)) if health == Standing::OnTrack => {
-                format!("Buyer gone quiet for {days} days")
-            }
-            (true, Some(days)) => format!("{head}: buyer gone quiet for {days} days"),
+            (true, Some(days)) if health == Standing::OnTrack => quiet_words(days, true),
+            (true, Some(days)) => format!("{head}: {}", quiet_words(days, false)),
             (false, quiet) => {
                 details.truncate(2);
                 let mut words = format!("{head}: {}", details.join(", "));
                 if let Some(days) = quiet {
-                    words.push_str(&format!("; buyer gone quiet for {days} days"));
+                    words.push_str(&format!("; {}", quiet_words(days, false)));
                 }
                 words
             }
@@ -644,6 +650,10 @@ mod tests {
             );
             assert_eq!(s.view(day("2026-12-11")).buyer_quiet_days, Some(10));
             assert_eq!(s.view(day("2026-12-11")).last_buyer_activity_ms, None);
+            assert_eq!(
+                s.view(day("2026-12-11")).health_words,
+                "No buyer activity yet (10 days)"
+            );
         });
     }
 
