@@ -57,7 +57,8 @@ test('every bad request gets its status and a JSON error', async () => {
   const cases = [
     ['missing token', 'POST', '/api/plans', { body: good, token: null }, 401, 'missing_token'],
     ['wrong token', 'GET', '/api/plans', { token: 'not-a-token' }, 401, 'invalid_token'],
-    ['share token on an admin route', 'GET', '/api/plans', { token: plan.seller }, 403, 'admin_only'],
+    ['share token on an admin route', 'GET', '/api/webhooks', { token: plan.seller }, 403, 'admin_only'],
+    ['share token on the pipeline', 'GET', '/api/plans', { token: plan.seller }, 403, 'members_only'],
     ['share token creating plans', 'POST', '/api/plans', { body: good, token: plan.buyer }, 403, 'admin_only'],
     ['buyer token minting a seller share', 'POST', `/api/plans/${plan.id}/shares`, { body: { side: 'seller', role: 'editor', label: 'x' }, token: plan.buyer }, 403, 'buyer_links_only'],
     ['invalid JSON', 'POST', '/api/plans', { raw: '{"title":', headers: { 'content-type': 'application/json' } }, 400, 'invalid_json'],
