@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mapline_plan::admission::{Admission, PlanLimits, Refusal};
-use mapline_plan::{HistoryTracker, Plan};
+use mapline_plan::{HistoryTracker, Plan, TrackerIndex};
 use mapline_store::{
     DerivedHistory, DocKind, DocRef, DocumentLoad, HistoryEntry, PlanId, Seq, Snapshot,
     UpdateRecord,
@@ -78,11 +78,19 @@ struct Member {
 
 struct RoomState {
     awareness: Awareness,
-    /// What an update may bring in before it is stored (see [`Room::admit`]).
+    /// What an update may bring in before it is stored (see [`Room::admit`]). Empty while
+    /// `unindexed` holds what it is to be built from: read it through [`RoomState::indexed`].
     admission: Admission,
     /// Derives each applied update's history and holds the document's last read state (plan
-    /// documents only: nothing is derived from an internal document).
+    /// documents only: nothing is derived from an internal document). `None` while
+    /// `unindexed` is set: read it through [`RoomState::indexed`].
     tracker: Option<HistoryTracker>,
+    /// The stored state a room loaded, until admission's index and the tracker are built from
+    /// it. A cold load answers its first readers from the document alone; the indexes are
+    /// built off the lock ([`Room::build_indexes`]) or, if an update or a projection needs
+    /// them first, at that moment under the lock. While this is set nothing has changed the
+    /// document since its load: every path that changes it builds the indexes first.
+    unindexed: Option<Arc<Unindexed>>,
     /// The end of the plan's history chain, after the last derived entry.
     chain: history::Chain,
     members: HashMap<ConnId, Member>,
@@ -99,6 +107,57 @@ struct RoomState {
     /// What admitted updates on their way to the disk delete (cleared with admission's record
     /// of what is in flight): an update resent meanwhile deletes nothing new either.
     in_flight_deletes: DeletedRanges,
+}
+
+/// What a room's indexes are built from: the stored updates its document was loaded from.
+struct Unindexed {
+    /// The snapshot's state, then the log tail, in log order.
+    stored: Vec<Vec<u8>>,
+    limits: PlanLimits,
+    kind: DocKind,
+}
+
+impl Unindexed {
+    /// Admission's index of the stored updates, as an eager load builds it.
+    fn admission(&self) -> Admission {
+        let mut admission = Admission::new(self.limits, self.kind == DocKind::Plan);
+        for raw in &self.stored {
+            admission.note_stored(raw);
+        }
+        admission
+    }
+
+    /// Both indexes, the tracker's from a replica of the document: the same stored updates
+    /// replayed the same way make the same state. CPU-bound, and needs no lock.
+    fn build(&self, plan_id: PlanId) -> (Admission, Option<TrackerIndex>) {
+        let tracker = (self.kind == DocKind::Plan).then(|| {
+            let replica = Doc::new();
+            history::replay(
+                plan_id,
+                &replica,
+                self.stored.iter().map(|raw| (0, raw.as_slice())),
+            );
+            TrackerIndex::of(&replica.transact())
+        });
+        (self.admission(), tracker)
+    }
+}
+
+impl RoomState {
+    /// Builds the indexes now if they are not yet, from the document itself (unchanged since
+    /// its load while `unindexed` is set). Every use of `admission` or `tracker` goes through
+    /// this first.
+    fn indexed(&mut self) -> &mut Self {
+        if let Some(unindexed) = self.unindexed.take() {
+            self.admission = unindexed.admission();
+            if unindexed.kind == DocKind::Plan {
+                let doc = self.awareness.doc();
+                let index = TrackerIndex::of(&doc.transact());
+                self.tracker = Some(HistoryTracker::attach_indexed(doc, index));
+            }
+        }
+        self
+    }
 }
 
 /// A document's deletions as sorted, merged clock ranges per client: whether an update's
@@ -165,6 +224,77 @@ impl Room {
         let plan_id = doc_ref.plan;
         let doc = Doc::new();
         let derived_through = load.derived_through;
+        let last_seq = load.last_seq;
+        let snapshot_seq = load.snapshot.as_ref().map_or(0, |s| s.covers_seq);
+        let snapshot_bytes = load.snapshot.as_ref().map_or(0, |s| s.state.len());
+        let tail_bytes = load.tail.iter().map(|(_, r)| r.update.len()).sum();
+        let mut chain = history::Chain::after(load.chain_head);
+        let mut catch_up = DerivedHistory {
+            plan_id,
+            entries: Vec::new(),
+            through: derived_through.min(load.last_seq),
+            summary: None,
+        };
+        let underived = doc_ref.kind == DocKind::Plan
+            && load.tail.iter().any(|(seq, _)| *seq > derived_through);
+        let (admission, tracker, unindexed) = if underived {
+            // History a crash left unstored is derived now, so the indexes are built now.
+            Self::load_deriving(doc_ref, &doc, &load, limits, &mut chain, &mut catch_up)
+        } else {
+            // The usual cold load: only the document is built now; its indexes are built from
+            // the same stored updates later (see `RoomState::unindexed`).
+            let DocumentLoad { snapshot, tail, .. } = load;
+            let stored: Vec<Vec<u8>> = snapshot
+                .map(|s| s.state)
+                .into_iter()
+                .chain(tail.into_iter().map(|(_, record)| record.update))
+                .collect();
+            history::replay(plan_id, &doc, stored.iter().map(|raw| (0, raw.as_slice())));
+            let unindexed = Unindexed {
+                stored,
+                limits,
+                kind: doc_ref.kind,
+            };
+            let empty = Admission::new(limits, doc_ref.kind == DocKind::Plan);
+            (empty, None, Some(Arc::new(unindexed)))
+        };
+        let room = Self {
+            doc: doc_ref,
+            state: Mutex::new(RoomState {
+                awareness: Awareness::new(doc),
+                admission,
+                tracker,
+                unindexed,
+                chain,
+                members: HashMap::new(),
+                last_seq,
+                snapshot_seq,
+                snapshot_bytes,
+                tail_bytes,
+                retired: false,
+                idle_since: Some(Instant::now()),
+                deleted: None,
+                in_flight_deletes: DeletedRanges::default(),
+            }),
+            pending_writes: AtomicUsize::new(0),
+            metrics,
+        };
+        (room, catch_up)
+    }
+
+    /// The load of a plan whose log ends in updates without stored history: the document is
+    /// replayed up to its derived history, the tracker attached, and the rest applied through
+    /// it (deriving what is missing, into `catch_up`); admission's index is built at once.
+    fn load_deriving(
+        doc_ref: DocRef,
+        doc: &Doc,
+        load: &DocumentLoad,
+        limits: PlanLimits,
+        chain: &mut history::Chain,
+        catch_up: &mut DerivedHistory,
+    ) -> (Admission, Option<HistoryTracker>, Option<Arc<Unindexed>>) {
+        let plan_id = doc_ref.plan;
+        let derived_through = load.derived_through;
         let snapshot = load
             .snapshot
             .as_ref()
@@ -174,22 +304,11 @@ impl Room {
             .iter()
             .take_while(|(seq, _)| *seq <= derived_through)
             .map(|(seq, record)| (*seq, record.update.as_slice()));
-        history::replay(plan_id, &doc, snapshot.into_iter().chain(derived_tail));
-        let mut tracker = (doc_ref.kind == DocKind::Plan).then(|| HistoryTracker::attach(&doc));
-        let mut chain = history::Chain::after(load.chain_head);
-        let mut catch_up = DerivedHistory {
-            plan_id,
-            entries: Vec::new(),
-            through: derived_through.min(load.last_seq),
-            summary: None,
-        };
-        // (An internal document loads as derived throughout, so this only runs for plans.)
+        history::replay(plan_id, doc, snapshot.into_iter().chain(derived_tail));
+        let mut tracker = HistoryTracker::attach(doc);
         for (seq, record) in load.tail.iter().filter(|(seq, _)| *seq > derived_through) {
-            let Some(tracker) = tracker.as_mut() else {
-                break;
-            };
             if let Some(entry) =
-                history::apply_stored(plan_id, &doc, tracker, *seq, record, &mut chain)
+                history::apply_stored(plan_id, doc, &mut tracker, *seq, record, chain)
             {
                 catch_up.entries.push((*seq, entry));
             }
@@ -205,30 +324,33 @@ impl Room {
         for (_, record) in &load.tail {
             admission.note_stored(&record.update);
         }
-        let snapshot_seq = load.snapshot.as_ref().map_or(0, |s| s.covers_seq);
-        let snapshot_bytes = load.snapshot.as_ref().map_or(0, |s| s.state.len());
-        let tail_bytes = load.tail.iter().map(|(_, r)| r.update.len()).sum();
-        let room = Self {
-            doc: doc_ref,
-            state: Mutex::new(RoomState {
-                awareness: Awareness::new(doc),
-                admission,
-                tracker,
-                chain,
-                members: HashMap::new(),
-                last_seq: load.last_seq,
-                snapshot_seq,
-                snapshot_bytes,
-                tail_bytes,
-                retired: false,
-                idle_since: Some(Instant::now()),
-                deleted: None,
-                in_flight_deletes: DeletedRanges::default(),
-            }),
-            pending_writes: AtomicUsize::new(0),
-            metrics,
+        (admission, Some(tracker), None)
+    }
+
+    /// Builds the room's indexes if a load left them unbuilt (see `RoomState::unindexed`),
+    /// without holding the room's lock while it works: the first readers of a cold-loaded room
+    /// are answered meanwhile. CPU-bound: call it off the async runtime. If an update or a
+    /// projection needed the indexes first, they were built then and this does nothing more.
+    pub fn build_indexes(&self) {
+        let Some(unindexed) = self.lock().unindexed.clone() else {
+            return;
         };
-        (room, catch_up)
+        let (admission, index) = unindexed.build(self.doc.plan);
+        let mut state = self.lock();
+        // Still the same pending load: nothing has changed the document since (every change
+        // builds the indexes first and clears it), so the replica's index is the document's.
+        if !state
+            .unindexed
+            .as_ref()
+            .is_some_and(|pending| Arc::ptr_eq(pending, &unindexed))
+        {
+            return;
+        }
+        state.unindexed = None;
+        state.admission = admission;
+        if let Some(index) = index {
+            state.tracker = Some(HistoryTracker::attach_indexed(state.awareness.doc(), index));
+        }
     }
 
     /// The plan whose document this room holds.
@@ -390,7 +512,7 @@ impl Room {
             admission,
             in_flight_deletes,
             ..
-        } = &mut *state;
+        } = state.indexed();
         admission.admit(&awareness.doc().transact(), raw)?;
         in_flight_deletes.add(update.delete_set());
         self.begin_write();
@@ -409,7 +531,7 @@ impl Room {
             deleted,
             in_flight_deletes: state_in_flight,
             ..
-        } = &mut *state;
+        } = state.indexed();
         let doc = awareness.doc();
         let known = doc.transact().state_vector();
         let inserts = update.insertions(true);
@@ -435,7 +557,7 @@ impl Room {
     /// Counts in an update the server wrote itself (a schema migration): recorded by admission
     /// without its checks, and in flight like an admitted one.
     pub fn admit_trusted(&self, raw: &[u8]) {
-        self.lock().admission.admit_trusted(raw);
+        self.lock().indexed().admission.admit_trusted(raw);
         self.begin_write();
     }
 
@@ -466,7 +588,7 @@ impl Room {
             tracker,
             chain,
             ..
-        } = &mut *state;
+        } = state.indexed();
         let (history, error) = match tracker {
             Some(tracker) => {
                 let (derivation, error) = tracker.apply(awareness.doc(), update, &record.update);
@@ -537,8 +659,8 @@ impl Room {
 
     /// The projected plan as of the last applied update, and that log position.
     pub fn projection(&self) -> (Plan, Seq) {
-        let state = self.lock();
-        let plan = match &state.tracker {
+        let mut state = self.lock();
+        let plan = match &state.indexed().tracker {
             Some(tracker) => mapline_plan::project(tracker.current()),
             None => mapline_plan::project(&mapline_plan::RawPlan::default()),
         };
@@ -557,7 +679,7 @@ impl Room {
     pub fn reject_unsaved(&self, origin: ConnId) {
         let mut state = self.lock();
         // What was admitted may not be stored now: a resend must not look like an echo.
-        state.admission.forget_in_flight();
+        state.indexed().admission.forget_in_flight();
         state.in_flight_deletes = DeletedRanges::default();
         if let Some(member) = state.members.get(&origin) {
             member.outbox.close(CloseReason::new(

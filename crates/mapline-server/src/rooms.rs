@@ -98,6 +98,14 @@ impl Rooms {
                 if doc.kind == DocKind::Plan {
                     self.migrate(&room).await?;
                 }
+                // The first readers need only the document; its indexes are built meanwhile,
+                // off the lock (an update that comes first builds them itself).
+                let indexing = room.clone();
+                tokio::task::spawn_blocking(move || {
+                    let started = Instant::now();
+                    indexing.build_indexes();
+                    tracing::debug!(plan_id = %plan, micros = started.elapsed().as_micros() as u64, "room indexed");
+                });
                 Ok::<_, OpenRoomError>(room)
             })
             .await;
