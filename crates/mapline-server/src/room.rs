@@ -1026,4 +1026,164 @@ mod tests {
         let (plan, seq) = room.projection();
         assert_eq!((plan.meta.title.as_deref(), seq), (Some("Plan"), 2));
     }
+
+    /// A client's edit as its own update.
+    fn client_edit(doc: &Doc, edit: impl FnOnce(&mut yrs::TransactionMut)) -> Vec<u8> {
+        let mut txn = doc.transact_mut();
+        edit(&mut txn);
+        txn.encode_update_v1()
+    }
+
+    fn sync(from: &Doc, to: &Doc) {
+        let sv = to.transact().state_vector();
+        let diff = from.transact().encode_state_as_update_v1(&sv);
+        to.transact_mut()
+            .apply_update(Update::decode_v1(&diff).unwrap())
+            .unwrap();
+    }
+
+    fn add(txn: &mut yrs::TransactionMut, id: &str) {
+        let draft = mapline_plan::edit::MilestoneDraft {
+            title: "Step",
+            workstream: "legal_procurement",
+            side: mapline_plan::model::MilestoneSide::Joint,
+            owner: None,
+            due: chrono::NaiveDate::from_ymd_opt(2027, 3, 1),
+            depends_on: Vec::new(),
+            order: None,
+        };
+        mapline_plan::edit::add_milestone(txn, id, &draft);
+    }
+
+    fn due(txn: &mut yrs::TransactionMut, id: &str, day: u32) {
+        mapline_plan::edit::move_due(txn, id, chrono::NaiveDate::from_ymd_opt(2027, 3, day), "x")
+            .unwrap();
+    }
+
+    /// A stored plan (a snapshot with a lost write in it, and a tail) and the updates that
+    /// follow: concurrent writes to a stored value, an entry over the limit, a nested edit.
+    fn stored_plan_and_later_updates() -> (Vec<u8>, Vec<u8>, Vec<Vec<u8>>) {
+        let (a, b) = (Doc::with_client_id(11), Doc::with_client_id(12));
+        let plan = mapline_plan::NewPlan::parse("P", "Buyer", "Seller", "2027-04-01").unwrap();
+        let mut log = vec![mapline_plan::new_plan_update(&plan, 1)];
+        a.transact_mut()
+            .apply_update(Update::decode_v1(&log[0]).unwrap())
+            .unwrap();
+        log.push(client_edit(&a, |txn| add(txn, "ms-1")));
+        sync(&a, &b);
+        log.push(client_edit(&a, |txn| due(txn, "ms-1", 2)));
+        log.push(client_edit(&b, |txn| due(txn, "ms-1", 3)));
+        let server = Doc::new();
+        for raw in &log {
+            server
+                .transact_mut()
+                .apply_update(Update::decode_v1(raw).unwrap())
+                .unwrap();
+        }
+        let snapshot = server
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        sync(&b, &a);
+        let tail = client_edit(&a, |txn| add(txn, "ms-2"));
+        sync(&a, &b);
+        let later = vec![
+            client_edit(&a, |txn| due(txn, "ms-1", 4)),
+            client_edit(&b, |txn| due(txn, "ms-1", 5)),
+            client_edit(&b, |txn| due(txn, "ms-2", 6)),
+            client_edit(&a, |txn| add(txn, "ms-3")),
+        ];
+        (snapshot, tail, later)
+    }
+
+    /// The snapshot (through log position 4) and the tail (position 5), all derived.
+    fn stored(snapshot: &[u8], tail: &[u8]) -> DocumentLoad {
+        DocumentLoad {
+            snapshot: Some(Snapshot {
+                covers_seq: 4,
+                taken_at_ms: 0,
+                state: snapshot.to_vec(),
+            }),
+            tail: vec![(5, record(tail))],
+            last_seq: 5,
+            derived_through: 5,
+            chain_head: mapline_store::GENESIS,
+        }
+    }
+
+    /// What a room makes of the later updates: each one's admission and history.
+    fn run_later(room: &Room, later: &[Vec<u8>]) -> Vec<String> {
+        let mut seq = 5;
+        let mut outcomes = Vec::new();
+        for raw in later {
+            let update = Update::decode_v1(raw).unwrap();
+            match room.admit(raw, &update) {
+                Err(refusal) => outcomes.push(format!("refused: {refusal}")),
+                Ok(()) => {
+                    seq += 1;
+                    let applied = room.apply_durable(seq, update, &record(raw), 1, 0);
+                    outcomes.push(format!("{:?}", applied.history));
+                }
+            }
+        }
+        outcomes.push(format!("{:?}", room.projection()));
+        outcomes
+    }
+
+    #[test]
+    fn a_cold_loaded_rooms_indexes_built_later_equal_those_built_at_load() {
+        let limits = PlanLimits {
+            entries_per_collection: 2,
+            ..PlanLimits::default()
+        };
+        let open = |load: DocumentLoad| {
+            Room::load(
+                DocRef::plan(PlanId::from_u128(1)),
+                load,
+                Arc::new(Metrics::default()),
+                limits,
+            )
+            .0
+        };
+        // The reference builds both indexes at load, before the document serves anyone: the
+        // load that derives a crash's missing history (here, of nothing past the tail) does.
+        let (snapshot, tail, later) = stored_plan_and_later_updates();
+        let reference = {
+            let room = open(stored(&snapshot, &tail));
+            let (admission, tracker, _) = {
+                let state = room.lock();
+                assert!(state.unindexed.is_some(), "a cold load defers its indexes");
+                let doc = state.awareness.doc();
+                let mut admission = Admission::new(limits, true);
+                admission.note_stored(&snapshot);
+                admission.note_stored(&tail);
+                (admission, HistoryTracker::attach(doc), ())
+            };
+            {
+                let mut state = room.lock();
+                state.unindexed = None;
+                state.admission = admission;
+                state.tracker = Some(tracker);
+            }
+            run_later(&room, &later)
+        };
+        assert!(reference[0].contains("Some("), "{reference:?}");
+        assert!(
+            reference.iter().any(|o| o.contains("Conflict")),
+            "a write to a stored value is lost: {reference:?}"
+        );
+        assert!(
+            reference[3].starts_with("refused: milestones would hold 3"),
+            "{reference:?}"
+        );
+        // Built off the lock from a replica, before the first update.
+        let room = open(stored(&snapshot, &tail));
+        room.build_indexes();
+        assert!(room.lock().unindexed.is_none());
+        assert_eq!(run_later(&room, &later), reference);
+        // Built under the lock by the first update that needs them.
+        let room = open(stored(&snapshot, &tail));
+        assert_eq!(run_later(&room, &later), reference);
+        room.build_indexes();
+        assert_eq!(Some(&format!("{:?}", room.projection())), reference.last());
+    }
 }
