@@ -367,7 +367,11 @@ async fn handle(
     awareness: &mut AwarenessBudget,
 ) -> Result<(), CloseReason> {
     match protocol::decode(&frame) {
-        Ok(Incoming::SyncStep1(sv)) => room.answer_sync_step1(conn_id, &sv),
+        Ok(Incoming::SyncStep1(sv)) => {
+            room.answer_sync_step1(conn_id, &sv);
+            // A cold-loaded room answers from its document alone; its indexes come next.
+            crate::rooms::index_in_background(room);
+        }
         Ok(Incoming::Update { update, raw }) => {
             app.metrics.updates_received.inc();
             let unchanged = !update.is_empty() && room.changes_nothing(&update);

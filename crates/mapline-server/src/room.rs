@@ -6,7 +6,7 @@
 //! as of `last_seq`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -207,6 +207,8 @@ pub struct Room {
     state: Mutex<RoomState>,
     /// Updates handed to the writer and not yet applied; a room with any is never retired.
     pending_writes: AtomicUsize,
+    /// Whether building the indexes off the lock was started (see [`Room::claim_indexing`]).
+    indexing_claimed: AtomicBool,
     metrics: Arc<Metrics>,
 }
 
@@ -277,6 +279,7 @@ impl Room {
                 in_flight_deletes: DeletedRanges::default(),
             }),
             pending_writes: AtomicUsize::new(0),
+            indexing_claimed: AtomicBool::new(false),
             metrics,
         };
         (room, catch_up)
@@ -325,6 +328,12 @@ impl Room {
             admission.note_stored(&record.update);
         }
         (admission, Some(tracker), None)
+    }
+
+    /// Whether the caller is the first to ask, and the indexes are still to build: then it
+    /// runs [`Room::build_indexes`]. Cheap after the first call (one atomic).
+    pub fn claim_indexing(&self) -> bool {
+        !self.indexing_claimed.swap(true, Ordering::SeqCst) && self.lock().unindexed.is_some()
     }
 
     /// Builds the room's indexes if a load left them unbuilt (see `RoomState::unindexed`),
@@ -531,7 +540,9 @@ impl Room {
             deleted,
             in_flight_deletes: state_in_flight,
             ..
-        } = state.indexed();
+        } = &mut *state;
+        // (Not `indexed()`: this reads only what is in flight, and while the indexes are
+        // unbuilt nothing is — `admit` builds them — so an echo costs no index build.)
         let doc = awareness.doc();
         let known = doc.transact().state_vector();
         let inserts = update.insertions(true);
@@ -1175,8 +1186,13 @@ mod tests {
             reference[3].starts_with("refused: milestones would hold 3"),
             "{reference:?}"
         );
-        // Built off the lock from a replica, before the first update.
+        // Built off the lock from a replica, before the first update. A client's echo of what
+        // the room holds is told apart without them.
         let room = open(stored(&snapshot, &tail));
+        let echo = Update::decode_v1(&tail).unwrap();
+        assert!(room.changes_nothing(&echo));
+        assert!(room.claim_indexing());
+        assert!(!room.claim_indexing(), "claimed once");
         room.build_indexes();
         assert!(room.lock().unindexed.is_none());
         assert_eq!(run_later(&room, &later), reference);
