@@ -400,7 +400,11 @@ fn report_ingest(args: &Args, head: &str, rows: &[Row]) -> String {
             opt(r.ingest.as_ref().map(|i| i.seconds), 2),
             opt(r.warm, 1),
             opt(r.cold, 1),
-            if colds.is_empty() { "n/a".to_owned() } else { colds.join(", ") },
+            if colds.is_empty() {
+                "n/a".to_owned()
+            } else {
+                colds.join(", ")
+            },
         );
     }
     out
