@@ -277,7 +277,7 @@ proptest! {
         let snapshot = merge(&log[..split])
             .transact()
             .encode_state_as_update_v1(&StateVector::default());
-        let from_snapshot = merge(&[snapshot]);
+        let from_snapshot = merge(&[snapshot.clone()]);
         let mut tracker = HistoryTracker::attach(&from_snapshot);
         let tail: Vec<Derivation> = log[split..]
             .iter()
