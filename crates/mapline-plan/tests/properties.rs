@@ -277,7 +277,7 @@ proptest! {
         let snapshot = merge(&log[..split])
             .transact()
             .encode_state_as_update_v1(&StateVector::default());
-        let from_snapshot = merge(&[snapshot.clone()]);
+        let from_snapshot = merge(std::slice::from_ref(&snapshot));
         let mut tracker = HistoryTracker::attach(&from_snapshot);
         let tail: Vec<Derivation> = log[split..]
             .iter()
@@ -286,7 +286,7 @@ proptest! {
         prop_assert_eq!(&full[split..], &tail[..]);
         // A cold-loaded room attaches its tracker with an index built off its lock, from a
         // replica of the same snapshot: the same records again.
-        let index = TrackerIndex::of(&merge(&[snapshot.clone()]).transact());
+        let index = TrackerIndex::of(&merge(std::slice::from_ref(&snapshot)).transact());
         let loaded = merge(&[snapshot]);
         let mut tracker = HistoryTracker::attach_indexed(&loaded, index);
         let tail: Vec<Derivation> = log[split..]
