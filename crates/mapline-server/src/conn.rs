@@ -388,6 +388,15 @@ async fn handle(
                 room.notify_refused(conn_id, "this link is read-only; the change was not saved");
                 return Ok(());
             }
+            if !empty && !room.is_indexed() {
+                // A cold-loaded room's first update: admission needs the indexes, and building
+                // them is CPU work for a blocking thread, not this task (`admit` would build
+                // them under the room's lock otherwise).
+                let indexing = room.clone();
+                tokio::task::spawn_blocking(move || indexing.build_indexes())
+                    .await
+                    .map_err(|_| CloseReason::new(CloseCode::ServerError, "server error"))?;
+            }
             if !empty && let Err(refusal) = room.admit(&raw, &update) {
                 app.metrics.updates_refused.inc();
                 tracing::warn!(bytes = raw.len(), %refusal, "update refused before storing");

@@ -330,6 +330,11 @@ impl Room {
         (admission, Some(tracker), None)
     }
 
+    /// Whether the room's indexes are built (see `RoomState::unindexed`).
+    pub fn is_indexed(&self) -> bool {
+        self.lock().unindexed.is_none()
+    }
+
     /// Whether the caller is the first to ask, and the indexes are still to build: then it
     /// runs [`Room::build_indexes`]. Cheap after the first call (one atomic).
     pub fn claim_indexing(&self) -> bool {
