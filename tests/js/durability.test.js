@@ -2,7 +2,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import {
-  startServer, tempData, createPlan, mintShare, client, synced, destroy, waitFor, metric, rawSocket, Y
+  startServer, tempData, createPlan, mintShare, client, synced, destroy, waitFor, metric, rawSocket, api, Y
 } from './lib/harness.js'
 
 test('edits survive a restart: stop, start, a new client gets everything', async () => {
@@ -33,6 +33,51 @@ test('edits survive a restart: stop, start, a new client gets everything', async
   await waitFor(() => b.map('milestones').size === 600, { what: 'all 600 after restart' })
   assert.equal(b.map('milestones').get('m-599').get('title'), 'Milestone 599')
   assert.equal(b.map('meta').get('goLiveReason'), 'Board commitment', 'the refused viewer edit was not stored')
+  destroy(b)
+  await server.stop()
+  data.cleanup()
+})
+
+// A cold-loaded room serves its document first and builds its admission index and history
+// tracker after (issue 14): the first edits after a restart must be admitted, derived and
+// chained exactly as if the room had never left memory.
+test('after a restart, the first edits of a plan derive history from the stored state', async () => {
+  const data = tempData()
+  let server = await startServer({ dataFile: data.file })
+  const plan = await createPlan(server, { template: 'enterprise' })
+  const a = client(server, plan.id, plan.seller)
+  await synced(a)
+  const step = () => a.map('milestones').get('ms-training')
+  // Past a snapshot interval, so the reload starts from a snapshot.
+  for (let i = 0; i < 300; i++) a.doc.transact(() => step().set('due', `2027-03-${String(1 + (i % 19)).padStart(2, '0')}`))
+  a.doc.transact(() => { step().set('due', '2027-03-20'); step().set('slipReason', 'Before the restart') })
+  let before
+  await waitFor(async () => {
+    before = (await api(server, 'GET', `/api/plans/${plan.id}/history?limit=1`)).body.entries?.[0]
+    return before?.changes.some(c => c.new === '2027-03-20')
+  }, { what: 'the last edit before the restart in history' })
+  destroy(a)
+  await server.stop()
+
+  server = await startServer({ dataFile: data.file })
+  const b = client(server, plan.id, plan.buyer)
+  await synced(b)
+  const moved = () => b.map('milestones').get('ms-training')
+  b.doc.transact(() => { moved().set('due', '2027-03-27'); moved().set('slipReason', 'After the restart') })
+  const last = async () => (await api(server, 'GET', `/api/plans/${plan.id}/history?limit=1`)).body.entries?.[0]
+  await waitFor(async () => (await last())?.seq > before.seq, { what: 'the first edit after the restart in history' })
+  const entry = await last()
+  const due = entry.changes.find(c => c.field === 'due')
+  assert.equal(due?.kind, 'updated', JSON.stringify(entry.changes))
+  assert.equal(due.new, '2027-03-27')
+  assert.equal(due.old, '2027-03-20', 'the old value is the one stored before the restart')
+  assert.deepEqual(entry.slips.map(s => [s.from, s.to, s.reason]), [['2027-03-20', '2027-03-27', 'After the restart']])
+  const verified = (await api(server, 'GET', `/api/plans/${plan.id}/verify`)).body
+  assert.equal(verified.ok, true, JSON.stringify(verified.problems))
+  // Admission still knows the stored plan: a new entry in the milestones map is admitted and
+  // stored like any other.
+  b.map('milestones').set('ms-after', new Y.Map([['title', 'Added after the restart']]))
+  await waitFor(async () => (await last())?.changes.some(c => c.entityId === 'ms-after' && c.kind === 'created'), { what: 'the new milestone in history' })
   destroy(b)
   await server.stop()
   data.cleanup()

@@ -59,6 +59,13 @@ struct Args {
     /// Run only the fan-out (e.g. to check the generator's own CPU).
     #[arg(long, env = "MAPLINE_LOAD_FANOUT_ONLY")]
     fanout_only: bool,
+    /// Run only the ingest and the warm and cold loads of its plan (issue 14's cold load).
+    #[arg(long, env = "MAPLINE_LOAD_INGEST_ONLY", conflicts_with = "fanout_only")]
+    ingest_only: bool,
+    /// Cold loads of the ingested plan, each after its own restart of Mapline (the table
+    /// shows the median, the list every one).
+    #[arg(long, env = "MAPLINE_LOAD_COLD_LOADS", default_value_t = 1)]
+    cold_loads: usize,
     /// Run against one server only.
     #[arg(long, env = "MAPLINE_LOAD_ONLY")]
     only: Option<Only>,
@@ -100,6 +107,8 @@ struct Row {
     ingest: Option<Ingest>,
     warm: Option<f64>,
     cold: Option<f64>,
+    /// Every cold load, in the order measured.
+    colds: Vec<f64>,
 }
 
 fn main() -> Result<()> {
@@ -111,6 +120,9 @@ fn main() -> Result<()> {
         )
         .init();
     let args = Args::parse();
+    if args.cold_loads == 0 {
+        bail!("--cold-loads must be at least 1");
+    }
     if args.plans == 0 || args.clients < 2 || args.rate <= 0.0 || args.seconds <= 0.0 {
         bail!(
             "the fan-out needs at least one plan, two clients per plan and a positive rate and duration"
@@ -184,6 +196,11 @@ async fn measure(args: &Args, kind: Kind) -> Result<Row> {
         name: server.name().to_owned(),
         ..Row::default()
     };
+    if args.ingest_only {
+        let server = ingest_and_loads(args, server, &mut row).await?;
+        server.stop().await?;
+        return Ok(row);
+    }
     tracing::info!(server = %row.name, "fan-out");
     row.fanout = scenarios::fanout(
         &server,
@@ -212,27 +229,39 @@ async fn measure(args: &Args, kind: Kind) -> Result<Row> {
         );
         tracing::info!(server = %row.name, "idle");
         row.idle = Some(scenarios::idle(&server, args.idle).await.context("idle")?);
-        tracing::info!(server = %row.name, "ingest");
-        let (ingest, plan) = scenarios::ingest(&server, args.ingest)
+        server = ingest_and_loads(args, server, &mut row).await?;
+    }
+    server.stop().await?;
+    Ok(row)
+}
+
+/// The ingest, a warm join of its plan and (Mapline) `--cold-loads` cold loads, each after a
+/// restart.
+async fn ingest_and_loads(args: &Args, mut server: Server, row: &mut Row) -> Result<Server> {
+    tracing::info!(server = %row.name, "ingest");
+    let (ingest, plan) = scenarios::ingest(&server, args.ingest)
+        .await
+        .context("ingest")?;
+    row.ingest = Some(ingest);
+    row.warm = Some(
+        scenarios::join(&server, &plan, args.ingest)
             .await
-            .context("ingest")?;
-        row.ingest = Some(ingest);
-        row.warm = Some(
-            scenarios::join(&server, &plan, args.ingest)
-                .await
-                .context("warm join")?,
-        );
-        if server.is_mapline() {
+            .context("warm join")?,
+    );
+    if server.is_mapline() {
+        for _ in 0..args.cold_loads {
             server = server.restart().await?;
-            row.cold = Some(
+            row.colds.push(
                 scenarios::join(&server, &plan, args.ingest)
                     .await
                     .context("cold load")?,
             );
         }
+        let mut sorted = row.colds.clone();
+        sorted.sort_by(f64::total_cmp);
+        row.cold = sorted.get(sorted.len() / 2).copied();
     }
-    server.stop().await?;
-    Ok(row)
+    Ok(server)
 }
 
 fn ms(us: u64) -> String {
@@ -255,6 +284,9 @@ fn report(args: &Args, fsync: &stats::Percentiles, rows: &[Row]) -> String {
     let mut out = String::new();
     let command: Vec<String> = std::env::args().collect();
     out += &format!("Command: `{}`\n\n", command.join(" "));
+    if args.ingest_only {
+        return report_ingest(args, &out, rows);
+    }
     let others = if args.fanout_only {
         "the fan-out only".to_owned()
     } else {
@@ -345,6 +377,35 @@ fn report(args: &Args, fsync: &stats::Percentiles, rows: &[Row]) -> String {
                 r.fanout.first_error.as_deref().unwrap_or("")
             );
         }
+    }
+    out
+}
+
+/// The report of `--ingest-only`: the ingest and the loads of its plan.
+fn report_ingest(args: &Args, head: &str, rows: &[Row]) -> String {
+    let mut out = head.to_owned();
+    out += &format!(
+        "Parameters: ingest {} updates into one plan, then a warm join and {} cold load(s), each after a restart\n\n",
+        args.ingest, args.cold_loads
+    );
+    out += &format!("Machine: {}\n\n", sys::machine());
+    out += "| server | ingest CPU s | ingest wall s | warm join ms | cold load ms (median) | every cold load ms |\n";
+    out += "| --- | --- | --- | --- | --- | --- |\n";
+    for r in rows {
+        let colds: Vec<String> = r.colds.iter().map(|c| format!("{c:.1}")).collect();
+        out += &format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            r.name,
+            opt(r.ingest.as_ref().map(|i| i.cpu), 2),
+            opt(r.ingest.as_ref().map(|i| i.seconds), 2),
+            opt(r.warm, 1),
+            opt(r.cold, 1),
+            if colds.is_empty() {
+                "n/a".to_owned()
+            } else {
+                colds.join(", ")
+            },
+        );
     }
     out
 }

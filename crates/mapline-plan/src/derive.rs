@@ -413,9 +413,38 @@ pub struct HistoryTracker {
 /// Key of the observers a tracker registers (one tracker per document).
 const OBSERVER_KEY: &str = "mapline-history";
 
+/// What a [`HistoryTracker`] starts from: a document state's plan, read, and its map items,
+/// indexed. It depends only on the state, so it can be computed from a replica holding the
+/// same state (the same stored updates applied in the same order), e.g. on another thread
+/// while the document itself answers its first readers.
+pub struct TrackerIndex {
+    current: RawPlan,
+    map_items: MapItems,
+}
+
+impl TrackerIndex {
+    /// Reads and indexes a document's current state (the costly part of a tracker's start:
+    /// on a plan with a long history, mostly indexing its map items).
+    pub fn of<T: ReadTxn>(txn: &T) -> Self {
+        Self {
+            current: RawPlan::read(txn),
+            map_items: MapItems::of_state(txn),
+        }
+    }
+}
+
 impl HistoryTracker {
     /// Starts tracking a document in its current state.
     pub fn attach(doc: &Doc) -> Self {
+        let index = TrackerIndex::of(&doc.transact());
+        Self::attach_indexed(doc, index)
+    }
+
+    /// Starts tracking a document whose current state is the one `index` was computed from.
+    /// Given an index of another state, the tracker derives wrong histories: the caller
+    /// guarantees that nothing changed the document since (a room loads its document and
+    /// applies nothing before its tracker is attached).
+    pub fn attach_indexed(doc: &Doc, index: TrackerIndex) -> Self {
         let touched = Arc::new(Mutex::new(Touched::default()));
         let roots = [(schema::META, Root::Meta), (schema::SUCCESS, Root::Success)]
             .into_iter()
@@ -430,10 +459,9 @@ impl HistoryTracker {
                     }
                 });
         }
-        let txn = doc.transact();
         Self {
-            current: RawPlan::read(&txn),
-            map_items: MapItems::of_state(&txn),
+            current: index.current,
+            map_items: index.map_items,
             touched,
         }
     }

@@ -32,7 +32,7 @@ use yrs::{
 };
 
 pub use demo::{DemoError, demo_plan};
-pub use derive::{Change, ChangeKind, Derivation, HistoryTracker, Slip, derive};
+pub use derive::{Change, ChangeKind, Derivation, HistoryTracker, Slip, TrackerIndex, derive};
 pub use health::{Activity, Health, HealthSummary, SlipFact, SlipSide, health};
 pub use judgments::{Judgment, Judgments, merge_judgments, read_judgments};
 pub use model::{Plan, PlanIssue, project};

@@ -3,7 +3,9 @@
 //! history derived from a log is the same every time it is replayed.
 
 use mapline_plan::derive::Written;
-use mapline_plan::{ChangeKind, Derivation, HistoryTracker, RawPlan, Slip, derive, project_doc};
+use mapline_plan::{
+    ChangeKind, Derivation, HistoryTracker, RawPlan, Slip, TrackerIndex, derive, project_doc,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use yrs::updates::decoder::Decode;
@@ -275,11 +277,21 @@ proptest! {
         let snapshot = merge(&log[..split])
             .transact()
             .encode_state_as_update_v1(&StateVector::default());
-        let from_snapshot = merge(&[snapshot]);
+        let from_snapshot = merge(std::slice::from_ref(&snapshot));
         let mut tracker = HistoryTracker::attach(&from_snapshot);
         let tail: Vec<Derivation> = log[split..]
             .iter()
             .map(|u| tracker.apply(&from_snapshot, Update::decode_v1(u).unwrap(), u).0)
+            .collect();
+        prop_assert_eq!(&full[split..], &tail[..]);
+        // A cold-loaded room attaches its tracker with an index built off its lock, from a
+        // replica of the same snapshot: the same records again.
+        let index = TrackerIndex::of(&merge(std::slice::from_ref(&snapshot)).transact());
+        let loaded = merge(&[snapshot]);
+        let mut tracker = HistoryTracker::attach_indexed(&loaded, index);
+        let tail: Vec<Derivation> = log[split..]
+            .iter()
+            .map(|u| tracker.apply(&loaded, Update::decode_v1(u).unwrap(), u).0)
             .collect();
         prop_assert_eq!(&full[split..], &tail[..]);
     }

@@ -367,7 +367,11 @@ async fn handle(
     awareness: &mut AwarenessBudget,
 ) -> Result<(), CloseReason> {
     match protocol::decode(&frame) {
-        Ok(Incoming::SyncStep1(sv)) => room.answer_sync_step1(conn_id, &sv),
+        Ok(Incoming::SyncStep1(sv)) => {
+            room.answer_sync_step1(conn_id, &sv);
+            // A cold-loaded room answers from its document alone; its indexes come next.
+            crate::rooms::index_in_background(room);
+        }
         Ok(Incoming::Update { update, raw }) => {
             app.metrics.updates_received.inc();
             let unchanged = !update.is_empty() && room.changes_nothing(&update);
@@ -383,6 +387,15 @@ async fn handle(
                 tracing::warn!(bytes = raw.len(), "update from a read-only link refused");
                 room.notify_refused(conn_id, "this link is read-only; the change was not saved");
                 return Ok(());
+            }
+            if !empty && !room.is_indexed() {
+                // A cold-loaded room's first update: admission needs the indexes, and building
+                // them is CPU work for a blocking thread, not this task (`admit` would build
+                // them under the room's lock otherwise).
+                let indexing = room.clone();
+                tokio::task::spawn_blocking(move || indexing.build_indexes())
+                    .await
+                    .map_err(|_| CloseReason::new(CloseCode::ServerError, "server error"))?;
             }
             if !empty && let Err(refusal) = room.admit(&raw, &update) {
                 app.metrics.updates_refused.inc();

@@ -6,13 +6,13 @@
 //! as of `last_seq`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mapline_plan::admission::{Admission, PlanLimits, Refusal};
-use mapline_plan::{HistoryTracker, Plan};
+use mapline_plan::{HistoryTracker, Plan, TrackerIndex};
 use mapline_store::{
     DerivedHistory, DocKind, DocRef, DocumentLoad, HistoryEntry, PlanId, Seq, Snapshot,
     UpdateRecord,
@@ -78,11 +78,19 @@ struct Member {
 
 struct RoomState {
     awareness: Awareness,
-    /// What an update may bring in before it is stored (see [`Room::admit`]).
+    /// What an update may bring in before it is stored (see [`Room::admit`]). Empty while
+    /// `unindexed` holds what it is to be built from: read it through [`RoomState::indexed`].
     admission: Admission,
     /// Derives each applied update's history and holds the document's last read state (plan
-    /// documents only: nothing is derived from an internal document).
+    /// documents only: nothing is derived from an internal document). `None` while
+    /// `unindexed` is set: read it through [`RoomState::indexed`].
     tracker: Option<HistoryTracker>,
+    /// The stored state a room loaded, until admission's index and the tracker are built from
+    /// it. A cold load answers its first readers from the document alone; the indexes are
+    /// built off the lock ([`Room::build_indexes`]) or, if an update or a projection needs
+    /// them first, at that moment under the lock. While this is set nothing has changed the
+    /// document since its load: every path that changes it builds the indexes first.
+    unindexed: Option<Arc<Unindexed>>,
     /// The end of the plan's history chain, after the last derived entry.
     chain: history::Chain,
     members: HashMap<ConnId, Member>,
@@ -99,6 +107,57 @@ struct RoomState {
     /// What admitted updates on their way to the disk delete (cleared with admission's record
     /// of what is in flight): an update resent meanwhile deletes nothing new either.
     in_flight_deletes: DeletedRanges,
+}
+
+/// What a room's indexes are built from: the stored updates its document was loaded from.
+struct Unindexed {
+    /// The snapshot's state, then the log tail, in log order.
+    stored: Vec<Vec<u8>>,
+    limits: PlanLimits,
+    kind: DocKind,
+}
+
+impl Unindexed {
+    /// Admission's index of the stored updates, as an eager load builds it.
+    fn admission(&self) -> Admission {
+        let mut admission = Admission::new(self.limits, self.kind == DocKind::Plan);
+        for raw in &self.stored {
+            admission.note_stored(raw);
+        }
+        admission
+    }
+
+    /// Both indexes, the tracker's from a replica of the document: the same stored updates
+    /// replayed the same way make the same state. CPU-bound, and needs no lock.
+    fn build(&self, plan_id: PlanId) -> (Admission, Option<TrackerIndex>) {
+        let tracker = (self.kind == DocKind::Plan).then(|| {
+            let replica = Doc::new();
+            history::replay(
+                plan_id,
+                &replica,
+                self.stored.iter().map(|raw| (0, raw.as_slice())),
+            );
+            TrackerIndex::of(&replica.transact())
+        });
+        (self.admission(), tracker)
+    }
+}
+
+impl RoomState {
+    /// Builds the indexes now if they are not yet, from the document itself (unchanged since
+    /// its load while `unindexed` is set). Every use of `admission` or `tracker` goes through
+    /// this first.
+    fn indexed(&mut self) -> &mut Self {
+        if let Some(unindexed) = self.unindexed.take() {
+            self.admission = unindexed.admission();
+            if unindexed.kind == DocKind::Plan {
+                let doc = self.awareness.doc();
+                let index = TrackerIndex::of(&doc.transact());
+                self.tracker = Some(HistoryTracker::attach_indexed(doc, index));
+            }
+        }
+        self
+    }
 }
 
 /// A document's deletions as sorted, merged clock ranges per client: whether an update's
@@ -148,6 +207,8 @@ pub struct Room {
     state: Mutex<RoomState>,
     /// Updates handed to the writer and not yet applied; a room with any is never retired.
     pending_writes: AtomicUsize,
+    /// Whether building the indexes off the lock was started (see [`Room::claim_indexing`]).
+    indexing_claimed: AtomicBool,
     metrics: Arc<Metrics>,
 }
 
@@ -165,6 +226,78 @@ impl Room {
         let plan_id = doc_ref.plan;
         let doc = Doc::new();
         let derived_through = load.derived_through;
+        let last_seq = load.last_seq;
+        let snapshot_seq = load.snapshot.as_ref().map_or(0, |s| s.covers_seq);
+        let snapshot_bytes = load.snapshot.as_ref().map_or(0, |s| s.state.len());
+        let tail_bytes = load.tail.iter().map(|(_, r)| r.update.len()).sum();
+        let mut chain = history::Chain::after(load.chain_head);
+        let mut catch_up = DerivedHistory {
+            plan_id,
+            entries: Vec::new(),
+            through: derived_through.min(load.last_seq),
+            summary: None,
+        };
+        let underived = doc_ref.kind == DocKind::Plan
+            && load.tail.iter().any(|(seq, _)| *seq > derived_through);
+        let (admission, tracker, unindexed) = if underived {
+            // History a crash left unstored is derived now, so the indexes are built now.
+            Self::load_deriving(doc_ref, &doc, &load, limits, &mut chain, &mut catch_up)
+        } else {
+            // The usual cold load: only the document is built now; its indexes are built from
+            // the same stored updates later (see `RoomState::unindexed`).
+            let DocumentLoad { snapshot, tail, .. } = load;
+            let stored: Vec<Vec<u8>> = snapshot
+                .map(|s| s.state)
+                .into_iter()
+                .chain(tail.into_iter().map(|(_, record)| record.update))
+                .collect();
+            history::replay(plan_id, &doc, stored.iter().map(|raw| (0, raw.as_slice())));
+            let unindexed = Unindexed {
+                stored,
+                limits,
+                kind: doc_ref.kind,
+            };
+            let empty = Admission::new(limits, doc_ref.kind == DocKind::Plan);
+            (empty, None, Some(Arc::new(unindexed)))
+        };
+        let room = Self {
+            doc: doc_ref,
+            state: Mutex::new(RoomState {
+                awareness: Awareness::new(doc),
+                admission,
+                tracker,
+                unindexed,
+                chain,
+                members: HashMap::new(),
+                last_seq,
+                snapshot_seq,
+                snapshot_bytes,
+                tail_bytes,
+                retired: false,
+                idle_since: Some(Instant::now()),
+                deleted: None,
+                in_flight_deletes: DeletedRanges::default(),
+            }),
+            pending_writes: AtomicUsize::new(0),
+            indexing_claimed: AtomicBool::new(false),
+            metrics,
+        };
+        (room, catch_up)
+    }
+
+    /// The load of a plan whose log ends in updates without stored history: the document is
+    /// replayed up to its derived history, the tracker attached, and the rest applied through
+    /// it (deriving what is missing, into `catch_up`); admission's index is built at once.
+    fn load_deriving(
+        doc_ref: DocRef,
+        doc: &Doc,
+        load: &DocumentLoad,
+        limits: PlanLimits,
+        chain: &mut history::Chain,
+        catch_up: &mut DerivedHistory,
+    ) -> (Admission, Option<HistoryTracker>, Option<Arc<Unindexed>>) {
+        let plan_id = doc_ref.plan;
+        let derived_through = load.derived_through;
         let snapshot = load
             .snapshot
             .as_ref()
@@ -174,22 +307,11 @@ impl Room {
             .iter()
             .take_while(|(seq, _)| *seq <= derived_through)
             .map(|(seq, record)| (*seq, record.update.as_slice()));
-        history::replay(plan_id, &doc, snapshot.into_iter().chain(derived_tail));
-        let mut tracker = (doc_ref.kind == DocKind::Plan).then(|| HistoryTracker::attach(&doc));
-        let mut chain = history::Chain::after(load.chain_head);
-        let mut catch_up = DerivedHistory {
-            plan_id,
-            entries: Vec::new(),
-            through: derived_through.min(load.last_seq),
-            summary: None,
-        };
-        // (An internal document loads as derived throughout, so this only runs for plans.)
+        history::replay(plan_id, doc, snapshot.into_iter().chain(derived_tail));
+        let mut tracker = HistoryTracker::attach(doc);
         for (seq, record) in load.tail.iter().filter(|(seq, _)| *seq > derived_through) {
-            let Some(tracker) = tracker.as_mut() else {
-                break;
-            };
             if let Some(entry) =
-                history::apply_stored(plan_id, &doc, tracker, *seq, record, &mut chain)
+                history::apply_stored(plan_id, doc, &mut tracker, *seq, record, chain)
             {
                 catch_up.entries.push((*seq, entry));
             }
@@ -205,30 +327,44 @@ impl Room {
         for (_, record) in &load.tail {
             admission.note_stored(&record.update);
         }
-        let snapshot_seq = load.snapshot.as_ref().map_or(0, |s| s.covers_seq);
-        let snapshot_bytes = load.snapshot.as_ref().map_or(0, |s| s.state.len());
-        let tail_bytes = load.tail.iter().map(|(_, r)| r.update.len()).sum();
-        let room = Self {
-            doc: doc_ref,
-            state: Mutex::new(RoomState {
-                awareness: Awareness::new(doc),
-                admission,
-                tracker,
-                chain,
-                members: HashMap::new(),
-                last_seq: load.last_seq,
-                snapshot_seq,
-                snapshot_bytes,
-                tail_bytes,
-                retired: false,
-                idle_since: Some(Instant::now()),
-                deleted: None,
-                in_flight_deletes: DeletedRanges::default(),
-            }),
-            pending_writes: AtomicUsize::new(0),
-            metrics,
+        (admission, Some(tracker), None)
+    }
+
+    /// Whether the room's indexes are built (see `RoomState::unindexed`).
+    pub fn is_indexed(&self) -> bool {
+        self.lock().unindexed.is_none()
+    }
+
+    /// Whether the caller is the first to ask, and the indexes are still to build: then it
+    /// runs [`Room::build_indexes`]. Cheap after the first call (one atomic).
+    pub fn claim_indexing(&self) -> bool {
+        !self.indexing_claimed.swap(true, Ordering::SeqCst) && self.lock().unindexed.is_some()
+    }
+
+    /// Builds the room's indexes if a load left them unbuilt (see `RoomState::unindexed`),
+    /// without holding the room's lock while it works: the first readers of a cold-loaded room
+    /// are answered meanwhile. CPU-bound: call it off the async runtime. If an update or a
+    /// projection needed the indexes first, they were built then and this does nothing more.
+    pub fn build_indexes(&self) {
+        let Some(unindexed) = self.lock().unindexed.clone() else {
+            return;
         };
-        (room, catch_up)
+        let (admission, index) = unindexed.build(self.doc.plan);
+        let mut state = self.lock();
+        // Still the same pending load: nothing has changed the document since (every change
+        // builds the indexes first and clears it), so the replica's index is the document's.
+        if !state
+            .unindexed
+            .as_ref()
+            .is_some_and(|pending| Arc::ptr_eq(pending, &unindexed))
+        {
+            return;
+        }
+        state.unindexed = None;
+        state.admission = admission;
+        if let Some(index) = index {
+            state.tracker = Some(HistoryTracker::attach_indexed(state.awareness.doc(), index));
+        }
     }
 
     /// The plan whose document this room holds.
@@ -390,7 +526,7 @@ impl Room {
             admission,
             in_flight_deletes,
             ..
-        } = &mut *state;
+        } = state.indexed();
         admission.admit(&awareness.doc().transact(), raw)?;
         in_flight_deletes.add(update.delete_set());
         self.begin_write();
@@ -410,6 +546,8 @@ impl Room {
             in_flight_deletes: state_in_flight,
             ..
         } = &mut *state;
+        // (Not `indexed()`: this reads only what is in flight, and while the indexes are
+        // unbuilt nothing is — `admit` builds them — so an echo costs no index build.)
         let doc = awareness.doc();
         let known = doc.transact().state_vector();
         let inserts = update.insertions(true);
@@ -435,7 +573,7 @@ impl Room {
     /// Counts in an update the server wrote itself (a schema migration): recorded by admission
     /// without its checks, and in flight like an admitted one.
     pub fn admit_trusted(&self, raw: &[u8]) {
-        self.lock().admission.admit_trusted(raw);
+        self.lock().indexed().admission.admit_trusted(raw);
         self.begin_write();
     }
 
@@ -466,7 +604,7 @@ impl Room {
             tracker,
             chain,
             ..
-        } = &mut *state;
+        } = state.indexed();
         let (history, error) = match tracker {
             Some(tracker) => {
                 let (derivation, error) = tracker.apply(awareness.doc(), update, &record.update);
@@ -537,8 +675,8 @@ impl Room {
 
     /// The projected plan as of the last applied update, and that log position.
     pub fn projection(&self) -> (Plan, Seq) {
-        let state = self.lock();
-        let plan = match &state.tracker {
+        let mut state = self.lock();
+        let plan = match &state.indexed().tracker {
             Some(tracker) => mapline_plan::project(tracker.current()),
             None => mapline_plan::project(&mapline_plan::RawPlan::default()),
         };
@@ -557,7 +695,7 @@ impl Room {
     pub fn reject_unsaved(&self, origin: ConnId) {
         let mut state = self.lock();
         // What was admitted may not be stored now: a resend must not look like an echo.
-        state.admission.forget_in_flight();
+        state.indexed().admission.forget_in_flight();
         state.in_flight_deletes = DeletedRanges::default();
         if let Some(member) = state.members.get(&origin) {
             member.outbox.close(CloseReason::new(
@@ -903,5 +1041,170 @@ mod tests {
         );
         let (plan, seq) = room.projection();
         assert_eq!((plan.meta.title.as_deref(), seq), (Some("Plan"), 2));
+    }
+
+    /// A client's edit as its own update.
+    fn client_edit(doc: &Doc, edit: impl FnOnce(&mut yrs::TransactionMut)) -> Vec<u8> {
+        let mut txn = doc.transact_mut();
+        edit(&mut txn);
+        txn.encode_update_v1()
+    }
+
+    fn sync(from: &Doc, to: &Doc) {
+        let sv = to.transact().state_vector();
+        let diff = from.transact().encode_state_as_update_v1(&sv);
+        to.transact_mut()
+            .apply_update(Update::decode_v1(&diff).unwrap())
+            .unwrap();
+    }
+
+    fn add(txn: &mut yrs::TransactionMut, id: &str) {
+        let draft = mapline_plan::edit::MilestoneDraft {
+            title: "Step",
+            workstream: "legal_procurement",
+            side: mapline_plan::model::MilestoneSide::Joint,
+            owner: None,
+            due: chrono::NaiveDate::from_ymd_opt(2027, 3, 1),
+            depends_on: Vec::new(),
+            order: None,
+        };
+        mapline_plan::edit::add_milestone(txn, id, &draft);
+    }
+
+    fn due(txn: &mut yrs::TransactionMut, id: &str, day: u32) {
+        mapline_plan::edit::move_due(txn, id, chrono::NaiveDate::from_ymd_opt(2027, 3, day), "x")
+            .unwrap();
+    }
+
+    /// A stored plan (a snapshot with a lost write in it, and a tail) and the updates that
+    /// follow: concurrent writes to a stored value, an entry over the limit, a nested edit.
+    fn stored_plan_and_later_updates() -> (Vec<u8>, Vec<u8>, Vec<Vec<u8>>) {
+        let (a, b) = (Doc::with_client_id(11), Doc::with_client_id(12));
+        let plan = mapline_plan::NewPlan::parse("P", "Buyer", "Seller", "2027-04-01").unwrap();
+        let mut log = vec![mapline_plan::new_plan_update(&plan, 1)];
+        a.transact_mut()
+            .apply_update(Update::decode_v1(&log[0]).unwrap())
+            .unwrap();
+        log.push(client_edit(&a, |txn| add(txn, "ms-1")));
+        sync(&a, &b);
+        log.push(client_edit(&a, |txn| due(txn, "ms-1", 2)));
+        log.push(client_edit(&b, |txn| due(txn, "ms-1", 3)));
+        let server = Doc::new();
+        for raw in &log {
+            server
+                .transact_mut()
+                .apply_update(Update::decode_v1(raw).unwrap())
+                .unwrap();
+        }
+        let snapshot = server
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        sync(&b, &a);
+        let tail = client_edit(&a, |txn| add(txn, "ms-2"));
+        sync(&a, &b);
+        let later = vec![
+            client_edit(&a, |txn| due(txn, "ms-1", 4)),
+            client_edit(&b, |txn| due(txn, "ms-1", 5)),
+            client_edit(&b, |txn| due(txn, "ms-2", 6)),
+            client_edit(&a, |txn| add(txn, "ms-3")),
+        ];
+        (snapshot, tail, later)
+    }
+
+    /// The snapshot (through log position 4) and the tail (position 5), all derived.
+    fn stored(snapshot: &[u8], tail: &[u8]) -> DocumentLoad {
+        DocumentLoad {
+            snapshot: Some(Snapshot {
+                covers_seq: 4,
+                taken_at_ms: 0,
+                state: snapshot.to_vec(),
+            }),
+            tail: vec![(5, record(tail))],
+            last_seq: 5,
+            derived_through: 5,
+            chain_head: mapline_store::GENESIS,
+        }
+    }
+
+    /// What a room makes of the later updates: each one's admission and history.
+    fn run_later(room: &Room, later: &[Vec<u8>]) -> Vec<String> {
+        let mut seq = 5;
+        let mut outcomes = Vec::new();
+        for raw in later {
+            let update = Update::decode_v1(raw).unwrap();
+            match room.admit(raw, &update) {
+                Err(refusal) => outcomes.push(format!("refused: {refusal}")),
+                Ok(()) => {
+                    seq += 1;
+                    let applied = room.apply_durable(seq, update, &record(raw), 1, 0);
+                    outcomes.push(format!("{:?}", applied.history));
+                }
+            }
+        }
+        outcomes.push(format!("{:?}", room.projection()));
+        outcomes
+    }
+
+    #[test]
+    fn a_cold_loaded_rooms_indexes_built_later_equal_those_built_at_load() {
+        let limits = PlanLimits {
+            entries_per_collection: 2,
+            ..PlanLimits::default()
+        };
+        let open = |load: DocumentLoad| {
+            Room::load(
+                DocRef::plan(PlanId::from_u128(1)),
+                load,
+                Arc::new(Metrics::default()),
+                limits,
+            )
+            .0
+        };
+        // The reference builds both indexes at load, before the document serves anyone: the
+        // load that derives a crash's missing history (here, of nothing past the tail) does.
+        let (snapshot, tail, later) = stored_plan_and_later_updates();
+        let reference = {
+            let room = open(stored(&snapshot, &tail));
+            let (admission, tracker, _) = {
+                let state = room.lock();
+                assert!(state.unindexed.is_some(), "a cold load defers its indexes");
+                let doc = state.awareness.doc();
+                let mut admission = Admission::new(limits, true);
+                admission.note_stored(&snapshot);
+                admission.note_stored(&tail);
+                (admission, HistoryTracker::attach(doc), ())
+            };
+            {
+                let mut state = room.lock();
+                state.unindexed = None;
+                state.admission = admission;
+                state.tracker = Some(tracker);
+            }
+            run_later(&room, &later)
+        };
+        assert!(reference[0].contains("Some("), "{reference:?}");
+        assert!(
+            reference.iter().any(|o| o.contains("Conflict")),
+            "a write to a stored value is lost: {reference:?}"
+        );
+        assert!(
+            reference[3].starts_with("refused: milestones would hold 3"),
+            "{reference:?}"
+        );
+        // Built off the lock from a replica, before the first update. A client's echo of what
+        // the room holds is told apart without them.
+        let room = open(stored(&snapshot, &tail));
+        let echo = Update::decode_v1(&tail).unwrap();
+        assert!(room.changes_nothing(&echo));
+        assert!(room.claim_indexing());
+        assert!(!room.claim_indexing(), "claimed once");
+        room.build_indexes();
+        assert!(room.lock().unindexed.is_none());
+        assert_eq!(run_later(&room, &later), reference);
+        // Built under the lock by the first update that needs them.
+        let room = open(stored(&snapshot, &tail));
+        assert_eq!(run_later(&room, &later), reference);
+        room.build_indexes();
+        assert_eq!(Some(&format!("{:?}", room.projection())), reference.last());
     }
 }

@@ -31,6 +31,21 @@ pub enum OpenRoomError {
 
 type Slot = Arc<OnceCell<Arc<Room>>>;
 
+/// Builds a cold-loaded room's indexes on a blocking thread, the first time it is called for
+/// the room (after its first client was answered: the first sync needs only the document).
+/// An update or a projection that comes first builds them itself (see `Room::build_indexes`).
+pub fn index_in_background(room: &Arc<Room>) {
+    if !room.claim_indexing() {
+        return;
+    }
+    let room = room.clone();
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        room.build_indexes();
+        tracing::debug!(plan_id = %room.plan_id(), micros = started.elapsed().as_micros() as u64, "room indexed");
+    });
+}
+
 /// The rooms in memory, by plan.
 pub struct Rooms {
     slots: Mutex<HashMap<DocRef, Slot>>,
