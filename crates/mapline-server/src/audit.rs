@@ -22,15 +22,13 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use mapline_store::{
-    Author, ChangeKind, ChangeRecord, GENESIS, HistoryEntry, PlanId, Seq, Store, StoreError,
-};
+use mapline_store::{Author, ChangeRecord, GENESIS, HistoryEntry, PlanId, Seq, Store, StoreError};
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
 use crate::App;
 use crate::api::{ApiError, authenticate, authorize_read};
-use crate::plan_api::{Labels, blocking, time};
+use crate::plan_api::{Labels, blocking, change_json, time, wrote_field};
 use crate::plans::side_name;
 
 /// The export's `format`.
@@ -75,19 +73,6 @@ pub async fn verify(
     })))
 }
 
-fn change_kind(kind: ChangeKind) -> &'static str {
-    match kind {
-        ChangeKind::Created => "created",
-        ChangeKind::Updated => "updated",
-        ChangeKind::Deleted => "deleted",
-        ChangeKind::Conflict => "conflict",
-    }
-}
-
-fn json_value(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
-}
-
 /// Who wrote an entry as far as its record says: kind, share or member id, side. Names, labels
 /// and emails are not in the record; the export adds them beside these keys.
 fn author_json(author: Author) -> Value {
@@ -113,21 +98,13 @@ fn writer_before<'a>(
     client: u64,
     conflict: &ChangeRecord,
 ) -> Option<(Seq, &'a HistoryEntry)> {
-    let wrote_it = |entry: &HistoryEntry| {
-        entry.changes.iter().any(|c| {
-            c.entity == conflict.entity
-                && c.entity_id == conflict.entity_id
-                && (c.field == conflict.field || c.field.is_none())
-                && c.kind != ChangeKind::Conflict
-        })
-    };
     let mut earlier = history[..index]
         .iter()
         .rev()
         .filter(|(_, e)| e.client_ids.contains(&client));
     let latest = earlier.clone().next();
     earlier
-        .find(|(_, e)| wrote_it(e))
+        .find(|(_, e)| wrote_field(e, conflict))
         .or(latest)
         .map(|(seq, e)| (*seq, e))
 }
@@ -147,40 +124,15 @@ fn entry_view<E>(
     let at = time(entry.received_at_ms);
     let mut changes = Vec::with_capacity(entry.changes.len());
     for c in &entry.changes {
-        let mut change = json!({
-            "entity": c.entity,
-            "entityId": c.entity_id,
-            "field": c.field,
-            "kind": change_kind(c.kind),
-            "old": c.old.as_deref().map(json_value),
-            "new": c.new.as_deref().map(json_value),
-        });
-        if let Some(conflict) = c.conflict {
-            let here = json!({ "seq": seq, "who": here_who, "at": at });
-            let other_client = if conflict.lost_here {
-                conflict.kept_client
-            } else {
-                conflict.lost_client
-            };
-            let other = match writer_before(history, index, other_client, c) {
+        let here = json!({ "seq": seq, "who": here_who, "at": at });
+        changes.push(change_json(c, here, |client| {
+            Ok(match writer_before(history, index, client, c) {
                 Some((other_seq, other)) => json!({
                     "seq": other_seq, "who": who(other.author)?, "at": time(other.received_at_ms),
                 }),
                 None => json!({ "seq": null, "who": null, "at": null }),
-            };
-            let (mut kept, mut lost) = if conflict.lost_here {
-                (other, here)
-            } else {
-                (here, other)
-            };
-            kept["value"] = change["new"].clone();
-            kept["clientId"] = json!(conflict.kept_client);
-            lost["value"] = change["old"].clone();
-            lost["clientId"] = json!(conflict.lost_client);
-            change["kept"] = kept;
-            change["lost"] = lost;
-        }
-        changes.push(change);
+            })
+        })?);
     }
     let slips: Vec<Value> = entry
         .slips
@@ -557,7 +509,7 @@ pub fn check_extends(old: &Value, new: &Value) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use mapline_store::{
-        ConflictRecord, DerivedHistory, PlanRecord, Side, SlipRecord, UpdateRecord,
+        ChangeKind, ConflictRecord, DerivedHistory, PlanRecord, Side, SlipRecord, UpdateRecord,
     };
     use uuid::Uuid;
 

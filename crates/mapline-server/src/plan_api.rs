@@ -425,47 +425,20 @@ pub(crate) fn history_page(
     for (seq, entry) in page {
         let who = labels.who(entry.author)?;
         let mut changes: Vec<Value> = Vec::with_capacity(entry.changes.len());
+        let at_ms = entry.received_at_ms;
         for c in &entry.changes {
-            let mut change = json!({
-                "entity": c.entity,
-                "entityId": c.entity_id,
-                "field": c.field,
-                "kind": match c.kind {
-                    ChangeKind::Created => "created",
-                    ChangeKind::Updated => "updated",
-                    ChangeKind::Deleted => "deleted",
-                    ChangeKind::Conflict => "conflict",
+            changes.push(change_json(
+                c,
+                json!({ "seq": seq, "who": who, "at": time(at_ms) }),
+                |client| {
+                    Ok::<_, StoreError>(match writer_before(store, plan_id, seq, client, c)? {
+                        Some((other_seq, author, at_ms)) => json!({
+                            "seq": other_seq, "who": labels.who(author)?, "at": time(at_ms),
+                        }),
+                        None => json!({ "seq": null, "who": null, "at": null }),
+                    })
                 },
-                "old": c.old.as_deref().map(json_value),
-                "new": c.new.as_deref().map(json_value),
-            });
-            if let Some(conflict) = c.conflict {
-                let here = json!({ "seq": seq, "who": who, "at": time(entry.received_at_ms) });
-                let (lost_client, kept_client) = (conflict.lost_client, conflict.kept_client);
-                let other_client = if conflict.lost_here {
-                    kept_client
-                } else {
-                    lost_client
-                };
-                let other = match writer_before(store, plan_id, seq, other_client, c)? {
-                    Some((other_seq, author, at_ms)) => json!({
-                        "seq": other_seq, "who": labels.who(author)?, "at": time(at_ms),
-                    }),
-                    None => json!({ "seq": null, "who": null, "at": null }),
-                };
-                let (mut kept, mut lost) = if conflict.lost_here {
-                    (other, here)
-                } else {
-                    (here, other)
-                };
-                kept["value"] = change["new"].clone();
-                kept["clientId"] = json!(kept_client);
-                lost["value"] = change["old"].clone();
-                lost["clientId"] = json!(lost_client);
-                change["kept"] = kept;
-                change["lost"] = lost;
-            }
-            changes.push(change);
+            )?);
         }
         let at = time(entry.received_at_ms);
         let client_ids = entry.client_ids.clone();
@@ -482,6 +455,59 @@ pub(crate) fn history_page(
     Ok((entries, next_before))
 }
 
+/// One change of a history entry as the API (and the audit export) shows it. `here` is
+/// `{ seq, who, at }` of the entry it belongs to; for a conflict, `other` gives the same for the
+/// other side's writer, found from the Yjs client that wrote it.
+pub(crate) fn change_json<E>(
+    c: &ChangeRecord,
+    here: Value,
+    other: impl FnOnce(u64) -> Result<Value, E>,
+) -> Result<Value, E> {
+    let mut change = json!({
+        "entity": c.entity,
+        "entityId": c.entity_id,
+        "field": c.field,
+        "kind": match c.kind {
+            ChangeKind::Created => "created",
+            ChangeKind::Updated => "updated",
+            ChangeKind::Deleted => "deleted",
+            ChangeKind::Conflict => "conflict",
+        },
+        "old": c.old.as_deref().map(json_value),
+        "new": c.new.as_deref().map(json_value),
+    });
+    if let Some(conflict) = c.conflict {
+        let other = other(if conflict.lost_here {
+            conflict.kept_client
+        } else {
+            conflict.lost_client
+        })?;
+        let (mut kept, mut lost) = if conflict.lost_here {
+            (other, here)
+        } else {
+            (here, other)
+        };
+        kept["value"] = change["new"].clone();
+        kept["clientId"] = json!(conflict.kept_client);
+        lost["value"] = change["old"].clone();
+        lost["clientId"] = json!(conflict.lost_client);
+        change["kept"] = kept;
+        change["lost"] = lost;
+    }
+    Ok(change)
+}
+
+/// Whether a history entry wrote the field a conflict is about (or created or deleted its
+/// entry): the writer of the conflict's other side.
+pub(crate) fn wrote_field(entry: &HistoryEntry, conflict: &ChangeRecord) -> bool {
+    entry.changes.iter().any(|c| {
+        c.entity == conflict.entity
+            && c.entity_id == conflict.entity_id
+            && (c.field == conflict.field || c.field.is_none())
+            && c.kind != ChangeKind::Conflict
+    })
+}
+
 /// Who wrote the other value of a conflict, and when it arrived: the latest history entry
 /// before `seq` that carried insertions of Yjs client `client` and wrote the conflict's field
 /// (or created its entry), else the latest that carried that client's insertions at all.
@@ -493,21 +519,13 @@ fn writer_before(
     conflict: &ChangeRecord,
 ) -> Result<Option<(Seq, Author, i64)>, StoreError> {
     const PAGE: usize = 256;
-    let wrote_it = |entry: &HistoryEntry| {
-        entry.changes.iter().any(|c| {
-            c.entity == conflict.entity
-                && c.entity_id == conflict.entity_id
-                && (c.field == conflict.field || c.field.is_none())
-                && c.kind != ChangeKind::Conflict
-        })
-    };
     let mut fallback = None;
     let mut before = Some(seq);
     while let Some(bound) = before {
         let page = store.history(plan_id, Some(bound), PAGE)?;
         for (found, entry) in page.iter().filter(|(_, e)| e.client_ids.contains(&client)) {
             let writer = (*found, entry.author, entry.received_at_ms);
-            if wrote_it(entry) {
+            if wrote_field(entry, conflict) {
                 return Ok(Some(writer));
             }
             fallback.get_or_insert(writer);
