@@ -135,6 +135,37 @@ pub struct PlanSummary {
     pub facts: HistoryFacts,
 }
 
+/// Whether a change to `field` of an entry of `root` (`None`: the whole entry, created or
+/// deleted) can change what [`summarize`] keeps from the plan. The writer advances a stored
+/// summary without projecting the plan when none of a flush's changes is one of these: most
+/// edits (notes, titles of steps, people's roles) leave the summary's plan part as it was.
+pub fn summary_reads(root: &str, field: Option<&str>) -> bool {
+    use crate::schema::{META, MILESTONES, STAKEHOLDERS, meta, milestone, stakeholder};
+    let Some(field) = field else {
+        return [META, MILESTONES, STAKEHOLDERS].contains(&root);
+    };
+    match root {
+        META => [
+            meta::TITLE,
+            meta::BUYER_ORG,
+            meta::SELLER_ORG,
+            meta::GO_LIVE,
+        ]
+        .contains(&field),
+        MILESTONES => [
+            milestone::SIDE,
+            milestone::OWNER,
+            milestone::DUE,
+            milestone::STATUS,
+            milestone::DEPENDS_ON,
+            milestone::ORDER,
+        ]
+        .contains(&field),
+        STAKEHOLDERS => field == stakeholder::SIDE,
+        _ => false,
+    }
+}
+
 /// The summary of a plan from its projection and its history facts.
 pub fn summarize(
     plan: &Plan,
@@ -489,6 +520,111 @@ mod tests {
             &[],
             vec![("status", t("cancelled"))],
         );
+    }
+
+    /// Sets one field of `meta` (`id: None`) or of an entry of a collection.
+    fn set(
+        txn: &mut yrs::TransactionMut,
+        root: &str,
+        id: Option<&str>,
+        name: &str,
+        value: yrs::In,
+    ) {
+        use yrs::{Map, WriteTxn};
+        let Some(id) = id else {
+            return field(txn, root, name, value);
+        };
+        let map = txn.get_or_insert_map(root);
+        let Some(yrs::Out::YMap(entry)) = map.get(txn, id) else {
+            panic!("{root}/{id} is not in the sample");
+        };
+        entry.insert(txn, name, value);
+    }
+
+    #[test]
+    fn summary_reads_names_every_field_whose_change_changes_a_summary() {
+        use crate::testing::ids;
+        let edits: Vec<(&str, Option<&str>, &str, yrs::In)> = vec![
+            ("meta", None, "title", t("Other")),
+            ("meta", None, "buyerOrg", t("Other")),
+            ("meta", None, "sellerOrg", t("Other")),
+            ("meta", None, "goLive", t("2027-04-01")),
+            ("meta", None, "goLiveReason", t("because")),
+            ("meta", None, "goLiveSlipReason", t("because")),
+            ("meta", None, "costOfInaction", t("a lot")),
+            ("meta", None, "objective", t("win")),
+            (
+                "milestones",
+                Some("security"),
+                "title",
+                t("Security review"),
+            ),
+            ("milestones", Some("security"), "workstream", t("IT")),
+            ("milestones", Some("security"), "side", t("seller")),
+            ("milestones", Some("security"), "owner", t("st-sam")),
+            ("milestones", Some("security"), "due", t("2027-01-21")),
+            ("milestones", Some("security"), "status", t("done")),
+            ("milestones", Some("security"), "dependsOn", ids(&["legal"])),
+            ("milestones", Some("security"), "notes", t("call Lena")),
+            ("milestones", Some("security"), "slipReason", t("holidays")),
+            ("milestones", Some("security"), "order", t("zz")),
+            (
+                "milestones",
+                Some("legal"),
+                "owner",
+                t("Someone at Northwind"),
+            ),
+            ("stakeholders", Some("st-lena"), "name", t("Lena B")),
+            ("stakeholders", Some("st-lena"), "title", t("CTO")),
+            ("stakeholders", Some("st-lena"), "side", t("seller")),
+            ("stakeholders", Some("st-lena"), "role", t("champion")),
+            (
+                "stakeholders",
+                Some("st-lena"),
+                "notes",
+                t("likes dashboards"),
+            ),
+        ];
+        let summary_of = |edit: Option<(&str, Option<&str>, &str, yrs::In)>| {
+            let plan = crate::project_doc(&crate::testing::doc_with(|txn| {
+                sample(txn);
+                if let Some((root, id, name, value)) = edit {
+                    set(txn, root, id, name, value);
+                }
+            }));
+            summarize(&plan, Some(day("2027-02-15")), HistoryFacts::default())
+        };
+        let before = summary_of(None);
+        let mut changed = Vec::new();
+        for (root, id, name, value) in edits {
+            if summary_of(Some((root, id, name, value))) != before {
+                assert!(
+                    summary_reads(root, Some(name)),
+                    "a change of {root}.{name} changes the summary, but summary_reads says no"
+                );
+                changed.push(format!("{root}.{name}"));
+            } else {
+                assert!(
+                    !summary_reads(root, Some(name)) || name == "order" || name == "dependsOn",
+                    "{root}.{name} is said to be read but changed nothing here"
+                );
+            }
+        }
+        // Not vacuous: the fields the pipeline lives on do change it.
+        for expected in [
+            "meta.goLive",
+            "milestones.due",
+            "milestones.status",
+            "milestones.owner",
+        ] {
+            assert!(
+                changed.iter().any(|c| c == expected),
+                "{expected} in {changed:?}"
+            );
+        }
+        // Whole entries: a new step counts, a new risk does not.
+        assert!(summary_reads("milestones", None) && summary_reads("stakeholders", None));
+        assert!(!summary_reads("risks", None) && !summary_reads("criteria", Some("title")));
     }
 
     #[test]

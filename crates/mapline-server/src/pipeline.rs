@@ -88,10 +88,6 @@ pub fn summary_of_history<'a>(
     )
 }
 
-/// The roots a summary reads from the plan: history that touches none of them leaves its plan
-/// part as it was.
-const SUMMARIZED_ROOTS: [&str; 3] = ["meta", "milestones", "stakeholders"];
-
 /// The plan's summary once `pending` (history derived but not stored yet) is stored with it:
 /// the stored summary advanced by the history stored since and by `pending`'s entries, over
 /// `plan()`, the plan as of `pending.through` — projected only when that history touched what a
@@ -116,7 +112,7 @@ pub fn advance(
         touched |= entry
             .changes
             .iter()
-            .any(|c| SUMMARIZED_ROOTS.contains(&c.entity.as_str()));
+            .any(|c| mapline_plan::summary::summary_reads(&c.entity, c.field.as_deref()));
     };
     for (seq, entry) in &state.entries_after {
         observe(entry, &mut facts);
