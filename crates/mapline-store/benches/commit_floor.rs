@@ -117,7 +117,7 @@ fn commit_floor(c: &mut Criterion) {
     // writes the data and no size change), then made durable.
     let log = dir.path().join("append-only.log");
     let file = std::fs::OpenOptions::new()
-        .create(true)
+        .create_new(true)
         .read(true)
         .write(true)
         .open(&log)
