@@ -109,7 +109,8 @@ impl Reader {
         }
     }
 
-    async fn open(&self) -> Result<pull::Ordered, String> {
+    // `&mut self`: a `&Reader` held across an await would need `Ordered: Sync`.
+    async fn open(&mut self) -> Result<pull::Ordered, String> {
         let stream = self
             .cluster
             .js

@@ -1,0 +1,435 @@
+//! The engine layer against a real 3-node nats-server cluster on loopback (tests/common).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, stream};
+use bytes::Bytes;
+use common::{NatsCluster, ONE_AT_A_TIME, wait_for};
+use mapline_cluster::{
+    CheckError, Cluster, ClusterConfig, ConnectError, EnsureError, Expect, HeaderMap, KvError,
+    ObjectError, PublishError,
+};
+
+async fn stream_info(cluster: &Cluster, name: &str) -> stream::Info {
+    let js = jetstream::new(cluster.client().clone());
+    let mut s = js.get_stream(name).await.expect("get stream");
+    s.info().await.expect("stream info").clone()
+}
+
+#[tokio::test]
+async fn ensure_creates_r3_file_stores_and_a_second_call_accepts_them() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let nats = NatsCluster::start().await;
+    let a = nats.connect(0).await;
+    let ensured = a.ensure().await.expect("ensure on an empty cluster");
+    assert_eq!(
+        ensured.created,
+        [
+            "stream mapline-log",
+            "KV bucket mapline-kv",
+            "object store mapline-obj"
+        ]
+    );
+    for name in ["mapline-log", "KV_mapline-kv", "OBJ_mapline-obj"] {
+        let info = stream_info(&a, name).await;
+        assert_eq!(info.config.num_replicas, 3, "{name}");
+        assert_eq!(info.config.storage, stream::StorageType::File, "{name}");
+        assert_eq!(
+            info.cluster.map(|c| c.replicas.len()),
+            Some(2),
+            "{name}: two followers"
+        );
+    }
+    let log = stream_info(&a, "mapline-log").await.config;
+    assert_eq!(log.subjects, ["mapline.upd.>", "mapline.cmd.>"]);
+    assert_eq!(log.duplicate_window, Duration::from_secs(120));
+    assert_eq!(log.max_age, Duration::ZERO);
+
+    // A second node, connected through another engine node: everything is there and passes.
+    let b = nats.connect(2).await;
+    let again = b
+        .ensure()
+        .await
+        .expect("ensure finds and accepts what the first made");
+    assert!(
+        again.created.is_empty(),
+        "created again: {:?}",
+        again.created
+    );
+}
+
+#[tokio::test]
+async fn a_hand_made_r1_or_memory_stream_is_refused() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let nats = NatsCluster::start().await;
+    let cluster = nats.connect(0).await;
+    let js = jetstream::new(cluster.client().clone());
+    let hand_made = |replicas, storage| stream::Config {
+        name: "mapline-log".into(),
+        subjects: vec!["mapline.upd.>".into(), "mapline.cmd.>".into()],
+        num_replicas: replicas,
+        storage,
+        ..Default::default()
+    };
+
+    js.create_stream(hand_made(1, stream::StorageType::File))
+        .await
+        .expect("R1 stream");
+    match cluster.ensure().await {
+        Err(EnsureError::Refused(CheckError::TooFewReplicas { what, replicas: 1 })) => {
+            assert_eq!(what, "stream mapline-log");
+        }
+        other => panic!("an R1 stream was not refused: {other:?}"),
+    }
+    assert_eq!(
+        stream_info(&cluster, "mapline-log")
+            .await
+            .config
+            .num_replicas,
+        1,
+        "left as it was"
+    );
+
+    js.delete_stream("mapline-log").await.expect("delete");
+    js.create_stream(hand_made(3, stream::StorageType::Memory))
+        .await
+        .expect("memory stream");
+    let refused = cluster
+        .ensure()
+        .await
+        .expect_err("a memory stream is refused");
+    assert!(
+        matches!(
+            refused,
+            EnsureError::Refused(CheckError::MemoryStorage { .. })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(
+        refused.to_string(),
+        "stream mapline-log is kept in memory; Mapline needs file storage"
+    );
+}
+
+#[tokio::test]
+async fn a_publish_resent_with_the_same_msg_id_is_stored_once() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let nats = NatsCluster::start().await;
+    let cluster = nats.connect(0).await;
+    cluster.ensure().await.expect("ensure");
+    let subject = cluster.names().update_subject("plan-1", false);
+    let mut headers = HeaderMap::new();
+    headers.insert("Mapline-Share", "share-1");
+
+    let first = cluster
+        .publish(
+            &subject,
+            headers.clone(),
+            Bytes::from_static(b"u1"),
+            "msg-1",
+            Expect::Any,
+        )
+        .await
+        .expect("publish");
+    assert!(!first.duplicate);
+    // The same message again, as a retry after a lost acknowledgement would send it.
+    let again = cluster
+        .publish(
+            &subject,
+            headers.clone(),
+            Bytes::from_static(b"u1"),
+            "msg-1",
+            Expect::Any,
+        )
+        .await
+        .expect("publish again");
+    assert_eq!(
+        again.seq, first.seq,
+        "the duplicate's ack names the stored message"
+    );
+    assert!(again.duplicate);
+    // Another node's connection sees the same.
+    let other = nats.connect(1).await;
+    let third = other
+        .publish(
+            &subject,
+            headers,
+            Bytes::from_static(b"u1"),
+            "msg-1",
+            Expect::Any,
+        )
+        .await
+        .expect("publish from another node");
+    assert_eq!((third.seq, third.duplicate), (first.seq, true));
+
+    assert_eq!(
+        stream_info(&cluster, "mapline-log").await.state.messages,
+        1,
+        "stored once"
+    );
+    let mut reader = cluster.read_from(None, 1);
+    let got = reader.next().await;
+    assert_eq!(
+        (got.stream_seq, &got.subject[..], &got.payload[..]),
+        (first.seq, &subject[..], &b"u1"[..])
+    );
+    assert_eq!(
+        got.headers.get("Mapline-Share").map(|v| v.as_str()),
+        Some("share-1")
+    );
+}
+
+#[tokio::test]
+async fn a_publish_with_a_stale_expected_subject_sequence_is_refused_and_not_stored() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let nats = NatsCluster::start().await;
+    let cluster = nats.connect(0).await;
+    cluster.ensure().await.expect("ensure");
+    let hist = "mapline.cmd.history.plan-1";
+    let other = "mapline.cmd.history.plan-2";
+    let publish = |subject: &'static str, id: &'static str, expect| {
+        let cluster = cluster.clone();
+        async move {
+            cluster
+                .publish(subject, HeaderMap::new(), Bytes::from(id), id, expect)
+                .await
+        }
+    };
+
+    let first = publish(hist, "h1", Expect::LastSubjectSeq(0))
+        .await
+        .expect("first writer wins");
+    // Another subject moves the stream on but not this subject's sequence.
+    publish(other, "o1", Expect::LastSubjectSeq(0))
+        .await
+        .expect("other subject");
+    match publish(hist, "h2", Expect::LastSubjectSeq(0)).await {
+        Err(PublishError::WrongLastSequence {
+            subject,
+            expected: 0,
+        }) => assert_eq!(subject, hist),
+        other => panic!("a stale CAS was not refused: {other:?}"),
+    }
+    let next = publish(hist, "h3", Expect::LastSubjectSeq(first.seq))
+        .await
+        .expect("CAS on the current sequence");
+    assert_eq!(next.seq, first.seq + 2);
+    assert_eq!(
+        stream_info(&cluster, "mapline-log").await.state.messages,
+        3,
+        "the refused one is not stored"
+    );
+}
+
+#[tokio::test]
+async fn kv_cas_and_objects_round_trip_with_typed_errors() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let nats = NatsCluster::start().await;
+    let cluster = nats.connect(0).await;
+    cluster.ensure().await.expect("ensure");
+    let kv = cluster.kv().await.expect("kv");
+
+    assert_eq!(kv.get("plan.p1").await.expect("get"), None);
+    let r1 = kv
+        .create("plan.p1", Bytes::from_static(b"v1"))
+        .await
+        .expect("create");
+    assert!(matches!(
+        kv.create("plan.p1", Bytes::from_static(b"v1'")).await,
+        Err(KvError::AlreadyExists { .. })
+    ));
+    let r2 = kv
+        .update("plan.p1", Bytes::from_static(b"v2"), r1)
+        .await
+        .expect("update at r1");
+    assert!(matches!(
+        kv.update("plan.p1", Bytes::from_static(b"stale"), r1).await,
+        Err(KvError::WrongRevision { expected, .. }) if expected == r1
+    ));
+    let entry = kv.get("plan.p1").await.expect("get").expect("present");
+    assert_eq!((&entry.value[..], entry.revision), (&b"v2"[..], r2));
+    assert!(matches!(
+        kv.get(".bad").await,
+        Err(KvError::InvalidKey { .. })
+    ));
+
+    let objects = cluster.objects().await.expect("objects");
+    let snapshot: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(
+        objects.put("snap.p1", &snapshot).await.expect("put"),
+        snapshot.len() as u64
+    );
+    assert_eq!(
+        &objects.get("snap.p1").await.expect("get")[..],
+        &snapshot[..]
+    );
+    assert!(matches!(
+        objects.get("snap.none").await,
+        Err(ObjectError::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn connect_without_an_engine_retries_then_says_it_is_not_ready() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let mut config = ClusterConfig::new(vec![format!("nats://127.0.0.1:{port}")]);
+    config.ready_timeout = Some(Duration::from_millis(800));
+    match Cluster::connect(config).await {
+        Err(ConnectError::NotReady { attempts, .. }) => assert!(attempts >= 2, "{attempts}"),
+        other => panic!("expected NotReady, got {other:?}"),
+    }
+}
+
+/// Every acknowledged message is delivered exactly once, in stream order, to a reader that
+/// was reading while the stream's leader was killed with SIGKILL; publishing continues after
+/// the stall.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reader_yields_every_acknowledged_message_once_in_order_across_a_kill_9_of_the_leader()
+{
+    const TOTAL: u64 = 400;
+    const KILL_AT: u64 = 150;
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut nats = NatsCluster::start().await;
+    let leader_view = nats.connect(0).await;
+    leader_view.ensure().await.expect("ensure");
+    let leader = leader_view
+        .log_leader()
+        .await
+        .expect("info")
+        .expect("a leader");
+    let leader_index = nats.index_of(&leader);
+    // Writer and reader connect first to nodes that are not the leader, as two Mapline
+    // nodes would be (any engine node serves either); the reader also knows the leader's URL.
+    let writer = nats.connect((leader_index + 1) % 3).await;
+    let reader_node = nats.connect((leader_index + 2) % 3).await;
+
+    let subject = writer.names().update_subject("plan-k", false);
+    let (delivered_tx, mut delivered_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut reader = reader_node.read_from(Some(&subject), 1);
+    let reading = tokio::spawn(async move {
+        loop {
+            let m = reader.next().await;
+            if delivered_tx.send(m).is_err() {
+                return;
+            }
+        }
+    });
+
+    let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel();
+    let writing = tokio::spawn({
+        let writer = writer.clone();
+        let subject = subject.clone();
+        async move {
+            for i in 0..TOTAL {
+                let id = format!("k-{i}");
+                let sent = Instant::now();
+                let ack = writer
+                    .publish(
+                        &subject,
+                        HeaderMap::new(),
+                        Bytes::from(i.to_string()),
+                        &id,
+                        Expect::Any,
+                    )
+                    .await
+                    .expect("every publish is acknowledged in the end");
+                acked_tx
+                    .send((i, ack.seq, sent.elapsed()))
+                    .expect("test alive");
+            }
+        }
+    });
+
+    // Kill -9 the stream leader once KILL_AT messages are acknowledged and the reader is
+    // part-way through them.
+    let mut acked: Vec<(u64, u64, Duration)> = Vec::new();
+    let mut delivered = Vec::new();
+    while acked.len() < KILL_AT as usize {
+        acked.push(acked_rx.recv().await.expect("writer alive"));
+    }
+    while delivered.is_empty() {
+        delivered.push(delivered_rx.recv().await.expect("reader alive"));
+    }
+    nats.nodes[leader_index].kill9();
+    let killed_at = Instant::now();
+
+    while acked.len() < TOTAL as usize {
+        acked.push(acked_rx.recv().await.expect("writer alive"));
+    }
+    writing.await.expect("writer finished");
+    let last_seq = acked.last().map(|a| a.1).expect("acked");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while delivered
+        .last()
+        .map(|d: &mapline_cluster::Delivered| d.stream_seq)
+        != Some(last_seq)
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, delivered_rx.recv()).await {
+            Ok(Some(m)) => delivered.push(m),
+            _ => panic!(
+                "the reader stopped at {:?} of {last_seq} ({} delivered)",
+                delivered.last().map(|d| d.stream_seq),
+                delivered.len()
+            ),
+        }
+    }
+    reading.abort();
+
+    let seqs: Vec<u64> = delivered.iter().map(|d| d.stream_seq).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "in stream order, none twice: {seqs:?}"
+    );
+    let by_seq: BTreeMap<u64, &[u8]> = delivered
+        .iter()
+        .map(|d| (d.stream_seq, &d.payload[..]))
+        .collect();
+    for (i, seq, _) in &acked {
+        assert_eq!(
+            by_seq.get(seq).copied(),
+            Some(i.to_string().as_bytes()),
+            "acked #{i} at seq {seq}"
+        );
+    }
+    assert_eq!(
+        delivered.len(),
+        acked.len(),
+        "nothing but what was acknowledged, each once"
+    );
+    let info = stream_info(&writer, "mapline-log").await;
+    assert_eq!(
+        info.state.messages, TOTAL,
+        "no publish stored twice across the retries"
+    );
+
+    let stall = acked.iter().map(|a| a.2).max().unwrap_or_default();
+    let new_leader = writer.log_leader().await.expect("info");
+    eprintln!(
+        "killed leader {leader}; new leader {new_leader:?}; longest publish {stall:?}; \
+         all {TOTAL} delivered {:?} after the kill",
+        killed_at.elapsed()
+    );
+    assert_ne!(new_leader.as_deref(), Some(leader.as_str()));
+
+    // The killed node comes back and catches up: the cluster is whole again.
+    nats.restart(leader_index);
+    nats.wait_healthy(leader_index).await;
+    wait_for(
+        "the restarted node to be current",
+        Duration::from_secs(30),
+        || async {
+            stream_info(&writer, "mapline-log")
+                .await
+                .cluster
+                .is_some_and(|c| c.replicas.iter().all(|r| r.current && !r.offline))
+        },
+    )
+    .await;
+}
