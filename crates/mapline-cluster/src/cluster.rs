@@ -16,7 +16,10 @@ pub struct Cluster {
     pub(crate) client: async_nats::Client,
     pub(crate) js: jetstream::Context,
     pub(crate) names: Names,
-    config: ClusterConfig,
+    pub(crate) config: ClusterConfig,
+    /// Counts (re)connections: a reader whose connection moved to another engine node
+    /// reopens its consumer rather than wait for async-nats to give up on the old one.
+    pub(crate) connections: tokio::sync::watch::Receiver<u64>,
 }
 
 /// What `ensure` created (empty when everything was there and passed the checks).
@@ -94,8 +97,24 @@ impl Cluster {
     async fn try_connect(
         config: &ClusterConfig,
     ) -> Result<Result<Self, EngineError>, ConnectError> {
+        let (connected, connections) = tokio::sync::watch::channel(0u64);
         let mut options = async_nats::ConnectOptions::new()
             .name("mapline")
+            .event_callback(move |event| {
+                let connected = connected.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            tracing::info!("connected to a NATS server");
+                            connected.send_modify(|n| *n += 1);
+                        }
+                        async_nats::Event::Disconnected => {
+                            tracing::warn!("disconnected from NATS; reconnecting");
+                        }
+                        other => tracing::debug!(event = %other, "NATS client event"),
+                    }
+                }
+            })
             .connection_timeout(config.request_timeout)
             .request_timeout(Some(config.request_timeout));
         if let Some(path) = &config.creds {
@@ -135,6 +154,7 @@ impl Cluster {
             js,
             names: config.names(),
             config: config.clone(),
+            connections,
         }))
     }
 

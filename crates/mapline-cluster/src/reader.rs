@@ -5,7 +5,12 @@
 //! sequence it delivered when they do, when heartbeats stop (the consumer's node died), or
 //! when the consumer is deleted. A durable pull consumer would survive on its own but needs
 //! an ack per message and a name per reader, and its R3 state costs a Raft write per ack; a
-//! room only needs "everything after what I have", which it knows itself. On top of that the
+//! room only needs "everything after what I have", which it knows itself.
+//!
+//! When the reader's own connection moves to another engine node (the one it was on died),
+//! async-nats would first ask the dead consumer for its state, 5 tries of a 5 s timeout, and
+//! stall the reader ≈45 s; so the reader watches the connection count and reopens its consumer
+//! at once from where it was. On top of that the
 //! reader keeps its own next expected sequence: whatever happens below, it never yields a
 //! sequence twice or out of order, and on any error it starts over from there.
 
@@ -33,6 +38,7 @@ pub struct Reader {
     filter: Option<String>,
     next_seq: u64,
     messages: Option<pull::Ordered>,
+    connections: tokio::sync::watch::Receiver<u64>,
     failures: u32,
 }
 
@@ -45,6 +51,7 @@ impl Cluster {
             filter: filter.map(str::to_owned),
             next_seq: from.max(1),
             messages: None,
+            connections: self.connections.clone(),
             failures: 0,
         }
     }
@@ -60,17 +67,32 @@ impl Reader {
     /// engine cannot serve it, so it only returns a message.
     pub async fn next(&mut self) -> Delivered {
         loop {
-            let messages = match &mut self.messages {
-                Some(messages) => messages,
-                None => match self.open().await {
-                    Ok(messages) => self.messages.insert(messages),
+            if self.messages.is_none() {
+                self.connections.borrow_and_update();
+                match self.open().await {
+                    Ok(messages) => self.messages = Some(messages),
                     Err(e) => {
                         self.failed(&e).await;
                         continue;
                     }
-                },
+                }
+            }
+            let Some(messages) = self.messages.as_mut() else {
+                continue;
             };
-            match messages.next().await {
+            let item = tokio::select! {
+                item = messages.next() => item,
+                Ok(()) = self.connections.changed() => {
+                    tracing::info!(
+                        stream = %self.cluster.names.stream,
+                        next_seq = self.next_seq,
+                        "the connection moved to another NATS server; reopening the reader"
+                    );
+                    self.messages = None;
+                    continue;
+                }
+            };
+            match item {
                 Some(Ok(message)) => {
                     let seq = match message.info() {
                         Ok(info) => info.stream_sequence,
@@ -94,8 +116,8 @@ impl Reader {
                     };
                 }
                 Some(Err(e)) => {
-                    // The ordered consumer reports missing heartbeats and recreates itself;
-                    // anything else: start over from next_seq.
+                    // The ordered consumer recreates itself after missed heartbeats; anything
+                    // it reports: start over from next_seq.
                     if e.kind() != pull::OrderedErrorKind::MissingHeartbeat {
                         self.messages = None;
                     }
@@ -123,6 +145,9 @@ impl Reader {
                 deliver_policy: DeliverPolicy::ByStartSequence {
                     start_sequence: self.next_seq,
                 },
+                // Pull requests expire after two heartbeats, and async-nats asks for a
+                // heartbeat of half the expiry: see ClusterConfig::read_heartbeat.
+                max_expires: self.cluster.config.read_heartbeat * 2,
                 ..Default::default()
             })
             .await

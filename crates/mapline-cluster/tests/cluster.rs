@@ -13,10 +13,25 @@ use mapline_cluster::{
     ObjectError, PublishError,
 };
 
+/// The stream's info; retried (with a deadline) while the engine cannot answer, as right
+/// after a node was killed.
 async fn stream_info(cluster: &Cluster, name: &str) -> stream::Info {
     let js = jetstream::new(cluster.client().clone());
-    let mut s = js.get_stream(name).await.expect("get stream");
-    s.info().await.expect("stream info").clone()
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let error = match js.get_stream(name).await {
+            Ok(mut s) => match s.info().await {
+                Ok(info) => return info.clone(),
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            Instant::now() < deadline,
+            "no info on stream {name}: {error}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
@@ -286,14 +301,48 @@ async fn connect_without_an_engine_retries_then_says_it_is_not_ready() {
     }
 }
 
+/// Which engine node hosts the (single, R1) consumer the reader made.
+async fn reader_consumer_host(cluster: &Cluster) -> Option<String> {
+    use futures_util::StreamExt;
+    let js = jetstream::new(cluster.client().clone());
+    let stream = js.get_stream("mapline-log").await.ok()?;
+    let mut consumers = stream.consumers();
+    while let Some(info) = consumers.next().await {
+        if let Some(leader) = info.ok().and_then(|i| i.cluster).and_then(|c| c.leader) {
+            return Some(leader);
+        }
+    }
+    None
+}
+
+/// Waits until every replica of the log is current again (a restarted node caught up).
+async fn wait_log_whole(cluster: &Cluster) {
+    wait_for(
+        "every replica of the log to be current",
+        Duration::from_secs(30),
+        || async {
+            stream_info(cluster, "mapline-log")
+                .await
+                .cluster
+                .is_some_and(|c| {
+                    c.leader.is_some()
+                        && c.replicas.len() == 2
+                        && c.replicas.iter().all(|r| r.current && !r.offline)
+                })
+        },
+    )
+    .await;
+}
+
 /// Every acknowledged message is delivered exactly once, in stream order, to a reader that
-/// was reading while the stream's leader was killed with SIGKILL; publishing continues after
-/// the stall.
+/// reads while (1) the log's Raft leader is killed with SIGKILL, and later (2) the node that
+/// hosts the reader's own consumer is; publishing goes on through both stalls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_reader_yields_every_acknowledged_message_once_in_order_across_a_kill_9_of_the_leader()
-{
-    const TOTAL: u64 = 400;
-    const KILL_AT: u64 = 150;
+async fn the_reader_yields_every_acknowledged_message_once_in_order_across_kill_9s() {
+    const TOTAL: usize = 600;
+    const KILL_LEADER_AT: usize = 150;
+    const RESTART_AT: usize = 250;
+    const KILL_CONSUMER_HOST_AT: usize = 400;
     let _one = ONE_AT_A_TIME.lock().await;
     let mut nats = NatsCluster::start().await;
     let leader_view = nats.connect(0).await;
@@ -305,7 +354,7 @@ async fn the_reader_yields_every_acknowledged_message_once_in_order_across_a_kil
         .expect("a leader");
     let leader_index = nats.index_of(&leader);
     // Writer and reader connect first to nodes that are not the leader, as two Mapline
-    // nodes would be (any engine node serves either); the reader also knows the leader's URL.
+    // nodes would (their clients fail over to the other URLs).
     let writer = nats.connect((leader_index + 1) % 3).await;
     let reader_node = nats.connect((leader_index + 2) % 3).await;
 
@@ -321,12 +370,15 @@ async fn the_reader_yields_every_acknowledged_message_once_in_order_across_a_kil
         }
     });
 
+    // The writer publishes up to `allowed`, so each kill lands while it is publishing.
+    let (allowed_tx, mut allowed) = tokio::sync::watch::channel(RESTART_AT);
     let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel();
     let writing = tokio::spawn({
         let writer = writer.clone();
         let subject = subject.clone();
         async move {
             for i in 0..TOTAL {
+                allowed.wait_for(|n| i < *n).await.expect("test alive");
                 let id = format!("k-{i}");
                 let sent = Instant::now();
                 let ack = writer
@@ -346,30 +398,43 @@ async fn the_reader_yields_every_acknowledged_message_once_in_order_across_a_kil
         }
     });
 
-    // Kill -9 the stream leader once KILL_AT messages are acknowledged and the reader is
-    // part-way through them.
-    let mut acked: Vec<(u64, u64, Duration)> = Vec::new();
-    let mut delivered = Vec::new();
-    while acked.len() < KILL_AT as usize {
-        acked.push(acked_rx.recv().await.expect("writer alive"));
-    }
-    while delivered.is_empty() {
-        delivered.push(delivered_rx.recv().await.expect("reader alive"));
-    }
+    let mut acked: Vec<(usize, u64, Duration)> = Vec::new();
+    let mut delivered: Vec<mapline_cluster::Delivered> = Vec::new();
+    let mut ack_until = async |n: usize, acked: &mut Vec<(usize, u64, Duration)>| {
+        while acked.len() < n {
+            acked.push(acked_rx.recv().await.expect("writer alive"));
+        }
+    };
+
+    // (1) The log's leader, once some messages are acknowledged and the reader has some.
+    ack_until(KILL_LEADER_AT, &mut acked).await;
+    delivered.push(delivered_rx.recv().await.expect("reader alive"));
+    tracing::info!(leader, "test: kill -9 of the log's leader");
     nats.nodes[leader_index].kill9();
+    ack_until(RESTART_AT, &mut acked).await;
+    let new_leader = writer.log_leader().await.expect("info");
+    assert_ne!(new_leader.as_deref(), Some(leader.as_str()));
+    nats.restart(leader_index);
+    nats.wait_healthy(leader_index).await;
+    wait_log_whole(&writer).await;
+
+    // (2) The node hosting the reader's consumer: the reader must notice and start over
+    // elsewhere from where it was.
+    allowed_tx.send(TOTAL).expect("writer alive");
+    ack_until(KILL_CONSUMER_HOST_AT, &mut acked).await;
+    let host = reader_consumer_host(&writer)
+        .await
+        .expect("the reader's consumer");
+    let host_index = nats.index_of(&host);
+    tracing::info!(host, "test: kill -9 of the reader's consumer host");
+    nats.nodes[host_index].kill9();
     let killed_at = Instant::now();
 
-    while acked.len() < TOTAL as usize {
-        acked.push(acked_rx.recv().await.expect("writer alive"));
-    }
+    ack_until(TOTAL, &mut acked).await;
     writing.await.expect("writer finished");
     let last_seq = acked.last().map(|a| a.1).expect("acked");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while delivered
-        .last()
-        .map(|d: &mapline_cluster::Delivered| d.stream_seq)
-        != Some(last_seq)
-    {
+    while delivered.last().map(|d| d.stream_seq) != Some(last_seq) {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, delivered_rx.recv()).await {
             Ok(Some(m)) => delivered.push(m),
@@ -380,6 +445,7 @@ async fn the_reader_yields_every_acknowledged_message_once_in_order_across_a_kil
             ),
         }
     }
+    let caught_up = killed_at.elapsed();
     reading.abort();
 
     let seqs: Vec<u64> = delivered.iter().map(|d| d.stream_seq).collect();
@@ -405,31 +471,16 @@ async fn the_reader_yields_every_acknowledged_message_once_in_order_across_a_kil
     );
     let info = stream_info(&writer, "mapline-log").await;
     assert_eq!(
-        info.state.messages, TOTAL,
+        info.state.messages, TOTAL as u64,
         "no publish stored twice across the retries"
     );
 
     let stall = acked.iter().map(|a| a.2).max().unwrap_or_default();
-    let new_leader = writer.log_leader().await.expect("info");
     eprintln!(
-        "killed leader {leader}; new leader {new_leader:?}; longest publish {stall:?}; \
-         all {TOTAL} delivered {:?} after the kill",
-        killed_at.elapsed()
+        "killed leader {leader} (new leader {new_leader:?}), then consumer host {host}; \
+         longest publish {stall:?}; reader had all {TOTAL} {caught_up:?} after the second kill"
     );
-    assert_ne!(new_leader.as_deref(), Some(leader.as_str()));
-
-    // The killed node comes back and catches up: the cluster is whole again.
-    nats.restart(leader_index);
-    nats.wait_healthy(leader_index).await;
-    wait_for(
-        "the restarted node to be current",
-        Duration::from_secs(30),
-        || async {
-            stream_info(&writer, "mapline-log")
-                .await
-                .cluster
-                .is_some_and(|c| c.replicas.iter().all(|r| r.current && !r.offline))
-        },
-    )
-    .await;
+    nats.restart(host_index);
+    nats.wait_healthy(host_index).await;
+    wait_log_whole(&writer).await;
 }

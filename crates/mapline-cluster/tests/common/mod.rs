@@ -109,6 +109,14 @@ impl NatsCluster {
     /// Starts three nodes and waits (with a deadline) until every node reports JetStream
     /// healthy, which needs the meta group to have a leader.
     pub async fn start() -> Self {
+        // The layer's own log lines (retries, recreated consumers) in the test's output;
+        // RUST_LOG overrides.
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| "mapline_cluster=info".into());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
         let binary = nats_server_binary();
         let dir = tempfile::tempdir().expect("temp dir");
         let ports: Vec<(u16, u16, u16)> = (0..3)
