@@ -334,15 +334,30 @@ async fn wait_log_whole(cluster: &Cluster) {
     .await;
 }
 
+#[derive(Clone, Copy, Debug)]
+enum Kill {
+    /// The log's Raft leader: writes stall until a new one is elected.
+    LogLeader,
+    /// The node the reader's connection is on: its client reconnects elsewhere.
+    ReaderConnection,
+    /// The node hosting the reader's (R1, ephemeral) consumer: it must be made again.
+    ReaderConsumerHost,
+}
+
 /// Every acknowledged message is delivered exactly once, in stream order, to a reader that
-/// reads while (1) the log's Raft leader is killed with SIGKILL, and later (2) the node that
-/// hosts the reader's own consumer is; publishing goes on through both stalls.
+/// reads while engine nodes are killed with SIGKILL one after another (each restarted and
+/// caught up before the next): the log's leader, the node the reader is connected to, the
+/// node hosting the reader's consumer. Publishing goes on through every stall.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reader_yields_every_acknowledged_message_once_in_order_across_kill_9s() {
-    const TOTAL: usize = 600;
-    const KILL_LEADER_AT: usize = 150;
-    const RESTART_AT: usize = 250;
-    const KILL_CONSUMER_HOST_AT: usize = 400;
+    const ROUNDS: [(Kill, usize); 3] = [
+        (Kill::LogLeader, 150),
+        (Kill::ReaderConnection, 350),
+        (Kill::ReaderConsumerHost, 550),
+    ];
+    /// Messages published after each kill, through the stall.
+    const AFTER: usize = 100;
+    const TOTAL: usize = 700;
     let _one = ONE_AT_A_TIME.lock().await;
     let mut nats = NatsCluster::start().await;
     let leader_view = nats.connect(0).await;
@@ -371,7 +386,7 @@ async fn the_reader_yields_every_acknowledged_message_once_in_order_across_kill_
     });
 
     // The writer publishes up to `allowed`, so each kill lands while it is publishing.
-    let (allowed_tx, mut allowed) = tokio::sync::watch::channel(RESTART_AT);
+    let (allowed_tx, mut allowed) = tokio::sync::watch::channel(0);
     let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel();
     let writing = tokio::spawn({
         let writer = writer.clone();
@@ -405,48 +420,57 @@ async fn the_reader_yields_every_acknowledged_message_once_in_order_across_kill_
             acked.push(acked_rx.recv().await.expect("writer alive"));
         }
     };
+    let mut deliver_through = async |seq: u64, delivered: &mut Vec<mapline_cluster::Delivered>| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while delivered.last().map(|d| d.stream_seq) < Some(seq) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, delivered_rx.recv()).await {
+                Ok(Some(m)) => delivered.push(m),
+                _ => panic!(
+                    "the reader stopped at {:?}, short of {seq} ({} delivered)",
+                    delivered.last().map(|d| d.stream_seq),
+                    delivered.len()
+                ),
+            }
+        }
+    };
 
-    // (1) The log's leader, once some messages are acknowledged and the reader has some.
-    ack_until(KILL_LEADER_AT, &mut acked).await;
-    delivered.push(delivered_rx.recv().await.expect("reader alive"));
-    tracing::info!(leader, "test: kill -9 of the log's leader");
-    nats.nodes[leader_index].kill9();
-    ack_until(RESTART_AT, &mut acked).await;
-    let new_leader = writer.log_leader().await.expect("info");
-    assert_ne!(new_leader.as_deref(), Some(leader.as_str()));
-    nats.restart(leader_index);
-    nats.wait_healthy(leader_index).await;
-    wait_log_whole(&writer).await;
-
-    // (2) The node hosting the reader's consumer: the reader must notice and start over
-    // elsewhere from where it was.
+    let mut report = Vec::new();
+    for (kill, at) in ROUNDS {
+        allowed_tx.send(at + AFTER).expect("writer alive");
+        ack_until(at, &mut acked).await;
+        let victim = match kill {
+            Kill::LogLeader => writer.log_leader().await.expect("info").expect("a leader"),
+            Kill::ReaderConnection => reader_node.client().server_info().server_name,
+            Kill::ReaderConsumerHost => reader_consumer_host(&writer)
+                .await
+                .expect("the reader's consumer"),
+        };
+        let victim_index = nats.index_of(&victim);
+        tracing::info!(?kill, victim, "test: kill -9");
+        nats.nodes[victim_index].kill9();
+        let killed_at = Instant::now();
+        ack_until(at + AFTER, &mut acked).await;
+        let writes_back = killed_at.elapsed();
+        deliver_through(acked[at + AFTER - 1].1, &mut delivered).await;
+        report.push(format!(
+            "{kill:?} {victim}: writes back after {writes_back:?}, reader through them after {:?}",
+            killed_at.elapsed()
+        ));
+        if let Kill::LogLeader = kill {
+            let new_leader = writer.log_leader().await.expect("info");
+            assert_ne!(new_leader.as_deref(), Some(victim.as_str()), "a new leader");
+        }
+        nats.restart(victim_index);
+        nats.wait_healthy(victim_index).await;
+        wait_log_whole(&writer).await;
+    }
     allowed_tx.send(TOTAL).expect("writer alive");
-    ack_until(KILL_CONSUMER_HOST_AT, &mut acked).await;
-    let host = reader_consumer_host(&writer)
-        .await
-        .expect("the reader's consumer");
-    let host_index = nats.index_of(&host);
-    tracing::info!(host, "test: kill -9 of the reader's consumer host");
-    nats.nodes[host_index].kill9();
-    let killed_at = Instant::now();
-
     ack_until(TOTAL, &mut acked).await;
     writing.await.expect("writer finished");
-    let last_seq = acked.last().map(|a| a.1).expect("acked");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while delivered.last().map(|d| d.stream_seq) != Some(last_seq) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, delivered_rx.recv()).await {
-            Ok(Some(m)) => delivered.push(m),
-            _ => panic!(
-                "the reader stopped at {:?} of {last_seq} ({} delivered)",
-                delivered.last().map(|d| d.stream_seq),
-                delivered.len()
-            ),
-        }
-    }
-    let caught_up = killed_at.elapsed();
+    deliver_through(acked[TOTAL - 1].1, &mut delivered).await;
     reading.abort();
+    eprintln!("{}", report.join("\n"));
 
     let seqs: Vec<u64> = delivered.iter().map(|d| d.stream_seq).collect();
     assert!(
@@ -474,13 +498,4 @@ async fn the_reader_yields_every_acknowledged_message_once_in_order_across_kill_
         info.state.messages, TOTAL as u64,
         "no publish stored twice across the retries"
     );
-
-    let stall = acked.iter().map(|a| a.2).max().unwrap_or_default();
-    eprintln!(
-        "killed leader {leader} (new leader {new_leader:?}), then consumer host {host}; \
-         longest publish {stall:?}; reader had all {TOTAL} {caught_up:?} after the second kill"
-    );
-    nats.restart(host_index);
-    nats.wait_healthy(host_index).await;
-    wait_log_whole(&writer).await;
 }
