@@ -288,7 +288,10 @@ impl Cluster {
         let config = match self.stream_config(name).await? {
             Some(config) => config,
             None => {
-                match create().await {
+                // Another node may have made it meanwhile: then creating fails, and what it
+                // made is read and checked below.
+                let created = create().await;
+                match &created {
                     Ok(()) => {
                         tracing::info!(what = want.what, replicas = check::REPLICAS, "created");
                         ensured.created.push(want.what.to_owned());
@@ -297,13 +300,18 @@ impl Cluster {
                         tracing::debug!(what = want.what, error = %e, "create failed; reading what is there");
                     }
                 }
-                self.stream_config(name)
-                    .await?
-                    .ok_or_else(|| EnsureError::Engine {
-                        action: "create",
-                        what: want.what.to_owned(),
-                        source: "it is still missing after creating it".into(),
-                    })?
+                match self.stream_config(name).await? {
+                    Some(config) => config,
+                    None => {
+                        return Err(EnsureError::Engine {
+                            action: "create",
+                            what: want.what.to_owned(),
+                            source: created.err().unwrap_or_else(|| {
+                                "it is missing right after it was created".into()
+                            }),
+                        });
+                    }
+                }
             }
         };
         check::stream(&config, want)?;

@@ -130,6 +130,56 @@ async fn a_hand_made_r1_or_memory_stream_is_refused() {
 }
 
 #[tokio::test]
+async fn a_node_that_does_not_fsync_before_acknowledging_is_refused_before_anything_is_made() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let lone = NatsCluster::start_with(1, false).await;
+    let cluster = lone.connect(0).await;
+    let refused = cluster
+        .ensure()
+        .await
+        .expect_err("no sync_interval: always");
+    match &refused {
+        EnsureError::Refused(CheckError::NotSyncAlways { server, .. }) => assert_eq!(server, "n1"),
+        other => panic!("expected NotSyncAlways, got {other:?}"),
+    }
+    assert!(
+        refused
+            .to_string()
+            .contains("set `jetstream { sync_interval: always }`"),
+        "{refused}"
+    );
+    let js = jetstream::new(cluster.client().clone());
+    assert_eq!(
+        js.query_account().await.expect("account").streams,
+        0,
+        "nothing created"
+    );
+}
+
+#[tokio::test]
+async fn ensure_on_fewer_than_three_engine_nodes_says_why_it_cannot_create() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let lone = NatsCluster::start_with(1, true).await;
+    let cluster = lone.connect(0).await;
+    match cluster.ensure().await {
+        Err(
+            e @ EnsureError::Engine {
+                action: "create", ..
+            },
+        ) => {
+            let source = std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            assert!(
+                source.contains("replicas"),
+                "the engine's reason is kept: {source}"
+            );
+        }
+        other => panic!("expected a create error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn a_publish_resent_with_the_same_msg_id_is_stored_once() {
     let _one = ONE_AT_A_TIME.lock().await;
     let nats = NatsCluster::start().await;

@@ -109,6 +109,12 @@ impl NatsCluster {
     /// Starts three nodes and waits (with a deadline) until every node reports JetStream
     /// healthy, which needs the meta group to have a leader.
     pub async fn start() -> Self {
+        Self::start_with(3, true).await
+    }
+
+    /// `count` nodes (1: a lone server, no cluster block); `sync_always: false` leaves the
+    /// server's default fsync interval (2 minutes), which Mapline must refuse.
+    pub async fn start_with(count: usize, sync_always: bool) -> Self {
         // The layer's own log lines (retries, recreated consumers) in the test's output;
         // RUST_LOG overrides.
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -119,7 +125,7 @@ impl NatsCluster {
             .try_init();
         let binary = nats_server_binary();
         let dir = tempfile::tempdir().expect("temp dir");
-        let ports: Vec<(u16, u16, u16)> = (0..3)
+        let ports: Vec<(u16, u16, u16)> = (0..count)
             .map(|_| (free_port(), free_port(), free_port()))
             .collect();
         let routes: Vec<String> = ports
@@ -131,16 +137,27 @@ impl NatsCluster {
             let name = format!("n{}", i + 1);
             let store = dir.path().join(&name);
             let config = dir.path().join(format!("{name}.conf"));
+            let sync = if sync_always {
+                "\n  sync_interval: always"
+            } else {
+                ""
+            };
+            let cluster = if count > 1 {
+                format!(
+                    "cluster {{\n  name: mapline-test\n  listen: 127.0.0.1:{route}\n  routes: [{}]\n}}\n",
+                    routes.join(", ")
+                )
+            } else {
+                String::new()
+            };
             std::fs::write(
                 &config,
                 format!(
                     "server_name: {name}\n\
                      listen: 127.0.0.1:{client}\n\
                      http: 127.0.0.1:{http}\n\
-                     jetstream {{\n  store_dir: \"{store}\"\n  sync_interval: always\n}}\n\
-                     cluster {{\n  name: mapline-test\n  listen: 127.0.0.1:{route}\n  routes: [{routes}]\n}}\n",
+                     jetstream {{\n  store_dir: \"{store}\"{sync}\n}}\n{cluster}",
                     store = store.display(),
-                    routes = routes.join(", "),
                 ),
             )
             .expect("write node config");
@@ -161,7 +178,7 @@ impl NatsCluster {
             binary,
             _dir: dir,
         };
-        for i in 0..3 {
+        for i in 0..count {
             cluster.wait_healthy(i).await;
         }
         cluster
