@@ -338,6 +338,19 @@ async fn kv_cas_and_objects_round_trip_with_typed_errors() {
 }
 
 #[tokio::test]
+async fn a_node_started_before_the_engine_waits_and_connects_once_it_is_up() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut nats = NatsCluster::configure(3, true);
+    let connecting = tokio::spawn(Cluster::connect(nats.config(0)));
+    nats.launch().await;
+    let cluster = connecting
+        .await
+        .expect("task")
+        .expect("connected once the engine was up");
+    cluster.ensure().await.expect("ensure");
+}
+
+#[tokio::test]
 async fn connect_without_an_engine_retries_then_says_it_is_not_ready() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -115,6 +115,24 @@ impl NatsCluster {
     /// `count` nodes (1: a lone server, no cluster block); `sync_always: false` leaves the
     /// server's default fsync interval (2 minutes), which Mapline must refuse.
     pub async fn start_with(count: usize, sync_always: bool) -> Self {
+        let mut cluster = Self::configure(count, sync_always);
+        cluster.launch().await;
+        cluster
+    }
+
+    /// Starts every node and waits (with a deadline) until each reports JetStream healthy.
+    pub async fn launch(&mut self) {
+        let binary = self.binary.clone();
+        for node in &mut self.nodes {
+            node.start(&binary);
+        }
+        for i in 0..self.nodes.len() {
+            self.wait_healthy(i).await;
+        }
+    }
+
+    /// Writes the nodes' config files and picks their ports; starts nothing.
+    pub fn configure(count: usize, sync_always: bool) -> Self {
         // The layer's own log lines (retries, recreated consumers) in the test's output;
         // RUST_LOG overrides.
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -170,18 +188,11 @@ impl NatsCluster {
                 child: None,
             });
         }
-        for node in &mut nodes {
-            node.start(&binary);
-        }
-        let cluster = Self {
+        Self {
             nodes,
             binary,
             _dir: dir,
-        };
-        for i in 0..count {
-            cluster.wait_healthy(i).await;
         }
-        cluster
     }
 
     /// Waits until node `i` answers `/healthz` with 200 (JetStream current).
