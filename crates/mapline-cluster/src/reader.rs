@@ -1,6 +1,6 @@
 //! Reading the log in stream order from a given sequence, across leader changes.
 //!
-//! An ordered consumer (ephemeral, no acks, flow-controlled, one per reader): the client checks
+//! An ordered consumer (ephemeral, pull-based, no acks, one per reader): the client checks
 //! that consumer sequences have no gap and recreates the consumer from the last stream
 //! sequence it delivered when they do, when heartbeats stop (the consumer's node died), or
 //! when the consumer is deleted. A durable pull consumer would survive on its own but needs
@@ -9,10 +9,10 @@
 //!
 //! When the reader's own connection moves to another engine node (the one it was on died),
 //! async-nats would first ask the dead consumer for its state, 5 tries of a 5 s timeout, and
-//! stall the reader ≈45 s; so the reader watches the connection count and reopens its consumer
-//! at once from where it was. On top of that the
-//! reader keeps its own next expected sequence: whatever happens below, it never yields a
-//! sequence twice or out of order, and on any error it starts over from there.
+//! stall the reader ≈45 s; so the reader watches the connection count and reopens its
+//! consumer at once from where it was. And the reader keeps its own next expected sequence:
+//! whatever happens below, it never yields a sequence twice or out of order, and on any error
+//! it starts over from there.
 
 use std::time::Duration;
 
