@@ -26,13 +26,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::App;
-use crate::api::{ApiError, ApiJson, authenticate, authorize_read, bearer};
-use crate::auth::{self, Principal};
-use crate::outbox::{CloseCode, CloseReason, Closer};
-use crate::plan_api::blocking;
-use crate::plans::{self, MAX_LABEL_CHARS, role_name, side_name};
-use crate::room::ConnId;
-use crate::writer::now_ms;
+use crate::http::plan_api::blocking;
+use crate::http::plans::{self, MAX_LABEL_CHARS, role_name, side_name};
+use crate::http::router::{ApiError, ApiJson, authenticate, authorize_read, bearer};
+use crate::identity::auth::{self, Principal};
+use crate::sync::outbox::{CloseCode, CloseReason, Closer};
+use crate::sync::room::ConnId;
+use crate::sync::writer::now_ms;
 
 /// Open sockets per credential (a share link, or a member's session), so revoking it can close
 /// them.
@@ -245,7 +245,7 @@ impl ListedShare {
 /// `GET /api/plans/{id}/me`: who the caller is on this plan and what it may do, so a client
 /// can show read-only views and the link manager only where they apply; for a share link also
 /// its `calendarUrl`, the read-only feed to subscribe to (never the share token itself).
-#[utoipa::path(get, path = "/api/plans/{plan_id}/me", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "Who the caller is on this plan and what it may do, and `calendarUrl`: the link's read-only calendar feed (`null` for the admin)"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/plans/{plan_id}/me", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "Who the caller is on this plan and what it may do, and `calendarUrl`: the link's read-only calendar feed (`null` for the admin)"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn me(
     State(app): State<Arc<App>>,
     Path(plan_id): Path<String>,
@@ -267,7 +267,7 @@ pub async fn me(
             "calendarUrl": null,
         }),
         Principal::Member(m) => json!({
-            "planId": plan_id, "kind": "member", "member": crate::session::member_json(&m.member),
+            "planId": plan_id, "kind": "member", "member": crate::identity::session::member_json(&m.member),
             "label": m.member.name, "side": "seller", "role": "editor",
             "canEdit": true, "canManageShares": manages, "canMintSides": mintable,
             "calendarUrl": null,
@@ -309,7 +309,7 @@ pub(crate) fn calendar_url(public_url: Option<&str>, plan: PlanId, feed: &str) -
 }
 
 /// `GET /api/plans/{id}/shares`: every link of the plan with when it was last used.
-#[utoipa::path(get, path = "/api/plans/{plan_id}/shares", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "`{ shares }` with when each was last used"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/plans/{plan_id}/shares", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "`{ shares }` with when each was last used"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn list(
     State(app): State<Arc<App>>,
     Path(plan_id): Path<String>,
@@ -388,7 +388,7 @@ fn share_not_found() -> ApiError {
 
 /// `GET /api/plans/{id}/shares/{shareId}/revocation`: what revoking the link would revoke —
 /// the link and every link minted through it, transitively — so a person can confirm first.
-#[utoipa::path(get, path = "/api/plans/{plan_id}/shares/{share_id}/revocation", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("share_id" = String, Path, description = "The link's id")), responses((status = 200, description = "`{ shares }`: the link first, then every link minted through it (depth first, with `depth`, `parentId`, `mintedBy`)"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/plans/{plan_id}/shares/{share_id}/revocation", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("share_id" = String, Path, description = "The link's id")), responses((status = 200, description = "`{ shares }`: the link first, then every link minted through it (depth first, with `depth`, `parentId`, `mintedBy`)"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn revocation(
     State(app): State<Arc<App>>,
     Path((plan_id, share_id)): Path<(String, String)>,
@@ -436,7 +436,7 @@ pub struct CreateShareBody {
 }
 
 /// `POST /api/plans/{id}/shares`: mints a link; its token is in this answer only.
-#[utoipa::path(post, path = "/api/plans/{plan_id}/shares", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), request_body = CreateShareBody, responses((status = 201, description = "The new link; its token is in this answer only"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/plans/{plan_id}/shares", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), request_body = CreateShareBody, responses((status = 201, description = "The new link; its token is in this answer only"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn create(
     State(app): State<Arc<App>>,
     Path(plan_id): Path<String>,
@@ -519,7 +519,7 @@ pub async fn create(
 
 /// `DELETE /api/plans/{id}/shares/{shareId}`: revokes a link and every link minted through it
 /// at once, and closes all their sockets (4401). Revoking again answers the same record.
-#[utoipa::path(delete, path = "/api/plans/{plan_id}/shares/{share_id}", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("share_id" = String, Path, description = "The link's id")), responses((status = 200, description = "`{ id, status, revokedAt, closedConnections, revoked }`"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/plans/{plan_id}/shares/{share_id}", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("share_id" = String, Path, description = "The link's id")), responses((status = 200, description = "`{ id, status, revokedAt, closedConnections, revoked }`"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn revoke(
     State(app): State<Arc<App>>,
     Path((plan_id, share_id)): Path<(String, String)>,
@@ -569,7 +569,7 @@ pub async fn revoke(
     );
     let queued = blocking(&app, move |store| {
         for (id, data) in events {
-            crate::webhooks::queue_event(
+            crate::http::webhooks::queue_event(
                 store,
                 plan_id,
                 "share.revoked",

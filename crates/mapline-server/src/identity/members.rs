@@ -21,13 +21,13 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::App;
-use crate::api::{ApiError, ApiJson, authenticate, authorize_read, require_admin};
-use crate::auth::{Principal, token_hash};
-use crate::plan_api::blocking;
-pub use crate::session::SIGN_IN_LINK_MS;
-pub use crate::session::member_json;
-use crate::session::{self, time};
-use crate::writer::now_ms;
+use crate::http::plan_api::blocking;
+use crate::http::router::{ApiError, ApiJson, authenticate, authorize_read, require_admin};
+use crate::identity::auth::{Principal, token_hash};
+pub use crate::identity::session::SIGN_IN_LINK_MS;
+pub use crate::identity::session::member_json;
+use crate::identity::session::{self, time};
+use crate::sync::writer::now_ms;
 
 /// Longest accepted email (RFC 5321's path limit) and name.
 const MAX_EMAIL_CHARS: usize = 254;
@@ -196,7 +196,7 @@ impl From<InviteError> for ApiError {
 }
 
 /// `GET /api/members` (admin): every member.
-#[utoipa::path(get, path = "/api/members", tag = "members", responses((status = 200, description = "`{ members }`"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/members", tag = "members", responses((status = 200, description = "`{ members }`"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody)))]
 pub async fn list(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -234,7 +234,7 @@ fn link_valid_ms(valid_secs: Option<i64>) -> Result<i64, ApiError> {
 
 /// `POST /api/members` (admin): invites a member; the answer holds their sign-in link, shown
 /// this once.
-#[utoipa::path(post, path = "/api/members", tag = "members", request_body = InviteBody, responses((status = 201, description = "`{ member, signInUrl }`"), (status = "4XX", description = "A JSON error: `invalid_email`, `invalid_role`, `member_exists` …", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/members", tag = "members", request_body = InviteBody, responses((status = 201, description = "`{ member, signInUrl }`"), (status = "4XX", description = "A JSON error: `invalid_email`, `invalid_role`, `member_exists` …", body = crate::http::openapi::ErrorBody)))]
 pub async fn invite(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -291,7 +291,7 @@ async fn member_for(
 }
 
 /// `GET /api/members/{id}/sessions` (admin or the member): their sessions.
-#[utoipa::path(get, path = "/api/members/{member_id}/sessions", tag = "members", params(("member_id" = String, Path, description = "The member's id")), responses((status = 200, description = "`{ sessions }`"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/members/{member_id}/sessions", tag = "members", params(("member_id" = String, Path, description = "The member's id")), responses((status = 200, description = "`{ sessions }`"), (status = "4XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn sessions(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
@@ -309,7 +309,7 @@ pub async fn sessions(
 
 /// `DELETE /api/members/{id}/sessions` (admin or the member): ends every session; their open
 /// sockets close with 4401.
-#[utoipa::path(delete, path = "/api/members/{member_id}/sessions", tag = "members", params(("member_id" = String, Path, description = "The member's id")), responses((status = 200, description = "`{ revoked }`"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/members/{member_id}/sessions", tag = "members", params(("member_id" = String, Path, description = "The member's id")), responses((status = 200, description = "`{ revoked }`"), (status = "4XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn revoke_sessions(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
@@ -365,7 +365,7 @@ pub struct SignInLinkRequest {
 /// `POST /api/members/{id}/sign-in-link` (admin): a new single-use sign-in link for an existing
 /// member (an expired link or an ended session otherwise locks a link-only member out: inviting
 /// the email again is 409). The body (`{ validSecs }`) is optional.
-#[utoipa::path(post, path = "/api/members/{member_id}/sign-in-link", tag = "members", params(("member_id" = String, Path, description = "The member's id")), request_body(content = SignInLinkRequest, description = "Optional"), responses((status = 201, description = "`{ member, signInUrl, signInExpiresAt }`"), (status = "4XX", description = "A JSON error: `member_not_found`, `member_disabled`, `invalid_body` …", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/members/{member_id}/sign-in-link", tag = "members", params(("member_id" = String, Path, description = "The member's id")), request_body(content = SignInLinkRequest, description = "Optional"), responses((status = 201, description = "`{ member, signInUrl, signInExpiresAt }`"), (status = "4XX", description = "A JSON error: `member_not_found`, `member_disabled`, `invalid_body` …", body = crate::http::openapi::ErrorBody)))]
 pub async fn sign_in_link(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
@@ -407,7 +407,7 @@ pub async fn sign_in_link(
 /// `POST /api/members/{id}/disable` (admin): offboarding. The member can no longer sign in;
 /// their sessions end (open sockets close with 4401) and their unused sign-in links stop
 /// working. Disabling again answers the same.
-#[utoipa::path(post, path = "/api/members/{member_id}/disable", tag = "members", params(("member_id" = String, Path, description = "The member's id")), responses((status = 200, description = "`{ member, revoked }`"), (status = "4XX", description = "A JSON error: `member_not_found`, `admin_only`", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/members/{member_id}/disable", tag = "members", params(("member_id" = String, Path, description = "The member's id")), responses((status = 200, description = "`{ member, revoked }`"), (status = "4XX", description = "A JSON error: `member_not_found`, `admin_only`", body = crate::http::openapi::ErrorBody)))]
 pub async fn disable(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
@@ -443,7 +443,7 @@ fn require_seller_side(principal: &Principal) -> Result<(), ApiError> {
 }
 
 /// `GET /api/plans/{id}/members`: the plan's owner and seller members.
-#[utoipa::path(get, path = "/api/plans/{plan_id}/members", tag = "members", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "`{ members: [{ member, role, addedAt }] }`"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/plans/{plan_id}/members", tag = "members", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "`{ members: [{ member, role, addedAt }] }`"), (status = "4XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn plan_members(
     State(app): State<Arc<App>>,
     Path(plan_id): Path<String>,
@@ -497,7 +497,7 @@ pub struct AddMemberBody {
 
 /// `POST /api/plans/{id}/members` `{ email }`: adds an existing member as a seller member (the
 /// plan's owner, managers and admins).
-#[utoipa::path(post, path = "/api/plans/{plan_id}/members", tag = "members", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), request_body = AddMemberBody, responses((status = 201, description = "`{ member, role }`"), (status = "4XX", description = "A JSON error: `member_not_found`, `owner_only` …", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/plans/{plan_id}/members", tag = "members", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), request_body = AddMemberBody, responses((status = 201, description = "`{ member, role }`"), (status = "4XX", description = "A JSON error: `member_not_found`, `owner_only` …", body = crate::http::openapi::ErrorBody)))]
 pub async fn add_plan_member(
     State(app): State<Arc<App>>,
     Path(plan_id): Path<String>,
@@ -542,7 +542,7 @@ pub async fn add_plan_member(
 
 /// `DELETE /api/plans/{id}/members/{memberId}`: takes a seller member off the plan (the plan's
 /// owner, managers and admins). The owner stays (409 `owner_not_removable`).
-#[utoipa::path(delete, path = "/api/plans/{plan_id}/members/{member_id}", tag = "members", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("member_id" = String, Path, description = "The member's id")), responses((status = 200, description = "`{ removed: true, memberId }`"), (status = "4XX", description = "A JSON error: `member_not_found`, `owner_only`, `owner_not_removable`", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/plans/{plan_id}/members/{member_id}", tag = "members", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("member_id" = String, Path, description = "The member's id")), responses((status = 200, description = "`{ removed: true, memberId }`"), (status = "4XX", description = "A JSON error: `member_not_found`, `owner_only`, `owner_not_removable`", body = crate::http::openapi::ErrorBody)))]
 pub async fn remove_plan_member(
     State(app): State<Arc<App>>,
     Path((plan_id, member_id)): Path<(String, String)>,

@@ -300,8 +300,9 @@ mod tests {
         let plan = Uuid::now_v7();
         let new_plan =
             mapline_plan::NewPlan::parse("Rollout", "Northwind", "Acme", "2027-04-01").unwrap();
-        let first = mapline_plan::new_plan_update(&new_plan, crate::plans::server_client_id());
-        let issued = crate::plans::create_plan(&store, plan, &new_plan, first, 0).unwrap();
+        let first =
+            mapline_plan::new_plan_update(&new_plan, crate::http::plans::server_client_id());
+        let issued = crate::http::plans::create_plan(&store, plan, &new_plan, first, 0).unwrap();
         let (record, share_token) = (issued[0].record.clone(), issued[0].token.clone());
         let feed = feed_token(&share_token).unwrap();
         let check = |token: &str, now| auth.authenticate_feed(&store, token, now);
@@ -314,7 +315,7 @@ mod tests {
         assert!(matches!(check(&share_token, 0), Err(AuthError::Invalid)));
         let other = feed_token(&new_share_token(record.id)).unwrap();
         assert!(matches!(check(&other, 0), Err(AuthError::Invalid)));
-        let expiring = crate::plans::issue_share(
+        let expiring = crate::http::plans::issue_share(
             plan,
             mapline_store::Side::Buyer,
             Role::Viewer,

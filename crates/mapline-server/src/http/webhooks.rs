@@ -29,10 +29,10 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::App;
-use crate::api::{ApiError, ApiJson, authenticate, require_admin};
+use crate::http::plan_api::blocking;
+use crate::http::router::{ApiError, ApiJson, authenticate, require_admin};
 use crate::outbound::{Guard, OutboundError, Policy, Refusal};
-use crate::plan_api::blocking;
-use crate::writer::now_ms;
+use crate::sync::writer::now_ms;
 
 /// The events a subscription can ask for.
 pub const EVENTS: [&str; 5] = [
@@ -73,14 +73,14 @@ fn who(store: &Store, author: Author) -> Value {
         Author::Share { id, side } => {
             let label = store.share(id).ok().flatten().map(|s| s.label);
             json!({ "kind": "share", "shareId": id, "label": label,
-                "side": crate::plans::side_name(side) })
+                "side": crate::http::plans::side_name(side) })
         }
         Author::Member { id, side } => {
             let member = store.member(id).ok().flatten();
             json!({ "kind": "member", "memberId": id,
                 "name": member.as_ref().map(|m| m.name.clone()),
                 "email": member.as_ref().map(|m| m.email.clone()),
-                "side": crate::plans::side_name(side) })
+                "side": crate::http::plans::side_name(side) })
         }
         Author::Admin => json!({ "kind": "admin" }),
         Author::System => json!({ "kind": "system" }),
@@ -401,7 +401,7 @@ fn view(hook: &WebhookRecord, with_secret: bool) -> Value {
 }
 
 /// `POST /api/webhooks` (admin): subscribe; the signing secret is in this answer only.
-#[utoipa::path(post, path = "/api/webhooks", tag = "webhooks", request_body = CreateWebhookBody, responses((status = 201, description = "`{ id, url, events, planId, secret }`"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/webhooks", tag = "webhooks", request_body = CreateWebhookBody, responses((status = 201, description = "`{ id, url, events, planId, secret }`"), (status = "4XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn create(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -446,7 +446,7 @@ pub async fn create(
 }
 
 /// `GET /api/webhooks` (admin).
-#[utoipa::path(get, path = "/api/webhooks", tag = "webhooks", responses((status = 200, description = "`{ webhooks }` (without secrets)"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/webhooks", tag = "webhooks", responses((status = 200, description = "`{ webhooks }` (without secrets)"), (status = "4XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn list(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -483,7 +483,7 @@ fn not_found() -> ApiError {
 }
 
 /// `DELETE /api/webhooks/{id}` (admin): unsubscribe; waiting deliveries are dropped.
-#[utoipa::path(delete, path = "/api/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)), responses((status = 204, description = "Removed"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)), responses((status = 204, description = "Removed"), (status = "4XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn delete(
     State(app): State<Arc<App>>,
     Path(raw): Path<String>,
@@ -499,7 +499,7 @@ pub async fn delete(
 }
 
 /// `GET /api/webhooks/{id}/deliveries` (admin): every attempt, oldest first.
-#[utoipa::path(get, path = "/api/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path)), responses((status = 200, description = "`{ deliveries }`"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path)), responses((status = 200, description = "`{ deliveries }`"), (status = "4XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn deliveries_of(
     State(app): State<Arc<App>>,
     Path(raw): Path<String>,

@@ -21,12 +21,12 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::App;
-use crate::auth::{AuthError, Principal, ReadAccess};
-use crate::conn::{self, ConnectionParams};
-use crate::plan_api;
-use crate::plans;
-use crate::shares;
-use crate::writer::now_ms;
+use crate::http::plan_api;
+use crate::http::plans;
+use crate::http::shares;
+use crate::identity::auth::{AuthError, Principal, ReadAccess};
+use crate::sync::conn::{self, ConnectionParams};
+use crate::sync::writer::now_ms;
 
 /// Largest accepted JSON body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -209,61 +209,69 @@ fn human_bytes(bytes: usize) -> String {
 /// The routes, with the app as state. Every route is registered through `routes!`, so it is
 /// described in the OpenAPI document (`/api/openapi.json`); only the catch-alls are not.
 pub fn router(app: Arc<App>) -> Router {
-    let web = crate::web::service(app.config.web_root.as_deref());
-    let (import_schemas, import_paths, import_route) = routes!(crate::exports::import_plan);
+    let web = crate::http::web::service(app.config.web_root.as_deref());
+    let (import_schemas, import_paths, import_route) = routes!(crate::http::exports::import_plan);
     // The innermost `DefaultBodyLimit` wins: this one, on the import route alone, replaces the
     // router-wide MAX_BODY_BYTES below. The handler's extractor (`ImportJson`) names the same
     // constant in its 413.
-    let import_route = import_route.layer(DefaultBodyLimit::max(crate::exports::MAX_IMPORT_BYTES));
+    let import_route = import_route.layer(DefaultBodyLimit::max(
+        crate::http::exports::MAX_IMPORT_BYTES,
+    ));
     let (documented, openapi) =
-        OpenApiRouter::<Arc<App>>::with_openapi(crate::openapi::ApiDoc::openapi())
-            .routes(routes!(create_plan, crate::pipeline::list_plans))
-            .routes(routes!(crate::pipeline::list_plans_csv))
-            .routes(routes!(crate::session::get_session))
-            .routes(routes!(crate::session::sign_in_with_link))
-            .routes(routes!(crate::session::logout))
-            .routes(routes!(crate::session::logout_everywhere))
-            .routes(routes!(crate::members::list, crate::members::invite))
+        OpenApiRouter::<Arc<App>>::with_openapi(crate::http::openapi::ApiDoc::openapi())
+            .routes(routes!(create_plan, crate::http::pipeline::list_plans))
+            .routes(routes!(crate::http::pipeline::list_plans_csv))
+            .routes(routes!(crate::identity::session::get_session))
+            .routes(routes!(crate::identity::session::sign_in_with_link))
+            .routes(routes!(crate::identity::session::logout))
+            .routes(routes!(crate::identity::session::logout_everywhere))
             .routes(routes!(
-                crate::members::sessions,
-                crate::members::revoke_sessions
+                crate::identity::members::list,
+                crate::identity::members::invite
             ))
-            .routes(routes!(crate::members::sign_in_link))
-            .routes(routes!(crate::members::disable))
-            .routes(routes!(crate::members::remove_plan_member))
             .routes(routes!(
-                crate::members::plan_members,
-                crate::members::add_plan_member
+                crate::identity::members::sessions,
+                crate::identity::members::revoke_sessions
             ))
-            .routes(routes!(crate::reviews::mark))
-            .routes(routes!(crate::reviews::last))
+            .routes(routes!(crate::identity::members::sign_in_link))
+            .routes(routes!(crate::identity::members::disable))
+            .routes(routes!(crate::identity::members::remove_plan_member))
+            .routes(routes!(
+                crate::identity::members::plan_members,
+                crate::identity::members::add_plan_member
+            ))
+            .routes(routes!(crate::http::reviews::mark))
+            .routes(routes!(crate::http::reviews::last))
             .routes(routes!(shares::create, shares::list))
             .routes(routes!(shares::revoke))
             .routes(routes!(shares::revocation))
             .routes(routes!(shares::me))
-            .routes(routes!(crate::exports::calendar_feed))
-            .routes(routes!(crate::exports::export_json))
-            .routes(routes!(crate::exports::export_markdown))
-            .routes(routes!(crate::exports::export_csv))
+            .routes(routes!(crate::http::exports::calendar_feed))
+            .routes(routes!(crate::http::exports::export_json))
+            .routes(routes!(crate::http::exports::export_markdown))
+            .routes(routes!(crate::http::exports::export_csv))
             .routes((import_schemas, import_paths, import_route))
             .routes(routes!(plan_api::get_plan))
             .routes(routes!(plan_api::get_slips))
             .routes(routes!(plan_api::get_history))
-            .routes(routes!(crate::restore::get_deleted))
-            .routes(routes!(crate::restore::restore))
+            .routes(routes!(crate::http::restore::get_deleted))
+            .routes(routes!(crate::http::restore::restore))
             .routes(routes!(plan_api::get_health))
-            .routes(routes!(crate::audit::verify))
-            .routes(routes!(crate::audit::audit_json))
+            .routes(routes!(crate::http::audit::verify))
+            .routes(routes!(crate::http::audit::audit_json))
             .routes(routes!(plan_api::list_templates))
             .routes(routes!(backup))
             .routes(routes!(sync))
             .routes(routes!(sync_internal))
-            .routes(routes!(crate::webhooks::create, crate::webhooks::list))
-            .routes(routes!(crate::webhooks::delete))
-            .routes(routes!(crate::webhooks::deliveries_of))
-            .routes(routes!(crate::oidc::login))
-            .routes(routes!(crate::oidc::callback))
-            .routes(routes!(crate::oidc::auth_config))
+            .routes(routes!(
+                crate::http::webhooks::create,
+                crate::http::webhooks::list
+            ))
+            .routes(routes!(crate::http::webhooks::delete))
+            .routes(routes!(crate::http::webhooks::deliveries_of))
+            .routes(routes!(crate::identity::oidc::login))
+            .routes(routes!(crate::identity::oidc::callback))
+            .routes(routes!(crate::identity::oidc::auth_config))
             .routes(routes!(healthz))
             .routes(routes!(metrics))
             .split_for_parts();
@@ -279,18 +287,18 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/api/{*rest}", any(api_not_found))
         .method_not_allowed_fallback(method_not_allowed);
-    let router = crate::headers::no_store(routes)
+    let router = crate::http::headers::no_store(routes)
         .fallback_service(web)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            crate::session::csrf_guard,
+            crate::identity::session::csrf_guard,
         ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            crate::limits::limit_failed_tokens,
+            crate::http::limits::limit_failed_tokens,
         ));
-    crate::headers::security(router).with_state(app)
+    crate::http::headers::security(router).with_state(app)
 }
 
 async fn api_not_found() -> ApiError {
@@ -331,7 +339,7 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// Resolves the caller from `Authorization: Bearer` or, for WebSocket clients that cannot set
 /// headers, a `token` query parameter; without either, from the session cookie (a member). A
 /// token always wins over the cookie. Cookie-authenticated writes were already checked for
-/// CSRF by [`crate::session::csrf_guard`].
+/// CSRF by [`crate::identity::session::csrf_guard`].
 pub(crate) async fn authenticate(
     app: &Arc<App>,
     headers: &HeaderMap,
@@ -339,7 +347,7 @@ pub(crate) async fn authenticate(
 ) -> Result<Principal, ApiError> {
     let token = bearer(headers).or(query_token).filter(|t| !t.is_empty());
     let Some(token) = token else {
-        let session = crate::session::cookie_session(headers)
+        let session = crate::identity::session::cookie_session(headers)
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNAUTHORIZED,
@@ -350,7 +358,7 @@ pub(crate) async fn authenticate(
             .to_owned();
         let app = app.clone();
         return Ok(tokio::task::spawn_blocking(move || {
-            crate::session::authenticate_session(&app.store, &session, now_ms())
+            crate::identity::session::authenticate_session(&app.store, &session, now_ms())
         })
         .await
         .map_err(ApiError::internal)??);
@@ -457,7 +465,7 @@ pub(crate) struct CreatePlanBody {
     template: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/plans", tag = "plans", request_body = CreatePlanBody, responses((status = 201, description = "`{ id, shares }`: the plan's id and a seller and a buyer link"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/plans", tag = "plans", request_body = CreatePlanBody, responses((status = 201, description = "`{ id, shares }`: the plan's id and a seller and a buyer link"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 async fn create_plan(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -494,7 +502,7 @@ async fn create_plan(
     .map_err(ApiError::internal)??;
     if let Some(owner) = principal.member() {
         let owner = owner.member.id;
-        crate::plan_api::blocking(&app, move |store| {
+        crate::http::plan_api::blocking(&app, move |store| {
             store.add_plan_member(
                 id,
                 owner,
@@ -518,7 +526,7 @@ async fn create_plan(
 /// `GET /api/admin/backup` (admin): a consistent copy of the whole data file, taken from one read
 /// transaction while the server keeps serving. The copy is written next to the data file,
 /// unlinked once open, and streamed, so it never lingers on disk.
-#[utoipa::path(get, path = "/api/admin/backup", tag = "operations", responses((status = 200, description = "A consistent copy of the data file", content_type = "application/octet-stream"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/admin/backup", tag = "operations", responses((status = 200, description = "A consistent copy of the data file", content_type = "application/octet-stream"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 async fn backup(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
     require_admin_token(&authenticate(&app, &headers, None).await?)?;
     let store = app.store.clone();
@@ -575,7 +583,7 @@ struct SyncQuery {
     acks: Option<String>,
 }
 
-#[utoipa::path(get, path = "/sync/{plan_id}", tag = "sync", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("token" = Option<String>, Query, description = "The token, for clients that cannot send headers"), ("acks" = Option<String>, Query, description = "`1` for durability acknowledgements")), responses((status = 101, description = "Upgraded to the y-websocket protocol (docs/protocol.md)"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/sync/{plan_id}", tag = "sync", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("token" = Option<String>, Query, description = "The token, for clients that cannot send headers"), ("acks" = Option<String>, Query, description = "`1` for durability acknowledgements")), responses((status = 101, description = "Upgraded to the y-websocket protocol (docs/protocol.md)"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 async fn sync(
     State(app): State<Arc<App>>,
     Path(plan_id): Path<String>,
@@ -588,7 +596,7 @@ async fn sync(
 
 /// `/sync/{planId}/internal`: the seller's internal document. Seller links (editors write,
 /// viewers read) and the admin only; a buyer link gets 403 and nothing else.
-#[utoipa::path(get, path = "/sync/{plan_id}/internal", tag = "sync", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("token" = Option<String>, Query, description = "A seller link's token")), responses((status = 101, description = "Upgraded: the seller's internal document"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/sync/{plan_id}/internal", tag = "sync", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("token" = Option<String>, Query, description = "A seller link's token")), responses((status = 101, description = "Upgraded: the seller's internal document"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 async fn sync_internal(
     State(app): State<Arc<App>>,
     Path(plan_id): Path<String>,
@@ -617,7 +625,7 @@ async fn open_sync(
 ) -> Result<Response, ApiError> {
     let Query(query) =
         query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
-    crate::session::check_upgrade_origin(&app, &headers, query.token.as_deref())?;
+    crate::identity::session::check_upgrade_origin(&app, &headers, query.token.as_deref())?;
     let principal = authenticate(&app, &headers, query.token.as_deref()).await?;
     let plan_id = authorize_read(&app, &principal, &plan_id).await?;
     if kind == DocKind::Internal && !may_see_internal(&principal) {
@@ -665,7 +673,7 @@ pub(crate) async fn no_web_client() -> impl IntoResponse {
     (
         [(
             header::CONTENT_SECURITY_POLICY,
-            crate::headers::NO_CLIENT_CSP,
+            crate::http::headers::NO_CLIENT_CSP,
         )],
         Html(include_str!("no-web-client.html")),
     )
@@ -677,7 +685,7 @@ mod tests {
     fn body_limits_are_named_in_whole_units() {
         for (bytes, expected) in [
             (super::MAX_BODY_BYTES, "64 KiB"),
-            (crate::exports::MAX_IMPORT_BYTES, "8 MiB"),
+            (crate::http::exports::MAX_IMPORT_BYTES, "8 MiB"),
             (1536, "1536 bytes"),
             (1000, "1000 bytes"),
         ] {
@@ -689,7 +697,7 @@ mod tests {
     /// document); the only exceptions are the document itself and the API's catch-all.
     #[test]
     fn every_route_goes_through_the_openapi_router() {
-        let source = include_str!("api.rs");
+        let source = include_str!("router.rs");
         let body = source
             .split("pub fn router(")
             .nth(1)

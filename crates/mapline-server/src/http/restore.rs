@@ -24,9 +24,9 @@ use yrs::updates::decoder::Decode as _;
 use yrs::{Doc, ReadTxn as _, StateVector, Transact as _, Update};
 
 use crate::App;
-use crate::api::{ApiError, ApiJson, authenticate, authorize_read};
-use crate::plan_api::{Labels, Who, blocking, time};
-use crate::writer::{WriteRequest, now_ms};
+use crate::http::plan_api::{Labels, Who, blocking, time};
+use crate::http::router::{ApiError, ApiJson, authenticate, authorize_read};
+use crate::sync::writer::{WriteRequest, now_ms};
 
 /// One entry deleted and not back, as `/deleted` lists it.
 #[derive(Debug, Clone, Serialize)]
@@ -137,7 +137,7 @@ pub(crate) fn deleted_entries(
 async fn current(
     app: &Arc<App>,
     plan_id: PlanId,
-) -> Result<(Arc<crate::room::Room>, RawPlan), ApiError> {
+) -> Result<(Arc<crate::sync::room::Room>, RawPlan), ApiError> {
     let room = app
         .rooms
         .open(DocRef::plan(plan_id))
@@ -148,7 +148,7 @@ async fn current(
 }
 
 /// `GET /api/plans/{id}/deleted`: entries deleted and not back, newest first (any link).
-#[utoipa::path(get, path = "/api/plans/{plan_id}/deleted", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "`{ deleted: [{ collection, id, seq, at, who, entry, dependents }] }`, newest first"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/plans/{plan_id}/deleted", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "`{ deleted: [{ collection, id, seq, at, who, entry, dependents }] }`, newest first"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn get_deleted(
     State(app): State<Arc<App>>,
     Path(raw_id): Path<String>,
@@ -157,7 +157,7 @@ pub async fn get_deleted(
     let principal = authenticate(&app, &headers, None).await?;
     let plan_id = authorize_read(&app, &principal, &raw_id).await?;
     let (_, raw) = current(&app, plan_id).await?;
-    let member_emails = crate::plan_api::shows_member_emails(&principal);
+    let member_emails = crate::http::plan_api::shows_member_emails(&principal);
     let deleted = blocking(&app, move |store| {
         deleted_entries(store, plan_id, &raw, member_emails)
     })
@@ -189,7 +189,7 @@ fn restore_update(
     deleted: &Deleted,
     collection: Collection,
 ) -> Result<Option<Vec<u8>>, ApiError> {
-    let doc = Doc::with_client_id(crate::plans::server_client_id());
+    let doc = Doc::with_client_id(crate::http::plans::server_client_id());
     let update = Update::decode_v1(state).map_err(ApiError::internal)?;
     doc.transact_mut()
         .apply_update(update)
@@ -210,7 +210,7 @@ fn restore_update(
 
 /// `POST /api/plans/{id}/restore` `{ collection, id }`: puts a deleted entry back with its last
 /// fields and its dependencies (editor links of either side, the admin). `{ seq }` once durable.
-#[utoipa::path(post, path = "/api/plans/{plan_id}/restore", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), request_body = RestoreBody, responses((status = 200, description = "`{ seq }`: the restore's log position, durable"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/plans/{plan_id}/restore", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), request_body = RestoreBody, responses((status = 200, description = "`{ seq }`: the restore's log position, durable"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn restore(
     State(app): State<Arc<App>>,
     Path(raw_id): Path<String>,
@@ -270,7 +270,7 @@ pub async fn restore(
         origin: app.next_conn_id(),
         record: UpdateRecord {
             author,
-            client_ids: crate::protocol::client_ids(&update),
+            client_ids: crate::sync::protocol::client_ids(&update),
             received_at_ms: now_ms(),
             update: raw_update,
         },
@@ -279,7 +279,7 @@ pub async fn restore(
     };
     if app.writer.send(request).await.is_err() {
         // The writer has stopped: the admitted update will never be applied.
-        room.reject_unsaved(crate::writer::SERVER_ORIGIN);
+        room.reject_unsaved(crate::sync::writer::SERVER_ORIGIN);
         return Err(ApiError::unavailable());
     }
     // Dropped unsent when the commit failed: nothing was stored.

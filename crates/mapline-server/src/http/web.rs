@@ -23,7 +23,7 @@ pub fn service(web_root: Option<&Path>) -> Router {
 async fn without_client(uri: Uri) -> Response {
     let path = uri.path();
     if path == "/" || path.starts_with("/p/") {
-        crate::api::no_web_client().await.into_response()
+        crate::http::router::no_web_client().await.into_response()
     } else {
         let body = json!({ "error": { "code": "not_found", "message": "nothing is served at this path" } });
         (StatusCode::NOT_FOUND, axum::Json(body)).into_response()

@@ -18,10 +18,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::App;
-use crate::api::{ApiError, authenticate, authorize_read};
-use crate::auth::Principal;
 use crate::history;
-use crate::plans::side_name;
+use crate::http::plans::side_name;
+use crate::http::router::{ApiError, authenticate, authorize_read};
+use crate::identity::auth::Principal;
 
 /// Most history entries one page may ask for.
 pub const MAX_HISTORY_PAGE: usize = 500;
@@ -86,7 +86,7 @@ pub struct PlanQuery {
 }
 
 /// `GET /api/plans/{id}`: the projected plan, or with `?at=` the plan as it was then.
-#[utoipa::path(get, path = "/api/plans/{plan_id}", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("at" = Option<String>, Query, description = "A log position, an RFC 3339 time or a date")), responses((status = 200, description = "`{ id, seq, plan }`: the projected plan"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/plans/{plan_id}", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("at" = Option<String>, Query, description = "A log position, an RFC 3339 time or a date")), responses((status = 200, description = "`{ id, seq, plan }`: the projected plan"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn get_plan(
     State(app): State<Arc<App>>,
     Path(raw_id): Path<String>,
@@ -100,7 +100,7 @@ pub async fn get_plan(
         let (plan, seq) = current_plan(&app, plan_id).await?;
         // Seller links and the admin get the seller's judgments of each stakeholder; a buyer
         // link's plan has no such keys at all.
-        let plan = crate::judgments::plan_for(&app, &principal, plan_id, &plan).await?;
+        let plan = crate::http::judgments::plan_for(&app, &principal, plan_id, &plan).await?;
         return Ok(Json(json!({ "id": plan_id, "seq": seq, "plan": plan })));
     };
     // A past position is the plan document's projection alone: it never reads a v1
@@ -318,7 +318,7 @@ pub struct SlipQuery {
 }
 
 /// `GET /api/plans/{id}/slips`: every moved date, oldest first.
-#[utoipa::path(get, path = "/api/plans/{plan_id}/slips", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("milestone" = Option<String>, Query), ("side" = Option<String>, Query), ("since" = Option<String>, Query)), responses((status = 200, description = "`{ slips }`: every moved date, oldest first"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/plans/{plan_id}/slips", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("milestone" = Option<String>, Query), ("side" = Option<String>, Query), ("since" = Option<String>, Query)), responses((status = 200, description = "`{ slips }`: every moved date, oldest first"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn get_slips(
     State(app): State<Arc<App>>,
     Path(raw_id): Path<String>,
@@ -380,7 +380,7 @@ pub struct HistoryQuery {
 }
 
 /// `GET /api/plans/{id}/history`: who changed what and when, newest first, paged.
-#[utoipa::path(get, path = "/api/plans/{plan_id}/history", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("limit" = Option<usize>, Query), ("before" = Option<u64>, Query)), responses((status = 200, description = "`{ entries, nextBefore }`: who changed what, newest first"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/plans/{plan_id}/history", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("limit" = Option<usize>, Query), ("before" = Option<u64>, Query)), responses((status = 200, description = "`{ entries, nextBefore }`: who changed what, newest first"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn get_history(
     State(app): State<Arc<App>>,
     Path(raw_id): Path<String>,
@@ -603,7 +603,7 @@ pub fn plan_health(
 }
 
 /// `GET /api/plans/{id}/health`: the full health of one plan.
-#[utoipa::path(get, path = "/api/plans/{plan_id}/health", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("today" = Option<String>, Query)), responses((status = 200, description = "`{ id, health }`"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/plans/{plan_id}/health", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("today" = Option<String>, Query)), responses((status = 200, description = "`{ id, health }`"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn get_health(
     State(app): State<Arc<App>>,
     Path(raw_id): Path<String>,
