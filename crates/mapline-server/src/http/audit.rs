@@ -27,9 +27,10 @@ use serde_json::{Value, json};
 use sha2::Digest as _;
 
 use crate::App;
+use crate::http::error::ApiError;
+use crate::http::extract::{authenticate, authorize_read};
 use crate::http::plan_api::{Labels, blocking, change_json, time, wrote_field};
 use crate::http::plans::side_name;
-use crate::http::router::{ApiError, authenticate, authorize_read};
 
 /// The export's `format`.
 pub const AUDIT_FORMAT: &str = "mapline.audit.v1";
@@ -51,7 +52,7 @@ pub async fn verify(
 ) -> Result<Json<Value>, ApiError> {
     let principal = authenticate(&app, &headers, None).await?;
     let plan_id = authorize_read(&app, &principal, &raw_id).await?;
-    let internal = crate::http::router::may_see_internal(&principal);
+    let internal = crate::http::extract::may_see_internal(&principal);
     // The head comes from the very read that was checked: a head read afterwards could name an
     // entry appended meanwhile that no check saw.
     let report = blocking(&app, move |store| {

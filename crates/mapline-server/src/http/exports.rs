@@ -19,11 +19,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::App;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, authenticate, authorize_read, bearer, require_admin};
 use crate::http::plan_api::{
     SlipView, Who, all_slips, blocking, current_plan, history_page, plan_health, query,
 };
 use crate::http::plans;
-use crate::http::router::{ApiError, ApiJson, authenticate, authorize_read, bearer, require_admin};
 use crate::identity::auth::{self, Principal};
 use crate::sync::writer::now_ms;
 
@@ -343,7 +344,7 @@ async fn gather(
     let principal = authenticate(app, headers, None).await?;
     let plan_id = authorize_read(app, &principal, raw_id).await?;
     let (plan, seq) = current_plan(app, plan_id).await?;
-    let judgments = if with_history && crate::http::router::may_see_internal(&principal) {
+    let judgments = if with_history && crate::http::extract::may_see_internal(&principal) {
         Some(crate::http::judgments::current(app, plan_id).await?)
     } else {
         None

@@ -9,7 +9,8 @@ use mapline_store::{DocKind, DocRef, PlanId, Store, StoreError};
 use serde_json::Value;
 
 use crate::App;
-use crate::http::router::{ApiError, may_see_internal};
+use crate::http::error::ApiError;
+use crate::http::extract::may_see_internal;
 use crate::identity::auth::Principal;
 
 /// The judgments as the plan's internal document holds them now (its room, loaded if needed).

@@ -32,7 +32,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::App;
-use crate::http::router::{ApiError, bearer};
+use crate::http::error::ApiError;
+use crate::http::extract::bearer;
 use crate::identity::auth::token_hash;
 
 /// The window failures are counted in.

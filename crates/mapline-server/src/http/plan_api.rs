@@ -1,5 +1,6 @@
-//! The read side of the API: the projected plan (now or as it was), its slips, its change
-//! history, its health, and the templates. A share reads only its own plan; admin reads all.
+//! A plan's own routes: creating one, and the read side — the projected plan (now or as it
+//! was), its slips, its change history, its health, and the templates. A share reads only its
+//! own plan; admin reads all.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,20 +9,25 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use chrono::{DateTime, NaiveDate, Utc};
-use mapline_plan::{Activity, Health, Plan, SlipFact, SlipSide, TEMPLATES};
+use mapline_plan::{Activity, Health, NewPlan, Plan, SlipFact, SlipSide, TEMPLATES};
 use mapline_store::{
     Author, ChangeKind, ChangeRecord, DocRef, HistoryEntry, LogBound, PlanId, PlanRecord, Seq,
     ShareId, Side, Store, StoreError,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use crate::App;
 use crate::history;
-use crate::http::plans::side_name;
-use crate::http::router::{ApiError, authenticate, authorize_read};
+use crate::http::error::ApiError;
+use crate::http::extract::ApiJson;
+use crate::http::extract::{authenticate, authorize_read};
+use crate::http::plans::{self, side_name};
 use crate::identity::auth::Principal;
+use crate::sync::writer::now_ms;
 
 /// Most history entries one page may ask for.
 pub const MAX_HISTORY_PAGE: usize = 500;
@@ -628,4 +634,77 @@ pub async fn get_health(
 #[utoipa::path(get, path = "/api/templates", tag = "plans", security(()), responses((status = 200, description = "`{ templates }`: the built-in plan templates")))]
 pub async fn list_templates() -> Json<Value> {
     Json(json!({ "templates": TEMPLATES }))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CreatePlanBody {
+    title: String,
+    buyer_org: String,
+    seller_org: String,
+    go_live: String,
+    /// An id chosen by the caller (e.g. derived from a CRM deal), making creation idempotent.
+    #[serde(default)]
+    id: Option<Uuid>,
+    /// A built-in template (`GET /api/templates`): its milestones are dated back from go-live.
+    #[serde(default)]
+    template: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/plans", tag = "plans", request_body = CreatePlanBody, responses((status = 201, description = "`{ id, shares }`: the plan's id and a seller and a buyer link"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn create_plan(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<ApiJson<CreatePlanBody>, ApiError>,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = authenticate(&app, &headers, None).await?;
+    // The admin credential (automation) or any member, who then owns the plan.
+    if matches!(principal, Principal::Share(_)) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin_only",
+            "creating a plan needs the admin credential or a signed-in member",
+        ));
+    }
+    let ApiJson(body) = body?;
+    let plan = NewPlan::parse(
+        &body.title,
+        &body.buyer_org,
+        &body.seller_org,
+        &body.go_live,
+    )
+    .and_then(|plan| match body.template.as_deref() {
+        Some(template) => plan.with_template(template),
+        None => Ok(plan),
+    })
+    .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let id = body.id.unwrap_or_else(Uuid::now_v7);
+    let first_update = mapline_plan::new_plan_update(&plan, plans::server_client_id());
+    let store = app.store.clone();
+    let shares = tokio::task::spawn_blocking(move || {
+        plans::create_plan(&store, id, &plan, first_update, now_ms())
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    if let Some(owner) = principal.member() {
+        let owner = owner.member.id;
+        crate::http::plan_api::blocking(&app, move |store| {
+            store.add_plan_member(
+                id,
+                owner,
+                mapline_store::PlanMemberRecord {
+                    role: mapline_store::PlanMemberRole::Owner,
+                    added_at_ms: now_ms(),
+                },
+            )
+        })
+        .await?;
+    }
+    tracing::info!(plan_id = %id, owner = ?principal.member().map(|m| m.member.id), "plan created");
+    let public_url = app.config.public_url.as_deref();
+    let shares: Vec<_> = shares.iter().map(|s| s.view(public_url)).collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "shares": shares })),
+    ))
 }

@@ -21,8 +21,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::App;
+use crate::http::error::ApiError;
+use crate::http::extract::{authenticate, authorize_read};
 use crate::http::plan_api::blocking;
-use crate::http::router::{ApiError, authenticate, authorize_read};
 use crate::identity::auth::Principal;
 use crate::identity::session::time;
 use crate::sync::writer::now_ms;

@@ -26,9 +26,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::App;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, authenticate, authorize_read, bearer};
 use crate::http::plan_api::blocking;
 use crate::http::plans::{self, MAX_LABEL_CHARS, role_name, side_name};
-use crate::http::router::{ApiError, ApiJson, authenticate, authorize_read, bearer};
 use crate::identity::auth::{self, Principal};
 use crate::sync::outbox::{CloseCode, CloseReason, Closer};
 use crate::sync::room::ConnId;

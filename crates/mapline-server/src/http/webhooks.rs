@@ -29,8 +29,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::App;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, authenticate, require_admin};
 use crate::http::plan_api::blocking;
-use crate::http::router::{ApiError, ApiJson, authenticate, require_admin};
 use crate::outbound::{Guard, OutboundError, Policy, Refusal};
 use crate::sync::writer::now_ms;
 

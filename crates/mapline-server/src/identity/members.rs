@@ -21,8 +21,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::App;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, authenticate, authorize_read, require_admin};
 use crate::http::plan_api::blocking;
-use crate::http::router::{ApiError, ApiJson, authenticate, authorize_read, require_admin};
 use crate::identity::auth::{Principal, token_hash};
 pub use crate::identity::session::SIGN_IN_LINK_MS;
 pub use crate::identity::session::member_json;
