@@ -17,8 +17,8 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, header};
+use axum::extract::State;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -28,7 +28,7 @@ use sha2::Digest as _;
 
 use crate::App;
 use crate::http::error::ApiError;
-use crate::http::extract::{authenticate, authorize_read};
+use crate::http::extract::PlanReader;
 use crate::http::plan_api::{Labels, blocking, change_json, time, wrote_field};
 use crate::http::plans::side_name;
 
@@ -45,13 +45,10 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 
 /// `GET /api/plans/{id}/verify`: the plan's log and hash chain checked by the server.
 #[utoipa::path(get, path = "/api/plans/{plan_id}/verify", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "`{ ok, entries, head, problems }`: the plan's hash chain checked by the server"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
-pub async fn verify(
+pub(crate) async fn verify(
     State(app): State<Arc<App>>,
-    Path(raw_id): Path<String>,
-    headers: HeaderMap,
+    PlanReader { principal, plan_id }: PlanReader,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = authenticate(&app, &headers, None).await?;
-    let plan_id = authorize_read(&app, &principal, &raw_id).await?;
     let internal = crate::http::extract::may_see_internal(&principal);
     // The head comes from the very read that was checked: a head read afterwards could name an
     // entry appended meanwhile that no check saw.
@@ -204,13 +201,10 @@ pub fn export(
 
 /// `GET /api/plans/{id}/audit.json`: the plan's history chain as a download.
 #[utoipa::path(get, path = "/api/plans/{plan_id}/audit.json", tag = "exports", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "The plan's history with its hash chain (format mapline.audit.v1)", content_type = "application/json"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
-pub async fn audit_json(
+pub(crate) async fn audit_json(
     State(app): State<Arc<App>>,
-    Path(raw_id): Path<String>,
-    headers: HeaderMap,
+    PlanReader { principal, plan_id }: PlanReader,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&app, &headers, None).await?;
-    let plan_id = authorize_read(&app, &principal, &raw_id).await?;
     let now = crate::now_ms();
     let member_emails = crate::http::plan_api::shows_member_emails(&principal);
     let body = blocking(&app, move |store| {

@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::App;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, authenticate, authorize_read, bearer, require_admin};
+use crate::http::extract::{Admin, ApiJson, PlanReader, authenticate, authorize_read, bearer};
 use crate::http::plan_api::{
     SlipView, Who, all_slips, blocking, current_plan, history_page, plan_health, query,
 };
@@ -337,12 +337,9 @@ struct Gathered {
 /// the admin, the judgments.
 async fn gather(
     app: &Arc<App>,
-    headers: &HeaderMap,
-    raw_id: &str,
+    PlanReader { principal, plan_id }: PlanReader,
     with_history: bool,
 ) -> Result<Gathered, ApiError> {
-    let principal = authenticate(app, headers, None).await?;
-    let plan_id = authorize_read(app, &principal, raw_id).await?;
     let (plan, seq) = current_plan(app, plan_id).await?;
     let judgments = if with_history && crate::http::extract::may_see_internal(&principal) {
         Some(crate::http::judgments::current(app, plan_id).await?)
@@ -388,12 +385,11 @@ fn download(content_type: &'static str, name: &str, body: String) -> Response {
 /// `GET /api/plans/{id}/export.json`: the projected plan with its slips and whole history;
 /// `POST /api/plans/import` takes it back.
 #[utoipa::path(get, path = "/api/plans/{plan_id}/export.json", tag = "exports", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "The plan with its slips and history", content_type = "application/json"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
-pub async fn export_json(
+pub(crate) async fn export_json(
     State(app): State<Arc<App>>,
-    Path(raw_id): Path<String>,
-    headers: HeaderMap,
+    reader: PlanReader,
 ) -> Result<Response, ApiError> {
-    let g = gather(&app, &headers, &raw_id, true).await?;
+    let g = gather(&app, reader, true).await?;
     let body = render(
         ExportFormat::Json,
         g.plan_id,
@@ -413,12 +409,11 @@ pub async fn export_json(
 
 /// `GET /api/plans/{id}/export.md`: the one-page plan a champion forwards internally.
 #[utoipa::path(get, path = "/api/plans/{plan_id}/export.md", tag = "exports", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "The one-page plan", content_type = "text/markdown"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
-pub async fn export_markdown(
+pub(crate) async fn export_markdown(
     State(app): State<Arc<App>>,
-    Path(raw_id): Path<String>,
-    headers: HeaderMap,
+    reader: PlanReader,
 ) -> Result<Response, ApiError> {
-    let g = gather(&app, &headers, &raw_id, false).await?;
+    let g = gather(&app, reader, false).await?;
     let plan_id = g.plan_id;
     let health = blocking(&app, {
         let plan = g.plan.clone();
@@ -444,12 +439,11 @@ pub async fn export_markdown(
 
 /// `GET /api/plans/{id}/export.csv`: the milestones, one row each.
 #[utoipa::path(get, path = "/api/plans/{plan_id}/export.csv", tag = "exports", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "The milestones", content_type = "text/csv"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
-pub async fn export_csv(
+pub(crate) async fn export_csv(
     State(app): State<Arc<App>>,
-    Path(raw_id): Path<String>,
-    headers: HeaderMap,
+    reader: PlanReader,
 ) -> Result<Response, ApiError> {
-    let g = gather(&app, &headers, &raw_id, false).await?;
+    let g = gather(&app, reader, false).await?;
     let body = render(
         ExportFormat::Csv,
         g.plan_id,
@@ -472,12 +466,11 @@ type ImportJson<T> = ApiJson<T, MAX_IMPORT_BYTES>;
 /// `POST /api/plans/import` (admin): a new plan from an export's `plan`, with new share links.
 /// Entries keep their ids; the new plan's history starts at its import.
 #[utoipa::path(post, path = "/api/plans/import", tag = "exports", request_body(content = serde_json::Value, description = "An export (export.json)", content_type = "application/json"), responses((status = 201, description = "`{ id, shares }`: the new plan"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
-pub async fn import_plan(
+pub(crate) async fn import_plan(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    _admin: Admin,
     body: Result<ImportJson<serde_json::Value>, ApiError>,
 ) -> Result<Response, ApiError> {
-    require_admin(&authenticate(&app, &headers, None).await?)?;
     let ApiJson(export) = body?;
     let store = app.store.clone();
     let limits = app.config.plan_limits;

@@ -1,13 +1,21 @@
 //! What a handler takes from the request, with every rejection an [`ApiError`]: the caller
-//! (`authenticate`: a token or the session cookie), the plan it may read (`authorize_read`), the
-//! admin checks, and a JSON body within its limit ([`ApiJson`]).
+//! ([`Caller`], from [`authenticate`]: a token or the session cookie), the caller with the plan
+//! in the path it may read ([`PlanReader`], adding [`authorize_read`]), an admin ([`Admin`]),
+//! and a JSON body within its limit ([`ApiJson`]).
+//!
+//! The extractors run before the handler's body, in the order of its arguments, so a handler
+//! takes one only where authenticating first was already its first step: a handler that refuses
+//! a bad query or body before it looks at the caller keeps calling the functions itself.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use mapline_store::PlanId;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -123,6 +131,62 @@ pub(crate) async fn authenticate(
             .await
             .map_err(ApiError::internal)??;
     Ok(principal)
+}
+
+/// The caller, authenticated from `Authorization: Bearer` or the session cookie ([`authenticate`]
+/// without a query token).
+pub(crate) struct Caller(pub Principal);
+
+impl FromRequestParts<Arc<App>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        authenticate(app, &parts.headers, None).await.map(Self)
+    }
+}
+
+/// The caller is the admin credential or an admin member ([`require_admin`]).
+pub(crate) struct Admin;
+
+impl FromRequestParts<Arc<App>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        let Caller(principal) = Caller::from_request_parts(parts, app).await?;
+        require_admin(&principal)?;
+        Ok(Self)
+    }
+}
+
+/// A [`Caller`] and the plan named by the route's `{plan_id}`, which it may read and which
+/// exists ([`authorize_read`]).
+pub(crate) struct PlanReader {
+    pub principal: Principal,
+    pub plan_id: PlanId,
+}
+
+impl FromRequestParts<Arc<App>> for PlanReader {
+    /// The path's own rejection as axum answers it (as a handler's `Path` did), else an
+    /// [`ApiError`].
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Response> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, app)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Some(raw_id) = params.get("plan_id") else {
+            return Err(
+                ApiError::internal("a PlanReader on a route without {plan_id}").into_response(),
+            );
+        };
+        let Caller(principal) = Caller::from_request_parts(parts, app)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let plan_id = authorize_read(app, &principal, raw_id)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self { principal, plan_id })
+    }
 }
 
 /// The admin credential or an admin member.

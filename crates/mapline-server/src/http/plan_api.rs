@@ -23,8 +23,7 @@ use uuid::Uuid;
 use crate::App;
 use crate::history;
 use crate::http::error::ApiError;
-use crate::http::extract::ApiJson;
-use crate::http::extract::{authenticate, authorize_read};
+use crate::http::extract::{ApiJson, Caller, authenticate, authorize_read};
 use crate::http::plans::{self, side_name};
 use crate::identity::auth::Principal;
 use crate::sync::writer::now_ms;
@@ -654,10 +653,9 @@ pub(crate) struct CreatePlanBody {
 #[utoipa::path(post, path = "/api/plans", tag = "plans", request_body = CreatePlanBody, responses((status = 201, description = "`{ id, shares }`: the plan's id and a seller and a buyer link"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub(crate) async fn create_plan(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Caller(principal): Caller,
     body: Result<ApiJson<CreatePlanBody>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let principal = authenticate(&app, &headers, None).await?;
     // The admin credential (automation) or any member, who then owns the plan.
     if matches!(principal, Principal::Share(_)) {
         return Err(ApiError::new(

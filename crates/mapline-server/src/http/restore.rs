@@ -10,8 +10,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use mapline_plan::edit::restore_entry;
 use mapline_plan::raw::{Collection, RawPlan};
 use mapline_plan::schema;
@@ -25,7 +25,7 @@ use yrs::{Doc, ReadTxn as _, StateVector, Transact as _, Update};
 
 use crate::App;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, authenticate, authorize_read};
+use crate::http::extract::{ApiJson, PlanReader};
 use crate::http::plan_api::{Labels, Who, blocking, time};
 use crate::sync::writer::{WriteRequest, now_ms};
 
@@ -152,11 +152,8 @@ async fn current(
 #[utoipa::path(get, path = "/api/plans/{plan_id}/deleted", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "`{ deleted: [{ collection, id, seq, at, who, entry, dependents }] }`, newest first"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn get_deleted(
     State(app): State<Arc<App>>,
-    Path(raw_id): Path<String>,
-    headers: HeaderMap,
+    PlanReader { principal, plan_id }: PlanReader,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = authenticate(&app, &headers, None).await?;
-    let plan_id = authorize_read(&app, &principal, &raw_id).await?;
     let (_, raw) = current(&app, plan_id).await?;
     let member_emails = crate::http::plan_api::shows_member_emails(&principal);
     let deleted = blocking(&app, move |store| {
@@ -214,12 +211,9 @@ fn restore_update(
 #[utoipa::path(post, path = "/api/plans/{plan_id}/restore", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), request_body = RestoreBody, responses((status = 200, description = "`{ seq }`: the restore's log position, durable"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn restore(
     State(app): State<Arc<App>>,
-    Path(raw_id): Path<String>,
-    headers: HeaderMap,
+    PlanReader { principal, plan_id }: PlanReader,
     body: Result<ApiJson<RestoreBody>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = authenticate(&app, &headers, None).await?;
-    let plan_id = authorize_read(&app, &principal, &raw_id).await?;
     if !principal.can_write() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::App;
 use crate::http::error::ApiError;
-use crate::http::extract::{authenticate, authorize_read};
+use crate::http::extract::{PlanReader, authenticate, authorize_read};
 use crate::http::plan_api::blocking;
 use crate::identity::auth::Principal;
 use crate::identity::session::time;
@@ -119,11 +119,8 @@ pub async fn mark(
 #[utoipa::path(get, path = "/api/plans/{plan_id}/reviews/last", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "`{ seq, at }`, or `{ seq: null }` before the first review"), (status = "4XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn last(
     State(app): State<Arc<App>>,
-    Path(plan_id): Path<String>,
-    headers: HeaderMap,
+    PlanReader { principal, plan_id }: PlanReader,
 ) -> Result<impl IntoResponse, ApiError> {
-    let principal = authenticate(&app, &headers, None).await?;
-    let plan_id = authorize_read(&app, &principal, &plan_id).await?;
     let who = reviewer(&principal);
     let mark = blocking(&app, move |store| store.review_mark(plan_id, who)).await?;
     Ok(Json(mark_json(mark)))

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use base64::Engine as _;
 use hmac::{Hmac, Mac as _};
@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use crate::App;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, authenticate, require_admin};
+use crate::http::extract::{Admin, ApiJson};
 use crate::http::plan_api::blocking;
 use crate::outbound::{Guard, OutboundError, Policy, Refusal};
 use crate::sync::writer::now_ms;
@@ -405,10 +405,9 @@ fn view(hook: &WebhookRecord, with_secret: bool) -> Value {
 #[utoipa::path(post, path = "/api/webhooks", tag = "webhooks", request_body = CreateWebhookBody, responses((status = 201, description = "`{ id, url, events, planId, secret }`"), (status = "4XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn create(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    _admin: Admin,
     body: Result<ApiJson<CreateWebhookBody>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&authenticate(&app, &headers, None).await?)?;
     let ApiJson(body) = body?;
     if let Some(unknown) = body.events.iter().find(|e| !EVENTS.contains(&e.as_str())) {
         return Err(ApiError::invalid(format!(
@@ -448,11 +447,7 @@ pub async fn create(
 
 /// `GET /api/webhooks` (admin).
 #[utoipa::path(get, path = "/api/webhooks", tag = "webhooks", responses((status = 200, description = "`{ webhooks }` (without secrets)"), (status = "4XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
-pub async fn list(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    require_admin(&authenticate(&app, &headers, None).await?)?;
+pub async fn list(State(app): State<Arc<App>>, _admin: Admin) -> Result<Json<Value>, ApiError> {
     let hooks = blocking(&app, |store| store.webhooks()).await?;
     Ok(Json(
         json!({ "webhooks": hooks.iter().map(|h| view(h, false)).collect::<Vec<_>>() }),
@@ -488,9 +483,8 @@ fn not_found() -> ApiError {
 pub async fn delete(
     State(app): State<Arc<App>>,
     Path(raw): Path<String>,
-    headers: HeaderMap,
+    _admin: Admin,
 ) -> Result<StatusCode, ApiError> {
-    require_admin(&authenticate(&app, &headers, None).await?)?;
     let id = hook_id(&raw)?;
     if blocking(&app, move |store| store.delete_webhook(id)).await? {
         Ok(StatusCode::NO_CONTENT)
@@ -504,9 +498,8 @@ pub async fn delete(
 pub async fn deliveries_of(
     State(app): State<Arc<App>>,
     Path(raw): Path<String>,
-    headers: HeaderMap,
+    _admin: Admin,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&authenticate(&app, &headers, None).await?)?;
     let id = hook_id(&raw)?;
     let (exists, log) = blocking(&app, move |store| {
         let exists = store.webhooks()?.iter().any(|h| h.id == id);
