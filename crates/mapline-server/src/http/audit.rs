@@ -27,9 +27,9 @@ use serde_json::{Value, json};
 use sha2::Digest as _;
 
 use crate::App;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, blocking};
 use crate::http::extract::PlanReader;
-use crate::http::plan_api::{Labels, blocking, change_json, time, wrote_field};
+use crate::http::plan_api::{Labels, change_json, time, wrote_field};
 use crate::http::plans::side_name;
 
 /// The export's `format`.

@@ -1,13 +1,17 @@
 //! The API's one error type: a status, a stable machine-readable code and a message for
 //! people, answered as `{ "error": { "code", "message" } }`; and how the errors of the layers
-//! below (credentials, the store) map onto it, in one `match` each.
+//! below (credentials, the store) map onto it, in one `match` each; and [`blocking`], the store
+//! call every handler makes, with its errors mapped.
+
+use std::sync::Arc;
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use mapline_store::StoreError;
+use mapline_store::{Store, StoreError};
 use serde_json::json;
 
+use crate::App;
 use crate::identity::auth::AuthError;
 
 /// An API error: status, stable machine-readable code, and a message for people.
@@ -121,4 +125,15 @@ impl From<StoreError> for ApiError {
             other => Self::internal(other),
         }
     }
+}
+
+/// Runs a store call off the async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(
+    app: &Arc<App>,
+    read: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = app.store.clone();
+    Ok(tokio::task::spawn_blocking(move || read(&store))
+        .await
+        .map_err(ApiError::internal)??)
 }

@@ -19,11 +19,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::App;
-use crate::http::error::ApiError;
-use crate::http::extract::{Admin, ApiJson, PlanReader, authenticate, authorize_read, bearer};
-use crate::http::plan_api::{
-    SlipView, Who, all_slips, blocking, current_plan, history_page, plan_health, query,
+use crate::http::error::{ApiError, blocking};
+use crate::http::extract::{
+    Admin, ApiJson, PlanReader, authenticate, authorize_read, bearer, query,
 };
+use crate::http::plan_api::{SlipView, Who, all_slips, current_plan, history_page, plan_health};
 use crate::http::plans;
 use crate::identity::auth::{self, Principal};
 use crate::sync::writer::now_ms;

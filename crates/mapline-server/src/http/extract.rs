@@ -1,7 +1,7 @@
 //! What a handler takes from the request, with every rejection an [`ApiError`]: the caller
 //! ([`Caller`], from [`authenticate`]: a token or the session cookie), the caller with the plan
 //! in the path it may read ([`PlanReader`], adding [`authorize_read`]), an admin ([`Admin`]),
-//! and a JSON body within its limit ([`ApiJson`]).
+//! a JSON body within its limit ([`ApiJson`]) and a query string ([`query`]).
 //!
 //! The extractors run before the handler's body, in the order of its arguments, so a handler
 //! takes one only where authenticating first was already its first step: a handler that refuses
@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -187,6 +187,17 @@ impl FromRequestParts<Arc<App>> for PlanReader {
             .map_err(IntoResponse::into_response)?;
         Ok(Self { principal, plan_id })
     }
+}
+
+/// A query string whose rejection is a 400 `bad_query`.
+pub(crate) fn bad_query(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_query", message)
+}
+
+pub(crate) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| bad_query(e.body_text()))
 }
 
 /// The admin credential or an admin member.

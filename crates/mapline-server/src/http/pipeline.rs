@@ -27,9 +27,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::App;
-use crate::http::error::ApiError;
-use crate::http::extract::authenticate;
-use crate::http::plan_api::{blocking, query, time};
+use crate::http::error::{ApiError, blocking};
+use crate::http::extract::{authenticate, query};
+use crate::http::plan_api::time;
 use crate::identity::auth::Principal;
 
 /// Who stored an entry, as the summary counts activity.

@@ -22,8 +22,8 @@ use uuid::Uuid;
 
 use crate::App;
 use crate::history;
-use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, Caller, authenticate, authorize_read};
+use crate::http::error::{ApiError, blocking};
+use crate::http::extract::{ApiJson, Caller, authenticate, authorize_read, bad_query, query};
 use crate::http::plans::{self, side_name};
 use crate::identity::auth::Principal;
 use crate::sync::writer::now_ms;
@@ -47,27 +47,6 @@ pub(crate) async fn current_plan(app: &Arc<App>, plan_id: PlanId) -> Result<(Pla
         .await
         .map_err(ApiError::internal)?;
     Ok(room.projection())
-}
-
-/// Runs a store call off the async runtime.
-pub(crate) async fn blocking<T: Send + 'static>(
-    app: &Arc<App>,
-    read: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let store = app.store.clone();
-    Ok(tokio::task::spawn_blocking(move || read(&store))
-        .await
-        .map_err(ApiError::internal)??)
-}
-
-fn bad_query(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "bad_query", message)
-}
-
-pub(crate) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    query
-        .map(|Query(q)| q)
-        .map_err(|e| bad_query(e.body_text()))
 }
 
 pub(crate) fn time(ms: i64) -> Option<String> {
@@ -686,7 +665,7 @@ pub(crate) async fn create_plan(
     .map_err(ApiError::internal)??;
     if let Some(owner) = principal.member() {
         let owner = owner.member.id;
-        crate::http::plan_api::blocking(&app, move |store| {
+        blocking(&app, move |store| {
             store.add_plan_member(
                 id,
                 owner,

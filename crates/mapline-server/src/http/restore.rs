@@ -24,9 +24,9 @@ use yrs::updates::decoder::Decode as _;
 use yrs::{Doc, ReadTxn as _, StateVector, Transact as _, Update};
 
 use crate::App;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, blocking};
 use crate::http::extract::{ApiJson, PlanReader};
-use crate::http::plan_api::{Labels, Who, blocking, time};
+use crate::http::plan_api::{Labels, Who, time};
 use crate::sync::writer::{WriteRequest, now_ms};
 
 /// One entry deleted and not back, as `/deleted` lists it.

@@ -21,9 +21,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::App;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, blocking};
 use crate::http::extract::{PlanReader, authenticate, authorize_read};
-use crate::http::plan_api::blocking;
 use crate::identity::auth::Principal;
 use crate::identity::session::time;
 use crate::sync::writer::now_ms;

@@ -26,9 +26,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::App;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, blocking};
 use crate::http::extract::{ApiJson, PlanReader, bearer};
-use crate::http::plan_api::blocking;
 use crate::http::plans::{self, MAX_LABEL_CHARS, role_name, side_name};
 use crate::identity::auth::{self, Principal};
 use crate::sync::outbox::{CloseCode, CloseReason, Closer};

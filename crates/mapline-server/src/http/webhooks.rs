@@ -29,9 +29,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::App;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, blocking};
 use crate::http::extract::{Admin, ApiJson};
-use crate::http::plan_api::blocking;
 use crate::outbound::{Guard, OutboundError, Policy, Refusal};
 use crate::sync::writer::now_ms;
 

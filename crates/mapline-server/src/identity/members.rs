@@ -21,9 +21,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::App;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, blocking};
 use crate::http::extract::{Admin, ApiJson, PlanReader, authenticate, require_admin};
-use crate::http::plan_api::blocking;
 use crate::identity::auth::{Principal, token_hash};
 pub use crate::identity::session::SIGN_IN_LINK_MS;
 pub use crate::identity::session::member_json;

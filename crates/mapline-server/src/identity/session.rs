@@ -31,9 +31,8 @@ use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
 
 use crate::App;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, blocking};
 use crate::http::extract::{ApiJson, bearer};
-use crate::http::plan_api::blocking;
 use crate::identity::auth::{AuthError, MemberSession, Principal, token_hash};
 use crate::sync::outbox::CloseReason;
 use crate::sync::writer::now_ms;
