@@ -108,7 +108,7 @@ pub(crate) async fn authenticate(
 ) -> Result<Principal, ApiError> {
     let token = bearer(headers).or(query_token).filter(|t| !t.is_empty());
     let Some(token) = token else {
-        let session = crate::identity::session::cookie_session(headers)
+        let session = crate::identity::auth::cookie_session(headers)
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNAUTHORIZED,
@@ -119,7 +119,7 @@ pub(crate) async fn authenticate(
             .to_owned();
         let app = app.clone();
         return Ok(tokio::task::spawn_blocking(move || {
-            crate::identity::session::authenticate_session(&app.store, &session, now_ms())
+            crate::identity::auth::authenticate_session(&app.store, &session, now_ms())
         })
         .await
         .map_err(ApiError::internal)??);

@@ -33,12 +33,12 @@ use uuid::Uuid;
 use crate::App;
 use crate::http::error::{ApiError, blocking};
 use crate::http::extract::{ApiJson, bearer};
-use crate::identity::auth::{AuthError, MemberSession, Principal, token_hash};
+use crate::identity::auth::{
+    AuthError, COOKIE, MemberSession, Principal, authenticate_session, cookie_session, token_hash,
+};
 use crate::sync::outbox::CloseReason;
 use crate::sync::writer::now_ms;
 
-/// The session cookie's name.
-pub const COOKIE: &str = "mapline_session";
 /// The header a cookie-authenticated write carries its CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// How long a session lasts.
@@ -96,19 +96,6 @@ fn secure(app: &App) -> bool {
         .public_url
         .as_deref()
         .is_some_and(|u| u.starts_with("https://"))
-}
-
-/// The session id in the request's `Cookie` headers, if any.
-pub fn cookie_session(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.trim())
-        .filter(|v| !v.is_empty())
 }
 
 /// Whether the request carries a token (bearer or `?token=`): then the cookie is ignored.
@@ -262,30 +249,6 @@ pub fn check_upgrade_origin(
             "a WebSocket signed in with the session cookie must be opened by this site",
         ))
     }
-}
-
-/// Resolves a session id to its member. Blocks on the store.
-pub fn authenticate_session(
-    store: &Store,
-    session_id: &str,
-    now_ms: i64,
-) -> Result<Principal, AuthError> {
-    let hash = token_hash(session_id);
-    let (session, member) = store.session(&hash)?.ok_or(AuthError::NotSignedIn)?;
-    if session.revoked_at_ms.is_some() {
-        return Err(AuthError::SessionRevoked);
-    }
-    if session.expires_at_ms <= now_ms {
-        return Err(AuthError::SessionExpired);
-    }
-    if member.disabled_at_ms.is_some() {
-        return Err(AuthError::SessionRevoked);
-    }
-    Ok(Principal::Member(Box::new(MemberSession {
-        member,
-        session: hash,
-        expires_at_ms: session.expires_at_ms,
-    })))
 }
 
 /// A member as the API shows them.
