@@ -7,9 +7,9 @@ use bytes::Bytes;
 use mapline_store::{Author, DocRef, DocumentLoad, GENESIS, PlanId, UpdateRecord};
 
 use crate::metrics::Metrics;
-use crate::outbox::{Closer, Outbox, OutboxLimits, OutboxReceiver};
-use crate::protocol::{self, Incoming};
-use crate::room::Room;
+use crate::sync::outbox::{Closer, Outbox, OutboxLimits, OutboxReceiver};
+use crate::sync::protocol::{self, Incoming};
+use crate::sync::room::Room;
 
 /// What a room did with one connection's frames.
 #[derive(Debug, Default)]
@@ -63,7 +63,7 @@ pub fn exchange(frames: &[Vec<u8>]) -> Exchange {
                 if !update.is_empty()
                     && let Err(refusal) = room.admit(&raw, &update)
                 {
-                    exchange.closed = Some(crate::conn::refusal_code(&refusal).code());
+                    exchange.closed = Some(crate::sync::conn::refusal_code(&refusal).code());
                     break;
                 }
                 if update.is_empty() {
@@ -88,7 +88,7 @@ pub fn exchange(frames: &[Vec<u8>]) -> Exchange {
             Ok(Incoming::AwarenessQuery) => room.answer_awareness_query(1),
             Ok(Incoming::Auth) => {}
             Err(error) => {
-                exchange.closed = Some(crate::conn::close_code(&error).code());
+                exchange.closed = Some(crate::sync::conn::close_code(&error).code());
                 break;
             }
         }

@@ -23,8 +23,8 @@ use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 use crate::history;
 
 use crate::metrics::Metrics;
-use crate::outbox::{CloseCode, CloseReason, Outbox};
-use crate::protocol;
+use crate::sync::outbox::{CloseCode, CloseReason, Outbox};
+use crate::sync::protocol;
 
 /// Identifies a connection within the server's lifetime.
 pub type ConnId = u64;
@@ -791,7 +791,7 @@ fn awareness_of_all(awareness: &Awareness) -> Option<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbox::{Closer, OutboxLimits, OutboxReceiver};
+    use crate::sync::outbox::{Closer, OutboxLimits, OutboxReceiver};
     use yrs::Map;
     use yrs::updates::decoder::Decode;
 

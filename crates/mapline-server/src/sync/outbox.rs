@@ -20,7 +20,7 @@ use yrs::block::ClientID;
 use yrs::sync::AwarenessUpdate;
 use yrs::sync::awareness::AwarenessUpdateEntry;
 
-use crate::protocol;
+use crate::sync::protocol;
 
 /// Shortest time between two awareness messages to one connection: presence needs no more than
 /// 20 a second, and what arrives meanwhile is merged (latest state per client).

@@ -3,6 +3,8 @@
 //! stored update plus the document before it into the same [`HistoryEntry`], through the same
 //! [`HistoryTracker`], which is why a rebuild reproduces the stored records exactly.
 
+pub mod verify;
+
 use mapline_plan::{ChangeKind as PlanChangeKind, Derivation, HistoryTracker, Plan, project_doc};
 use mapline_store::{
     ChangeKind, ChangeRecord, ConflictRecord, DerivedHistory, GENESIS, HistoryEntry, LogBound,
@@ -155,7 +157,7 @@ pub fn derive_log_summarized<'a>(
     log: impl IntoIterator<Item = (Seq, &'a UpdateRecord)>,
 ) -> DerivedHistory {
     let (mut derived, doc) = derive(plan_id, log);
-    derived.summary = Some(crate::pipeline::summary_of_history(
+    derived.summary = Some(crate::http::pipeline::summary_of_history(
         &project_doc(&doc),
         record,
         derived.entries.iter().map(|(_, e)| e),
@@ -315,7 +317,7 @@ pub fn rebuild_plan(
 mod tests {
     use super::*;
     use crate::metrics::Metrics;
-    use crate::rooms::Rooms;
+    use crate::sync::rooms::Rooms;
     use mapline_plan::edit::{MilestoneDraft, add_milestone, move_due, move_go_live};
     use mapline_plan::model::MilestoneSide;
     use mapline_store::{Author, NewUpdate, PlanRecord, Side};

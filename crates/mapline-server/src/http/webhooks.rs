@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use base64::Engine as _;
 use hmac::{Hmac, Mac as _};
@@ -29,10 +29,10 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::App;
-use crate::api::{ApiError, ApiJson, authenticate, require_admin};
+use crate::http::error::{ApiError, blocking};
+use crate::http::extract::{Admin, ApiJson};
 use crate::outbound::{Guard, OutboundError, Policy, Refusal};
-use crate::plan_api::blocking;
-use crate::writer::now_ms;
+use crate::sync::writer::now_ms;
 
 /// The events a subscription can ask for.
 pub const EVENTS: [&str; 5] = [
@@ -73,14 +73,14 @@ fn who(store: &Store, author: Author) -> Value {
         Author::Share { id, side } => {
             let label = store.share(id).ok().flatten().map(|s| s.label);
             json!({ "kind": "share", "shareId": id, "label": label,
-                "side": crate::plans::side_name(side) })
+                "side": crate::http::plans::side_name(side) })
         }
         Author::Member { id, side } => {
             let member = store.member(id).ok().flatten();
             json!({ "kind": "member", "memberId": id,
                 "name": member.as_ref().map(|m| m.name.clone()),
                 "email": member.as_ref().map(|m| m.email.clone()),
-                "side": crate::plans::side_name(side) })
+                "side": crate::http::plans::side_name(side) })
         }
         Author::Admin => json!({ "kind": "admin" }),
         Author::System => json!({ "kind": "system" }),
@@ -401,13 +401,12 @@ fn view(hook: &WebhookRecord, with_secret: bool) -> Value {
 }
 
 /// `POST /api/webhooks` (admin): subscribe; the signing secret is in this answer only.
-#[utoipa::path(post, path = "/api/webhooks", tag = "webhooks", request_body = CreateWebhookBody, responses((status = 201, description = "`{ id, url, events, planId, secret }`"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/webhooks", tag = "webhooks", request_body = CreateWebhookBody, responses((status = 201, description = "`{ id, url, events, planId, secret }`"), (status = "4XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn create(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    _admin: Admin,
     body: Result<ApiJson<CreateWebhookBody>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&authenticate(&app, &headers, None).await?)?;
     let ApiJson(body) = body?;
     if let Some(unknown) = body.events.iter().find(|e| !EVENTS.contains(&e.as_str())) {
         return Err(ApiError::invalid(format!(
@@ -446,12 +445,8 @@ pub async fn create(
 }
 
 /// `GET /api/webhooks` (admin).
-#[utoipa::path(get, path = "/api/webhooks", tag = "webhooks", responses((status = 200, description = "`{ webhooks }` (without secrets)"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
-pub async fn list(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    require_admin(&authenticate(&app, &headers, None).await?)?;
+#[utoipa::path(get, path = "/api/webhooks", tag = "webhooks", responses((status = 200, description = "`{ webhooks }` (without secrets)"), (status = "4XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
+pub async fn list(State(app): State<Arc<App>>, _admin: Admin) -> Result<Json<Value>, ApiError> {
     let hooks = blocking(&app, |store| store.webhooks()).await?;
     Ok(Json(
         json!({ "webhooks": hooks.iter().map(|h| view(h, false)).collect::<Vec<_>>() }),
@@ -483,13 +478,12 @@ fn not_found() -> ApiError {
 }
 
 /// `DELETE /api/webhooks/{id}` (admin): unsubscribe; waiting deliveries are dropped.
-#[utoipa::path(delete, path = "/api/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)), responses((status = 204, description = "Removed"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)), responses((status = 204, description = "Removed"), (status = "4XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn delete(
     State(app): State<Arc<App>>,
     Path(raw): Path<String>,
-    headers: HeaderMap,
+    _admin: Admin,
 ) -> Result<StatusCode, ApiError> {
-    require_admin(&authenticate(&app, &headers, None).await?)?;
     let id = hook_id(&raw)?;
     if blocking(&app, move |store| store.delete_webhook(id)).await? {
         Ok(StatusCode::NO_CONTENT)
@@ -499,13 +493,12 @@ pub async fn delete(
 }
 
 /// `GET /api/webhooks/{id}/deliveries` (admin): every attempt, oldest first.
-#[utoipa::path(get, path = "/api/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path)), responses((status = 200, description = "`{ deliveries }`"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path)), responses((status = 200, description = "`{ deliveries }`"), (status = "4XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn deliveries_of(
     State(app): State<Arc<App>>,
     Path(raw): Path<String>,
-    headers: HeaderMap,
+    _admin: Admin,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&authenticate(&app, &headers, None).await?)?;
     let id = hook_id(&raw)?;
     let (exists, log) = blocking(&app, move |store| {
         let exists = store.webhooks()?.iter().any(|h| h.id == id);

@@ -17,8 +17,8 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, header};
+use axum::extract::State;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -27,9 +27,10 @@ use serde_json::{Value, json};
 use sha2::Digest as _;
 
 use crate::App;
-use crate::api::{ApiError, authenticate, authorize_read};
-use crate::plan_api::{Labels, blocking, change_json, time, wrote_field};
-use crate::plans::side_name;
+use crate::http::error::{ApiError, blocking};
+use crate::http::extract::PlanReader;
+use crate::http::plan_api::{Labels, change_json, time, wrote_field};
+use crate::http::plans::side_name;
 
 /// The export's `format`.
 pub const AUDIT_FORMAT: &str = "mapline.audit.v1";
@@ -43,19 +44,16 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 }
 
 /// `GET /api/plans/{id}/verify`: the plan's log and hash chain checked by the server.
-#[utoipa::path(get, path = "/api/plans/{plan_id}/verify", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "`{ ok, entries, head, problems }`: the plan's hash chain checked by the server"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
-pub async fn verify(
+#[utoipa::path(get, path = "/api/plans/{plan_id}/verify", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "`{ ok, entries, head, problems }`: the plan's hash chain checked by the server"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn verify(
     State(app): State<Arc<App>>,
-    Path(raw_id): Path<String>,
-    headers: HeaderMap,
+    PlanReader { principal, plan_id }: PlanReader,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = authenticate(&app, &headers, None).await?;
-    let plan_id = authorize_read(&app, &principal, &raw_id).await?;
-    let internal = crate::api::may_see_internal(&principal);
+    let internal = crate::http::extract::may_see_internal(&principal);
     // The head comes from the very read that was checked: a head read afterwards could name an
     // entry appended meanwhile that no check saw.
     let report = blocking(&app, move |store| {
-        crate::verify::verify_plan(store, plan_id)
+        crate::history::verify::verify_plan(store, plan_id)
     })
     .await?;
     // A buyer's link learns nothing about the seller's internal document, not even its faults.
@@ -202,16 +200,13 @@ pub fn export(
 }
 
 /// `GET /api/plans/{id}/audit.json`: the plan's history chain as a download.
-#[utoipa::path(get, path = "/api/plans/{plan_id}/audit.json", tag = "exports", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "The plan's history with its hash chain (format mapline.audit.v1)", content_type = "application/json"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
-pub async fn audit_json(
+#[utoipa::path(get, path = "/api/plans/{plan_id}/audit.json", tag = "exports", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "The plan's history with its hash chain (format mapline.audit.v1)", content_type = "application/json"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn audit_json(
     State(app): State<Arc<App>>,
-    Path(raw_id): Path<String>,
-    headers: HeaderMap,
+    PlanReader { principal, plan_id }: PlanReader,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&app, &headers, None).await?;
-    let plan_id = authorize_read(&app, &principal, &raw_id).await?;
     let now = crate::now_ms();
-    let member_emails = crate::plan_api::shows_member_emails(&principal);
+    let member_emails = crate::http::plan_api::shows_member_emails(&principal);
     let body = blocking(&app, move |store| {
         export(store, plan_id, now, member_emails)
     })
@@ -654,7 +649,7 @@ mod tests {
         let (_dir, store, plan) = plan_with_history();
         let export = export(&store, plan, 9_000, true).unwrap();
         let (mut history, _) =
-            crate::plan_api::history_page(&store, plan, None, usize::MAX, true).unwrap();
+            crate::http::plan_api::history_page(&store, plan, None, usize::MAX, true).unwrap();
         history.reverse();
         let entries = export["entries"].as_array().unwrap();
         assert_eq!(entries.len(), 4);

@@ -9,7 +9,7 @@ use serde::Serialize;
 use uuid::Uuid;
 use yrs::updates::decoder::Decode as _;
 
-use crate::auth::{new_share_token, token_hash};
+use crate::identity::auth::{new_share_token, token_hash};
 
 /// Longest accepted share label, in characters.
 pub const MAX_LABEL_CHARS: usize = 200;
@@ -150,7 +150,7 @@ pub fn create_plan(
     let system_record = |update: Vec<u8>| UpdateRecord {
         author: Author::System,
         client_ids: yrs::Update::decode_v1(&update)
-            .map(|u| crate::protocol::client_ids(&u))
+            .map(|u| crate::sync::protocol::client_ids(&u))
             .unwrap_or_default(),
         received_at_ms: now_ms,
         update,

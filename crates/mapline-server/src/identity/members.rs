@@ -21,13 +21,13 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::App;
-use crate::api::{ApiError, ApiJson, authenticate, authorize_read, require_admin};
-use crate::auth::{Principal, token_hash};
-use crate::plan_api::blocking;
-pub use crate::session::SIGN_IN_LINK_MS;
-pub use crate::session::member_json;
-use crate::session::{self, time};
-use crate::writer::now_ms;
+use crate::http::error::{ApiError, blocking};
+use crate::http::extract::{Admin, ApiJson, PlanReader, authenticate, require_admin};
+use crate::identity::auth::{Principal, token_hash};
+pub use crate::identity::session::SIGN_IN_LINK_MS;
+pub use crate::identity::session::member_json;
+use crate::identity::session::{self, time};
+use crate::sync::writer::now_ms;
 
 /// Longest accepted email (RFC 5321's path limit) and name.
 const MAX_EMAIL_CHARS: usize = 254;
@@ -196,12 +196,11 @@ impl From<InviteError> for ApiError {
 }
 
 /// `GET /api/members` (admin): every member.
-#[utoipa::path(get, path = "/api/members", tag = "members", responses((status = 200, description = "`{ members }`"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody)))]
-pub async fn list(
+#[utoipa::path(get, path = "/api/members", tag = "members", responses((status = 200, description = "`{ members }`"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn list(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    _admin: Admin,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&authenticate(&app, &headers, None).await?)?;
     let members = blocking(&app, |store| store.members()).await?;
     let members: Vec<_> = members.iter().map(member_json).collect();
     Ok(Json(json!({ "members": members })))
@@ -234,14 +233,12 @@ fn link_valid_ms(valid_secs: Option<i64>) -> Result<i64, ApiError> {
 
 /// `POST /api/members` (admin): invites a member; the answer holds their sign-in link, shown
 /// this once.
-#[utoipa::path(post, path = "/api/members", tag = "members", request_body = InviteBody, responses((status = 201, description = "`{ member, signInUrl }`"), (status = "4XX", description = "A JSON error: `invalid_email`, `invalid_role`, `member_exists` …", body = crate::openapi::ErrorBody)))]
-pub async fn invite(
+#[utoipa::path(post, path = "/api/members", tag = "members", request_body = InviteBody, responses((status = 201, description = "`{ member, signInUrl }`"), (status = "4XX", description = "A JSON error: `invalid_email`, `invalid_role`, `member_exists` …", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn invite(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    _admin: Admin,
     body: Result<ApiJson<InviteBody>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let principal = authenticate(&app, &headers, None).await?;
-    require_admin(&principal)?;
     let ApiJson(body) = body?;
     let valid_ms = link_valid_ms(body.valid_secs)?;
     let public_url = app.config.public_url.clone();
@@ -291,7 +288,7 @@ async fn member_for(
 }
 
 /// `GET /api/members/{id}/sessions` (admin or the member): their sessions.
-#[utoipa::path(get, path = "/api/members/{member_id}/sessions", tag = "members", params(("member_id" = String, Path, description = "The member's id")), responses((status = 200, description = "`{ sessions }`"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/members/{member_id}/sessions", tag = "members", params(("member_id" = String, Path, description = "The member's id")), responses((status = 200, description = "`{ sessions }`"), (status = "4XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn sessions(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
@@ -309,7 +306,7 @@ pub async fn sessions(
 
 /// `DELETE /api/members/{id}/sessions` (admin or the member): ends every session; their open
 /// sockets close with 4401.
-#[utoipa::path(delete, path = "/api/members/{member_id}/sessions", tag = "members", params(("member_id" = String, Path, description = "The member's id")), responses((status = 200, description = "`{ revoked }`"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/members/{member_id}/sessions", tag = "members", params(("member_id" = String, Path, description = "The member's id")), responses((status = 200, description = "`{ revoked }`"), (status = "4XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn revoke_sessions(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
@@ -322,13 +319,8 @@ pub async fn revoke_sessions(
     Ok(Json(json!({ "revoked": revoked.len() })))
 }
 
-/// The member named in the path, for the admin only.
-async fn member_for_admin(
-    app: &Arc<App>,
-    headers: &HeaderMap,
-    raw_id: &str,
-) -> Result<MemberRecord, ApiError> {
-    require_admin(&authenticate(app, headers, None).await?)?;
+/// The member named in the path (for the admin only: the handler takes [`Admin`]).
+async fn member_for_admin(app: &Arc<App>, raw_id: &str) -> Result<MemberRecord, ApiError> {
     let id = parse_member_id(raw_id)?;
     blocking(app, move |store| store.member(id))
         .await?
@@ -365,14 +357,14 @@ pub struct SignInLinkRequest {
 /// `POST /api/members/{id}/sign-in-link` (admin): a new single-use sign-in link for an existing
 /// member (an expired link or an ended session otherwise locks a link-only member out: inviting
 /// the email again is 409). The body (`{ validSecs }`) is optional.
-#[utoipa::path(post, path = "/api/members/{member_id}/sign-in-link", tag = "members", params(("member_id" = String, Path, description = "The member's id")), request_body(content = SignInLinkRequest, description = "Optional"), responses((status = 201, description = "`{ member, signInUrl, signInExpiresAt }`"), (status = "4XX", description = "A JSON error: `member_not_found`, `member_disabled`, `invalid_body` …", body = crate::openapi::ErrorBody)))]
-pub async fn sign_in_link(
+#[utoipa::path(post, path = "/api/members/{member_id}/sign-in-link", tag = "members", params(("member_id" = String, Path, description = "The member's id")), request_body(content = SignInLinkRequest, description = "Optional"), responses((status = 201, description = "`{ member, signInUrl, signInExpiresAt }`"), (status = "4XX", description = "A JSON error: `member_not_found`, `member_disabled`, `invalid_body` …", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn sign_in_link(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
-    headers: HeaderMap,
+    _admin: Admin,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let member = member_for_admin(&app, &headers, &member_id).await?;
+    let member = member_for_admin(&app, &member_id).await?;
     let request: SignInLinkRequest = if body.iter().all(u8::is_ascii_whitespace) {
         SignInLinkRequest::default()
     } else {
@@ -407,13 +399,13 @@ pub async fn sign_in_link(
 /// `POST /api/members/{id}/disable` (admin): offboarding. The member can no longer sign in;
 /// their sessions end (open sockets close with 4401) and their unused sign-in links stop
 /// working. Disabling again answers the same.
-#[utoipa::path(post, path = "/api/members/{member_id}/disable", tag = "members", params(("member_id" = String, Path, description = "The member's id")), responses((status = 200, description = "`{ member, revoked }`"), (status = "4XX", description = "A JSON error: `member_not_found`, `admin_only`", body = crate::openapi::ErrorBody)))]
-pub async fn disable(
+#[utoipa::path(post, path = "/api/members/{member_id}/disable", tag = "members", params(("member_id" = String, Path, description = "The member's id")), responses((status = 200, description = "`{ member, revoked }`"), (status = "4XX", description = "A JSON error: `member_not_found`, `admin_only`", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn disable(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
-    headers: HeaderMap,
+    _admin: Admin,
 ) -> Result<impl IntoResponse, ApiError> {
-    let member = member_for_admin(&app, &headers, &member_id).await?;
+    let member = member_for_admin(&app, &member_id).await?;
     let id = member.id;
     let (member, revoked) = blocking(&app, move |store| store.disable_member(id, now_ms())).await?;
     session::close_sockets(&app, &revoked);
@@ -443,14 +435,11 @@ fn require_seller_side(principal: &Principal) -> Result<(), ApiError> {
 }
 
 /// `GET /api/plans/{id}/members`: the plan's owner and seller members.
-#[utoipa::path(get, path = "/api/plans/{plan_id}/members", tag = "members", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "`{ members: [{ member, role, addedAt }] }`"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
-pub async fn plan_members(
+#[utoipa::path(get, path = "/api/plans/{plan_id}/members", tag = "members", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "`{ members: [{ member, role, addedAt }] }`"), (status = "4XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn plan_members(
     State(app): State<Arc<App>>,
-    Path(plan_id): Path<String>,
-    headers: HeaderMap,
+    PlanReader { principal, plan_id }: PlanReader,
 ) -> Result<impl IntoResponse, ApiError> {
-    let principal = authenticate(&app, &headers, None).await?;
-    let plan_id = authorize_read(&app, &principal, &plan_id).await?;
     require_seller_side(&principal)?;
     let members = blocking(&app, move |store| store.plan_members(plan_id)).await?;
     let members: Vec<_> = members
@@ -497,15 +486,12 @@ pub struct AddMemberBody {
 
 /// `POST /api/plans/{id}/members` `{ email }`: adds an existing member as a seller member (the
 /// plan's owner, managers and admins).
-#[utoipa::path(post, path = "/api/plans/{plan_id}/members", tag = "members", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), request_body = AddMemberBody, responses((status = 201, description = "`{ member, role }`"), (status = "4XX", description = "A JSON error: `member_not_found`, `owner_only` …", body = crate::openapi::ErrorBody)))]
-pub async fn add_plan_member(
+#[utoipa::path(post, path = "/api/plans/{plan_id}/members", tag = "members", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), request_body = AddMemberBody, responses((status = 201, description = "`{ member, role }`"), (status = "4XX", description = "A JSON error: `member_not_found`, `owner_only` …", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn add_plan_member(
     State(app): State<Arc<App>>,
-    Path(plan_id): Path<String>,
-    headers: HeaderMap,
+    PlanReader { principal, plan_id }: PlanReader,
     body: Result<ApiJson<AddMemberBody>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let principal = authenticate(&app, &headers, None).await?;
-    let plan_id = authorize_read(&app, &principal, &plan_id).await?;
     require_plan_manager(&app, &principal, plan_id).await?;
     let ApiJson(body) = body?;
     let email = parse_email(&body.email)?;
@@ -542,14 +528,12 @@ pub async fn add_plan_member(
 
 /// `DELETE /api/plans/{id}/members/{memberId}`: takes a seller member off the plan (the plan's
 /// owner, managers and admins). The owner stays (409 `owner_not_removable`).
-#[utoipa::path(delete, path = "/api/plans/{plan_id}/members/{member_id}", tag = "members", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("member_id" = String, Path, description = "The member's id")), responses((status = 200, description = "`{ removed: true, memberId }`"), (status = "4XX", description = "A JSON error: `member_not_found`, `owner_only`, `owner_not_removable`", body = crate::openapi::ErrorBody)))]
-pub async fn remove_plan_member(
+#[utoipa::path(delete, path = "/api/plans/{plan_id}/members/{member_id}", tag = "members", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("member_id" = String, Path, description = "The member's id")), responses((status = 200, description = "`{ removed: true, memberId }`"), (status = "4XX", description = "A JSON error: `member_not_found`, `owner_only`, `owner_not_removable`", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn remove_plan_member(
     State(app): State<Arc<App>>,
-    Path((plan_id, member_id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path((_, member_id)): Path<(String, String)>,
+    PlanReader { principal, plan_id }: PlanReader,
 ) -> Result<impl IntoResponse, ApiError> {
-    let principal = authenticate(&app, &headers, None).await?;
-    let plan_id = authorize_read(&app, &principal, &plan_id).await?;
     require_plan_manager(&app, &principal, plan_id).await?;
     let id = parse_member_id(&member_id)?;
     let not_on_plan = || {

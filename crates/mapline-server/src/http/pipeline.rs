@@ -27,9 +27,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::App;
-use crate::api::{ApiError, authenticate};
-use crate::auth::Principal;
-use crate::plan_api::{blocking, query, time};
+use crate::http::error::{ApiError, blocking};
+use crate::http::extract::{authenticate, query};
+use crate::http::plan_api::time;
+use crate::identity::auth::Principal;
 
 /// Who stored an entry, as the summary counts activity.
 fn side_of(author: Author) -> ActivitySide {

@@ -32,8 +32,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::App;
-use crate::api::{ApiError, bearer};
-use crate::auth::token_hash;
+use crate::http::error::ApiError;
+use crate::http::extract::bearer;
+use crate::identity::auth::token_hash;
 
 /// The window failures are counted in.
 pub const WINDOW: Duration = Duration::from_secs(60);

@@ -10,7 +10,11 @@
 //! token, so the link holder gets the same one each time (`/me`), while the server, which stores
 //! only its SHA-256, cannot make it again without the share token — nor can anyone holding the
 //! data file. It is checked against its link's record, so it dies with the link.
+//!
+//! A member's credential is the session cookie ([`COOKIE`]): [`authenticate_session`] resolves
+//! it to its member; the cookie's life (sign-in, CSRF, sign-out) is `session.rs`'s.
 
+use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac as _};
@@ -186,6 +190,46 @@ pub enum AuthError {
     Store(#[from] StoreError),
 }
 
+/// The session cookie's name.
+pub const COOKIE: &str = "mapline_session";
+
+/// The session id in the request's `Cookie` headers, if any.
+pub fn cookie_session(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.trim())
+        .filter(|v| !v.is_empty())
+}
+
+/// Resolves a session id to its member. Blocks on the store.
+pub fn authenticate_session(
+    store: &Store,
+    session_id: &str,
+    now_ms: i64,
+) -> Result<Principal, AuthError> {
+    let hash = token_hash(session_id);
+    let (session, member) = store.session(&hash)?.ok_or(AuthError::NotSignedIn)?;
+    if session.revoked_at_ms.is_some() {
+        return Err(AuthError::SessionRevoked);
+    }
+    if session.expires_at_ms <= now_ms {
+        return Err(AuthError::SessionExpired);
+    }
+    if member.disabled_at_ms.is_some() {
+        return Err(AuthError::SessionRevoked);
+    }
+    Ok(Principal::Member(Box::new(MemberSession {
+        member,
+        session: hash,
+        expires_at_ms: session.expires_at_ms,
+    })))
+}
+
 /// Checks tokens against the admin credential and the stored share links.
 pub struct Authenticator {
     admin_hash: [u8; 32],
@@ -300,8 +344,9 @@ mod tests {
         let plan = Uuid::now_v7();
         let new_plan =
             mapline_plan::NewPlan::parse("Rollout", "Northwind", "Acme", "2027-04-01").unwrap();
-        let first = mapline_plan::new_plan_update(&new_plan, crate::plans::server_client_id());
-        let issued = crate::plans::create_plan(&store, plan, &new_plan, first, 0).unwrap();
+        let first =
+            mapline_plan::new_plan_update(&new_plan, crate::http::plans::server_client_id());
+        let issued = crate::http::plans::create_plan(&store, plan, &new_plan, first, 0).unwrap();
         let (record, share_token) = (issued[0].record.clone(), issued[0].token.clone());
         let feed = feed_token(&share_token).unwrap();
         let check = |token: &str, now| auth.authenticate_feed(&store, token, now);
@@ -314,7 +359,7 @@ mod tests {
         assert!(matches!(check(&share_token, 0), Err(AuthError::Invalid)));
         let other = feed_token(&new_share_token(record.id)).unwrap();
         assert!(matches!(check(&other, 0), Err(AuthError::Invalid)));
-        let expiring = crate::plans::issue_share(
+        let expiring = crate::http::plans::issue_share(
             plan,
             mapline_store::Side::Buyer,
             Role::Viewer,

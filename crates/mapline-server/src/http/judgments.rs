@@ -9,8 +9,9 @@ use mapline_store::{DocKind, DocRef, PlanId, Store, StoreError};
 use serde_json::Value;
 
 use crate::App;
-use crate::api::{ApiError, may_see_internal};
-use crate::auth::Principal;
+use crate::http::error::ApiError;
+use crate::http::extract::may_see_internal;
+use crate::identity::auth::Principal;
 
 /// The judgments as the plan's internal document holds them now (its room, loaded if needed).
 pub(crate) async fn current(app: &Arc<App>, plan_id: PlanId) -> Result<Judgments, ApiError> {

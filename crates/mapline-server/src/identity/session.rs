@@ -31,14 +31,14 @@ use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
 
 use crate::App;
-use crate::api::{ApiError, ApiJson, bearer};
-use crate::auth::{AuthError, MemberSession, Principal, token_hash};
-use crate::outbox::CloseReason;
-use crate::plan_api::blocking;
-use crate::writer::now_ms;
+use crate::http::error::{ApiError, blocking};
+use crate::http::extract::{ApiJson, bearer};
+use crate::identity::auth::{
+    AuthError, COOKIE, MemberSession, Principal, authenticate_session, cookie_session, token_hash,
+};
+use crate::sync::outbox::CloseReason;
+use crate::sync::writer::now_ms;
 
-/// The session cookie's name.
-pub const COOKIE: &str = "mapline_session";
 /// The header a cookie-authenticated write carries its CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// How long a session lasts.
@@ -96,19 +96,6 @@ fn secure(app: &App) -> bool {
         .public_url
         .as_deref()
         .is_some_and(|u| u.starts_with("https://"))
-}
-
-/// The session id in the request's `Cookie` headers, if any.
-pub fn cookie_session(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.trim())
-        .filter(|v| !v.is_empty())
 }
 
 /// Whether the request carries a token (bearer or `?token=`): then the cookie is ignored.
@@ -264,30 +251,6 @@ pub fn check_upgrade_origin(
     }
 }
 
-/// Resolves a session id to its member. Blocks on the store.
-pub fn authenticate_session(
-    store: &Store,
-    session_id: &str,
-    now_ms: i64,
-) -> Result<Principal, AuthError> {
-    let hash = token_hash(session_id);
-    let (session, member) = store.session(&hash)?.ok_or(AuthError::NotSignedIn)?;
-    if session.revoked_at_ms.is_some() {
-        return Err(AuthError::SessionRevoked);
-    }
-    if session.expires_at_ms <= now_ms {
-        return Err(AuthError::SessionExpired);
-    }
-    if member.disabled_at_ms.is_some() {
-        return Err(AuthError::SessionRevoked);
-    }
-    Ok(Principal::Member(Box::new(MemberSession {
-        member,
-        session: hash,
-        expires_at_ms: session.expires_at_ms,
-    })))
-}
-
 /// A member as the API shows them.
 pub fn member_json(member: &MemberRecord) -> serde_json::Value {
     json!({
@@ -371,7 +334,7 @@ async fn blocking_auth<T: Send + 'static>(
 }
 
 /// `GET /api/session`: the signed-in member, the session's CSRF token and when it ends.
-#[utoipa::path(get, path = "/api/session", tag = "members", security(()), responses((status = 200, description = "`{ member, csrfToken, expiresAt }`"), (status = "4XX", description = "401 `not_signed_in`, `session_expired`, `session_revoked`", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/session", tag = "members", security(()), responses((status = 200, description = "`{ member, csrfToken, expiresAt }`"), (status = "4XX", description = "401 `not_signed_in`, `session_expired`, `session_revoked`", body = crate::http::openapi::ErrorBody)))]
 pub async fn get_session(
     State(app): State<Arc<App>>,
     RawQuery(query): RawQuery,
@@ -391,7 +354,7 @@ pub struct SignInLinkBody {
 }
 
 /// `POST /api/auth/sign-in-link`: uses a single-use sign-in link and starts a session.
-#[utoipa::path(post, path = "/api/auth/sign-in-link", tag = "members", security(()), request_body = SignInLinkBody, responses((status = 200, description = "`{ member, csrfToken }` and the session cookie"), (status = "4XX", description = "401 `sign_in_link_invalid`, `sign_in_link_used`, `sign_in_link_expired`", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/auth/sign-in-link", tag = "members", security(()), request_body = SignInLinkBody, responses((status = 200, description = "`{ member, csrfToken }` and the session cookie"), (status = "4XX", description = "401 `sign_in_link_invalid`, `sign_in_link_used`, `sign_in_link_expired`", body = crate::http::openapi::ErrorBody)))]
 pub async fn sign_in_with_link(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -448,7 +411,7 @@ pub(crate) fn close_sockets(app: &App, sessions: &[[u8; 32]]) {
 }
 
 /// `POST /api/auth/logout` (cookie + CSRF): ends this session and clears the cookie.
-#[utoipa::path(post, path = "/api/auth/logout", tag = "members", security(()), responses((status = 204, description = "Signed out; the cookie is cleared"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/auth/logout", tag = "members", security(()), responses((status = 204, description = "Signed out; the cookie is cleared"), (status = "4XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn logout(
     State(app): State<Arc<App>>,
     RawQuery(query): RawQuery,
@@ -480,7 +443,7 @@ pub async fn logout(
 }
 
 /// `POST /api/auth/logout-everywhere` (cookie + CSRF): ends every session of the member.
-#[utoipa::path(post, path = "/api/auth/logout-everywhere", tag = "members", security(()), responses((status = 200, description = "`{ revoked }`: how many sessions ended"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/auth/logout-everywhere", tag = "members", security(()), responses((status = 200, description = "`{ revoked }`: how many sessions ended"), (status = "4XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn logout_everywhere(
     State(app): State<Arc<App>>,
     RawQuery(query): RawQuery,
@@ -572,7 +535,7 @@ fn idp_email(identity: &IdpIdentity) -> Result<String, SignInRefusal> {
     if !identity.email.is_ascii() {
         return Err(SignInRefusal::EmailInvalid);
     }
-    crate::members::parse_email(&identity.email).map_err(|_| SignInRefusal::EmailInvalid)
+    crate::identity::members::parse_email(&identity.email).map_err(|_| SignInRefusal::EmailInvalid)
 }
 
 /// The name a new member gets from the IdP's profile: checked like an invitation's name; else
@@ -583,7 +546,7 @@ fn idp_name(name: Option<&str>, email: &str) -> String {
     let Some(name) = name else {
         return local();
     };
-    if let Ok(name) = crate::members::parse_name(name) {
+    if let Ok(name) = crate::identity::members::parse_name(name) {
         return name;
     }
     let cleaned: String = name
@@ -594,7 +557,7 @@ fn idp_name(name: Option<&str>, email: &str) -> String {
         .chars()
         .take(200)
         .collect();
-    match crate::members::parse_name(&cleaned) {
+    match crate::identity::members::parse_name(&cleaned) {
         Ok(name) => name,
         Err(_) => local(),
     }
@@ -696,14 +659,18 @@ pub(crate) async fn sign_in_with_idp(
 }
 
 /// Closes a member socket whose session ended between the check and the registration.
-pub(crate) async fn recheck_session(app: &App, session: [u8; 32], closer: &crate::outbox::Closer) {
+pub(crate) async fn recheck_session(
+    app: &App,
+    session: [u8; 32],
+    closer: &crate::sync::outbox::Closer,
+) {
     let store = app.store.clone();
     let checked = tokio::task::spawn_blocking(move || store.session(&session)).await;
     if let Ok(Ok(found)) = checked
         && !found.is_some_and(|(s, m)| s.is_live(now_ms()) && m.disabled_at_ms.is_none())
     {
         closer.close(CloseReason::new(
-            crate::outbox::CloseCode::AccessRevoked,
+            crate::sync::outbox::CloseCode::AccessRevoked,
             SIGNED_OUT_REASON,
         ));
     }

@@ -10,7 +10,7 @@
 //!   replayed callback finds no state. A restart forgets logins in progress; people start again.
 //!   Logins started per client address are limited per minute, so one address cannot fill the
 //!   map and push everyone else's logins out.
-//! - A verified identity goes to [`crate::session::sign_in_with_idp`], which decides who gets a
+//! - A verified identity goes to [`crate::identity::session::sign_in_with_idp`], which decides who gets a
 //!   session (members, allowed domains) and gives the cookie.
 //!
 //! Every failure is an HTML page for people that says why, links to `/`, and carries a stable
@@ -39,7 +39,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::App;
-use crate::session::{IdpIdentity, sign_in_with_idp};
+use crate::identity::session::{IdpIdentity, sign_in_with_idp};
 
 /// The IdP and Mapline's client registration with it (`--oidc-issuer`, `--oidc-client-id`,
 /// `--oidc-client-secret`).
@@ -158,14 +158,14 @@ pub(crate) struct Oidc {
     pending: Mutex<Pending>,
     http: ureq::Agent,
     /// Logins started per client address per minute (the per-address window of
-    /// [`crate::limits::AuthFailures`], one key for every login): `/auth/oidc/login` needs no
+    /// [`crate::http::limits::AuthFailures`], one key for every login): `/auth/oidc/login` needs no
     /// credential, so without it one address could fill [`Pending`] and push everyone else's
     /// logins out.
-    logins: crate::limits::AuthFailures,
+    logins: crate::http::limits::AuthFailures,
 }
 
 /// The one key logins are counted under (per address only).
-const LOGIN_KEY: crate::limits::TokenKey = [0; 32];
+const LOGIN_KEY: crate::http::limits::TokenKey = [0; 32];
 
 /// One started login, waiting for its callback.
 struct PendingLogin {
@@ -240,7 +240,7 @@ impl Oidc {
             client: RwLock::new(None),
             pending: Mutex::new(Pending::default()),
             http: config.new_agent(),
-            logins: crate::limits::AuthFailures::new(0, logins_per_minute),
+            logins: crate::http::limits::AuthFailures::new(0, logins_per_minute),
         }
     }
 
@@ -397,7 +397,7 @@ impl IntoResponse for Failure {
             self.status,
             [(
                 header::CONTENT_SECURITY_POLICY,
-                crate::headers::NO_CLIENT_CSP,
+                crate::http::headers::NO_CLIENT_CSP,
             )],
             Html(page),
         )

@@ -10,8 +10,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use mapline_plan::edit::restore_entry;
 use mapline_plan::raw::{Collection, RawPlan};
 use mapline_plan::schema;
@@ -24,9 +24,10 @@ use yrs::updates::decoder::Decode as _;
 use yrs::{Doc, ReadTxn as _, StateVector, Transact as _, Update};
 
 use crate::App;
-use crate::api::{ApiError, ApiJson, authenticate, authorize_read};
-use crate::plan_api::{Labels, Who, blocking, time};
-use crate::writer::{WriteRequest, now_ms};
+use crate::http::error::{ApiError, blocking};
+use crate::http::extract::{ApiJson, PlanReader};
+use crate::http::plan_api::{Labels, Who, time};
+use crate::sync::writer::{WriteRequest, now_ms};
 
 /// One entry deleted and not back, as `/deleted` lists it.
 #[derive(Debug, Clone, Serialize)]
@@ -137,7 +138,7 @@ pub(crate) fn deleted_entries(
 async fn current(
     app: &Arc<App>,
     plan_id: PlanId,
-) -> Result<(Arc<crate::room::Room>, RawPlan), ApiError> {
+) -> Result<(Arc<crate::sync::room::Room>, RawPlan), ApiError> {
     let room = app
         .rooms
         .open(DocRef::plan(plan_id))
@@ -148,16 +149,13 @@ async fn current(
 }
 
 /// `GET /api/plans/{id}/deleted`: entries deleted and not back, newest first (any link).
-#[utoipa::path(get, path = "/api/plans/{plan_id}/deleted", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "`{ deleted: [{ collection, id, seq, at, who, entry, dependents }] }`, newest first"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/plans/{plan_id}/deleted", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "`{ deleted: [{ collection, id, seq, at, who, entry, dependents }] }`, newest first"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn get_deleted(
     State(app): State<Arc<App>>,
-    Path(raw_id): Path<String>,
-    headers: HeaderMap,
+    PlanReader { principal, plan_id }: PlanReader,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = authenticate(&app, &headers, None).await?;
-    let plan_id = authorize_read(&app, &principal, &raw_id).await?;
     let (_, raw) = current(&app, plan_id).await?;
-    let member_emails = crate::plan_api::shows_member_emails(&principal);
+    let member_emails = crate::http::plan_api::shows_member_emails(&principal);
     let deleted = blocking(&app, move |store| {
         deleted_entries(store, plan_id, &raw, member_emails)
     })
@@ -189,7 +187,7 @@ fn restore_update(
     deleted: &Deleted,
     collection: Collection,
 ) -> Result<Option<Vec<u8>>, ApiError> {
-    let doc = Doc::with_client_id(crate::plans::server_client_id());
+    let doc = Doc::with_client_id(crate::http::plans::server_client_id());
     let update = Update::decode_v1(state).map_err(ApiError::internal)?;
     doc.transact_mut()
         .apply_update(update)
@@ -210,15 +208,12 @@ fn restore_update(
 
 /// `POST /api/plans/{id}/restore` `{ collection, id }`: puts a deleted entry back with its last
 /// fields and its dependencies (editor links of either side, the admin). `{ seq }` once durable.
-#[utoipa::path(post, path = "/api/plans/{plan_id}/restore", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), request_body = RestoreBody, responses((status = 200, description = "`{ seq }`: the restore's log position, durable"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/plans/{plan_id}/restore", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), request_body = RestoreBody, responses((status = 200, description = "`{ seq }`: the restore's log position, durable"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn restore(
     State(app): State<Arc<App>>,
-    Path(raw_id): Path<String>,
-    headers: HeaderMap,
+    PlanReader { principal, plan_id }: PlanReader,
     body: Result<ApiJson<RestoreBody>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = authenticate(&app, &headers, None).await?;
-    let plan_id = authorize_read(&app, &principal, &raw_id).await?;
     if !principal.can_write() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -270,7 +265,7 @@ pub async fn restore(
         origin: app.next_conn_id(),
         record: UpdateRecord {
             author,
-            client_ids: crate::protocol::client_ids(&update),
+            client_ids: crate::sync::protocol::client_ids(&update),
             received_at_ms: now_ms(),
             update: raw_update,
         },
@@ -279,7 +274,7 @@ pub async fn restore(
     };
     if app.writer.send(request).await.is_err() {
         // The writer has stopped: the admitted update will never be applied.
-        room.reject_unsaved(crate::writer::SERVER_ORIGIN);
+        room.reject_unsaved(crate::sync::writer::SERVER_ORIGIN);
         return Err(ApiError::unavailable());
     }
     // Dropped unsent when the commit failed: nothing was stored.

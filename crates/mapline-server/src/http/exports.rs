@@ -19,13 +19,14 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::App;
-use crate::api::{ApiError, ApiJson, authenticate, authorize_read, bearer, require_admin};
-use crate::auth::{self, Principal};
-use crate::plan_api::{
-    SlipView, Who, all_slips, blocking, current_plan, history_page, plan_health, query,
+use crate::http::error::{ApiError, blocking};
+use crate::http::extract::{
+    Admin, ApiJson, PlanReader, authenticate, authorize_read, bearer, query,
 };
-use crate::plans;
-use crate::writer::now_ms;
+use crate::http::plan_api::{SlipView, Who, all_slips, current_plan, history_page, plan_health};
+use crate::http::plans;
+use crate::identity::auth::{self, Principal};
+use crate::sync::writer::now_ms;
 
 #[derive(Deserialize)]
 pub struct CalendarQuery {
@@ -43,7 +44,7 @@ pub struct CalendarQuery {
 /// nothing else, or by the admin credential (automation). A share link's own token is refused
 /// with 403 `feed_token_required`: a calendar service keeps the URL, and a share token would
 /// let whoever sees it edit the plan.
-#[utoipa::path(get, path = "/api/plans/{plan_id}/calendar.ics", tag = "exports", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("token" = Option<String>, Query, description = "A calendar-feed token (`calendarUrl` of `/me`) or the admin credential; share tokens are refused (403 `feed_token_required`)"), ("owner" = Option<String>, Query)), responses((status = 200, description = "An iCalendar feed (RFC 5545)", content_type = "text/calendar"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/plans/{plan_id}/calendar.ics", tag = "exports", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("token" = Option<String>, Query, description = "A calendar-feed token (`calendarUrl` of `/me`) or the admin credential; share tokens are refused (403 `feed_token_required`)"), ("owner" = Option<String>, Query)), responses((status = 200, description = "An iCalendar feed (RFC 5545)", content_type = "text/calendar"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn calendar_feed(
     State(app): State<Arc<App>>,
     Path(raw_id): Path<String>,
@@ -207,7 +208,7 @@ fn render(
             "id": plan_id,
             "seq": seq,
             "exportedAt": chrono::Utc::now().to_rfc3339(),
-            "plan": crate::judgments::plan_json(plan, judgments),
+            "plan": crate::http::judgments::plan_json(plan, judgments),
             "slips": slips,
             "history": history,
         })
@@ -237,7 +238,7 @@ pub fn export_stored(
         None
     };
     // Read from the data file: the operator's export, with the seller's judgments.
-    let judgments = crate::judgments::stored(store, plan_id)?;
+    let judgments = crate::http::judgments::stored(store, plan_id)?;
     Ok(render(
         format,
         plan_id,
@@ -336,19 +337,16 @@ struct Gathered {
 /// the admin, the judgments.
 async fn gather(
     app: &Arc<App>,
-    headers: &HeaderMap,
-    raw_id: &str,
+    PlanReader { principal, plan_id }: PlanReader,
     with_history: bool,
 ) -> Result<Gathered, ApiError> {
-    let principal = authenticate(app, headers, None).await?;
-    let plan_id = authorize_read(app, &principal, raw_id).await?;
     let (plan, seq) = current_plan(app, plan_id).await?;
-    let judgments = if with_history && crate::api::may_see_internal(&principal) {
-        Some(crate::judgments::current(app, plan_id).await?)
+    let judgments = if with_history && crate::http::extract::may_see_internal(&principal) {
+        Some(crate::http::judgments::current(app, plan_id).await?)
     } else {
         None
     };
-    let member_emails = crate::plan_api::shows_member_emails(&principal);
+    let member_emails = crate::http::plan_api::shows_member_emails(&principal);
     let (slips, history) = blocking(app, move |store| {
         let slips = all_slips(store, plan_id, member_emails)?;
         let history = if with_history {
@@ -386,13 +384,12 @@ fn download(content_type: &'static str, name: &str, body: String) -> Response {
 
 /// `GET /api/plans/{id}/export.json`: the projected plan with its slips and whole history;
 /// `POST /api/plans/import` takes it back.
-#[utoipa::path(get, path = "/api/plans/{plan_id}/export.json", tag = "exports", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "The plan with its slips and history", content_type = "application/json"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
-pub async fn export_json(
+#[utoipa::path(get, path = "/api/plans/{plan_id}/export.json", tag = "exports", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "The plan with its slips and history", content_type = "application/json"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn export_json(
     State(app): State<Arc<App>>,
-    Path(raw_id): Path<String>,
-    headers: HeaderMap,
+    reader: PlanReader,
 ) -> Result<Response, ApiError> {
-    let g = gather(&app, &headers, &raw_id, true).await?;
+    let g = gather(&app, reader, true).await?;
     let body = render(
         ExportFormat::Json,
         g.plan_id,
@@ -411,13 +408,12 @@ pub async fn export_json(
 }
 
 /// `GET /api/plans/{id}/export.md`: the one-page plan a champion forwards internally.
-#[utoipa::path(get, path = "/api/plans/{plan_id}/export.md", tag = "exports", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "The one-page plan", content_type = "text/markdown"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
-pub async fn export_markdown(
+#[utoipa::path(get, path = "/api/plans/{plan_id}/export.md", tag = "exports", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "The one-page plan", content_type = "text/markdown"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn export_markdown(
     State(app): State<Arc<App>>,
-    Path(raw_id): Path<String>,
-    headers: HeaderMap,
+    reader: PlanReader,
 ) -> Result<Response, ApiError> {
-    let g = gather(&app, &headers, &raw_id, false).await?;
+    let g = gather(&app, reader, false).await?;
     let plan_id = g.plan_id;
     let health = blocking(&app, {
         let plan = g.plan.clone();
@@ -442,13 +438,12 @@ pub async fn export_markdown(
 }
 
 /// `GET /api/plans/{id}/export.csv`: the milestones, one row each.
-#[utoipa::path(get, path = "/api/plans/{plan_id}/export.csv", tag = "exports", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "The milestones", content_type = "text/csv"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
-pub async fn export_csv(
+#[utoipa::path(get, path = "/api/plans/{plan_id}/export.csv", tag = "exports", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "The milestones", content_type = "text/csv"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn export_csv(
     State(app): State<Arc<App>>,
-    Path(raw_id): Path<String>,
-    headers: HeaderMap,
+    reader: PlanReader,
 ) -> Result<Response, ApiError> {
-    let g = gather(&app, &headers, &raw_id, false).await?;
+    let g = gather(&app, reader, false).await?;
     let body = render(
         ExportFormat::Csv,
         g.plan_id,
@@ -470,13 +465,12 @@ type ImportJson<T> = ApiJson<T, MAX_IMPORT_BYTES>;
 
 /// `POST /api/plans/import` (admin): a new plan from an export's `plan`, with new share links.
 /// Entries keep their ids; the new plan's history starts at its import.
-#[utoipa::path(post, path = "/api/plans/import", tag = "exports", request_body(content = serde_json::Value, description = "An export (export.json)", content_type = "application/json"), responses((status = 201, description = "`{ id, shares }`: the new plan"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
-pub async fn import_plan(
+#[utoipa::path(post, path = "/api/plans/import", tag = "exports", request_body(content = serde_json::Value, description = "An export (export.json)", content_type = "application/json"), responses((status = 201, description = "`{ id, shares }`: the new plan"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn import_plan(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    _admin: Admin,
     body: Result<ImportJson<serde_json::Value>, ApiError>,
 ) -> Result<Response, ApiError> {
-    require_admin(&authenticate(&app, &headers, None).await?)?;
     let ApiJson(export) = body?;
     let store = app.store.clone();
     let limits = app.config.plan_limits;

@@ -1,5 +1,6 @@
-//! The read side of the API: the projected plan (now or as it was), its slips, its change
-//! history, its health, and the templates. A share reads only its own plan; admin reads all.
+//! A plan's own routes: creating one, and the read side — the projected plan (now or as it
+//! was), its slips, its change history, its health, and the templates. A share reads only its
+//! own plan; admin reads all.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,20 +9,24 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use chrono::{DateTime, NaiveDate, Utc};
-use mapline_plan::{Activity, Health, Plan, SlipFact, SlipSide, TEMPLATES};
+use mapline_plan::{Activity, Health, NewPlan, Plan, SlipFact, SlipSide, TEMPLATES};
 use mapline_store::{
     Author, ChangeKind, ChangeRecord, DocRef, HistoryEntry, LogBound, PlanId, PlanRecord, Seq,
     ShareId, Side, Store, StoreError,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use crate::App;
-use crate::api::{ApiError, authenticate, authorize_read};
-use crate::auth::Principal;
 use crate::history;
-use crate::plans::side_name;
+use crate::http::error::{ApiError, blocking};
+use crate::http::extract::{ApiJson, Caller, authenticate, authorize_read, bad_query, query};
+use crate::http::plans::{self, side_name};
+use crate::identity::auth::Principal;
+use crate::sync::writer::now_ms;
 
 /// Most history entries one page may ask for.
 pub const MAX_HISTORY_PAGE: usize = 500;
@@ -42,27 +47,6 @@ pub(crate) async fn current_plan(app: &Arc<App>, plan_id: PlanId) -> Result<(Pla
         .await
         .map_err(ApiError::internal)?;
     Ok(room.projection())
-}
-
-/// Runs a store call off the async runtime.
-pub(crate) async fn blocking<T: Send + 'static>(
-    app: &Arc<App>,
-    read: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let store = app.store.clone();
-    Ok(tokio::task::spawn_blocking(move || read(&store))
-        .await
-        .map_err(ApiError::internal)??)
-}
-
-fn bad_query(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "bad_query", message)
-}
-
-pub(crate) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    query
-        .map(|Query(q)| q)
-        .map_err(|e| bad_query(e.body_text()))
 }
 
 pub(crate) fn time(ms: i64) -> Option<String> {
@@ -86,7 +70,7 @@ pub struct PlanQuery {
 }
 
 /// `GET /api/plans/{id}`: the projected plan, or with `?at=` the plan as it was then.
-#[utoipa::path(get, path = "/api/plans/{plan_id}", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("at" = Option<String>, Query, description = "A log position, an RFC 3339 time or a date")), responses((status = 200, description = "`{ id, seq, plan }`: the projected plan"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/plans/{plan_id}", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("at" = Option<String>, Query, description = "A log position, an RFC 3339 time or a date")), responses((status = 200, description = "`{ id, seq, plan }`: the projected plan"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn get_plan(
     State(app): State<Arc<App>>,
     Path(raw_id): Path<String>,
@@ -100,7 +84,7 @@ pub async fn get_plan(
         let (plan, seq) = current_plan(&app, plan_id).await?;
         // Seller links and the admin get the seller's judgments of each stakeholder; a buyer
         // link's plan has no such keys at all.
-        let plan = crate::judgments::plan_for(&app, &principal, plan_id, &plan).await?;
+        let plan = crate::http::judgments::plan_for(&app, &principal, plan_id, &plan).await?;
         return Ok(Json(json!({ "id": plan_id, "seq": seq, "plan": plan })));
     };
     // A past position is the plan document's projection alone: it never reads a v1
@@ -318,7 +302,7 @@ pub struct SlipQuery {
 }
 
 /// `GET /api/plans/{id}/slips`: every moved date, oldest first.
-#[utoipa::path(get, path = "/api/plans/{plan_id}/slips", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("milestone" = Option<String>, Query), ("side" = Option<String>, Query), ("since" = Option<String>, Query)), responses((status = 200, description = "`{ slips }`: every moved date, oldest first"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/plans/{plan_id}/slips", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("milestone" = Option<String>, Query), ("side" = Option<String>, Query), ("since" = Option<String>, Query)), responses((status = 200, description = "`{ slips }`: every moved date, oldest first"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn get_slips(
     State(app): State<Arc<App>>,
     Path(raw_id): Path<String>,
@@ -380,7 +364,7 @@ pub struct HistoryQuery {
 }
 
 /// `GET /api/plans/{id}/history`: who changed what and when, newest first, paged.
-#[utoipa::path(get, path = "/api/plans/{plan_id}/history", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("limit" = Option<usize>, Query), ("before" = Option<u64>, Query)), responses((status = 200, description = "`{ entries, nextBefore }`: who changed what, newest first"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/plans/{plan_id}/history", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("limit" = Option<usize>, Query), ("before" = Option<u64>, Query)), responses((status = 200, description = "`{ entries, nextBefore }`: who changed what, newest first"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn get_history(
     State(app): State<Arc<App>>,
     Path(raw_id): Path<String>,
@@ -603,7 +587,7 @@ pub fn plan_health(
 }
 
 /// `GET /api/plans/{id}/health`: the full health of one plan.
-#[utoipa::path(get, path = "/api/plans/{plan_id}/health", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("today" = Option<String>, Query)), responses((status = 200, description = "`{ id, health }`"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/plans/{plan_id}/health", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("today" = Option<String>, Query)), responses((status = 200, description = "`{ id, health }`"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn get_health(
     State(app): State<Arc<App>>,
     Path(raw_id): Path<String>,
@@ -628,4 +612,76 @@ pub async fn get_health(
 #[utoipa::path(get, path = "/api/templates", tag = "plans", security(()), responses((status = 200, description = "`{ templates }`: the built-in plan templates")))]
 pub async fn list_templates() -> Json<Value> {
     Json(json!({ "templates": TEMPLATES }))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CreatePlanBody {
+    title: String,
+    buyer_org: String,
+    seller_org: String,
+    go_live: String,
+    /// An id chosen by the caller (e.g. derived from a CRM deal), making creation idempotent.
+    #[serde(default)]
+    id: Option<Uuid>,
+    /// A built-in template (`GET /api/templates`): its milestones are dated back from go-live.
+    #[serde(default)]
+    template: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/plans", tag = "plans", request_body = CreatePlanBody, responses((status = 201, description = "`{ id, shares }`: the plan's id and a seller and a buyer link"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
+pub(crate) async fn create_plan(
+    State(app): State<Arc<App>>,
+    Caller(principal): Caller,
+    body: Result<ApiJson<CreatePlanBody>, ApiError>,
+) -> Result<impl IntoResponse, ApiError> {
+    // The admin credential (automation) or any member, who then owns the plan.
+    if matches!(principal, Principal::Share(_)) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin_only",
+            "creating a plan needs the admin credential or a signed-in member",
+        ));
+    }
+    let ApiJson(body) = body?;
+    let plan = NewPlan::parse(
+        &body.title,
+        &body.buyer_org,
+        &body.seller_org,
+        &body.go_live,
+    )
+    .and_then(|plan| match body.template.as_deref() {
+        Some(template) => plan.with_template(template),
+        None => Ok(plan),
+    })
+    .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let id = body.id.unwrap_or_else(Uuid::now_v7);
+    let first_update = mapline_plan::new_plan_update(&plan, plans::server_client_id());
+    let store = app.store.clone();
+    let shares = tokio::task::spawn_blocking(move || {
+        plans::create_plan(&store, id, &plan, first_update, now_ms())
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    if let Some(owner) = principal.member() {
+        let owner = owner.member.id;
+        blocking(&app, move |store| {
+            store.add_plan_member(
+                id,
+                owner,
+                mapline_store::PlanMemberRecord {
+                    role: mapline_store::PlanMemberRole::Owner,
+                    added_at_ms: now_ms(),
+                },
+            )
+        })
+        .await?;
+    }
+    tracing::info!(plan_id = %id, owner = ?principal.member().map(|m| m.member.id), "plan created");
+    let public_url = app.config.public_url.as_deref();
+    let shares: Vec<_> = shares.iter().map(|s| s.view(public_url)).collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "shares": shares })),
+    ))
 }

@@ -21,11 +21,11 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::App;
-use crate::api::{ApiError, authenticate, authorize_read};
-use crate::auth::Principal;
-use crate::plan_api::blocking;
-use crate::session::time;
-use crate::writer::now_ms;
+use crate::http::error::{ApiError, blocking};
+use crate::http::extract::{PlanReader, authenticate, authorize_read};
+use crate::identity::auth::Principal;
+use crate::identity::session::time;
+use crate::sync::writer::now_ms;
 
 /// Whose mark a principal reads and writes.
 fn reviewer(principal: &Principal) -> Uuid {
@@ -89,7 +89,7 @@ fn requested_seq(headers: &HeaderMap, body: &[u8]) -> Result<Option<Seq>, ApiErr
 
 /// `POST /api/plans/{id}/reviews`: marks the plan reviewed up to the position the reviewer was
 /// shown (`{ "seq": N }`, clamped to the log's head), or up to its current log position.
-#[utoipa::path(post, path = "/api/plans/{plan_id}/reviews", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), request_body(content = Option<String>, description = "Optional `{ \"seq\": N }`: the last log position the reviewer was shown (clamped to the head); without it, the head", content_type = "application/json"), responses((status = 200, description = "`{ seq, at }`: reviewed up to this log position"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/plans/{plan_id}/reviews", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), request_body(content = Option<String>, description = "Optional `{ \"seq\": N }`: the last log position the reviewer was shown (clamped to the head); without it, the head", content_type = "application/json"), responses((status = 200, description = "`{ seq, at }`: reviewed up to this log position"), (status = "4XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn mark(
     State(app): State<Arc<App>>,
     Path(plan_id): Path<String>,
@@ -115,14 +115,11 @@ pub async fn mark(
 }
 
 /// `GET /api/plans/{id}/reviews/last`: the caller's last review mark, or `{ "seq": null }`.
-#[utoipa::path(get, path = "/api/plans/{plan_id}/reviews/last", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "`{ seq, at }`, or `{ seq: null }` before the first review"), (status = "4XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/plans/{plan_id}/reviews/last", tag = "plans", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "`{ seq, at }`, or `{ seq: null }` before the first review"), (status = "4XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn last(
     State(app): State<Arc<App>>,
-    Path(plan_id): Path<String>,
-    headers: HeaderMap,
+    PlanReader { principal, plan_id }: PlanReader,
 ) -> Result<impl IntoResponse, ApiError> {
-    let principal = authenticate(&app, &headers, None).await?;
-    let plan_id = authorize_read(&app, &principal, &plan_id).await?;
     let who = reviewer(&principal);
     let mark = blocking(&app, move |store| store.review_mark(plan_id, who)).await?;
     Ok(Json(mark_json(mark)))

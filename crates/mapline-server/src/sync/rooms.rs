@@ -13,8 +13,8 @@ use yrs::Update;
 use yrs::updates::decoder::Decode;
 
 use crate::metrics::Metrics;
-use crate::room::Room;
-use crate::writer::{WriteRequest, WriterHandle, now_ms};
+use crate::sync::room::Room;
+use crate::sync::writer::{WriteRequest, WriterHandle, now_ms};
 
 /// Why a room could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +95,7 @@ impl Rooms {
                     let started = Instant::now();
                     let (room, mut caught_up) = Room::load(doc, load, metrics, limits);
                     if caught_up.through > stored_through {
-                        crate::pipeline::summarize_pending(
+                        crate::http::pipeline::summarize_pending(
                             &store,
                             || room.projection().0,
                             &mut caught_up,
@@ -184,7 +184,7 @@ impl Rooms {
         {
             // The writer has stopped (shutting down): nothing was stored or counted as applied.
             for room in rooms {
-                room.reject_unsaved(crate::writer::SERVER_ORIGIN);
+                room.reject_unsaved(crate::sync::writer::SERVER_ORIGIN);
             }
             return Err(OpenRoomError::Interrupted);
         }

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use yrs::Update;
 
 use crate::metrics::Metrics;
-use crate::room::{ConnId, Room};
+use crate::sync::room::{ConnId, Room};
 
 /// Most requests committed in one transaction.
 const MAX_BATCH: usize = 4096;

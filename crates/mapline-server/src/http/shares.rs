@@ -26,13 +26,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::App;
-use crate::api::{ApiError, ApiJson, authenticate, authorize_read, bearer};
-use crate::auth::{self, Principal};
-use crate::outbox::{CloseCode, CloseReason, Closer};
-use crate::plan_api::blocking;
-use crate::plans::{self, MAX_LABEL_CHARS, role_name, side_name};
-use crate::room::ConnId;
-use crate::writer::now_ms;
+use crate::http::error::{ApiError, blocking};
+use crate::http::extract::{ApiJson, PlanReader, bearer};
+use crate::http::plans::{self, MAX_LABEL_CHARS, role_name, side_name};
+use crate::identity::auth::{self, Principal};
+use crate::sync::outbox::{CloseCode, CloseReason, Closer};
+use crate::sync::room::ConnId;
+use crate::sync::writer::now_ms;
 
 /// Open sockets per credential (a share link, or a member's session), so revoking it can close
 /// them.
@@ -98,18 +98,6 @@ impl<K: std::hash::Hash + Eq + Copy> Drop for Registered<K> {
 
 /// The reason given to sockets closed by a revocation.
 pub const REVOKED_REASON: &str = "this share link was revoked";
-
-/// Authenticates the caller and checks that it may manage the links of the plan in the path.
-async fn manager(
-    app: &Arc<App>,
-    headers: &HeaderMap,
-    raw_id: &str,
-) -> Result<(Principal, PlanId), ApiError> {
-    let principal = authenticate(app, headers, None).await?;
-    let plan_id = authorize_read(app, &principal, raw_id).await?;
-    require_share_manager(&principal)?;
-    Ok((principal, plan_id))
-}
 
 /// Which sides' links a principal may mint: every side for the admin and seller editors, buyer
 /// links for buyer editors (a champion bringing in their CFO), none for viewers.
@@ -245,14 +233,12 @@ impl ListedShare {
 /// `GET /api/plans/{id}/me`: who the caller is on this plan and what it may do, so a client
 /// can show read-only views and the link manager only where they apply; for a share link also
 /// its `calendarUrl`, the read-only feed to subscribe to (never the share token itself).
-#[utoipa::path(get, path = "/api/plans/{plan_id}/me", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "Who the caller is on this plan and what it may do, and `calendarUrl`: the link's read-only calendar feed (`null` for the admin)"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/plans/{plan_id}/me", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "Who the caller is on this plan and what it may do, and `calendarUrl`: the link's read-only calendar feed (`null` for the admin)"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn me(
     State(app): State<Arc<App>>,
-    Path(plan_id): Path<String>,
+    PlanReader { principal, plan_id }: PlanReader,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let principal = authenticate(&app, &headers, None).await?;
-    let plan_id = authorize_read(&app, &principal, &plan_id).await?;
     let manages = require_share_manager(&principal).is_ok();
     let mintable: Vec<_> = mintable_sides(&principal)
         .iter()
@@ -267,7 +253,7 @@ pub async fn me(
             "calendarUrl": null,
         }),
         Principal::Member(m) => json!({
-            "planId": plan_id, "kind": "member", "member": crate::session::member_json(&m.member),
+            "planId": plan_id, "kind": "member", "member": crate::identity::session::member_json(&m.member),
             "label": m.member.name, "side": "seller", "role": "editor",
             "canEdit": true, "canManageShares": manages, "canMintSides": mintable,
             "calendarUrl": null,
@@ -309,13 +295,12 @@ pub(crate) fn calendar_url(public_url: Option<&str>, plan: PlanId, feed: &str) -
 }
 
 /// `GET /api/plans/{id}/shares`: every link of the plan with when it was last used.
-#[utoipa::path(get, path = "/api/plans/{plan_id}/shares", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "`{ shares }` with when each was last used"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/plans/{plan_id}/shares", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), responses((status = 200, description = "`{ shares }` with when each was last used"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn list(
     State(app): State<Arc<App>>,
-    Path(plan_id): Path<String>,
-    headers: HeaderMap,
+    PlanReader { principal, plan_id }: PlanReader,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (_, plan_id) = manager(&app, &headers, &plan_id).await?;
+    require_share_manager(&principal)?;
     let (shares, minters) = blocking(&app, move |store| {
         let shares = store.shares_of(plan_id)?;
         let minters = minters(store, shares.iter().map(|(share, _)| share))?;
@@ -388,13 +373,13 @@ fn share_not_found() -> ApiError {
 
 /// `GET /api/plans/{id}/shares/{shareId}/revocation`: what revoking the link would revoke —
 /// the link and every link minted through it, transitively — so a person can confirm first.
-#[utoipa::path(get, path = "/api/plans/{plan_id}/shares/{share_id}/revocation", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("share_id" = String, Path, description = "The link's id")), responses((status = 200, description = "`{ shares }`: the link first, then every link minted through it (depth first, with `depth`, `parentId`, `mintedBy`)"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/plans/{plan_id}/shares/{share_id}/revocation", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("share_id" = String, Path, description = "The link's id")), responses((status = 200, description = "`{ shares }`: the link first, then every link minted through it (depth first, with `depth`, `parentId`, `mintedBy`)"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn revocation(
     State(app): State<Arc<App>>,
-    Path((plan_id, share_id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path((_, share_id)): Path<(String, String)>,
+    PlanReader { principal, plan_id }: PlanReader,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (_, plan_id) = manager(&app, &headers, &plan_id).await?;
+    require_share_manager(&principal)?;
     let share_id = Uuid::parse_str(&share_id).map_err(|_| share_not_found())?;
     let (links, minters) = blocking(&app, move |store| {
         let Some(links) = store.revocation_of(plan_id, share_id)? else {
@@ -436,15 +421,12 @@ pub struct CreateShareBody {
 }
 
 /// `POST /api/plans/{id}/shares`: mints a link; its token is in this answer only.
-#[utoipa::path(post, path = "/api/plans/{plan_id}/shares", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), request_body = CreateShareBody, responses((status = 201, description = "The new link; its token is in this answer only"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/plans/{plan_id}/shares", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)")), request_body = CreateShareBody, responses((status = 201, description = "The new link; its token is in this answer only"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn create(
     State(app): State<Arc<App>>,
-    Path(plan_id): Path<String>,
-    headers: HeaderMap,
+    PlanReader { principal, plan_id }: PlanReader,
     body: Result<ApiJson<CreateShareBody>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let principal = authenticate(&app, &headers, None).await?;
-    let plan_id = authorize_read(&app, &principal, &plan_id).await?;
     let mintable = mintable_sides(&principal);
     if mintable.is_empty() {
         return Err(ApiError::new(
@@ -519,13 +501,13 @@ pub async fn create(
 
 /// `DELETE /api/plans/{id}/shares/{shareId}`: revokes a link and every link minted through it
 /// at once, and closes all their sockets (4401). Revoking again answers the same record.
-#[utoipa::path(delete, path = "/api/plans/{plan_id}/shares/{share_id}", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("share_id" = String, Path, description = "The link's id")), responses((status = 200, description = "`{ id, status, revokedAt, closedConnections, revoked }`"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/plans/{plan_id}/shares/{share_id}", tag = "shares", params(("plan_id" = String, Path, description = "The plan's id (UUID)"), ("share_id" = String, Path, description = "The link's id")), responses((status = 200, description = "`{ id, status, revokedAt, closedConnections, revoked }`"), (status = "4XX", description = "A JSON error: `{ error: { code, message } }` (docs/api.md lists the codes)", body = crate::http::openapi::ErrorBody), (status = "5XX", description = "A JSON error", body = crate::http::openapi::ErrorBody)))]
 pub async fn revoke(
     State(app): State<Arc<App>>,
-    Path((plan_id, share_id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path((_, share_id)): Path<(String, String)>,
+    PlanReader { principal, plan_id }: PlanReader,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (principal, plan_id) = manager(&app, &headers, &plan_id).await?;
+    require_share_manager(&principal)?;
     let share_id = Uuid::parse_str(&share_id).map_err(|_| share_not_found())?;
     let now = now_ms();
     let (revocation, minters) = blocking(&app, move |store| {
@@ -569,7 +551,7 @@ pub async fn revoke(
     );
     let queued = blocking(&app, move |store| {
         for (id, data) in events {
-            crate::webhooks::queue_event(
+            crate::http::webhooks::queue_event(
                 store,
                 plan_id,
                 "share.revoked",

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use axum::Router;
-use axum::http::{StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
 use tower_http::services::{ServeDir, ServeFile};
 
@@ -23,9 +23,20 @@ pub fn service(web_root: Option<&Path>) -> Router {
 async fn without_client(uri: Uri) -> Response {
     let path = uri.path();
     if path == "/" || path.starts_with("/p/") {
-        crate::api::no_web_client().await.into_response()
+        no_web_client().await.into_response()
     } else {
         let body = json!({ "error": { "code": "not_found", "message": "nothing is served at this path" } });
         (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
     }
+}
+
+/// Used when no web client is built: a page that says so instead of a bare 404.
+async fn no_web_client() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_SECURITY_POLICY,
+            crate::http::headers::NO_CLIENT_CSP,
+        )],
+        Html(include_str!("no-web-client.html")),
+    )
 }

@@ -12,11 +12,11 @@ use mapline_store::{DocKind, DocRef, UpdateRecord};
 use tracing::Instrument as _;
 
 use crate::App;
-use crate::auth::Principal;
-use crate::outbox::{CloseCode, CloseReason, Closer, Outbox};
-use crate::protocol::{self, Incoming, ProtocolError};
-use crate::room::{AwarenessRelay, ConnId, MAX_AWARENESS_CLIENTS_PER_CONNECTION, Room};
-use crate::writer::{WriteRequest, now_ms};
+use crate::identity::auth::Principal;
+use crate::sync::outbox::{CloseCode, CloseReason, Closer, Outbox};
+use crate::sync::protocol::{self, Incoming, ProtocolError};
+use crate::sync::room::{AwarenessRelay, ConnId, MAX_AWARENESS_CLIENTS_PER_CONNECTION, Room};
+use crate::sync::writer::{WriteRequest, now_ms};
 
 /// How long a close frame may take to reach a client before the socket is dropped anyway.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -180,7 +180,7 @@ async fn run(
             .register(m.session, conn_id, closer.clone())
     });
     if let Some(m) = params.principal.member() {
-        crate::session::recheck_session(app, m.session, &closer).await;
+        crate::identity::session::recheck_session(app, m.session, &closer).await;
     }
 
     let end = {
@@ -255,7 +255,7 @@ async fn note_share_opened(app: &App, share: mapline_store::ShareId, closer: &Cl
         Ok(Ok(Some(record))) if record.revoked_at_ms.is_none() => {}
         Ok(Ok(_)) => closer.close(CloseReason::new(
             CloseCode::AccessRevoked,
-            crate::shares::REVOKED_REASON,
+            crate::http::shares::REVOKED_REASON,
         )),
         Ok(Err(error)) => tracing::warn!(%error, "cannot record the share's visit"),
         Err(error) => tracing::warn!(%error, "cannot record the share's visit"),
@@ -378,7 +378,7 @@ async fn handle(
         Ok(Incoming::SyncStep1(sv)) => {
             room.answer_sync_step1(conn_id, &sv);
             // A cold-loaded room answers from its document alone; its indexes come next.
-            crate::rooms::index_in_background(room);
+            crate::sync::rooms::index_in_background(room);
         }
         Ok(Incoming::Update { update, raw }) => {
             app.metrics.updates_received.inc();

@@ -1,0 +1,12 @@
+//! The sync engine: y-websocket messages decoded and encoded without IO ([`protocol`]), one
+//! WebSocket ([`conn`]), one plan in memory ([`room`]), the registry that loads each plan once
+//! and retires idle ones ([`rooms`]), each connection's bounded send queue ([`outbox`]), and the
+//! group-commit writer thread that makes an update durable before its room applies and relays
+//! it ([`writer`]).
+
+pub(crate) mod conn;
+pub(crate) mod outbox;
+pub mod protocol;
+pub(crate) mod room;
+pub(crate) mod rooms;
+pub(crate) mod writer;
