@@ -279,7 +279,8 @@ fn flush_cost(store: &Store) {
     let t = Instant::now();
     for _ in 0..ROUNDS {
         std::hint::black_box(
-            mapline_server::pipeline::advance(store, || plan.clone(), &pending).expect("advance"),
+            mapline_server::history::summaries::advance(store, || plan.clone(), &pending)
+                .expect("advance"),
         );
     }
     let advance = t.elapsed() / ROUNDS;

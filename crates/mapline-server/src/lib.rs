@@ -8,6 +8,7 @@
 //! to its sender. See ARCHITECTURE.md.
 
 #[doc(hidden)]
+mod clock;
 pub mod fuzzing;
 pub mod history;
 mod http;
@@ -38,10 +39,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use clock::now_ms;
 pub use identity::auth::{new_admin_token, token_hash};
 pub use identity::oidc::{OidcConfigError, OidcSettings};
 pub use sync::outbox::{CloseCode, OutboxLimits};
-pub use sync::writer::now_ms;
 
 /// Settings of a running server, validated by the binary.
 #[derive(Debug, Clone)]
@@ -191,7 +192,7 @@ pub async fn run(
         }
         // Plans from before summaries existed (or whose summary no longer decodes) get one now,
         // rather than on the first listing.
-        pipeline::fill_missing(app_for_catch_up).await
+        history::summaries::fill_missing(app_for_catch_up).await
     });
     let stopping = app.shutdown.clone();
     let service =

@@ -3,6 +3,7 @@
 //! stored update plus the document before it into the same [`HistoryEntry`], through the same
 //! [`HistoryTracker`], which is why a rebuild reproduces the stored records exactly.
 
+pub mod summaries;
 pub mod verify;
 
 use mapline_plan::{ChangeKind as PlanChangeKind, Derivation, HistoryTracker, Plan, project_doc};
@@ -157,7 +158,7 @@ pub fn derive_log_summarized<'a>(
     log: impl IntoIterator<Item = (Seq, &'a UpdateRecord)>,
 ) -> DerivedHistory {
     let (mut derived, doc) = derive(plan_id, log);
-    derived.summary = Some(crate::http::pipeline::summary_of_history(
+    derived.summary = Some(crate::history::summaries::summary_of_history(
         &project_doc(&doc),
         record,
         derived.entries.iter().map(|(_, e)| e),

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::App;
+use crate::clock::now_ms;
 use crate::http::error::{ApiError, blocking};
 use crate::http::extract::{
     Admin, ApiJson, PlanReader, authenticate, authorize_read, bearer, query,
@@ -26,7 +27,6 @@ use crate::http::extract::{
 use crate::http::plan_api::{SlipView, Who, all_slips, current_plan, history_page, plan_health};
 use crate::http::plans;
 use crate::identity::auth::{self, Principal};
-use crate::sync::writer::now_ms;
 
 #[derive(Deserialize)]
 pub struct CalendarQuery {

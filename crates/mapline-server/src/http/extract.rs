@@ -21,9 +21,9 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::App;
+use crate::clock::now_ms;
 use crate::http::error::ApiError;
 use crate::identity::auth::{Principal, ReadAccess};
-use crate::sync::writer::now_ms;
 
 /// Largest accepted JSON body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

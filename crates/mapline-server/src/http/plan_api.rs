@@ -21,12 +21,12 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::App;
+use crate::clock::now_ms;
 use crate::history;
 use crate::http::error::{ApiError, blocking};
 use crate::http::extract::{ApiJson, Caller, authenticate, authorize_read, bad_query, query};
 use crate::http::plans::{self, side_name};
 use crate::identity::auth::Principal;
-use crate::sync::writer::now_ms;
 
 /// Most history entries one page may ask for.
 pub const MAX_HISTORY_PAGE: usize = 500;

@@ -24,10 +24,11 @@ use yrs::updates::decoder::Decode as _;
 use yrs::{Doc, ReadTxn as _, StateVector, Transact as _, Update};
 
 use crate::App;
+use crate::clock::now_ms;
 use crate::http::error::{ApiError, blocking};
 use crate::http::extract::{ApiJson, PlanReader};
 use crate::http::plan_api::{Labels, Who, time};
-use crate::sync::writer::{WriteRequest, now_ms};
+use crate::sync::writer::WriteRequest;
 
 /// One entry deleted and not back, as `/deleted` lists it.
 #[derive(Debug, Clone, Serialize)]

@@ -21,11 +21,11 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::App;
+use crate::clock::now_ms;
 use crate::http::error::{ApiError, blocking};
 use crate::http::extract::{PlanReader, authenticate, authorize_read};
 use crate::identity::auth::Principal;
 use crate::identity::session::time;
-use crate::sync::writer::now_ms;
 
 /// Whose mark a principal reads and writes.
 fn reviewer(principal: &Principal) -> Uuid {

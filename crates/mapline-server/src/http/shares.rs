@@ -26,13 +26,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::App;
+use crate::clock::now_ms;
 use crate::http::error::{ApiError, blocking};
 use crate::http::extract::{ApiJson, PlanReader, bearer};
 use crate::http::plans::{self, MAX_LABEL_CHARS, role_name, side_name};
 use crate::identity::auth::{self, Principal};
 use crate::sync::outbox::{CloseCode, CloseReason, Closer};
 use crate::sync::room::ConnId;
-use crate::sync::writer::now_ms;
 
 /// Open sockets per credential (a share link, or a member's session), so revoking it can close
 /// them.

@@ -29,10 +29,10 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::App;
+use crate::clock::now_ms;
 use crate::http::error::{ApiError, blocking};
 use crate::http::extract::{Admin, ApiJson};
 use crate::outbound::{Guard, OutboundError, Policy, Refusal};
-use crate::sync::writer::now_ms;
 
 /// The events a subscription can ask for.
 pub const EVENTS: [&str; 5] = [

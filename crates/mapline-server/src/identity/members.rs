@@ -21,13 +21,13 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::App;
+use crate::clock::now_ms;
 use crate::http::error::{ApiError, blocking};
 use crate::http::extract::{Admin, ApiJson, PlanReader, authenticate, require_admin};
 use crate::identity::auth::{Principal, token_hash};
 pub use crate::identity::session::SIGN_IN_LINK_MS;
 pub use crate::identity::session::member_json;
 use crate::identity::session::{self, time};
-use crate::sync::writer::now_ms;
 
 /// Longest accepted email (RFC 5321's path limit) and name.
 const MAX_EMAIL_CHARS: usize = 254;

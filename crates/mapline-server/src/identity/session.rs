@@ -31,13 +31,13 @@ use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
 
 use crate::App;
+use crate::clock::now_ms;
 use crate::http::error::{ApiError, blocking};
 use crate::http::extract::{ApiJson, bearer};
 use crate::identity::auth::{
     AuthError, COOKIE, MemberSession, Principal, authenticate_session, cookie_session, token_hash,
 };
 use crate::sync::outbox::CloseReason;
-use crate::sync::writer::now_ms;
 
 /// The header a cookie-authenticated write carries its CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";

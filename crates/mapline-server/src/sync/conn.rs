@@ -12,11 +12,12 @@ use mapline_store::{DocKind, DocRef, UpdateRecord};
 use tracing::Instrument as _;
 
 use crate::App;
+use crate::clock::now_ms;
 use crate::identity::auth::Principal;
 use crate::sync::outbox::{CloseCode, CloseReason, Closer, Outbox};
 use crate::sync::protocol::{self, Incoming, ProtocolError};
 use crate::sync::room::{AwarenessRelay, ConnId, MAX_AWARENESS_CLIENTS_PER_CONNECTION, Room};
-use crate::sync::writer::{WriteRequest, now_ms};
+use crate::sync::writer::WriteRequest;
 
 /// How long a close frame may take to reach a client before the socket is dropped anyway.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);

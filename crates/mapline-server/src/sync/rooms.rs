@@ -12,9 +12,10 @@ use tokio::sync::OnceCell;
 use yrs::Update;
 use yrs::updates::decoder::Decode;
 
+use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use crate::sync::room::Room;
-use crate::sync::writer::{WriteRequest, WriterHandle, now_ms};
+use crate::sync::writer::{WriteRequest, WriterHandle};
 
 /// Why a room could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +96,7 @@ impl Rooms {
                     let started = Instant::now();
                     let (room, mut caught_up) = Room::load(doc, load, metrics, limits);
                     if caught_up.through > stored_through {
-                        crate::http::pipeline::summarize_pending(
+                        crate::history::summaries::summarize_pending(
                             &store,
                             || room.projection().0,
                             &mut caught_up,

@@ -18,6 +18,7 @@ use mapline_store::{DerivedHistory, NewUpdate, PlanId, Snapshot, Store, UpdateRe
 use tokio::sync::mpsc;
 use yrs::Update;
 
+use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use crate::sync::room::{ConnId, Room};
 
@@ -97,11 +98,6 @@ pub fn spawn(
     Ok((WriterHandle { queue }, thread))
 }
 
-/// Milliseconds since the Unix epoch, by the server's clock.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 enum Followup {
     Apply {
         room: Arc<Room>,
@@ -158,7 +154,11 @@ impl Carried {
     fn summarize(&mut self, store: &Store) {
         for pending in &mut self.history {
             if let Some(room) = self.rooms.get(&pending.plan_id) {
-                crate::pipeline::summarize_pending(store, || room.projection().0, pending);
+                crate::history::summaries::summarize_pending(
+                    store,
+                    || room.projection().0,
+                    pending,
+                );
             }
         }
     }
