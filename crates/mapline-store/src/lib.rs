@@ -9,6 +9,7 @@
 //! or async. Every write is one redb transaction, so a batch of updates from many plans costs
 //! one fsync (group commit). The layout is documented in docs/storage.md.
 
+mod commands;
 mod error;
 mod feeds;
 mod lineage;
@@ -18,6 +19,7 @@ mod store;
 mod summaries;
 mod webhooks;
 
+pub use commands::{COMMAND_FORMAT, Command, CommandError, Outcome};
 pub use error::{OpenError, Result, StoreError};
 pub use lineage::{LinkedShare, Revocation};
 pub use members::{
