@@ -29,6 +29,14 @@ pub(crate) fn copy_tables(
     Ok(())
 }
 
+#[cfg(test)]
+pub(crate) fn dump_shared_tables(
+    txn: &redb::ReadTransaction,
+    out: &mut crate::store::Dump,
+) -> Result<()> {
+    crate::store::dump_table(txn, SHARE_FEEDS, out)
+}
+
 impl Store {
     /// A share link with the hash of its feed token (`None` when no feed was issued yet), read
     /// in one transaction: what checking a feed token needs.

@@ -39,4 +39,6 @@ pub use summaries::{EncodedSummary, PlanWithSummary, SummaryState};
 pub use webhooks::{AttemptRecord, DeliveryRecord, WebhookRecord};
 
 #[cfg(test)]
+mod command_tests;
+#[cfg(test)]
 mod tests;

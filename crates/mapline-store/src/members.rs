@@ -192,6 +192,24 @@ pub(crate) fn copy_tables(
     Ok(())
 }
 
+#[cfg(test)]
+pub(crate) fn dump_shared_tables(
+    txn: &redb::ReadTransaction,
+    out: &mut crate::store::Dump,
+) -> Result<()> {
+    use crate::store::dump_table;
+    dump_table(txn, MEMBERS, out)?;
+    dump_table(txn, MEMBER_EMAILS, out)?;
+    dump_table(txn, SESSIONS, out)?;
+    dump_table(txn, MEMBER_SESSIONS, out)?;
+    dump_table(txn, SIGN_IN_LINKS, out)?;
+    dump_table(txn, PLAN_MEMBERS, out)?;
+    dump_table(txn, MEMBER_PLANS, out)?;
+    dump_table(txn, REVIEW_MARKS, out)?;
+    dump_table(txn, MEMBER_SIGN_IN_LINKS, out)?;
+    dump_table(txn, SHARE_MINTERS, out)
+}
+
 /// The form an email is stored and looked up in.
 pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()

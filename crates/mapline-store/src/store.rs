@@ -1136,6 +1136,74 @@ pub(crate) fn applied_position_read(txn: &redb::ReadTransaction) -> Result<u64> 
     applied_position_in(&txn.open_table(META)?)
 }
 
+/// Every row of a table as raw key and value bytes (tests compare replicas with it).
+#[cfg(test)]
+pub(crate) type Dump = std::collections::BTreeMap<String, Vec<(Vec<u8>, Vec<u8>)>>;
+
+#[cfg(test)]
+pub(crate) fn dump_table<K, V>(
+    txn: &redb::ReadTransaction,
+    table: TableDefinition<K, V>,
+    out: &mut Dump,
+) -> Result<()>
+where
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+{
+    use redb::TableHandle as _;
+    let mut rows = Vec::new();
+    for entry in txn.open_table(table)?.iter()? {
+        let (key, value) = entry?;
+        rows.push((
+            K::as_bytes(&key.value()).as_ref().to_vec(),
+            V::as_bytes(&value.value()).as_ref().to_vec(),
+        ));
+    }
+    out.insert(table.name().to_owned(), rows);
+    Ok(())
+}
+
+#[cfg(test)]
+impl Store {
+    /// The shared tables (what the command log writes) as raw bytes: two replicas that applied
+    /// the same commands have equal dumps. `meta` without the node-local clean-shutdown mark.
+    pub(crate) fn dump_shared(&self) -> Result<Dump> {
+        self.read(|txn| {
+            let mut out = Dump::new();
+            let mut meta = Vec::new();
+            for entry in txn.open_table(META)?.iter()? {
+                let (key, value) = entry?;
+                if key.value() != META_CLEAN_SHUTDOWN {
+                    meta.push((key.value().as_bytes().to_vec(), value.value().to_vec()));
+                }
+            }
+            out.insert("meta".to_owned(), meta);
+            dump_table(txn, PLANS, &mut out)?;
+            dump_table(txn, SHARES, &mut out)?;
+            dump_table(txn, UPDATES, &mut out)?;
+            dump_table(txn, INTERNAL_UPDATES, &mut out)?;
+            dump_table(txn, SHARE_SEEN, &mut out)?;
+            lineage::dump_shared_tables(txn, &mut out)?;
+            crate::feeds::dump_shared_tables(txn, &mut out)?;
+            crate::members::dump_shared_tables(txn, &mut out)?;
+            crate::webhooks::dump_shared_tables(txn, &mut out)?;
+            Ok(out)
+        })
+    }
+
+    /// The names of every table in the file.
+    pub(crate) fn table_names(&self) -> Result<Vec<String>> {
+        use redb::{MultimapTableHandle as _, TableHandle as _};
+        self.read(|txn| {
+            Ok(txn
+                .list_tables()?
+                .map(|t| t.name().to_owned())
+                .chain(txn.list_multimap_tables()?.map(|t| t.name().to_owned()))
+                .collect())
+        })
+    }
+}
+
 fn write_history(txn: &redb::WriteTransaction, batch: &[DerivedHistory]) -> Result<()> {
     if batch.is_empty() {
         return Ok(());

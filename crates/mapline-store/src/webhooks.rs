@@ -298,6 +298,16 @@ pub(crate) fn delete_webhook_in(txn: &redb::WriteTransaction, id: Uuid) -> Resul
     Ok(existed)
 }
 
+/// The subscriptions are shared; the outbox, the delivery log, the cursors and the overdue
+/// marks are node-local (derived from history, or this node's own deliveries).
+#[cfg(test)]
+pub(crate) fn dump_shared_tables(
+    txn: &redb::ReadTransaction,
+    out: &mut crate::store::Dump,
+) -> Result<()> {
+    crate::store::dump_table(txn, WEBHOOKS, out)
+}
+
 /// Creates the tables at open, so readers never meet a missing one.
 pub(crate) fn create_tables(
     txn: &redb::WriteTransaction,
