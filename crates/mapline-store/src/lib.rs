@@ -8,6 +8,12 @@
 //! It stores Yjs updates as opaque bytes and never needs a yrs type; it knows nothing of sockets
 //! or async. Every write is one redb transaction, so a batch of updates from many plans costs
 //! one fsync (group commit). The layout is documented in docs/storage.md.
+//!
+//! Every write of shared state is a [`Command`]: a value that can be encoded, published to a
+//! replicated command log, and applied identically by every node to its own file
+//! ([`Store::execute`], [`Store::execute_at`]); the write methods are thin wrappers over it.
+//! What a node derives or keeps for itself (history, snapshots, the webhook outbox) is written
+//! beside a command or on its own, never as one.
 
 mod commands;
 mod error;
