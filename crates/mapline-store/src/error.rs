@@ -48,6 +48,34 @@ pub enum StoreError {
     EmailTaken(String),
     #[error("member {0} does not exist")]
     NoSuchMember(Uuid),
+    #[error("command log position {position} is already applied (this file is at {applied})")]
+    AlreadyApplied { position: u64, applied: u64 },
+}
+
+impl StoreError {
+    /// Whether this is a command refused by the store's rules (the same on every replica that
+    /// applies the same commands in order), as opposed to a failure of this node's storage or a
+    /// damaged record (which say nothing about the command and must not consume its position).
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Self::PlanExists(_)
+            | Self::NoSuchPlan(_)
+            | Self::ShareExists(_)
+            | Self::NoSuchShare(_)
+            | Self::ShareRevoked(_)
+            | Self::ShareExpired(_)
+            | Self::EmailTaken(_)
+            | Self::NoSuchMember(_) => true,
+            Self::Transaction(_)
+            | Self::Table(_)
+            | Self::Storage(_)
+            | Self::Commit(_)
+            | Self::Corrupt { .. }
+            | Self::Compaction(_)
+            | Self::Unavailable
+            | Self::AlreadyApplied { .. } => false,
+        }
+    }
 }
 
 /// Result of a store operation.

@@ -8,6 +8,7 @@
 
 use redb::TableDefinition;
 
+use crate::commands::{Command, Outcome};
 use crate::error::Result;
 use crate::records::{ShareId, ShareRecord};
 use crate::store::{BackupError, SHARES_TABLE, Store, copy_table, share_in};
@@ -26,6 +27,14 @@ pub(crate) fn copy_tables(
 ) -> Result<(), BackupError> {
     copy_table(from, to, SHARE_FEEDS)?;
     Ok(())
+}
+
+#[cfg(test)]
+pub(crate) fn dump_shared_tables(
+    txn: &redb::ReadTransaction,
+    out: &mut crate::store::Dump,
+) -> Result<()> {
+    crate::store::dump_table(txn, SHARE_FEEDS, out)
 }
 
 impl Store {
@@ -56,9 +65,21 @@ impl Store {
         if stored.as_ref() == Some(hash) {
             return Ok(());
         }
-        self.write(|txn| {
-            txn.open_table(SHARE_FEEDS)?.insert(id.as_u128(), hash)?;
-            Ok(())
+        self.execute(&Command::SetFeedHash {
+            share: id,
+            hash: *hash,
         })
+        .map(Outcome::done)
     }
+}
+
+/// Records the hash of a link's feed token (the write itself: the command skips no write, so
+/// every replica stores the same row whatever it held before).
+pub(crate) fn set_feed_hash_in(
+    txn: &redb::WriteTransaction,
+    id: ShareId,
+    hash: &[u8; 32],
+) -> Result<()> {
+    txn.open_table(SHARE_FEEDS)?.insert(id.as_u128(), hash)?;
+    Ok(())
 }

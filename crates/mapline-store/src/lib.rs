@@ -8,7 +8,14 @@
 //! It stores Yjs updates as opaque bytes and never needs a yrs type; it knows nothing of sockets
 //! or async. Every write is one redb transaction, so a batch of updates from many plans costs
 //! one fsync (group commit). The layout is documented in docs/storage.md.
+//!
+//! Every write of shared state is a [`Command`]: a value that can be encoded, published to a
+//! replicated command log, and applied identically by every node to its own file
+//! ([`Store::execute`], [`Store::execute_at`]); the write methods are thin wrappers over it.
+//! What a node derives or keeps for itself (history, snapshots, the webhook outbox) is written
+//! beside a command or on its own, never as one.
 
+mod commands;
 mod error;
 mod feeds;
 mod lineage;
@@ -18,6 +25,7 @@ mod store;
 mod summaries;
 mod webhooks;
 
+pub use commands::{COMMAND_FORMAT, Command, CommandError, Outcome};
 pub use error::{OpenError, Result, StoreError};
 pub use lineage::{LinkedShare, Revocation};
 pub use members::{
@@ -36,5 +44,7 @@ pub use store::{
 pub use summaries::{EncodedSummary, PlanWithSummary, SummaryState};
 pub use webhooks::{AttemptRecord, DeliveryRecord, WebhookRecord};
 
+#[cfg(test)]
+mod command_tests;
 #[cfg(test)]
 mod tests;

@@ -54,6 +54,15 @@ pub(crate) fn copy_tables(
     Ok(())
 }
 
+#[cfg(test)]
+pub(crate) fn dump_shared_tables(
+    txn: &redb::ReadTransaction,
+    out: &mut crate::store::Dump,
+) -> Result<()> {
+    crate::store::dump_table(txn, SHARE_PARENTS, out)?;
+    crate::store::dump_table(txn, SHARE_CHILDREN, out)
+}
+
 /// Records that `child` was minted through `parent` (inside the child's insert).
 pub(crate) fn link(txn: &redb::WriteTransaction, parent: ShareId, child: ShareId) -> Result<()> {
     txn.open_table(SHARE_PARENTS)?

@@ -10,6 +10,7 @@ use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::commands::{Command, Outcome};
 use crate::error::{Result, StoreError};
 use crate::records::{PlanId, Seq, ShareId, decode, encode};
 use crate::store::{BackupError, Store, copy_table};
@@ -191,6 +192,24 @@ pub(crate) fn copy_tables(
     Ok(())
 }
 
+#[cfg(test)]
+pub(crate) fn dump_shared_tables(
+    txn: &redb::ReadTransaction,
+    out: &mut crate::store::Dump,
+) -> Result<()> {
+    use crate::store::dump_table;
+    dump_table(txn, MEMBERS, out)?;
+    dump_table(txn, MEMBER_EMAILS, out)?;
+    dump_table(txn, SESSIONS, out)?;
+    dump_table(txn, MEMBER_SESSIONS, out)?;
+    dump_table(txn, SIGN_IN_LINKS, out)?;
+    dump_table(txn, PLAN_MEMBERS, out)?;
+    dump_table(txn, MEMBER_PLANS, out)?;
+    dump_table(txn, REVIEW_MARKS, out)?;
+    dump_table(txn, MEMBER_SIGN_IN_LINKS, out)?;
+    dump_table(txn, SHARE_MINTERS, out)
+}
+
 /// The form an email is stored and looked up in.
 pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
@@ -224,21 +243,10 @@ fn member_in(
 impl Store {
     /// Adds a member; the email (stored lowercased) must be new.
     pub fn insert_member(&self, member: &MemberRecord) -> Result<()> {
-        let email = normalize_email(&member.email);
-        self.write(|txn| {
-            let mut emails = txn.open_table(MEMBER_EMAILS)?;
-            if emails.get(email.as_str())?.is_some() {
-                return Err(StoreError::EmailTaken(email.clone()));
-            }
-            emails.insert(email.as_str(), member.id.as_u128())?;
-            let record = MemberRecord {
-                email: email.clone(),
-                ..member.clone()
-            };
-            txn.open_table(MEMBERS)?
-                .insert(member.id.as_u128(), encode(&record).as_slice())?;
-            Ok(())
+        self.execute(&Command::InsertMember {
+            member: member.clone(),
         })
+        .map(Outcome::done)
     }
 
     pub fn member(&self, id: MemberId) -> Result<Option<MemberRecord>> {
@@ -278,16 +286,11 @@ impl Store {
         token_hash: &[u8; 32],
         link: &SignInLinkRecord,
     ) -> Result<()> {
-        self.write(|txn| {
-            if member_in(&txn.open_table(MEMBERS)?, link.member)?.is_none() {
-                return Err(StoreError::NoSuchMember(link.member));
-            }
-            txn.open_table(SIGN_IN_LINKS)?
-                .insert(token_hash, encode(link).as_slice())?;
-            txn.open_table(MEMBER_SIGN_IN_LINKS)?
-                .insert((link.member.as_u128(), *token_hash), ())?;
-            Ok(())
+        self.execute(&Command::InsertSignInLink {
+            token_hash: *token_hash,
+            link: link.clone(),
         })
+        .map(Outcome::done)
     }
 
     /// Uses a sign-in link and starts a session with it, in one write transaction: a link works
@@ -299,55 +302,22 @@ impl Store {
         session: &SessionRecord,
         now_ms: i64,
     ) -> Result<Result<MemberRecord, SignInLinkRefusal>> {
-        self.write(|txn| {
-            let mut links = txn.open_table(SIGN_IN_LINKS)?;
-            let Some(link) = links
-                .get(token_hash)?
-                .map(|v| {
-                    decode_or_corrupt::<SignInLinkRecord>(
-                        "sign_in_links",
-                        hex(token_hash),
-                        v.value(),
-                    )
-                })
-                .transpose()?
-            else {
-                return Ok(Err(SignInLinkRefusal::Invalid));
-            };
-            if link.used_at_ms.is_some() {
-                return Ok(Err(SignInLinkRefusal::Used));
-            }
-            if link.expires_at_ms <= now_ms {
-                return Ok(Err(SignInLinkRefusal::Expired));
-            }
-            let Some(member) = member_in(&txn.open_table(MEMBERS)?, link.member)? else {
-                return Ok(Err(SignInLinkRefusal::Invalid));
-            };
-            if member.disabled_at_ms.is_some() {
-                return Ok(Err(SignInLinkRefusal::Disabled));
-            }
-            let used = SignInLinkRecord {
-                used_at_ms: Some(now_ms),
-                ..link
-            };
-            links.insert(token_hash, encode(&used).as_slice())?;
-            let session = SessionRecord {
-                member: member.id,
-                ..session.clone()
-            };
-            insert_session_in(txn, session_hash, &session)?;
-            Ok(Ok(member))
+        self.execute(&Command::ConsumeSignInLink {
+            token_hash: *token_hash,
+            session_hash: *session_hash,
+            session: session.clone(),
+            now_ms,
         })
+        .map(Outcome::sign_in)
     }
 
     /// Starts a session for an existing member.
     pub fn insert_session(&self, session_hash: &[u8; 32], session: &SessionRecord) -> Result<()> {
-        self.write(|txn| {
-            if member_in(&txn.open_table(MEMBERS)?, session.member)?.is_none() {
-                return Err(StoreError::NoSuchMember(session.member));
-            }
-            insert_session_in(txn, session_hash, session)
+        self.execute(&Command::InsertSession {
+            session_hash: *session_hash,
+            session: session.clone(),
         })
+        .map(Outcome::done)
     }
 
     /// A session with its member, read in one transaction (what authenticating a cookie needs).
@@ -396,33 +366,18 @@ impl Store {
 
     /// Revokes one session; false if there is none or it was already revoked.
     pub fn revoke_session(&self, session_hash: &[u8; 32], now_ms: i64) -> Result<bool> {
-        self.write(|txn| {
-            let mut sessions = txn.open_table(SESSIONS)?;
-            let Some(session) = sessions
-                .get(session_hash)?
-                .map(|v| {
-                    decode_or_corrupt::<SessionRecord>("sessions", hex(session_hash), v.value())
-                })
-                .transpose()?
-            else {
-                return Ok(false);
-            };
-            if session.revoked_at_ms.is_some() {
-                return Ok(false);
-            }
-            let revoked = SessionRecord {
-                revoked_at_ms: Some(now_ms),
-                ..session
-            };
-            sessions.insert(session_hash, encode(&revoked).as_slice())?;
-            Ok(true)
+        self.execute(&Command::RevokeSession {
+            session_hash: *session_hash,
+            now_ms,
         })
+        .map(Outcome::changed)
     }
 
     /// Revokes every session of a member not yet revoked; returns their hashes (so their open
     /// sockets can be closed).
     pub fn revoke_sessions_of(&self, member: MemberId, now_ms: i64) -> Result<Vec<[u8; 32]>> {
-        self.write(|txn| revoke_sessions_in(txn, member, now_ms))
+        self.execute(&Command::RevokeSessionsOf { member, now_ms })
+            .map(Outcome::sessions_revoked)
     }
 
     /// Disables a member in one transaction: sets `disabled_at_ms` (kept if already set),
@@ -433,68 +388,20 @@ impl Store {
         member: MemberId,
         now_ms: i64,
     ) -> Result<(MemberRecord, Vec<[u8; 32]>)> {
-        self.write(|txn| {
-            let id = member.as_u128();
-            let mut members = txn.open_table(MEMBERS)?;
-            let record = member_in(&members, member)?.ok_or(StoreError::NoSuchMember(member))?;
-            let record = MemberRecord {
-                disabled_at_ms: record.disabled_at_ms.or(Some(now_ms)),
-                ..record
-            };
-            members.insert(id, encode(&record).as_slice())?;
-            let link_hashes: Vec<[u8; 32]> = txn
-                .open_table(MEMBER_SIGN_IN_LINKS)?
-                .range((id, [0u8; 32])..=(id, [0xff; 32]))?
-                .map(|e| e.map(|(k, _)| k.value().1))
-                .collect::<Result<_, _>>()?;
-            let mut links = txn.open_table(SIGN_IN_LINKS)?;
-            for hash in link_hashes {
-                let Some(link) = links
-                    .get(hash)?
-                    .map(|v| {
-                        decode_or_corrupt::<SignInLinkRecord>(
-                            "sign_in_links",
-                            hex(&hash),
-                            v.value(),
-                        )
-                    })
-                    .transpose()?
-                else {
-                    continue;
-                };
-                if link.used_at_ms.is_none() {
-                    let used = SignInLinkRecord {
-                        used_at_ms: Some(now_ms),
-                        ..link
-                    };
-                    links.insert(hash, encode(&used).as_slice())?;
-                }
-            }
-            let revoked = revoke_sessions_in(txn, member, now_ms)?;
-            Ok((record, revoked))
-        })
+        self.execute(&Command::DisableMember { member, now_ms })
+            .map(Outcome::disabled)
     }
 
     /// Removes a member from a plan; false if they were not on it.
     pub fn remove_plan_member(&self, plan: PlanId, member: MemberId) -> Result<bool> {
-        self.write(|txn| {
-            let removed = txn
-                .open_table(PLAN_MEMBERS)?
-                .remove((plan.as_u128(), member.as_u128()))?
-                .is_some();
-            txn.open_table(MEMBER_PLANS)?
-                .remove((member.as_u128(), plan.as_u128()))?;
-            Ok(removed)
-        })
+        self.execute(&Command::RemovePlanMember { plan, member })
+            .map(Outcome::changed)
     }
 
     /// Records the member who minted a share link.
     pub fn set_share_minter(&self, share: ShareId, member: MemberId) -> Result<()> {
-        self.write(|txn| {
-            txn.open_table(SHARE_MINTERS)?
-                .insert(share.as_u128(), member.as_u128())?;
-            Ok(())
-        })
+        self.execute(&Command::SetShareMinter { share, member })
+            .map(Outcome::done)
     }
 
     /// The members who minted these share links (links minted otherwise are absent).
@@ -525,31 +432,12 @@ impl Store {
         member: MemberId,
         record: PlanMemberRecord,
     ) -> Result<()> {
-        self.write(|txn| {
-            if txn
-                .open_table(crate::store::PLANS_TABLE)?
-                .get(plan.as_u128())?
-                .is_none()
-            {
-                return Err(StoreError::NoSuchPlan(plan));
-            }
-            if member_in(&txn.open_table(MEMBERS)?, member)?.is_none() {
-                return Err(StoreError::NoSuchMember(member));
-            }
-            let mut members = txn.open_table(PLAN_MEMBERS)?;
-            let key = (plan.as_u128(), member.as_u128());
-            // An owner stays the owner when added again as a seller member.
-            let existing = members
-                .get(key)?
-                .and_then(|v| decode::<PlanMemberRecord>(v.value()));
-            if existing.is_some_and(|e| e.role == PlanMemberRole::Owner) {
-                return Ok(());
-            }
-            members.insert(key, encode(&record).as_slice())?;
-            txn.open_table(MEMBER_PLANS)?
-                .insert((member.as_u128(), plan.as_u128()), ())?;
-            Ok(())
+        self.execute(&Command::AddPlanMember {
+            plan,
+            member,
+            record,
         })
+        .map(Outcome::done)
     }
 
     /// A plan's members with their records, in member-id order.
@@ -623,13 +511,12 @@ impl Store {
 
     /// Records "reviewed up to `mark.seq`" for a reviewer (a member id or a share id).
     pub fn set_review_mark(&self, plan: PlanId, reviewer: Uuid, mark: ReviewMark) -> Result<()> {
-        self.write(|txn| {
-            txn.open_table(REVIEW_MARKS)?.insert(
-                (plan.as_u128(), reviewer.as_u128()),
-                encode(&mark).as_slice(),
-            )?;
-            Ok(())
+        self.execute(&Command::SetReviewMark {
+            plan,
+            reviewer,
+            mark,
         })
+        .map(Outcome::done)
     }
 
     /// A reviewer's last review mark on a plan.
@@ -641,6 +528,229 @@ impl Store {
                 .transpose()
         })
     }
+}
+
+/// Adds a member (see [`Store::insert_member`]).
+pub(crate) fn insert_member_in(txn: &redb::WriteTransaction, member: &MemberRecord) -> Result<()> {
+    let email = normalize_email(&member.email);
+    let mut emails = txn.open_table(MEMBER_EMAILS)?;
+    if emails.get(email.as_str())?.is_some() {
+        return Err(StoreError::EmailTaken(email.clone()));
+    }
+    emails.insert(email.as_str(), member.id.as_u128())?;
+    let record = MemberRecord {
+        email: email.clone(),
+        ..member.clone()
+    };
+    txn.open_table(MEMBERS)?
+        .insert(member.id.as_u128(), encode(&record).as_slice())?;
+    Ok(())
+}
+
+/// Stores a sign-in link (see [`Store::insert_sign_in_link`]).
+pub(crate) fn insert_sign_in_link_in(
+    txn: &redb::WriteTransaction,
+    token_hash: &[u8; 32],
+    link: &SignInLinkRecord,
+) -> Result<()> {
+    if member_in(&txn.open_table(MEMBERS)?, link.member)?.is_none() {
+        return Err(StoreError::NoSuchMember(link.member));
+    }
+    txn.open_table(SIGN_IN_LINKS)?
+        .insert(token_hash, encode(link).as_slice())?;
+    txn.open_table(MEMBER_SIGN_IN_LINKS)?
+        .insert((link.member.as_u128(), *token_hash), ())?;
+    Ok(())
+}
+
+/// Uses a sign-in link and starts its session (see [`Store::consume_sign_in_link`]).
+pub(crate) fn consume_sign_in_link_in(
+    txn: &redb::WriteTransaction,
+    token_hash: &[u8; 32],
+    session_hash: &[u8; 32],
+    session: &SessionRecord,
+    now_ms: i64,
+) -> Result<Result<MemberRecord, SignInLinkRefusal>> {
+    let mut links = txn.open_table(SIGN_IN_LINKS)?;
+    let Some(link) = links
+        .get(token_hash)?
+        .map(|v| decode_or_corrupt::<SignInLinkRecord>("sign_in_links", hex(token_hash), v.value()))
+        .transpose()?
+    else {
+        return Ok(Err(SignInLinkRefusal::Invalid));
+    };
+    if link.used_at_ms.is_some() {
+        return Ok(Err(SignInLinkRefusal::Used));
+    }
+    if link.expires_at_ms <= now_ms {
+        return Ok(Err(SignInLinkRefusal::Expired));
+    }
+    let Some(member) = member_in(&txn.open_table(MEMBERS)?, link.member)? else {
+        return Ok(Err(SignInLinkRefusal::Invalid));
+    };
+    if member.disabled_at_ms.is_some() {
+        return Ok(Err(SignInLinkRefusal::Disabled));
+    }
+    let used = SignInLinkRecord {
+        used_at_ms: Some(now_ms),
+        ..link
+    };
+    links.insert(token_hash, encode(&used).as_slice())?;
+    let session = SessionRecord {
+        member: member.id,
+        ..session.clone()
+    };
+    insert_session_in(txn, session_hash, &session)?;
+    Ok(Ok(member))
+}
+
+/// Starts a session for an existing member.
+pub(crate) fn insert_session_checked_in(
+    txn: &redb::WriteTransaction,
+    session_hash: &[u8; 32],
+    session: &SessionRecord,
+) -> Result<()> {
+    if member_in(&txn.open_table(MEMBERS)?, session.member)?.is_none() {
+        return Err(StoreError::NoSuchMember(session.member));
+    }
+    insert_session_in(txn, session_hash, session)
+}
+
+/// Revokes one session (see [`Store::revoke_session`]).
+pub(crate) fn revoke_session_in(
+    txn: &redb::WriteTransaction,
+    session_hash: &[u8; 32],
+    now_ms: i64,
+) -> Result<bool> {
+    let mut sessions = txn.open_table(SESSIONS)?;
+    let Some(session) = sessions
+        .get(session_hash)?
+        .map(|v| decode_or_corrupt::<SessionRecord>("sessions", hex(session_hash), v.value()))
+        .transpose()?
+    else {
+        return Ok(false);
+    };
+    if session.revoked_at_ms.is_some() {
+        return Ok(false);
+    }
+    let revoked = SessionRecord {
+        revoked_at_ms: Some(now_ms),
+        ..session
+    };
+    sessions.insert(session_hash, encode(&revoked).as_slice())?;
+    Ok(true)
+}
+
+/// Disables a member (see [`Store::disable_member`]).
+pub(crate) fn disable_member_in(
+    txn: &redb::WriteTransaction,
+    member: MemberId,
+    now_ms: i64,
+) -> Result<(MemberRecord, Vec<[u8; 32]>)> {
+    let id = member.as_u128();
+    let mut members = txn.open_table(MEMBERS)?;
+    let record = member_in(&members, member)?.ok_or(StoreError::NoSuchMember(member))?;
+    let record = MemberRecord {
+        disabled_at_ms: record.disabled_at_ms.or(Some(now_ms)),
+        ..record
+    };
+    members.insert(id, encode(&record).as_slice())?;
+    let link_hashes: Vec<[u8; 32]> = txn
+        .open_table(MEMBER_SIGN_IN_LINKS)?
+        .range((id, [0u8; 32])..=(id, [0xff; 32]))?
+        .map(|e| e.map(|(k, _)| k.value().1))
+        .collect::<Result<_, _>>()?;
+    let mut links = txn.open_table(SIGN_IN_LINKS)?;
+    for hash in link_hashes {
+        let Some(link) = links
+            .get(hash)?
+            .map(|v| decode_or_corrupt::<SignInLinkRecord>("sign_in_links", hex(&hash), v.value()))
+            .transpose()?
+        else {
+            continue;
+        };
+        if link.used_at_ms.is_none() {
+            let used = SignInLinkRecord {
+                used_at_ms: Some(now_ms),
+                ..link
+            };
+            links.insert(hash, encode(&used).as_slice())?;
+        }
+    }
+    let revoked = revoke_sessions_in(txn, member, now_ms)?;
+    Ok((record, revoked))
+}
+
+/// Removes a member from a plan (see [`Store::remove_plan_member`]).
+pub(crate) fn remove_plan_member_in(
+    txn: &redb::WriteTransaction,
+    plan: PlanId,
+    member: MemberId,
+) -> Result<bool> {
+    let removed = txn
+        .open_table(PLAN_MEMBERS)?
+        .remove((plan.as_u128(), member.as_u128()))?
+        .is_some();
+    txn.open_table(MEMBER_PLANS)?
+        .remove((member.as_u128(), plan.as_u128()))?;
+    Ok(removed)
+}
+
+/// Records the member who minted a share link.
+pub(crate) fn set_share_minter_in(
+    txn: &redb::WriteTransaction,
+    share: ShareId,
+    member: MemberId,
+) -> Result<()> {
+    txn.open_table(SHARE_MINTERS)?
+        .insert(share.as_u128(), member.as_u128())?;
+    Ok(())
+}
+
+/// Adds (or re-roles) a member of a plan (see [`Store::add_plan_member`]).
+pub(crate) fn add_plan_member_in(
+    txn: &redb::WriteTransaction,
+    plan: PlanId,
+    member: MemberId,
+    record: PlanMemberRecord,
+) -> Result<()> {
+    if txn
+        .open_table(crate::store::PLANS_TABLE)?
+        .get(plan.as_u128())?
+        .is_none()
+    {
+        return Err(StoreError::NoSuchPlan(plan));
+    }
+    if member_in(&txn.open_table(MEMBERS)?, member)?.is_none() {
+        return Err(StoreError::NoSuchMember(member));
+    }
+    let mut members = txn.open_table(PLAN_MEMBERS)?;
+    let key = (plan.as_u128(), member.as_u128());
+    // An owner stays the owner when added again as a seller member.
+    let existing = members
+        .get(key)?
+        .and_then(|v| decode::<PlanMemberRecord>(v.value()));
+    if existing.is_some_and(|e| e.role == PlanMemberRole::Owner) {
+        return Ok(());
+    }
+    members.insert(key, encode(&record).as_slice())?;
+    txn.open_table(MEMBER_PLANS)?
+        .insert((member.as_u128(), plan.as_u128()), ())?;
+    Ok(())
+}
+
+/// Records a review mark.
+pub(crate) fn set_review_mark_in(
+    txn: &redb::WriteTransaction,
+    plan: PlanId,
+    reviewer: Uuid,
+    mark: ReviewMark,
+) -> Result<()> {
+    txn.open_table(REVIEW_MARKS)?.insert(
+        (plan.as_u128(), reviewer.as_u128()),
+        encode(&mark).as_slice(),
+    )?;
+    Ok(())
 }
 
 fn insert_session_in(
@@ -655,7 +765,7 @@ fn insert_session_in(
     Ok(())
 }
 
-fn revoke_sessions_in(
+pub(crate) fn revoke_sessions_in(
     txn: &redb::WriteTransaction,
     member: MemberId,
     now_ms: i64,

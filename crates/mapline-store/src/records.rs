@@ -89,8 +89,9 @@ pub struct UpdateRecord {
     pub update: Vec<u8>,
 }
 
-/// An update to append to a plan's log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An update to append to a plan's log (carried by [`crate::Command::AppendUpdates`], so it is
+/// serde: encoded positionally, fields are never reordered).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewUpdate {
     pub plan_id: PlanId,
     /// Which of the plan's documents the update is for.
@@ -100,8 +101,9 @@ pub struct NewUpdate {
 
 /// A plan's two documents: the plan both sides edit, and the seller's internal document
 /// (forecast, qualification notes) that buyer credentials can never read or write. Each has its
-/// own log and snapshot; history is derived for the plan document only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// own log and snapshot; history is derived for the plan document only. In commands it is
+/// encoded by variant index: a new kind is appended last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum DocKind {
     Plan,
     Internal,

@@ -4,6 +4,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use crate::commands::{Command, Outcome};
 use crate::error::{OpenError, Result, StoreError};
 use crate::lineage::{self, LinkedShare, Revocation, SHARE_CHILDREN, SHARE_PARENTS};
 use crate::records::{
@@ -59,6 +60,9 @@ const SHARE_SEEN: TableDefinition<u128, &[u8]> = TableDefinition::new("share_see
 const META_FORMAT: &str = "format_version";
 const META_ADMIN_TOKEN: &str = "admin_token_sha256";
 const META_CLEAN_SHUTDOWN: &str = "clean_shutdown";
+/// The last command-log position applied (u64 LE; absent: none). Only a replica fed from the
+/// command log writes it (see [`Store::execute_at`]).
+const META_APPLIED_POSITION: &str = "applied_position";
 
 /// What a room needs to rebuild a plan's document: the newest snapshot and the log after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -386,12 +390,8 @@ impl Store {
 
     /// Stores the SHA-256 of the admin credential, replacing any earlier one.
     pub fn set_admin_token_hash(&self, hash: &[u8; 32]) -> Result<()> {
-        let db = self.db()?;
-        let txn = db.begin_write()?;
-        txn.open_table(META)?
-            .insert(META_ADMIN_TOKEN, hash.as_slice())?;
-        txn.commit()?;
-        Ok(())
+        self.execute(&Command::SetAdminTokenHash { hash: *hash })
+            .map(Outcome::done)
     }
 
     /// Whether the last server to use the file stopped cleanly (everything derived and
@@ -442,28 +442,15 @@ impl Store {
         shares: &[ShareRecord],
         history: &DerivedHistory,
     ) -> Result<()> {
-        let db = self.db()?;
-        let txn = db.begin_write()?;
-        {
-            let mut plans = txn.open_table(PLANS)?;
-            if plans.get(id.as_u128())?.is_some() {
-                return Err(StoreError::PlanExists(id));
-            }
-            plans.insert(id.as_u128(), encode(plan).as_slice())?;
-            txn.open_table(UPDATES)?
-                .insert((id.as_u128(), 1), encode(first_update).as_slice())?;
-            if let Some(internal) = internal_first_update {
-                txn.open_table(INTERNAL_UPDATES)?
-                    .insert((id.as_u128(), 1), encode(internal).as_slice())?;
-            }
-            let mut table = txn.open_table(SHARES)?;
-            for share in shares {
-                table.insert(share.id.as_u128(), encode(share).as_slice())?;
-            }
-            write_history(&txn, std::slice::from_ref(history))?;
-        }
-        txn.commit()?;
-        Ok(())
+        let command = Command::CreatePlan {
+            id,
+            plan: plan.clone(),
+            first_update: first_update.clone(),
+            internal_first_update: internal_first_update.cloned(),
+            shares: shares.to_vec(),
+        };
+        self.execute_with_local(&command, None, &[], std::slice::from_ref(history))
+            .map(Outcome::done)
     }
 
     /// Every plan, oldest first (ids are UUID v7).
@@ -507,42 +494,11 @@ impl Store {
         share: &ShareRecord,
         parent: Option<ShareId>,
     ) -> Result<ShareRecord> {
-        let db = self.db()?;
-        let txn = db.begin_write()?;
-        let stored = {
-            if txn
-                .open_table(PLANS)?
-                .get(share.plan_id.as_u128())?
-                .is_none()
-            {
-                return Err(StoreError::NoSuchPlan(share.plan_id));
-            }
-            let mut shares = txn.open_table(SHARES)?;
-            if shares.get(share.id.as_u128())?.is_some() {
-                return Err(StoreError::ShareExists(share.id));
-            }
-            let mut stored = share.clone();
-            if let Some(parent) = parent {
-                let from = share_in(&shares, parent)?
-                    .filter(|p| p.plan_id == share.plan_id)
-                    .ok_or(StoreError::NoSuchShare(parent))?;
-                if from.revoked_at_ms.is_some() {
-                    return Err(StoreError::ShareRevoked(parent));
-                }
-                if let Some(limit) = from.expires_at_ms {
-                    if limit <= share.created_at_ms {
-                        return Err(StoreError::ShareExpired(parent));
-                    }
-                    stored.expires_at_ms =
-                        Some(stored.expires_at_ms.map_or(limit, |at| at.min(limit)));
-                }
-                lineage::link(&txn, parent, share.id)?;
-            }
-            shares.insert(share.id.as_u128(), encode(&stored).as_slice())?;
-            stored
+        let command = Command::InsertShare {
+            share: share.clone(),
+            parent,
         };
-        txn.commit()?;
-        Ok(stored)
+        self.execute(&command).map(Outcome::share)
     }
 
     /// One share link.
@@ -600,126 +556,49 @@ impl Store {
         share: ShareId,
         now_ms: i64,
     ) -> Result<Option<Revocation>> {
-        let db = self.db()?;
-        let txn = db.begin_write()?;
-        let revocation = {
-            let mut shares = txn.open_table(SHARES)?;
-            let parents = txn.open_table(SHARE_PARENTS)?;
-            let children = txn.open_table(SHARE_CHILDREN)?;
-            match share_in(&shares, share)? {
-                Some(record) if record.plan_id == plan => {}
-                _ => return Ok(None),
-            }
-            let mut revocation = Revocation {
-                links: Vec::new(),
-                newly_revoked: Vec::new(),
-            };
-            for id in lineage::subtree(&children, share)? {
-                let mut record = share_in(&shares, id)?.ok_or_else(|| StoreError::Corrupt {
-                    table: "share_children",
-                    key: id.to_string(),
-                })?;
-                if record.revoked_at_ms.is_none() {
-                    record.revoked_at_ms = Some(now_ms);
-                    shares.insert(id.as_u128(), encode(&record).as_slice())?;
-                    revocation.newly_revoked.push(id);
-                }
-                revocation.links.push(LinkedShare {
-                    record,
-                    parent: lineage::parent_of(&parents, id)?,
-                });
-            }
-            revocation
+        let command = Command::RevokeShare {
+            plan,
+            share,
+            now_ms,
         };
-        txn.commit()?;
-        Ok(Some(revocation))
+        self.execute(&command).map(Outcome::revocation)
     }
 
     /// Records that a share link opened its plan at `now_ms`. Not fsynced on its own: it
     /// becomes durable with the next durable commit (a crash may forget the last few visits,
     /// never anything else).
     pub fn record_share_seen(&self, share: ShareId, now_ms: i64) -> Result<()> {
-        let db = self.db()?;
-        let mut txn = db.begin_write()?;
-        // Only fails for multi-process databases or persistent savepoints; neither is used.
-        let _ = txn.set_durability(redb::Durability::None);
-        {
-            let mut table = txn.open_table(SHARE_SEEN)?;
-            let previous: Option<ShareSeen> = table
-                .get(share.as_u128())?
-                .map(|v| decode_or_corrupt("share_seen", share, v.value()))
-                .transpose()?;
-            let seen = match previous {
-                Some(p) => ShareSeen {
-                    first_ms: p.first_ms,
-                    last_ms: now_ms.max(p.last_ms),
-                    opens: p.opens.saturating_add(1),
-                },
-                None => ShareSeen {
-                    first_ms: now_ms,
-                    last_ms: now_ms,
-                    opens: 1,
-                },
-            };
-            table.insert(share.as_u128(), encode(&seen).as_slice())?;
-        }
-        txn.commit()?;
-        Ok(())
+        self.execute(&Command::RecordShareSeen { share, now_ms })
+            .map(Outcome::done)
     }
 
     /// Appends a batch of updates (from any plans), writes snapshots and stores derived history,
     /// in one write transaction: one fsync for the whole batch. Returns each update's log
     /// position, in batch order. A snapshot older than the stored one is skipped. Either
     /// everything is durable or nothing is.
+    ///
+    /// The updates are the shared part, [`Command::AppendUpdates`]; the snapshots and history are
+    /// node-local (derived from the log on each node) and ride in the same transaction through
+    /// [`Store::execute_with_local`], so a snapshot is never stored without the history it
+    /// covers. A batch without updates is node-local only and builds no command.
     pub fn commit_batch(
         &self,
         updates: &[NewUpdate],
         snapshots: &[(DocRef, Snapshot)],
         history: &[DerivedHistory],
     ) -> Result<Vec<Seq>> {
-        let db = self.db()?;
-        let txn = db.begin_write()?;
-        let mut seqs = Vec::with_capacity(updates.len());
-        {
-            let mut logs = [
-                txn.open_table(log_table(DocKind::Plan))?,
-                txn.open_table(log_table(DocKind::Internal))?,
-            ];
-            let mut next: Vec<(DocRef, Seq)> = Vec::new();
-            for update in updates {
-                let doc = DocRef {
-                    plan: update.plan_id,
-                    kind: update.kind,
-                };
-                let log = &mut logs[usize::from(doc.kind == DocKind::Internal)];
-                let seq = match next.iter_mut().find(|(d, _)| *d == doc) {
-                    Some((_, seq)) => {
-                        *seq += 1;
-                        *seq
-                    }
-                    None => {
-                        let seq = last_seq(log, doc.plan)? + 1;
-                        next.push((doc, seq));
-                        seq
-                    }
-                };
-                log.insert((doc.plan.as_u128(), seq), encode(&update.record).as_slice())?;
-                seqs.push(seq);
-            }
-            for (doc, snapshot) in snapshots {
-                let mut table = txn.open_table(snapshot_table(doc.kind))?;
-                let stored = table
-                    .get(doc.plan.as_u128())?
-                    .and_then(|v| decode::<Snapshot>(v.value()))
-                    .map(|s| s.covers_seq);
-                if stored.is_none_or(|covered| covered < snapshot.covers_seq) {
-                    table.insert(doc.plan.as_u128(), encode(snapshot).as_slice())?;
-                }
-            }
-            write_history(&txn, history)?;
+        if updates.is_empty() {
+            let db = self.db()?;
+            let txn = db.begin_write()?;
+            write_local(&txn, snapshots, history)?;
+            txn.commit()?;
+            return Ok(Vec::new());
         }
-        txn.commit()?;
-        Ok(seqs)
+        let command = Command::AppendUpdates {
+            updates: updates.to_vec(),
+        };
+        self.execute_with_local(&command, None, snapshots, history)
+            .map(Outcome::appended)
     }
 
     /// The newest snapshot of a plan and the log after it; `None` if the plan does not exist.
@@ -1029,6 +908,299 @@ impl Store {
     /// A plan's whole update log, in order (for history and tests).
     pub fn log(&self, plan: PlanId) -> Result<Vec<(Seq, UpdateRecord)>> {
         self.log_prefix(plan, LogBound::Seq(Seq::MAX))
+    }
+}
+
+/// Creates a plan with its first update (and its internal document's, if given) and its share
+/// links; refused if the plan exists. Its creation history is node-local, written beside it.
+pub(crate) fn create_plan_in(
+    txn: &redb::WriteTransaction,
+    id: PlanId,
+    plan: &PlanRecord,
+    first_update: &UpdateRecord,
+    internal_first_update: Option<&UpdateRecord>,
+    shares: &[ShareRecord],
+) -> Result<()> {
+    let mut plans = txn.open_table(PLANS)?;
+    if plans.get(id.as_u128())?.is_some() {
+        return Err(StoreError::PlanExists(id));
+    }
+    plans.insert(id.as_u128(), encode(plan).as_slice())?;
+    txn.open_table(UPDATES)?
+        .insert((id.as_u128(), 1), encode(first_update).as_slice())?;
+    if let Some(internal) = internal_first_update {
+        txn.open_table(INTERNAL_UPDATES)?
+            .insert((id.as_u128(), 1), encode(internal).as_slice())?;
+    }
+    let mut table = txn.open_table(SHARES)?;
+    for share in shares {
+        table.insert(share.id.as_u128(), encode(share).as_slice())?;
+    }
+    Ok(())
+}
+
+/// Appends updates to their documents' logs; each gets the next position of its document's log
+/// as stored (so every replica applying the same commands in the same order numbers them
+/// alike). Returns the positions in batch order.
+pub(crate) fn append_updates_in(
+    txn: &redb::WriteTransaction,
+    updates: &[NewUpdate],
+) -> Result<Vec<Seq>> {
+    let mut seqs = Vec::with_capacity(updates.len());
+    let mut logs = [
+        txn.open_table(log_table(DocKind::Plan))?,
+        txn.open_table(log_table(DocKind::Internal))?,
+    ];
+    let mut next: Vec<(DocRef, Seq)> = Vec::new();
+    for update in updates {
+        let doc = DocRef {
+            plan: update.plan_id,
+            kind: update.kind,
+        };
+        let log = &mut logs[usize::from(doc.kind == DocKind::Internal)];
+        let seq = match next.iter_mut().find(|(d, _)| *d == doc) {
+            Some((_, seq)) => {
+                *seq += 1;
+                *seq
+            }
+            None => {
+                let seq = last_seq(log, doc.plan)? + 1;
+                next.push((doc, seq));
+                seq
+            }
+        };
+        log.insert((doc.plan.as_u128(), seq), encode(&update.record).as_slice())?;
+        seqs.push(seq);
+    }
+    Ok(seqs)
+}
+
+/// The node-local part of a batch: snapshots (an older one than stored is skipped) and derived
+/// history.
+pub(crate) fn write_local(
+    txn: &redb::WriteTransaction,
+    snapshots: &[(DocRef, Snapshot)],
+    history: &[DerivedHistory],
+) -> Result<()> {
+    for (doc, snapshot) in snapshots {
+        let mut table = txn.open_table(snapshot_table(doc.kind))?;
+        let stored = table
+            .get(doc.plan.as_u128())?
+            .and_then(|v| decode::<Snapshot>(v.value()))
+            .map(|s| s.covers_seq);
+        if stored.is_none_or(|covered| covered < snapshot.covers_seq) {
+            table.insert(doc.plan.as_u128(), encode(snapshot).as_slice())?;
+        }
+    }
+    write_history(txn, history)
+}
+
+/// Stores a new share link (see [`Store::insert_share`]); returns the record as stored.
+pub(crate) fn insert_share_in(
+    txn: &redb::WriteTransaction,
+    share: &ShareRecord,
+    parent: Option<ShareId>,
+) -> Result<ShareRecord> {
+    if txn
+        .open_table(PLANS)?
+        .get(share.plan_id.as_u128())?
+        .is_none()
+    {
+        return Err(StoreError::NoSuchPlan(share.plan_id));
+    }
+    let mut shares = txn.open_table(SHARES)?;
+    if shares.get(share.id.as_u128())?.is_some() {
+        return Err(StoreError::ShareExists(share.id));
+    }
+    let mut stored = share.clone();
+    if let Some(parent) = parent {
+        let from = share_in(&shares, parent)?
+            .filter(|p| p.plan_id == share.plan_id)
+            .ok_or(StoreError::NoSuchShare(parent))?;
+        if from.revoked_at_ms.is_some() {
+            return Err(StoreError::ShareRevoked(parent));
+        }
+        if let Some(limit) = from.expires_at_ms {
+            if limit <= share.created_at_ms {
+                return Err(StoreError::ShareExpired(parent));
+            }
+            stored.expires_at_ms = Some(stored.expires_at_ms.map_or(limit, |at| at.min(limit)));
+        }
+        lineage::link(txn, parent, share.id)?;
+    }
+    shares.insert(share.id.as_u128(), encode(&stored).as_slice())?;
+    Ok(stored)
+}
+
+/// Revokes a link and its descendants (see [`Store::revoke_share`]).
+pub(crate) fn revoke_share_in(
+    txn: &redb::WriteTransaction,
+    plan: PlanId,
+    share: ShareId,
+    now_ms: i64,
+) -> Result<Option<Revocation>> {
+    let mut shares = txn.open_table(SHARES)?;
+    let parents = txn.open_table(SHARE_PARENTS)?;
+    let children = txn.open_table(SHARE_CHILDREN)?;
+    match share_in(&shares, share)? {
+        Some(record) if record.plan_id == plan => {}
+        _ => return Ok(None),
+    }
+    let mut revocation = Revocation {
+        links: Vec::new(),
+        newly_revoked: Vec::new(),
+    };
+    for id in lineage::subtree(&children, share)? {
+        let mut record = share_in(&shares, id)?.ok_or_else(|| StoreError::Corrupt {
+            table: "share_children",
+            key: id.to_string(),
+        })?;
+        if record.revoked_at_ms.is_none() {
+            record.revoked_at_ms = Some(now_ms);
+            shares.insert(id.as_u128(), encode(&record).as_slice())?;
+            revocation.newly_revoked.push(id);
+        }
+        revocation.links.push(LinkedShare {
+            record,
+            parent: lineage::parent_of(&parents, id)?,
+        });
+    }
+    Ok(Some(revocation))
+}
+
+/// Records that a share link opened its plan at `now_ms`.
+pub(crate) fn record_share_seen_in(
+    txn: &redb::WriteTransaction,
+    share: ShareId,
+    now_ms: i64,
+) -> Result<()> {
+    let mut table = txn.open_table(SHARE_SEEN)?;
+    let previous: Option<ShareSeen> = table
+        .get(share.as_u128())?
+        .map(|v| decode_or_corrupt("share_seen", share, v.value()))
+        .transpose()?;
+    let seen = match previous {
+        Some(p) => ShareSeen {
+            first_ms: p.first_ms,
+            last_ms: now_ms.max(p.last_ms),
+            opens: p.opens.saturating_add(1),
+        },
+        None => ShareSeen {
+            first_ms: now_ms,
+            last_ms: now_ms,
+            opens: 1,
+        },
+    };
+    table.insert(share.as_u128(), encode(&seen).as_slice())?;
+    Ok(())
+}
+
+/// Stores the SHA-256 of the admin credential.
+pub(crate) fn set_admin_token_hash_in(txn: &redb::WriteTransaction, hash: &[u8; 32]) -> Result<()> {
+    txn.open_table(META)?
+        .insert(META_ADMIN_TOKEN, hash.as_slice())?;
+    Ok(())
+}
+
+/// The last command-log position applied to this file (0 if none).
+pub(crate) fn applied_position_in(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<u64> {
+    match meta.get(META_APPLIED_POSITION)? {
+        None => Ok(0),
+        Some(v) => v
+            .value()
+            .try_into()
+            .map(u64::from_le_bytes)
+            .map_err(|_| StoreError::Corrupt {
+                table: "meta",
+                key: META_APPLIED_POSITION.to_owned(),
+            }),
+    }
+}
+
+/// Records `position` as the last command-log position applied, after checking it is past the
+/// recorded one (a replayed command is refused, never applied twice).
+pub(crate) fn advance_position_in(txn: &redb::WriteTransaction, position: u64) -> Result<()> {
+    let mut meta = txn.open_table(META)?;
+    let applied = applied_position_in(&meta)?;
+    if position <= applied {
+        return Err(StoreError::AlreadyApplied { position, applied });
+    }
+    meta.insert(META_APPLIED_POSITION, position.to_le_bytes().as_slice())?;
+    Ok(())
+}
+
+/// Reads the applied command-log position in a read transaction.
+pub(crate) fn applied_position_read(txn: &redb::ReadTransaction) -> Result<u64> {
+    applied_position_in(&txn.open_table(META)?)
+}
+
+/// Every row of a table as raw key and value bytes (tests compare replicas with it).
+#[cfg(test)]
+pub(crate) type Dump = std::collections::BTreeMap<String, Vec<(Vec<u8>, Vec<u8>)>>;
+
+#[cfg(test)]
+pub(crate) fn dump_table<K, V>(
+    txn: &redb::ReadTransaction,
+    table: TableDefinition<K, V>,
+    out: &mut Dump,
+) -> Result<()>
+where
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+{
+    use redb::TableHandle as _;
+    let mut rows = Vec::new();
+    for entry in txn.open_table(table)?.iter()? {
+        let (key, value) = entry?;
+        rows.push((
+            K::as_bytes(&key.value()).as_ref().to_vec(),
+            V::as_bytes(&value.value()).as_ref().to_vec(),
+        ));
+    }
+    out.insert(table.name().to_owned(), rows);
+    Ok(())
+}
+
+#[cfg(test)]
+impl Store {
+    /// The shared tables (what the command log writes) as raw bytes: two replicas that applied
+    /// the same commands have equal dumps. `meta` without the node-local clean-shutdown mark.
+    pub(crate) fn dump_shared(&self) -> Result<Dump> {
+        self.read(|txn| {
+            let mut out = Dump::new();
+            let mut meta = Vec::new();
+            for entry in txn.open_table(META)?.iter()? {
+                let (key, value) = entry?;
+                if key.value() != META_CLEAN_SHUTDOWN {
+                    meta.push((key.value().as_bytes().to_vec(), value.value().to_vec()));
+                }
+            }
+            out.insert("meta".to_owned(), meta);
+            dump_table(txn, PLANS, &mut out)?;
+            dump_table(txn, SHARES, &mut out)?;
+            dump_table(txn, UPDATES, &mut out)?;
+            dump_table(txn, INTERNAL_UPDATES, &mut out)?;
+            dump_table(txn, SHARE_SEEN, &mut out)?;
+            lineage::dump_shared_tables(txn, &mut out)?;
+            crate::feeds::dump_shared_tables(txn, &mut out)?;
+            crate::members::dump_shared_tables(txn, &mut out)?;
+            crate::webhooks::dump_shared_tables(txn, &mut out)?;
+            Ok(out)
+        })
+    }
+
+    /// The names of every table in the file.
+    pub(crate) fn table_names(&self) -> Result<Vec<String>> {
+        use redb::{MultimapTableHandle as _, TableHandle as _};
+        self.read(|txn| {
+            Ok(txn
+                .list_tables()?
+                .map(|t| t.name().to_owned())
+                .chain(txn.list_multimap_tables()?.map(|t| t.name().to_owned()))
+                .collect())
+        })
     }
 }
 

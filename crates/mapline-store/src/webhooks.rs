@@ -7,6 +7,7 @@ use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::commands::{Command, Outcome};
 use crate::error::Result;
 use crate::records::{HistoryEntry, PlanId, Seq, decode, encode};
 use crate::store::Store;
@@ -69,11 +70,8 @@ pub struct AttemptRecord {
 
 impl Store {
     pub fn insert_webhook(&self, hook: &WebhookRecord) -> Result<()> {
-        self.write(|txn| {
-            txn.open_table(WEBHOOKS)?
-                .insert(hook.id.as_u128(), encode(hook).as_slice())?;
-            Ok(())
-        })
+        self.execute(&Command::InsertWebhook { hook: hook.clone() })
+            .map(Outcome::done)
     }
 
     pub fn webhooks(&self) -> Result<Vec<WebhookRecord>> {
@@ -90,22 +88,8 @@ impl Store {
 
     /// Removes a subscription and its waiting deliveries; false if there was none.
     pub fn delete_webhook(&self, id: Uuid) -> Result<bool> {
-        self.write(|txn| {
-            let existed = txn.open_table(WEBHOOKS)?.remove(id.as_u128())?.is_some();
-            let mut outbox = txn.open_table(OUTBOX)?;
-            let doomed: Vec<u128> = outbox
-                .iter()?
-                .filter_map(|e| e.ok())
-                .filter(|(_, v)| {
-                    decode::<DeliveryRecord>(v.value()).is_some_and(|d| d.webhook == id)
-                })
-                .map(|(k, _)| k.value())
-                .collect();
-            for key in doomed {
-                outbox.remove(key)?;
-            }
-            Ok(existed)
-        })
+        self.execute(&Command::DeleteWebhook { id })
+            .map(Outcome::changed)
     }
 
     /// Plans whose derived history has moved past their event cursor, with how far it is
@@ -288,6 +272,40 @@ impl Store {
     pub fn outbox_len(&self) -> Result<u64> {
         self.read(|txn| Ok(txn.open_table(OUTBOX)?.len()?))
     }
+}
+
+/// Stores a subscription (replacing one of the same id).
+pub(crate) fn insert_webhook_in(txn: &redb::WriteTransaction, hook: &WebhookRecord) -> Result<()> {
+    txn.open_table(WEBHOOKS)?
+        .insert(hook.id.as_u128(), encode(hook).as_slice())?;
+    Ok(())
+}
+
+/// Removes a subscription (shared) and its waiting deliveries from this node's outbox
+/// (node-local: each node drops what it holds); false if there was no subscription.
+pub(crate) fn delete_webhook_in(txn: &redb::WriteTransaction, id: Uuid) -> Result<bool> {
+    let existed = txn.open_table(WEBHOOKS)?.remove(id.as_u128())?.is_some();
+    let mut outbox = txn.open_table(OUTBOX)?;
+    let doomed: Vec<u128> = outbox
+        .iter()?
+        .filter_map(|e| e.ok())
+        .filter(|(_, v)| decode::<DeliveryRecord>(v.value()).is_some_and(|d| d.webhook == id))
+        .map(|(k, _)| k.value())
+        .collect();
+    for key in doomed {
+        outbox.remove(key)?;
+    }
+    Ok(existed)
+}
+
+/// The subscriptions are shared; the outbox, the delivery log, the cursors and the overdue
+/// marks are node-local (derived from history, or this node's own deliveries).
+#[cfg(test)]
+pub(crate) fn dump_shared_tables(
+    txn: &redb::ReadTransaction,
+    out: &mut crate::store::Dump,
+) -> Result<()> {
+    crate::store::dump_table(txn, WEBHOOKS, out)
 }
 
 /// Creates the tables at open, so readers never meet a missing one.
