@@ -613,9 +613,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         watch_file_size_limit();
-        let listener = tokio::net::TcpListener::bind(args.addr)
-            .await
-            .with_context(|| format!("listening on {}", args.addr))?;
+        let listener = listen(args.addr).with_context(|| format!("listening on {}", args.addr))?;
         let origin = format!(
             "http://{}",
             listener.local_addr().context("reading the bound address")?
@@ -774,6 +772,28 @@ fn watch_file_size_limit() {
             tracing::warn!(%error, "cannot handle SIGXFSZ; a file-size limit will stop the server")
         }
     }
+}
+
+/// How many connections the kernel queues for the server before it accepts them. tokio's
+/// `TcpListener::bind` asks for 128 (mio 1.2 follows the standard library; `ss -ltn` showed
+/// Send-Q 128): in a connect storm (2,000 clients at once, BENCHMARKS.md) the queue overflowed
+/// (`nstat` TcpExtListenOverflows: 800–3,250 per storm), the kernel dropped the handshakes that
+/// did not fit, and each of those clients waited for its SYN's retransmission (1 s, then 3 s):
+/// the storm's time swung from 0.5 to 2.3 s with the machine's load. Linux caps this at
+/// `net.core.somaxconn` (4,096 by default since 5.4); raise that too for more.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` as `TcpListener::bind` does (SO_REUSEADDR, so a restart does not wait out
+/// TIME_WAIT), with a listen backlog of [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 async fn shutdown_signal() {
