@@ -86,7 +86,7 @@ struct Args {
     /// Large node: plans the held sockets are spread over.
     #[arg(long, env = "MAPLINE_LOAD_SCALE_OPEN_PLANS", default_value_t = 1000)]
     scale_open_plans: usize,
-    /// Large node: seconds of idle CPU measurement with the sockets held.
+    /// Large node: seconds of each of the two idle windows (CPU and RSS) with the sockets held.
     #[arg(long, env = "MAPLINE_LOAD_SCALE_IDLE", default_value_t = 10.0)]
     scale_idle_seconds: f64,
     /// Large node: plan creations in flight while seeding.
@@ -156,7 +156,12 @@ struct StormRun {
     load: String,
     cold: Storm,
     warm: Storm,
+    /// The same clients on warm plans, [`WAVE`] at a time.
+    waves: Storm,
 }
+
+/// Clients per wave in `--storm-only`'s connections in waves.
+const WAVE: usize = 50;
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
@@ -286,7 +291,19 @@ async fn measure_storms(args: &Args, kind: Kind) -> Result<Row> {
             .await
             .context("warm connect storm")?;
         server.stop().await?;
-        row.storms.push(StormRun { load, cold, warm });
+        let server = Server::start(kind.clone()).await?;
+        tracing::info!(server = %row.name, run, "connections in waves");
+        let waves =
+            scenarios::connect_waves(&server, args.connect_clients, args.connect_plans, WAVE)
+                .await
+                .context("connections in waves")?;
+        server.stop().await?;
+        row.storms.push(StormRun {
+            load,
+            cold,
+            warm,
+            waves,
+        });
     }
     Ok(row)
 }
@@ -614,27 +631,31 @@ fn report_ingest(args: &Args, head: &str, rows: &[Row]) -> String {
 fn report_storms(args: &Args, head: &str, rows: &[Row]) -> String {
     let mut out = head.to_owned();
     out += &format!(
-        "Parameters: connect storm {} clients over {} plans, {} run(s) per server, each storm on a freshly started server; cold: the storm loads the plans' rooms; warm: each plan already has one client connected\n\n",
+        "Parameters: connect storm {} clients over {} plans, {} run(s) per server, each storm on a freshly started server; cold: the storm loads the plans' rooms; warm: each plan already has one client connected; waves: as warm, but {WAVE} clients at a time, each wave synced before the next\n\n",
         args.connect_clients, args.connect_plans, args.storm_runs
     );
     out += &format!("Machine: {}\n\n", sys::machine());
-    out += "| server | run | load average | cold: all synced ms | cold: RSS/conn KiB | cold: listen overflows / drops | warm: all synced ms | warm: RSS/conn KiB | warm: listen overflows / drops |\n";
-    out += "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+    out += "| server | run | load average | cold: all synced ms | cold: RSS/conn KiB (1 s later) | cold: listen overflows / drops | warm: all synced ms | warm: RSS/conn KiB (1 s later) | warm: listen overflows / drops | waves: RSS/conn KiB (1 s later) |\n";
+    out += "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
     for r in rows {
         for (i, s) in r.storms.iter().enumerate() {
             out += &format!(
-                "| {} | {} | {} | {:.0} | {:.1} | {} / {} | {:.0} | {:.1} | {} / {} |\n",
+                "| {} | {} | {} | {:.0} | {:.1} ({:.1}) | {} / {} | {:.0} | {:.1} ({:.1}) | {} / {} | {:.1} ({:.1}) |\n",
                 r.name,
                 i + 1,
                 s.load,
                 s.cold.ms,
                 s.cold.rss_per_conn / 1024.0,
+                s.cold.rss_per_conn_settled / 1024.0,
                 s.cold.listen.overflows,
                 s.cold.listen.drops,
                 s.warm.ms,
                 s.warm.rss_per_conn / 1024.0,
+                s.warm.rss_per_conn_settled / 1024.0,
                 s.warm.listen.overflows,
                 s.warm.listen.drops,
+                s.waves.rss_per_conn / 1024.0,
+                s.waves.rss_per_conn_settled / 1024.0,
             );
         }
     }
@@ -733,12 +754,16 @@ fn report_scale(args: &Args, head: &str, fsync: &stats::Percentiles, rows: &[Row
             m.sockets,
             m.per_socket_cold() / 1024.0
         );
-        out += &format!(
-            "| idle CPU with the sockets held | {:.2} s over {:.1} s ({:.2} % of a core) |\n",
-            s.idle_cpu,
-            s.idle_s,
-            stats::percent_of_a_core(s.idle_cpu, s.idle_s)
-        );
+        for (i, w) in s.idle.iter().enumerate() {
+            out += &format!(
+                "| idle window {}, sockets held: CPU, RSS at its end | {:.2} s over {:.1} s ({:.2} % of a core), {:.1} MiB |\n",
+                i + 1,
+                w.cpu,
+                w.seconds,
+                stats::percent_of_a_core(w.cpu, w.seconds),
+                mib(w.rss)
+            );
+        }
         out += &format!(
             "| RSS after the fan-out, sockets held | {:.1} MiB |\n",
             mib(s.end_rss)

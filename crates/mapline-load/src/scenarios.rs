@@ -269,8 +269,10 @@ async fn run_fanout(
 pub struct Storm {
     /// From the first connect to the last client synced.
     pub ms: f64,
-    /// The server's RSS growth over the storm per client.
+    /// The server's RSS growth over the storm per client, when the last client synced.
     pub rss_per_conn: f64,
+    /// The same 1 s later, every client still connected.
+    pub rss_per_conn_settled: f64,
     /// Connections the server's listen backlog could not take during the storm (this network
     /// namespace's counters: another process's overflow in the same moment would count too).
     pub listen: ListenCounters,
@@ -293,6 +295,50 @@ pub async fn connect_storm_warm(server: &Server, clients: usize, plans: usize) -
     result
 }
 
+/// Not a storm: the same clients on plans that each already have one, connected `wave` at a
+/// time (each wave synced before the next). What one wave's handshakes allocate for a moment
+/// is reused by the next, so the RSS growth per connection is what a connection keeps.
+pub async fn connect_waves(
+    server: &Server,
+    clients: usize,
+    plans: usize,
+    wave: usize,
+) -> Result<Storm> {
+    let plans = server.plans(plans.max(1)).await?;
+    let holders = connect_all(server, &plans, plans.len()).await?;
+    let before = server.stats()?;
+    let listen_before = listen_counters()?;
+    let started = Instant::now();
+    let mut connected = Vec::with_capacity(clients);
+    while connected.len() < clients {
+        let n = wave.max(1).min(clients - connected.len());
+        // Continue the round-robin where the last wave ended.
+        let offset = connected.len();
+        let tasks: Vec<_> = (offset..offset + n)
+            .map(|i| {
+                let url = server.url(&plans[stats::plan_of(i, plans.len())]);
+                tokio::spawn(async move { Client::connect(&url).await })
+            })
+            .collect();
+        for t in tasks {
+            connected.push(t.await??);
+        }
+    }
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    let listen = listen_before.since(listen_counters()?);
+    let after = server.stats()?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let settled = server.stats()?;
+    close_all(connected).await;
+    close_all(holders).await;
+    Ok(Storm {
+        ms,
+        rss_per_conn: stats::growth_per(before.rss, after.rss, clients),
+        rss_per_conn_settled: stats::growth_per(before.rss, settled.rss, clients),
+        listen,
+    })
+}
+
 async fn storm(server: &Server, plans: &[Plan], clients: usize) -> Result<Storm> {
     let before = server.stats()?;
     let listen_before = listen_counters()?;
@@ -301,10 +347,15 @@ async fn storm(server: &Server, plans: &[Plan], clients: usize) -> Result<Storm>
     let ms = started.elapsed().as_secs_f64() * 1e3;
     let listen = listen_before.since(listen_counters()?);
     let after = server.stats()?;
+    // A second reading with the sockets still open, once what the handshakes and the syncs
+    // allocated for a moment could be freed (a measurement interval, not a wait on a condition).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let settled = server.stats()?;
     close_all(connected).await;
     Ok(Storm {
         ms,
         rss_per_conn: stats::growth_per(before.rss, after.rss, clients),
+        rss_per_conn_settled: stats::growth_per(before.rss, settled.rss, clients),
         listen,
     })
 }
@@ -439,15 +490,22 @@ pub struct Scale {
     /// Opening one socket per plan (cold rooms), then the rest (ms).
     pub rooms_ms: f64,
     pub rest_ms: f64,
-    /// Server CPU over the idle window (s) and the window (s).
-    pub idle_cpu: f64,
-    pub idle_s: f64,
+    /// Two idle windows one after the other, the sockets held.
+    pub idle: [Idle; 2],
     /// The fan-out on other plans, with the sockets open.
     pub fanout: Fanout,
     /// RSS after the fan-out, the sockets still open.
     pub end_rss: u64,
     /// Held sockets the server had closed by the end (should be 0).
     pub closed: usize,
+}
+
+/// One idle window: its length (s), the server's CPU over it (s), its RSS at the end.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Idle {
+    pub seconds: f64,
+    pub cpu: f64,
+    pub rss: u64,
 }
 
 /// Measures the start of a server on a store that already holds `plans`' plans, then holds
@@ -497,12 +555,21 @@ pub async fn scale(
         "held open; idling"
     );
 
-    // The idle window is a measurement interval, not a wait for a condition.
-    let idle_started = Instant::now();
-    tokio::time::sleep(p.idle).await;
-    let idle_end = server.stats()?;
-    out.idle_s = idle_started.elapsed().as_secs_f64();
-    out.idle_cpu = idle_end.cpu_s - all_open.cpu_s;
+    // Two idle windows (measurement intervals, not waits for a condition): the first still
+    // holds the work a room does after its first sync (its indexes, built in the background),
+    // the second is the held sockets' own.
+    let mut last = all_open;
+    for window in &mut out.idle {
+        let started = Instant::now();
+        tokio::time::sleep(p.idle).await;
+        let now = server.stats()?;
+        *window = Idle {
+            seconds: started.elapsed().as_secs_f64(),
+            cpu: now.cpu_s - last.cpu_s,
+            rss: now.rss,
+        };
+        last = now;
+    }
 
     tracing::info!("fan-out with the sockets held");
     out.fanout = fanout(server, fanout_params).await.context("fan-out")?;
