@@ -861,3 +861,41 @@ fn verify_audit(args: &VerifyAuditArgs) -> anyhow::Result<std::process::ExitCode
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpStream;
+
+    /// Connections the kernel completes before the server accepts any: with tokio's default
+    /// backlog (128) the 130th SYN is dropped and its connect waits out the deadline.
+    #[test]
+    fn the_listener_queues_more_connections_than_tokios_default_backlog() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .expect("a runtime");
+        let listener = runtime
+            .block_on(async { listen(SocketAddr::from(([127, 0, 0, 1], 0))) })
+            .expect("listening");
+        let addr = listener.local_addr().expect("an address");
+        // The kernel caps the backlog at net.core.somaxconn (4,096 since Linux 5.4, 128 before).
+        let cap: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(4096);
+        if cap <= 256 {
+            eprintln!("net.core.somaxconn is {cap}: this machine cannot show the larger backlog");
+            return;
+        }
+        let n = cap.min(600);
+        // Nothing accepts: every connection below waits in the kernel's accept queue.
+        let mut held = Vec::new();
+        for i in 0..n {
+            let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+                .unwrap_or_else(|e| panic!("connection {i} was not queued: {e}"));
+            held.push(stream);
+        }
+        assert_eq!(held.len(), n);
+    }
+}
