@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -103,6 +103,21 @@ impl Client {
             txn.encode_update_v1()
         };
         self.send(protocol::update(update)).await
+    }
+
+    /// Whether the server still has the socket open, read without waiting: whatever has
+    /// arrived is taken off the socket (and dropped: a held client keeps no document current);
+    /// a close frame, an error or the end of the stream means closed.
+    pub fn is_open(&mut self) -> bool {
+        loop {
+            match self.ws.next().now_or_never() {
+                None => return true,
+                Some(Some(Ok(WsMessage::Close(_)))) | Some(Some(Err(_))) | Some(None) => {
+                    return false;
+                }
+                Some(Some(Ok(_))) => {}
+            }
+        }
     }
 
     pub async fn close(mut self) {

@@ -17,8 +17,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 
-use crate::scenarios::{Fanout, FanoutParams, Ingest, Storm};
-use crate::server::{Kind, Server};
+use crate::scenarios::{Fanout, FanoutParams, Ingest, Scale, ScaleParams, Storm};
+use crate::server::{Kind, Plan, Server};
 
 #[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
 enum Only {
@@ -62,6 +62,40 @@ struct Args {
     /// Run only the ingest and the warm and cold loads of its plan (issue 14's cold load).
     #[arg(long, env = "MAPLINE_LOAD_INGEST_ONLY", conflicts_with = "fanout_only")]
     ingest_only: bool,
+    /// Run only the connect storm, `--storm-runs` times, each on a freshly started server:
+    /// once with the storm loading its plans' rooms (cold), once on plans that each already
+    /// have a client (warm: the connections' own memory); with the kernel's listen-overflow
+    /// counters.
+    #[arg(long, env = "MAPLINE_LOAD_STORM_ONLY", conflicts_with_all = ["fanout_only", "ingest_only"])]
+    storm_only: bool,
+    /// Connect storms of `--storm-only`, each kind.
+    #[arg(long, env = "MAPLINE_LOAD_STORM_RUNS", default_value_t = 3)]
+    storm_runs: usize,
+    /// Run only the large node (issue 14): seed Mapline's store with `--scale-plans` plans,
+    /// restart it (start-up timed), hold `--scale-sockets` sockets over `--scale-open-plans` of
+    /// them, measure idle CPU and RSS, then the fan-out on other plans with the sockets held;
+    /// plus the fan-out on an empty Mapline and on the in-memory server.
+    #[arg(long, env = "MAPLINE_LOAD_SCALE_ONLY", conflicts_with_all = ["fanout_only", "ingest_only", "storm_only"])]
+    scale_only: bool,
+    /// Large node: plans in the store (from the built-in templates, in turn).
+    #[arg(long, env = "MAPLINE_LOAD_SCALE_PLANS", default_value_t = 10000)]
+    scale_plans: usize,
+    /// Large node: sockets held open.
+    #[arg(long, env = "MAPLINE_LOAD_SCALE_SOCKETS", default_value_t = 5000)]
+    scale_sockets: usize,
+    /// Large node: plans the held sockets are spread over.
+    #[arg(long, env = "MAPLINE_LOAD_SCALE_OPEN_PLANS", default_value_t = 1000)]
+    scale_open_plans: usize,
+    /// Large node: seconds of each of the two idle windows (CPU and RSS) with the sockets held.
+    #[arg(long, env = "MAPLINE_LOAD_SCALE_IDLE", default_value_t = 10.0)]
+    scale_idle_seconds: f64,
+    /// Large node: plan creations in flight while seeding.
+    #[arg(long, env = "MAPLINE_LOAD_SCALE_SEED_THREADS", default_value_t = 4)]
+    scale_seed_threads: usize,
+    /// Large node: keep the seeded data file here (and its plans' links in `<file>.plans.json`)
+    /// and start from a copy of it when it exists, instead of seeding again.
+    #[arg(long, env = "MAPLINE_LOAD_SCALE_DATA")]
+    scale_data: Option<PathBuf>,
     /// Cold loads of the ingested plan, each after its own restart of Mapline (the table
     /// shows the median, the list every one).
     #[arg(long, env = "MAPLINE_LOAD_COLD_LOADS", default_value_t = 1)]
@@ -109,7 +143,25 @@ struct Row {
     cold: Option<f64>,
     /// Every cold load, in the order measured.
     colds: Vec<f64>,
+    /// `--storm-only`: each run's cold and warm storm, and the load average before it.
+    storms: Vec<StormRun>,
+    /// `--scale-only`: the large node (Mapline's first row).
+    scale: Option<Scale>,
+    /// `--scale-only`: seconds spent seeding the store (None: copied from `--scale-data`).
+    seed_s: Option<f64>,
 }
+
+#[derive(Debug, Default)]
+struct StormRun {
+    load: String,
+    cold: Storm,
+    warm: Storm,
+    /// The same clients on warm plans, [`WAVE`] at a time.
+    waves: Storm,
+}
+
+/// Clients per wave in `--storm-only`'s connections in waves.
+const WAVE: usize = 50;
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
@@ -120,6 +172,12 @@ fn main() -> Result<()> {
         )
         .init();
     let args = Args::parse();
+    if args.storm_only && args.storm_runs == 0 {
+        bail!("--storm-runs must be at least 1");
+    }
+    if args.scale_only && (args.scale_plans < 2 || args.scale_open_plans == 0) {
+        bail!("the large node needs at least two plans and one open plan");
+    }
     if args.cold_loads == 0 {
         bail!("--cold-loads must be at least 1");
     }
@@ -167,7 +225,22 @@ async fn run(args: Args) -> Result<()> {
             bin: args.mapline_bin.clone(),
             data: dir.path().join("m.redb"),
         };
-        rows.push(measure(&args, kind).await?);
+        if args.scale_only {
+            rows.push(measure_scale(&args, kind).await?);
+            let plain = tempfile::Builder::new()
+                .prefix("mapline-load-")
+                .tempdir_in(&base)
+                .context("a temporary data folder")?;
+            let kind = Kind::Mapline {
+                bin: args.mapline_bin.clone(),
+                data: plain.path().join("m.redb"),
+            };
+            let mut row = measure(&args, kind).await?;
+            row.name = format!("{}, empty store, no sockets held", row.name);
+            rows.push(row);
+        } else {
+            rows.push(measure(&args, kind).await?);
+        }
     }
     if args.only != Some(Only::Mapline) {
         if !args.baseline.exists() {
@@ -190,7 +263,159 @@ async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+fn fanout_params(args: &Args) -> FanoutParams {
+    FanoutParams {
+        plans: args.plans,
+        clients: args.clients,
+        rate: args.rate,
+        seconds: args.seconds,
+        grace: Duration::from_secs_f64(args.grace),
+    }
+}
+
+/// `--storm-only`: each run on fresh servers, the cold storm then the warm one.
+async fn measure_storms(args: &Args, kind: Kind) -> Result<Row> {
+    let mut row = Row::default();
+    for run in 1..=args.storm_runs {
+        let load = sys::load_average();
+        let server = Server::start(kind.clone()).await?;
+        row.name = server.name().to_owned();
+        tracing::info!(server = %row.name, run, %load, "connect storm, cold");
+        let cold = scenarios::connect_storm(&server, args.connect_clients, args.connect_plans)
+            .await
+            .context("connect storm")?;
+        server.stop().await?;
+        let server = Server::start(kind.clone()).await?;
+        tracing::info!(server = %row.name, run, "connect storm, warm");
+        let warm = scenarios::connect_storm_warm(&server, args.connect_clients, args.connect_plans)
+            .await
+            .context("warm connect storm")?;
+        server.stop().await?;
+        let server = Server::start(kind.clone()).await?;
+        tracing::info!(server = %row.name, run, "connections in waves");
+        let waves =
+            scenarios::connect_waves(&server, args.connect_clients, args.connect_plans, WAVE)
+                .await
+                .context("connections in waves")?;
+        server.stop().await?;
+        row.storms.push(StormRun {
+            load,
+            cold,
+            warm,
+            waves,
+        });
+    }
+    Ok(row)
+}
+
+/// `--scale-only` for Mapline: a seeded store (or a copy of `--scale-data`), the timed start
+/// on it, then the sockets, the idle window and the fan-out.
+async fn measure_scale(args: &Args, kind: Kind) -> Result<Row> {
+    let Kind::Mapline { data, .. } = &kind else {
+        bail!("the large node is Mapline's");
+    };
+    let cached = args
+        .scale_data
+        .as_ref()
+        .filter(|f| f.exists() && plans_file(f).exists());
+    let (plans, seed_s) = if let Some(file) = cached {
+        tracing::info!(file = %file.display(), "starting from a copy of the seeded store");
+        std::fs::copy(file, data).context("copying the seeded store")?;
+        // On disk before the timed start: else the server's first commit's fsync writes the
+        // whole copy (seen: 1.4 s to "listening" instead of a few ms).
+        std::fs::File::open(data)
+            .and_then(|f| f.sync_all())
+            .context("syncing the copy of the seeded store")?;
+        (read_plans(&plans_file(file))?, None)
+    } else {
+        let server = Server::start(kind.clone()).await?;
+        tracing::info!(plans = args.scale_plans, "seeding");
+        let started = std::time::Instant::now();
+        let plans = server
+            .seed_plans(args.scale_plans, args.scale_seed_threads)
+            .await
+            .context("seeding the store")?;
+        let seed_s = started.elapsed().as_secs_f64();
+        server.stop().await?;
+        if let Some(file) = &args.scale_data {
+            std::fs::copy(data, file).context("keeping the seeded store")?;
+            write_plans(&plans_file(file), &plans)?;
+        }
+        (plans, Some(seed_s))
+    };
+    if plans.len() < 2 {
+        bail!("the seeded store holds {} plans", plans.len());
+    }
+    let server = Server::start(kind).await?;
+    let mut row = Row {
+        name: format!(
+            "{}, {} plans stored, {} sockets held over {} plans",
+            server.name(),
+            plans.len(),
+            args.scale_sockets,
+            args.scale_open_plans
+        ),
+        seed_s,
+        ..Row::default()
+    };
+    let mut scale = scenarios::scale(
+        &server,
+        &plans,
+        ScaleParams {
+            sockets: args.scale_sockets,
+            open_plans: args.scale_open_plans,
+            idle: Duration::from_secs_f64(args.scale_idle_seconds),
+        },
+        fanout_params(args),
+    )
+    .await
+    .context("large node")?;
+    server.stop().await?;
+    // The fan-out's figures are the row's (the table compares them with the other servers').
+    row.fanout = std::mem::take(&mut scale.fanout);
+    row.scale = Some(scale);
+    Ok(row)
+}
+
+fn plans_file(data: &std::path::Path) -> PathBuf {
+    let mut name = data.as_os_str().to_owned();
+    name.push(".plans.json");
+    PathBuf::from(name)
+}
+
+fn write_plans(path: &std::path::Path, plans: &[Plan]) -> Result<()> {
+    let list: Vec<serde_json::Value> = plans
+        .iter()
+        .map(|p| serde_json::json!({"room": p.room, "token": p.token}))
+        .collect();
+    std::fs::write(path, serde_json::to_vec(&list)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn read_plans(path: &std::path::Path) -> Result<Vec<Plan>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let list: Vec<serde_json::Value> = serde_json::from_str(&text)?;
+    list.iter()
+        .map(|p| {
+            Ok(Plan {
+                room: p["room"]
+                    .as_str()
+                    .context("a plan without a room")?
+                    .to_owned(),
+                token: p["token"]
+                    .as_str()
+                    .context("a plan without a token")?
+                    .to_owned(),
+            })
+        })
+        .collect()
+}
+
 async fn measure(args: &Args, kind: Kind) -> Result<Row> {
+    if args.storm_only {
+        return measure_storms(args, kind).await;
+    }
     let mut server = Server::start(kind).await?;
     let mut row = Row {
         name: server.name().to_owned(),
@@ -202,25 +427,16 @@ async fn measure(args: &Args, kind: Kind) -> Result<Row> {
         return Ok(row);
     }
     tracing::info!(server = %row.name, "fan-out");
-    row.fanout = scenarios::fanout(
-        &server,
-        FanoutParams {
-            plans: args.plans,
-            clients: args.clients,
-            rate: args.rate,
-            seconds: args.seconds,
-            grace: Duration::from_secs_f64(args.grace),
-        },
-    )
-    .await
-    .context("fan-out")?;
+    row.fanout = scenarios::fanout(&server, fanout_params(args))
+        .await
+        .context("fan-out")?;
     if let Some(e) = &row.fanout.first_error {
         tracing::warn!(
             clients = row.fanout.failed_clients,
             "fan-out clients failed: {e}"
         );
     }
-    if !args.fanout_only {
+    if !args.fanout_only && !args.scale_only {
         tracing::info!(server = %row.name, "connect storm");
         row.storm = Some(
             scenarios::connect_storm(&server, args.connect_clients, args.connect_plans)
@@ -286,6 +502,12 @@ fn report(args: &Args, fsync: &stats::Percentiles, rows: &[Row]) -> String {
     out += &format!("Command: `{}`\n\n", command.join(" "));
     if args.ingest_only {
         return report_ingest(args, &out, rows);
+    }
+    if args.storm_only {
+        return report_storms(args, &out, rows);
+    }
+    if args.scale_only {
+        return report_scale(args, &out, fsync, rows);
     }
     let others = if args.fanout_only {
         "the fan-out only".to_owned()
@@ -406,6 +628,202 @@ fn report_ingest(args: &Args, head: &str, rows: &[Row]) -> String {
                 colds.join(", ")
             },
         );
+    }
+    out
+}
+
+/// The report of `--storm-only`: every run, cold and warm, then min / median / max.
+fn report_storms(args: &Args, head: &str, rows: &[Row]) -> String {
+    let mut out = head.to_owned();
+    out += &format!(
+        "Parameters: connect storm {} clients over {} plans, {} run(s) per server, each storm on a freshly started server; cold: the storm loads the plans' rooms; warm: each plan already has one client connected; waves: as warm, but {WAVE} clients at a time, each wave synced before the next\n\n",
+        args.connect_clients, args.connect_plans, args.storm_runs
+    );
+    out += &format!("Machine: {}\n\n", sys::machine());
+    out += "| server | run | load average | cold: all synced ms | cold: RSS/conn KiB (1 s later) | cold: listen overflows / drops | warm: all synced ms | warm: RSS/conn KiB (1 s later) | warm: listen overflows / drops | waves: RSS/conn KiB (1 s later) |\n";
+    out += "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+    for r in rows {
+        for (i, s) in r.storms.iter().enumerate() {
+            out += &format!(
+                "| {} | {} | {} | {:.0} | {:.1} ({:.1}) | {} / {} | {:.0} | {:.1} ({:.1}) | {} / {} | {:.1} ({:.1}) |\n",
+                r.name,
+                i + 1,
+                s.load,
+                s.cold.ms,
+                s.cold.rss_per_conn / 1024.0,
+                s.cold.rss_per_conn_settled / 1024.0,
+                s.cold.listen.overflows,
+                s.cold.listen.drops,
+                s.warm.ms,
+                s.warm.rss_per_conn / 1024.0,
+                s.warm.rss_per_conn_settled / 1024.0,
+                s.warm.listen.overflows,
+                s.warm.listen.drops,
+                s.waves.rss_per_conn / 1024.0,
+                s.waves.rss_per_conn_settled / 1024.0,
+            );
+        }
+    }
+    out += "\n| server | cold ms min / median / max | warm ms min / median / max | cold RSS/conn KiB median | warm RSS/conn KiB median |\n";
+    out += "| --- | --- | --- | --- | --- |\n";
+    let show = |v: Option<stats::Spread>, scale: f64, digits: usize| {
+        v.map_or_else(
+            || "n/a".to_owned(),
+            |s| {
+                format!(
+                    "{:.digits$} / {:.digits$} / {:.digits$}",
+                    s.min / scale,
+                    s.median / scale,
+                    s.max / scale
+                )
+            },
+        )
+    };
+    for r in rows {
+        let pick =
+            |f: fn(&StormRun) -> f64| stats::spread(&r.storms.iter().map(f).collect::<Vec<_>>());
+        out += &format!(
+            "| {} | {} | {} | {} | {} |\n",
+            r.name,
+            show(pick(|s| s.cold.ms), 1.0, 0),
+            show(pick(|s| s.warm.ms), 1.0, 0),
+            opt(pick(|s| s.cold.rss_per_conn).map(|s| s.median / 1024.0), 1),
+            opt(pick(|s| s.warm.rss_per_conn).map(|s| s.median / 1024.0), 1),
+        );
+    }
+    out
+}
+
+/// The report of `--scale-only`: the large node's start, memory and idle CPU, then the
+/// fan-out of every row against the in-memory server's.
+fn report_scale(args: &Args, head: &str, fsync: &stats::Percentiles, rows: &[Row]) -> String {
+    let mut out = head.to_owned();
+    out += &format!(
+        "Parameters: {} plans stored (templates in turn), {} sockets held over {} of them, {} s idle; fan-out {} plans × {} clients × {} updates/s × {} s on other plans; generator threads {}\n\n",
+        args.scale_plans,
+        args.scale_sockets,
+        args.scale_open_plans,
+        args.scale_idle_seconds,
+        args.plans,
+        args.clients,
+        args.rate,
+        args.seconds,
+        args.threads
+    );
+    out += &format!(
+        "Machine: {}; load average at the end {}\n\n",
+        sys::machine(),
+        sys::load_average()
+    );
+    out += &format!(
+        "Disk floor ({} × write + fsync of a small file in the data folder): p50 {} ms, p99 {} ms, max {} ms\n\n",
+        fsync.count,
+        ms(fsync.p50),
+        ms(fsync.p99),
+        ms(fsync.max)
+    );
+    for r in rows {
+        let Some(s) = &r.scale else { continue };
+        let m = &s.memory;
+        let mib = |b: u64| b as f64 / 1048576.0;
+        out += &format!("{}:\n\n", r.name);
+        out += "| figure | value |\n| --- | --- |\n";
+        out += &format!(
+            "| seeding the store | {} |\n",
+            r.seed_s.map_or_else(
+                || "copied from --scale-data".to_owned(),
+                |s| format!("{s:.1} s")
+            )
+        );
+        out += &format!(
+            "| start-up: spawn → listening / → /healthz 200 / → first client synced | {:.1} / {:.1} / {:.1} ms |\n",
+            s.listening_ms, s.healthy_ms, s.first_sync_ms
+        );
+        out += &format!("| RSS after start | {:.1} MiB |\n", mib(s.started_rss));
+        out += &format!(
+            "| one socket on each of {} plans (rooms loaded cold) | {:.0} ms, RSS {:.1} MiB: {:.1} KiB per room + its socket |\n",
+            m.plans,
+            s.rooms_ms,
+            mib(m.rooms_open),
+            m.per_room() / 1024.0
+        );
+        out += &format!(
+            "| the other {} sockets (rooms warm) | {:.0} ms, RSS {:.1} MiB: {:.1} KiB per socket |\n",
+            m.sockets.saturating_sub(m.plans),
+            s.rest_ms,
+            mib(m.all_open),
+            m.per_socket_warm() / 1024.0
+        );
+        out += &format!(
+            "| all {} sockets, rooms included | {:.1} KiB per socket |\n",
+            m.sockets,
+            m.per_socket_cold() / 1024.0
+        );
+        for (i, w) in s.idle.iter().enumerate() {
+            out += &format!(
+                "| idle window {}, sockets held: CPU, RSS at its end | {:.2} s over {:.1} s ({:.2} % of a core), {:.1} MiB |\n",
+                i + 1,
+                w.cpu,
+                w.seconds,
+                stats::percent_of_a_core(w.cpu, w.seconds),
+                mib(w.rss)
+            );
+        }
+        out += &format!(
+            "| RSS after the fan-out, sockets held | {:.1} MiB |\n",
+            mib(s.end_rss)
+        );
+        out += &format!("| held sockets the server closed | {} |\n\n", s.closed);
+    }
+    out += "| server | delivered | missed | diverged | p50 ms | p95 ms | p99 ms | max ms | server CPU s | load-gen CPU s | peak RSS MiB |\n";
+    out += "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+    for r in rows {
+        let f = &r.fanout;
+        out += &format!(
+            "| {} | {}/{} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.1} |\n",
+            r.name,
+            f.delivery.delivered,
+            f.delivery.expected,
+            f.delivery.missed,
+            f.delivery.diverged,
+            ms(f.latency.p50),
+            ms(f.latency.p95),
+            ms(f.latency.p99),
+            ms(f.latency.max),
+            f.server_cpu,
+            f.generator_cpu,
+            f.peak_rss as f64 / 1048576.0,
+        );
+    }
+    if let Some((b, ms_rows)) = rows.split_last()
+        && !b.name.starts_with("Mapline")
+    {
+        for m in ms_rows {
+            let (mf, bf) = (&m.fanout, &b.fanout);
+            out += &format!(
+                "| ratio {} / in-memory | | | | {} | {} | {} | {} | {} | | |\n",
+                if m.scale.is_some() {
+                    "large node"
+                } else {
+                    "empty store"
+                },
+                ratio(mf.latency.p50 as f64, bf.latency.p50 as f64),
+                ratio(mf.latency.p95 as f64, bf.latency.p95 as f64),
+                ratio(mf.latency.p99 as f64, bf.latency.p99 as f64),
+                ratio(mf.latency.max as f64, bf.latency.max as f64),
+                ratio(mf.server_cpu, bf.server_cpu),
+            );
+        }
+    }
+    for r in rows {
+        if r.fanout.failed_clients > 0 {
+            out += &format!(
+                "\n{}: {} fan-out clients failed; the first: {}\n",
+                r.name,
+                r.fanout.failed_clients,
+                r.fanout.first_error.as_deref().unwrap_or("")
+            );
+        }
     }
     out
 }

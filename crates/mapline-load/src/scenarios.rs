@@ -8,8 +8,8 @@ use yrs::{Any, ArrayPrelim, Doc, Map, MapPrelim, MapRef, Out, ReadTxn, StateVect
 
 use crate::client::{Arrivals, Client, now_us};
 use crate::server::{Plan, Server};
-use crate::stats::{self, ClientEnd, Delivery, Percentiles};
-use crate::sys::proc_stats;
+use crate::stats::{self, ClientEnd, ConnMemory, Delivery, Percentiles};
+use crate::sys::{ListenCounters, listen_counters, proc_stats};
 
 /// Milestones the first client of every plan writes before the fan-out (a plan of realistic
 /// size, the same in every server): like the enterprise template's.
@@ -267,28 +267,103 @@ async fn run_fanout(
 /// N clients over M plans connecting at once.
 #[derive(Debug, Default)]
 pub struct Storm {
+    /// From the first connect to the last client synced.
     pub ms: f64,
+    /// The server's RSS growth over the storm per client, when the last client synced.
     pub rss_per_conn: f64,
+    /// The same 1 s later, every client still connected.
+    pub rss_per_conn_settled: f64,
+    /// Connections the server's listen backlog could not take during the storm (this network
+    /// namespace's counters: another process's overflow in the same moment would count too).
+    pub listen: ListenCounters,
 }
 
+/// The storm as the issue states it: the plans' rooms are loaded by the storm itself (cold),
+/// so the RSS per connection includes them.
 pub async fn connect_storm(server: &Server, clients: usize, plans: usize) -> Result<Storm> {
     let plans = server.plans(plans.max(1)).await?;
+    storm(server, &plans, clients).await
+}
+
+/// The same storm on plans that each already have one client connected (their rooms loaded):
+/// the RSS per connection is the connections' own.
+pub async fn connect_storm_warm(server: &Server, clients: usize, plans: usize) -> Result<Storm> {
+    let plans = server.plans(plans.max(1)).await?;
+    let holders = connect_all(server, &plans, plans.len()).await?;
+    let result = storm(server, &plans, clients).await;
+    close_all(holders).await;
+    result
+}
+
+/// Not a storm: the same clients on plans that each already have one, connected `wave` at a
+/// time (each wave synced before the next). What one wave's handshakes allocate for a moment
+/// is reused by the next, so the RSS growth per connection is what a connection keeps.
+pub async fn connect_waves(
+    server: &Server,
+    clients: usize,
+    plans: usize,
+    wave: usize,
+) -> Result<Storm> {
+    let plans = server.plans(plans.max(1)).await?;
+    let holders = connect_all(server, &plans, plans.len()).await?;
     let before = server.stats()?;
+    let listen_before = listen_counters()?;
     let started = Instant::now();
-    let connected = connect_all(server, &plans, clients).await?;
+    let mut connected = Vec::with_capacity(clients);
+    while connected.len() < clients {
+        let n = wave.max(1).min(clients - connected.len());
+        // Continue the round-robin where the last wave ended.
+        let offset = connected.len();
+        let tasks: Vec<_> = (offset..offset + n)
+            .map(|i| {
+                let url = server.url(&plans[stats::plan_of(i, plans.len())]);
+                tokio::spawn(async move { Client::connect(&url).await })
+            })
+            .collect();
+        for t in tasks {
+            connected.push(t.await??);
+        }
+    }
     let ms = started.elapsed().as_secs_f64() * 1e3;
+    let listen = listen_before.since(listen_counters()?);
     let after = server.stats()?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let settled = server.stats()?;
+    close_all(connected).await;
+    close_all(holders).await;
+    Ok(Storm {
+        ms,
+        rss_per_conn: stats::growth_per(before.rss, after.rss, clients),
+        rss_per_conn_settled: stats::growth_per(before.rss, settled.rss, clients),
+        listen,
+    })
+}
+
+async fn storm(server: &Server, plans: &[Plan], clients: usize) -> Result<Storm> {
+    let before = server.stats()?;
+    let listen_before = listen_counters()?;
+    let started = Instant::now();
+    let connected = connect_all(server, plans, clients).await?;
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    let listen = listen_before.since(listen_counters()?);
+    let after = server.stats()?;
+    // A second reading with the sockets still open, once what the handshakes and the syncs
+    // allocated for a moment could be freed (a measurement interval, not a wait on a condition).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let settled = server.stats()?;
     close_all(connected).await;
     Ok(Storm {
         ms,
-        rss_per_conn: after.rss.saturating_sub(before.rss) as f64 / clients as f64,
+        rss_per_conn: stats::growth_per(before.rss, after.rss, clients),
+        rss_per_conn_settled: stats::growth_per(before.rss, settled.rss, clients),
+        listen,
     })
 }
 
 async fn connect_all(server: &Server, plans: &[Plan], n: usize) -> Result<Vec<Client>> {
     let tasks: Vec<_> = (0..n)
         .map(|i| {
-            let url = server.url(&plans[i % plans.len()]);
+            let url = server.url(&plans[stats::plan_of(i, plans.len())]);
             tokio::spawn(async move { Client::connect(&url).await })
         })
         .collect();
@@ -319,7 +394,7 @@ pub async fn idle(server: &Server, n: usize) -> Result<f64> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = server.stats()?;
     close_all(clients).await;
-    Ok(after.rss.saturating_sub(before.rss) as f64 / n as f64)
+    Ok(stats::growth_per(before.rss, after.rss, n))
 }
 
 #[derive(Debug, Default)]
@@ -389,6 +464,123 @@ pub async fn join(server: &Server, plan: &Plan, k: usize) -> Result<f64> {
     let ms = started.elapsed().as_secs_f64() * 1e3;
     c.close().await;
     Ok(ms)
+}
+
+/// The large node: sockets held open over plans of a large store while the server idles, then
+/// while a fan-out runs on other plans.
+#[derive(Debug, Clone, Copy)]
+pub struct ScaleParams {
+    pub sockets: usize,
+    pub open_plans: usize,
+    /// How long the server's CPU is measured with the sockets open and nothing sent.
+    pub idle: Duration,
+}
+
+#[derive(Debug, Default)]
+pub struct Scale {
+    /// Spawn → "listening" on stdout, → `/healthz` answering 200, → a first client synced on
+    /// a stored plan (ms).
+    pub listening_ms: f64,
+    pub healthy_ms: f64,
+    pub first_sync_ms: f64,
+    /// RSS once the first client synced.
+    pub started_rss: u64,
+    /// RSS at each step of opening the sockets.
+    pub memory: ConnMemory,
+    /// Opening one socket per plan (cold rooms), then the rest (ms).
+    pub rooms_ms: f64,
+    pub rest_ms: f64,
+    /// Two idle windows one after the other, the sockets held.
+    pub idle: [Idle; 2],
+    /// The fan-out on other plans, with the sockets open.
+    pub fanout: Fanout,
+    /// RSS after the fan-out, the sockets still open.
+    pub end_rss: u64,
+    /// Held sockets the server had closed by the end (should be 0).
+    pub closed: usize,
+}
+
+/// One idle window: its length (s), the server's CPU over it (s), its RSS at the end.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Idle {
+    pub seconds: f64,
+    pub cpu: f64,
+    pub rss: u64,
+}
+
+/// Measures the start of a server on a store that already holds `plans`' plans, then holds
+/// sockets open on the first `p.open_plans` of them, idles, and runs the fan-out on new plans.
+pub async fn scale(
+    server: &Server,
+    plans: &[Plan],
+    p: ScaleParams,
+    fanout_params: FanoutParams,
+) -> Result<Scale> {
+    let mut out = Scale {
+        listening_ms: server.listening().as_secs_f64() * 1e3,
+        ..Scale::default()
+    };
+    let deadline = Instant::now() + STEP_DEADLINE;
+    server.wait_healthy(deadline).await?;
+    out.healthy_ms = server.spawned().elapsed().as_secs_f64() * 1e3;
+    // The first sync on a plan no held socket opens (the last of the store), so its room is
+    // cold here and stays out of the rooms counted below.
+    let last = plans.last().context("the store holds no plans")?;
+    let first = Client::connect(&server.url(last)).await?;
+    out.first_sync_ms = server.spawned().elapsed().as_secs_f64() * 1e3;
+    first.close().await;
+    out.started_rss = server.stats()?.rss;
+
+    let open = &plans[..p.open_plans.min(plans.len().saturating_sub(1)).max(1)];
+    let started = Instant::now();
+    let mut held = connect_all(server, open, open.len()).await?;
+    out.rooms_ms = started.elapsed().as_secs_f64() * 1e3;
+    let rooms_open = server.stats()?.rss;
+    let started = Instant::now();
+    // The rest round-robin over the same plans (the first pass opened each once).
+    let rest = p.sockets.saturating_sub(open.len());
+    held.extend(connect_all(server, open, rest).await?);
+    out.rest_ms = started.elapsed().as_secs_f64() * 1e3;
+    let all_open = server.stats()?;
+    out.memory = ConnMemory {
+        start: out.started_rss,
+        rooms_open,
+        all_open: all_open.rss,
+        plans: open.len(),
+        sockets: held.len(),
+    };
+    tracing::info!(
+        sockets = held.len(),
+        plans = open.len(),
+        "held open; idling"
+    );
+
+    // Two idle windows (measurement intervals, not waits for a condition): the first still
+    // holds the work a room does after its first sync (its indexes, built in the background),
+    // the second is the held sockets' own.
+    let mut last = all_open;
+    for window in &mut out.idle {
+        let started = Instant::now();
+        tokio::time::sleep(p.idle).await;
+        let now = server.stats()?;
+        *window = Idle {
+            seconds: started.elapsed().as_secs_f64(),
+            cpu: now.cpu_s - last.cpu_s,
+            rss: now.rss,
+        };
+        last = now;
+    }
+
+    tracing::info!("fan-out with the sockets held");
+    out.fanout = fanout(server, fanout_params).await.context("fan-out")?;
+    out.end_rss = server.stats()?.rss;
+    out.closed = held
+        .iter_mut()
+        .map(Client::is_open)
+        .filter(|open| !open)
+        .count();
+    close_all(held).await;
+    Ok(out)
 }
 
 #[cfg(test)]

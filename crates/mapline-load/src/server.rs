@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -37,6 +37,10 @@ pub struct Server {
     ws_base: String,
     http: String,
     rooms: AtomicU32,
+    /// When the process was spawned.
+    spawned: Instant,
+    /// From the spawn to the server's "listening" line on stdout.
+    listening: Duration,
 }
 
 impl Server {
@@ -64,6 +68,7 @@ impl Server {
         };
         // Mapline logs to stdout (read below); MAPLINE_LOAD_SERVER_LOG=debug shows its room
         // loads there, echoed to stderr.
+        let spawned = Instant::now();
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -83,6 +88,7 @@ impl Server {
         })
         .await
         .context("the server did not listen within 20 s")??;
+        let listening = spawned.elapsed();
         // Keep reading stdout so the server never blocks on a full pipe.
         let echo = std::env::var_os("MAPLINE_LOAD_SERVER_LOG").is_some();
         tokio::spawn(async move {
@@ -114,7 +120,42 @@ impl Server {
             ws_base,
             http,
             rooms: AtomicU32::new(0),
+            spawned,
+            listening,
         })
+    }
+
+    pub fn spawned(&self) -> Instant {
+        self.spawned
+    }
+
+    /// From the spawn to the "listening" line.
+    pub fn listening(&self) -> Duration {
+        self.listening
+    }
+
+    /// Polls `GET /healthz` until it answers 200 (Mapline only), or fails at `deadline`.
+    pub async fn wait_healthy(&self, deadline: Instant) -> Result<()> {
+        let url = format!("{}/healthz", self.http);
+        tokio::task::spawn_blocking(move || {
+            let agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(5)))
+                .build()
+                .new_agent();
+            loop {
+                if let Ok(response) = agent.get(&url).call()
+                    && response.status().is_success()
+                {
+                    return Ok(());
+                }
+                if Instant::now() >= deadline {
+                    bail!("{url} not ready by the deadline");
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+        .await?
     }
 
     pub fn name(&self) -> &'static str {
@@ -148,7 +189,37 @@ impl Server {
                 .collect());
         }
         let url = format!("{}/api/plans", self.http);
-        tokio::task::spawn_blocking(move || create_plans(&url, n)).await?
+        tokio::task::spawn_blocking(move || create_plans(&url, n, None)).await?
+    }
+
+    /// Creates `n` realistic plans in Mapline (the templates enterprise, mid-market and
+    /// renewal-expansion in turn, through `POST /api/plans`), `threads` requests at a time.
+    pub async fn seed_plans(&self, n: usize, threads: usize) -> Result<Vec<Plan>> {
+        if !self.is_mapline() {
+            bail!("only Mapline's store can be seeded");
+        }
+        let url = format!("{}/api/plans", self.http);
+        let threads = threads.clamp(1, n.max(1));
+        let mut workers = Vec::with_capacity(threads);
+        for t in 0..threads {
+            // Worker t creates plans t, t + threads, …: the templates stay in turn overall.
+            let mine: Vec<usize> = (t..n).step_by(threads).collect();
+            let url = url.clone();
+            workers.push(tokio::task::spawn_blocking(move || {
+                let mut plans = Vec::with_capacity(mine.len());
+                for i in mine {
+                    let template = TEMPLATES[i % TEMPLATES.len()];
+                    plans.push((i, create_plans(&url, 1, Some(template))?.remove(0)));
+                }
+                anyhow::Ok(plans)
+            }));
+        }
+        let mut all = Vec::with_capacity(n);
+        for w in workers {
+            all.extend(w.await??);
+        }
+        all.sort_by_key(|(i, _)| *i);
+        Ok(all.into_iter().map(|(_, p)| p).collect())
     }
 
     /// SIGTERM, then waits for the exit.
@@ -177,12 +248,23 @@ impl Server {
     }
 }
 
-fn create_plans(url: &str, n: usize) -> Result<Vec<Plan>> {
+/// The built-in templates a seeded plan is made from, in turn.
+const TEMPLATES: [&str; 3] = ["enterprise", "mid-market", "renewal-expansion"];
+
+fn create_plans(url: &str, n: usize, template: Option<&str>) -> Result<Vec<Plan>> {
     let agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .new_agent();
-    let body = r#"{"title":"Bench","buyerOrg":"B","sellerOrg":"S","goLive":"2027-04-01"}"#;
+    let body = match template {
+        Some(t) => serde_json::json!({"title": format!("Northwind rollout ({t})"),
+            "buyerOrg": "Northwind Health", "sellerOrg": "Mapline Inc",
+            "goLive": "2027-04-01", "template": t})
+        .to_string(),
+        None => {
+            r#"{"title":"Bench","buyerOrg":"B","sellerOrg":"S","goLive":"2027-04-01"}"#.to_owned()
+        }
+    };
     let mut plans = Vec::with_capacity(n);
     for _ in 0..n {
         let response = agent

@@ -106,6 +106,85 @@ pub fn parse_key(key: &str) -> Option<(u32, u32)> {
     Some((c.parse().ok()?, n.parse().ok()?))
 }
 
+/// The server's RSS at the steps of opening sockets over plans: before any, after one socket
+/// per plan (every plan's room loaded), after all of them. Splits what a connection costs from
+/// what a loaded room costs.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ConnMemory {
+    /// Bytes before the first socket.
+    pub start: u64,
+    /// Bytes with one socket open on each plan.
+    pub rooms_open: u64,
+    /// Bytes with every socket open.
+    pub all_open: u64,
+    pub plans: usize,
+    pub sockets: usize,
+}
+
+impl ConnMemory {
+    /// Bytes per socket counting everything the sockets brought: rooms loaded cold included.
+    pub fn per_socket_cold(&self) -> f64 {
+        growth_per(self.start, self.all_open, self.sockets)
+    }
+
+    /// Bytes per socket opened on plans whose rooms were already loaded: the connection alone.
+    pub fn per_socket_warm(&self) -> f64 {
+        growth_per(
+            self.rooms_open,
+            self.all_open,
+            self.sockets.saturating_sub(self.plans),
+        )
+    }
+
+    /// Bytes per plan for its first socket: the room's load plus one connection.
+    pub fn per_room(&self) -> f64 {
+        growth_per(self.start, self.rooms_open, self.plans)
+    }
+}
+
+/// `(after - before) / n`: growth below zero (the allocator handed memory back) reads 0, as
+/// does a step that opened nothing.
+pub fn growth_per(before: u64, after: u64, n: usize) -> f64 {
+    if n == 0 {
+        return 0.0;
+    }
+    after.saturating_sub(before) as f64 / n as f64
+}
+
+/// CPU seconds over a wall-clock window as a percentage of one core (0 for an empty window).
+pub fn percent_of_a_core(cpu_s: f64, wall_s: f64) -> f64 {
+    if wall_s > 0.0 {
+        100.0 * cpu_s / wall_s
+    } else {
+        0.0
+    }
+}
+
+/// Which of `plans` plans the `i`-th of a scenario's sockets opens: round-robin, so each plan
+/// gets `sockets / plans` of them or one more, and the first `plans` sockets open every plan
+/// once (the rooms are loaded before any plan has a second socket).
+pub fn plan_of(i: usize, plans: usize) -> usize {
+    i % plans.max(1)
+}
+
+/// The least, the median (the upper one of an even count) and the largest of repeated runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+}
+
+pub fn spread(values: &[f64]) -> Option<Spread> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    Some(Spread {
+        min: *sorted.first()?,
+        median: sorted[sorted.len() / 2],
+        max: *sorted.last()?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +266,76 @@ mod tests {
         for stranger in ["notes", "t", "t1", "t-1", "tx-1", "t1-", "x1-2"] {
             assert_eq!(parse_key(stranger), None, "{stranger}");
         }
+    }
+
+    #[test]
+    fn connection_memory_splits_rooms_from_sockets() {
+        // 10 plans, 50 sockets: 10 MiB to load the rooms (with their first socket), 4 MiB more
+        // for the other 40 sockets.
+        let m = ConnMemory {
+            start: 100 << 20,
+            rooms_open: 110 << 20,
+            all_open: 114 << 20,
+            plans: 10,
+            sockets: 50,
+        };
+        assert_eq!(m.per_room(), (1 << 20) as f64);
+        assert_eq!(m.per_socket_warm(), (4 << 20) as f64 / 40.0);
+        assert_eq!(m.per_socket_cold(), (14 << 20) as f64 / 50.0);
+        // As many sockets as plans: no warm socket to divide by.
+        let one_each = ConnMemory {
+            sockets: 10,
+            all_open: 110 << 20,
+            ..m
+        };
+        assert_eq!(one_each.per_socket_warm(), 0.0);
+    }
+
+    #[test]
+    fn growth_is_never_negative_and_nothing_opened_costs_nothing() {
+        assert_eq!(growth_per(1000, 3000, 4), 500.0);
+        assert_eq!(growth_per(3000, 1000, 4), 0.0);
+        assert_eq!(growth_per(1000, 3000, 0), 0.0);
+    }
+
+    #[test]
+    fn sockets_spread_round_robin_and_open_every_plan_first() {
+        let (sockets, plans) = (5000, 1000);
+        let mut per_plan = vec![0; plans];
+        for i in 0..sockets {
+            per_plan[plan_of(i, plans)] += 1;
+        }
+        assert!(per_plan.iter().all(|&n| n == 5));
+        let first: std::collections::HashSet<_> = (0..plans).map(|i| plan_of(i, plans)).collect();
+        assert_eq!(first.len(), plans);
+        // An uneven split differs by one at most.
+        let mut uneven = vec![0; 3];
+        for i in 0..8 {
+            uneven[plan_of(i, 3)] += 1;
+        }
+        assert_eq!(uneven, vec![3, 3, 2]);
+        assert_eq!(plan_of(7, 0), 0);
+    }
+
+    #[test]
+    fn idle_cpu_is_a_share_of_one_core() {
+        assert_eq!(percent_of_a_core(0.05, 10.0), 0.5);
+        assert_eq!(percent_of_a_core(20.0, 10.0), 200.0);
+        assert_eq!(percent_of_a_core(1.0, 0.0), 0.0);
+    }
+
+    #[test]
+    fn spread_is_min_median_max() {
+        let s = spread(&[1339.0, 463.0, 900.0]);
+        assert_eq!(
+            s,
+            Some(Spread {
+                min: 463.0,
+                median: 900.0,
+                max: 1339.0
+            })
+        );
+        assert_eq!(spread(&[2.0, 1.0]).map(|s| s.median), Some(2.0));
+        assert_eq!(spread(&[]), None);
     }
 }

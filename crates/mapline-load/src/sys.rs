@@ -59,6 +59,59 @@ fn status_kib(status: &str, key: &str) -> Result<u64> {
     bail!("no {key} in status")
 }
 
+/// The kernel's count of connections a listening socket could not take because its accept
+/// queue (the listen backlog) was full, for this network namespace (what `nstat -az
+/// TcpExtListenOverflows TcpExtListenDrops` shows). A dropped SYN is retried by the client's
+/// kernel after 1 s, 3 s, …: one overflow is a second added to someone's connect.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ListenCounters {
+    pub overflows: u64,
+    pub drops: u64,
+}
+
+impl ListenCounters {
+    /// What happened between `self` (before) and `after`.
+    pub fn since(self, after: ListenCounters) -> ListenCounters {
+        ListenCounters {
+            overflows: after.overflows.saturating_sub(self.overflows),
+            drops: after.drops.saturating_sub(self.drops),
+        }
+    }
+}
+
+/// Reads `/proc/net/netstat`.
+pub fn listen_counters() -> Result<ListenCounters> {
+    let text = fs::read_to_string("/proc/net/netstat").context("reading /proc/net/netstat")?;
+    parse_listen_counters(&text)
+}
+
+/// `/proc/net/netstat` holds pairs of lines, `TcpExt: Name1 Name2 …` then `TcpExt: 1 2 …`.
+fn parse_listen_counters(text: &str) -> Result<ListenCounters> {
+    let mut lines = text.lines();
+    while let Some(names) = lines.next() {
+        let Some(values) = lines.next() else { break };
+        let (Some(names), Some(values)) = (
+            names.strip_prefix("TcpExt:"),
+            values.strip_prefix("TcpExt:"),
+        ) else {
+            continue;
+        };
+        let mut counters = (None, None);
+        for (name, value) in names.split_whitespace().zip(values.split_whitespace()) {
+            match name {
+                "ListenOverflows" => counters.0 = Some(value.parse::<u64>()?),
+                "ListenDrops" => counters.1 = Some(value.parse::<u64>()?),
+                _ => {}
+            }
+        }
+        if let (Some(overflows), Some(drops)) = counters {
+            return Ok(ListenCounters { overflows, drops });
+        }
+        bail!("TcpExt has no ListenOverflows or ListenDrops");
+    }
+    bail!("no TcpExt lines in /proc/net/netstat")
+}
+
 /// Writes and fsyncs a small file `n` times in `dir`: each write + fsync's duration in µs.
 pub fn fsync_floor(dir: &Path, n: usize) -> Result<Vec<u64>> {
     let path = dir.join("fsync-probe");
@@ -73,6 +126,15 @@ pub fn fsync_floor(dir: &Path, n: usize) -> Result<Vec<u64>> {
     drop(file);
     fs::remove_file(&path)?;
     Ok(samples)
+}
+
+/// The 1-, 5- and 15-minute load averages (`/proc/loadavg`), e.g. "1.07 1.10 1.53": the
+/// machine is shared, so each run notes how busy it was.
+pub fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// "2 × AMD EPYC" from nproc and /proc/cpuinfo's model name.
@@ -112,6 +174,54 @@ mod tests {
         assert_eq!(status_kib(status, "VmRSS").ok(), Some(1024));
         assert_eq!(status_kib(status, "VmHWM").ok(), Some(2048));
         assert!(status_kib(status, "VmSwap").is_err());
+    }
+
+    #[test]
+    fn listen_counters_are_read_by_name_from_the_tcpext_pair() {
+        let netstat = "TcpExt: SyncookiesSent ListenOverflows ListenDrops TCPBacklogDrop\n\
+                       TcpExt: 3 19548 19560 0\n\
+                       IpExt: InNoRoutes ListenOverflows\n\
+                       IpExt: 0 7\n";
+        assert_eq!(
+            parse_listen_counters(netstat).ok(),
+            Some(ListenCounters {
+                overflows: 19548,
+                drops: 19560
+            })
+        );
+        // The same names in another section do not count; the order of sections does not matter.
+        let later = "IpExt: ListenOverflows ListenDrops\nIpExt: 1 1\n\
+                     TcpExt: ListenDrops ListenOverflows\nTcpExt: 5 4\n";
+        assert_eq!(
+            parse_listen_counters(later).ok(),
+            Some(ListenCounters {
+                overflows: 4,
+                drops: 5
+            })
+        );
+        assert!(parse_listen_counters("TcpExt: SyncookiesSent\nTcpExt: 1\n").is_err());
+        assert!(parse_listen_counters("").is_err());
+    }
+
+    #[test]
+    fn listen_counters_since_are_the_growth_and_never_negative() {
+        let before = ListenCounters {
+            overflows: 10,
+            drops: 12,
+        };
+        let after = ListenCounters {
+            overflows: 250,
+            drops: 251,
+        };
+        assert_eq!(
+            before.since(after),
+            ListenCounters {
+                overflows: 240,
+                drops: 239
+            }
+        );
+        // A counter reset (another namespace, a wrap) reads as nothing, not as a huge number.
+        assert_eq!(after.since(before), ListenCounters::default());
     }
 
     #[test]

@@ -613,9 +613,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         watch_file_size_limit();
-        let listener = tokio::net::TcpListener::bind(args.addr)
-            .await
-            .with_context(|| format!("listening on {}", args.addr))?;
+        let listener = listen(args.addr).with_context(|| format!("listening on {}", args.addr))?;
         let origin = format!(
             "http://{}",
             listener.local_addr().context("reading the bound address")?
@@ -776,6 +774,28 @@ fn watch_file_size_limit() {
     }
 }
 
+/// How many connections the kernel queues for the server before it accepts them. tokio's
+/// `TcpListener::bind` asks for 128 (mio 1.2 follows the standard library; `ss -ltn` showed
+/// Send-Q 128): in a connect storm (2,000 clients at once, BENCHMARKS.md) the queue overflowed
+/// (`nstat` TcpExtListenOverflows: 800–3,250 per storm), the kernel dropped the handshakes that
+/// did not fit, and each of those clients waited for its SYN's retransmission (1 s, then 3 s):
+/// the storm's time swung from 0.5 to 2.3 s with the machine's load. Linux caps this at
+/// `net.core.somaxconn` (4,096 by default since 5.4); raise that too for more.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` as `TcpListener::bind` does (SO_REUSEADDR, so a restart does not wait out
+/// TIME_WAIT), with a listen backlog of [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -840,4 +860,42 @@ fn verify_audit(args: &VerifyAuditArgs) -> anyhow::Result<std::process::ExitCode
         );
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpStream;
+
+    /// Connections the kernel completes before the server accepts any: with tokio's default
+    /// backlog (128) the 130th SYN is dropped and its connect waits out the deadline.
+    #[test]
+    fn the_listener_queues_more_connections_than_tokios_default_backlog() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .expect("a runtime");
+        let listener = runtime
+            .block_on(async { listen(SocketAddr::from(([127, 0, 0, 1], 0))) })
+            .expect("listening");
+        let addr = listener.local_addr().expect("an address");
+        // The kernel caps the backlog at net.core.somaxconn (4,096 since Linux 5.4, 128 before).
+        let cap: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(4096);
+        if cap <= 256 {
+            eprintln!("net.core.somaxconn is {cap}: this machine cannot show the larger backlog");
+            return;
+        }
+        let n = cap.min(600);
+        // Nothing accepts: every connection below waits in the kernel's accept queue.
+        let mut held = Vec::new();
+        for i in 0..n {
+            let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+                .unwrap_or_else(|e| panic!("connection {i} was not queued: {e}"));
+            held.push(stream);
+        }
+        assert_eq!(held.len(), n);
+    }
 }
