@@ -480,6 +480,24 @@ async fn ingest_and_loads(args: &Args, mut server: Server, row: &mut Row) -> Res
     Ok(server)
 }
 
+/// A fan-out's cells, from *delivered* to *peak RSS MiB*, as every table shows them.
+fn fanout_cells(f: &Fanout) -> String {
+    format!(
+        "{}/{} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.1}",
+        f.delivery.delivered,
+        f.delivery.expected,
+        f.delivery.missed,
+        f.delivery.diverged,
+        ms(f.latency.p50),
+        ms(f.latency.p95),
+        ms(f.latency.p99),
+        ms(f.latency.max),
+        f.server_cpu,
+        f.generator_cpu,
+        f.peak_rss as f64 / 1048576.0,
+    )
+}
+
 fn ms(us: u64) -> String {
     format!("{:.2}", us as f64 / 1e3)
 }
@@ -532,21 +550,10 @@ fn report(args: &Args, fsync: &stats::Percentiles, rows: &[Row]) -> String {
     out += "| server | delivered | missed | diverged | p50 ms | p95 ms | p99 ms | max ms | server CPU s | load-gen CPU s | peak RSS MiB | connect storm ms | storm RSS/conn KiB | idle RSS/conn KiB | ingest CPU s | ingest wall s | warm join ms | cold load ms |\n";
     out += "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
     for r in rows {
-        let f = &r.fanout;
         out += &format!(
-            "| {} | {}/{} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.name,
-            f.delivery.delivered,
-            f.delivery.expected,
-            f.delivery.missed,
-            f.delivery.diverged,
-            ms(f.latency.p50),
-            ms(f.latency.p95),
-            ms(f.latency.p99),
-            ms(f.latency.max),
-            f.server_cpu,
-            f.generator_cpu,
-            f.peak_rss as f64 / 1048576.0,
+            fanout_cells(&r.fanout),
             opt(r.storm.as_ref().map(|s| s.ms), 0),
             opt(r.storm.as_ref().map(|s| s.rss_per_conn / 1024.0), 1),
             opt(r.idle.map(|v| v / 1024.0), 1),
@@ -778,22 +785,7 @@ fn report_scale(args: &Args, head: &str, fsync: &stats::Percentiles, rows: &[Row
     out += "| server | delivered | missed | diverged | p50 ms | p95 ms | p99 ms | max ms | server CPU s | load-gen CPU s | peak RSS MiB |\n";
     out += "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
     for r in rows {
-        let f = &r.fanout;
-        out += &format!(
-            "| {} | {}/{} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.1} |\n",
-            r.name,
-            f.delivery.delivered,
-            f.delivery.expected,
-            f.delivery.missed,
-            f.delivery.diverged,
-            ms(f.latency.p50),
-            ms(f.latency.p95),
-            ms(f.latency.p99),
-            ms(f.latency.max),
-            f.server_cpu,
-            f.generator_cpu,
-            f.peak_rss as f64 / 1048576.0,
-        );
+        out += &format!("| {} | {} |\n", r.name, fanout_cells(&r.fanout));
     }
     if let Some((b, ms_rows)) = rows.split_last()
         && !b.name.starts_with("Mapline")
