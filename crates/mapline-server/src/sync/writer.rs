@@ -268,7 +268,8 @@ fn queue_update(
     });
 }
 
-/// Stores carried history and snapshots in a transaction of their own (the queue was idle).
+/// Stores carried history and snapshots in a transaction of their own: after a batch has been
+/// relayed when they are due, or when the queue stayed idle until they were.
 fn flush(store: &Store, metrics: &Metrics, carried: &mut Carried) {
     if carried.history.is_empty() && carried.snapshots.is_empty() {
         return;
@@ -322,12 +323,10 @@ fn commit(
         return;
     }
     let started = Instant::now();
-    let with_history = carried.history_due();
-    if with_history {
-        carried.summarize(store);
-    }
-    let history: &[DerivedHistory] = if with_history { &carried.history } else { &[] };
-    let result = store.commit_batch(&updates, &carried.snapshots, history);
+    // The batch's updates alone: derived history, summaries and snapshots are stored after the
+    // batch is relayed (`flush` below), so the updates that happen to arrive when history is
+    // due are not held back by it.
+    let result = store.commit_batch(&updates, &[], &[]);
     metrics
         .commit_seconds
         .observe(started.elapsed().as_secs_f64());
@@ -352,10 +351,6 @@ fn commit(
     };
     metrics.commit_batch_size.observe(seqs.len() as f64);
     metrics.updates_persisted.inc_by(seqs.len() as u64);
-    carried.snapshots.clear();
-    if with_history {
-        carried.history_stored();
-    }
 
     // Apply every durable update to its room: it derives the history (stored with a
     // later commit), relays the update and acknowledges it.
@@ -391,6 +386,10 @@ fn commit(
                 let _ = done.send(true);
             }
         }
+    }
+    // Snapshots go to disk with (or after) the history they cover, never before it.
+    if !carried.snapshots.is_empty() || carried.history_due() {
+        flush(store, metrics, carried);
     }
 }
 
