@@ -418,6 +418,7 @@ impl Store {
             Ok(outcome) => {
                 crate::store::write_local(&txn, snapshots, history)?;
                 txn.commit()?;
+                self.note_history_stored(history);
                 Ok(outcome)
             }
             Err(refused) if position.is_some() && refused.is_refusal() => {

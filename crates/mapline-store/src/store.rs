@@ -1,6 +1,7 @@
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -180,6 +181,10 @@ pub struct Store {
     cache_bytes: usize,
     /// When a reopen was last tried by an operation (ms since the epoch).
     last_reopen_ms: AtomicI64,
+    /// Plans whose derived history was stored since the webhook worker last asked
+    /// ([`Store::plans_with_new_history`]), so it need not scan every plan each time. `None`:
+    /// not known (the file was just opened or reopened), and the next ask scans them all.
+    history_moved: Mutex<Option<HashSet<u128>>>,
 }
 
 /// The open database, for the duration of one store operation.
@@ -216,6 +221,7 @@ impl Store {
             db: RwLock::new(Some(db)),
             path: path.to_owned(),
             cache_bytes,
+            history_moved: Mutex::new(None),
             last_reopen_ms: AtomicI64::new(0),
         };
         store.ensure_format()?;
@@ -263,6 +269,7 @@ impl Store {
             .set_cache_size(self.cache_bytes)
             .create(&self.path)?;
         *slot = Some(db);
+        self.rescan_history();
         tracing::info!(path = %self.path.display(), "data file reopened");
         Ok(())
     }
@@ -592,6 +599,7 @@ impl Store {
             let txn = db.begin_write()?;
             write_local(&txn, snapshots, history)?;
             txn.commit()?;
+            self.note_history_stored(history);
             return Ok(Vec::new());
         }
         let command = Command::AppendUpdates {
@@ -601,7 +609,40 @@ impl Store {
             .map(Outcome::appended)
     }
 
-    /// The newest snapshot of a plan and the log after it; `None` if the plan does not exist.
+    /// Remembers the plans whose history a committed transaction stored, for
+    /// [`Store::plans_with_new_history`].
+    pub(crate) fn note_history_stored(&self, history: &[DerivedHistory]) {
+        if history.is_empty() {
+            return;
+        }
+        let mut moved = self
+            .history_moved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(moved) = moved.as_mut() {
+            moved.extend(history.iter().map(|h| h.plan_id.as_u128()));
+        }
+    }
+
+    /// The plans whose history was stored since the last call (`None`: scan every plan), and
+    /// from now on a fresh record.
+    pub(crate) fn take_history_stored(&self) -> Option<HashSet<u128>> {
+        self.history_moved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(HashSet::new())
+    }
+
+    /// Forgets which plans' history moved, so the next [`Store::plans_with_new_history`] scans
+    /// every plan: for a caller whose handling of the last answer failed before it advanced the
+    /// plans' event cursors.
+    pub fn rescan_history(&self) {
+        *self
+            .history_moved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
     pub fn load_document(&self, doc: DocRef) -> Result<Option<DocumentLoad>> {
         let plan = doc.plan;
         let db = self.db()?;

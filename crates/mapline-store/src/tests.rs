@@ -1530,3 +1530,70 @@ fn a_plan_member_is_removed_both_ways_and_share_minters_are_kept_aside() {
     assert_eq!(minters.len(), 1);
     assert_eq!(minters[&Uuid::from_u128(77)].email, "rep@example.com");
 }
+
+/// The webhook worker's question, "which plans have history past their event cursor?", answered
+/// from the plans whose history was stored since it last asked — and from every plan after the
+/// file is opened, reopened or a rescan is asked for — gives what a scan of every plan gives.
+#[test]
+fn plans_with_new_history_sees_every_path_that_stores_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mapline.redb");
+    let (a, b, c) = {
+        let store = Store::open(&path).unwrap();
+        let (a, b, c) = (create(&store, 1), create(&store, 2), create(&store, 3));
+        store
+            .commit_history(&[derived(a, &[(1, entry(1, 0))], 1)])
+            .unwrap();
+        store
+            .commit_history(&[derived(b, &[(1, entry(2, 0))], 1)])
+            .unwrap();
+        (a, b, c)
+    };
+    // Opened again: nothing is remembered, so every plan is looked at.
+    let store = Store::open(&path).unwrap();
+    let seen = store.plans_with_new_history().unwrap();
+    assert_eq!(seen, vec![(a, 1), (b, 1)]);
+    let queue = |seen: &[(PlanId, Seq)]| {
+        let batch: Vec<_> = seen.iter().map(|(p, s)| (*p, *s, Vec::new())).collect();
+        store.queue_history_batch(&batch).unwrap();
+    };
+    queue(&seen);
+    assert_eq!(store.plans_with_new_history().unwrap(), vec![]);
+
+    // History stored by a batch with updates, by a batch without, and with a new plan.
+    let appended = NewUpdate {
+        plan_id: c,
+        kind: DocKind::Plan,
+        record: update(9),
+    };
+    store
+        .commit_batch(&[appended], &[], &[derived(c, &[(2, entry(3, 1))], 2)])
+        .unwrap();
+    store
+        .commit_history(&[derived(a, &[(2, entry(4, 0))], 2)])
+        .unwrap();
+    let d = Uuid::from_u128(4);
+    store
+        .create_plan(
+            d,
+            &plan_record(),
+            &update(0),
+            &[],
+            &derived(d, &[(1, entry(5, 0))], 1),
+        )
+        .unwrap();
+    let seen = store.plans_with_new_history().unwrap();
+    assert_eq!(seen, vec![(a, 2), (c, 2), (d, 1)]);
+
+    // The worker failed before queueing them: a rescan finds them again, and b stays quiet.
+    store.rescan_history();
+    assert_eq!(store.plans_with_new_history().unwrap(), seen);
+    queue(&seen);
+    assert_eq!(store.plans_with_new_history().unwrap(), vec![]);
+
+    // A rebuilt history counts too.
+    store
+        .replace_history(&derived(b, &[(1, entry(6, 0))], 2))
+        .unwrap();
+    assert_eq!(store.plans_with_new_history().unwrap(), vec![(b, 2)]);
+}

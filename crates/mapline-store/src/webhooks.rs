@@ -93,20 +93,45 @@ impl Store {
     }
 
     /// Plans whose derived history has moved past their event cursor, with how far it is
-    /// derived: one read of two small tables, so the worker can look often.
+    /// derived. Only the plans whose history was stored since the last call are looked at (every
+    /// plan after the file is opened or [`Store::rescan_history`]), so a node with 10,000 quiet
+    /// plans does not read them all each time the worker looks.
     pub fn plans_with_new_history(&self) -> Result<Vec<(PlanId, Seq)>> {
-        self.read(|txn| {
+        let moved = self.take_history_stored();
+        let found = self.read(|txn| {
             let cursors = txn.open_table(EVENT_CURSOR)?;
+            let derived = txn.open_table(crate::store::DERIVED_TABLE)?;
             let mut out = Vec::new();
-            for entry in txn.open_table(crate::store::DERIVED_TABLE)?.iter()? {
-                let (plan, through) = entry?;
-                let cursor = cursors.get(plan.value())?.map_or(0, |v| v.value());
-                if through.value() > cursor {
-                    out.push((PlanId::from_u128(plan.value()), through.value()));
+            let mut consider = |plan: u128, through: Seq| -> Result<()> {
+                let cursor = cursors.get(plan)?.map_or(0, |v| v.value());
+                if through > cursor {
+                    out.push((PlanId::from_u128(plan), through));
+                }
+                Ok(())
+            };
+            match &moved {
+                None => {
+                    for entry in derived.iter()? {
+                        let (plan, through) = entry?;
+                        consider(plan.value(), through.value())?;
+                    }
+                }
+                Some(moved) => {
+                    let mut moved: Vec<u128> = moved.iter().copied().collect();
+                    moved.sort_unstable();
+                    for plan in moved {
+                        if let Some(through) = derived.get(plan)? {
+                            consider(plan, through.value())?;
+                        }
+                    }
                 }
             }
             Ok(out)
-        })
+        });
+        if found.is_err() {
+            self.rescan_history();
+        }
+        found
     }
 
     /// The history entries after a plan's event cursor, and how far the plan's history is

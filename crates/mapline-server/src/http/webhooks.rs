@@ -162,6 +162,15 @@ fn deliveries(
 
 /// Queues the events of history stored since the last look, for every plan. Blocks.
 fn queue_history_events(store: &Store) -> Result<(), StoreError> {
+    let queued = queue_new_history(store);
+    if queued.is_err() {
+        // The plans just taken were not queued: look at every plan next time.
+        store.rescan_history();
+    }
+    queued
+}
+
+fn queue_new_history(store: &Store) -> Result<(), StoreError> {
     let plans = store.plans_with_new_history()?;
     if plans.is_empty() {
         return Ok(());
