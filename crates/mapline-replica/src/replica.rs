@@ -518,3 +518,55 @@ impl Applier {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mapline_store::{Author, NewUpdate, UpdateRecord};
+    use uuid::Uuid;
+
+    fn update(plan: u128, kind: DocKind) -> NewUpdate {
+        NewUpdate {
+            plan_id: Uuid::from_u128(plan),
+            kind,
+            record: UpdateRecord {
+                author: Author::System,
+                client_ids: Vec::new(),
+                received_at_ms: 0,
+                update: vec![1],
+            },
+        }
+    }
+
+    fn check(updates: Vec<NewUpdate>, expected: &str) {
+        let names = Names::new("p");
+        let command = Command::AppendUpdates { updates };
+        assert_eq!(subject_of(&names, &command), expected);
+    }
+
+    #[test]
+    fn updates_of_one_document_go_to_its_plan_subject_and_the_rest_to_commands() {
+        let plan = "00000000-0000-0000-0000-000000000001";
+        check(vec![update(1, DocKind::Plan)], &format!("p.upd.{plan}"));
+        check(
+            vec![update(1, DocKind::Internal), update(1, DocKind::Internal)],
+            &format!("p.upd.{plan}.internal"),
+        );
+        check(
+            vec![update(1, DocKind::Plan), update(1, DocKind::Internal)],
+            "p.cmd.append_updates",
+        );
+        check(
+            vec![update(1, DocKind::Plan), update(2, DocKind::Plan)],
+            "p.cmd.append_updates",
+        );
+        check(Vec::new(), "p.cmd.append_updates");
+        let names = Names::new("p");
+        let revoke = Command::RevokeShare {
+            plan: Uuid::from_u128(1),
+            share: Uuid::from_u128(2),
+            now_ms: 0,
+        };
+        assert_eq!(subject_of(&names, &revoke), "p.cmd.revoke_share");
+    }
+}

@@ -512,3 +512,46 @@ async fn every_acknowledged_submit_is_in_both_replicas_once_across_a_kill_9_of_t
         );
     }
 }
+
+/// A failure of the node's storage stops the applier with the position and the cause; it
+/// skips nothing (here the file is already past the log entry, as when another process writes
+/// it), and a submit waiting on it gets `Stopped`, as does every submit after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_failure_stops_the_applier_with_a_clear_error_and_skips_nothing() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let nats = NatsCluster::start().await;
+    let setup = nats.connect(0).await;
+    setup.ensure().await.expect("ensure");
+    let a = node(nats.connect(1).await, "a", |_| {}).await;
+    a.replica
+        .submit(&create_plan(1, Vec::new()))
+        .await
+        .expect("create plan");
+    // Something else writes the file at position 3: the log's position 2 can no longer apply.
+    a.store
+        .execute_at(&append(id(1), vec![3]), 3)
+        .expect("a write behind the replica's back");
+    let waiting = a.replica.submit(&append(id(1), vec![2])).await;
+    let Err(ReplicaError::Stopped { reason }) = waiting else {
+        panic!("{waiting:?}")
+    };
+    assert!(
+        reason.contains("applying log position 2 (append_updates) failed")
+            && reason.contains("already applied"),
+        "{reason}"
+    );
+    assert!(matches!(
+        a.replica.submit(&append(id(1), vec![4])).await,
+        Err(ReplicaError::Stopped { .. })
+    ));
+    match a.replica.stop().await {
+        Err(mapline_replica::ApplyError::Storage {
+            position: 2,
+            command: "append_updates",
+            source: StoreError::AlreadyApplied { .. },
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(a.replica.stats().position, 1, "nothing past the failure");
+    assert_eq!(a.store.applied_position().expect("position"), 3);
+}
