@@ -555,3 +555,111 @@ async fn a_storage_failure_stops_the_applier_with_a_clear_error_and_skips_nothin
     assert_eq!(a.replica.stats().position, 1, "nothing past the failure");
     assert_eq!(a.store.applied_position().expect("position"), 3);
 }
+
+/// The child process of `a_replica_killed_with_deferred_applies_resumes_from_its_durable_position`:
+/// applies the log with no durable commit at all, then aborts (no close, like kill -9). Does
+/// nothing unless that test started it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_child_applies_without_syncing_then_aborts() {
+    let Ok(store_path) = std::env::var("MAPLINE_REPLICA_CRASH_STORE") else {
+        return;
+    };
+    let urls = std::env::var("MAPLINE_REPLICA_CRASH_URLS").expect("urls");
+    let end: u64 = std::env::var("MAPLINE_REPLICA_CRASH_END")
+        .expect("end")
+        .parse()
+        .expect("end is a number");
+    let cluster = Cluster::connect(mapline_cluster::ClusterConfig::new(
+        urls.split(',').map(str::to_owned).collect(),
+    ))
+    .await
+    .expect("connect");
+    let store = Arc::new(Store::open(std::path::Path::new(&store_path)).expect("open"));
+    let mut config = ReplicaConfig::new("crashing");
+    config.sync_every = u32::MAX;
+    config.sync_interval = Duration::from_secs(3600);
+    let replica = Replica::start(cluster, store.clone(), config)
+        .await
+        .expect("start");
+    caught_up(&replica, end).await;
+    assert_eq!(store.applied_position().expect("position"), end);
+    assert_eq!(replica.stats().syncs, 0, "{:?}", replica.stats());
+    println!("CHILD APPLIED THROUGH {end}");
+    std::process::abort();
+}
+
+/// A replica that dies (abort: no close) with applies that never reached the disk loses them
+/// together with their positions, and a replica restarted on its file resumes from the durable
+/// position and ends identical to one that never crashed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_with_deferred_applies_resumes_from_its_durable_position() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let nats = NatsCluster::start().await;
+    let setup = nats.connect(0).await;
+    setup.ensure().await.expect("ensure");
+    let a = node(nats.connect(1).await, "a", |_| {}).await;
+    a.replica
+        .submit(&create_plan(1, vec![share(2, 1)]))
+        .await
+        .expect("create plan");
+    for n in 0..40 {
+        a.replica
+            .submit(&append(id(1), tagged(1, n)))
+            .await
+            .expect("append");
+    }
+    a.replica
+        .submit(&Command::RevokeShare {
+            plan: id(1),
+            share: id(2),
+            now_ms: 5,
+        })
+        .await
+        .expect("revoke");
+    let end = a.replica.position();
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("crashed.redb");
+    let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "crash_child_applies_without_syncing_then_aborts",
+            "--nocapture",
+        ])
+        .env("MAPLINE_REPLICA_CRASH_STORE", &path)
+        .env("MAPLINE_REPLICA_CRASH_URLS", nats.urls().join(","))
+        .env("MAPLINE_REPLICA_CRASH_END", end.to_string())
+        .output()
+        .expect("run the child");
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    assert!(
+        stdout.contains(&format!("CHILD APPLIED THROUGH {end}")) && !child.status.success(),
+        "the child applied the log and aborted: {:?}\n{stdout}\n{}",
+        child.status,
+        String::from_utf8_lossy(&child.stderr)
+    );
+
+    let store = Arc::new(Store::open(&path).expect("reopen after the crash"));
+    let durable = store.applied_position().expect("position");
+    eprintln!("after the crash: durable position {durable} of {end}");
+    assert!(
+        durable < end,
+        "deferred applies were lost: at {durable} of {end}"
+    );
+    let c = Replica::start(
+        nats.connect(2).await,
+        store.clone(),
+        ReplicaConfig::new("c"),
+    )
+    .await
+    .expect("restart");
+    caught_up(&c, end).await;
+    let stats = c.stats();
+    assert_eq!(
+        stats.applied + stats.refused + stats.unreadable,
+        end - durable,
+        "each lost position applied again, once: {stats:?}"
+    );
+    assert_identical(&[&a.store, &store], end);
+    c.stop().await.expect("stop");
+}
