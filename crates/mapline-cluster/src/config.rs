@@ -127,6 +127,12 @@ impl Names {
         }
     }
 
+    /// The subject of a command that is not a plan's update: `p.cmd.<kind>` (`kind`: a
+    /// token such as `create_plan`).
+    pub fn command_subject(&self, kind: &str) -> String {
+        format!("{}{kind}", self.commands.trim_end_matches('>'))
+    }
+
     /// The subjects the log stream must capture.
     pub fn stream_subjects(&self) -> Vec<String> {
         vec![self.updates.clone(), self.commands.clone()]
@@ -143,6 +149,10 @@ mod tests {
         assert_eq!(n.stream, "mapline-log");
         assert_eq!(n.update_subject("p1", false), "mapline.upd.p1");
         assert_eq!(n.update_subject("p1", true), "mapline.upd.p1.internal");
+        assert_eq!(
+            n.command_subject("revoke_share"),
+            "mapline.cmd.revoke_share"
+        );
         assert_eq!(n.stream_subjects(), ["mapline.upd.>", "mapline.cmd.>"]);
         assert_eq!(n.kv_bucket, "mapline-kv");
         assert_eq!(n.object_bucket, "mapline-obj");

@@ -691,3 +691,76 @@ fn a_file_from_before_commands_opens_at_position_zero() {
     let store = Store::open(&copy).unwrap();
     assert_eq!(store.applied_position().unwrap(), 0);
 }
+
+#[test]
+fn deferred_applies_and_a_skipped_position_give_the_replica_an_immediate_one_gets() {
+    let commands = script();
+    let (_a_dir, immediate) = new_store();
+    immediate.skip_at(1, Durability::Immediate).unwrap();
+    let expected = run(&immediate, &commands, 2);
+
+    let (dir, deferred) = new_store();
+    deferred.skip_at(1, Durability::Deferred).unwrap();
+    let seen: Vec<Seen> = commands
+        .iter()
+        .zip(2..)
+        .map(|(command, position)| {
+            deferred
+                .execute_at_with(command, position, Durability::Deferred)
+                .map_err(|e| e.to_string())
+        })
+        .collect();
+    assert_eq!(seen, expected, "the same outcomes, refusals included");
+    deferred.sync().unwrap();
+    drop(deferred);
+    let reopened = Store::open(&dir.path().join("mapline.redb")).unwrap();
+    assert_eq!(
+        reopened.applied_position().unwrap(),
+        commands.len() as u64 + 1
+    );
+    assert_eq!(
+        immediate.dump_shared().unwrap(),
+        reopened.dump_shared().unwrap()
+    );
+    assert_eq!(
+        immediate.shared_digest().unwrap(),
+        reopened.shared_digest().unwrap()
+    );
+    assert!(matches!(
+        reopened.skip_at(5, Durability::Immediate),
+        Err(StoreError::AlreadyApplied { position: 5, .. })
+    ));
+}
+
+#[test]
+fn the_shared_digest_ignores_local_data_and_sees_every_shared_write() {
+    let commands = script();
+    let (_dir, store) = new_store();
+    run(&store, &commands, 1);
+    let digest = store.shared_digest().unwrap();
+    let local = DerivedHistory {
+        plan_id: id(P1),
+        entries: vec![(1, history_entry(1))],
+        through: 1,
+        summary: None,
+    };
+    store.commit_history(std::slice::from_ref(&local)).unwrap();
+    store.take_clean_shutdown().unwrap();
+    assert_eq!(store.shared_digest().unwrap(), digest, "node-local writes");
+    store
+        .skip_at(commands.len() as u64 + 1, Durability::Immediate)
+        .unwrap();
+    let skipped = store.shared_digest().unwrap();
+    assert_ne!(skipped, digest, "the applied position is shared");
+    store
+        .execute_at(
+            &Command::SetReviewMark {
+                plan: id(P2),
+                reviewer: id(ADA),
+                mark: ReviewMark { seq: 1, at_ms: 7 },
+            },
+            commands.len() as u64 + 2,
+        )
+        .unwrap();
+    assert_ne!(store.shared_digest().unwrap(), skipped);
+}

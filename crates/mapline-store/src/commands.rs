@@ -372,10 +372,23 @@ impl Outcome {
     }
 }
 
+/// How a replica commits what it applies from the log ([`Store::execute_at_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// The commit fsyncs before it returns (what [`Store::execute_at`] does).
+    Immediate,
+    /// The commit does not fsync: it is visible to readers at once, and durable with the next
+    /// durable commit of this file (any `Immediate` apply, or [`Store::sync`]). A crash of the
+    /// process or the machine before that loses these commits *and their log positions
+    /// together*, so the replica resumes from the last durable position and applies them
+    /// again: the command log is the record, not the replica.
+    Deferred,
+}
+
 impl Store {
     /// Applies one command in one write transaction (a single node: no log position).
     pub fn execute(&self, command: &Command) -> Result<Outcome> {
-        self.execute_with_local(command, None, &[], &[])
+        self.execute_in(command, None, Durability::Immediate, &[], &[])
     }
 
     /// Applies the command at command-log `position` and records the position in the same
@@ -385,7 +398,39 @@ impl Store {
     /// store's rules refuse (a plan that exists, a revoked parent…) is refused alike on every
     /// replica: its position is recorded on its own and the error returned.
     pub fn execute_at(&self, command: &Command, position: u64) -> Result<Outcome> {
-        self.execute_with_local(command, Some(position), &[], &[])
+        self.execute_at_with(command, position, Durability::Immediate)
+    }
+
+    /// [`Store::execute_at`], committed with the given [`Durability`] (a refused command's
+    /// position alike). A command that never fsyncs ([`Command::RecordShareSeen`]) stays so.
+    pub fn execute_at_with(
+        &self,
+        command: &Command,
+        position: u64,
+        durability: Durability,
+    ) -> Result<Outcome> {
+        self.execute_in(command, Some(position), durability, &[], &[])
+    }
+
+    /// Records command-log `position` as applied without applying anything: what a replica
+    /// does with a log entry that is not a command it can read (every replica skips it alike,
+    /// so they stay equal). A position at or below [`Store::applied_position`] is refused with
+    /// [`crate::StoreError::AlreadyApplied`].
+    pub fn skip_at(&self, position: u64, durability: Durability) -> Result<()> {
+        let db = self.db()?;
+        let mut txn = db.begin_write()?;
+        set_durability(&mut txn, durability);
+        crate::store::advance_position_in(&txn, position)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Makes every [`Durability::Deferred`] commit before it durable: one empty durable commit
+    /// (one fsync).
+    pub fn sync(&self) -> Result<()> {
+        let db = self.db()?;
+        db.begin_write()?.commit()?;
+        Ok(())
     }
 
     /// [`Store::execute`] or (with a position) [`Store::execute_at`], and in the same
@@ -405,12 +450,25 @@ impl Store {
         snapshots: &[(DocRef, Snapshot)],
         history: &[DerivedHistory],
     ) -> Result<Outcome> {
+        self.execute_in(command, position, Durability::Immediate, snapshots, history)
+    }
+
+    fn execute_in(
+        &self,
+        command: &Command,
+        position: Option<u64>,
+        durability: Durability,
+        snapshots: &[(DocRef, Snapshot)],
+        history: &[DerivedHistory],
+    ) -> Result<Outcome> {
+        let durability = if command.is_durable() {
+            durability
+        } else {
+            Durability::Deferred
+        };
         let db = self.db()?;
         let mut txn = db.begin_write()?;
-        if !command.is_durable() {
-            // Only fails for multi-process databases or persistent savepoints; neither is used.
-            let _ = txn.set_durability(redb::Durability::None);
-        }
+        set_durability(&mut txn, durability);
         if let Some(position) = position {
             crate::store::advance_position_in(&txn, position)?;
         }
@@ -425,7 +483,8 @@ impl Store {
                 // Dropping the transaction undoes whatever the command wrote before it was
                 // refused; the position alone is recorded, so the log moves on past it.
                 drop(txn);
-                let txn = db.begin_write()?;
+                let mut txn = db.begin_write()?;
+                set_durability(&mut txn, durability);
                 if let Some(position) = position {
                     crate::store::advance_position_in(&txn, position)?;
                 }
@@ -446,5 +505,12 @@ impl Store {
     /// (a single node's file, or a replica that has applied nothing yet).
     pub fn applied_position(&self) -> Result<u64> {
         self.read(crate::store::applied_position_read)
+    }
+}
+
+fn set_durability(txn: &mut redb::WriteTransaction, durability: Durability) {
+    if durability == Durability::Deferred {
+        // Only fails for multi-process databases or persistent savepoints; neither is used.
+        let _ = txn.set_durability(redb::Durability::None);
     }
 }

@@ -25,7 +25,7 @@ mod store;
 mod summaries;
 mod webhooks;
 
-pub use commands::{COMMAND_FORMAT, Command, CommandError, Outcome};
+pub use commands::{COMMAND_FORMAT, Command, CommandError, Durability, Outcome};
 pub use error::{OpenError, Result, StoreError};
 pub use lineage::{LinkedShare, Revocation};
 pub use members::{

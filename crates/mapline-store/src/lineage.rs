@@ -54,7 +54,6 @@ pub(crate) fn copy_tables(
     Ok(())
 }
 
-#[cfg(test)]
 pub(crate) fn dump_shared_tables(
     txn: &redb::ReadTransaction,
     out: &mut crate::store::Dump,

@@ -1177,11 +1177,9 @@ pub(crate) fn applied_position_read(txn: &redb::ReadTransaction) -> Result<u64> 
     applied_position_in(&txn.open_table(META)?)
 }
 
-/// Every row of a table as raw key and value bytes (tests compare replicas with it).
-#[cfg(test)]
+/// Every row of a table as raw key and value bytes (replicas are compared with it).
 pub(crate) type Dump = std::collections::BTreeMap<String, Vec<(Vec<u8>, Vec<u8>)>>;
 
-#[cfg(test)]
 pub(crate) fn dump_table<K, V>(
     txn: &redb::ReadTransaction,
     table: TableDefinition<K, V>,
@@ -1204,7 +1202,6 @@ where
     Ok(())
 }
 
-#[cfg(test)]
 impl Store {
     /// The shared tables (what the command log writes) as raw bytes: two replicas that applied
     /// the same commands have equal dumps. `meta` without the node-local clean-shutdown mark.
@@ -1232,7 +1229,33 @@ impl Store {
         })
     }
 
+    /// A digest of every shared table (what the command log writes, `meta`'s applied log
+    /// position included; docs/storage.md, *Commands and replicas*): two replicas that applied
+    /// the same log through the same position have equal digests, whatever node-local data
+    /// (history, snapshots, outbox, shutdown marks) each holds. SHA-256 over each table's name
+    /// and rows, every part length-prefixed, tables in name order. Reads the whole of the
+    /// shared tables: for tests and operators' checks, not for a hot path.
+    pub fn shared_digest(&self) -> Result<[u8; 32]> {
+        use sha2::{Digest as _, Sha256};
+        let dump = self.dump_shared()?;
+        let mut hash = Sha256::new();
+        let mut part = |bytes: &[u8]| {
+            hash.update((bytes.len() as u64).to_le_bytes());
+            hash.update(bytes);
+        };
+        for (table, rows) in &dump {
+            part(table.as_bytes());
+            part(&(rows.len() as u64).to_le_bytes());
+            for (key, value) in rows {
+                part(key);
+                part(value);
+            }
+        }
+        Ok(hash.finalize().into())
+    }
+
     /// The names of every table in the file.
+    #[cfg(test)]
     pub(crate) fn table_names(&self) -> Result<Vec<String>> {
         use redb::{MultimapTableHandle as _, TableHandle as _};
         self.read(|txn| {

@@ -325,7 +325,6 @@ pub(crate) fn delete_webhook_in(txn: &redb::WriteTransaction, id: Uuid) -> Resul
 
 /// The subscriptions are shared; the outbox, the delivery log, the cursors and the overdue
 /// marks are node-local (derived from history, or this node's own deliveries).
-#[cfg(test)]
 pub(crate) fn dump_shared_tables(
     txn: &redb::ReadTransaction,
     out: &mut crate::store::Dump,
