@@ -45,6 +45,17 @@ pub enum ApplyError {
         #[source]
         source: StoreError,
     },
+    /// The log holds a command in a format newer than this node reads: a newer node wrote it.
+    /// Skipping it would make this replica differ from every node that applied it, so the
+    /// applier stops there (nothing of it recorded) until the node is upgraded.
+    #[error(
+        "log position {position} holds a command of format {found}; this node reads format {supported}: upgrade it"
+    )]
+    NewerFormat {
+        position: u64,
+        found: u8,
+        supported: u8,
+    },
     /// A durable commit of the deferred applies failed.
     #[error("making the applied log positions durable failed")]
     Sync(#[source] StoreError),

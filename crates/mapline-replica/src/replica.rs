@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mapline_cluster::{Cluster, Delivered, Expect, HeaderMap, Names};
-use mapline_store::{Command, DocKind, Durability, Outcome, Store};
+use mapline_store::{Command, CommandError, DocKind, Durability, Outcome, Store};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::error::{ApplyError, ReplicaError};
@@ -450,6 +450,23 @@ impl Applier {
         let msg_id = entry.headers.get(MSG_ID).map(|v| v.as_str().to_owned());
         let node = &self.shared.node;
         let result = match Command::decode(&entry.payload) {
+            // A newer node wrote it: skipping it would leave this node unlike every node that
+            // applied it, so this one stops until it is upgraded.
+            Err(CommandError::UnknownFormat { found, supported }) if found > supported => {
+                tracing::error!(
+                    node = %node,
+                    position,
+                    subject = %entry.subject,
+                    found,
+                    supported,
+                    "replica: the log holds a command of a newer format; upgrade this node"
+                );
+                return Err(ApplyError::NewerFormat {
+                    position,
+                    found,
+                    supported,
+                });
+            }
             Err(unreadable) => {
                 // Every node reads the same bytes and skips them alike: the replicas stay equal.
                 tracing::warn!(

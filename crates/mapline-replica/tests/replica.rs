@@ -298,7 +298,7 @@ async fn two_replicas_submitting_at_once_end_identical_and_a_sign_in_link_works_
         .publish(
             &setup.names().command_subject("garbage"),
             HeaderMap::new(),
-            Bytes::from_static(b"\x07not a command"),
+            Bytes::from_static(b"\x01\xffnot a command"),
             "garbage-1",
             Expect::Any,
         )
@@ -554,6 +554,61 @@ async fn a_storage_failure_stops_the_applier_with_a_clear_error_and_skips_nothin
     }
     assert_eq!(a.replica.stats().position, 1, "nothing past the failure");
     assert_eq!(a.store.applied_position().expect("position"), 3);
+}
+
+/// A command of a format newer than this node reads (a newer node wrote it) stops the applier
+/// before it: skipping it, as garbage is skipped, would leave this replica unlike every node that
+/// applied it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_of_a_newer_format_stops_the_applier_instead_of_being_skipped() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let nats = NatsCluster::start().await;
+    let setup = nats.connect(0).await;
+    setup.ensure().await.expect("ensure");
+    let a = node(nats.connect(1).await, "a", |_| {}).await;
+    a.replica
+        .submit(&create_plan(1, Vec::new()))
+        .await
+        .expect("create plan");
+    let mut newer = append(id(1), vec![9]).encode();
+    newer[0] = mapline_store::COMMAND_FORMAT + 1;
+    let published = setup
+        .publish(
+            &setup.names().command_subject("append_updates"),
+            HeaderMap::new(),
+            Bytes::from(newer),
+            "from-a-newer-node",
+            Expect::Any,
+        )
+        .await
+        .expect("publish a newer command");
+    let after = a.replica.submit(&append(id(1), vec![10])).await;
+    assert!(
+        matches!(after, Err(ReplicaError::Stopped { .. })),
+        "{after:?}"
+    );
+    match a.replica.stop().await {
+        Err(mapline_replica::ApplyError::NewerFormat {
+            position,
+            found,
+            supported,
+        }) => {
+            assert_eq!(position, published.seq);
+            assert_eq!(
+                (found, supported),
+                (
+                    mapline_store::COMMAND_FORMAT + 1,
+                    mapline_store::COMMAND_FORMAT
+                )
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        a.store.applied_position().expect("position"),
+        published.seq - 1,
+        "nothing of the newer command is recorded"
+    );
 }
 
 /// The child process of `a_replica_killed_with_deferred_applies_resumes_from_its_durable_position`:

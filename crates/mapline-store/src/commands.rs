@@ -14,7 +14,10 @@
 //! The encoding is one format byte ([`COMMAND_FORMAT`]) and the command in postcard. postcard
 //! encodes an enum by its variant's index and a struct by field order, so variants are only
 //! ever appended (never reordered or removed) and fields never move; a change that cannot be
-//! made so takes a new format byte and a decoder for the old one.
+//! made so takes a new format byte and a decoder for the old one. A new variant takes a new
+//! format byte too: a replica that meets a format newer than it reads stops (an older node
+//! must not skip what newer ones applied), while bytes of a known format that do not decode
+//! are skipped alike by every node.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
