@@ -4,11 +4,13 @@
 //! relay and acknowledge the update. This is what makes "no update is seen by anyone before it
 //! is durable" hold at low latency.
 //!
-//! The derived history is stored at most every [`HISTORY_EVERY`]: with a batch's transaction
-//! when one comes, or in its own when the queue stays empty that long. Each transaction costs an
-//! fsync and a page write per plan it touches, so storing history with every batch doubled the
-//! server's CPU under load. A crash before it is stored loses nothing: the log derives it again
-//! when the plan loads.
+//! The derived history is handed, at most every [`HISTORY_EVERY`], to a second thread
+//! (`mapline-history`) that computes the plans' summaries and stores it with the snapshots it
+//! covers in a transaction of its own. Each transaction costs an fsync and a page write per plan
+//! it touches, so storing history with every batch doubled the server's CPU under load; storing
+//! it on the writer's thread held back, for the 2–4 ms it takes, every update that arrived
+//! meanwhile (the fan-out's p99). A crash before it is stored loses nothing: the log derives it
+//! again when the plan loads.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -81,11 +83,29 @@ pub fn spawn(
     metrics: Arc<Metrics>,
 ) -> std::io::Result<(WriterHandle, std::thread::JoinHandle<()>)> {
     let (queue, requests) = mpsc::channel(QUEUE);
+    let (history_tx, history_rx) = std::sync::mpsc::channel();
+    let history_thread = {
+        let (store, metrics) = (store.clone(), metrics.clone());
+        std::thread::Builder::new()
+            .name("mapline-history".into())
+            .spawn(move || {
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run_history(history_rx, &store, &metrics)
+                }));
+                if ran.is_err() {
+                    // Derived history would pile up unstored; a restart derives it from the log.
+                    tracing::error!("the history thread panicked; aborting");
+                    std::process::abort();
+                }
+            })?
+    };
     let thread = std::thread::Builder::new()
         .name("mapline-writer".into())
         .spawn(move || {
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run(requests, &store, &metrics)
+                run(requests, history_tx, &store, &metrics);
+                // `run` dropped the sender: the history thread stores what it was handed last.
+                let _ = history_thread.join();
             }));
             if ran.is_err() {
                 // Without the writer nothing more can be stored, and every editor would wait
@@ -149,8 +169,55 @@ impl Carried {
                 || self.history_stored_at.elapsed() >= HISTORY_EVERY)
     }
 
+    /// Hands the history and snapshots waiting to the history thread.
+    fn hand_over(&mut self, history: &std::sync::mpsc::Sender<HistoryWork>) {
+        if self.history.is_empty() && self.snapshots.is_empty() {
+            return;
+        }
+        let work = HistoryWork {
+            history: std::mem::take(&mut self.history),
+            snapshots: std::mem::take(&mut self.snapshots),
+            rooms: std::mem::take(&mut self.rooms),
+        };
+        self.history_stored_at = Instant::now();
+        // Only fails if the history thread died, and then the process is aborting.
+        let _ = history.send(work);
+    }
+}
+
+/// What the writer hands the history thread: derived history, the snapshots it covers (stored
+/// in the same transaction, so a snapshot never goes to disk ahead of its history), and each
+/// plan's room for its summary.
+#[derive(Default)]
+struct HistoryWork {
+    history: Vec<DerivedHistory>,
+    snapshots: Vec<(mapline_store::DocRef, Snapshot)>,
+    rooms: HashMap<PlanId, Arc<Room>>,
+}
+
+impl HistoryWork {
+    /// Adds later work to this (a failed store is retried together with what came after it).
+    fn merge(&mut self, later: HistoryWork) {
+        for derived in later.history {
+            match self
+                .history
+                .iter_mut()
+                .find(|h| h.plan_id == derived.plan_id)
+            {
+                Some(earlier) => {
+                    earlier.entries.extend(derived.entries);
+                    earlier.through = earlier.through.max(derived.through);
+                }
+                None => self.history.push(derived),
+            }
+        }
+        self.snapshots.extend(later.snapshots);
+        self.rooms.extend(later.rooms);
+    }
+
     /// Sets each plan's summary, advanced by the history about to be stored, from the plan as
-    /// its room holds it: every update the history covers is applied to the room, and no other.
+    /// its room holds it now: every update the history covers, and any the writer applied since
+    /// (their history comes with the next work, which advances the summary from there).
     fn summarize(&mut self, store: &Store) {
         for pending in &mut self.history {
             if let Some(room) = self.rooms.get(&pending.plan_id) {
@@ -162,15 +229,54 @@ impl Carried {
             }
         }
     }
+}
 
-    fn history_stored(&mut self) {
-        self.history.clear();
-        self.rooms.clear();
-        self.history_stored_at = Instant::now();
+/// The history thread: stores what the writer hands it, one transaction at a time, coalescing
+/// what waits. A failed store is kept and retried (with whatever came since, or after
+/// [`HISTORY_EVERY`]); when the writer stops, what is left is stored before the thread ends.
+fn run_history(work: std::sync::mpsc::Receiver<HistoryWork>, store: &Store, metrics: &Metrics) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut failed: Option<HistoryWork> = None;
+    loop {
+        let next = match &failed {
+            None => work.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(_) => work.recv_timeout(HISTORY_EVERY),
+        };
+        let mut batch = failed.take().unwrap_or_default();
+        let disconnected = match next {
+            Ok(next) => {
+                batch.merge(next);
+                false
+            }
+            Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        };
+        while let Ok(more) = work.try_recv() {
+            batch.merge(more);
+        }
+        if !store_history(store, metrics, &mut batch) {
+            failed = Some(batch);
+        }
+        if disconnected {
+            if let Some(mut batch) = failed.take()
+                && !store_history(store, metrics, &mut batch)
+            {
+                tracing::error!(
+                    plans = batch.history.len(),
+                    "derived history could not be stored at shutdown; it is derived again when the plans load"
+                );
+            }
+            return;
+        }
     }
 }
 
-fn run(mut requests: mpsc::Receiver<WriteRequest>, store: &Store, metrics: &Metrics) {
+fn run(
+    mut requests: mpsc::Receiver<WriteRequest>,
+    history: std::sync::mpsc::Sender<HistoryWork>,
+    store: &Store,
+    metrics: &Metrics,
+) {
     // Only for waiting on the queue with a deadline; the writer itself never awaits anything else.
     let clock = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -188,13 +294,13 @@ fn run(mut requests: mpsc::Receiver<WriteRequest>, store: &Store, metrics: &Metr
         let first = if carried.history.is_empty() && carried.snapshots.is_empty() {
             requests.blocking_recv()
         } else {
-            // Something waits to be stored: store it when it is due unless a batch comes first
-            // and takes it along.
+            // Something waits to be stored: hand it over when it is due unless a batch comes
+            // first.
             let due_in = HISTORY_EVERY.saturating_sub(carried.history_stored_at.elapsed());
             match clock.block_on(async { tokio::time::timeout(due_in, requests.recv()).await }) {
                 Ok(request) => request,
                 Err(_) => {
-                    flush(store, metrics, &mut carried);
+                    carried.hand_over(&history);
                     continue;
                 }
             }
@@ -242,8 +348,11 @@ fn run(mut requests: mpsc::Receiver<WriteRequest>, store: &Store, metrics: &Metr
             }
         }
         commit(store, metrics, updates, followups, &mut carried);
+        if !carried.snapshots.is_empty() || carried.history_due() {
+            carried.hand_over(&history);
+        }
     }
-    flush(store, metrics, &mut carried);
+    carried.hand_over(&history);
     tracing::info!("writer stopped");
 }
 
@@ -268,27 +377,25 @@ fn queue_update(
     });
 }
 
-/// Stores carried history and snapshots in a transaction of their own: after a batch has been
-/// relayed when they are due, or when the queue stayed idle until they were.
-fn flush(store: &Store, metrics: &Metrics, carried: &mut Carried) {
-    if carried.history.is_empty() && carried.snapshots.is_empty() {
-        return;
+/// Stores handed-over history (with its summaries) and snapshots in one transaction; false if
+/// it failed (the caller keeps it to retry).
+fn store_history(store: &Store, metrics: &Metrics, work: &mut HistoryWork) -> bool {
+    if work.history.is_empty() && work.snapshots.is_empty() {
+        return true;
     }
     let started = Instant::now();
-    carried.summarize(store);
-    let result = store.commit_batch(&[], &carried.snapshots, &carried.history);
+    work.summarize(store);
+    let result = store.commit_batch(&[], &work.snapshots, &work.history);
     metrics
         .history_seconds
         .observe(started.elapsed().as_secs_f64());
     match result {
-        Ok(_) => {
-            carried.history_stored();
-            carried.snapshots.clear();
-        }
+        Ok(_) => true,
         Err(error) => {
             metrics.commit_failures.inc();
-            tracing::error!(%error, "storing derived history failed; retried with the next batch");
+            tracing::error!(%error, "storing derived history failed; retried");
             reopen_after_failure(store);
+            false
         }
     }
 }
@@ -386,10 +493,6 @@ fn commit(
                 let _ = done.send(true);
             }
         }
-    }
-    // Snapshots go to disk with (or after) the history they cover, never before it.
-    if !carried.snapshots.is_empty() || carried.history_due() {
-        flush(store, metrics, carried);
     }
 }
 
