@@ -185,17 +185,9 @@ async fn run(
     }
 
     let end = {
-        // What is queued when the socket is free goes out with one flush: a batch that relays
-        // several updates of the plan costs one socket write, not one per message.
         let send_loop = async {
             while let Some(message) = outgoing.recv().await {
-                let mut sent = sink.feed(Message::Binary(message)).await;
-                while sent.is_ok()
-                    && let Some(more) = outgoing.try_next_queued()
-                {
-                    sent = sink.feed(Message::Binary(more)).await;
-                }
-                if sent.is_err() || sink.flush().await.is_err() {
+                if sink.send(Message::Binary(message)).await.is_err() {
                     break;
                 }
             }

@@ -166,15 +166,6 @@ pub struct OutboxReceiver {
 }
 
 impl OutboxReceiver {
-    /// A message already queued, without waiting: lets the connection write everything that
-    /// is waiting with one flush (one socket write) instead of one per message.
-    pub fn try_next_queued(&mut self) -> Option<Bytes> {
-        let message = self.queue.try_recv().ok()?;
-        self.queued_bytes
-            .fetch_sub(message.len(), Ordering::Relaxed);
-        Some(message)
-    }
-
     /// The next message to send: queued messages in order, and the merged awareness states at
     /// most every [`AWARENESS_FLUSH_EVERY`]. `None` once every sender is gone.
     pub async fn recv(&mut self) -> Option<Bytes> {
