@@ -45,13 +45,13 @@ pub enum ApplyError {
         #[source]
         source: StoreError,
     },
-    /// The log holds a command in a format newer than this node reads: a newer node wrote it.
+    /// The log holds a command in a format this node does not read: another version wrote it.
     /// Skipping it would make this replica differ from every node that applied it, so the
-    /// applier stops there (nothing of it recorded) until the node is upgraded.
+    /// applier stops there (nothing of it recorded) until the node runs a version that reads it.
     #[error(
-        "log position {position} holds a command of format {found}; this node reads format {supported}: upgrade it"
+        "log position {position} holds a command of format {found}; this node reads format {supported}"
     )]
-    NewerFormat {
+    UnknownFormat {
         position: u64,
         found: u8,
         supported: u8,

@@ -447,21 +447,25 @@ impl Applier {
     fn apply(&mut self, entry: Delivered) -> Result<(), ApplyError> {
         let position = entry.stream_seq;
         let durability = self.durability();
+        // What the store actually did: a command that is never made durable on its own (a
+        // link's visit) is deferred whatever was asked, and must not count as a sync.
+        let mut used = durability;
         let msg_id = entry.headers.get(MSG_ID).map(|v| v.as_str().to_owned());
         let node = &self.shared.node;
         let result = match Command::decode(&entry.payload) {
-            // A newer node wrote it: skipping it would leave this node unlike every node that
-            // applied it, so this one stops until it is upgraded.
-            Err(CommandError::UnknownFormat { found, supported }) if found > supported => {
+            // Another version wrote it (a newer node, or an older format this one has no
+            // decoder for): skipping it would leave this node unlike every node that applied
+            // it, so this one stops there.
+            Err(CommandError::UnknownFormat { found, supported }) => {
                 tracing::error!(
                     node = %node,
                     position,
                     subject = %entry.subject,
                     found,
                     supported,
-                    "replica: the log holds a command of a newer format; upgrade this node"
+                    "replica: the log holds a command of a format this node does not read"
                 );
-                return Err(ApplyError::NewerFormat {
+                return Err(ApplyError::UnknownFormat {
                     position,
                     found,
                     supported,
@@ -491,40 +495,46 @@ impl Applier {
                     source: unreadable,
                 })
             }
-            Ok(command) => match self.store.execute_at_with(&command, position, durability) {
-                Ok(outcome) => {
-                    self.shared.applied.fetch_add(1, Ordering::Relaxed);
-                    let applied = Arc::new(Applied {
-                        position,
-                        command,
-                        outcome: outcome.clone(),
-                    });
-                    // No subscriber is not an error.
-                    let _ = self.shared.announce.send(applied);
-                    Ok(outcome)
+            Ok(command) => {
+                if !command.is_durable() {
+                    used = Durability::Deferred;
                 }
-                Err(refused) if refused.is_refusal() => {
-                    tracing::info!(
-                        node = %node,
-                        position,
-                        command = command.name(),
-                        msg_id = ?msg_id,
-                        error = %refused,
-                        "replica: command refused by the store's rules"
-                    );
-                    self.shared.refused.fetch_add(1, Ordering::Relaxed);
-                    Err(ReplicaError::Refused(refused))
+                let applied = self.store.execute_at_with(&command, position, durability);
+                match applied {
+                    Ok(outcome) => {
+                        self.shared.applied.fetch_add(1, Ordering::Relaxed);
+                        let applied = Arc::new(Applied {
+                            position,
+                            command,
+                            outcome: outcome.clone(),
+                        });
+                        // No subscriber is not an error.
+                        let _ = self.shared.announce.send(applied);
+                        Ok(outcome)
+                    }
+                    Err(refused) if refused.is_refusal() => {
+                        tracing::info!(
+                            node = %node,
+                            position,
+                            command = command.name(),
+                            msg_id = ?msg_id,
+                            error = %refused,
+                            "replica: command refused by the store's rules"
+                        );
+                        self.shared.refused.fetch_add(1, Ordering::Relaxed);
+                        Err(ReplicaError::Refused(refused))
+                    }
+                    Err(source) => {
+                        return Err(ApplyError::Storage {
+                            position,
+                            command: command.name(),
+                            source,
+                        });
+                    }
                 }
-                Err(source) => {
-                    return Err(ApplyError::Storage {
-                        position,
-                        command: command.name(),
-                        source,
-                    });
-                }
-            },
+            }
         };
-        self.committed(durability);
+        self.committed(used);
         self.position.send_replace(position);
         if let Some(msg_id) = msg_id {
             let waiter = self.shared.state().waiters.remove(&msg_id);

@@ -560,7 +560,7 @@ async fn a_storage_failure_stops_the_applier_with_a_clear_error_and_skips_nothin
 /// before it: skipping it, as garbage is skipped, would leave this replica unlike every node that
 /// applied it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_command_of_a_newer_format_stops_the_applier_instead_of_being_skipped() {
+async fn a_command_of_an_unknown_format_stops_the_applier_instead_of_being_skipped() {
     let _one = ONE_AT_A_TIME.lock().await;
     let nats = NatsCluster::start().await;
     let setup = nats.connect(0).await;
@@ -588,7 +588,7 @@ async fn a_command_of_a_newer_format_stops_the_applier_instead_of_being_skipped(
         "{after:?}"
     );
     match a.replica.stop().await {
-        Err(mapline_replica::ApplyError::NewerFormat {
+        Err(mapline_replica::ApplyError::UnknownFormat {
             position,
             found,
             supported,
@@ -609,6 +609,41 @@ async fn a_command_of_a_newer_format_stops_the_applier_instead_of_being_skipped(
         published.seq - 1,
         "nothing of the newer command is recorded"
     );
+}
+
+/// A link's visit is never made durable on its own (the store defers it whatever is asked), so
+/// it must not count as the replica's sync: with a sync due at every apply, the visit leaves the
+/// sync count alone and the next command syncs it along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visit_is_not_counted_as_a_durable_sync() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let nats = NatsCluster::start().await;
+    let setup = nats.connect(0).await;
+    setup.ensure().await.expect("ensure");
+    let a = node(nats.connect(1).await, "a", |c| c.sync_every = 1).await;
+    a.replica
+        .submit(&create_plan(1, vec![share(5, 1)]))
+        .await
+        .expect("create plan");
+    let before = a.replica.stats().syncs;
+    a.replica
+        .submit(&Command::RecordShareSeen {
+            share: id(5),
+            now_ms: 1_000,
+        })
+        .await
+        .expect("a visit");
+    assert_eq!(
+        a.replica.stats().syncs,
+        before,
+        "a deferred visit is not a sync"
+    );
+    a.replica
+        .submit(&append(id(1), vec![1]))
+        .await
+        .expect("an update");
+    assert_eq!(a.replica.stats().syncs, before + 1);
+    a.replica.stop().await.expect("stop");
 }
 
 /// The child process of `a_replica_killed_with_deferred_applies_resumes_from_its_durable_position`:

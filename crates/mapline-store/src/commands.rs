@@ -15,9 +15,9 @@
 //! encodes an enum by its variant's index and a struct by field order, so variants are only
 //! ever appended (never reordered or removed) and fields never move; a change that cannot be
 //! made so takes a new format byte and a decoder for the old one. A new variant takes a new
-//! format byte too: a replica that meets a format newer than it reads stops (an older node
-//! must not skip what newer ones applied), while bytes of a known format that do not decode
-//! are skipped alike by every node.
+//! format byte too: a replica that meets a format it does not read stops (a node must not skip
+//! what other versions applied), while bytes of a known format that do not decode are skipped
+//! alike by every node.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -186,7 +186,7 @@ impl Command {
     /// Whether the commit that applies it fsyncs. A link's visit does not: it becomes durable
     /// with the next durable commit (a crash may forget the last visits, never anything else;
     /// a replica that forgets one forgets its log position with it and applies it again).
-    fn is_durable(&self) -> bool {
+    pub fn is_durable(&self) -> bool {
         !matches!(self, Self::RecordShareSeen { .. })
     }
 
