@@ -226,8 +226,14 @@ pub async fn run(
             .await;
     }
     let _ = writer.send(sync::writer::WriteRequest::Stop).await;
-    let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    // `true` only if the history thread stored everything it was handed: otherwise the next
+    // start must look for underived history, so the shutdown is not marked clean.
+    let history_stored = matches!(
+        tokio::task::spawn_blocking(move || writer_thread.join()).await,
+        Ok(Ok(true))
+    );
     if result.is_ok()
+        && history_stored
         && let Err(error) = app.store.mark_clean_shutdown()
     {
         tracing::error!(%error, "cannot mark the clean shutdown; the next start looks for underived history");

@@ -783,14 +783,16 @@ fn watch_file_size_limit() {
 /// `net.core.somaxconn` (4,096 by default since 5.4); raise that too for more.
 const LISTEN_BACKLOG: u32 = 4096;
 
-/// Binds `addr` as `TcpListener::bind` does (SO_REUSEADDR, so a restart does not wait out
-/// TIME_WAIT), with a listen backlog of [`LISTEN_BACKLOG`].
+/// Binds `addr` as `TcpListener::bind` does (on Unix SO_REUSEADDR, so a restart does not wait
+/// out TIME_WAIT; elsewhere it would let another socket take the port, and tokio leaves it off
+/// too), with a listen backlog of [`LISTEN_BACKLOG`].
 fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
         tokio::net::TcpSocket::new_v6()?
     };
+    #[cfg(unix)]
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)

@@ -380,8 +380,16 @@ pub(crate) async fn run(app: Arc<App>) {
             Ok(())
         })
         .await;
-        if let Ok(Err(error)) = worked {
-            tracing::warn!(%error, "webhook worker: retrying next tick");
+        match worked {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "webhook worker: retrying next tick");
+            }
+            Err(error) => {
+                // A panic may have left the plans it had taken unqueued: look at every plan.
+                tracing::error!(%error, "webhook worker: the tick failed; every plan is looked at next tick");
+                app.store.rescan_history();
+            }
         }
     }
 }

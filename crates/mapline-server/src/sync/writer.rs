@@ -77,11 +77,12 @@ impl WriterHandle {
     }
 }
 
-/// Starts the writer thread.
+/// Starts the writer thread (and the history thread it joins before it ends). The thread's
+/// result says whether every derived history it was handed was stored.
 pub fn spawn(
     store: Arc<Store>,
     metrics: Arc<Metrics>,
-) -> std::io::Result<(WriterHandle, std::thread::JoinHandle<()>)> {
+) -> std::io::Result<(WriterHandle, std::thread::JoinHandle<bool>)> {
     let (queue, requests) = mpsc::channel(QUEUE);
     let (history_tx, history_rx) = std::sync::mpsc::channel();
     let history_thread = {
@@ -92,10 +93,14 @@ pub fn spawn(
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     run_history(history_rx, &store, &metrics)
                 }));
-                if ran.is_err() {
-                    // Derived history would pile up unstored; a restart derives it from the log.
-                    tracing::error!("the history thread panicked; aborting");
-                    std::process::abort();
+                match ran {
+                    Ok(all_stored) => all_stored,
+                    Err(_) => {
+                        // Derived history would pile up unstored; a restart derives it from
+                        // the log.
+                        tracing::error!("the history thread panicked; aborting");
+                        std::process::abort();
+                    }
                 }
             })?
     };
@@ -105,14 +110,17 @@ pub fn spawn(
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 run(requests, history_tx, &store, &metrics);
                 // `run` dropped the sender: the history thread stores what it was handed last.
-                let _ = history_thread.join();
+                history_thread.join().unwrap_or(false)
             }));
-            if ran.is_err() {
-                // Without the writer nothing more can be stored, and every editor would wait
-                // forever. Stop the process: what was acknowledged is on disk, and a restart
-                // (by the supervisor) derives whatever history was not.
-                tracing::error!("the writer thread panicked; aborting");
-                std::process::abort();
+            match ran {
+                Ok(history_stored) => history_stored,
+                Err(_) => {
+                    // Without the writer nothing more can be stored, and every editor would
+                    // wait forever. Stop the process: what was acknowledged is on disk, and a
+                    // restart (by the supervisor) derives whatever history was not.
+                    tracing::error!("the writer thread panicked; aborting");
+                    std::process::abort();
+                }
             }
         })?;
     Ok((WriterHandle { queue }, thread))
@@ -233,8 +241,13 @@ impl HistoryWork {
 
 /// The history thread: stores what the writer hands it, one transaction at a time, coalescing
 /// what waits. A failed store is kept and retried (with whatever came since, or after
-/// [`HISTORY_EVERY`]); when the writer stops, what is left is stored before the thread ends.
-fn run_history(work: std::sync::mpsc::Receiver<HistoryWork>, store: &Store, metrics: &Metrics) {
+/// [`HISTORY_EVERY`]); when the writer stops, what is left is stored before the thread ends,
+/// and the result says whether it all was.
+fn run_history(
+    work: std::sync::mpsc::Receiver<HistoryWork>,
+    store: &Store,
+    metrics: &Metrics,
+) -> bool {
     use std::sync::mpsc::RecvTimeoutError;
     let mut failed: Option<HistoryWork> = None;
     loop {
@@ -263,10 +276,11 @@ fn run_history(work: std::sync::mpsc::Receiver<HistoryWork>, store: &Store, metr
             {
                 tracing::error!(
                     plans = batch.history.len(),
-                    "derived history could not be stored at shutdown; it is derived again when the plans load"
+                    "derived history could not be stored at shutdown; the next start derives it again"
                 );
+                return false;
             }
-            return;
+            return true;
         }
     }
 }
