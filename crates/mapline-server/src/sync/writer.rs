@@ -167,7 +167,7 @@ impl Default for Carried {
 }
 
 impl Carried {
-    /// Whether the next commit should store the history: it is due, plenty is waiting, or a
+    /// Whether the history should be handed over now: it is due, plenty is waiting, or a
     /// snapshot is (a snapshot never goes to disk ahead of the history it covers).
     fn history_due(&self) -> bool {
         !self.history.is_empty()
