@@ -33,11 +33,41 @@ pub fn nats_server_binary() -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+/// The next port `free_ports` tries; starts at a place of its own per test process.
+static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// `n` distinct free loopback ports for the nodes to listen on. They are taken below Linux's
+/// ephemeral range (32768–60999 by default), so no outgoing connection — the nodes' own routes
+/// to each other, a client — can take one between choosing it and the node binding it (seen in
+/// CI: a route connected to another node's client port), and each is held until all are chosen,
+/// so one call never hands out the same port twice.
+fn free_ports(n: usize) -> Vec<u16> {
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    let _ = NEXT_PORT.compare_exchange(
+        0,
+        FIRST + (std::process::id() * 97) % SPAN,
+        std::sync::atomic::Ordering::Relaxed,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    let mut held = Vec::with_capacity(n);
+    let mut tried = 0;
+    while held.len() < n {
+        assert!(
+            tried < SPAN,
+            "no {n} free loopback ports in {FIRST}..{}",
+            FIRST + SPAN
+        );
+        tried += 1;
+        let next = NEXT_PORT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = FIRST + (next - FIRST) % SPAN;
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port as u16)) {
+            held.push(listener);
+        }
+    }
+    held.iter()
+        .map(|l| l.local_addr().expect("a bound port").port())
+        .collect()
 }
 
 pub struct Node {
@@ -143,8 +173,9 @@ impl NatsCluster {
             .try_init();
         let binary = nats_server_binary();
         let dir = tempfile::tempdir().expect("temp dir");
-        let ports: Vec<(u16, u16, u16)> = (0..count)
-            .map(|_| (free_port(), free_port(), free_port()))
+        let ports: Vec<(u16, u16, u16)> = free_ports(count * 3)
+            .chunks(3)
+            .map(|p| (p[0], p[1], p[2]))
             .collect();
         let routes: Vec<String> = ports
             .iter()
