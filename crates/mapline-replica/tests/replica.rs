@@ -119,6 +119,23 @@ async fn node(cluster: Cluster, name: &str, config: impl FnOnce(&mut ReplicaConf
     }
 }
 
+/// A fresh three-node cluster with the log made (`setup` is a connection to its first node),
+/// and one replica `a` (on the second) that has created plan 1 with `shares`.
+async fn one_replica_with_a_plan(
+    shares: Vec<ShareRecord>,
+    config: impl FnOnce(&mut ReplicaConfig),
+) -> (NatsCluster, Cluster, Node) {
+    let nats = NatsCluster::start().await;
+    let setup = nats.connect(0).await;
+    setup.ensure().await.expect("ensure");
+    let a = node(nats.connect(1).await, "a", config).await;
+    a.replica
+        .submit(&create_plan(1, shares))
+        .await
+        .expect("create plan");
+    (nats, setup, a)
+}
+
 async fn caught_up(replica: &Replica, position: u64) {
     tokio::time::timeout(CATCH_UP, replica.caught_up_to(position))
         .await
@@ -519,14 +536,7 @@ async fn every_acknowledged_submit_is_in_both_replicas_once_across_a_kill_9_of_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storage_failure_stops_the_applier_with_a_clear_error_and_skips_nothing() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let nats = NatsCluster::start().await;
-    let setup = nats.connect(0).await;
-    setup.ensure().await.expect("ensure");
-    let a = node(nats.connect(1).await, "a", |_| {}).await;
-    a.replica
-        .submit(&create_plan(1, Vec::new()))
-        .await
-        .expect("create plan");
+    let (_nats, _setup, a) = one_replica_with_a_plan(Vec::new(), |_| {}).await;
     // Something else writes the file at position 3: the log's position 2 can no longer apply.
     a.store
         .execute_at(&append(id(1), vec![3]), 3)
@@ -562,14 +572,7 @@ async fn a_storage_failure_stops_the_applier_with_a_clear_error_and_skips_nothin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_of_an_unknown_format_stops_the_applier_instead_of_being_skipped() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let nats = NatsCluster::start().await;
-    let setup = nats.connect(0).await;
-    setup.ensure().await.expect("ensure");
-    let a = node(nats.connect(1).await, "a", |_| {}).await;
-    a.replica
-        .submit(&create_plan(1, Vec::new()))
-        .await
-        .expect("create plan");
+    let (_nats, setup, a) = one_replica_with_a_plan(Vec::new(), |_| {}).await;
     let mut newer = append(id(1), vec![9]).encode();
     newer[0] = mapline_store::COMMAND_FORMAT + 1;
     let published = setup
@@ -617,14 +620,7 @@ async fn a_command_of_an_unknown_format_stops_the_applier_instead_of_being_skipp
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visit_is_not_counted_as_a_durable_sync() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let nats = NatsCluster::start().await;
-    let setup = nats.connect(0).await;
-    setup.ensure().await.expect("ensure");
-    let a = node(nats.connect(1).await, "a", |c| c.sync_every = 1).await;
-    a.replica
-        .submit(&create_plan(1, vec![share(5, 1)]))
-        .await
-        .expect("create plan");
+    let (_nats, _setup, a) = one_replica_with_a_plan(vec![share(5, 1)], |c| c.sync_every = 1).await;
     let before = a.replica.stats().syncs;
     a.replica
         .submit(&Command::RecordShareSeen {
