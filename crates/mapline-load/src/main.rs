@@ -480,6 +480,20 @@ async fn ingest_and_loads(args: &Args, mut server: Server, row: &mut Row) -> Res
     Ok(server)
 }
 
+/// A line per row whose fan-out had clients that failed, with the first error.
+fn failed_clients(rows: &[Row]) -> String {
+    let mut out = String::new();
+    for r in rows.iter().filter(|r| r.fanout.failed_clients > 0) {
+        out += &format!(
+            "\n{}: {} fan-out clients failed; the first: {}\n",
+            r.name,
+            r.fanout.failed_clients,
+            r.fanout.first_error.as_deref().unwrap_or("")
+        );
+    }
+    out
+}
+
 /// A fan-out's cells, from *delivered* to *peak RSS MiB*, as every table shows them.
 fn fanout_cells(f: &Fanout) -> String {
     format!(
@@ -597,16 +611,7 @@ fn report(args: &Args, fsync: &stats::Percentiles, rows: &[Row]) -> String {
             pair(m.warm, b.warm),
         );
     }
-    for r in rows {
-        if r.fanout.failed_clients > 0 {
-            out += &format!(
-                "\n{}: {} fan-out clients failed; the first: {}\n",
-                r.name,
-                r.fanout.failed_clients,
-                r.fanout.first_error.as_deref().unwrap_or("")
-            );
-        }
-    }
+    out += &failed_clients(rows);
     out
 }
 
@@ -807,15 +812,6 @@ fn report_scale(args: &Args, head: &str, fsync: &stats::Percentiles, rows: &[Row
             );
         }
     }
-    for r in rows {
-        if r.fanout.failed_clients > 0 {
-            out += &format!(
-                "\n{}: {} fan-out clients failed; the first: {}\n",
-                r.name,
-                r.fanout.failed_clients,
-                r.fanout.first_error.as_deref().unwrap_or("")
-            );
-        }
-    }
+    out += &failed_clients(rows);
     out
 }
