@@ -345,6 +345,23 @@ impl Cluster {
         }
     }
 
+    /// The log stream's last sequence (0 while it holds nothing): where a reader that must
+    /// see "everything committed until now" (an operator's backup of the cluster) stops.
+    pub async fn log_last_sequence(&self) -> Result<u64, EnsureError> {
+        let fail = |e: EngineError| EnsureError::Engine {
+            action: "read",
+            what: self.names.stream.clone(),
+            source: e,
+        };
+        let mut s = self
+            .js
+            .get_stream(&self.names.stream)
+            .await
+            .map_err(|e| fail(e.into()))?;
+        let info = s.info().await.map_err(|e| fail(e.into()))?;
+        Ok(info.state.last_sequence)
+    }
+
     /// The server name of the log stream's Raft leader, if it has one now.
     pub async fn log_leader(&self) -> Result<Option<String>, EnsureError> {
         let fail = |e: EngineError| EnsureError::Engine {
