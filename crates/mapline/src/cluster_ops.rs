@@ -637,10 +637,10 @@ mod tests {
             .expect("bootstrapped");
         assert_eq!(plan_ids(&empty), ids);
 
-        // A base whose bytes no longer match the record: refused, nothing written.
+        // A base whose bytes no longer match the record (another good data file): refused,
+        // nothing written.
         let objects = cluster.objects().await.expect("objects");
-        let mut other = std::fs::read(&node).expect("read");
-        other.extend_from_slice(b"tampered");
+        let other = std::fs::read(&own).expect("read");
         objects.put(BASE, &other).await.expect("replaced");
         let refused = dir.path().join("refused.redb");
         let error = bootstrap_if_empty(&cluster, &refused)

@@ -314,9 +314,12 @@ async fn corrupt_files_tampered_bases_and_unreachable_clusters_are_refused() {
         &["migrate", "--from-data", p(&single)],
         &flags,
     )));
+    // Another good data file, so only the sha256 can tell.
+    let other_dir = tempfile::tempdir().expect("temp dir");
+    let other_file = other_dir.path().join("other.redb");
+    single_node_file(&other_file);
+    let other = std::fs::read(&other_file).expect("read");
     let objects = cluster.objects().await.expect("objects");
-    let mut other = std::fs::read(&single).expect("read");
-    other.extend_from_slice(b"tampered");
     objects.put("base", &other).await.expect("replaced");
 
     // Every materializing command refuses the base and writes nothing.
