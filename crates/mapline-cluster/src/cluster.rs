@@ -354,6 +354,12 @@ impl Cluster {
         }
     }
 
+    /// The log stream's last sequence (0 while it holds nothing): where a reader that must
+    /// see "everything committed until now" (an operator's backup of the cluster) stops.
+    pub async fn log_last_sequence(&self) -> Result<u64, EnsureError> {
+        Ok(self.log_state().await?.last_seq)
+    }
+
     /// The server name of the log stream's Raft leader, if it has one now.
     pub async fn log_leader(&self) -> Result<Option<String>, EnsureError> {
         Ok(self.log_state().await?.leader)

@@ -3,7 +3,6 @@
 
 use async_nats::jetstream::{kv, object_store};
 use bytes::Bytes;
-use tokio::io::AsyncReadExt;
 
 use crate::cluster::Cluster;
 use crate::error::{KvError, ObjectError};
@@ -127,9 +126,18 @@ impl Objects {
     /// Stores `data` under `name` (replacing an older object of that name); returns its size.
     pub async fn put(&self, name: &str, data: &[u8]) -> Result<u64, ObjectError> {
         let mut reader = data;
+        self.put_reader(name, &mut reader).await
+    }
+
+    /// [`Objects::put`] from a reader (a file too large to hold in memory); returns its size.
+    pub async fn put_reader(
+        &self,
+        name: &str,
+        reader: &mut (impl tokio::io::AsyncRead + Unpin),
+    ) -> Result<u64, ObjectError> {
         let info = self
             .store
-            .put(name, &mut reader)
+            .put(name, reader)
             .await
             .map_err(|e| match e.kind() {
                 object_store::PutErrorKind::InvalidName => ObjectError::InvalidName {
@@ -146,6 +154,18 @@ impl Objects {
 
     /// The whole object `name` (its digest checked by the client as it reads).
     pub async fn get(&self, name: &str) -> Result<Bytes, ObjectError> {
+        let mut data = Vec::new();
+        self.get_into(name, &mut data).await?;
+        Ok(Bytes::from(data))
+    }
+
+    /// [`Objects::get`] into a writer (a file too large to hold in memory); returns the bytes
+    /// written. On an error the writer may hold part of the object.
+    pub async fn get_into(
+        &self,
+        name: &str,
+        out: &mut (impl tokio::io::AsyncWrite + Unpin),
+    ) -> Result<u64, ObjectError> {
         let mut object = self.store.get(name).await.map_err(|e| match e.kind() {
             object_store::GetErrorKind::NotFound => ObjectError::NotFound {
                 name: name.to_owned(),
@@ -159,15 +179,12 @@ impl Objects {
                 source: e.into(),
             },
         })?;
-        let mut data = Vec::new();
-        object
-            .read_to_end(&mut data)
+        tokio::io::copy(&mut object, out)
             .await
             .map_err(|e| ObjectError::Engine {
                 action: "read",
                 name: name.to_owned(),
                 source: e.into(),
-            })?;
-        Ok(Bytes::from(data))
+            })
     }
 }

@@ -185,6 +185,11 @@ async fn a_publish_resent_with_the_same_msg_id_is_stored_once() {
     let nats = NatsCluster::start().await;
     let cluster = nats.connect(0).await;
     cluster.ensure().await.expect("ensure");
+    assert_eq!(
+        cluster.log_last_sequence().await.expect("last"),
+        0,
+        "empty log"
+    );
     let subject = cluster.names().update_subject("plan-1", false);
     let mut headers = HeaderMap::new();
     headers.insert("Mapline-Share", "share-1");
@@ -235,6 +240,7 @@ async fn a_publish_resent_with_the_same_msg_id_is_stored_once() {
         1,
         "stored once"
     );
+    assert_eq!(cluster.log_last_sequence().await.expect("last"), first.seq);
     let mut reader = cluster.read_from(None, 1);
     let got = reader.next().await;
     assert_eq!(

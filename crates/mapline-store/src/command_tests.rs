@@ -636,6 +636,32 @@ fn a_replayed_position_is_refused_and_changes_nothing() {
 }
 
 #[test]
+fn a_base_position_is_set_whatever_was_recorded_and_changes_nothing_else() {
+    let commands = script();
+    let (_dir, store) = new_store();
+    run(&store, &commands, 1);
+    // Every shared table but `meta`, which holds the position.
+    let tables = |store: &Store| {
+        let mut dump = store.dump_shared().unwrap();
+        dump.remove("meta");
+        dump
+    };
+    let before = tables(&store);
+    // A copy of a cluster's replica becomes a fresh cluster's base: position 0.
+    store.set_base_position(0).unwrap();
+    assert_eq!(store.applied_position().unwrap(), 0);
+    assert!(tables(&store) == before, "only the position changed");
+    // The fresh log's position 1 applies.
+    let fresh = Command::SetReviewMark {
+        plan: id(P2),
+        reviewer: id(ADA),
+        mark: ReviewMark { seq: 1, at_ms: 1 },
+    };
+    store.execute_at(&fresh, 1).unwrap();
+    assert_eq!(store.applied_position().unwrap(), 1);
+}
+
+#[test]
 fn a_refused_command_consumes_its_position_and_writes_nothing_else() {
     let (_dir, store) = new_store();
     let commands = script();

@@ -528,6 +528,18 @@ impl Store {
     pub fn applied_position(&self) -> Result<u64> {
         self.read(crate::store::applied_position_read)
     }
+
+    /// Records `position` as the applied command-log position, whatever was recorded before:
+    /// for a copy of a store that becomes a cluster's *base* (docs/cluster.md, *Operations*),
+    /// which covers the log through `position` and whose replicas read on from `position + 1`.
+    /// Never for a file a replica is applying to. Durable when it returns.
+    pub fn set_base_position(&self, position: u64) -> Result<()> {
+        let db = self.db()?;
+        let txn = db.begin_write()?;
+        crate::store::set_position_in(&txn, position)?;
+        txn.commit()?;
+        Ok(())
+    }
 }
 
 fn set_durability(txn: &mut redb::WriteTransaction, durability: Durability) {

@@ -1232,6 +1232,13 @@ pub(crate) fn advance_position_in(txn: &redb::WriteTransaction, position: u64) -
     Ok(())
 }
 
+/// Records `position` as the last command-log position applied, unconditionally (a base).
+pub(crate) fn set_position_in(txn: &redb::WriteTransaction, position: u64) -> Result<()> {
+    let mut meta = txn.open_table(META)?;
+    meta.insert(META_APPLIED_POSITION, position.to_le_bytes().as_slice())?;
+    Ok(())
+}
+
 /// Reads the applied command-log position in a read transaction.
 pub(crate) fn applied_position_read(txn: &redb::ReadTransaction) -> Result<u64> {
     applied_position_in(&txn.open_table(META)?)

@@ -106,6 +106,20 @@ pub enum SharesCommand {
     Revoke { plan: String, share: String },
 }
 
+impl PlansCommand {
+    /// Whether it writes to the store (refused on a cluster replica's file).
+    pub fn writes(&self) -> bool {
+        matches!(self, Self::Create(_) | Self::Import { .. })
+    }
+}
+
+impl SharesCommand {
+    /// Whether it writes to the store (refused on a cluster replica's file).
+    pub fn writes(&self) -> bool {
+        matches!(self, Self::Create { .. } | Self::Revoke { .. })
+    }
+}
+
 /// Talks to the running server.
 pub(crate) struct Http {
     base: String,

@@ -36,14 +36,32 @@ pub struct ClusterArgs {
     /// deployments can share one engine.
     #[arg(long, env = "MAPLINE_CLUSTER_PREFIX", default_value = "mapline")]
     pub cluster_prefix: String,
-    /// This node's name in log lines and in the ids of what it publishes (letters, digits and
-    /// `_`; at most 32). Default: a random one.
-    #[arg(long, env = "MAPLINE_NODE_ID")]
-    pub node_id: Option<String>,
+    /// Seconds to wait for the engine to be reachable and ready before giving up. Default:
+    /// `serve` waits as long as it takes (logging each retry), the operations 60 s.
+    #[arg(long, env = "MAPLINE_CLUSTER_TIMEOUT", value_name = "SECS")]
+    pub cluster_timeout: Option<u64>,
 }
 
+/// How long the operations wait for the engine without `--cluster-timeout`.
+const OPERATION_TIMEOUT_SECS: u64 = 60;
+
 impl ClusterArgs {
-    /// The engine's settings, or `None` without `--cluster`.
+    /// Whether `--cluster` was given.
+    pub fn given(&self) -> bool {
+        !self.cluster.is_empty()
+    }
+
+    /// The engine's settings for an operation (`verify`, `backup`, `migrate` …), which gives
+    /// up after `--cluster-timeout` (60 s by default).
+    pub fn operation_config(&self) -> anyhow::Result<ClusterConfig> {
+        let mut config = self.config()?.context("--cluster is required")?;
+        config.ready_timeout = Some(Duration::from_secs(
+            self.cluster_timeout.unwrap_or(OPERATION_TIMEOUT_SECS),
+        ));
+        Ok(config)
+    }
+
+    /// The engine's settings for `serve`, or `None` without `--cluster`.
     pub fn config(&self) -> anyhow::Result<Option<ClusterConfig>> {
         let urls: Vec<String> = self
             .cluster
@@ -68,26 +86,27 @@ impl ClusterArgs {
         config.tls_ca = self.nats_tls_ca.clone();
         config.monitor_urls = self.nats_monitor.clone();
         config.prefix = self.cluster_prefix.clone();
+        config.ready_timeout = self.cluster_timeout.map(Duration::from_secs);
         Ok(Some(config))
     }
+}
 
-    /// This node's id: the one given (checked) or a random one.
-    pub fn node_id(&self) -> anyhow::Result<String> {
-        match &self.node_id {
-            Some(id) => {
-                let ok = !id.is_empty()
-                    && id.len() <= 32
-                    && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-                if !ok {
-                    bail!("--node-id {id:?}: use letters, digits and '_' (at most 32)");
-                }
-                Ok(id.clone())
+/// A node's id: the one given with `--node-id` (checked) or a random one.
+pub fn node_id(given: Option<&str>) -> anyhow::Result<String> {
+    match given {
+        Some(id) => {
+            let ok = !id.is_empty()
+                && id.len() <= 32
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !ok {
+                bail!("--node-id {id:?}: use letters, digits and '_' (at most 32)");
             }
-            None => {
-                // The random tail of a UUID v7.
-                let id = uuid::Uuid::now_v7().simple().to_string();
-                Ok(format!("n{}", &id[id.len() - 8..]))
-            }
+            Ok(id.to_owned())
+        }
+        None => {
+            // The random tail of a UUID v7.
+            let id = uuid::Uuid::now_v7().simple().to_string();
+            Ok(format!("n{}", &id[id.len() - 8..]))
         }
     }
 }

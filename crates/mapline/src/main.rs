@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod admin;
+mod cluster_ops;
 mod cluster_serve;
 mod members;
 
@@ -80,6 +81,10 @@ enum Command {
     /// Manage the admin credential stored in the data file.
     #[command(subcommand)]
     AdminToken(AdminTokenCommand),
+    /// Move a single-node data file into a fresh cluster: verifies it, and uploads a
+    /// consistent copy as the cluster's base (log position 0). Nodes started with an empty
+    /// data file then start from it. Refuses a cluster already in use.
+    Migrate(cluster_ops::MigrateArgs),
 }
 
 #[derive(Args)]
@@ -105,6 +110,10 @@ struct VerifyArgs {
     /// Print one JSON report per plan (one per line) instead of text.
     #[arg(long)]
     json: bool,
+    /// With --cluster: verify the cluster's state (its base and log, applied into a temp
+    /// file) instead of a data file.
+    #[command(flatten)]
+    cluster: cluster_ops::ClusterArgs,
 }
 
 #[derive(Args)]
@@ -120,6 +129,10 @@ struct BackupArgs {
     /// The redb data file, when the server is stopped.
     #[arg(long)]
     data: Option<PathBuf>,
+    /// With --cluster: back up the cluster's state as of now (its base and log through its
+    /// last position, applied into a file).
+    #[command(flatten)]
+    cluster: cluster_ops::ClusterArgs,
 }
 
 #[derive(Args)]
@@ -132,6 +145,9 @@ struct RestoreArgs {
     /// Restore even if the backup does not verify.
     #[arg(long)]
     force: bool,
+    /// Refused: restore a cluster by migrating a backup into a fresh cluster.
+    #[arg(long, value_delimiter = ',', value_name = "URLS")]
+    cluster: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -160,6 +176,10 @@ struct RebuildArgs {
     /// Print one JSON report per plan (one per line) instead of text.
     #[arg(long)]
     json: bool,
+    /// With --cluster: first apply the cluster's base and log into --data, which must be a
+    /// new file, then rebuild there.
+    #[command(flatten)]
+    cluster: cluster_ops::ClusterArgs,
 }
 
 #[derive(Args)]
@@ -244,22 +264,55 @@ struct ServeArgs {
     log: String,
     #[command(flatten)]
     cluster: cluster_serve::ClusterArgs,
+    /// This node's name in a cluster's log lines and in the ids of what it publishes (letters,
+    /// digits and `_`; at most 32). Default: a random one.
+    #[arg(long, env = "MAPLINE_NODE_ID")]
+    node_id: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Serve(args) => serve(*args).map(|()| std::process::ExitCode::SUCCESS),
+        Command::RebuildHistory(args) if args.cluster.given() => {
+            cluster_ops::materialize_new(&args.cluster, &args.data)
+                .and_then(|()| rebuild_history(args))
+        }
         Command::RebuildHistory(args) => rebuild_history(args),
+        Command::Verify(args) if args.cluster.given() => {
+            cluster_ops::verify(&args.cluster, args.json)
+        }
         Command::Verify(args) => verify(&args),
         Command::Members { command, target } => {
-            members::members(&command, &target).map(|()| std::process::ExitCode::SUCCESS)
+            refuse_replica(command.writes(), &target).and_then(|()| {
+                members::members(&command, &target).map(|()| std::process::ExitCode::SUCCESS)
+            })
         }
         Command::VerifyAudit(args) => verify_audit(&args),
         Command::Plans { command, target } => {
-            admin::plans(&command, &target).map(|()| std::process::ExitCode::SUCCESS)
+            refuse_replica(command.writes(), &target).and_then(|()| {
+                admin::plans(&command, &target).map(|()| std::process::ExitCode::SUCCESS)
+            })
         }
         Command::Shares { command, target } => {
-            admin::shares(&command, &target).map(|()| std::process::ExitCode::SUCCESS)
+            refuse_replica(command.writes(), &target).and_then(|()| {
+                admin::shares(&command, &target).map(|()| std::process::ExitCode::SUCCESS)
+            })
+        }
+        Command::Backup(args) if args.cluster.given() => {
+            if args.server.is_some() || args.data.is_some() {
+                Err(anyhow::anyhow!(
+                    "back up from one place: --cluster, --server or --data"
+                ))
+            } else {
+                cluster_ops::backup(&args.cluster, &args.file)
+                    .map(|()| std::process::ExitCode::SUCCESS)
+            }
+        }
+        Command::Restore(args) if !args.cluster.is_empty() => Err(anyhow::anyhow!(
+            "restore does not work on a cluster: restore a cluster by migrating a backup into a fresh cluster (mapline migrate --from-data BACKUP --cluster URLS)"
+        )),
+        Command::Migrate(args) => {
+            cluster_ops::migrate(&args).map(|()| std::process::ExitCode::SUCCESS)
         }
         Command::Compact { target } => {
             admin::compact(&target).map(|()| std::process::ExitCode::SUCCESS)
@@ -267,7 +320,8 @@ fn main() -> std::process::ExitCode {
         Command::Backup(args) => backup(&args).map(|()| std::process::ExitCode::SUCCESS),
         Command::Restore(args) => restore(&args),
         Command::AdminToken(AdminTokenCommand::Rotate(args)) => {
-            rotate_admin_token(&args).map(|()| std::process::ExitCode::SUCCESS)
+            cluster_ops::refuse_replica_writes(&args.data)
+                .and_then(|()| rotate_admin_token(&args).map(|()| std::process::ExitCode::SUCCESS))
         }
     };
     // One line with the whole chain of causes: what failed and why, without a backtrace.
@@ -275,6 +329,15 @@ fn main() -> std::process::ExitCode {
         eprintln!("error: {error:#}");
         std::process::ExitCode::from(2)
     })
+}
+
+/// An admin command that writes to the data file (not through --server) is refused on a
+/// cluster replica's file.
+fn refuse_replica(writes: bool, target: &admin::Target) -> anyhow::Result<()> {
+    if writes && target.server.is_none() {
+        cluster_ops::refuse_replica_writes(&target.data)?;
+    }
+    Ok(())
 }
 
 /// Opens an existing data file for an offline command, with a clear error when it is missing
@@ -602,7 +665,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         bail!("--cache-mb must be at least 1");
     }
     let cluster_config = args.cluster.config()?;
-    let node_id = args.cluster.node_id()?;
+    let node_id = cluster_serve::node_id(args.node_id.as_deref())?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -612,7 +675,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // On a cluster: the engine first (a node waits for it), then the replica file, fed
         // from the log before anything here writes to it.
         let cluster = match cluster_config {
-            Some(config) => Some(cluster_serve::connect(config).await?),
+            Some(config) => {
+                let cluster = cluster_serve::connect(config).await?;
+                // A new node's empty file starts from the cluster's base (a migrated file),
+                // when it has one, and reads the log on from the position the base covers.
+                cluster_ops::bootstrap_if_empty(&cluster, &args.data).await?;
+                Some(cluster)
+            }
             None => None,
         };
         let store = Arc::new(

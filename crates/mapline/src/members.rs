@@ -46,6 +46,13 @@ pub enum MembersCommand {
     RevokeSessions { email: String },
 }
 
+impl MembersCommand {
+    /// Whether it writes to the store (refused on a cluster replica's file).
+    pub fn writes(&self) -> bool {
+        !matches!(self, Self::List | Self::Sessions { .. })
+    }
+}
+
 /// How a sign-in link is made.
 #[derive(clap::Args)]
 pub struct LinkArgs {
