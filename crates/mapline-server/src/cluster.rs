@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
-use mapline_cluster::{Cluster, HeaderMap};
+use mapline_cluster::{Cluster, HeaderMap, Kv, KvError};
 use mapline_replica::{Replica, ReplicaConfig, ReplicaError};
 use mapline_store::{Command, CommandRoute, DocKind, DocRef, Outcome, Store, StoreError};
 use yrs::sync::AwarenessUpdate;
@@ -28,6 +28,7 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct ClusterNode {
     replica: Arc<Replica>,
     cluster: Cluster,
+    kv: tokio::sync::OnceCell<Kv>,
 }
 
 /// The node could not join the cluster.
@@ -56,7 +57,11 @@ impl ClusterNode {
         if !store.route_commands(Arc::new(route)) {
             return Err(JoinError::AlreadyRouted);
         }
-        Ok(Self { replica, cluster })
+        Ok(Self {
+            replica,
+            cluster,
+            kv: tokio::sync::OnceCell::new(),
+        })
     }
 
     /// Waits until this node has applied everything the log held when it was called, logging
@@ -90,6 +95,25 @@ impl ClusterNode {
 
     pub fn cluster(&self) -> &Cluster {
         &self.cluster
+    }
+
+    /// Claims `key` in the cluster's KV bucket for this node: `true` for the one node whose
+    /// claim came first, `false` for every other (and for this one asking again). What is
+    /// claimed is done by one node only: a webhook delivery every node queued from the same
+    /// history. An error means the engine could not say (no quorum): ask again later.
+    pub async fn claim(&self, key: &str) -> Result<bool, String> {
+        let kv = self
+            .kv
+            .get_or_try_init(|| self.cluster.kv())
+            .await
+            .map_err(|e| e.to_string())?;
+        let value = Bytes::from(self.replica.node().to_owned());
+        match tokio::time::timeout(HEALTH_TIMEOUT, kv.create(key, value)).await {
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(KvError::AlreadyExists { .. })) => Ok(false),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err("the engine did not answer in time".to_owned()),
+        }
     }
 
     /// Whether this node can take writes now: its applier runs and the log's stream has a
@@ -173,6 +197,133 @@ pub(crate) async fn follow_commands(app: Arc<App>, cluster: Arc<ClusterNode>) {
             _ => {}
         }
     }
+}
+
+/// How often a node compares the history it derived with what other nodes published.
+const HISTORY_CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// What a node publishes per plan in the KV bucket (`history.<plan>`): how far it derived the
+/// plan's history and the chain's head there.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PublishedHead {
+    through: u64,
+    head: String,
+    node: String,
+}
+
+/// Every node derives every plan's history from the same log, so they must agree byte for
+/// byte. Each node publishes, per plan, how far it derived and its chain's head there
+/// (compare-and-set: a newer position replaces an older one), and checks the head another node
+/// published against its own head at that position. A difference is an alarm (an `error` log
+/// line and `mapline_cluster_history_mismatches`), never overwritten: the published head
+/// stays for an operator to compare with `rebuild-history --cluster`.
+pub(crate) async fn check_history(app: Arc<App>, cluster: Arc<ClusterNode>) {
+    let mut checked: std::collections::HashMap<uuid::Uuid, u64> = Default::default();
+    let mut every = tokio::time::interval(HISTORY_CHECK_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let store = app.store.clone();
+        let plans = tokio::task::spawn_blocking(move || -> Result<Vec<_>, StoreError> {
+            let mut out = Vec::new();
+            for (plan, _) in store.plans()? {
+                let through = store.derived_through(plan)?;
+                out.push((plan, through));
+            }
+            Ok(out)
+        })
+        .await;
+        let Ok(Ok(plans)) = plans else {
+            continue;
+        };
+        for (plan, through) in plans {
+            if through == 0 || checked.get(&plan) == Some(&through) {
+                continue;
+            }
+            match compare_history(&app, &cluster, plan, through).await {
+                Ok(()) => {
+                    checked.insert(plan, through);
+                }
+                Err(error) => {
+                    tracing::debug!(plan_id = %plan, %error, "history not compared yet; tried again later");
+                }
+            }
+        }
+    }
+}
+
+async fn compare_history(
+    app: &Arc<App>,
+    cluster: &ClusterNode,
+    plan: uuid::Uuid,
+    through: u64,
+) -> Result<(), String> {
+    let kv = cluster
+        .kv
+        .get_or_try_init(|| cluster.cluster.kv())
+        .await
+        .map_err(|e| e.to_string())?;
+    let key = format!("history.{}", plan.simple());
+    let head_at = |at: u64| {
+        let store = app.store.clone();
+        async move {
+            tokio::task::spawn_blocking(move || store.history_head(plan, at))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+        }
+    };
+    let ours = PublishedHead {
+        through,
+        head: hex(&head_at(through).await?),
+        node: cluster.replica.node().to_owned(),
+    };
+    let value = || {
+        serde_json::to_vec(&ours)
+            .map(Bytes::from)
+            .map_err(|e| e.to_string())
+    };
+    let published = kv.get(&key).await.map_err(|e| e.to_string())?;
+    let Some(entry) = published else {
+        return match kv.create(&key, value()?).await {
+            Ok(_) | Err(KvError::AlreadyExists { .. }) => Ok(()),
+            Err(error) => Err(error.to_string()),
+        };
+    };
+    let theirs: PublishedHead = serde_json::from_slice(&entry.value).map_err(|e| e.to_string())?;
+    if theirs.through > through {
+        // Checked when this node has derived that far.
+        return Ok(());
+    }
+    let mine_there = if theirs.through == through {
+        ours.head.clone()
+    } else {
+        hex(&head_at(theirs.through).await?)
+    };
+    if mine_there != theirs.head {
+        app.metrics.history_mismatches.inc();
+        tracing::error!(
+            plan_id = %plan,
+            position = theirs.through,
+            this_node = %ours.node,
+            other_node = %theirs.node,
+            ours = %mine_there,
+            theirs = %theirs.head,
+            "ALARM: this node derived a different history than another node; compare both with `mapline rebuild-history --cluster … --check`"
+        );
+        return Ok(());
+    }
+    if through > theirs.through {
+        match kv.update(&key, value()?, entry.revision).await {
+            Ok(_) | Err(KvError::WrongRevision { .. }) => {}
+            Err(error) => return Err(error.to_string()),
+        }
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn record_lag(app: &App, cluster: &ClusterNode) {

@@ -257,6 +257,7 @@ async fn serve(
     let followers = cluster.as_ref().map(|node| {
         (
             tokio::spawn(cluster::follow_commands(app.clone(), node.clone())),
+            tokio::spawn(cluster::check_history(app.clone(), node.clone())),
             presence
                 .clone()
                 .map(|presence| tokio::spawn(presence.follow(app.clone()))),
@@ -297,8 +298,9 @@ async fn serve(
     webhook_worker.abort();
     oidc_discovery.abort();
     catch_up.abort();
-    if let Some((commands, presence)) = followers {
+    if let Some((commands, history, presence)) = followers {
         commands.abort();
+        history.abort();
         if let Some(presence) = presence {
             presence.abort();
         }

@@ -41,6 +41,8 @@ pub struct Metrics {
     pub log_lag: Gauge,
     /// Cluster mode: commands this node's replica applied from the log (every node's).
     pub log_applied: Gauge,
+    /// Cluster mode: plans whose history this node derived differently from another node.
+    pub history_mismatches: Counter,
 }
 
 /// Registers a metric under `mapline_<name>` and hands it back for the struct field.
@@ -148,6 +150,12 @@ impl Default for Metrics {
                 "cluster_log_lag",
                 "Cluster mode: log entries committed in the cluster this node has not applied yet (consumer lag)",
                 gauge(),
+            ),
+            history_mismatches: registered(
+                r,
+                "cluster_history_mismatches",
+                "Cluster mode: times this node found its derived history of a plan unlike the head another node published (an alarm)",
+                counter(),
             ),
             log_applied: registered(
                 r,

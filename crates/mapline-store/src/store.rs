@@ -904,6 +904,21 @@ impl Store {
         Ok(derived.get(plan.as_u128())?.map_or(0, |v| v.value()))
     }
 
+    /// The head of the plan's history chain as of log position `at_most`: the digest of the
+    /// last stored history entry at or before it ([`crate::GENESIS`] if none). Two nodes that
+    /// derived the same history from the same log have the same head at every position, so
+    /// comparing heads compares everything before them.
+    pub fn history_head(&self, plan: PlanId, at_most: Seq) -> Result<[u8; 32]> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        Ok(txn
+            .open_table(HISTORY)?
+            .range((plan.as_u128(), 0)..=(plan.as_u128(), at_most))?
+            .next_back()
+            .transpose()?
+            .map_or(GENESIS, |(_, value)| digest_bytes(value.value())))
+    }
+
     /// History entries newest first, before log position `before` (all if `None`), at most
     /// `limit`.
     pub fn history(

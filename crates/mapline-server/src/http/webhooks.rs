@@ -357,6 +357,65 @@ fn attempt(
     store.record_attempt(id, &delivery, &record, !delivered && !give_up)
 }
 
+/// Sends due deliveries. On a cluster every node queues the same deliveries from the same
+/// history, so before its first attempt a delivery is claimed in the cluster's KV bucket
+/// (by subscription and event id): the node whose claim came first sends it (and retries
+/// it); the others drop their copy, logged as `sent_by_another_node`. A claim the engine
+/// cannot answer (no quorum) leaves the delivery due for the next tick.
+async fn send_due(
+    app: &Arc<App>,
+    guard: Guard,
+    due: Vec<(u128, DeliveryRecord)>,
+) -> Result<Result<(), StoreError>, tokio::task::JoinError> {
+    for (id, delivery) in due {
+        let mine = match &app.cluster {
+            Some(cluster) if delivery.attempts == 0 => {
+                match cluster.claim(&claim_key(&delivery)).await {
+                    Ok(mine) => mine,
+                    Err(error) => {
+                        tracing::warn!(%error, webhook = %delivery.webhook, "cannot claim a webhook delivery; tried again next tick");
+                        continue;
+                    }
+                }
+            }
+            _ => true,
+        };
+        let store = app.store.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            if mine {
+                attempt(&store, guard, id, delivery)
+            } else {
+                let record = AttemptRecord {
+                    event: delivery.event.clone(),
+                    at_ms: now_ms(),
+                    status: None,
+                    error: None,
+                    outcome: "sent_by_another_node".to_owned(),
+                };
+                store.record_attempt(id, &delivery, &record, false)
+            }
+        })
+        .await?;
+        if let Err(error) = done {
+            return Ok(Err(error));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// The KV key a delivery is claimed under: its subscription and its event's id (the same on
+/// every node: derived from the same history), hashed into the characters keys allow.
+fn claim_key(delivery: &DeliveryRecord) -> String {
+    use sha2::Digest as _;
+    let event_id = serde_json::from_str::<Value>(&delivery.body)
+        .ok()
+        .and_then(|body| body.get("id").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| delivery.body.clone());
+    let digest = sha2::Sha256::digest(event_id.as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("webhook.{}.{hex}", delivery.webhook.simple())
+}
+
 /// The worker: queues new events and sends due deliveries until the server stops.
 pub(crate) async fn run(app: Arc<App>) {
     let mut ticks = tokio::time::interval(TICK);
@@ -369,17 +428,19 @@ pub(crate) async fn run(app: Arc<App>) {
         if overdue_due {
             last_overdue = tokio::time::Instant::now();
         }
-        let worked = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+        let due = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             queue_history_events(&store)?;
             if overdue_due {
                 queue_overdue(&store, chrono::Utc::now().date_naive())?;
             }
-            for (id, delivery) in store.due_deliveries(now_ms(), 20)? {
-                attempt(&store, guard, id, delivery)?;
-            }
-            Ok(())
+            store.due_deliveries(now_ms(), 20)
         })
         .await;
+        let worked = match due {
+            Ok(Ok(due)) => send_due(&app, guard, due).await,
+            Ok(Err(error)) => Ok(Err(error)),
+            Err(panicked) => Err(panicked),
+        };
         match worked {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
