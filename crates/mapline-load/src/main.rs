@@ -5,6 +5,7 @@
 //! Prints a Markdown table. See BENCHMARKS.md.
 
 mod client;
+mod engine;
 mod protocol;
 mod scenarios;
 mod server;
