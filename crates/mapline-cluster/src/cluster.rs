@@ -38,6 +38,15 @@ pub enum Expect {
     LastSubjectSeq(u64),
 }
 
+/// Where the log stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogState {
+    /// The sequence of the last entry committed (0: empty).
+    pub last_seq: u64,
+    /// The server name of the stream's Raft leader.
+    pub leader: Option<String>,
+}
+
 /// An acknowledged publish: committed by a quorum (and fsynced where the engine is set so).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Published {
@@ -347,6 +356,12 @@ impl Cluster {
 
     /// The server name of the log stream's Raft leader, if it has one now.
     pub async fn log_leader(&self) -> Result<Option<String>, EnsureError> {
+        Ok(self.log_state().await?.leader)
+    }
+
+    /// The log stream's last sequence and its Raft leader, as the stream's leader answers
+    /// now: an answer at all means the stream has a leader, so writes can commit.
+    pub async fn log_state(&self) -> Result<LogState, EnsureError> {
         let fail = |e: EngineError| EnsureError::Engine {
             action: "read",
             what: self.names.stream.clone(),
@@ -358,7 +373,10 @@ impl Cluster {
             .await
             .map_err(|e| fail(e.into()))?;
         let info = s.info().await.map_err(|e| fail(e.into()))?;
-        Ok(info.cluster.as_ref().and_then(|c| c.leader.clone()))
+        Ok(LogState {
+            last_seq: info.state.last_sequence,
+            leader: info.cluster.as_ref().and_then(|c| c.leader.clone()),
+        })
     }
 
     /// Publishes to the log and returns once the cluster acknowledged it. A timeout, a lost

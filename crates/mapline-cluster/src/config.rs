@@ -127,6 +127,17 @@ impl Names {
         }
     }
 
+    /// The plain (never stored) subject of a document's presence: `p.presence.<plan>` or
+    /// `p.presence.<plan>.internal`.
+    pub fn presence_subject(&self, plan: &str, internal: bool) -> String {
+        let base = self.presence.trim_end_matches('>');
+        if internal {
+            format!("{base}{plan}.internal")
+        } else {
+            format!("{base}{plan}")
+        }
+    }
+
     /// The subject of a command that is not a plan's update: `p.cmd.<kind>` (`kind`: a
     /// token such as `create_plan`).
     pub fn command_subject(&self, kind: &str) -> String {

@@ -22,7 +22,7 @@ mod store;
 pub use async_nats::HeaderMap;
 pub(crate) use check::MIN_SERVER_VERSION_TEXT;
 pub use check::{MIN_SERVER_VERSION, REPLICAS};
-pub use cluster::{Cluster, Ensured, Expect, Published};
+pub use cluster::{Cluster, Ensured, Expect, LogState, Published};
 pub use config::{ClusterConfig, Names};
 pub use error::{CheckError, ConnectError, EnsureError, KvError, ObjectError, PublishError};
 pub use reader::{Delivered, Reader};

@@ -55,6 +55,9 @@ pub struct Applied {
     pub command: Command,
     /// What the store returned (the same on every node).
     pub outcome: Outcome,
+    /// The entry's `Nats-Msg-Id`: a node recognises its own submits by it
+    /// ([`Replica::submit_as`]).
+    pub msg_id: Option<String>,
 }
 
 /// Counters since this [`Replica`] started.
@@ -229,7 +232,21 @@ impl Replica {
     /// local store computed, which every node computes alike (so of two nodes consuming one
     /// sign-in link at once, exactly one gets the member).
     pub async fn submit(&self, command: &Command) -> Result<Outcome, ReplicaError> {
-        let msg_id = format!("{}-{}", self.shared.node, uuid::Uuid::now_v7());
+        self.submit_as(command, self.new_msg_id()).await
+    }
+
+    /// A msg id no other submit of any node has: this node's id and a UUID v7.
+    pub fn new_msg_id(&self) -> String {
+        format!("{}-{}", self.shared.node, uuid::Uuid::now_v7())
+    }
+
+    /// [`Replica::submit`] with a msg id the caller chose ([`Replica::new_msg_id`]), so it can
+    /// recognise the command's [`Applied`] announcement among every node's.
+    pub async fn submit_as(
+        &self,
+        command: &Command,
+        msg_id: String,
+    ) -> Result<Outcome, ReplicaError> {
         let (tx, rx) = oneshot::channel();
         {
             let mut state = self.shared.state();
@@ -263,6 +280,11 @@ impl Replica {
                 reason: self.stopped_reason(),
             }),
         }
+    }
+
+    /// This node's id (the prefix of its msg ids).
+    pub fn node(&self) -> &str {
+        &self.shared.node
     }
 
     /// Announcements of every command this node applies from now on.
@@ -507,6 +529,7 @@ impl Applier {
                             position,
                             command,
                             outcome: outcome.clone(),
+                            msg_id: msg_id.clone(),
                         });
                         // No subscriber is not an error.
                         let _ = self.shared.announce.send(applied);

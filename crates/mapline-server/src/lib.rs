@@ -9,6 +9,7 @@
 
 #[doc(hidden)]
 mod clock;
+pub mod cluster;
 pub mod fuzzing;
 pub mod history;
 mod http;
@@ -112,8 +113,12 @@ pub struct App {
     config: ServerConfig,
     store: Arc<Store>,
     auth: identity::auth::Authenticator,
-    rooms: sync::rooms::Rooms,
+    rooms: Arc<sync::rooms::Rooms>,
     writer: sync::writer::WriterHandle,
+    /// This node's part of a cluster (`serve --cluster`); `None` on a single node.
+    cluster: Option<Arc<cluster::ClusterNode>>,
+    /// Presence between the cluster's nodes.
+    presence: Option<Arc<cluster::Presence>>,
     metrics: Arc<metrics::Metrics>,
     /// Cancelled when the server starts shutting down; every connection closes with 1001.
     shutdown: CancellationToken,
@@ -155,9 +160,75 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    serve(listener, store, config, None, shutdown).await
+}
+
+/// [`run`] for a node of a cluster: `store` is this node's replica, fed by `node` (see
+/// [`cluster::ClusterNode::join`]); updates go through the cluster's log and the rooms are fed
+/// from it.
+pub async fn run_cluster_node(
+    listener: TcpListener,
+    store: Arc<Store>,
+    config: ServerConfig,
+    node: cluster::ClusterNode,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    serve(listener, store, config, Some(Arc::new(node)), shutdown).await
+}
+
+/// How the writer ends: a single node's thread, or a replica's task.
+enum WriterDone {
+    Thread(std::thread::JoinHandle<bool>),
+    Task(tokio::task::JoinHandle<bool>),
+}
+
+impl WriterDone {
+    /// Waits for the writer; whether every derived history it was handed was stored.
+    async fn history_stored(self) -> bool {
+        match self {
+            Self::Thread(thread) => matches!(
+                tokio::task::spawn_blocking(move || thread.join()).await,
+                Ok(Ok(true))
+            ),
+            Self::Task(task) => matches!(task.await, Ok(true)),
+        }
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    store: Arc<Store>,
+    config: ServerConfig,
+    cluster: Option<Arc<cluster::ClusterNode>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
     let metrics = Arc::new(metrics::Metrics::default());
-    let (writer, writer_thread) =
-        sync::writer::spawn(store.clone(), metrics.clone()).map_err(RunError::Writer)?;
+    let rooms = Arc::new(sync::rooms::Rooms::new(
+        store.clone(),
+        metrics.clone(),
+        config.plan_limits,
+    ));
+    let (writer, writer_done) = match &cluster {
+        None => {
+            let (writer, thread) =
+                sync::writer::spawn(store.clone(), metrics.clone()).map_err(RunError::Writer)?;
+            (writer, WriterDone::Thread(thread))
+        }
+        Some(node) => {
+            let (writer, task) = sync::replicated::spawn(
+                store.clone(),
+                metrics.clone(),
+                node.replica().clone(),
+                rooms.clone(),
+            )
+            .map_err(RunError::Writer)?;
+            (writer, WriterDone::Task(task))
+        }
+    };
+    rooms.set_writer(writer.clone());
+    let presence = cluster
+        .as_ref()
+        .map(|node| Arc::new(cluster::Presence::new(node)));
     let app = Arc::new(App {
         auth: identity::auth::Authenticator::new(config.admin_token_hash),
         auth_failures: http::limits::AuthFailures::new(
@@ -168,8 +239,9 @@ pub async fn run(
             config.oidc.clone(),
             config.oidc_logins_per_address_per_minute,
         ),
-        rooms: sync::rooms::Rooms::new(store.clone(), metrics.clone(), config.plan_limits)
-            .with_writer(writer.clone()),
+        rooms,
+        cluster: cluster.clone(),
+        presence: presence.clone(),
         config,
         store,
         writer: writer.clone(),
@@ -182,6 +254,14 @@ pub async fn run(
         next_conn: AtomicU64::new(1),
     });
 
+    let followers = cluster.as_ref().map(|node| {
+        (
+            tokio::spawn(cluster::follow_commands(app.clone(), node.clone())),
+            presence
+                .clone()
+                .map(|presence| tokio::spawn(presence.follow(app.clone()))),
+        )
+    });
     let sweeper = tokio::spawn(retire_idle_rooms(app.clone()));
     let webhook_worker = tokio::spawn(http::webhooks::run(app.clone()));
     let oidc_discovery = tokio::spawn(identity::oidc::discover(app.clone()));
@@ -217,6 +297,12 @@ pub async fn run(
     webhook_worker.abort();
     oidc_discovery.abort();
     catch_up.abort();
+    if let Some((commands, presence)) = followers {
+        commands.abort();
+        if let Some(presence) = presence {
+            presence.abort();
+        }
+    }
     app.connections.close();
     app.connections.wait().await;
 
@@ -228,10 +314,7 @@ pub async fn run(
     let _ = writer.send(sync::writer::WriteRequest::Stop).await;
     // `true` only if the history thread stored everything it was handed: otherwise the next
     // start must look for underived history, so the shutdown is not marked clean.
-    let history_stored = matches!(
-        tokio::task::spawn_blocking(move || writer_thread.join()).await,
-        Ok(Ok(true))
-    );
+    let history_stored = writer_done.history_stored().await;
     if result.is_ok()
         && history_stored
         && let Err(error) = app.store.mark_clean_shutdown()

@@ -35,6 +35,12 @@ pub struct Metrics {
     pub history_seconds: Histogram,
     pub slips_recorded: Counter,
     pub stored_bytes: Gauge,
+    /// Cluster mode: from publishing a command to the log until this node applied it.
+    pub publish_seconds: Histogram,
+    /// Cluster mode: log entries committed in the cluster that this node has not applied yet.
+    pub log_lag: Gauge,
+    /// Cluster mode: commands this node's replica applied from the log (every node's).
+    pub log_applied: Gauge,
 }
 
 /// Registers a metric under `mapline_<name>` and hands it back for the struct field.
@@ -131,6 +137,24 @@ impl Default for Metrics {
                 counter(),
             ),
             stored_bytes: registered(r, "stored_bytes", "Size of the data file", gauge()),
+            publish_seconds: registered(
+                r,
+                "cluster_publish_seconds",
+                "Cluster mode: from publishing a command to the log until this node applied it (quorum commit, fsync, delivery)",
+                Histogram::new(exponential_buckets(0.000_125, 2.0, 18)),
+            ),
+            log_lag: registered(
+                r,
+                "cluster_log_lag",
+                "Cluster mode: log entries committed in the cluster this node has not applied yet (consumer lag)",
+                gauge(),
+            ),
+            log_applied: registered(
+                r,
+                "cluster_log_position",
+                "Cluster mode: the last log position this node applied",
+                gauge(),
+            ),
             registry,
         }
     }

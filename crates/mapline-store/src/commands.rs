@@ -390,8 +390,17 @@ pub enum Durability {
 
 impl Store {
     /// Applies one command in one write transaction (a single node: no log position).
+    /// On a replica (a route is set) the command goes to the route instead.
     pub fn execute(&self, command: &Command) -> Result<Outcome> {
+        if let Some(route) = self.route() {
+            return route.execute(command);
+        }
         self.execute_in(command, None, Durability::Immediate, &[], &[])
+    }
+
+    /// Whether shared writes go to a route ([`Store::route_commands`]).
+    pub fn is_replica(&self) -> bool {
+        self.route().is_some()
     }
 
     /// Applies the command at command-log `position` and records the position in the same
@@ -453,6 +462,16 @@ impl Store {
         snapshots: &[(DocRef, Snapshot)],
         history: &[DerivedHistory],
     ) -> Result<Outcome> {
+        if position.is_none()
+            && let Some(route) = self.route()
+        {
+            // The shared part through the log; the local part after it is applied here, in a
+            // transaction of its own (a crash between the two loses only derived data, which
+            // the next load derives again).
+            let outcome = route.execute(command)?;
+            self.write_local_only(snapshots, history)?;
+            return Ok(outcome);
+        }
         self.execute_in(command, position, Durability::Immediate, snapshots, history)
     }
 

@@ -50,6 +50,10 @@ pub enum StoreError {
     NoSuchMember(Uuid),
     #[error("command log position {position} is already applied (this file is at {applied})")]
     AlreadyApplied { position: u64, applied: u64 },
+    /// A replica's write could not go through the cluster's command log (no quorum, the
+    /// applier stopped): it may or may not be in the log; if it is, every node applies it.
+    #[error("the cluster did not take the write: {0}")]
+    Cluster(String),
 }
 
 impl StoreError {
@@ -73,7 +77,8 @@ impl StoreError {
             | Self::Corrupt { .. }
             | Self::Compaction(_)
             | Self::Unavailable
-            | Self::AlreadyApplied { .. } => false,
+            | Self::AlreadyApplied { .. }
+            | Self::Cluster(_) => false,
         }
     }
 }

@@ -38,7 +38,7 @@ pub use records::{
     SlipRecord, Snapshot, UpdateRecord, digest,
 };
 pub use store::{
-    BackupError, BackupStats, DEFAULT_CACHE_BYTES, DocumentLoad, LogBound, PlanAudit,
+    BackupError, BackupStats, CommandRoute, DEFAULT_CACHE_BYTES, DocumentLoad, LogBound, PlanAudit,
     STORAGE_FORMAT, Store,
 };
 pub use summaries::{EncodedSummary, PlanWithSummary, SummaryState};

@@ -1,7 +1,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -185,6 +185,17 @@ pub struct Store {
     /// ([`Store::plans_with_new_history`]), so it need not scan every plan each time. `None`:
     /// not known (the file was just opened or reopened), and the next ask scans them all.
     history_moved: Mutex<Option<HashSet<u128>>>,
+    /// Where this node's shared writes go when the file is a cluster replica
+    /// ([`Store::route_commands`]); unset on a single node.
+    route: OnceLock<Arc<dyn CommandRoute>>,
+}
+
+/// Where a replica's shared writes are decided: the cluster's command log. A store with a
+/// route never applies a [`Command`] of its own accord (that would make its file unlike every
+/// other replica's); it hands the command to the route, which gets it into the log and returns
+/// once this file has applied it there, with the outcome of that apply.
+pub trait CommandRoute: Send + Sync {
+    fn execute(&self, command: &Command) -> Result<Outcome>;
 }
 
 /// The open database, for the duration of one store operation.
@@ -222,6 +233,7 @@ impl Store {
             path: path.to_owned(),
             cache_bytes,
             history_moved: Mutex::new(None),
+            route: OnceLock::new(),
             last_reopen_ms: AtomicI64::new(0),
         };
         store.ensure_format()?;
@@ -595,11 +607,7 @@ impl Store {
         history: &[DerivedHistory],
     ) -> Result<Vec<Seq>> {
         if updates.is_empty() {
-            let db = self.db()?;
-            let txn = db.begin_write()?;
-            write_local(&txn, snapshots, history)?;
-            txn.commit()?;
-            self.note_history_stored(history);
+            self.write_local_only(snapshots, history)?;
             return Ok(Vec::new());
         }
         let command = Command::AppendUpdates {
@@ -607,6 +615,37 @@ impl Store {
         };
         self.execute_with_local(&command, None, snapshots, history)
             .map(Outcome::appended)
+    }
+
+    /// Stores node-local derived data (snapshots, history with summaries) in a transaction of
+    /// its own.
+    pub(crate) fn write_local_only(
+        &self,
+        snapshots: &[(DocRef, Snapshot)],
+        history: &[DerivedHistory],
+    ) -> Result<()> {
+        if snapshots.is_empty() && history.is_empty() {
+            return Ok(());
+        }
+        let db = self.db()?;
+        let txn = db.begin_write()?;
+        write_local(&txn, snapshots, history)?;
+        txn.commit()?;
+        self.note_history_stored(history);
+        Ok(())
+    }
+
+    /// Sends every later shared write ([`Store::execute`] and every method built on it, and
+    /// [`Store::execute_with_local`] without a position) to `route`: the file becomes a
+    /// replica, written only by applying the command log ([`Store::execute_at_with`]). Set
+    /// once, before the file is written; a second route is ignored (and `false` returned).
+    pub fn route_commands(&self, route: Arc<dyn CommandRoute>) -> bool {
+        self.route.set(route).is_ok()
+    }
+
+    /// The route shared writes take, on a replica.
+    pub(crate) fn route(&self) -> Option<&Arc<dyn CommandRoute>> {
+        self.route.get()
     }
 
     /// Remembers the plans whose history a committed transaction stored, for
@@ -695,6 +734,27 @@ impl Store {
             derived_through: derived_through.min(last_seq),
             chain_head,
         }))
+    }
+
+    /// The document's stored updates after log position `after`, in order: what a replica's
+    /// room in memory catches up with when it missed an announcement.
+    pub fn updates_after(&self, doc: DocRef, after: Seq) -> Result<Vec<(Seq, UpdateRecord)>> {
+        let plan = doc.plan;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let log = txn.open_table(log_table(doc.kind))?;
+        let mut updates = Vec::new();
+        for entry in
+            log.range((plan.as_u128(), after.saturating_add(1))..=(plan.as_u128(), Seq::MAX))?
+        {
+            let (key, value) = entry?;
+            let seq = key.value().1;
+            updates.push((
+                seq,
+                decode_or_corrupt("updates", format!("{plan}/{seq}"), value.value())?,
+            ));
+        }
+        Ok(updates)
     }
 
     /// Writes a consistent copy of the whole store to a new file at `dest` (which must not

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod admin;
+mod cluster_serve;
 mod members;
 
 use anyhow::{Context as _, bail};
@@ -28,7 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: y-websocket sync at /sync/{planId}, the JSON API at /api, the web client.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Derive every plan's slip history and change audit again from its update log, and store
     /// it (or, with --check, only compare it with what is stored). Run it with the server
     /// stopped. Exit code 1 if --check finds a difference.
@@ -241,11 +242,13 @@ struct ServeArgs {
     /// Log filter (tracing syntax), e.g. `info` or `mapline_server=debug`.
     #[arg(long, env = "MAPLINE_LOG", default_value = "info")]
     log: String,
+    #[command(flatten)]
+    cluster: cluster_serve::ClusterArgs,
 }
 
 fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
-        Command::Serve(args) => serve(args).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Serve(args) => serve(*args).map(|()| std::process::ExitCode::SUCCESS),
         Command::RebuildHistory(args) => rebuild_history(args),
         Command::Verify(args) => verify(&args),
         Command::Members { command, target } => {
@@ -598,20 +601,40 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.cache_mb == 0 {
         bail!("--cache-mb must be at least 1");
     }
-    let store = Store::open_with_cache(&args.data, args.cache_mb.saturating_mul(1 << 20))
-        .with_context(|| format!("opening the data file {}", args.data.display()))?;
-    let admin_token_hash = settle_admin_token(&store, args.admin_token.as_deref())?;
-    // Taken before anything is written: if this run crashes, the next start must look for
-    // history the crash left underived.
-    let was_clean = store
-        .take_clean_shutdown()
-        .context("reading the shutdown mark")?;
+    let cluster_config = args.cluster.config()?;
+    let node_id = args.cluster.node_id()?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
+        // On a cluster: the engine first (a node waits for it), then the replica file, fed
+        // from the log before anything here writes to it.
+        let cluster = match cluster_config {
+            Some(config) => Some(cluster_serve::connect(config).await?),
+            None => None,
+        };
+        let store = Arc::new(
+            Store::open_with_cache(&args.data, args.cache_mb.saturating_mul(1 << 20))
+                .with_context(|| format!("opening the data file {}", args.data.display()))?,
+        );
+        let node = match cluster {
+            Some(cluster) => Some(cluster_serve::join(cluster, store.clone(), &node_id).await?),
+            None => None,
+        };
+        let admin_token_hash = {
+            let store = store.clone();
+            let configured = args.admin_token.clone();
+            tokio::task::spawn_blocking(move || settle_admin_token(&store, configured.as_deref()))
+                .await
+                .context("settling the admin credential")??
+        };
+        // Taken before anything is written: if this run crashes, the next start must look for
+        // history the crash left underived.
+        let was_clean = store
+            .take_clean_shutdown()
+            .context("reading the shutdown mark")?;
         watch_file_size_limit();
         let listener = listen(args.addr).with_context(|| format!("listening on {}", args.addr))?;
         let origin = format!(
@@ -620,7 +643,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
         println!("Mapline listening on {origin}");
         if args.demo {
-            seed_demo(&store, public_url.as_deref().unwrap_or(&origin))?;
+            let seeds = match &node {
+                Some(node) => cluster_serve::claim_demo(node).await?,
+                None => true,
+            };
+            if seeds {
+                let store = store.clone();
+                let origin = public_url.clone().unwrap_or(origin.clone());
+                tokio::task::spawn_blocking(move || seed_demo(&store, &origin))
+                    .await
+                    .context("seeding the demo plan")??;
+            } else {
+                println!("Demo: another node of the cluster seeded the demo plan; its links were printed there.");
+            }
         }
         let config = ServerConfig {
             public_url,
@@ -650,9 +685,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     .max(4 * 1024 * 1024),
             },
         };
-        mapline_server::run(listener, Arc::new(store), config, shutdown_signal())
-            .await
-            .context("serving")
+        match node {
+            Some(node) => {
+                mapline_server::run_cluster_node(listener, store, config, node, shutdown_signal())
+                    .await
+            }
+            None => mapline_server::run(listener, store, config, shutdown_signal()).await,
+        }
+        .context("serving")
     })
 }
 

@@ -13,9 +13,19 @@ use crate::App;
 use crate::http::error::ApiError;
 use crate::http::extract::{authenticate, require_admin_token};
 
-#[utoipa::path(get, path = "/healthz", tag = "operations", security(()), responses((status = 200, description = "`{ \"status\": \"ok\" }`")))]
-pub(crate) async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()), responses((status = 200, description = "`{ \"status\": \"ok\" }`"), (status = 503, description = "A cluster's node that cannot take writes now (no quorum of the engine, or its applier stopped): `{ \"status\": \"unavailable\", \"reason\": … }`")))]
+pub(crate) async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let Some(cluster) = &app.cluster else {
+        return Json(json!({ "status": "ok" })).into_response();
+    };
+    match cluster.health().await {
+        Ok(()) => Json(json!({ "status": "ok", "node": cluster.replica().node() })).into_response(),
+        Err(reason) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "node": cluster.replica().node(), "reason": reason })),
+        )
+            .into_response(),
+    }
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()), responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]

@@ -437,18 +437,27 @@ async fn handle(
             }
         }
         // Only updates that change something count: echoes of others' states are free.
-        Ok(Incoming::Awareness(update)) => match room.relay_awareness(conn_id, update) {
-            AwarenessRelay::Unchanged => {}
-            AwarenessRelay::Changed => awareness.charge(frame.len())?,
-            AwarenessRelay::TooManyClients => {
-                return Err(CloseReason::new(
-                    CloseCode::MalformedMessage,
-                    format!(
-                        "more than {MAX_AWARENESS_CLIENTS_PER_CONNECTION} awareness clients on one connection"
-                    ),
-                ));
+        Ok(Incoming::Awareness(update)) => {
+            // A cluster's other nodes relay it to their connections of this plan.
+            let for_nodes = app.presence.as_ref().map(|p| (p, update.clone()));
+            match room.relay_awareness(conn_id, update) {
+                AwarenessRelay::Unchanged => {}
+                AwarenessRelay::Changed => {
+                    if let Some((presence, update)) = for_nodes {
+                        presence.publish(room.doc(), &update);
+                    }
+                    awareness.charge(frame.len())?
+                }
+                AwarenessRelay::TooManyClients => {
+                    return Err(CloseReason::new(
+                        CloseCode::MalformedMessage,
+                        format!(
+                            "more than {MAX_AWARENESS_CLIENTS_PER_CONNECTION} awareness clients on one connection"
+                        ),
+                    ));
+                }
             }
-        },
+        }
         Ok(Incoming::AwarenessQuery) => room.answer_awareness_query(conn_id),
         Ok(Incoming::Auth) => {}
         Err(error) => return Err(CloseReason::new(close_code(&error), error.to_string())),

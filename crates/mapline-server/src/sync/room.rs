@@ -18,6 +18,7 @@ use mapline_store::{
     UpdateRecord,
 };
 use yrs::sync::{Awareness, AwarenessUpdate};
+use yrs::updates::decoder::Decode as _;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
 use crate::history;
@@ -667,6 +668,42 @@ impl Room {
         drop(state);
         self.end_write();
         Applied { history, snapshot }
+    }
+
+    /// The log position of the document's last applied update.
+    pub fn last_seq(&self) -> Seq {
+        self.lock().last_seq
+    }
+
+    /// A replica's room, for an update it did not receive from one of its own connections
+    /// (another node's, or one it missed): applied like a durable update of the server's own,
+    /// relayed to every connection and acknowledged to none. `None` if the room holds that
+    /// position already (it loaded after the update was stored) or the update does not decode
+    /// (logged; the stored log is what a reload reads).
+    pub fn apply_replicated(
+        &self,
+        seq: Seq,
+        record: &UpdateRecord,
+        now_ms: i64,
+    ) -> Option<Applied> {
+        if seq <= self.last_seq() {
+            return None;
+        }
+        let update = match Update::decode_v1(&record.update) {
+            Ok(update) => update,
+            Err(error) => {
+                tracing::error!(plan_id = %self.doc.plan, kind = ?self.doc.kind, seq, %error, "a stored update does not decode");
+                return None;
+            }
+        };
+        self.admit_trusted(&record.update);
+        Some(self.apply_durable(
+            seq,
+            update,
+            record,
+            crate::sync::writer::SERVER_ORIGIN,
+            now_ms,
+        ))
     }
 
     /// The schema migration this plan's document needs (`mapline_plan::migrate`), computed

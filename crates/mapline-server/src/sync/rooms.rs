@@ -54,7 +54,7 @@ pub struct Rooms {
     metrics: Arc<Metrics>,
     limits: PlanLimits,
     /// Where schema migrations are written; without it (tools, tests) documents load as stored.
-    writer: Option<WriterHandle>,
+    writer: std::sync::OnceLock<WriterHandle>,
 }
 
 impl Rooms {
@@ -64,14 +64,14 @@ impl Rooms {
             store,
             metrics,
             limits,
-            writer: None,
+            writer: std::sync::OnceLock::new(),
         }
     }
 
-    /// Migrates documents of an older schema as they load, through `writer`.
-    pub fn with_writer(mut self, writer: WriterHandle) -> Self {
-        self.writer = Some(writer);
-        self
+    /// Migrates documents of an older schema as they load, through `writer` (started after the
+    /// rooms: a replica's writer feeds them); the first writer set stays.
+    pub fn set_writer(&self, writer: WriterHandle) {
+        let _ = self.writer.set(writer);
     }
 
     fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<DocRef, Slot>> {
@@ -135,7 +135,7 @@ impl Rooms {
     /// history entry is derived and stored as usual. Until that is durable the room is not
     /// handed out; a failure fails this load and the next open tries again.
     async fn migrate(&self, room: &Arc<Room>) -> Result<(), OpenRoomError> {
-        let Some(writer) = &self.writer else {
+        let Some(writer) = self.writer.get() else {
             return Ok(());
         };
         let (outdated, _) = room.read(|txn| mapline_plan::migrate::needs_migration(txn));
@@ -214,6 +214,13 @@ impl Rooms {
     /// The document's room if it is in memory (never loads it).
     pub fn loaded(&self, doc: DocRef) -> Option<Arc<Room>> {
         self.slots().get(&doc).and_then(|slot| slot.get().cloned())
+    }
+
+    /// Whether the document's room is being loaded right now (not in memory yet).
+    pub fn is_loading(&self, doc: DocRef) -> bool {
+        self.slots()
+            .get(&doc)
+            .is_some_and(|slot| slot.get().is_none())
     }
 
     /// Every room in memory.

@@ -71,6 +71,10 @@ pub struct WriterHandle {
 pub struct WriterStopped;
 
 impl WriterHandle {
+    pub(crate) fn new(queue: mpsc::Sender<WriteRequest>) -> Self {
+        Self { queue }
+    }
+
     /// Queues a request, waiting if the writer is far behind.
     pub async fn send(&self, request: WriteRequest) -> Result<(), WriterStopped> {
         self.queue.send(request).await.map_err(|_| WriterStopped)
@@ -84,26 +88,7 @@ pub fn spawn(
     metrics: Arc<Metrics>,
 ) -> std::io::Result<(WriterHandle, std::thread::JoinHandle<bool>)> {
     let (queue, requests) = mpsc::channel(QUEUE);
-    let (history_tx, history_rx) = std::sync::mpsc::channel();
-    let history_thread = {
-        let (store, metrics) = (store.clone(), metrics.clone());
-        std::thread::Builder::new()
-            .name("mapline-history".into())
-            .spawn(move || {
-                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run_history(history_rx, &store, &metrics)
-                }));
-                match ran {
-                    Ok(all_stored) => all_stored,
-                    Err(_) => {
-                        // Derived history would pile up unstored; a restart derives it from
-                        // the log.
-                        tracing::error!("the history thread panicked; aborting");
-                        std::process::abort();
-                    }
-                }
-            })?
-    };
+    let (history_tx, history_thread) = spawn_history(store.clone(), metrics.clone())?;
     let thread = std::thread::Builder::new()
         .name("mapline-writer".into())
         .spawn(move || {
@@ -126,6 +111,35 @@ pub fn spawn(
     Ok((WriterHandle { queue }, thread))
 }
 
+/// Starts the history thread (`mapline-history`): it stores the [`HistoryWork`] it is handed
+/// until every sender is dropped; its result says whether all of it was stored.
+pub(crate) fn spawn_history(
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<(
+    std::sync::mpsc::Sender<HistoryWork>,
+    std::thread::JoinHandle<bool>,
+)> {
+    let (history_tx, history_rx) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("mapline-history".into())
+        .spawn(move || {
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_history(history_rx, &store, &metrics)
+            }));
+            match ran {
+                Ok(all_stored) => all_stored,
+                Err(_) => {
+                    // Derived history would pile up unstored; a restart derives it from
+                    // the log.
+                    tracing::error!("the history thread panicked; aborting");
+                    std::process::abort();
+                }
+            }
+        })?;
+    Ok((history_tx, thread))
+}
+
 enum Followup {
     Apply {
         room: Arc<Room>,
@@ -145,14 +159,14 @@ enum Followup {
 pub const SERVER_ORIGIN: ConnId = ConnId::MAX;
 
 /// Work carried from one batch to the next until it is stored.
-struct Carried {
-    snapshots: Vec<(mapline_store::DocRef, Snapshot)>,
+pub(crate) struct Carried {
+    pub(crate) snapshots: Vec<(mapline_store::DocRef, Snapshot)>,
     /// History derived from committed updates, not stored yet.
-    history: Vec<DerivedHistory>,
+    pub(crate) history: Vec<DerivedHistory>,
     /// The room of each plan in `history`: its summary is computed from the room's plan when
     /// the history is stored.
-    rooms: HashMap<PlanId, Arc<Room>>,
-    history_stored_at: Instant,
+    pub(crate) rooms: HashMap<PlanId, Arc<Room>>,
+    pub(crate) history_stored_at: Instant,
 }
 
 impl Default for Carried {
@@ -169,7 +183,7 @@ impl Default for Carried {
 impl Carried {
     /// Whether the history should be handed over now: it is due, plenty is waiting, or a
     /// snapshot is (a snapshot never goes to disk ahead of the history it covers).
-    fn history_due(&self) -> bool {
+    pub(crate) fn history_due(&self) -> bool {
         !self.history.is_empty()
             && (!self.snapshots.is_empty()
                 || self.history.iter().map(|h| h.entries.len()).sum::<usize>()
@@ -178,7 +192,7 @@ impl Carried {
     }
 
     /// Hands the history and snapshots waiting to the history thread.
-    fn hand_over(&mut self, history: &std::sync::mpsc::Sender<HistoryWork>) {
+    pub(crate) fn hand_over(&mut self, history: &std::sync::mpsc::Sender<HistoryWork>) {
         if self.history.is_empty() && self.snapshots.is_empty() {
             return;
         }
@@ -197,7 +211,7 @@ impl Carried {
 /// in the same transaction, so a snapshot never goes to disk ahead of its history), and each
 /// plan's room for its summary.
 #[derive(Default)]
-struct HistoryWork {
+pub(crate) struct HistoryWork {
     history: Vec<DerivedHistory>,
     snapshots: Vec<(mapline_store::DocRef, Snapshot)>,
     rooms: HashMap<PlanId, Arc<Room>>,
@@ -511,7 +525,7 @@ fn commit(
 }
 
 /// Adds one update's derivation to the batch's history for its plan.
-fn record_history(
+pub(crate) fn record_history(
     batch: &mut Vec<DerivedHistory>,
     plan_id: PlanId,
     seq: mapline_store::Seq,

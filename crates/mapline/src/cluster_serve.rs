@@ -1,0 +1,146 @@
+//! `serve --cluster`: the flags that put a node on a NATS JetStream cluster, and the steps
+//! before it serves — connect (waiting for the engine), check and create what the rules need,
+//! start applying the command log to the node's replica file and catch up with it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use mapline_cluster::{Cluster, ClusterConfig, KvError};
+use mapline_server::cluster::ClusterNode;
+use mapline_store::Store;
+
+/// How a node reaches the cluster (all optional: without `--cluster` the node runs alone on
+/// its redb file).
+#[derive(Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// Run this node on a NATS JetStream cluster (three engine nodes, R3): comma-separated
+    /// `nats://host:port` URLs of its nodes. The data file is then this node's replica of the
+    /// cluster's command log. Without it, one node on its redb file.
+    #[arg(long, env = "MAPLINE_CLUSTER", value_delimiter = ',')]
+    pub cluster: Vec<String>,
+    /// A NATS credentials file for the cluster.
+    #[arg(long, env = "MAPLINE_NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
+    /// PEM file of CA certificates to trust for TLS to NATS (TLS is then required).
+    #[arg(long, env = "MAPLINE_NATS_TLS_CA")]
+    pub nats_tls_ca: Option<PathBuf>,
+    /// Comma-separated `http://host:port` monitoring URLs of the engine's nodes: start refuses
+    /// an engine node that does not fsync before it acknowledges (`sync_interval: always`) or
+    /// is older than 2.12. Without them that setting cannot be checked (a warning says so).
+    #[arg(long, env = "MAPLINE_NATS_MONITOR", value_delimiter = ',')]
+    pub nats_monitor: Vec<String>,
+    /// Prefix of the names Mapline keeps in the engine (stream, buckets, subjects), so several
+    /// deployments can share one engine.
+    #[arg(long, env = "MAPLINE_CLUSTER_PREFIX", default_value = "mapline")]
+    pub cluster_prefix: String,
+    /// This node's name in log lines and in the ids of what it publishes (letters, digits and
+    /// `_`; at most 32). Default: a random one.
+    #[arg(long, env = "MAPLINE_NODE_ID")]
+    pub node_id: Option<String>,
+}
+
+impl ClusterArgs {
+    /// The engine's settings, or `None` without `--cluster`.
+    pub fn config(&self) -> anyhow::Result<Option<ClusterConfig>> {
+        let urls: Vec<String> = self
+            .cluster
+            .iter()
+            .map(|url| url.trim().to_owned())
+            .filter(|url| !url.is_empty())
+            .collect();
+        if urls.is_empty() {
+            if !self.cluster.is_empty() {
+                bail!("--cluster: no NATS URL given");
+            }
+            return Ok(None);
+        }
+        if let Some(bad) = urls
+            .iter()
+            .find(|url| !(url.starts_with("nats://") || url.starts_with("tls://")))
+        {
+            bail!("--cluster: {bad:?} is not a nats:// (or tls://) URL");
+        }
+        let mut config = ClusterConfig::new(urls);
+        config.creds = self.nats_creds.clone();
+        config.tls_ca = self.nats_tls_ca.clone();
+        config.monitor_urls = self.nats_monitor.clone();
+        config.prefix = self.cluster_prefix.clone();
+        Ok(Some(config))
+    }
+
+    /// This node's id: the one given (checked) or a random one.
+    pub fn node_id(&self) -> anyhow::Result<String> {
+        match &self.node_id {
+            Some(id) => {
+                let ok = !id.is_empty()
+                    && id.len() <= 32
+                    && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                if !ok {
+                    bail!("--node-id {id:?}: use letters, digits and '_' (at most 32)");
+                }
+                Ok(id.clone())
+            }
+            None => {
+                // The random tail of a UUID v7.
+                let id = uuid::Uuid::now_v7().simple().to_string();
+                Ok(format!("n{}", &id[id.len() - 8..]))
+            }
+        }
+    }
+}
+
+/// Connects to the engine (waiting, with a log line, while it is not ready) and creates or
+/// checks the stream, KV bucket and object store; refuses an engine the rules cannot rely on.
+pub async fn connect(config: ClusterConfig) -> anyhow::Result<Cluster> {
+    let cluster = Cluster::connect(config)
+        .await
+        .context("connecting to the NATS cluster")?;
+    let ensured = cluster
+        .ensure()
+        .await
+        .context("the NATS cluster is not configured as Mapline needs")?;
+    tracing::info!(
+        ?ensured,
+        "the cluster's stream, KV bucket and object store are ready"
+    );
+    Ok(cluster)
+}
+
+/// Starts applying the log to `store` and waits until it is as current as the log was.
+pub async fn join(cluster: Cluster, store: Arc<Store>, node: &str) -> anyhow::Result<ClusterNode> {
+    let node_handle = ClusterNode::join(cluster, store, node)
+        .await
+        .context("joining the cluster")?;
+    let started = std::time::Instant::now();
+    let position = node_handle
+        .catch_up()
+        .await
+        .context("catching up with the command log")?;
+    tracing::info!(
+        node,
+        position,
+        millis = started.elapsed().as_millis() as u64,
+        "caught up with the command log"
+    );
+    Ok(node_handle)
+}
+
+/// Whether this node seeds the cluster's demo plan: the first node to claim it in the KV
+/// bucket does, once per cluster.
+pub async fn claim_demo(node: &ClusterNode) -> anyhow::Result<bool> {
+    let kv = node.cluster().kv().await.context("opening the KV bucket")?;
+    match tokio::time::timeout(
+        Duration::from_secs(30),
+        kv.create("demo-seeded", bytes::Bytes::from_static(b"1")),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(true),
+        Ok(Err(KvError::AlreadyExists { .. })) => Ok(false),
+        Ok(Err(error)) => Err(error).context("claiming the demo plan's seeding"),
+        Err(_) => bail!("claiming the demo plan's seeding timed out"),
+    }
+}
