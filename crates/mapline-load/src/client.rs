@@ -26,6 +26,8 @@ pub struct Client {
     pub doc: Doc,
     /// When the last message was read off the socket ([`now_us`]), before it was applied.
     pub last_arrival_us: u64,
+    /// Update messages (sync step 2 or update) sent: what a `durable` count counts.
+    pub updates_sent: u64,
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
@@ -44,11 +46,24 @@ impl Client {
         let mut client = Client {
             doc: Doc::new(),
             last_arrival_us: 0,
+            updates_sent: 0,
             ws,
         };
         client.send(protocol::step1(&client.doc)).await?;
         while client.recv().await? != Received::Synced {}
         Ok(client)
+    }
+
+    /// [`Client::connect`], retried every 50 ms until `deadline` (the last error then).
+    pub async fn connect_until(url: &str, deadline: Instant) -> Result<Client> {
+        loop {
+            match Client::connect(url).await {
+                Ok(client) => return Ok(client),
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(e) => tracing::debug!("connect retried: {e:#}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn send(&mut self, bytes: Vec<u8>) -> Result<()> {
@@ -70,6 +85,7 @@ impl Client {
                     let received = protocol::handle(&self.doc, &bytes)?;
                     if let Received::Step1 { reply } = &received {
                         self.send(reply.clone()).await?;
+                        self.updates_sent += 1;
                     }
                     return Ok(received);
                 }
@@ -102,7 +118,9 @@ impl Client {
             f(&mut txn);
             txn.encode_update_v1()
         };
-        self.send(protocol::update(update)).await
+        self.send(protocol::update(update)).await?;
+        self.updates_sent += 1;
+        Ok(())
     }
 
     /// Whether the server still has the socket open, read without waiting: whatever has

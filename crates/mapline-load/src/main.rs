@@ -5,20 +5,23 @@
 //! Prints a Markdown table. See BENCHMARKS.md.
 
 mod client;
+mod cluster;
+mod engine;
 mod protocol;
 mod scenarios;
 mod server;
 mod stats;
 mod sys;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 
+use crate::engine::Engine;
 use crate::scenarios::{Fanout, FanoutParams, Ingest, Scale, ScaleParams, Storm};
-use crate::server::{Kind, Plan, Server};
+use crate::server::{ClusterNode, Kind, Plan, Server};
 
 #[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
 enum Only {
@@ -96,6 +99,26 @@ struct Args {
     /// and start from a copy of it when it exists, instead of seeding again.
     #[arg(long, env = "MAPLINE_LOAD_SCALE_DATA")]
     scale_data: Option<PathBuf>,
+    /// Run only the cluster's figures (issue 16): the fan-out against one Mapline node on
+    /// redb and, same parameters, against two nodes (`serve --cluster`, clients spread over
+    /// both) on three nats-server processes (R3, fsync always), with the engine's CPU; a
+    /// writer's ack gap across a kill -9 of the log's leader; a node's start-up on a log of
+    /// `--cluster-plans` plans (fresh file and restarted).
+    #[arg(long, env = "MAPLINE_LOAD_CLUSTER_ONLY", conflicts_with_all = ["fanout_only", "ingest_only", "storm_only", "scale_only", "only"])]
+    cluster_only: bool,
+    /// The nats-server binary the cluster's engine runs (three processes).
+    #[arg(
+        long,
+        env = "MAPLINE_LOAD_NATS_SERVER",
+        default_value = "target/venv/bin/nats-server"
+    )]
+    nats_server: PathBuf,
+    /// Cluster: plans created before the start-up is timed (0: no start-up figure).
+    #[arg(long, env = "MAPLINE_LOAD_CLUSTER_PLANS", default_value_t = 10000)]
+    cluster_plans: usize,
+    /// Cluster: updates/s of the writer whose acks are timed across the leader's kill.
+    #[arg(long, env = "MAPLINE_LOAD_KILL_RATE", default_value_t = 50.0)]
+    kill_rate: f64,
     /// Cold loads of the ingested plan, each after its own restart of Mapline (the table
     /// shows the median, the list every one).
     #[arg(long, env = "MAPLINE_LOAD_COLD_LOADS", default_value_t = 1)]
@@ -178,6 +201,9 @@ fn main() -> Result<()> {
     if args.scale_only && (args.scale_plans < 2 || args.scale_open_plans == 0) {
         bail!("the large node needs at least two plans and one open plan");
     }
+    if args.cluster_only && args.kill_rate <= 0.0 {
+        bail!("--kill-rate must be positive");
+    }
     if args.cold_loads == 0 {
         bail!("--cold-loads must be at least 1");
     }
@@ -209,6 +235,11 @@ async fn run(args: Args) -> Result<()> {
         let mut samples = sys::fsync_floor(dir.path(), args.fsync_samples)?;
         stats::percentiles(&mut samples)
     };
+    if args.cluster_only {
+        let figures = measure_cluster(&args, &base).await?;
+        print!("{}", report_cluster(&args, &fsync, &figures));
+        return Ok(());
+    }
     let mut rows = Vec::new();
     if args.only != Some(Only::Baseline) {
         if !args.mapline_bin.exists() {
@@ -224,6 +255,7 @@ async fn run(args: Args) -> Result<()> {
         let kind = Kind::Mapline {
             bin: args.mapline_bin.clone(),
             data: dir.path().join("m.redb"),
+            cluster: None,
         };
         if args.scale_only {
             rows.push(measure_scale(&args, kind).await?);
@@ -234,6 +266,7 @@ async fn run(args: Args) -> Result<()> {
             let kind = Kind::Mapline {
                 bin: args.mapline_bin.clone(),
                 data: plain.path().join("m.redb"),
+                cluster: None,
             };
             let mut row = measure(&args, kind).await?;
             row.name = format!("{}, empty store, no sockets held", row.name);
@@ -263,6 +296,101 @@ async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// The log stream of `serve --cluster`'s default prefix (`mapline`).
+const LOG_STREAM: &str = "mapline-log";
+
+/// Everything `--cluster-only` measures.
+#[derive(Debug, Default)]
+struct ClusterFigures {
+    /// The fan-out against one node on redb, then against the two-node cluster.
+    rows: Vec<Row>,
+    recovery: Option<cluster::Recovery>,
+    startup: Option<cluster::Startup>,
+}
+
+fn cluster_node(engine: &Engine, bin: &Path, dir: &Path, id: &str) -> Kind {
+    Kind::Mapline {
+        bin: bin.to_owned(),
+        data: dir.join(format!("{id}.redb")),
+        cluster: Some(ClusterNode {
+            urls: engine.urls(),
+            monitor: engine.monitor_urls(),
+            id: id.to_owned(),
+        }),
+    }
+}
+
+/// `--cluster-only`: the single node's fan-out, then on a fresh engine the two nodes' fan-out
+/// and the leader's kill, then on another fresh engine the start-up.
+async fn measure_cluster(args: &Args, base: &Path) -> Result<ClusterFigures> {
+    if !args.mapline_bin.exists() {
+        bail!(
+            "{} not found: cargo build --release -p mapline (or --mapline-bin)",
+            args.mapline_bin.display()
+        );
+    }
+    let mut figures = ClusterFigures::default();
+    let dir = tempfile::Builder::new()
+        .prefix("mapline-load-")
+        .tempdir_in(base)
+        .context("a temporary data folder")?;
+    let single = Server::start(Kind::Mapline {
+        bin: args.mapline_bin.clone(),
+        data: dir.path().join("single.redb"),
+        cluster: None,
+    })
+    .await?;
+    let mut row = Row {
+        name: single.name(),
+        ..Row::default()
+    };
+    tracing::info!(server = %row.name, "fan-out");
+    row.fanout = scenarios::fanout(&single, fanout_params(args))
+        .await
+        .context("fan-out, one node")?;
+    single.stop().await?;
+    figures.rows.push(row);
+
+    let mut engine = Engine::start(&args.nats_server, base).await?;
+    let a = Server::start(cluster_node(&engine, &args.mapline_bin, dir.path(), "a")).await?;
+    let b = Server::start(cluster_node(&engine, &args.mapline_bin, dir.path(), "b")).await?;
+    let mut row = Row {
+        name: "Mapline ×2 (nodes a, b) on 3 × nats-server (JetStream R3, fsync always)".to_owned(),
+        ..Row::default()
+    };
+    tracing::info!(server = %row.name, "fan-out");
+    row.fanout = scenarios::fanout_on(&[&a, &b], Some(&engine), fanout_params(args))
+        .await
+        .context("fan-out, two nodes")?;
+    figures.rows.push(row);
+    b.stop().await?;
+    tracing::info!("writes across a kill -9 of the log's leader");
+    figures.recovery = Some(
+        cluster::leader_kill(&a, &mut engine, LOG_STREAM, args.kill_rate)
+            .await
+            .context("the leader's kill")?,
+    );
+    a.stop().await?;
+    drop(engine);
+
+    if args.cluster_plans > 0 {
+        let engine = Engine::start(&args.nats_server, base).await?;
+        let seeder =
+            Server::start(cluster_node(&engine, &args.mapline_bin, dir.path(), "s")).await?;
+        figures.startup = Some(
+            cluster::startup(
+                seeder,
+                cluster_node(&engine, &args.mapline_bin, dir.path(), "fresh"),
+                args.cluster_plans,
+                args.scale_seed_threads,
+            )
+            .await
+            .context("the start-up on a seeded cluster")?,
+        );
+    }
+    Ok(figures)
+}
+
 fn fanout_params(args: &Args) -> FanoutParams {
     FanoutParams {
         plans: args.plans,
@@ -279,7 +407,7 @@ async fn measure_storms(args: &Args, kind: Kind) -> Result<Row> {
     for run in 1..=args.storm_runs {
         let load = sys::load_average();
         let server = Server::start(kind.clone()).await?;
-        row.name = server.name().to_owned();
+        row.name = server.name();
         tracing::info!(server = %row.name, run, %load, "connect storm, cold");
         let cold = scenarios::connect_storm(&server, args.connect_clients, args.connect_plans)
             .await
@@ -418,7 +546,7 @@ async fn measure(args: &Args, kind: Kind) -> Result<Row> {
     }
     let mut server = Server::start(kind).await?;
     let mut row = Row {
-        name: server.name().to_owned(),
+        name: server.name(),
         ..Row::default()
     };
     if args.ingest_only {
@@ -612,6 +740,101 @@ fn report(args: &Args, fsync: &stats::Percentiles, rows: &[Row]) -> String {
         );
     }
     out += &failed_clients(rows);
+    out
+}
+
+/// The report of `--cluster-only`: the fan-out of both rows, the leader's kill, the start-up.
+fn report_cluster(args: &Args, fsync: &stats::Percentiles, figures: &ClusterFigures) -> String {
+    let command: Vec<String> = std::env::args().collect();
+    let mut out = format!("Command: `{}`\n\n", command.join(" "));
+    out += &format!(
+        "Parameters: fan-out {} plans × {} clients × {} updates/s × {} s (two nodes: each plan's clients alternate between them); leader kill: one writer, {} updates/s, acks=1, on node a; start-up on {} plans (created through a node's API, {} in flight); generator threads {}\n\n",
+        args.plans,
+        args.clients,
+        args.rate,
+        args.seconds,
+        args.kill_rate,
+        args.cluster_plans,
+        args.scale_seed_threads,
+        args.threads
+    );
+    out += &format!(
+        "Machine: {}; load average at the end {}\n\n",
+        sys::machine(),
+        sys::load_average()
+    );
+    out += &format!(
+        "Disk floor ({} × write + fsync of a small file in the data folder): p50 {} ms, p99 {} ms, max {} ms\n\n",
+        fsync.count,
+        ms(fsync.p50),
+        ms(fsync.p99),
+        ms(fsync.max)
+    );
+    out += "| server | delivered | missed | diverged | p50 ms | p95 ms | p99 ms | max ms | server CPU s | load-gen CPU s | peak RSS MiB | CPU s per Mapline node | engine CPU s (3 × nats-server) |\n";
+    out += "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+    for r in &figures.rows {
+        let per_node: Vec<String> = r
+            .fanout
+            .node_cpu
+            .iter()
+            .map(|c| format!("{c:.2}"))
+            .collect();
+        out += &format!(
+            "| {} | {} | {} | {} |\n",
+            r.name,
+            fanout_cells(&r.fanout),
+            per_node.join(" / "),
+            opt(r.fanout.engine_cpu, 2),
+        );
+    }
+    if let [one, two] = &figures.rows[..] {
+        let (o, t) = (&one.fanout, &two.fanout);
+        out += &format!(
+            "| ratio cluster / one node | | | | {} | {} | {} | {} | {} | | | | |\n",
+            ratio(t.latency.p50 as f64, o.latency.p50 as f64),
+            ratio(t.latency.p95 as f64, o.latency.p95 as f64),
+            ratio(t.latency.p99 as f64, o.latency.p99 as f64),
+            ratio(t.latency.max as f64, o.latency.max as f64),
+            ratio(t.server_cpu + t.engine_cpu.unwrap_or(0.0), o.server_cpu),
+        );
+        out += "\n(The ratio's server CPU is the cluster's Mapline nodes plus its engine against the one node.)\n";
+    }
+    out += &failed_clients(&figures.rows);
+    if let Some(r) = &figures.recovery {
+        out += "\n| writes across a kill -9 of the log's leader | value |\n| --- | --- |\n";
+        out += &format!(
+            "| engine node killed (the log stream's leader) | {} |\n",
+            r.leader
+        );
+        out += &format!(
+            "| last ack before the kill → first ack after | {:.0} ms |\n",
+            r.gap.gap_us() as f64 / 1e3
+        );
+        out += &format!(
+            "| the kill → first ack after | {:.0} ms |\n",
+            r.gap.after_kill_us() as f64 / 1e3
+        );
+        out += &format!(
+            "| update messages sent / acknowledged by the end | {} / {} ({} acks) |\n",
+            r.sent, r.acked, r.acks
+        );
+    }
+    if let Some(s) = &figures.startup {
+        out += &format!(
+            "\nStart-up of a node on a log of {} plans (created through node s's API in {:.1} s):\n\n",
+            s.plans, s.seed_s
+        );
+        out += "| node | replica file | spawn → listening ms | spawn → /healthz 200 ms |\n| --- | --- | --- | --- |\n";
+        for (name, file, t) in [
+            ("fresh", "empty: applies the whole log", s.fresh),
+            ("s, restarted", "caught up", s.restarted),
+        ] {
+            out += &format!(
+                "| {name} | {file} | {:.1} | {:.1} |\n",
+                t.listening_ms, t.healthy_ms
+            );
+        }
+    }
     out
 }
 

@@ -25,6 +25,9 @@ pub enum Received {
     Synced,
     /// A relayed update was applied.
     Update,
+    /// Mapline's `durable` message (tag 100, sent with `?acks=1`): the first `count` update
+    /// messages (sync step 2 or update) this connection sent are durable.
+    Durable { count: u64 },
     /// Awareness, auth or anything else a load client has no use for.
     Other,
 }
@@ -40,8 +43,18 @@ pub fn update(update: Vec<u8>) -> Vec<u8> {
     Message::Sync(SyncMessage::Update(update)).encode_v1()
 }
 
+/// Mapline's `durable` tag (docs/protocol.md, *Mapline's additions*).
+const DURABLE: u8 = 100;
+
 /// Reads one message from the server into `doc`.
 pub fn handle(doc: &Doc, bytes: &[u8]) -> Result<Received, ProtocolError> {
+    // yrs would read a tag it does not know as one byte array; `durable` is a count first.
+    if bytes.first() == Some(&DURABLE) {
+        let mut cursor = read::Cursor::new(&bytes[1..]);
+        return Ok(Received::Durable {
+            count: read::Read::read_var(&mut cursor)?,
+        });
+    }
     match Message::decode_v1(bytes)? {
         Message::Sync(SyncMessage::SyncStep1(sv)) => {
             let diff = doc.transact().encode_state_as_update_v1(&sv);
@@ -134,6 +147,24 @@ mod tests {
         assert_eq!(handle(&doc, &[1, 1, 0]).ok(), Some(Received::Other));
         assert!(matches!(handle(&doc, &[0]), Err(ProtocolError::Decode(_))));
         assert!(handle(&doc, &[0, 2, 3, 9, 9, 9]).is_err());
+    }
+
+    #[test]
+    fn a_durable_ack_gives_its_count_and_a_truncated_one_is_an_error() {
+        let doc = Doc::new();
+        // tag 100, varUint 300 (0xac 0x02), then the durable state vector (empty: 0).
+        assert_eq!(
+            handle(&doc, &[100, 0xac, 0x02, 1, 0]).ok(),
+            Some(Received::Durable { count: 300 })
+        );
+        assert_eq!(
+            handle(&doc, &[100, 0, 1, 0]).ok(),
+            Some(Received::Durable { count: 0 })
+        );
+        assert!(handle(&doc, &[100]).is_err());
+        assert!(handle(&doc, &[100, 0x80]).is_err());
+        // Refused (101) is something else a load client does not use.
+        assert_eq!(handle(&doc, &[101, 1, b'x']).ok(), Some(Received::Other));
     }
 
     #[test]

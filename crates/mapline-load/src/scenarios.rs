@@ -7,6 +7,7 @@ use yrs::types::ToJson;
 use yrs::{Any, ArrayPrelim, Doc, Map, MapPrelim, MapRef, Out, ReadTxn, StateVector, Transact};
 
 use crate::client::{Arrivals, Client, now_us};
+use crate::engine::Engine;
 use crate::server::{Plan, Server};
 use crate::stats::{self, ClientEnd, ConnMemory, Delivery, Percentiles};
 use crate::sys::{ListenCounters, listen_counters, proc_stats};
@@ -32,7 +33,12 @@ pub struct Fanout {
     pub sent: u64,
     pub delivery: Delivery,
     pub latency: Percentiles,
+    /// CPU seconds of the Mapline nodes, summed.
     pub server_cpu: f64,
+    /// Each Mapline node's, in the order given.
+    pub node_cpu: Vec<f64>,
+    /// The engine's (every nats-server process's, summed), for a cluster.
+    pub engine_cpu: Option<f64>,
     pub generator_cpu: f64,
     pub peak_rss: u64,
     pub failed_clients: usize,
@@ -64,12 +70,34 @@ fn summary(doc: &Doc) -> Summary {
 /// client's own milestone (plan data, so Mapline derives history) and a key `t<c>-<n>` holding
 /// its send time; every other client of the plan measures its arrival.
 pub async fn fanout(server: &Server, p: FanoutParams) -> Result<Fanout> {
-    let plans = server.plans(p.plans).await?;
+    fanout_on(&[server], None, p).await
+}
+
+/// The fan-out with each plan's clients spread over `servers` in turn (client `c` of a plan
+/// on server `c mod n`, so with two nodes an update sent on one reaches clients of the other):
+/// the plans are created on the first; `engine`'s CPU is measured with the servers'.
+pub async fn fanout_on(
+    servers: &[&Server],
+    engine: Option<&Engine>,
+    p: FanoutParams,
+) -> Result<Fanout> {
+    let first = servers.first().context("the fan-out needs a server")?;
+    let plans = first.plans(p.plans).await?;
+    // Another node learns of a plan when it applies the log: a connect there may come first
+    // and be turned away; it is retried until the step's deadline.
+    let retry = servers.len() > 1;
+    let deadline = Instant::now() + STEP_DEADLINE;
     let mut connecting = Vec::new();
     for plan in &plans {
-        for _ in 0..p.clients {
-            let url = server.url(plan);
-            connecting.push(tokio::spawn(async move { Client::connect(&url).await }));
+        for c in 0..p.clients {
+            let url = servers[c % servers.len()].url(plan);
+            connecting.push(tokio::spawn(async move {
+                if retry {
+                    Client::connect_until(&url, deadline).await
+                } else {
+                    Client::connect(&url).await
+                }
+            }));
         }
     }
     let mut clients = Vec::with_capacity(connecting.len());
@@ -115,7 +143,11 @@ pub async fn fanout(server: &Server, p: FanoutParams) -> Result<Fanout> {
     let n = (p.rate * p.seconds).round() as u32;
     let period = Duration::from_secs_f64(1.0 / p.rate);
     let total = clients.len() as u32;
-    let server_before = server.stats()?;
+    let servers_before = servers
+        .iter()
+        .map(|s| s.stats())
+        .collect::<Result<Vec<_>>>()?;
+    let engine_before = engine.map(Engine::cpu_s).transpose()?;
     let self_before = proc_stats("self")?;
     let start = tokio::time::Instant::now() + Duration::from_millis(100);
     let mut running = Vec::new();
@@ -144,15 +176,27 @@ pub async fn fanout(server: &Server, p: FanoutParams) -> Result<Fanout> {
         }
         ends.push(end);
     }
-    let server_after = server.stats()?;
+    let servers_after = servers
+        .iter()
+        .map(|s| s.stats())
+        .collect::<Result<Vec<_>>>()?;
+    let engine_after = engine.map(Engine::cpu_s).transpose()?;
     let self_after = proc_stats("self")?;
     for plan in ends.chunks(p.clients) {
         result.delivery += stats::account_plan(plan);
     }
     result.latency = stats::percentiles(&mut latencies);
-    result.server_cpu = server_after.cpu_s - server_before.cpu_s;
+    result.node_cpu = servers_before
+        .iter()
+        .zip(&servers_after)
+        .map(|(before, after)| after.cpu_s - before.cpu_s)
+        .collect();
+    result.server_cpu = result.node_cpu.iter().sum();
+    result.engine_cpu = engine_before
+        .zip(engine_after)
+        .map(|(before, after)| after - before);
     result.generator_cpu = self_after.cpu_s - self_before.cpu_s;
-    result.peak_rss = server_after.peak_rss;
+    result.peak_rss = servers_after.iter().map(|s| s.peak_rss).max().unwrap_or(0);
     Ok(result)
 }
 

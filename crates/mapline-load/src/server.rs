@@ -18,9 +18,33 @@ const ADMIN: &str = "bench-admin-token-0123456789abcdef";
 /// Which server to start.
 #[derive(Debug, Clone)]
 pub enum Kind {
-    Mapline { bin: PathBuf, data: PathBuf },
-    Baseline { script: PathBuf },
+    /// `cluster`: a node of a Mapline cluster (`serve --cluster`), `data` its replica file.
+    Mapline {
+        bin: PathBuf,
+        data: PathBuf,
+        cluster: Option<ClusterNode>,
+    },
+    Baseline {
+        script: PathBuf,
+    },
 }
+
+/// What a Mapline node of a cluster is started with.
+#[derive(Debug, Clone)]
+pub struct ClusterNode {
+    /// `nats://…,nats://…` (`--cluster`).
+    pub urls: String,
+    /// `http://…,http://…` (`--nats-monitor`): start refuses an engine that does not fsync.
+    pub monitor: String,
+    /// `--node-id`, in the node's log lines and the report.
+    pub id: String,
+}
+
+/// How long a Mapline node of a cluster may take to listen: it applies the whole command log
+/// into its replica file first (a fresh node on 10,000 plans).
+const CLUSTER_LISTEN_DEADLINE: Duration = Duration::from_secs(600);
+/// How long a single node (or the baseline) may take to listen.
+const LISTEN_DEADLINE: Duration = Duration::from_secs(20);
 
 /// One plan (room) and the token a client connects with.
 #[derive(Debug, Clone)]
@@ -46,15 +70,20 @@ pub struct Server {
 impl Server {
     pub async fn start(kind: Kind) -> Result<Server> {
         let (mut command, ready, ws_path) = match &kind {
-            Kind::Mapline { bin, data } => {
+            Kind::Mapline { bin, data, cluster } => {
                 let mut c = Command::new(bin);
                 c.args(["serve", "--addr", "127.0.0.1:0", "--data"])
                     .arg(data)
-                    .args(["--admin-token", ADMIN, "--web", "/nonexistent"])
-                    .env(
-                        "MAPLINE_LOG",
-                        std::env::var("MAPLINE_LOAD_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
-                    );
+                    .args(["--admin-token", ADMIN, "--web", "/nonexistent"]);
+                if let Some(node) = cluster {
+                    c.args(["--cluster", &node.urls])
+                        .args(["--nats-monitor", &node.monitor])
+                        .args(["--node-id", &node.id]);
+                }
+                c.env(
+                    "MAPLINE_LOG",
+                    std::env::var("MAPLINE_LOAD_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+                );
                 (c, "listening on", "/sync")
             }
             Kind::Baseline { script } => {
@@ -78,7 +107,13 @@ impl Server {
         let pid = child.id().context("the server exited at once")?.to_string();
         let stdout = child.stdout.take().context("no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(20), async {
+        let deadline = match &kind {
+            Kind::Mapline {
+                cluster: Some(_), ..
+            } => CLUSTER_LISTEN_DEADLINE,
+            _ => LISTEN_DEADLINE,
+        };
+        let line = tokio::time::timeout(deadline, async {
             while let Some(line) = lines.next_line().await? {
                 if line.contains(ready) {
                     return Ok(line);
@@ -87,7 +122,7 @@ impl Server {
             bail!("the server exited before it listened")
         })
         .await
-        .context("the server did not listen within 20 s")??;
+        .with_context(|| format!("the server did not listen within {deadline:?}"))??;
         let listening = spawned.elapsed();
         // Keep reading stdout so the server never blocks on a full pipe.
         let echo = std::env::var_os("MAPLINE_LOAD_SERVER_LOG").is_some();
@@ -158,10 +193,14 @@ impl Server {
         .await?
     }
 
-    pub fn name(&self) -> &'static str {
-        match self.kind {
-            Kind::Mapline { .. } => "Mapline (redb, fsync per batch)",
-            Kind::Baseline { .. } => "@y/websocket-server (in memory)",
+    pub fn name(&self) -> String {
+        match &self.kind {
+            Kind::Mapline {
+                cluster: Some(node),
+                ..
+            } => format!("Mapline node {} (JetStream R3, fsync always)", node.id),
+            Kind::Mapline { .. } => "Mapline (redb, fsync per batch)".to_owned(),
+            Kind::Baseline { .. } => "@y/websocket-server (in memory)".to_owned(),
         }
     }
 

@@ -185,9 +185,60 @@ pub fn spread(values: &[f64]) -> Option<Spread> {
     })
 }
 
+/// The acknowledgements either side of a kill: the last that arrived at or before it and the
+/// first after it (µs on one clock). The writes stalled from `last_before` to `first_after`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AckGap {
+    pub kill: u64,
+    pub last_before: u64,
+    pub first_after: u64,
+}
+
+impl AckGap {
+    /// From the last ack before the kill to the first after it: writes were not acknowledged
+    /// for this long.
+    pub fn gap_us(&self) -> u64 {
+        self.first_after - self.last_before
+    }
+
+    /// From the kill itself to the first ack after it.
+    pub fn after_kill_us(&self) -> u64 {
+        self.first_after - self.kill
+    }
+}
+
+/// Finds the [`AckGap`] around `kill` in `acks` (arrival times, in any order); None unless
+/// acks arrived both before (or at) and after it.
+pub fn ack_gap(acks: &[u64], kill: u64) -> Option<AckGap> {
+    let last_before = acks.iter().copied().filter(|&t| t <= kill).max()?;
+    let first_after = acks.iter().copied().filter(|&t| t > kill).min()?;
+    Some(AckGap {
+        kill,
+        last_before,
+        first_after,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn gap(acks: &[u64], kill: u64) -> Option<(u64, u64)> {
+        ack_gap(acks, kill).map(|g| (g.gap_us(), g.after_kill_us()))
+    }
+
+    #[test]
+    fn the_ack_gap_runs_from_the_last_ack_before_the_kill_to_the_first_after() {
+        assert_eq!(gap(&[10, 20, 30, 5_030, 5_040], 35), Some((5_000, 4_995)));
+        // An ack at the very moment of the kill is before it; the order of arrival is not
+        // assumed.
+        assert_eq!(gap(&[5_040, 35, 20, 5_030], 35), Some((4_995, 4_995)));
+        // No ack after the kill (writes never recovered), or none before (nothing to measure
+        // from): no gap.
+        assert_eq!(gap(&[10, 20], 35), None);
+        assert_eq!(gap(&[40, 50], 35), None);
+        assert_eq!(gap(&[], 35), None);
+    }
 
     fn check(mut samples: Vec<u64>, expected: (u64, u64, u64, u64)) {
         let p = percentiles(&mut samples);
