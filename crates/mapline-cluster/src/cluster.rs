@@ -482,10 +482,14 @@ impl Cluster {
 }
 
 /// A JetStream "503 temporarily unavailable" answer (no quorum yet): worth retrying.
+/// An engine's answer that passes: no leader now (503), or a stream the answering engine
+/// node does not know yet (404: right after `ensure` created it, before every node of the
+/// engine has it — seen as "no stream found for given subject" on a new cluster's first
+/// write).
 fn is_unavailable(error: &async_nats::jetstream::context::PublishError) -> bool {
     use std::error::Error as _;
     error
         .source()
         .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>())
-        .is_some_and(|e| e.code() == 503)
+        .is_some_and(|e| e.code() == 503 || e.code() == 404)
 }
