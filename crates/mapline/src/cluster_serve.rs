@@ -163,3 +163,52 @@ pub async fn claim_demo(node: &ClusterNode) -> anyhow::Result<bool> {
         Err(_) => bail!("claiming the demo plan's seeding timed out"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(urls: &[&str]) -> ClusterArgs {
+        ClusterArgs {
+            cluster: urls.iter().map(|u| (*u).to_owned()).collect(),
+            nats_creds: None,
+            nats_tls_ca: None,
+            nats_monitor: Vec::new(),
+            cluster_prefix: "mapline".to_owned(),
+            cluster_timeout: None,
+        }
+    }
+
+    #[test]
+    fn cluster_flags_are_checked() {
+        assert!(args(&[]).config().expect("no cluster").is_none());
+        let config = args(&["nats://a:4222", " nats://b:4222 "])
+            .config()
+            .expect("valid")
+            .expect("a cluster");
+        assert_eq!(config.urls, ["nats://a:4222", "nats://b:4222"]);
+        // serve waits for the engine as long as it takes; operations give up after 60 s.
+        assert_eq!(config.ready_timeout, None);
+        assert_eq!(
+            args(&["nats://a:4222"])
+                .operation_config()
+                .expect("valid")
+                .ready_timeout,
+            Some(Duration::from_secs(60))
+        );
+        assert!(args(&["http://a:4222"]).config().is_err());
+        assert!(args(&["", " "]).config().is_err());
+        assert!(args(&[]).operation_config().is_err());
+    }
+
+    #[test]
+    fn node_ids_are_tokens() {
+        assert_eq!(node_id(Some("web_1")).expect("valid"), "web_1");
+        for bad in ["", "a-b", "a.b", "a b", &"x".repeat(33)] {
+            assert!(node_id(Some(bad)).is_err(), "{bad:?}");
+        }
+        let random = node_id(None).expect("random");
+        assert!(random.starts_with('n') && random.len() == 9, "{random}");
+        assert_ne!(random, node_id(None).expect("random"));
+    }
+}

@@ -595,3 +595,43 @@ pub async fn deliveries_of(
         .collect();
     Ok(Json(json!({ "deliveries": log })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(webhook: u128, body: Value) -> DeliveryRecord {
+        DeliveryRecord {
+            webhook: Uuid::from_u128(webhook),
+            event: "milestone.slipped".to_owned(),
+            body: body.to_string(),
+            attempts: 0,
+            next_attempt_ms: 0,
+            created_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_delivery_is_claimed_by_its_subscription_and_event_id_alone() {
+        let id = "0195f0a0-0000-7000-8000-000000000001.12.s0";
+        // Two nodes may render the body differently (a member renamed in between): the claim
+        // is the same.
+        let a = delivery(1, json!({ "id": id, "data": { "who": "Dana" } }));
+        let b = delivery(1, json!({ "id": id, "data": { "who": "Dana Seller" } }));
+        assert_eq!(claim_key(&a), claim_key(&b));
+        // Another event, or another subscription, is another claim.
+        let other_event = delivery(1, json!({ "id": format!("{id}x") }));
+        let other_hook = delivery(2, json!({ "id": id }));
+        assert_ne!(claim_key(&a), claim_key(&other_event));
+        assert_ne!(claim_key(&a), claim_key(&other_hook));
+        // Only characters a KV key may hold, whatever the event id holds.
+        let odd = delivery(1, json!({ "id": "overdue.m/1 é*>.2027-01-01" }));
+        assert!(
+            claim_key(&odd)
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || c == b'-'),
+            "{}",
+            claim_key(&odd)
+        );
+    }
+}
