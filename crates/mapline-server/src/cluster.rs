@@ -98,7 +98,7 @@ impl ClusterNode {
     }
 
     /// Claims `key` in the cluster's KV bucket for this node: `true` for the one node whose
-    /// claim came first, `false` for every other (and for this one asking again). What is
+    /// claim came first (also when it asks again), `false` for every other. What is
     /// claimed is done by one node only: a webhook delivery every node queued from the same
     /// history. An error means the engine could not say (no quorum): ask again later.
     pub async fn claim(&self, key: &str) -> Result<bool, String> {
@@ -107,10 +107,17 @@ impl ClusterNode {
             .get_or_try_init(|| self.cluster.kv())
             .await
             .map_err(|e| e.to_string())?;
-        let value = Bytes::from(self.replica.node().to_owned());
+        let node = self.replica.node();
+        let value = Bytes::from(node.to_owned());
         match tokio::time::timeout(HEALTH_TIMEOUT, kv.create(key, value)).await {
             Ok(Ok(_)) => Ok(true),
-            Ok(Err(KvError::AlreadyExists { .. })) => Ok(false),
+            // Ours if this node made it before: a create that timed out but was committed, or
+            // this node's claim before a restart (its id is kept in its file).
+            Ok(Err(KvError::AlreadyExists { .. })) => match kv.get(key).await {
+                Ok(Some(entry)) => Ok(entry.value.as_ref() == node.as_bytes()),
+                Ok(None) => Err("the claim vanished".to_owned()),
+                Err(error) => Err(error.to_string()),
+            },
             Ok(Err(error)) => Err(error.to_string()),
             Err(_) => Err("the engine did not answer in time".to_owned()),
         }
@@ -160,15 +167,19 @@ impl CommandRoute for LogRoute {
 /// link's or session's sockets close on every node, not only where it was revoked.
 pub(crate) async fn follow_commands(app: Arc<App>, cluster: Arc<ClusterNode>) {
     let mut applied = cluster.replica.subscribe();
-    let mut lag = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        let next = tokio::select! {
-            next = applied.recv() => next,
-            _ = lag.tick() => {
+    let lag = tokio::spawn({
+        let (app, cluster) = (app.clone(), cluster.clone());
+        async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                every.tick().await;
                 record_lag(&app, &cluster).await;
-                continue;
             }
-        };
+        }
+    });
+    let _stop_lag = AbortOnDrop(lag);
+    loop {
+        let next = applied.recv().await;
         let applied = match next {
             Ok(applied) => applied,
             Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
@@ -263,7 +274,13 @@ async fn compare_history(
         .get_or_try_init(|| cluster.cluster.kv())
         .await
         .map_err(|e| e.to_string())?;
-    let key = format!("history.{}", plan.simple());
+    // With the storage format: history derived again under a new format must not be
+    // compared with heads of the old one (a rolling upgrade, a rebuild).
+    let key = format!(
+        "history.f{}.{}",
+        mapline_store::STORAGE_FORMAT,
+        plan.simple()
+    );
     let head_at = |at: u64| {
         let store = app.store.clone();
         async move {
@@ -324,6 +341,15 @@ async fn compare_history(
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Aborts a task when dropped (with the task that started it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn record_lag(app: &App, cluster: &ClusterNode) {

@@ -94,7 +94,7 @@ pub fn exchange(frames: &[Vec<u8>]) -> Exchange {
         }
     }
     let _ = room.projection();
-    room.leave(1);
+    let _ = room.leave(1);
     exchange.replies = drain(&mut replies);
     exchange.relayed = drain(&mut relayed);
     exchange

@@ -61,6 +61,14 @@ const SHARE_SEEN: TableDefinition<u128, &[u8]> = TableDefinition::new("share_see
 const META_FORMAT: &str = "format_version";
 const META_ADMIN_TOKEN: &str = "admin_token_sha256";
 const META_CLEAN_SHUTDOWN: &str = "clean_shutdown";
+/// A cluster's node: its id, kept so a restarted node knows what it claimed before.
+const META_NODE_ID: &str = "node_id";
+
+/// Keys of `meta` that belong to this file alone: not compared between replicas, not copied
+/// into a backup (a copy is another file).
+fn node_local_meta(key: &str) -> bool {
+    key == META_CLEAN_SHUTDOWN || key == META_NODE_ID
+}
 /// The last command-log position applied (u64 LE; absent: none). Only a replica fed from the
 /// command log writes it (see [`Store::execute_at`]).
 const META_APPLIED_POSITION: &str = "applied_position";
@@ -411,6 +419,29 @@ impl Store {
     pub fn set_admin_token_hash(&self, hash: &[u8; 32]) -> Result<()> {
         self.execute(&Command::SetAdminTokenHash { hash: *hash })
             .map(Outcome::done)
+    }
+
+    /// The id of the cluster node that uses this file: the one stored, or `generate()`'s,
+    /// stored now. Node-local (not in backups, not compared between replicas).
+    pub fn node_id_or(&self, generate: impl FnOnce() -> String) -> Result<String> {
+        let db = self.db()?;
+        let txn = db.begin_write()?;
+        let id = {
+            let mut meta = txn.open_table(META)?;
+            let stored = meta
+                .get(META_NODE_ID)?
+                .map(|v| String::from_utf8_lossy(v.value()).into_owned());
+            match stored {
+                Some(id) => id,
+                None => {
+                    let id = generate();
+                    meta.insert(META_NODE_ID, id.as_bytes())?;
+                    id
+                }
+            }
+        };
+        txn.commit()?;
+        Ok(id)
     }
 
     /// Whether the last server to use the file stopped cleanly (everything derived and
@@ -774,7 +805,7 @@ impl Store {
             let mut meta = out.open_table(META)?;
             for entry in txn.open_table(META)?.iter()? {
                 let (key, value) = entry?;
-                if key.value() != META_CLEAN_SHUTDOWN {
+                if !node_local_meta(key.value()) {
                     meta.insert(key.value(), value.value())?;
                 }
             }
@@ -1293,7 +1324,7 @@ impl Store {
             let mut meta = Vec::new();
             for entry in txn.open_table(META)?.iter()? {
                 let (key, value) = entry?;
-                if key.value() != META_CLEAN_SHUTDOWN {
+                if !node_local_meta(key.value()) {
                     meta.push((key.value().as_bytes().to_vec(), value.value().to_vec()));
                 }
             }

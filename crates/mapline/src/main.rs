@@ -665,7 +665,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         bail!("--cache-mb must be at least 1");
     }
     let cluster_config = args.cluster.config()?;
-    let node_id = cluster_serve::node_id(args.node_id.as_deref())?;
+    if let Some(given) = &args.node_id {
+        cluster_serve::node_id(Some(given))?;
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -689,9 +691,25 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("opening the data file {}", args.data.display()))?,
         );
         let node = match cluster {
-            Some(cluster) => Some(cluster_serve::join(cluster, store.clone(), &node_id).await?),
+            Some(cluster) => {
+                // The given id, else the one this file's node had (a restarted node keeps its
+                // claims, e.g. of webhook deliveries), else a new one.
+                let node_id = match &args.node_id {
+                    Some(given) => given.clone(),
+                    None => store
+                        .node_id_or(|| cluster_serve::node_id(None).unwrap_or_default())
+                        .context("reading this node's id")?,
+                };
+                Some(cluster_serve::join(cluster, store.clone(), &node_id).await?)
+            }
             None => None,
         };
+        if node.is_some() && args.admin_token.is_none() && store.admin_token_hash()?.is_none() {
+            // Two new nodes would each make up a token of their own.
+            bail!(
+                "--cluster needs --admin-token (MAPLINE_ADMIN_TOKEN), the same on every node, until the cluster has one stored"
+            );
+        }
         let admin_token_hash = {
             let store = store.clone();
             let configured = args.admin_token.clone();
@@ -740,7 +758,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             auth_failures_per_address_per_minute: args
                 .auth_failures_per_address_per_minute
                 .unwrap_or(args.auth_failures_per_minute.saturating_mul(10)),
-            catch_up_history: !was_clean,
+            // A cluster's node also derives the history of what it applied while catching up
+            // (no room was open to derive it then).
+            catch_up_history: !was_clean || node.is_some(),
             webhooks_allow_private: args.webhooks_allow_private,
             oidc,
             oidc_allowed_domains,

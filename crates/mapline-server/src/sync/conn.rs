@@ -205,7 +205,10 @@ async fn run(
             () = app.shutdown.cancelled() => Some(CloseReason::new(CloseCode::GoingAway, "server shutting down")),
         }
     };
-    room.leave(conn_id);
+    let removal = room.leave(conn_id);
+    if let (Some(presence), Some(removal)) = (&app.presence, removal) {
+        presence.publish(room.doc(), &removal);
+    }
     match end {
         Some(end) => {
             if end.code != CloseCode::Normal {
@@ -237,21 +240,26 @@ async fn share_expiry(principal: &Principal) {
 
 /// Records the share's visit (for "last seen") and closes the socket if the share was revoked
 /// between the token check and the registration.
+///
+/// The check reads this node's file; the visit is recorded in the background (on a cluster's
+/// node it is a write through the log, which must not hold up the socket).
 async fn note_share_opened(app: &App, share: mapline_store::ShareId, closer: &Closer) {
     let store = app.store.clone();
-    let checked = tokio::task::spawn_blocking(move || {
-        store.record_share_seen(share, now_ms())?;
-        store.share(share)
-    })
-    .await;
+    tokio::task::spawn_blocking(move || {
+        if let Err(error) = store.record_share_seen(share, now_ms()) {
+            tracing::warn!(%error, "cannot record the share's visit");
+        }
+    });
+    let store = app.store.clone();
+    let checked = tokio::task::spawn_blocking(move || store.share(share)).await;
     match checked {
         Ok(Ok(Some(record))) if record.revoked_at_ms.is_none() => {}
         Ok(Ok(_)) => closer.close(CloseReason::new(
             CloseCode::AccessRevoked,
             crate::http::shares::REVOKED_REASON,
         )),
-        Ok(Err(error)) => tracing::warn!(%error, "cannot record the share's visit"),
-        Err(error) => tracing::warn!(%error, "cannot record the share's visit"),
+        Ok(Err(error)) => tracing::warn!(%error, "cannot check the share's revocation"),
+        Err(error) => tracing::warn!(%error, "cannot check the share's revocation"),
     }
 }
 

@@ -342,6 +342,14 @@ impl ReplicatedWriter {
                             for followup in followups {
                                 finish_unsubmitted(followup, false);
                             }
+                            // What waits behind it may build on it: its senders resend it all
+                            // on reconnect, in order.
+                            if let Some(queue) = doc.and_then(|doc| self.docs.get_mut(&doc)) {
+                                queue.updates.clear();
+                                for followup in std::mem::take(&mut queue.followups) {
+                                    finish_unsubmitted(followup, false);
+                                }
+                            }
                         }
                     }
                 }

@@ -95,6 +95,9 @@ struct RoomState {
     /// The end of the plan's history chain, after the last derived entry.
     chain: history::Chain,
     members: HashMap<ConnId, Member>,
+    /// Awareness clients announced by a cluster's other nodes (relayed with
+    /// `SERVER_ORIGIN`): owned elsewhere, so a local connection's echo of them is free.
+    remote_awareness: HashSet<u64>,
     last_seq: Seq,
     snapshot_seq: Seq,
     /// Size of the last snapshot and of the updates after it.
@@ -273,6 +276,7 @@ impl Room {
                 unindexed,
                 chain,
                 members: HashMap::new(),
+                remote_awareness: HashSet::new(),
                 last_seq,
                 snapshot_seq,
                 snapshot_bytes,
@@ -425,28 +429,31 @@ impl Room {
     }
 
     /// Removes a connection; its awareness entries are removed and the removal broadcast.
-    pub fn leave(&self, conn: ConnId) {
+    /// Returns the awareness update that removed the connection's clients, if any (a
+    /// cluster's node tells the other nodes).
+    pub fn leave(&self, conn: ConnId) -> Option<AwarenessUpdate> {
         let mut state = self.lock();
-        let Some(member) = state.members.remove(&conn) else {
-            return;
-        };
+        let member = state.members.remove(&conn)?;
         let clients: Vec<_> = member.awareness_clients.into_iter().collect();
         for &client in &clients {
             state
                 .awareness
                 .remove_state(yrs::block::ClientID::new(client));
         }
+        let mut removal = None;
         if !clients.is_empty() {
             let ids = clients.into_iter().map(yrs::block::ClientID::new);
             if let Ok(update) = state.awareness.update_with_clients(ids) {
                 for member in state.members.values() {
                     member.outbox.push_awareness(&update);
                 }
+                removal = Some(update);
             }
         }
         if state.members.is_empty() {
             state.idle_since = Some(Instant::now());
         }
+        removal
     }
 
     /// Answers a client's sync step 1 with everything durable it lacks.
@@ -472,10 +479,11 @@ impl Room {
             // Clients another connection announced are echoes (y-websocket sends back every
             // state it receives): they never count against this one.
             let owned_elsewhere = |client: u64| {
-                state
-                    .members
-                    .iter()
-                    .any(|(id, other)| *id != conn && other.awareness_clients.contains(&client))
+                state.remote_awareness.contains(&client)
+                    || state
+                        .members
+                        .iter()
+                        .any(|(id, other)| *id != conn && other.awareness_clients.contains(&client))
             };
             // Counted without copying the set: one awareness message holds each client once.
             let new_clients = update
@@ -499,6 +507,13 @@ impl Room {
             }
             for client in &summary.removed {
                 member.awareness_clients.remove(&client.get());
+            }
+        } else if conn == crate::sync::writer::SERVER_ORIGIN {
+            for client in summary.added.iter().chain(&summary.updated) {
+                state.remote_awareness.insert(client.get());
+            }
+            for client in &summary.removed {
+                state.remote_awareness.remove(&client.get());
             }
         }
         for (id, member) in &state.members {
@@ -911,7 +926,7 @@ mod tests {
         let room = empty_room();
         let _member = join(&room, 1, false);
         assert!(!room.try_retire(Duration::ZERO, Instant::now()));
-        room.leave(1);
+        let _ = room.leave(1);
         room.begin_write();
         assert!(
             !room.try_retire(Duration::ZERO, Instant::now()),
