@@ -173,6 +173,13 @@ pub(crate) async fn follow_commands(app: Arc<App>, cluster: Arc<ClusterNode>) {
             let mut every = tokio::time::interval(Duration::from_secs(1));
             loop {
                 every.tick().await;
+                if let Some(reason) = cluster.replica.stopped() {
+                    // Without its applier a node serves an ever older copy and can store
+                    // nothing: stop, so its clients reconnect to a node that works and a
+                    // supervisor restarts this one (it resumes at its last applied position).
+                    tracing::error!(%reason, "this node stopped applying the cluster's log; exiting");
+                    std::process::exit(70);
+                }
                 record_lag(&app, &cluster).await;
             }
         }
