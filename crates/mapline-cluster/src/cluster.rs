@@ -408,7 +408,15 @@ impl Cluster {
                 message = message.expected_last_subject_sequence(seq);
             }
             let result = match self.js.send_publish(subject.to_owned(), message).await {
-                Ok(ack) => ack.await,
+                // An ack that does not come within the shorter publish timeout is retried (the
+                // same msg id: stored once): after a leader's loss the new leader answers a
+                // retry, while the first request waits for a dead one.
+                Ok(ack) => match tokio::time::timeout(self.config.publish_ack_timeout, ack).await {
+                    Ok(acked) => acked,
+                    Err(_) => Err(jetstream::context::PublishError::new(
+                        PublishErrorKind::TimedOut,
+                    )),
+                },
                 Err(e) => Err(e),
             };
             let error = match result {

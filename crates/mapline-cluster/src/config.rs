@@ -25,6 +25,10 @@ pub struct ClusterConfig {
     pub ready_timeout: Option<Duration>,
     /// One JetStream request or publish acknowledgement, before it counts as timed out.
     pub request_timeout: Duration,
+    /// How long one try of a publish waits for its acknowledgement before it is sent again
+    /// (same `Nats-Msg-Id`, so stored once). Shorter than `request_timeout`: a try sent to a
+    /// leader that just died never gets an answer, and the retry reaches the new one.
+    pub publish_ack_timeout: Duration,
     /// How long a publish is retried (same `Nats-Msg-Id`) before it fails. Must stay well
     /// inside the stream's de-duplication window, [`Names::DEDUP_WINDOW`].
     pub publish_deadline: Duration,
@@ -46,6 +50,7 @@ impl ClusterConfig {
             monitor_urls: Vec::new(),
             ready_timeout: None,
             request_timeout: Duration::from_secs(5),
+            publish_ack_timeout: Duration::from_secs(1),
             publish_deadline: Duration::from_secs(60),
             read_heartbeat: Duration::from_secs(1),
         }
