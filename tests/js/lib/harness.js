@@ -49,10 +49,11 @@ export function tempData () {
 /**
  * Starts the server on a free port with the given data file and resolves once it listens.
  * `web` is the built web client's folder (none by default); `adminToken: null` starts without
- * one (the stored or a generated credential). Returns { url, wsUrl, stop(), kill9(),
- * output() }.
+ * one (the stored or a generated credential). `listenTimeout` (ms) bounds the wait for the
+ * listening line (a cluster node applies the whole log first). Returns { url, wsUrl, stop(),
+ * kill9(), output() }.
  */
-export async function startServer ({ dataFile, args = [], env = {}, web = join(repoRoot, 'no-web-client-in-tests'), authFailuresPerMinute = 0, adminToken = ADMIN_TOKEN, addr = '127.0.0.1:0' } = {}) {
+export async function startServer ({ dataFile, args = [], env = {}, web = join(repoRoot, 'no-web-client-in-tests'), authFailuresPerMinute = 0, adminToken = ADMIN_TOKEN, addr = '127.0.0.1:0', listenTimeout = 15000 } = {}) {
   const proc = spawn(binary, [
     'serve', '--addr', addr, '--data', dataFile, ...(adminToken === null ? [] : ['--admin-token', adminToken]),
     // Tests send bad tokens on purpose, so no limit unless a test asks for one.
@@ -64,7 +65,7 @@ export async function startServer ({ dataFile, args = [], env = {}, web = join(r
   proc.stderr.on('data', chunk => { stderr += chunk })
   const exited = new Promise(resolve => proc.on('exit', (code, signal) => resolve({ code, signal })))
   const url = await Promise.race([
-    waitFor(() => stdout.match(/listening on (http:\/\/[\d.:]+)/)?.[1], { timeout: 15000, what: 'the server to listen' }),
+    waitFor(() => stdout.match(/listening on (http:\/\/[\d.:]+)/)?.[1], { timeout: listenTimeout, what: 'the server to listen' }),
     exited.then(({ code }) => { throw new Error(`server exited with ${code} before listening:\n${stderr}`) })
   ])
   return {
