@@ -329,6 +329,9 @@ test('kill -9 of the log leader, a follower and a Mapline node, 12 rounds: nothi
       assert.equal(v.entries, history.length)
     }
     assert.equal(va.head, vb.head, 'the same history hash chain on both nodes')
+    const audit = await get(nodes.a, `/api/plans/${plan.id}/audit.json`)
+    const updateHashes = audit.entries.map(entry => entry.update)
+    assert.equal(new Set(updateHashes).size, updateHashes.length, 'no stored update twice in the audit export')
 
     // A third node from an empty file applies the whole log and derives history from scratch:
     // the same plan, the same history, byte for byte (the same head).
