@@ -182,10 +182,33 @@ export async function startNats (n = 3, { syncAlways = true } = {}) {
       return nodes.filter(node => node.running && node.name !== leader)
     },
     kill9: node => node.kill9(),
-    /** Starts a killed node again on the same ports and store dir, and waits until it is healthy. */
+    /**
+     * Waits until every running node is healthy and sees a meta leader and, for every stream
+     * it knows (the log, the KV bucket's, the object store's), a leader among the running
+     * nodes: the cluster is whole again, so the next kill is a single failure, not a second
+     * one on top of a recovery still under way.
+     */
+    async settled (timeout = START_TIMEOUT) {
+      const running = nodes.filter(node => node.running)
+      await Promise.all(running.map(node => node.healthy(timeout)))
+      await waitFor(async () => {
+        for (const node of running) {
+          const jsz = await node.jsz()
+          const up = name => running.some(x => x.name === name)
+          if (!jsz || !up(jsz.meta_cluster?.leader)) return false
+          for (const account of jsz.account_details ?? []) {
+            for (const stream of account.stream_detail ?? []) {
+              if (!up(stream.cluster?.leader)) return false
+            }
+          }
+        }
+        return true
+      }, { timeout, what: 'every stream to have a leader on every running nats node' })
+    },
+    /** Starts a killed node again on the same ports and store dir; waits until all is settled. */
     async restart (node) {
       node.start()
-      await node.healthy()
+      await cluster.settled()
     },
     /** Kills every node and removes the stores and logs. */
     async stop () {
