@@ -176,10 +176,10 @@ export async function startNats (n = 3, { syncAlways = true } = {}) {
       const name = await waitFor(() => cluster.streamLeader(stream), { timeout, what: `a leader of stream ${stream}` })
       return cluster.node(name)
     },
-    /** The running nodes that are not `stream`'s leader. */
+    /** The running nodes that are not `stream`'s leader (once it has one). */
     async followers (stream) {
-      const leader = await cluster.streamLeader(stream)
-      return nodes.filter(node => node.running && node.name !== leader)
+      const leader = await cluster.waitStreamLeader(stream)
+      return nodes.filter(node => node.running && node !== leader)
     },
     kill9: node => node.kill9(),
     /**
