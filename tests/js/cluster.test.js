@@ -242,6 +242,28 @@ test('a webhook subscribed through the API is delivered once although two nodes 
   }
 })
 
+test('a Mapline node starts while the log\'s leader engine node is down, and serves what the cluster holds', async () => {
+  const plan = await createPlan(a, { title: 'Started during an outage' })
+  const leader = nats.node(await nats.streamLeader(STREAM))
+  await nats.kill9(leader)
+  const file = tempData()
+  files.push(file)
+  // Its monitoring port is down too: the node waits out the election and starts (the two
+  // left keep a quorum), rather than refusing the engine.
+  const c = await startNode(nats, 'c', file.file)
+  try {
+    const served = await waitFor(async () => {
+      const { status, body } = await api(c, 'GET', `/api/plans/${plan.id}`)
+      return status === 200 && body
+    }, { timeout: 60000, what: 'the node started during the outage to serve the plan' })
+    assert.equal(served.plan.meta.title, 'Started during an outage')
+    assert.match(c.output().stderr, /cannot read this engine node's monitoring port/)
+  } finally {
+    await c.stop()
+    await nats.restart(leader)
+  }
+})
+
 test('kill -9 of the log leader, a follower and a Mapline node, 12 rounds: nothing acknowledged is lost, all nodes agree', async t => {
   const engine = await startNats(3)
   const data = { a: tempData(), b: tempData(), c: tempData() }

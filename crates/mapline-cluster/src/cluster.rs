@@ -179,7 +179,42 @@ impl Cluster {
     /// Creates what is missing — the log stream, the KV bucket, the object store, all R3 on
     /// file storage — and checks what exists; with monitoring URLs, checks every node's
     /// version and fsync setting first. Safe to call from several nodes at once.
+    ///
+    /// The engine failing to answer (a stream choosing a new leader, a node down) is waited
+    /// out, retried with a `warn` line per try, as long as `ready_timeout` allows; a refusal
+    /// (the engine is not configured as the rules need) returns at once.
     pub async fn ensure(&self) -> Result<Ensured, EnsureError> {
+        let started = Instant::now();
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            match self.ensure_once().await {
+                Err(EnsureError::Engine {
+                    action,
+                    what,
+                    source,
+                }) => {
+                    let pause = backoff(attempt);
+                    if self
+                        .config
+                        .ready_timeout
+                        .is_some_and(|limit| started.elapsed() + pause >= limit)
+                    {
+                        return Err(EnsureError::Engine {
+                            action,
+                            what,
+                            source,
+                        });
+                    }
+                    tracing::warn!(attempt, action, what, error = %source, "JetStream cannot set up Mapline's streams yet; retrying in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn ensure_once(&self) -> Result<Ensured, EnsureError> {
         if self.config.monitor_urls.is_empty() {
             tracing::warn!(
                 "no NATS monitoring URLs given: cannot check that every engine node fsyncs \
@@ -187,8 +222,16 @@ impl Cluster {
             );
         }
         for url in &self.config.monitor_urls {
-            let varz = crate::monitor::varz(url, self.config.request_timeout).await?;
-            check::varz(url, &varz)?;
+            match crate::monitor::varz(url, self.config.request_timeout).await {
+                Ok(varz) => check::varz(url, &varz)?,
+                // A node that is down (the cluster keeps its quorum without it) must not keep
+                // a Mapline node from starting; it is checked at the next start that reaches it.
+                Err(error) => tracing::warn!(
+                    url,
+                    %error,
+                    "cannot read this engine node's monitoring port (is the node down?): its version and fsync setting are not checked now"
+                ),
+            }
         }
         let mut ensured = Ensured::default();
         let names = &self.names;
