@@ -124,23 +124,13 @@ impl Names {
 
     /// The subject of one plan's updates (`internal`: the seller's internal document).
     pub fn update_subject(&self, plan: &str, internal: bool) -> String {
-        let base = self.updates.trim_end_matches('>');
-        if internal {
-            format!("{base}{plan}.internal")
-        } else {
-            format!("{base}{plan}")
-        }
+        document_subject(&self.updates, plan, internal)
     }
 
     /// The plain (never stored) subject of a document's presence: `p.presence.<plan>` or
     /// `p.presence.<plan>.internal`.
     pub fn presence_subject(&self, plan: &str, internal: bool) -> String {
-        let base = self.presence.trim_end_matches('>');
-        if internal {
-            format!("{base}{plan}.internal")
-        } else {
-            format!("{base}{plan}")
-        }
+        document_subject(&self.presence, plan, internal)
     }
 
     /// The subject of a command that is not a plan's update: `p.cmd.<kind>` (`kind`: a
@@ -152,6 +142,17 @@ impl Names {
     /// The subjects the log stream must capture.
     pub fn stream_subjects(&self) -> Vec<String> {
         vec![self.updates.clone(), self.commands.clone()]
+    }
+}
+
+/// A document's subject under a wildcard `p.x.>`: `p.x.<plan>`, or `p.x.<plan>.internal` for
+/// the plan's internal document.
+fn document_subject(wildcard: &str, plan: &str, internal: bool) -> String {
+    let base = wildcard.trim_end_matches('>');
+    if internal {
+        format!("{base}{plan}.internal")
+    } else {
+        format!("{base}{plan}")
     }
 }
 

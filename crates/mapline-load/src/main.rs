@@ -682,13 +682,7 @@ fn report(args: &Args, fsync: &stats::Percentiles, rows: &[Row]) -> String {
         args.plans, args.clients, args.rate, args.seconds, args.threads
     );
     out += &format!("Machine: {}\n\n", sys::machine());
-    out += &format!(
-        "Disk floor ({} × write + fsync of a small file in the data folder): p50 {} ms, p99 {} ms, max {} ms\n\n",
-        fsync.count,
-        ms(fsync.p50),
-        ms(fsync.p99),
-        ms(fsync.max)
-    );
+    out += &disk_floor_line(fsync);
     out += "| server | delivered | missed | diverged | p50 ms | p95 ms | p99 ms | max ms | server CPU s | load-gen CPU s | peak RSS MiB | connect storm ms | storm RSS/conn KiB | idle RSS/conn KiB | ingest CPU s | ingest wall s | warm join ms | cold load ms |\n";
     out += "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
     for r in rows {
@@ -758,18 +752,8 @@ fn report_cluster(args: &Args, fsync: &stats::Percentiles, figures: &ClusterFigu
         args.scale_seed_threads,
         args.threads
     );
-    out += &format!(
-        "Machine: {}; load average at the end {}\n\n",
-        sys::machine(),
-        sys::load_average()
-    );
-    out += &format!(
-        "Disk floor ({} × write + fsync of a small file in the data folder): p50 {} ms, p99 {} ms, max {} ms\n\n",
-        fsync.count,
-        ms(fsync.p50),
-        ms(fsync.p99),
-        ms(fsync.max)
-    );
+    out += &machine_line();
+    out += &disk_floor_line(fsync);
     out += "| server | delivered | missed | diverged | p50 ms | p95 ms | p99 ms | max ms | server CPU s | load-gen CPU s | peak RSS MiB | CPU s per Mapline node | engine CPU s (3 × nats-server) |\n";
     out += "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
     for r in &figures.rows {
@@ -945,18 +929,8 @@ fn report_scale(args: &Args, head: &str, fsync: &stats::Percentiles, rows: &[Row
         args.seconds,
         args.threads
     );
-    out += &format!(
-        "Machine: {}; load average at the end {}\n\n",
-        sys::machine(),
-        sys::load_average()
-    );
-    out += &format!(
-        "Disk floor ({} × write + fsync of a small file in the data folder): p50 {} ms, p99 {} ms, max {} ms\n\n",
-        fsync.count,
-        ms(fsync.p50),
-        ms(fsync.p99),
-        ms(fsync.max)
-    );
+    out += &machine_line();
+    out += &disk_floor_line(fsync);
     for r in rows {
         let Some(s) = &r.scale else { continue };
         let m = &s.memory;
@@ -1037,4 +1011,24 @@ fn report_scale(args: &Args, head: &str, fsync: &stats::Percentiles, rows: &[Row
     }
     out += &failed_clients(rows);
     out
+}
+
+/// The report's machine line, with the load average as the run ends.
+fn machine_line() -> String {
+    format!(
+        "Machine: {}; load average at the end {}\n\n",
+        sys::machine(),
+        sys::load_average()
+    )
+}
+
+/// The report's line on the disk's own fsync latency, the floor under a durable commit.
+fn disk_floor_line(fsync: &stats::Percentiles) -> String {
+    format!(
+        "Disk floor ({} × write + fsync of a small file in the data folder): p50 {} ms, p99 {} ms, max {} ms\n\n",
+        fsync.count,
+        ms(fsync.p50),
+        ms(fsync.p99),
+        ms(fsync.max)
+    )
 }

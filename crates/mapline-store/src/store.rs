@@ -169,6 +169,28 @@ where
     Ok(rows)
 }
 
+/// The document's stored updates after log position `after`, in order.
+fn log_after(
+    txn: &redb::ReadTransaction,
+    doc: DocRef,
+    after: Seq,
+) -> Result<Vec<(Seq, UpdateRecord)>> {
+    let plan = doc.plan;
+    let log = txn.open_table(log_table(doc.kind))?;
+    let mut updates = Vec::new();
+    for entry in
+        log.range((plan.as_u128(), after.saturating_add(1))..=(plan.as_u128(), Seq::MAX))?
+    {
+        let (key, value) = entry?;
+        let seq = key.value().1;
+        updates.push((
+            seq,
+            decode_or_corrupt("updates", format!("{plan}/{seq}"), value.value())?,
+        ));
+    }
+    Ok(updates)
+}
+
 /// Where a prefix of the log ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogBound {
@@ -739,15 +761,7 @@ impl Store {
         // hide the states the missing history is derived from: load from the start instead.
         let snapshot = snapshot.filter(|s| s.covers_seq <= derived_through);
         let after = snapshot.as_ref().map_or(0, |s: &Snapshot| s.covers_seq);
-        let log = txn.open_table(log_table(doc.kind))?;
-        let mut tail = Vec::new();
-        for entry in log.range((plan.as_u128(), after + 1)..=(plan.as_u128(), Seq::MAX))? {
-            let (key, value) = entry?;
-            let seq = key.value().1;
-            let record: UpdateRecord =
-                decode_or_corrupt("updates", format!("{plan}/{seq}"), value.value())?;
-            tail.push((seq, record));
-        }
+        let tail = log_after(&txn, doc, after)?;
         let last_seq = tail.last().map_or(after, |(seq, _)| *seq);
         let chain_head = match doc.kind {
             DocKind::Plan => txn
@@ -770,22 +784,9 @@ impl Store {
     /// The document's stored updates after log position `after`, in order: what a replica's
     /// room in memory catches up with when it missed an announcement.
     pub fn updates_after(&self, doc: DocRef, after: Seq) -> Result<Vec<(Seq, UpdateRecord)>> {
-        let plan = doc.plan;
         let db = self.db()?;
         let txn = db.begin_read()?;
-        let log = txn.open_table(log_table(doc.kind))?;
-        let mut updates = Vec::new();
-        for entry in
-            log.range((plan.as_u128(), after.saturating_add(1))..=(plan.as_u128(), Seq::MAX))?
-        {
-            let (key, value) = entry?;
-            let seq = key.value().1;
-            updates.push((
-                seq,
-                decode_or_corrupt("updates", format!("{plan}/{seq}"), value.value())?,
-            ));
-        }
-        Ok(updates)
+        log_after(&txn, doc, after)
     }
 
     /// Writes a consistent copy of the whole store to a new file at `dest` (which must not
