@@ -27,13 +27,17 @@ async function editedPlan (server) {
   const buyer = client(server, plan.id, plan.buyer)
   const seller = client(server, plan.id, plan.seller)
   await Promise.all([synced(buyer), synced(seller)])
+  const historyHas = (entries, what) => waitFor(async () => {
+    const { body } = await api(server, 'GET', `/api/plans/${plan.id}/history?limit=500`)
+    return body.entries?.length >= entries
+  }, { what })
+  // The buyer's move first and on record before the seller's edits: two sockets' updates
+  // reach the log in either order, and the tamper test needs an entry after the move.
   moveDue(buyer, 'ms-security-review', '2027-02-01', 'Security team is out')
+  await historyHas(2, 'the buyer\'s move stored')
   moveDue(seller, 'ms-training', '2027-03-22', 'Trainer availability')
   seller.doc.transact(() => milestone(seller, 'ms-kickoff').set('status', 'done'))
-  await waitFor(async () => {
-    const { body } = await api(server, 'GET', `/api/plans/${plan.id}/history?limit=500`)
-    return body.entries?.length >= 4
-  }, { what: 'the edits\' history stored' })
+  await historyHas(4, 'the edits\' history stored')
   destroy(buyer, seller)
   return plan
 }
