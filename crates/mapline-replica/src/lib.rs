@@ -23,4 +23,4 @@ mod error;
 mod replica;
 
 pub use error::{ApplyError, ReplicaError};
-pub use replica::{Applied, Replica, ReplicaConfig, ReplicaStats, subject_of};
+pub use replica::{Applied, Replica, ReplicaConfig, ReplicaStats, headers_of, subject_of};

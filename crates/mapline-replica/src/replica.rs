@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mapline_cluster::{Cluster, Delivered, Expect, HeaderMap, Names};
-use mapline_store::{Command, CommandError, DocKind, Durability, Outcome, Store};
+use mapline_store::{Author, Command, CommandError, DocKind, Durability, Outcome, Store};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::error::{ApplyError, ReplicaError};
@@ -136,6 +136,35 @@ pub fn subject_of(names: &Names, command: &Command) -> String {
         return names.update_subject(&first.plan_id.to_string(), first.kind == DocKind::Internal);
     }
     names.command_subject(command.name())
+}
+
+/// Headers for someone reading the log with NATS tools (nothing applies them: the command holds
+/// everything): `Mapline-Node` (who published), `Mapline-Command` (its kind) and, for updates
+/// by one author, `Mapline-Author` (`system`, `admin`, `share:<id>:<side>`,
+/// `member:<id>:<side>`).
+pub fn headers_of(node: &str, command: &Command) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert("Mapline-Node", node);
+    headers.insert("Mapline-Command", command.name());
+    if let Command::AppendUpdates { updates } = command
+        && let Some(first) = updates.first()
+        && updates
+            .iter()
+            .all(|u| u.record.author == first.record.author)
+    {
+        headers.insert("Mapline-Author", author_name(&first.record.author).as_str());
+    }
+    headers
+}
+
+fn author_name(author: &Author) -> String {
+    let side = |side: &mapline_store::Side| format!("{side:?}").to_ascii_lowercase();
+    match author {
+        Author::System => "system".to_owned(),
+        Author::Admin => "admin".to_owned(),
+        Author::Share { id, side: s } => format!("share:{id}:{}", side(s)),
+        Author::Member { id, side: s } => format!("member:{id}:{}", side(s)),
+    }
 }
 
 impl Replica {
@@ -267,7 +296,7 @@ impl Replica {
             .cluster
             .publish(
                 &subject,
-                HeaderMap::new(),
+                headers_of(&self.shared.node, command),
                 Bytes::from(command.encode()),
                 &msg_id,
                 Expect::Any,
@@ -572,7 +601,7 @@ impl Applier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mapline_store::{Author, NewUpdate, UpdateRecord};
+    use mapline_store::{NewUpdate, UpdateRecord};
     use uuid::Uuid;
 
     fn update(plan: u128, kind: DocKind) -> NewUpdate {
@@ -592,6 +621,41 @@ mod tests {
         let names = Names::new("p");
         let command = Command::AppendUpdates { updates };
         assert_eq!(subject_of(&names, &command), expected);
+    }
+
+    #[test]
+    fn headers_name_the_node_the_command_and_a_single_author() {
+        let share = Uuid::from_u128(9);
+        let by = |author: Author| NewUpdate {
+            record: UpdateRecord {
+                author,
+                ..update(1, DocKind::Plan).record
+            },
+            ..update(1, DocKind::Plan)
+        };
+        let buyer = Author::Share {
+            id: share,
+            side: mapline_store::Side::Buyer,
+        };
+        let one = Command::AppendUpdates {
+            updates: vec![by(buyer), by(buyer)],
+        };
+        let headers = headers_of("web1", &one);
+        let get = |h: &HeaderMap, k: &str| h.get(k).map(|v| v.as_str().to_owned());
+        assert_eq!(get(&headers, "Mapline-Node").as_deref(), Some("web1"));
+        assert_eq!(
+            get(&headers, "Mapline-Command").as_deref(),
+            Some("append_updates")
+        );
+        assert_eq!(
+            get(&headers, "Mapline-Author"),
+            Some(format!("share:{share}:buyer"))
+        );
+        // Updates of several authors name none.
+        let mixed = Command::AppendUpdates {
+            updates: vec![by(buyer), by(Author::System)],
+        };
+        assert_eq!(get(&headers_of("web1", &mixed), "Mapline-Author"), None);
     }
 
     #[test]
