@@ -93,6 +93,11 @@ impl ClusterNode {
         &self.replica
     }
 
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        self.replica.node()
+    }
+
     pub fn cluster(&self) -> &Cluster {
         &self.cluster
     }
@@ -136,6 +141,19 @@ impl ClusterNode {
             Err(_) => Err("the engine did not answer in time (no quorum?)".to_owned()),
         }
     }
+}
+
+/// Starts this node's writer (`sync::replicated`): updates through the log, rooms fed from it.
+pub(crate) fn spawn_writer(
+    node: &ClusterNode,
+    store: Arc<Store>,
+    metrics: Arc<crate::metrics::Metrics>,
+    rooms: Arc<crate::sync::rooms::Rooms>,
+) -> std::io::Result<(
+    crate::sync::writer::WriterHandle,
+    tokio::task::JoinHandle<bool>,
+)> {
+    crate::sync::replicated::spawn(store, metrics, node.replica.clone(), rooms)
 }
 
 /// The store's route on a replica: a command goes to the log, and its outcome is what this

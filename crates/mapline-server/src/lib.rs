@@ -9,6 +9,10 @@
 
 #[doc(hidden)]
 mod clock;
+#[cfg(feature = "cluster")]
+pub mod cluster;
+#[cfg(not(feature = "cluster"))]
+#[path = "cluster_off.rs"]
 pub mod cluster;
 pub mod fuzzing;
 pub mod history;
@@ -215,13 +219,9 @@ async fn serve(
             (writer, WriterDone::Thread(thread))
         }
         Some(node) => {
-            let (writer, task) = sync::replicated::spawn(
-                store.clone(),
-                metrics.clone(),
-                node.replica().clone(),
-                rooms.clone(),
-            )
-            .map_err(RunError::Writer)?;
+            let (writer, task) =
+                cluster::spawn_writer(node, store.clone(), metrics.clone(), rooms.clone())
+                    .map_err(RunError::Writer)?;
             (writer, WriterDone::Task(task))
         }
     };

@@ -36,12 +36,16 @@ pub struct Metrics {
     pub slips_recorded: Counter,
     pub stored_bytes: Gauge,
     /// Cluster mode: from publishing a command to the log until this node applied it.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // used by a cluster's node
     pub publish_seconds: Histogram,
     /// Cluster mode: log entries committed in the cluster that this node has not applied yet.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // used by a cluster's node
     pub log_lag: Gauge,
     /// Cluster mode: commands this node's replica applied from the log (every node's).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // used by a cluster's node
     pub log_applied: Gauge,
     /// Cluster mode: plans whose history this node derived differently from another node.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // used by a cluster's node
     pub history_mismatches: Counter,
 }
 

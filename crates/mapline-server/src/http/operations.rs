@@ -19,10 +19,10 @@ pub(crate) async fn healthz(State(app): State<Arc<App>>) -> Response {
         return Json(json!({ "status": "ok" })).into_response();
     };
     match cluster.health().await {
-        Ok(()) => Json(json!({ "status": "ok", "node": cluster.replica().node() })).into_response(),
+        Ok(()) => Json(json!({ "status": "ok", "node": cluster.node_id() })).into_response(),
         Err(reason) => (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "node": cluster.replica().node(), "reason": reason })),
+            Json(json!({ "status": "unavailable", "node": cluster.node_id(), "reason": reason })),
         )
             .into_response(),
     }

@@ -8,6 +8,7 @@
 pub(crate) mod conn;
 pub(crate) mod outbox;
 pub mod protocol;
+#[cfg(feature = "cluster")]
 pub(crate) mod replicated;
 pub(crate) mod room;
 pub(crate) mod rooms;

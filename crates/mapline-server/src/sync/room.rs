@@ -686,6 +686,7 @@ impl Room {
     }
 
     /// The log position of the document's last applied update.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // used by a cluster's node
     pub fn last_seq(&self) -> Seq {
         self.lock().last_seq
     }
@@ -695,6 +696,7 @@ impl Room {
     /// relayed to every connection and acknowledged to none. `None` if the room holds that
     /// position already (it loaded after the update was stored) or the update does not decode
     /// (logged; the stored log is what a reload reads).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // used by a cluster's node
     pub fn apply_replicated(
         &self,
         seq: Seq,

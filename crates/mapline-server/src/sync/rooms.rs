@@ -217,6 +217,7 @@ impl Rooms {
     }
 
     /// Whether the document's room is being loaded right now (not in memory yet).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // used by a cluster's node
     pub fn is_loading(&self, doc: DocRef) -> bool {
         self.slots()
             .get(&doc)

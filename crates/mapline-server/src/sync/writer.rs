@@ -71,6 +71,7 @@ pub struct WriterHandle {
 pub struct WriterStopped;
 
 impl WriterHandle {
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // used by a cluster's node
     pub(crate) fn new(queue: mpsc::Sender<WriteRequest>) -> Self {
         Self { queue }
     }
