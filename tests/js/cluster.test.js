@@ -9,6 +9,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import http from 'node:http'
+import net from 'node:net'
 import * as decoding from 'lib0/decoding'
 import {
   startServer, tempData, createPlan, mintShare, client, synced, destroy, waitFor, within, api, rawSocket,
@@ -262,6 +263,95 @@ test('a Mapline node starts while the log\'s leader engine node is down, and ser
     await c.stop()
     await nats.restart(leader)
   }
+})
+
+/**
+ * Publishes `payload` on `subject` over NATS's plain text protocol (what a KV put is: a message
+ * on `$KV.<bucket>.<key>`), and resolves once the server answered the PING after it.
+ */
+function natsPublish (url, subject, payload) {
+  const { hostname, port } = new URL(url)
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname)
+    let seen = ''
+    socket.on('data', chunk => {
+      seen += chunk
+      if (seen.includes('-ERR')) { socket.destroy(); reject(new Error(`nats: ${seen}`)) }
+      if (seen.includes('PONG')) { socket.end(); resolve() }
+    })
+    socket.on('error', reject)
+    const body = Buffer.from(payload)
+    socket.write(`CONNECT {"verbose":false,"pedantic":false}\r\nPUB ${subject} ${body.length}\r\n`)
+    socket.write(body)
+    socket.write('\r\nPING\r\n')
+  })
+}
+
+/**
+ * The last value of a KV key, read over NATS's plain text protocol (JetStream's direct API:
+ * a request on `$JS.API.STREAM.MSG.GET.KV_<bucket>`), or null when there is none.
+ */
+function natsKvGet (url, bucket, key) {
+  const { hostname, port } = new URL(url)
+  const inbox = `_INBOX.mapline_test_${process.pid}`
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname)
+    let seen = Buffer.alloc(0)
+    socket.on('data', chunk => {
+      seen = Buffer.concat([seen, chunk])
+      const text = seen.toString()
+      const header = text.match(/MSG \S+ \S+ (\d+)\r\n/)
+      if (!header) return
+      const start = header.index + header[0].length
+      const length = Number(header[1])
+      if (seen.length < start + length) return
+      socket.end()
+      const reply = JSON.parse(seen.subarray(start, start + length).toString())
+      if (reply.error) return resolve(null)
+      resolve(Buffer.from(reply.message.data, 'base64').toString())
+    })
+    socket.on('error', reject)
+    const request = JSON.stringify({ last_by_subj: `$KV.${bucket}.${key}` })
+    socket.write(`CONNECT {"verbose":false,"pedantic":false}\r\nSUB ${inbox} 1\r\n` +
+      `PUB $JS.API.STREAM.MSG.GET.KV_${bucket} ${inbox} ${Buffer.byteLength(request)}\r\n${request}\r\n`)
+  })
+}
+
+test('a history head another node published that differs from this node\'s is an alarm, never overwritten', async () => {
+  const plan = await createPlan(a, { title: 'Compared through KV' })
+  const onA = client(a, plan.id, plan.seller)
+  await synced(onA)
+  onA.map('meta').set('objective', 'First')
+  // Both nodes have derived the plan's history and published or checked its head.
+  const first = await waitFor(async () => {
+    const body = await get(a, `/api/plans/${plan.id}`)
+    const history = await wholeHistory(b, plan.id)
+    return body.plan.meta.objective === 'First' && history[0]?.seq === body.seq && body.seq
+  }, { timeout: 15000, what: 'both nodes to derive the first edit' })
+  const before = { a: await metric(a, 'mapline_cluster_history_mismatches_total'), b: await metric(b, 'mapline_cluster_history_mismatches_total') }
+  // A forged head at that position, as if a third node had derived something else.
+  const key = `history.f4.${plan.id.replaceAll('-', '')}`
+  const forged = JSON.stringify({ through: first, head: 'ab'.repeat(32), node: 'forger' })
+  await natsPublish(nats.urls.split(',')[0], `$KV.mapline-kv.${key}`, forged)
+  // The next edit moves both nodes' history on: each compares its own head at the forged
+  // position with the forged one, raises the alarm and leaves the key as it is.
+  onA.map('meta').set('objective', 'Second')
+  await waitFor(async () => {
+    const now = { a: await metric(a, 'mapline_cluster_history_mismatches_total'), b: await metric(b, 'mapline_cluster_history_mismatches_total') }
+    return now.a > before.a && now.b > before.b
+  }, { timeout: 30000, what: 'both nodes to count the forged head as a mismatch' })
+  for (const node of [a, b]) {
+    assert.match(node.output().stderr, new RegExp(`ALARM[^\\n]*plan_id=${plan.id}`))
+  }
+  // Neither node replaced the forged head with its own, though both derived further: the
+  // evidence stays for an operator.
+  onA.map('meta').set('objective', 'Third')
+  await waitFor(async () => {
+    const now = { a: await metric(a, 'mapline_cluster_history_mismatches_total'), b: await metric(b, 'mapline_cluster_history_mismatches_total') }
+    return now.a > before.a + 1 && now.b > before.b + 1
+  }, { timeout: 30000, what: 'both nodes to compare again after the third edit' })
+  assert.equal(await natsKvGet(nats.urls.split(',')[0], 'mapline-kv', key), forged)
+  destroy(onA)
 })
 
 test('kill -9 of the log leader, a follower and a Mapline node, 12 rounds: nothing acknowledged is lost, all nodes agree', async t => {
