@@ -208,10 +208,13 @@ pub(crate) async fn follow_commands(app: Arc<App>, cluster: Arc<ClusterNode>) {
         let applied = match next {
             Ok(applied) => applied,
             Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                // Revocations among them close their sockets where they were made; sockets of
-                // those links here are refused at their next sign of life (every request and
-                // reconnect checks the link).
-                tracing::warn!(missed, "missed announcements of applied commands");
+                // A revocation may be among them: every open socket's link or session is
+                // checked against this node's file, which has applied them all.
+                tracing::warn!(
+                    missed,
+                    "missed announcements of applied commands; checking every open socket's credential"
+                );
+                close_revoked_sockets(&app).await;
                 continue;
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
@@ -374,6 +377,46 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// Closes the open sockets whose link or session this node's file says is revoked (or gone).
+async fn close_revoked_sockets(app: &Arc<App>) {
+    let shares = app.share_sockets.credentials();
+    let sessions = app.session_sockets.credentials();
+    let store = app.store.clone();
+    let revoked = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+        let mut links = Vec::new();
+        for share in shares {
+            if store
+                .share(share)?
+                .is_none_or(|s| s.revoked_at_ms.is_some())
+            {
+                links.push(share);
+            }
+        }
+        let mut ended = Vec::new();
+        for session in sessions {
+            if store
+                .session(&session)?
+                .is_none_or(|(s, _)| s.revoked_at_ms.is_some())
+            {
+                ended.push(session);
+            }
+        }
+        Ok((links, ended))
+    })
+    .await;
+    match revoked {
+        Ok(Ok((links, sessions))) => {
+            for link in links {
+                app.share_sockets
+                    .close_all(link, crate::http::shares::REVOKED_REASON);
+            }
+            crate::identity::session::close_sockets(app, &sessions);
+        }
+        Ok(Err(error)) => tracing::error!(%error, "cannot check open sockets' credentials"),
+        Err(error) => tracing::error!(%error, "checking open sockets' credentials failed"),
     }
 }
 

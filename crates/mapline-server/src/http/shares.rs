@@ -71,6 +71,11 @@ impl<K: std::hash::Hash + Eq + Copy> Sockets<K> {
         closers.len()
     }
 
+    /// The credentials with an open connection now.
+    pub fn credentials(&self) -> Vec<K> {
+        self.lock().keys().copied().collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, HashMap<ConnId, Closer>>> {
         // The map stays consistent whatever panicked while holding it.
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
