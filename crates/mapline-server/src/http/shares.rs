@@ -72,6 +72,7 @@ impl<K: std::hash::Hash + Eq + Copy> Sockets<K> {
     }
 
     /// The credentials with an open connection now.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // used by a cluster's node
     pub fn credentials(&self) -> Vec<K> {
         self.lock().keys().copied().collect()
     }
