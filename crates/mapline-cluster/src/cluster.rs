@@ -282,7 +282,7 @@ impl Cluster {
                 self.js
                     .create_key_value(jetstream::kv::Config {
                         bucket: names.kv_bucket.clone(),
-                        description: "Mapline: plans, links, tokens, members, subscriptions".into(),
+                        description: "Mapline: the cluster's base, claims (demo seeding, webhook deliveries), history heads".into(),
                         history: 1,
                         storage: stream::StorageType::File,
                         num_replicas: check::REPLICAS,

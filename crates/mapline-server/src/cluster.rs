@@ -107,11 +107,7 @@ impl ClusterNode {
     /// claimed is done by one node only: a webhook delivery every node queued from the same
     /// history. An error means the engine could not say (no quorum): ask again later.
     pub async fn claim(&self, key: &str) -> Result<bool, String> {
-        let kv = self
-            .kv
-            .get_or_try_init(|| self.cluster.kv())
-            .await
-            .map_err(|e| e.to_string())?;
+        let kv = self.kv().await?;
         let node = self.replica.node();
         let value = Bytes::from(node.to_owned());
         match tokio::time::timeout(HEALTH_TIMEOUT, kv.create(key, value)).await {
@@ -126,6 +122,14 @@ impl ClusterNode {
             Ok(Err(error)) => Err(error.to_string()),
             Err(_) => Err("the engine did not answer in time".to_owned()),
         }
+    }
+
+    /// The cluster's KV bucket, opened once.
+    async fn kv(&self) -> Result<&Kv, String> {
+        self.kv
+            .get_or_try_init(|| self.cluster.kv())
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Whether this node can take writes now: its applier runs and the log's stream has a
@@ -263,15 +267,7 @@ pub(crate) async fn check_history(app: Arc<App>, cluster: Arc<ClusterNode>) {
     loop {
         every.tick().await;
         let store = app.store.clone();
-        let plans = tokio::task::spawn_blocking(move || -> Result<Vec<_>, StoreError> {
-            let mut out = Vec::new();
-            for (plan, _) in store.plans()? {
-                let through = store.derived_through(plan)?;
-                out.push((plan, through));
-            }
-            Ok(out)
-        })
-        .await;
+        let plans = tokio::task::spawn_blocking(move || store.derived_positions()).await;
         let Ok(Ok(plans)) = plans else {
             continue;
         };
@@ -297,11 +293,7 @@ async fn compare_history(
     plan: uuid::Uuid,
     through: u64,
 ) -> Result<(), String> {
-    let kv = cluster
-        .kv
-        .get_or_try_init(|| cluster.cluster.kv())
-        .await
-        .map_err(|e| e.to_string())?;
+    let kv = cluster.kv().await?;
     // With the storage format: history derived again under a new format must not be
     // compared with heads of the old one (a rolling upgrade, a rebuild).
     let key = format!(

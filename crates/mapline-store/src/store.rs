@@ -928,6 +928,19 @@ impl Store {
         Ok(behind)
     }
 
+    /// Every plan's last log position whose history is stored (plans with none left out), in
+    /// one read: what a cluster's node compares with the other nodes.
+    pub fn derived_positions(&self) -> Result<Vec<(PlanId, Seq)>> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let mut out = Vec::new();
+        for entry in txn.open_table(DERIVED)?.iter()? {
+            let (plan, through) = entry?;
+            out.push((PlanId::from_u128(plan.value()), through.value()));
+        }
+        Ok(out)
+    }
+
     /// The last log position whose history is stored.
     pub fn derived_through(&self, plan: PlanId) -> Result<Seq> {
         let db = self.db()?;

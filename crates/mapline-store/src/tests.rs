@@ -652,6 +652,10 @@ fn history_is_keyed_by_log_position_so_storing_it_again_changes_nothing() {
     // An older derivation never moves the position back.
     store.commit_history(&[derived(plan, &[], 3)]).unwrap();
     assert_eq!(store.derived_through(plan).unwrap(), 5);
+    // All plans' positions in one read say the same; a plan with nothing derived is left out.
+    let other = create(&store, 2);
+    assert_eq!(store.derived_through(other).unwrap(), 0);
+    assert_eq!(store.derived_positions().unwrap(), [(plan, 5)]);
     assert_eq!(
         store.all_history(plan).unwrap(),
         [(2, entry(10, 0)), (4, entry(20, 1))]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use mapline_cluster::{Cluster, ClusterConfig, KvError};
+use mapline_cluster::{Cluster, ClusterConfig};
 use mapline_server::cluster::ClusterNode;
 use mapline_store::Store;
 
@@ -150,17 +150,18 @@ pub async fn join(cluster: Cluster, store: Arc<Store>, node: &str) -> anyhow::Re
 /// Whether this node seeds the cluster's demo plan: the first node to claim it in the KV
 /// bucket does, once per cluster.
 pub async fn claim_demo(node: &ClusterNode) -> anyhow::Result<bool> {
-    let kv = node.cluster().kv().await.context("opening the KV bucket")?;
-    match tokio::time::timeout(
-        Duration::from_secs(30),
-        kv.create("demo-seeded", bytes::Bytes::from_static(b"1")),
-    )
-    .await
-    {
-        Ok(Ok(_)) => Ok(true),
-        Ok(Err(KvError::AlreadyExists { .. })) => Ok(false),
-        Ok(Err(error)) => Err(error).context("claiming the demo plan's seeding"),
-        Err(_) => bail!("claiming the demo plan's seeding timed out"),
+    // The claim holds the node's id, so the seeding node restarted seeds (prints) again, as a
+    // single node does. An engine electing a leader right now is waited out.
+    let started = std::time::Instant::now();
+    loop {
+        match node.claim("demo-seeded").await {
+            Ok(mine) => return Ok(mine),
+            Err(error) if started.elapsed() < Duration::from_secs(30) => {
+                tracing::warn!(%error, "cannot claim the demo plan's seeding yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(error) => bail!("claiming the demo plan's seeding failed: {error}"),
+        }
     }
 }
 

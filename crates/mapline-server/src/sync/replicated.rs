@@ -365,7 +365,7 @@ impl ReplicatedWriter {
             Event::Opened(doc, room) => {
                 self.opening.remove(&doc);
                 if let Some(room) = room {
-                    self.catch_up(&room).await;
+                    self.catch_up_until(&room, None).await;
                 }
             }
         }
@@ -500,10 +500,6 @@ impl ReplicatedWriter {
         }
     }
 
-    async fn catch_up(&mut self, room: &Arc<Room>) {
-        self.catch_up_until(room, None).await;
-    }
-
     async fn catch_up_until(&mut self, room: &Arc<Room>, before: Option<Seq>) {
         let doc = room.doc();
         let after = room.last_seq();
@@ -535,7 +531,7 @@ impl ReplicatedWriter {
     async fn resynchronise(&mut self) {
         self.lags += 1;
         for room in self.rooms.all() {
-            self.catch_up(&room).await;
+            self.catch_up_until(&room, None).await;
         }
     }
 
